@@ -1,0 +1,225 @@
+//! `virtualchain chash compute | prove | verify`.
+
+use std::fmt;
+use std::fs;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use vc_chash::history::{MemoryHistory, Retain};
+use vc_chash::proof::{self, retention_for};
+use vc_chash::{ConsensusHash, Scheme, hex};
+
+use crate::jsonl::stream_blocks;
+
+/// The `chash` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ChashCommand {
+    /// Print `HEIGHT OPS_HASH CONSENSUS_HASH` for every block of the input.
+    ///
+    /// Input: JSON Lines, one block per line with consecutive heights from --first-block:
+    /// {"height": H, "block_hash": "64 hex digits, display order", "ops": ["hex record", ...]}.
+    /// block_hash is needed by v2 only.
+    Compute {
+        #[command(flatten)]
+        chain: ChainArgs,
+    },
+    /// Write the binary proof that block --height's records belong to the chain, given CH(--trusted).
+    Prove {
+        #[command(flatten)]
+        chain: ChainArgs,
+        /// Height N of the consensus hash the verifier trusts.
+        #[arg(long, value_name = "N")]
+        trusted: u64,
+        /// Height M of the block to prove (first block <= M <= N).
+        #[arg(long, value_name = "M")]
+        height: u64,
+        /// Where to write the proof.
+        #[arg(long, value_name = "PROOF")]
+        out: PathBuf,
+    },
+    /// Check a proof against a trusted consensus hash; print the block's records (hex, one per
+    /// line) and exit 0 if it holds, or exit 1 with the reason.
+    Verify {
+        /// Consensus-hash scheme.
+        #[arg(long, value_name = "legacy|v2")]
+        scheme: Scheme,
+        /// The application's first block.
+        #[arg(long, value_name = "F")]
+        first_block: u64,
+        /// The trusted height and consensus hash, as N:CH (CH in hex).
+        #[arg(long, value_name = "N:CH", value_parser = parse_trusted)]
+        trusted: (u64, ConsensusHash),
+        /// Height M of the block the proof is about.
+        #[arg(long, value_name = "M")]
+        height: u64,
+        /// The proof file.
+        #[arg(long, value_name = "PROOF")]
+        proof: PathBuf,
+    },
+}
+
+/// Arguments naming the scheme and the chain input.
+#[derive(Debug, Args)]
+pub struct ChainArgs {
+    /// Consensus-hash scheme.
+    #[arg(long, value_name = "legacy|v2")]
+    scheme: Scheme,
+    /// The application's first block: the height of the first input line.
+    #[arg(long, value_name = "F")]
+    first_block: u64,
+    /// JSON Lines input (standard input when absent or `-`).
+    #[arg(long, value_name = "FILE")]
+    input: Option<PathBuf>,
+}
+
+fn parse_trusted(s: &str) -> Result<(u64, ConsensusHash), String> {
+    let (n, ch) = s
+        .split_once(':')
+        .ok_or_else(|| "expected N:CH, e.g. 1000:2a9148d8b13939723d2aca16c75c6d68".to_string())?;
+    let n = n.parse().map_err(|e| format!("height {n:?}: {e}"))?;
+    let ch = ch.parse().map_err(|e| format!("consensus hash: {e}"))?;
+    Ok((n, ch))
+}
+
+/// Runs one `chash` subcommand.
+pub fn run(cmd: ChashCommand) -> Result<ExitCode> {
+    match cmd {
+        ChashCommand::Compute { chain } => compute(&chain),
+        ChashCommand::Prove {
+            chain,
+            trusted,
+            height,
+            out,
+        } => prove(&chain, trusted, height, &out),
+        ChashCommand::Verify {
+            scheme,
+            first_block,
+            trusted,
+            height,
+            proof,
+        } => verify(scheme, first_block, trusted, height, &proof),
+    }
+}
+
+/// Retention that keeps nothing but consensus hashes (and the v2 peaks).
+fn hashes_only() -> Retain {
+    Retain {
+        ops_hashes: Some(Default::default()),
+        block_hashes: Some(Default::default()),
+        records: Some(Default::default()),
+        mmr_nodes: Some(Default::default()),
+    }
+}
+
+/// Buffered standard output that ends quietly when its reader goes away (`| head`).
+struct Output {
+    writer: BufWriter<io::StdoutLock<'static>>,
+    closed: bool,
+}
+
+impl Output {
+    fn new() -> Self {
+        Output {
+            writer: BufWriter::with_capacity(1 << 16, io::stdout().lock()),
+            closed: false,
+        }
+    }
+
+    fn line(&mut self, args: fmt::Arguments<'_>) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        match writeln!(self.writer, "{args}") {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => self.closed = true,
+            other => other?,
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<ExitCode> {
+        match self.writer.flush() {
+            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
+            _ => Ok(ExitCode::SUCCESS),
+        }
+    }
+}
+
+fn compute(args: &ChainArgs) -> Result<ExitCode> {
+    let need_hash = args.scheme == Scheme::V2;
+    let batches = stream_blocks(args.input.as_deref(), args.first_block, None, need_hash)?;
+    let mut chain = MemoryHistory::with_retention(args.scheme, args.first_block, hashes_only());
+    let mut out = Output::new();
+    for batch in batches {
+        for block in batch? {
+            let s = chain.push_block(block.block_hash, &block.records);
+            out.line(format_args!(
+                "{} {} {}",
+                s.height, s.ops_hash, s.consensus_hash
+            ))?;
+        }
+        if out.closed {
+            break;
+        }
+    }
+    out.finish()
+}
+
+fn prove(args: &ChainArgs, trusted: u64, target: u64, out: &PathBuf) -> Result<ExitCode> {
+    if !(args.first_block <= target && target <= trusted) {
+        bail!(
+            "need first block {} <= --height {target} <= --trusted {trusted}",
+            args.first_block
+        );
+    }
+    let need_hash = args.scheme == Scheme::V2;
+    // Only blocks up to the trusted height matter; later lines are not read.
+    let batches = stream_blocks(
+        args.input.as_deref(),
+        args.first_block,
+        Some(trusted),
+        need_hash,
+    )?;
+    let retain = retention_for(args.scheme, args.first_block, trusted, target);
+    let mut chain = MemoryHistory::with_retention(args.scheme, args.first_block, retain);
+    for batch in batches {
+        for block in batch? {
+            chain.push_block(block.block_hash, &block.records);
+        }
+    }
+    if chain.next_height() <= trusted {
+        bail!(
+            "input ends at height {} before the trusted height {trusted}",
+            chain.next_height().saturating_sub(1)
+        );
+    }
+    let proof = proof::prove(&chain, trusted, target).map_err(|e| anyhow!("{e}"))?;
+    fs::write(out, proof.encode()).with_context(|| format!("writing {}", out.display()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(
+    scheme: Scheme,
+    first_block: u64,
+    (n, ch): (u64, ConsensusHash),
+    target: u64,
+    path: &PathBuf,
+) -> Result<ExitCode> {
+    if ch.scheme() != scheme {
+        bail!(
+            "--trusted hash has {} hex characters but the {scheme} scheme uses {}",
+            ch.as_bytes().len() * 2,
+            scheme.hash_len() * 2
+        );
+    }
+    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let verified = proof::verify(&bytes, first_block, n, &ch, target)
+        .map_err(|e| anyhow!("proof rejected: {e}"))?;
+    let mut out = Output::new();
+    for r in &verified.records {
+        out.line(format_args!("{}", hex::encode(r)))?;
+    }
+    out.finish()
+}
