@@ -1,0 +1,418 @@
+//! Project automation, run as `cargo xtask <command>`:
+//!
+//! * `ci`: everything CI checks: formatting, clippy with `-D warnings`, all tests, docs without
+//!   warnings, vc-chash's dependency and no-default-features rules, the fuzz targets' build, the
+//!   cross-check against the independent Python reference, and the demo.
+//! * `demo`: the main job on the embedded example chain: compute consensus hashes, prove an old
+//!   block from the newest hash, verify the proof.
+//! * `bench`: the criterion benchmarks (`docs/benchmarks.md` records their figures).
+
+use std::env;
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail, ensure};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let root = workspace_root()?;
+    env::set_current_dir(&root)?;
+    match args.first().map(String::as_str) {
+        Some("ci") => ci(&root),
+        Some("demo") => demo(&root),
+        Some("bench") => bench(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <ci | demo | bench [criterion args]>");
+            bail!("unknown or missing command")
+        }
+    }
+}
+
+fn workspace_root() -> Result<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    dir.parent()
+        .map(Path::to_path_buf)
+        .context("xtask lives one level below the workspace root")
+}
+
+/// Runs a command, echoing it, and fails if it fails.
+fn run<I, S>(program: &str, args: I) -> Result<()>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    run_with_env(program, args, &[])
+}
+
+fn run_with_env<I, S>(program: &str, args: I, envs: &[(&str, &str)]) -> Result<()>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    let shown: Vec<_> = args.iter().map(|a| a.to_string_lossy()).collect();
+    eprintln!("$ {program} {}", shown.join(" "));
+    let mut cmd = Command::new(program);
+    cmd.args(&args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let status = cmd
+        .status()
+        .with_context(|| format!("starting {program}"))?;
+    ensure!(
+        status.success(),
+        "{program} {} failed: {status}",
+        shown.join(" ")
+    );
+    Ok(())
+}
+
+fn output<I, S>(program: &str, args: I) -> Result<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let out = Command::new(program)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("starting {program}"))?;
+    ensure!(out.status.success(), "{program} failed: {}", out.status);
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    eprintln!("\n==> {name}");
+    let start = Instant::now();
+    f().with_context(|| format!("ci step '{name}'"))?;
+    eprintln!("<== {name}: ok ({:.1} s)", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn ci(root: &Path) -> Result<()> {
+    step("format", || run("cargo", ["fmt", "--all", "--check"]))?;
+    step("clippy", || {
+        run(
+            "cargo",
+            [
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--all-features",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )
+    })?;
+    step("vc-chash dependency rules", check_chash_dependencies)?;
+    step("docs", || {
+        run_with_env(
+            "cargo",
+            ["doc", "--workspace", "--no-deps", "--all-features"],
+            &[("RUSTDOCFLAGS", "-D warnings")],
+        )
+    })?;
+    step("fuzz targets build", || {
+        run(
+            "cargo",
+            ["check", "--manifest-path", "fuzz/Cargo.toml", "--bins"],
+        )
+    })?;
+    step("reference cross-check", || reference_cross_check(root))?;
+    step("demo", || demo(root))?;
+    let mut totals = (0, 0);
+    step("tests", || {
+        totals = cargo_test(&["test", "--workspace", "--all-features"])?;
+        Ok(())
+    })?;
+    // The run's closing line: the whole suite's count.
+    println!("tests: {} passed, {} failed", totals.0, totals.1);
+    ensure!(totals.0 > 0, "no test ran");
+    Ok(())
+}
+
+/// Runs `cargo test`, passing its output through, and returns the summed
+/// `(passed, failed)` of every `test result:` line.
+fn cargo_test(args: &[&str]) -> Result<(u64, u64)> {
+    eprintln!("$ cargo {}", args.join(" "));
+    let mut child = Command::new("cargo")
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting cargo test")?;
+    let stdout = child.stdout.take().context("cargo test output")?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.trim().strip_prefix("test result: ") {
+            for part in rest.split(['.', ';']) {
+                let mut words = part.split_whitespace();
+                match (words.next().map(str::parse::<u64>), words.next()) {
+                    (Some(Ok(n)), Some("passed")) => passed += n,
+                    (Some(Ok(n)), Some("failed")) => failed += n,
+                    _ => {}
+                }
+            }
+        }
+    }
+    let status = child.wait()?;
+    ensure!(
+        status.success(),
+        "cargo test failed: {status} ({failed} failed)"
+    );
+    Ok((passed, failed))
+}
+
+/// vc-chash must stay a light-client crate: no_std, and only sha2 and ripemd as normal deps.
+fn check_chash_dependencies() -> Result<()> {
+    run(
+        "cargo",
+        ["build", "-p", "vc-chash", "--no-default-features"],
+    )?;
+    let tree = output(
+        "cargo",
+        [
+            "tree", "-p", "vc-chash", "-e", "normal", "--prefix", "depth", "--format", "{p}",
+        ],
+    )?;
+    let direct: Vec<&str> = tree
+        .lines()
+        .filter_map(|l| l.strip_prefix('1'))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    ensure!(
+        direct.iter().all(|d| ["sha2", "ripemd"].contains(d)),
+        "vc-chash has normal dependencies beyond sha2 and ripemd: {direct:?}"
+    );
+    for banned in [
+        "bitcoin",
+        "redb",
+        "tokio",
+        "reqwest",
+        "electrum-client",
+        "bitcoincore-rpc",
+    ] {
+        ensure!(
+            !tree.lines().any(|l| l
+                .trim_start_matches(char::is_numeric)
+                .starts_with(&format!("{banned} "))),
+            "vc-chash depends on {banned}"
+        );
+    }
+    eprintln!("vc-chash normal dependencies: {direct:?}");
+    Ok(())
+}
+
+fn python() -> Result<&'static str> {
+    if Command::new("python3").arg("--version").output().is_ok() {
+        return Ok("python3");
+    }
+    // A fresh Debian machine run as root: install it; otherwise say what is missing.
+    if is_root() {
+        run("apt-get", ["update", "-q"])?;
+        run("apt-get", ["install", "-y", "-q", "python3"])?;
+        return Ok("python3");
+    }
+    bail!("python3 is needed for the reference cross-check: install it (apt-get install python3)")
+}
+
+fn is_root() -> bool {
+    output("id", ["-u"])
+        .map(|s| s.trim() == "0")
+        .unwrap_or(false)
+}
+
+fn release_binary() -> Result<PathBuf> {
+    run("cargo", ["build", "--release", "--quiet", "-p", "vc-cli"])?;
+    Ok(PathBuf::from("target/release/virtualchain"))
+}
+
+/// `virtualchain chash compute` must agree line for line with the independent Python reference
+/// (`docs/reference/chash_reference.py`) on long random chains, in both schemes.
+fn reference_cross_check(root: &Path) -> Result<()> {
+    let py = python()?;
+    let bin = release_binary()?;
+    let reference = root.join("docs/reference/chash_reference.py");
+    let dir = root.join("target/xtask-reference");
+    fs::create_dir_all(&dir)?;
+    for (first, blocks, seed) in [(0u64, 3_000u64, 1u64), (373_601, 40_000, 2), (7, 1, 3)] {
+        let input = dir.join(format!("chain-{seed}.jsonl"));
+        let chain = output(
+            py,
+            [
+                reference.as_os_str(),
+                OsStr::new("generate"),
+                OsStr::new("--first-block"),
+                OsStr::new(&first.to_string()),
+                OsStr::new("--blocks"),
+                OsStr::new(&blocks.to_string()),
+                OsStr::new("--seed"),
+                OsStr::new(&seed.to_string()),
+            ],
+        )?;
+        fs::write(&input, chain)?;
+        for scheme in ["legacy", "v2"] {
+            let args = |prog: &[&OsStr]| -> Vec<std::ffi::OsString> {
+                let mut v: Vec<_> = prog.iter().map(|s| s.to_os_string()).collect();
+                for a in ["--scheme", scheme, "--first-block", &first.to_string()] {
+                    v.push(a.into());
+                }
+                v.push("--input".into());
+                v.push(input.clone().into());
+                v
+            };
+            let ours = output(
+                bin.to_str().context("binary path")?,
+                args(&[OsStr::new("chash"), OsStr::new("compute")]),
+            )?;
+            let theirs = output(py, args(&[reference.as_os_str(), OsStr::new("compute")]))?;
+            ensure!(
+                ours.lines().count() as u64 == blocks,
+                "expected {blocks} lines of output"
+            );
+            if let Some((i, (a, b))) = ours
+                .lines()
+                .zip(theirs.lines())
+                .enumerate()
+                .find(|(_, (a, b))| a != b)
+            {
+                bail!(
+                    "{scheme} chain {seed}: line {} differs:\n  ours:      {a}\n  reference: {b}",
+                    i + 1
+                );
+            }
+            ensure!(
+                ours == theirs,
+                "{scheme} chain {seed}: outputs differ in length"
+            );
+            eprintln!("{scheme}: {blocks} blocks from F={first} agree with the reference");
+        }
+    }
+    Ok(())
+}
+
+/// The main job on the embedded example chain.
+fn demo(root: &Path) -> Result<()> {
+    let bin = release_binary()?;
+    let bin = bin.to_str().context("binary path")?;
+    let input = root.join("examples/demo-chain.jsonl");
+    let input = input.to_str().context("input path")?;
+    let dir = root.join("target/xtask-demo");
+    fs::create_dir_all(&dir)?;
+    for scheme in ["legacy", "v2"] {
+        eprintln!(
+            "\n-- {scheme}: consensus hashes of the demo chain (first block 100), last 3 lines:"
+        );
+        let hashes = output(
+            bin,
+            [
+                "chash",
+                "compute",
+                "--scheme",
+                scheme,
+                "--first-block",
+                "100",
+                "--input",
+                input,
+            ],
+        )?;
+        for line in hashes
+            .lines()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+        {
+            println!("{line}");
+        }
+        let tip = hashes.lines().last().context("empty demo output")?;
+        let mut fields = tip.split_whitespace();
+        let (n, ch) = (
+            fields.next().context("height")?,
+            fields.nth(1).context("consensus hash")?,
+        );
+        let proof = dir.join(format!("{scheme}.proof"));
+        let proof = proof.to_str().context("proof path")?;
+        run(
+            bin,
+            [
+                "chash",
+                "prove",
+                "--scheme",
+                scheme,
+                "--first-block",
+                "100",
+                "--trusted",
+                n,
+                "--height",
+                "105",
+                "--input",
+                input,
+                "--out",
+                proof,
+            ],
+        )?;
+        let size = fs::metadata(proof)?.len();
+        eprintln!(
+            "-- {scheme}: proof of block 105 from trusted CH({n}) = {ch}: {size} bytes; verifying:"
+        );
+        let trusted = format!("{n}:{ch}");
+        let records = output(
+            bin,
+            [
+                "chash",
+                "verify",
+                "--scheme",
+                scheme,
+                "--first-block",
+                "100",
+                "--trusted",
+                &trusted,
+                "--height",
+                "105",
+                "--proof",
+                proof,
+            ],
+        )?;
+        println!("verified records of block 105 ({scheme}):");
+        for r in records.lines() {
+            println!("  {r}");
+            if let Some(text) = ascii(r) {
+                println!("    = {text:?}");
+            }
+        }
+        ensure!(!records.is_empty(), "the demo's block 105 has records");
+    }
+    Ok(())
+}
+
+/// The text of a hex record when it is printable ASCII.
+fn ascii(hex: &str) -> Option<String> {
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    let text = String::from_utf8(bytes?).ok()?;
+    text.chars()
+        .all(|c| c.is_ascii_graphic() || c == ' ')
+        .then_some(text)
+}
+
+fn bench(extra: &[String]) -> Result<()> {
+    let mut args = vec!["bench", "-p", "vc-chash", "--bench", "chash", "--"];
+    // `cargo xtask bench -- ARGS` passes the separator through; criterion must not see it.
+    let extra = match extra.split_first() {
+        Some((sep, rest)) if sep == "--" => rest,
+        _ => extra,
+    };
+    args.extend(extra.iter().map(String::as_str));
+    run("cargo", args)
+}
