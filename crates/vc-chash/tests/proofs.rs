@@ -175,6 +175,21 @@ proptest! {
 }
 
 #[test]
+fn retention_for_any_heights_never_panics() {
+    for scheme in [Scheme::Legacy, Scheme::V2] {
+        for (f, n, m) in [
+            (10, 5, 3),
+            (10, 20, 3),
+            (10, 5, 30),
+            (0, u64::MAX, 0),
+            (u64::MAX, 0, 0),
+        ] {
+            let _ = retention_for(scheme, f, n, m);
+        }
+    }
+}
+
+#[test]
 fn proving_outside_the_chain_fails_cleanly() {
     let mut h = MemoryHistory::new(Scheme::V2, 10);
     for i in 0..5u8 {

@@ -64,7 +64,7 @@ pub(crate) fn retention(first_block: u64, trusted: u64, target: u64) -> Retain {
     let mut nodes: alloc::collections::BTreeSet<(u8, u64)> =
         mmr::peak_positions(target.saturating_sub(first_block)).collect();
     let mut ops = alloc::collections::BTreeSet::new();
-    if target < trusted {
+    if first_block <= target && target < trusted {
         ops.insert(trusted);
         if let Some(p) = mmr::path_positions(trusted - first_block, target - first_block) {
             nodes.extend(p.siblings);
