@@ -95,8 +95,9 @@ fn compute_reads_standard_input() {
 }
 
 /// Runs a command that must fail with exit code 1 and a stderr line containing `needle`.
-fn fails_with(args: &[&str], needle: &str) {
-    let out = virtualchain(args);
+fn fails_with<S: AsRef<str>>(args: &[S], needle: &str) {
+    let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
+    let out = virtualchain(&args);
     assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
     assert!(stdout(&out).is_empty(), "{args:?}");
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
@@ -190,9 +191,6 @@ fn prove_and_verify_both_schemes() {
             .map(String::from)
             .to_vec()
         };
-        let fails = |args: Vec<String>, needle: &str| {
-            fails_with(&args.iter().map(String::as_str).collect::<Vec<_>>(), needle)
-        };
 
         // A flipped byte in the proof: exit 1 with a one-line reason.
         let mut bytes = fs::read(proof).unwrap();
@@ -200,16 +198,16 @@ fn prove_and_verify_both_schemes() {
         bytes[last] ^= 0x40;
         let bad = dir.path().join("bad.proof");
         fs::write(&bad, bytes).unwrap();
-        fails(
-            verify_args(&trusted, bad.to_str().unwrap()),
+        fails_with(
+            &verify_args(&trusted, bad.to_str().unwrap()),
             "proof rejected",
         );
         // Another trusted hash of the right scheme.
         let other = format!("107:{}", "0".repeat(ch.len()));
-        fails(verify_args(&other, proof), "differs from the trusted");
+        fails_with(&verify_args(&other, proof), "differs from the trusted");
         // A hash of the other scheme's length.
         let wrong_len = format!("107:{}", "0".repeat(96 - ch.len()));
-        fails(verify_args(&wrong_len, proof), "hex characters but the");
+        fails_with(&verify_args(&wrong_len, proof), "hex characters but the");
     }
 }
 
@@ -230,25 +228,22 @@ fn bad_input_is_a_clear_error() {
         args.push(path.to_str().unwrap().to_string());
         args
     };
-    let fails = |args: Vec<String>, needle: &str| {
-        fails_with(&args.iter().map(String::as_str).collect::<Vec<_>>(), needle)
-    };
     let one = "{\"height\": 1, \"ops\": []}\n";
-    fails(
-        compute(
+    fails_with(
+        &compute(
             "legacy",
             "1",
             &format!("{one}{{\"height\": 3, \"ops\": []}}\n"),
         ),
         "line 2: expected height 2, found 3",
     );
-    fails(compute("v2", "1", one), "needs \"block_hash\"");
-    fails(
-        compute("legacy", "1", "{\"height\": 1, \"ops\": [\"zz\"]}\n"),
+    fails_with(&compute("v2", "1", one), "needs \"block_hash\"");
+    fails_with(
+        &compute("legacy", "1", "{\"height\": 1, \"ops\": [\"zz\"]}\n"),
         "ops[0]",
     );
-    fails(
-        compute("legacy", "1", "{\"height\": 1, \"ops\": 5}\n"),
+    fails_with(
+        &compute("legacy", "1", "{\"height\": 1, \"ops\": 5}\n"),
         "line 1",
     );
     let short = write_tmp(one);
