@@ -63,3 +63,8 @@ pub use history::{History, MemoryHistory};
 pub use proof::{Proof, VerifiedBlock, VerifyError, prove, verify};
 pub use types::{ConsensusHash, Hash256, ParseHashError, Scheme};
 pub use wire::DecodeError;
+
+/// The README's examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
