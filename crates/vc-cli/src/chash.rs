@@ -49,9 +49,10 @@ pub enum ChashCommand {
         /// The application's first block.
         #[arg(long, value_name = "F")]
         first_block: u64,
-        /// The trusted height and consensus hash, as N:CH (CH in hex).
-        #[arg(long, value_name = "N:CH", value_parser = parse_trusted)]
-        trusted: (u64, ConsensusHash),
+        /// The trusted height and consensus hash, as N:CH (CH in hex: 32 digits for legacy,
+        /// 64 for v2).
+        #[arg(long, value_name = "N:CH")]
+        trusted: String,
         /// Height M of the block the proof is about.
         #[arg(long, value_name = "M")]
         height: u64,
@@ -75,12 +76,18 @@ pub struct ChainArgs {
     input: Option<PathBuf>,
 }
 
-fn parse_trusted(s: &str) -> Result<(u64, ConsensusHash), String> {
-    let (n, ch) = s
-        .split_once(':')
-        .ok_or_else(|| "expected N:CH, e.g. 1000:2a9148d8b13939723d2aca16c75c6d68".to_string())?;
-    let n = n.parse().map_err(|e| format!("height {n:?}: {e}"))?;
-    let ch = ch.parse().map_err(|e| format!("consensus hash: {e}"))?;
+/// Parses `--trusted N:CH`. Done here rather than by clap so that, like every other
+/// verification failure, a malformed value exits 1 with one line.
+fn parse_trusted(s: &str) -> Result<(u64, ConsensusHash)> {
+    let (n, ch) = s.split_once(':').with_context(|| {
+        format!("--trusted {s:?}: expected N:CH, e.g. 1000:2a9148d8b13939723d2aca16c75c6d68")
+    })?;
+    let n = n
+        .parse()
+        .with_context(|| format!("--trusted height {n:?}"))?;
+    let ch = ch
+        .parse()
+        .with_context(|| format!("--trusted consensus hash {ch:?}"))?;
     Ok((n, ch))
 }
 
@@ -100,7 +107,7 @@ pub fn run(cmd: ChashCommand) -> Result<ExitCode> {
             trusted,
             height,
             proof,
-        } => verify(scheme, first_block, trusted, height, &proof),
+        } => verify(scheme, first_block, &trusted, height, &proof),
     }
 }
 
@@ -203,10 +210,11 @@ fn prove(args: &ChainArgs, trusted: u64, target: u64, out: &PathBuf) -> Result<E
 fn verify(
     scheme: Scheme,
     first_block: u64,
-    (n, ch): (u64, ConsensusHash),
+    trusted: &str,
     target: u64,
     path: &PathBuf,
 ) -> Result<ExitCode> {
+    let (n, ch) = parse_trusted(trusted)?;
     if ch.scheme() != scheme {
         bail!(
             "--trusted hash has {} hex characters but the {scheme} scheme uses {}",

@@ -208,6 +208,10 @@ fn prove_and_verify_both_schemes() {
         // A hash of the other scheme's length.
         let wrong_len = format!("107:{}", "0".repeat(96 - ch.len()));
         fails_with(&verify_args(&wrong_len, proof), "hex characters but the");
+        // Malformed --trusted values are verification failures too: exit 1, one line.
+        fails_with(&verify_args("107", proof), "expected N:CH");
+        fails_with(&verify_args("x:00", proof), "--trusted height");
+        fails_with(&verify_args("107:zz", proof), "--trusted consensus hash");
     }
 }
 
