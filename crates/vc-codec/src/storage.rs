@@ -36,6 +36,21 @@ pub trait Stored: Serialize + DeserializeOwned {
     const VERSION: u8;
 }
 
+/// Plain values stored as themselves (version 1): handy for counters, flags and raw blobs.
+macro_rules! stored_plain {
+    ($($t:ty => $kind:literal),* $(,)?) => {$(
+        impl Stored for $t {
+            const KIND: &'static str = $kind;
+            const VERSION: u8 = 1;
+        }
+    )*};
+}
+
+stored_plain!(
+    u8 => "u8", u16 => "u16", u32 => "u32", u64 => "u64", i64 => "i64", bool => "bool",
+    String => "string", Vec<u8> => "bytes", [u8; 20] => "20-byte value", [u8; 32] => "32-byte value",
+);
+
 /// Why stored bytes cannot be read (or a value cannot be written).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum StorageError {

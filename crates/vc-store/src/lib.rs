@@ -1,7 +1,73 @@
 //! State storage for virtualchain applications on redb.
 //!
-//! This crate owns  chain index, accepted ops, app state, undo logs:the redb schema of an application instance: chain index with consensus hashes and the v2 accumulator, accepted operations, typed application state, per-block undo logs and seeds; it implements `vc_chash::History` so that proofs are served straight from the store.
+//! One redb file holds one application instance: its identity ([`StoreConfig`], checked on
+//! every open), the chain index with each block's ops hash, consensus hash and v2 accumulator,
+//! the accepted operations with their transaction context, the application's typed state
+//! ([`Namespace`]), a per-block undo log for the last [`StoreConfig::undo_window`] blocks, and
+//! the seed consensus hashes. See [`schema`] for the tables.
 //!
-//! It is part of the workspace layout from the start so that the dependency direction
-//! (source -> codec -> engine -> chash/store) is fixed, but it exports nothing yet: its contents
-//! arrive with the issue that builds it (see the project README's roadmap).
+//! * Writing ([`Writer`], [`BlockWriter`]): each block is applied atomically (state changes,
+//!   undo log, bookkeeping and consensus hash in one write transaction); several blocks can
+//!   share a commit during catch-up, always ending on a block boundary.
+//! * Reorgs ([`Writer::rollback_to`]): revert block by block through the undo logs, at a cost
+//!   proportional to the blocks reverted.
+//! * Reading ([`View`]): a consistent snapshot of the last commit that implements
+//!   [`vc_chash::History`], so proofs are served straight from the store while the writer goes on.
+//! * Portability ([`snapshot`]): export to one file, import with the consensus-hash chain
+//!   recomputed and checked against a trusted hash.
+//! * Auditing ([`replay`]): recompute every consensus hash from the stored records.
+//!
+//! ```
+//! use vc_chash::Scheme;
+//! use vc_store::{BlockHeader, Store, StoreConfig};
+//! use vc_chash::Hash256;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let config = StoreConfig::new("names", "1.0.0", Scheme::V2, 100, "regtest")
+//!     .with_namespaces(&["names"]);
+//! let store = Store::open(dir.path().join("names.redb"), config)?;
+//! let names = store.namespace::<String, u64>("names")?;
+//!
+//! let mut w = store.writer()?;
+//! for height in 100..103u64 {
+//!     let header = BlockHeader {
+//!         height,
+//!         block_hash: Hash256([height as u8; 32]),
+//!         prev_hash: Hash256([height as u8 - 1; 32]),
+//!     };
+//!     let mut block = w.begin_block(header)?;
+//!     block.put(&names, &format!("name{height}.test"), &height)?;
+//!     let summary = block.finish()?;
+//!     assert_eq!(summary.height, height);
+//! }
+//! w.commit()?;
+//! drop(w);
+//!
+//! assert_eq!(store.tip()?.map(|t| t.height), Some(102));
+//! store.rollback_to(100)?;
+//! let view = store.view()?;
+//! assert_eq!(view.get(&names, &"name100.test".to_string())?, Some(100));
+//! assert_eq!(view.get(&names, &"name101.test".to_string())?, None);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod error;
+mod hasher;
+mod history;
+pub mod replay;
+pub mod schema;
+pub mod snapshot;
+mod state;
+mod store;
+mod writer;
+
+pub use error::StoreError;
+pub use schema::{ChainEntry, OutputData, StoredOp};
+pub use state::{Namespace, StateKey};
+pub use store::{DEFAULT_UNDO_WINDOW, Store, StoreConfig, Tip, View};
+pub use writer::{BlockHeader, BlockWriter, CommitPolicy, Writer};
+
+/// The README's examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

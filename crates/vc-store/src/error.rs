@@ -1,0 +1,127 @@
+//! The store's error type.
+
+use thiserror::Error;
+use vc_codec::storage::StorageError;
+
+/// Everything that can go wrong in the store, with the context needed to act on it.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// redb failed (I/O, a corrupt file, a transaction error).
+    #[error("database error while {context}: {source}")]
+    Db {
+        /// What the store was doing.
+        context: &'static str,
+        /// redb's error.
+        #[source]
+        source: Box<redb::Error>,
+    },
+    /// The file's metadata does not match what the application expects; nothing was changed.
+    #[error(
+        "{path}: stored {field} is {stored}, but the application expects {expected}; the file was not changed"
+    )]
+    Mismatch {
+        /// The database file.
+        path: String,
+        /// Which metadata field.
+        field: &'static str,
+        /// The stored value.
+        stored: String,
+        /// The expected value.
+        expected: String,
+    },
+    /// The file is not a virtualchain store (no metadata table).
+    #[error("{path} is not a virtualchain-rs store (no metadata)")]
+    NotAStore {
+        /// The database file.
+        path: String,
+    },
+    /// A stored value does not decode.
+    #[error("corrupt {what}: {source}")]
+    Corrupt {
+        /// Which record ("chain entry at height 812", ...).
+        what: String,
+        /// The decoding error.
+        #[source]
+        source: StorageError,
+    },
+    /// The store's own invariants do not hold (a missing row that must exist).
+    #[error("store inconsistency: {0}")]
+    Inconsistent(String),
+    /// A block does not extend the tip.
+    #[error("block {height} does not extend the tip: {reason}")]
+    NotNext {
+        /// The block's height.
+        height: u64,
+        /// Why (expected height, previous hash).
+        reason: String,
+    },
+    /// A rollback below what the undo logs cover.
+    #[error(
+        "cannot roll back to block {target}: undo logs reach back only to block {oldest} (the reorg window); re-index or import a snapshot"
+    )]
+    RollbackTooDeep {
+        /// The requested height.
+        target: u64,
+        /// The oldest height that can still be restored (the end of block `oldest - 1`).
+        oldest: u64,
+    },
+    /// A rollback target above the tip.
+    #[error("cannot roll back to block {target}: the tip is {tip:?}")]
+    RollbackAboveTip {
+        /// The requested height.
+        target: u64,
+        /// The current tip height, if any.
+        tip: Option<u64>,
+    },
+    /// Encoding a value for storage failed.
+    #[error("cannot encode {what}: {source}")]
+    Encode {
+        /// What was being stored.
+        what: &'static str,
+        /// The encoding error.
+        #[source]
+        source: StorageError,
+    },
+    /// An application used a namespace the store was not opened with.
+    #[error("unknown state namespace `{0}` (declare it in StoreConfig::namespaces)")]
+    UnknownNamespace(String),
+    /// A state key that does not decode as its namespace's key type.
+    #[error("state key in namespace `{namespace}` does not decode: {reason}")]
+    BadKey {
+        /// The namespace.
+        namespace: String,
+        /// Why.
+        reason: String,
+    },
+    /// A snapshot file is malformed, for another application, or fails verification.
+    #[error("snapshot {path}: {reason}")]
+    Snapshot {
+        /// The snapshot file.
+        path: String,
+        /// What is wrong (with a byte offset where it applies).
+        reason: String,
+    },
+    /// File-system I/O outside redb (snapshot files).
+    #[error("I/O on {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Attaches a context to redb results.
+pub(crate) trait DbContext<T> {
+    fn ctx(self, context: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T, E: Into<redb::Error>> DbContext<T> for Result<T, E> {
+    fn ctx(self, context: &'static str) -> Result<T, StoreError> {
+        self.map_err(|e| StoreError::Db {
+            context,
+            source: Box::new(e.into()),
+        })
+    }
+}

@@ -1,0 +1,487 @@
+//! Snapshot files: a whole application instance in one portable file.
+//!
+//! ```text
+//! file  = "VCSNAP" 0x00 0x01 || frame* || end frame
+//! frame = u32 length (big-endian) || Frame (version byte || postcard)
+//! ```
+//!
+//! Frames come in order: one [`Frame::Header`] (metadata, seeds, tip), every block from the
+//! first with its chain entry and operations ([`Frame::Block`]), the undo logs of the reorg
+//! window ([`Frame::Undo`]), the state in batches ([`Frame::State`]), and [`Frame::End`] with
+//! the SHA-256 of every byte before it (corruption, not trust: trust comes from the consensus
+//! hashes).
+//!
+//! [`import`] rebuilds a store from a snapshot in a temporary file next to the target: every
+//! block goes through the normal writer, so each consensus hash is recomputed from the records
+//! and compared with the one the snapshot carries, and the hash at the trusted height must equal
+//! the trusted one. Any mismatch, a truncated or corrupt file, or another application's snapshot
+//! is refused and leaves no database behind. The state cannot be proven by consensus hashes
+//! (they commit to operations, not state): a snapshot is as good as the node that made it, and
+//! [`crate::replay`] re-derives nothing more. Re-index from the operations when that matters.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use vc_chash::{ConsensusHash, Hash256};
+use vc_codec::storage::Stored;
+
+use crate::error::{DbContext, StoreError};
+use crate::schema::{self, CHAIN, ChainEntry, Meta, STATE, StoredOp, UNDO, UndoLog};
+use crate::store::{Store, StoreConfig, View};
+use crate::writer::{BlockHeader, CommitPolicy};
+
+/// The first 8 bytes of every snapshot file.
+pub const MAGIC: [u8; 8] = *b"VCSNAP\x00\x01";
+
+/// The largest frame accepted (a block with many large operations fits well below it).
+pub const MAX_FRAME: u32 = 64 << 20;
+
+/// State entries per [`Frame::State`].
+const STATE_BATCH: usize = 4096;
+
+/// One unit of a snapshot file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Frame {
+    /// The application instance and the tip.
+    Header {
+        /// The store's metadata.
+        meta: Meta,
+        /// Seed consensus hashes: height and bytes.
+        seeds: Vec<(u64, Vec<u8>)>,
+        /// The tip height (`None` for an empty chain).
+        tip: Option<u64>,
+    },
+    /// One block of the chain index with its operations.
+    Block {
+        /// The height.
+        height: u64,
+        /// The chain entry as stored (consensus hash included, to be checked).
+        entry: ChainEntry,
+        /// The accepted operations.
+        ops: Vec<StoredOp>,
+    },
+    /// One block's undo log.
+    Undo {
+        /// The height.
+        height: u64,
+        /// The log.
+        log: UndoLog,
+    },
+    /// Raw state entries (full keys with namespace ids).
+    State(Vec<(Vec<u8>, Vec<u8>)>),
+    /// The end, with the SHA-256 of every byte before this frame.
+    End([u8; 32]),
+}
+
+impl Stored for Frame {
+    const KIND: &'static str = "snapshot frame";
+    const VERSION: u8 = 1;
+}
+
+/// What an export or import did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotSummary {
+    /// The tip height (`None` for an empty chain).
+    pub tip: Option<u64>,
+    /// Blocks written or verified.
+    pub blocks: u64,
+    /// State entries.
+    pub state_entries: u64,
+    /// Bytes of the snapshot file.
+    pub bytes: u64,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+struct FrameWriter<'p, W: Write> {
+    out: W,
+    hash: Sha256,
+    bytes: u64,
+    path: &'p Path,
+}
+
+impl<W: Write> FrameWriter<'_, W> {
+    fn raw(&mut self, b: &[u8]) -> Result<(), StoreError> {
+        self.out.write_all(b).map_err(io_err(self.path))?;
+        self.hash.update(b);
+        self.bytes += b.len() as u64;
+        Ok(())
+    }
+
+    fn frame(&mut self, f: &Frame) -> Result<(), StoreError> {
+        let body = schema::encode(f)?;
+        let len = u32::try_from(body.len())
+            .ok()
+            .filter(|l| *l <= MAX_FRAME)
+            .ok_or_else(|| StoreError::Snapshot {
+                path: self.path.display().to_string(),
+                reason: format!(
+                    "a frame of {} bytes exceeds the {MAX_FRAME}-byte limit",
+                    body.len()
+                ),
+            })?;
+        self.raw(&len.to_be_bytes())?;
+        self.raw(&body)
+    }
+}
+
+/// Writes everything in `view` to `path` (replacing it).
+pub fn export(view: &View, path: &Path) -> Result<SnapshotSummary, StoreError> {
+    let meta: Meta = {
+        let t = view
+            .txn
+            .open_table(schema::META)
+            .ctx("opening the meta table")?;
+        let raw = t
+            .get(schema::META_KEY)
+            .ctx("reading metadata")?
+            .ok_or_else(|| StoreError::Inconsistent("metadata is missing".into()))?;
+        schema::decode(raw.value(), || "store metadata".into())?
+    };
+    let seeds: Vec<(u64, Vec<u8>)> = view
+        .seeds()?
+        .iter()
+        .map(|(h, ch)| (h, ch.as_bytes().to_vec()))
+        .collect();
+    let tip = view.tip()?.map(|t| t.height);
+    let file = File::create(path).map_err(io_err(path))?;
+    let mut w = FrameWriter {
+        out: BufWriter::with_capacity(1 << 20, file),
+        hash: Sha256::new(),
+        bytes: 0,
+        path,
+    };
+    w.raw(&MAGIC)?;
+    w.frame(&Frame::Header { meta, seeds, tip })?;
+    let mut summary = SnapshotSummary {
+        tip,
+        blocks: 0,
+        state_entries: 0,
+        bytes: 0,
+    };
+    let chain = view.txn.open_table(CHAIN).ctx("opening the chain table")?;
+    for row in chain.iter().ctx("reading the chain index")? {
+        let (h, raw) = row.ctx("reading the chain index")?;
+        let height = h.value();
+        let entry: ChainEntry =
+            schema::decode(raw.value(), || format!("chain entry at height {height}"))?;
+        let ops = view.ops(height)?;
+        w.frame(&Frame::Block { height, entry, ops })?;
+        summary.blocks += 1;
+    }
+    let undo = view.txn.open_table(UNDO).ctx("opening the undo table")?;
+    for row in undo.iter().ctx("reading undo logs")? {
+        let (h, raw) = row.ctx("reading undo logs")?;
+        let height = h.value();
+        let log: UndoLog = schema::decode(raw.value(), || format!("undo log of block {height}"))?;
+        w.frame(&Frame::Undo { height, log })?;
+    }
+    let state = view.txn.open_table(STATE).ctx("opening the state table")?;
+    let mut batch = Vec::with_capacity(STATE_BATCH);
+    for row in state.iter().ctx("reading state")? {
+        let (k, v) = row.ctx("reading state")?;
+        batch.push((k.value().to_vec(), v.value().to_vec()));
+        summary.state_entries += 1;
+        if batch.len() == STATE_BATCH {
+            w.frame(&Frame::State(std::mem::take(&mut batch)))?;
+        }
+    }
+    if !batch.is_empty() {
+        w.frame(&Frame::State(batch))?;
+    }
+    let digest: [u8; 32] = w.hash.clone().finalize().into();
+    w.frame(&Frame::End(digest))?;
+    w.out.flush().map_err(io_err(path))?;
+    w.out
+        .into_inner()
+        .map_err(|e| io_err(path)(e.into_error()))?
+        .sync_all()
+        .map_err(io_err(path))?;
+    summary.bytes = w.bytes;
+    tracing::info!(path = %path.display(), blocks = summary.blocks, bytes = summary.bytes, "exported snapshot");
+    Ok(summary)
+}
+
+struct FrameReader<'p> {
+    input: BufReader<File>,
+    hash: Sha256,
+    offset: u64,
+    path: &'p Path,
+}
+
+impl FrameReader<'_> {
+    fn bad(&self, reason: impl Into<String>) -> StoreError {
+        StoreError::Snapshot {
+            path: self.path.display().to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    fn exact(&mut self, buf: &mut [u8]) -> Result<(), StoreError> {
+        self.input.read_exact(buf).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                self.bad(format!("truncated at byte offset {}", self.offset))
+            } else {
+                io_err(self.path)(e)
+            }
+        })?;
+        self.offset += buf.len() as u64;
+        Ok(())
+    }
+
+    /// The next frame, and the digest of every byte before it.
+    fn next(&mut self) -> Result<(Frame, [u8; 32]), StoreError> {
+        let before: [u8; 32] = self.hash.clone().finalize().into();
+        let at = self.offset;
+        let mut len = [0u8; 4];
+        self.exact(&mut len)?;
+        let len = u32::from_be_bytes(len);
+        if len > MAX_FRAME {
+            return Err(self.bad(format!(
+                "frame at byte offset {at} claims {len} bytes (limit {MAX_FRAME})"
+            )));
+        }
+        let mut body = vec![0u8; len as usize];
+        self.exact(&mut body)?;
+        self.hash.update(len.to_be_bytes());
+        self.hash.update(&body);
+        let frame = vc_codec::storage::from_bytes::<Frame>(&body)
+            .map_err(|e| self.bad(format!("frame at byte offset {at}: {e}")))?;
+        Ok((frame, before))
+    }
+}
+
+/// Builds a new store at `db_path` from the snapshot at `snapshot_path`, for the application
+/// `config`, checking every consensus hash and the trusted `(height, consensus hash)`.
+///
+/// `db_path` must not exist. On any failure nothing is left at `db_path`.
+pub fn import(
+    snapshot_path: &Path,
+    db_path: &Path,
+    config: StoreConfig,
+    trusted: (u64, ConsensusHash),
+) -> Result<(Store, SnapshotSummary), StoreError> {
+    if std::fs::metadata(db_path).is_ok_and(|m| m.len() > 0) {
+        return Err(StoreError::Snapshot {
+            path: snapshot_path.display().to_string(),
+            reason: format!(
+                "refusing to import over the existing database {}",
+                db_path.display()
+            ),
+        });
+    }
+    let mut tmp = db_path.as_os_str().to_owned();
+    tmp.push(".importing");
+    let tmp = PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    let result = import_into(snapshot_path, &tmp, config.clone(), trusted);
+    match result {
+        Ok(summary) => {
+            std::fs::rename(&tmp, db_path).map_err(io_err(db_path))?;
+            let store = Store::open(db_path, config)?;
+            tracing::info!(path = %db_path.display(), blocks = summary.blocks, "imported snapshot");
+            Ok((store, summary))
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+fn describe(m: &Meta) -> String {
+    format!(
+        "{} {} (schema {}, scheme byte {}, first block {}, {}, namespaces [{}])",
+        m.app_name,
+        m.app_version,
+        m.schema_version,
+        m.scheme,
+        m.first_block,
+        m.network,
+        m.namespaces.join(", ")
+    )
+}
+
+fn import_into(
+    snapshot_path: &Path,
+    tmp: &Path,
+    config: StoreConfig,
+    trusted: (u64, ConsensusHash),
+) -> Result<SnapshotSummary, StoreError> {
+    let file = File::open(snapshot_path).map_err(io_err(snapshot_path))?;
+    let mut r = FrameReader {
+        input: BufReader::with_capacity(1 << 20, file),
+        hash: Sha256::new(),
+        offset: 0,
+        path: snapshot_path,
+    };
+    let mut magic = [0u8; 8];
+    r.exact(&mut magic)?;
+    if magic != MAGIC {
+        return Err(r.bad(format!(
+            "not a snapshot file (magic {})",
+            vc_chash::hex::encode(&magic)
+        )));
+    }
+    r.hash.update(magic);
+
+    let (meta, seeds, tip) = match r.next()?.0 {
+        Frame::Header { meta, seeds, tip } => (meta, seeds, tip),
+        _ => return Err(r.bad("the first frame is not a header")),
+    };
+    let want = config.meta();
+    if meta != want {
+        return Err(r.bad(format!(
+            "made for {}, not for {}",
+            describe(&meta),
+            describe(&want)
+        )));
+    }
+    let want_seeds: Vec<(u64, Vec<u8>)> = config
+        .normalized_seeds()
+        .iter()
+        .map(|(h, ch)| (*h, ch.as_bytes().to_vec()))
+        .collect();
+    if seeds != want_seeds {
+        return Err(r.bad("its seed consensus hashes differ from the application's"));
+    }
+    if tip.is_none_or(|t| trusted.0 > t) || trusted.0 < config.first_block {
+        return Err(r.bad(format!(
+            "the trusted height {} is not among its blocks (tip {tip:?})",
+            trusted.0
+        )));
+    }
+
+    let store = Store::open(tmp, config.clone())?;
+    let mut summary = SnapshotSummary {
+        tip,
+        blocks: 0,
+        state_entries: 0,
+        bytes: 0,
+    };
+    let mut trusted_seen = false;
+    let mut w = store.writer()?;
+    let policy = CommitPolicy::default();
+    let mut frame = r.next()?;
+    while let (Frame::Block { height, entry, ops }, _) = frame {
+        let mut block = w
+            .begin_block(BlockHeader {
+                height,
+                block_hash: Hash256(entry.block_hash),
+                prev_hash: Hash256(entry.prev_hash),
+            })
+            .map_err(|e| r.bad(format!("block {height}: {e}")))?;
+        for op in ops {
+            block
+                .add_op(op)
+                .map_err(|e| r.bad(format!("block {height}: {e}")))?;
+        }
+        let got = block.finish()?;
+        if got.ops_hash.0 != entry.ops_hash
+            || got.consensus_hash.as_bytes() != entry.consensus_hash.as_slice()
+        {
+            return Err(r.bad(format!(
+                "block {height}: carries consensus hash {}, its records give {}",
+                vc_chash::hex::encode(&entry.consensus_hash),
+                got.consensus_hash
+            )));
+        }
+        if height == trusted.0 {
+            if got.consensus_hash != trusted.1 {
+                return Err(r.bad(format!(
+                    "block {height}: consensus hash {} differs from the trusted {}",
+                    got.consensus_hash, trusted.1
+                )));
+            }
+            trusted_seen = true;
+        }
+        summary.blocks += 1;
+        w.commit_if_due(&policy, false)?;
+        frame = r.next()?;
+    }
+    if w.tip().map(|t| t.0) != tip {
+        return Err(r.bad(format!(
+            "the header says the tip is {tip:?}, the blocks end at {:?}",
+            w.tip().map(|t| t.0)
+        )));
+    }
+    if !trusted_seen {
+        return Err(r.bad(format!("no block at the trusted height {}", trusted.0)));
+    }
+    w.commit()?;
+    drop(w);
+
+    // Undo logs and state go in one transaction, replacing the writer's empty undo logs.
+    let namespaces = config.namespaces.len();
+    let txn = store.db.begin_write().ctx("starting a write")?;
+    {
+        let mut undo = txn.open_table(UNDO).ctx("opening the undo table")?;
+        undo.retain(|_, _| false).ctx("clearing undo logs")?;
+        let mut state = txn.open_table(STATE).ctx("opening the state table")?;
+        let check_key = |r: &FrameReader<'_>, key: &[u8]| {
+            let ns = key
+                .get(..2)
+                .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+            if ns.is_none_or(|n| n >= namespaces) {
+                return Err(r.bad(format!(
+                    "state key {} is in no declared namespace",
+                    vc_chash::hex::encode(key)
+                )));
+            }
+            Ok(())
+        };
+        loop {
+            match frame {
+                (Frame::Undo { height, log }, _) => {
+                    if tip.is_none_or(|t| height > t) {
+                        return Err(r.bad(format!("undo log of block {height} above the tip")));
+                    }
+                    for e in &log.entries {
+                        check_key(&r, &e.key)?;
+                    }
+                    undo.insert(height, schema::encode(&log)?.as_slice())
+                        .ctx("writing an undo log")?;
+                }
+                (Frame::State(entries), _) => {
+                    for (k, v) in entries {
+                        check_key(&r, &k)?;
+                        state
+                            .insert(k.as_slice(), v.as_slice())
+                            .ctx("writing state")?;
+                        summary.state_entries += 1;
+                    }
+                }
+                (Frame::End(digest), before) => {
+                    if digest != before {
+                        return Err(r.bad(format!(
+                            "checksum mismatch: the file is corrupt (end frame at byte offset {})",
+                            r.offset
+                        )));
+                    }
+                    break;
+                }
+                _ => return Err(r.bad(format!("unexpected frame before byte offset {}", r.offset))),
+            }
+            frame = r.next()?;
+        }
+        let mut extra = [0u8; 1];
+        if r.input.read(&mut extra).map_err(io_err(snapshot_path))? != 0 {
+            return Err(r.bad(format!(
+                "bytes after the end frame at byte offset {}",
+                r.offset
+            )));
+        }
+    }
+    txn.commit().ctx("committing the imported state")?;
+    summary.bytes = r.offset;
+    Ok(summary)
+}

@@ -1,0 +1,499 @@
+//! Opening a store, and consistent read views of it.
+
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable};
+use vc_chash::v2::mmr::{Mmr, peak_positions};
+use vc_chash::{ConsensusHash, Hash256, Scheme, Seeds};
+use vc_codec::storage::Stored;
+
+use crate::error::{DbContext, StoreError};
+use crate::schema::{
+    self, CHAIN, ChainEntry, META, META_KEY, MMR, Meta, OPS, SCHEMA_VERSION, SEEDS, STATE,
+    StoredOp, UNDO,
+};
+use crate::state::{Namespace, StateKey, raw_range};
+use crate::writer::Writer;
+
+/// The default number of recent blocks whose undo logs are kept (the deepest automatic reorg).
+pub const DEFAULT_UNDO_WINDOW: u64 = 100;
+
+/// What an application instance is; checked against the file on every open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// The application's name.
+    pub app_name: String,
+    /// The application's version.
+    pub app_version: String,
+    /// The consensus-hash scheme.
+    pub scheme: Scheme,
+    /// The application's first block.
+    pub first_block: u64,
+    /// The Bitcoin network name (`bitcoin`, `testnet`, `testnet4`, `signet`, `regtest`).
+    pub network: String,
+    /// The application's state namespaces, in a fixed order (their ids are their positions).
+    pub namespaces: Vec<&'static str>,
+    /// Seed consensus hashes (heights below the first block), as the application declares them.
+    pub seeds: Vec<(u64, ConsensusHash)>,
+    /// How many recent blocks keep undo logs (the deepest rollback possible). Not stored: a
+    /// node may change it between runs.
+    pub undo_window: u64,
+}
+
+impl StoreConfig {
+    /// A configuration with no namespaces, no seeds and the default undo window.
+    pub fn new(
+        app_name: impl Into<String>,
+        app_version: impl Into<String>,
+        scheme: Scheme,
+        first_block: u64,
+        network: impl Into<String>,
+    ) -> Self {
+        StoreConfig {
+            app_name: app_name.into(),
+            app_version: app_version.into(),
+            scheme,
+            first_block,
+            network: network.into(),
+            namespaces: Vec::new(),
+            seeds: Vec::new(),
+            undo_window: DEFAULT_UNDO_WINDOW,
+        }
+    }
+
+    /// Sets the state namespaces.
+    pub fn with_namespaces(mut self, namespaces: &[&'static str]) -> Self {
+        self.namespaces = namespaces.to_vec();
+        self
+    }
+
+    /// Sets the seed consensus hashes.
+    pub fn with_seeds(mut self, seeds: Vec<(u64, ConsensusHash)>) -> Self {
+        self.seeds = seeds;
+        self
+    }
+
+    /// Sets the undo window (at least 1).
+    pub fn with_undo_window(mut self, blocks: u64) -> Self {
+        self.undo_window = blocks.max(1);
+        self
+    }
+
+    /// The seeds by height (a later entry for a height replaces an earlier one).
+    pub(crate) fn normalized_seeds(&self) -> Vec<(u64, ConsensusHash)> {
+        let map: std::collections::BTreeMap<u64, ConsensusHash> =
+            self.seeds.iter().copied().collect();
+        map.into_iter().collect()
+    }
+
+    pub(crate) fn meta(&self) -> Meta {
+        Meta {
+            schema_version: SCHEMA_VERSION,
+            app_name: self.app_name.clone(),
+            app_version: self.app_version.clone(),
+            scheme: self.scheme.to_byte(),
+            first_block: self.first_block,
+            network: self.network.clone(),
+            namespaces: self.namespaces.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+}
+
+/// The newest block of a store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tip {
+    /// Its height.
+    pub height: u64,
+    /// Its Bitcoin block hash (internal byte order).
+    pub block_hash: Hash256,
+    /// Its consensus hash.
+    pub consensus_hash: ConsensusHash,
+}
+
+/// An application instance's database: one redb file.
+#[derive(Debug)]
+pub struct Store {
+    pub(crate) db: Database,
+    pub(crate) path: PathBuf,
+    pub(crate) config: StoreConfig,
+}
+
+impl Store {
+    /// Opens the store at `path`, creating it if the file does not exist (or is empty).
+    ///
+    /// An existing file must have been created for the same application: schema version, app
+    /// name and version, scheme, first block, network, namespaces and seeds must all match, or
+    /// the open fails with [`StoreError::Mismatch`] and the file is not written.
+    pub fn open(path: impl AsRef<Path>, config: StoreConfig) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let exists = std::fs::metadata(&path)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false);
+        if !exists {
+            let db = Database::create(&path).ctx("creating the database file")?;
+            let store = Store { db, path, config };
+            store.init()?;
+            return Ok(store);
+        }
+        // Check the identity through a read-only open first, so that a mismatch leaves the file
+        // byte for byte as it was. A file that needs crash recovery cannot be opened read-only;
+        // it is checked after the read-write open's repair instead.
+        match ReadOnlyDatabase::open(&path) {
+            Ok(ro) => {
+                let txn = ro.begin_read().ctx("starting a read")?;
+                check_meta(&txn, &path, &config)?;
+            }
+            Err(redb::DatabaseError::RepairAborted) | Err(redb::DatabaseError::Storage(_)) => {
+                tracing::warn!(path = %path.display(), "store needs recovery (unclean shutdown)");
+            }
+            Err(e) => return Err(e).ctx("opening the database file"),
+        }
+        let db = Database::open(&path).ctx("opening the database file")?;
+        let txn = db.begin_read().ctx("starting a read")?;
+        check_meta(&txn, &path, &config)?;
+        drop(txn);
+        Ok(Store { db, path, config })
+    }
+
+    /// Writes metadata and seeds and creates every table.
+    fn init(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().ctx("starting the initial write")?;
+        {
+            let mut meta = txn.open_table(META).ctx("creating the meta table")?;
+            meta.insert(META_KEY, schema::encode(&self.config.meta())?.as_slice())
+                .ctx("writing metadata")?;
+            let mut seeds = txn.open_table(SEEDS).ctx("creating the seeds table")?;
+            for (height, ch) in &self.config.normalized_seeds() {
+                seeds.insert(*height, ch.as_bytes()).ctx("writing seeds")?;
+            }
+            txn.open_table(CHAIN).ctx("creating the chain table")?;
+            txn.open_table(OPS).ctx("creating the ops table")?;
+            txn.open_table(STATE).ctx("creating the state table")?;
+            txn.open_table(UNDO).ctx("creating the undo table")?;
+            txn.open_table(MMR).ctx("creating the mmr table")?;
+        }
+        txn.commit().ctx("committing the initial write")?;
+        tracing::info!(path = %self.path.display(), app = %self.config.app_name, "created store");
+        Ok(())
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The configuration the store was opened with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// A typed handle on the namespace `name` (declared in [`StoreConfig::namespaces`]).
+    pub fn namespace<K: StateKey, V: Stored>(
+        &self,
+        name: &'static str,
+    ) -> Result<Namespace<K, V>, StoreError> {
+        let id = self
+            .config
+            .namespaces
+            .iter()
+            .position(|n| *n == name)
+            .and_then(|i| u16::try_from(i).ok())
+            .ok_or_else(|| StoreError::UnknownNamespace(name.to_owned()))?;
+        Ok(Namespace::new(id, name))
+    }
+
+    /// A consistent read view of the last commit. Writers may continue while it is held.
+    pub fn view(&self) -> Result<View, StoreError> {
+        Ok(View {
+            txn: self.db.begin_read().ctx("starting a read")?,
+            scheme: self.config.scheme,
+            first_block: self.config.first_block,
+        })
+    }
+
+    /// The newest committed block.
+    pub fn tip(&self) -> Result<Option<Tip>, StoreError> {
+        self.view()?.tip()
+    }
+
+    /// Starts writing. Only one writer exists at a time (a second call waits for the first to
+    /// be dropped).
+    pub fn writer(&self) -> Result<Writer<'_>, StoreError> {
+        Writer::new(self)
+    }
+
+    /// Reverts state and bookkeeping to the end of block `height` and commits.
+    /// Returns how many blocks were reverted.
+    pub fn rollback_to(&self, height: u64) -> Result<u64, StoreError> {
+        let mut w = self.writer()?;
+        let n = w.rollback_to(height)?;
+        w.commit()?;
+        Ok(n)
+    }
+}
+
+/// Checks the file's identity against `config`.
+fn check_meta(txn: &ReadTransaction, path: &Path, config: &StoreConfig) -> Result<(), StoreError> {
+    let mismatch = |field: &'static str, stored: String, expected: String| StoreError::Mismatch {
+        path: path.display().to_string(),
+        field,
+        stored,
+        expected,
+    };
+    let not_a_store = || StoreError::NotAStore {
+        path: path.display().to_string(),
+    };
+    let table = match txn.open_table(META) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Err(not_a_store()),
+        Err(e) => return Err(e).ctx("opening the meta table"),
+    };
+    let raw = table
+        .get(META_KEY)
+        .ctx("reading metadata")?
+        .ok_or_else(not_a_store)?;
+    let raw = raw.value();
+    // The schema version is checked first and on its own, so that a future layout of `Meta`
+    // still gets a clear message.
+    if raw.first() != Some(&Meta::VERSION) {
+        return Err(mismatch(
+            "metadata encoding version",
+            format!("{:?}", raw.first()),
+            Meta::VERSION.to_string(),
+        ));
+    }
+    let stored: Meta = schema::decode(raw, || "store metadata".into())?;
+    let want = config.meta();
+    let checks: [(&'static str, String, String); 7] = [
+        (
+            "schema version",
+            stored.schema_version.to_string(),
+            want.schema_version.to_string(),
+        ),
+        (
+            "application name",
+            stored.app_name.clone(),
+            want.app_name.clone(),
+        ),
+        (
+            "application version",
+            stored.app_version.clone(),
+            want.app_version.clone(),
+        ),
+        (
+            "consensus scheme",
+            scheme_name(stored.scheme),
+            scheme_name(want.scheme),
+        ),
+        (
+            "first block",
+            stored.first_block.to_string(),
+            want.first_block.to_string(),
+        ),
+        ("network", stored.network.clone(), want.network.clone()),
+        (
+            "state namespaces",
+            stored.namespaces.join(","),
+            want.namespaces.join(","),
+        ),
+    ];
+    for (field, stored, expected) in checks {
+        if stored != expected {
+            return Err(mismatch(field, stored, expected));
+        }
+    }
+    let seeds = txn.open_table(SEEDS).ctx("opening the seeds table")?;
+    let mut stored_seeds = Vec::new();
+    for row in seeds.iter().ctx("reading seeds")? {
+        let (h, ch) = row.ctx("reading seeds")?;
+        stored_seeds.push(format!(
+            "{}:{}",
+            h.value(),
+            vc_chash::hex::encode(ch.value())
+        ));
+    }
+    let want_seeds: Vec<String> = config
+        .normalized_seeds()
+        .iter()
+        .map(|(h, ch)| format!("{h}:{}", vc_chash::hex::encode(ch.as_bytes())))
+        .collect();
+    if stored_seeds != want_seeds {
+        return Err(mismatch(
+            "seeds",
+            stored_seeds.join(","),
+            want_seeds.join(","),
+        ));
+    }
+    Ok(())
+}
+
+fn scheme_name(b: u8) -> String {
+    Scheme::from_byte(b).map_or_else(|| format!("unknown ({b})"), |s| s.name().to_owned())
+}
+
+/// A consistent, read-only view of a store as of one commit (a redb read transaction).
+///
+/// It implements [`vc_chash::History`], so proofs can be built straight from it.
+pub struct View {
+    pub(crate) txn: ReadTransaction,
+    pub(crate) scheme: Scheme,
+    pub(crate) first_block: u64,
+}
+
+impl core::fmt::Debug for View {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("View")
+            .field("scheme", &self.scheme)
+            .field("first_block", &self.first_block)
+            .finish_non_exhaustive()
+    }
+}
+
+impl View {
+    /// The newest block in this view.
+    pub fn tip(&self) -> Result<Option<Tip>, StoreError> {
+        let chain = self.txn.open_table(CHAIN).ctx("opening the chain table")?;
+        let Some((h, raw)) = chain.last().ctx("reading the chain tip")? else {
+            return Ok(None);
+        };
+        let height = h.value();
+        let entry: ChainEntry =
+            schema::decode(raw.value(), || format!("chain entry at height {height}"))?;
+        Ok(Some(Tip {
+            height,
+            block_hash: Hash256(entry.block_hash),
+            consensus_hash: self.ch_of(height, &entry)?,
+        }))
+    }
+
+    pub(crate) fn ch_of(
+        &self,
+        height: u64,
+        entry: &ChainEntry,
+    ) -> Result<ConsensusHash, StoreError> {
+        ConsensusHash::from_slice(self.scheme, &entry.consensus_hash).ok_or_else(|| {
+            StoreError::Inconsistent(format!(
+                "chain entry at height {height} has a {}-byte consensus hash",
+                entry.consensus_hash.len()
+            ))
+        })
+    }
+
+    /// The chain-index entry of block `height`.
+    pub fn chain_entry(&self, height: u64) -> Result<Option<ChainEntry>, StoreError> {
+        let chain = self.txn.open_table(CHAIN).ctx("opening the chain table")?;
+        schema::chain_entry(&chain, height)
+    }
+
+    /// The accepted operations of block `height`, in block order.
+    pub fn ops(&self, height: u64) -> Result<Vec<StoredOp>, StoreError> {
+        let ops = self.txn.open_table(OPS).ctx("opening the ops table")?;
+        let mut out = Vec::new();
+        for row in ops
+            .range((height, 0)..=(height, u32::MAX))
+            .ctx("reading operations")?
+        {
+            let (k, v) = row.ctx("reading operations")?;
+            let (h, vtx) = k.value();
+            out.push(schema::decode(v.value(), || {
+                format!("operation at height {h}, vtxindex {vtx}")
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// The state value at `key` in `ns`.
+    pub fn get<K: StateKey, V: Stored>(
+        &self,
+        ns: &Namespace<K, V>,
+        key: &K,
+    ) -> Result<Option<V>, StoreError> {
+        let state = self.txn.open_table(STATE).ctx("opening the state table")?;
+        let raw_key = ns.raw_key(key);
+        match state.get(raw_key.as_slice()).ctx("reading state")? {
+            Some(v) => ns.decode_value(&raw_key, v.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The entries of `ns` with keys from `start` (inclusive, `None`: the first) to `end`
+    /// (exclusive, `None`: the last), in key order.
+    pub fn range<K: StateKey, V: Stored>(
+        &self,
+        ns: &Namespace<K, V>,
+        start: Option<&K>,
+        end: Option<&K>,
+    ) -> Result<Vec<(K, V)>, StoreError> {
+        let state = self.txn.open_table(STATE).ctx("opening the state table")?;
+        let (lo, hi) = raw_range(ns, start, end);
+        let mut out = Vec::new();
+        schema::scan_state(&state, &lo, hi.as_deref(), |k, v| {
+            out.push((ns.decode_key(k)?, ns.decode_value(k, v)?));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The seed consensus hashes.
+    pub fn seeds(&self) -> Result<Seeds, StoreError> {
+        let seeds = self.txn.open_table(SEEDS).ctx("opening the seeds table")?;
+        let mut out = Seeds::new();
+        for row in seeds.iter().ctx("reading seeds")? {
+            let (h, ch) = row.ctx("reading seeds")?;
+            let ch = ConsensusHash::from_slice(self.scheme, ch.value()).ok_or_else(|| {
+                StoreError::Inconsistent(format!(
+                    "seed at height {} has the wrong length",
+                    h.value()
+                ))
+            })?;
+            out.insert(h.value(), ch);
+        }
+        Ok(out)
+    }
+
+    /// The heights whose undo logs are kept (the blocks a rollback can revert), oldest first.
+    pub fn undo_heights(&self) -> Result<Option<(u64, u64)>, StoreError> {
+        let undo = self.txn.open_table(UNDO).ctx("opening the undo table")?;
+        let first = undo
+            .first()
+            .ctx("reading undo logs")?
+            .map(|(k, _)| k.value());
+        let last = undo
+            .last()
+            .ctx("reading undo logs")?
+            .map(|(k, _)| k.value());
+        Ok(first.zip(last))
+    }
+
+    /// The v2 accumulator after block `height` (its peaks from the `mmr` table).
+    pub fn mmr_after(&self, height: u64) -> Result<Mmr, StoreError> {
+        load_mmr(
+            &self.txn.open_table(MMR).ctx("opening the mmr table")?,
+            height
+                .checked_add(1)
+                .and_then(|n| n.checked_sub(self.first_block))
+                .unwrap_or(0),
+        )
+    }
+}
+
+/// Reads the peaks of an accumulator with `leaves` leaves.
+pub(crate) fn load_mmr(
+    table: &impl ReadableTable<(u8, u64), [u8; 32]>,
+    leaves: u64,
+) -> Result<Mmr, StoreError> {
+    let mut peaks = Vec::new();
+    for (level, index) in peak_positions(leaves) {
+        let node = table
+            .get((level, index))
+            .ctx("reading accumulator peaks")?
+            .ok_or_else(|| {
+                StoreError::Inconsistent(format!(
+                    "accumulator node ({level}, {index}) of {leaves} leaves is missing"
+                ))
+            })?;
+        peaks.push(Hash256(node.value()));
+    }
+    Mmr::from_peaks(leaves, peaks)
+        .ok_or_else(|| StoreError::Inconsistent(format!("wrong peak count for {leaves} leaves")))
+}

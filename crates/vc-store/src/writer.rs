@@ -1,0 +1,597 @@
+//! Writing blocks: atomic per block, batched per commit, reverted through undo logs.
+//!
+//! A [`Writer`] holds one redb write transaction at a time. Each block goes through a
+//! [`BlockWriter`] that buffers the block's state changes and operations in memory; only
+//! [`BlockWriter::finish`] applies them to the transaction, together with the undo log, the
+//! chain-index entry and the accumulator nodes. A block that fails half-way (the application
+//! returns an error, the process stops) therefore leaves nothing behind, and every commit ends on
+//! a block boundary. [`Writer::commit_if_due`] batches blocks during catch-up and commits every
+//! block near the tip.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use redb::{ReadableTable, WriteTransaction};
+use vc_chash::history::BlockSummary;
+use vc_chash::{ConsensusHash, Hash256};
+use vc_codec::storage::Stored;
+
+use crate::error::{DbContext, StoreError};
+use crate::hasher::ChainHasher;
+use crate::schema::{self, CHAIN, ChainEntry, MMR, OPS, STATE, StoredOp, UNDO, UndoEntry, UndoLog};
+use crate::state::{Namespace, StateKey, raw_range};
+use crate::store::{Store, load_mmr};
+
+/// When a batching writer commits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommitPolicy {
+    /// Commit after this many blocks.
+    pub max_blocks: u32,
+    /// Commit when the open transaction is this old.
+    pub max_interval: Duration,
+}
+
+impl Default for CommitPolicy {
+    /// 1,000 blocks or 2 seconds, whichever comes first.
+    fn default() -> Self {
+        CommitPolicy {
+            max_blocks: 1_000,
+            max_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Identifies a block being applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockHeader {
+    /// Its height.
+    pub height: u64,
+    /// Its hash (internal byte order).
+    pub block_hash: Hash256,
+    /// Its parent's hash (internal byte order).
+    pub prev_hash: Hash256,
+}
+
+/// The single writer of a store. Dropping it without [`Writer::commit`] discards every block
+/// applied since the last commit.
+pub struct Writer<'s> {
+    store: &'s Store,
+    txn: Option<WriteTransaction>,
+    opened: Instant,
+    pending: u32,
+    tip: Option<(u64, Hash256)>,
+    hasher: ChainHasher,
+}
+
+impl core::fmt::Debug for Writer<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Writer")
+            .field("pending", &self.pending)
+            .field("tip", &self.tip)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads the committed tip and restores the hasher's position after it.
+fn load_position(
+    store: &Store,
+    txn: &WriteTransaction,
+) -> Result<(Option<(u64, Hash256)>, ChainHasher), StoreError> {
+    let cfg = &store.config;
+    let chain = txn.open_table(CHAIN).ctx("opening the chain table")?;
+    let tip = match chain.last().ctx("reading the chain tip")? {
+        Some((h, raw)) => {
+            let height = h.value();
+            let e: ChainEntry =
+                schema::decode(raw.value(), || format!("chain entry at height {height}"))?;
+            Some((height, Hash256(e.block_hash)))
+        }
+        None => None,
+    };
+    let next = tip.map_or(cfg.first_block, |(h, _)| h + 1);
+    let mmr = if cfg.scheme == vc_chash::Scheme::V2 {
+        let table = txn.open_table(MMR).ctx("opening the mmr table")?;
+        load_mmr(&table, next - cfg.first_block)?
+    } else {
+        Default::default()
+    };
+    Ok((
+        tip,
+        ChainHasher::new(cfg.scheme, cfg.first_block, next, mmr),
+    ))
+}
+
+fn begin(store: &Store) -> Result<WriteTransaction, StoreError> {
+    let mut txn = store.db.begin_write().ctx("starting a write")?;
+    // Saves the allocator state with every commit, so that reopening after a crash does not
+    // walk the whole file (ord's long crash repairs).
+    txn.set_quick_repair(true);
+    Ok(txn)
+}
+
+impl<'s> Writer<'s> {
+    pub(crate) fn new(store: &'s Store) -> Result<Self, StoreError> {
+        let txn = begin(store)?;
+        let (tip, hasher) = load_position(store, &txn)?;
+        Ok(Writer {
+            store,
+            txn: Some(txn),
+            opened: Instant::now(),
+            pending: 0,
+            tip,
+            hasher,
+        })
+    }
+
+    /// Throws away everything since the last commit (after a failure half-way through a block
+    /// or a rollback) and goes back to the committed tip.
+    fn discard_uncommitted(&mut self) {
+        self.txn = None;
+        self.pending = 0;
+        match begin(self.store).and_then(|txn| Ok((load_position(self.store, &txn)?, txn))) {
+            Ok(((tip, hasher), txn)) => {
+                self.tip = tip;
+                self.hasher = hasher;
+                self.txn = Some(txn);
+                self.opened = Instant::now();
+            }
+            Err(e) => {
+                // The next call to `txn()` retries; until then the position is unknown, so make
+                // every block fail its height check.
+                tracing::error!(error = %e, "cannot reload the committed tip");
+                self.hasher = ChainHasher::new(
+                    self.store.config.scheme,
+                    u64::MAX,
+                    u64::MAX,
+                    Default::default(),
+                );
+            }
+        }
+        tracing::warn!(tip = ?self.tip.map(|t| t.0), "discarded uncommitted blocks after an error");
+    }
+
+    fn txn(&mut self) -> Result<&mut WriteTransaction, StoreError> {
+        if self.txn.is_none() {
+            self.txn = Some(begin(self.store)?);
+            self.opened = Instant::now();
+        }
+        self.txn
+            .as_mut()
+            .ok_or_else(|| StoreError::Inconsistent("no write transaction".into()))
+    }
+
+    /// The newest block applied through this writer (committed or not): height and hash.
+    pub fn tip(&self) -> Option<(u64, Hash256)> {
+        self.tip
+    }
+
+    /// The height the next block must have.
+    pub fn next_height(&self) -> u64 {
+        self.hasher.next_height()
+    }
+
+    /// Blocks applied (or reverted) since the last commit.
+    pub fn pending_blocks(&self) -> u32 {
+        self.pending
+    }
+
+    /// Starts the next block. Its height must be the tip's plus one (the first block for an
+    /// empty store) and its parent the tip's hash.
+    pub fn begin_block(&mut self, header: BlockHeader) -> Result<BlockWriter<'_, 's>, StoreError> {
+        let next = self.next_height();
+        if header.height != next {
+            return Err(StoreError::NotNext {
+                height: header.height,
+                reason: format!("the next block is {next}"),
+            });
+        }
+        if let Some((tip, hash)) = self.tip
+            && header.prev_hash != hash
+        {
+            return Err(StoreError::NotNext {
+                height: header.height,
+                reason: format!(
+                    "its parent is {}, but block {tip} is {}",
+                    header.prev_hash.reversed(),
+                    hash.reversed()
+                ),
+            });
+        }
+        self.txn()?;
+        Ok(BlockWriter {
+            writer: self,
+            header,
+            overlay: BTreeMap::new(),
+            ops: Vec::new(),
+        })
+    }
+
+    /// Makes everything applied so far durable (fsync). A no-op when nothing is pending.
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        if let Some(txn) = self.txn.take() {
+            txn.commit().ctx("committing")?;
+            tracing::debug!(blocks = self.pending, tip = ?self.tip.map(|t| t.0), "committed");
+        }
+        self.pending = 0;
+        Ok(())
+    }
+
+    /// Commits if `at_tip` (every block near the chain tip is committed on its own) or if the
+    /// policy's block count or interval is reached. Returns whether it committed.
+    pub fn commit_if_due(
+        &mut self,
+        policy: &CommitPolicy,
+        at_tip: bool,
+    ) -> Result<bool, StoreError> {
+        let due = self.pending > 0
+            && (at_tip
+                || self.pending >= policy.max_blocks
+                || self.opened.elapsed() >= policy.max_interval);
+        if due {
+            self.commit()?;
+        }
+        Ok(due)
+    }
+
+    /// Reverts state and bookkeeping to the end of block `target` (below the first block: to an
+    /// empty chain), in the open transaction. Costs one undo log per reverted block. Returns the
+    /// number of blocks reverted. Fails without changing anything when `target` is above the
+    /// tip or older than the undo window.
+    pub fn rollback_to(&mut self, target: u64) -> Result<u64, StoreError> {
+        match self.try_rollback_to(target) {
+            Err(e @ (StoreError::RollbackTooDeep { .. } | StoreError::RollbackAboveTip { .. })) => {
+                Err(e)
+            }
+            Err(e) => {
+                self.discard_uncommitted();
+                Err(e)
+            }
+            ok => ok,
+        }
+    }
+
+    fn try_rollback_to(&mut self, target: u64) -> Result<u64, StoreError> {
+        let first = self.store.config.first_block;
+        let Some((tip, _)) = self.tip else {
+            return if target + 1 >= first {
+                Ok(0)
+            } else {
+                Err(StoreError::RollbackAboveTip { target, tip: None })
+            };
+        };
+        if target > tip {
+            return Err(StoreError::RollbackAboveTip {
+                target,
+                tip: Some(tip),
+            });
+        }
+        if target == tip {
+            return Ok(0);
+        }
+        let lowest = target.saturating_add(1).max(first);
+        let v2 = self.store.config.scheme == vc_chash::Scheme::V2;
+        let txn = self.txn()?;
+        let (new_tip, new_mmr) = {
+            let mut undo = txn.open_table(UNDO).ctx("opening the undo table")?;
+            // Check the whole range first: nothing changes if any undo log is missing.
+            let oldest = undo
+                .first()
+                .ctx("reading undo logs")?
+                .map(|(k, _)| k.value());
+            if oldest.is_none_or(|o| o > lowest) {
+                return Err(StoreError::RollbackTooDeep {
+                    target,
+                    oldest: oldest.map_or(tip, |o| o.saturating_sub(1)),
+                });
+            }
+            let mut state = txn.open_table(STATE).ctx("opening the state table")?;
+            let mut ops = txn.open_table(OPS).ctx("opening the ops table")?;
+            let mut chain = txn.open_table(CHAIN).ctx("opening the chain table")?;
+            let mut mmr = txn.open_table(MMR).ctx("opening the mmr table")?;
+            for height in (lowest..=tip).rev() {
+                let log: UndoLog = {
+                    let raw = undo
+                        .remove(height)
+                        .ctx("reading an undo log")?
+                        .ok_or_else(|| {
+                            StoreError::Inconsistent(format!(
+                                "undo log of block {height} is missing"
+                            ))
+                        })?;
+                    schema::decode(raw.value(), || format!("undo log of block {height}"))?
+                };
+                for entry in log.entries.iter().rev() {
+                    match &entry.previous {
+                        Some(v) => state.insert(entry.key.as_slice(), v.as_slice()),
+                        None => state.remove(entry.key.as_slice()),
+                    }
+                    .ctx("restoring state")?;
+                }
+                ops.retain_in((height, 0)..=(height, u32::MAX), |_, _| false)
+                    .ctx("removing operations")?;
+                chain.remove(height).ctx("removing a chain entry")?;
+                if v2 {
+                    for node in nodes_created_by_leaf(height - first) {
+                        mmr.remove(node).ctx("removing accumulator nodes")?;
+                    }
+                }
+            }
+            let new_tip = if target >= first {
+                let e = schema::required_chain_entry(&chain, target)?;
+                Some((target, Hash256(e.block_hash)))
+            } else {
+                None
+            };
+            let new_mmr = if v2 {
+                load_mmr(&mmr, lowest - first)?
+            } else {
+                Default::default()
+            };
+            (new_tip, new_mmr)
+        };
+        self.tip = new_tip;
+        self.hasher = ChainHasher::new(self.store.config.scheme, first, lowest, new_mmr);
+        self.pending += 1;
+        let reverted = tip - lowest + 1;
+        tracing::info!(from = tip, to = target, reverted, "rolled back");
+        Ok(reverted)
+    }
+}
+
+/// The accumulator nodes that appending leaf `index` creates: the leaf, then one parent per
+/// trailing one bit of `index`.
+pub(crate) fn nodes_created_by_leaf(index: u64) -> impl Iterator<Item = (u8, u64)> {
+    let merges = index.trailing_ones() as u8;
+    (0..=merges).map(move |level| (level, index >> level))
+}
+
+/// One block being applied. Changes are buffered until [`BlockWriter::finish`]; dropping it
+/// discards them.
+pub struct BlockWriter<'w, 's> {
+    writer: &'w mut Writer<'s>,
+    header: BlockHeader,
+    overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    ops: Vec<StoredOp>,
+}
+
+impl core::fmt::Debug for BlockWriter<'_, '_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("BlockWriter")
+            .field("header", &self.header)
+            .field("changes", &self.overlay.len())
+            .field("ops", &self.ops.len())
+            .finish()
+    }
+}
+
+impl BlockWriter<'_, '_> {
+    /// The block being applied.
+    pub fn header(&self) -> &BlockHeader {
+        &self.header
+    }
+
+    fn txn(&self) -> Result<&WriteTransaction, StoreError> {
+        self.writer
+            .txn
+            .as_ref()
+            .ok_or_else(|| StoreError::Inconsistent("no write transaction".into()))
+    }
+
+    /// The value at `key`, including this block's own changes so far.
+    pub fn get<K: StateKey, V: Stored>(
+        &self,
+        ns: &Namespace<K, V>,
+        key: &K,
+    ) -> Result<Option<V>, StoreError> {
+        let raw_key = ns.raw_key(key);
+        if let Some(pending) = self.overlay.get(&raw_key) {
+            return pending
+                .as_deref()
+                .map(|v| ns.decode_value(&raw_key, v))
+                .transpose();
+        }
+        let state = self
+            .txn()?
+            .open_table(STATE)
+            .ctx("opening the state table")?;
+        match state.get(raw_key.as_slice()).ctx("reading state")? {
+            Some(v) => ns.decode_value(&raw_key, v.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Sets `key` to `value`.
+    pub fn put<K: StateKey, V: Stored>(
+        &mut self,
+        ns: &Namespace<K, V>,
+        key: &K,
+        value: &V,
+    ) -> Result<(), StoreError> {
+        self.overlay
+            .insert(ns.raw_key(key), Some(schema::encode(value)?));
+        Ok(())
+    }
+
+    /// Removes `key`.
+    pub fn delete<K: StateKey, V: Stored>(&mut self, ns: &Namespace<K, V>, key: &K) {
+        self.overlay.insert(ns.raw_key(key), None);
+    }
+
+    /// The entries of `ns` from `start` (inclusive) to `end` (exclusive), in key order,
+    /// including this block's own changes so far.
+    pub fn range<K: StateKey, V: Stored>(
+        &self,
+        ns: &Namespace<K, V>,
+        start: Option<&K>,
+        end: Option<&K>,
+    ) -> Result<Vec<(K, V)>, StoreError> {
+        let (lo, hi) = raw_range(ns, start, end);
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        {
+            let state = self
+                .txn()?
+                .open_table(STATE)
+                .ctx("opening the state table")?;
+            schema::scan_state(&state, &lo, hi.as_deref(), |k, v| {
+                merged.insert(k.to_vec(), v.to_vec());
+                Ok(())
+            })?;
+        }
+        let pending = match &hi {
+            Some(hi) => self.overlay.range(lo.clone()..hi.clone()),
+            None => self.overlay.range(lo.clone()..),
+        };
+        for (k, v) in pending {
+            match v {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        merged
+            .iter()
+            .map(|(k, v)| Ok((ns.decode_key(k)?, ns.decode_value(k, v)?)))
+            .collect()
+    }
+
+    /// Records an accepted operation. Operations must come in increasing `vtxindex`; their
+    /// records, in this order, are what the block's consensus hash covers.
+    pub fn add_op(&mut self, op: StoredOp) -> Result<(), StoreError> {
+        if let Some(last) = self.ops.last()
+            && op.vtxindex <= last.vtxindex
+        {
+            return Err(StoreError::NotNext {
+                height: self.header.height,
+                reason: format!(
+                    "operation vtxindex {} after vtxindex {}",
+                    op.vtxindex, last.vtxindex
+                ),
+            });
+        }
+        self.ops.push(op);
+        Ok(())
+    }
+
+    /// The operations added so far.
+    pub fn ops(&self) -> &[StoredOp] {
+        &self.ops
+    }
+
+    /// Applies the block to the transaction: state changes with their undo log, operations,
+    /// chain-index entry, consensus hash and accumulator nodes. Returns the block's hashes.
+    ///
+    /// If this fails, every block since the last commit is discarded with it (the transaction
+    /// may hold part of the block), and the writer goes back to the committed tip.
+    pub fn finish(self) -> Result<BlockSummary, StoreError> {
+        let BlockWriter {
+            writer,
+            header,
+            overlay,
+            ops,
+        } = self;
+        match apply_block(writer, header, overlay, ops) {
+            Ok(summary) => Ok(summary),
+            Err(e) => {
+                writer.discard_uncommitted();
+                Err(e)
+            }
+        }
+    }
+}
+
+fn apply_block(
+    writer: &mut Writer<'_>,
+    header: BlockHeader,
+    overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    ops: Vec<StoredOp>,
+) -> Result<BlockSummary, StoreError> {
+    {
+        let height = header.height;
+        let window = writer.store.config.undo_window;
+        let records: Vec<Vec<u8>> = ops.iter().flat_map(|o| o.records.iter().cloned()).collect();
+        let txn = writer
+            .txn
+            .as_ref()
+            .ok_or_else(|| StoreError::Inconsistent("no write transaction".into()))?;
+        let mut hasher = writer.hasher.clone();
+        let summary = {
+            let mut state = txn.open_table(STATE).ctx("opening the state table")?;
+            let mut log = UndoLog::default();
+            for (key, new) in &overlay {
+                let previous = state
+                    .get(key.as_slice())
+                    .ctx("reading state")?
+                    .map(|v| v.value().to_vec());
+                if previous.as_deref() == new.as_deref() {
+                    continue;
+                }
+                match new {
+                    Some(v) => state.insert(key.as_slice(), v.as_slice()),
+                    None => state.remove(key.as_slice()),
+                }
+                .ctx("writing state")?;
+                log.entries.push(UndoEntry {
+                    key: key.clone(),
+                    previous,
+                });
+            }
+            let mut undo = txn.open_table(UNDO).ctx("opening the undo table")?;
+            undo.insert(height, schema::encode(&log)?.as_slice())
+                .ctx("writing the undo log")?;
+            if let Some(cut) = height.checked_sub(window) {
+                undo.retain_in(..=cut, |_, _| false)
+                    .ctx("pruning undo logs")?;
+            }
+
+            let mut ops_table = txn.open_table(OPS).ctx("opening the ops table")?;
+            for op in &ops {
+                ops_table
+                    .insert((height, op.vtxindex), schema::encode(op)?.as_slice())
+                    .ctx("writing operations")?;
+            }
+
+            let mut chain = txn.open_table(CHAIN).ctx("opening the chain table")?;
+            let scheme = writer.store.config.scheme;
+            let mut nodes = Vec::new();
+            let hashed = hasher.hash_block(
+                height,
+                header.block_hash,
+                &records,
+                |h| {
+                    let e = schema::required_chain_entry(&chain, h)?;
+                    ConsensusHash::from_slice(scheme, &e.consensus_hash).ok_or_else(|| {
+                        StoreError::Inconsistent(format!(
+                            "chain entry {h} has a malformed consensus hash"
+                        ))
+                    })
+                },
+                |level, index, hash| nodes.push(((level, index), hash.0)),
+            )?;
+            let entry = ChainEntry {
+                block_hash: header.block_hash.0,
+                prev_hash: header.prev_hash.0,
+                ops_hash: hashed.ops_hash.0,
+                consensus_hash: hashed.consensus_hash.as_bytes().to_vec(),
+                mmr_root: hashed.mmr_root.map(|r| r.0),
+                op_count: u32::try_from(ops.len()).unwrap_or(u32::MAX),
+            };
+            chain
+                .insert(height, schema::encode(&entry)?.as_slice())
+                .ctx("writing the chain index")?;
+            if !nodes.is_empty() {
+                let mut mmr = txn.open_table(MMR).ctx("opening the mmr table")?;
+                for (pos, hash) in nodes {
+                    mmr.insert(pos, hash).ctx("writing accumulator nodes")?;
+                }
+            }
+            BlockSummary {
+                height,
+                ops_hash: hashed.ops_hash,
+                consensus_hash: hashed.consensus_hash,
+            }
+        };
+        writer.hasher = hasher;
+        writer.tip = Some((height, header.block_hash));
+        writer.pending += 1;
+        Ok(summary)
+    }
+}

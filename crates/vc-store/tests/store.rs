@@ -1,0 +1,524 @@
+//! The store's behaviour: hashing, metadata checks, rollback, snapshots, replay and proofs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::Path;
+
+use common::{Model, config, generate, write_block};
+use vc_chash::{ConsensusHash, Hash256, History, Scheme};
+use vc_store::replay::{self, DivergenceKind};
+use vc_store::{BlockHeader, Store, StoreError, snapshot};
+
+fn names(store: &Store) -> vc_store::Namespace<String, u64> {
+    store.namespace("names").unwrap()
+}
+
+/// Builds a store with `n` generated blocks from `first`, committing every `batch` blocks.
+fn build(path: &Path, scheme: Scheme, first: u64, n: u64, batch: u64) -> (Store, Model) {
+    let store = Store::open(path, config(scheme, first)).unwrap();
+    let ns = names(&store);
+    let mut model = Model::new(scheme, first);
+    let mut w = store.writer().unwrap();
+    for h in first..first + n {
+        write_block(&mut w, &ns, h, 0);
+        model.apply(0);
+        if (h - first + 1).is_multiple_of(batch) {
+            w.commit().unwrap();
+        }
+    }
+    w.commit().unwrap();
+    drop(w);
+    (store, model)
+}
+
+fn assert_matches_model(store: &Store, model: &Model) {
+    let view = store.view().unwrap();
+    let ns = names(store);
+    let got: std::collections::BTreeMap<String, u64> =
+        view.range(&ns, None, None).unwrap().into_iter().collect();
+    assert_eq!(got, model.state(), "state");
+    assert_eq!(view.tip().unwrap().map(|t| t.height), model.tip(), "tip");
+    let mem = model.history();
+    if let Some(tip) = model.tip() {
+        for h in model.first..=tip {
+            assert_eq!(
+                view.consensus_hash(h).unwrap(),
+                mem.consensus_hash(h).unwrap(),
+                "CH at {h}"
+            );
+            assert_eq!(
+                view.ops_hash(h).unwrap(),
+                mem.ops_hash(h).unwrap(),
+                "ops hash at {h}"
+            );
+        }
+    }
+}
+
+#[test]
+fn consensus_hashes_equal_vc_chash_for_both_schemes() {
+    for scheme in [Scheme::Legacy, Scheme::V2] {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, model) = build(&dir.path().join("db"), scheme, 1000, 150, 7);
+        assert_matches_model(&store, &model);
+        // Reopening changes nothing.
+        let path = store.path().to_path_buf();
+        drop(store);
+        let store = Store::open(&path, config(scheme, 1000)).unwrap();
+        assert_matches_model(&store, &model);
+    }
+}
+
+#[test]
+fn proofs_are_served_from_the_store() {
+    for scheme in [Scheme::Legacy, Scheme::V2] {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, model) = build(&dir.path().join("db"), scheme, 50, 300, 50);
+        let view = store.view().unwrap();
+        let mem = model.history();
+        for (n, m) in [(349u64, 50u64), (349, 348), (200, 123), (51, 50)] {
+            let proof = vc_chash::prove(&view, n, m).unwrap();
+            assert_eq!(proof, vc_chash::prove(&mem, n, m).unwrap());
+            let trusted = view.consensus_hash(n).unwrap().unwrap();
+            let verified = vc_chash::verify(&proof.encode(), 50, n, &trusted, m).unwrap();
+            assert_eq!(verified.records, view.records(m).unwrap().unwrap());
+        }
+    }
+}
+
+#[test]
+fn opening_with_another_identity_fails_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let (store, _) = build(&path, Scheme::V2, 10, 5, 5);
+    drop(store);
+    let mut before = std::fs::read(&path).unwrap();
+    let good = config(Scheme::V2, 10);
+    let mut wrong_ns = good.clone();
+    wrong_ns.namespaces = vec!["names"];
+    let cases = [
+        (good.clone().with_undo_window(5), None),
+        (config(Scheme::Legacy, 10), Some("consensus scheme")),
+        (config(Scheme::V2, 11), Some("first block")),
+        (
+            vc_store::StoreConfig {
+                network: "bitcoin".into(),
+                ..good.clone()
+            },
+            Some("network"),
+        ),
+        (
+            vc_store::StoreConfig {
+                app_name: "other".into(),
+                ..good.clone()
+            },
+            Some("application name"),
+        ),
+        (
+            vc_store::StoreConfig {
+                app_version: "2.0.0".into(),
+                ..good.clone()
+            },
+            Some("application version"),
+        ),
+        (wrong_ns, Some("state namespaces")),
+        (
+            good.clone()
+                .with_seeds(vec![(9, ConsensusHash::V2(Hash256([1; 32])))]),
+            Some("seeds"),
+        ),
+    ];
+    for (cfg, want) in cases {
+        match (Store::open(&path, cfg), want) {
+            (Ok(store), None) => {
+                // A successful open may write (redb's clean-shutdown bookkeeping).
+                drop(store);
+                before = std::fs::read(&path).unwrap();
+                continue;
+            }
+            (Err(StoreError::Mismatch { field, .. }), Some(w)) => assert_eq!(field, w),
+            (other, want) => panic!("{want:?}: got {other:?}"),
+        }
+        assert!(
+            std::fs::read(&path).unwrap() == before,
+            "a refused open changed the file"
+        );
+    }
+    // Not a database at all.
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, b"hello, I am not redb").unwrap();
+    assert!(matches!(
+        Store::open(&junk, good),
+        Err(StoreError::Db { .. })
+    ));
+    assert!(std::fs::read(&junk).unwrap() == b"hello, I am not redb");
+}
+
+#[test]
+fn blocks_must_extend_the_tip() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = build(&dir.path().join("db"), Scheme::V2, 10, 3, 3);
+    let mut w = store.writer().unwrap();
+    let tip = w.tip().unwrap();
+    let bad_height = BlockHeader {
+        height: 14,
+        block_hash: Hash256([1; 32]),
+        prev_hash: tip.1,
+    };
+    assert!(matches!(
+        w.begin_block(bad_height),
+        Err(StoreError::NotNext { height: 14, .. })
+    ));
+    let bad_parent = BlockHeader {
+        height: 13,
+        block_hash: Hash256([1; 32]),
+        prev_hash: Hash256([2; 32]),
+    };
+    let err = w.begin_block(bad_parent).unwrap_err();
+    assert!(err.to_string().contains("parent"), "{err}");
+}
+
+#[test]
+fn an_unfinished_block_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, model) = build(&dir.path().join("db"), Scheme::V2, 10, 20, 20);
+    let ns = names(&store);
+    let mut w = store.writer().unwrap();
+    {
+        let tip = w.tip().unwrap();
+        let mut b = w
+            .begin_block(BlockHeader {
+                height: 30,
+                block_hash: Hash256([9; 32]),
+                prev_hash: tip.1,
+            })
+            .unwrap();
+        b.put(&ns, &"ghost".to_string(), &1).unwrap();
+        assert_eq!(b.get(&ns, &"ghost".to_string()).unwrap(), Some(1));
+        // Dropped without finish.
+    }
+    w.commit().unwrap();
+    drop(w);
+    assert_matches_model(&store, &model);
+    assert_eq!(
+        store
+            .view()
+            .unwrap()
+            .get(&ns, &"ghost".to_string())
+            .unwrap(),
+        None
+    );
+}
+
+#[test]
+fn reads_inside_a_block_see_its_own_writes_and_ranges_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("db"), config(Scheme::V2, 0)).unwrap();
+    let ns = names(&store);
+    let counters = store.namespace::<u64, u64>("counters").unwrap();
+    let mut w = store.writer().unwrap();
+    let mut b = w
+        .begin_block(BlockHeader {
+            height: 0,
+            block_hash: Hash256([1; 32]),
+            prev_hash: Hash256::ZERO,
+        })
+        .unwrap();
+    for k in ["a", "b", "c", "d"] {
+        b.put(&ns, &k.to_string(), &1).unwrap();
+    }
+    b.put(&counters, &7, &70).unwrap();
+    b.finish().unwrap();
+    let mut b = w
+        .begin_block(BlockHeader {
+            height: 1,
+            block_hash: Hash256([2; 32]),
+            prev_hash: Hash256([1; 32]),
+        })
+        .unwrap();
+    b.delete(&ns, &"b".to_string());
+    b.put(&ns, &"bb".to_string(), &2).unwrap();
+    b.put(&ns, &"c".to_string(), &3).unwrap();
+    let got = b
+        .range(&ns, Some(&"b".to_string()), Some(&"d".to_string()))
+        .unwrap();
+    assert_eq!(got, vec![("bb".to_string(), 2), ("c".to_string(), 3)]);
+    // Namespaces do not leak into each other.
+    assert_eq!(b.range(&counters, None, None).unwrap(), vec![(7, 70)]);
+    b.finish().unwrap();
+    w.commit().unwrap();
+    drop(w);
+    let view = store.view().unwrap();
+    assert_eq!(view.range(&ns, None, None).unwrap().len(), 4);
+    assert!(matches!(
+        store.namespace::<u64, u64>("nope"),
+        Err(StoreError::UnknownNamespace(_))
+    ));
+}
+
+#[test]
+fn rollback_restores_state_and_hashes_and_allows_a_new_branch() {
+    for scheme in [Scheme::Legacy, Scheme::V2] {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, mut model) = build(&dir.path().join("db"), scheme, 100, 60, 10);
+        assert_eq!(store.rollback_to(150).unwrap(), 9);
+        model.rollback_to(150);
+        assert_matches_model(&store, &model);
+        // A different branch on top.
+        let ns = names(&store);
+        let mut w = store.writer().unwrap();
+        for _ in 0..12 {
+            let h = w.next_height();
+            write_block(&mut w, &ns, h, 1);
+            model.apply(1);
+        }
+        // Roll back inside the same uncommitted transaction, then commit.
+        w.rollback_to(155).unwrap();
+        model.rollback_to(155);
+        w.commit().unwrap();
+        drop(w);
+        assert_matches_model(&store, &model);
+        // Back to an empty chain.
+        store.rollback_to(99).unwrap();
+        model.rollback_to(99);
+        assert_matches_model(&store, &model);
+        assert!(
+            store
+                .view()
+                .unwrap()
+                .range(&ns, None, None)
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
+
+#[test]
+fn rollback_beyond_the_undo_window_is_refused_without_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let store = Store::open(&path, config(Scheme::V2, 0).with_undo_window(10)).unwrap();
+    let ns = names(&store);
+    let mut model = Model::new(Scheme::V2, 0);
+    let mut w = store.writer().unwrap();
+    for h in 0..50 {
+        write_block(&mut w, &ns, h, 0);
+        model.apply(0);
+    }
+    w.commit().unwrap();
+    drop(w);
+    assert_eq!(
+        store.view().unwrap().undo_heights().unwrap(),
+        Some((40, 49))
+    );
+    match store.rollback_to(38) {
+        Err(StoreError::RollbackTooDeep {
+            target: 38,
+            oldest: 39,
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        store.rollback_to(60),
+        Err(StoreError::RollbackAboveTip { .. })
+    ));
+    assert_matches_model(&store, &model);
+    assert_eq!(store.rollback_to(39).unwrap(), 10);
+    model.rollback_to(39);
+    assert_matches_model(&store, &model);
+}
+
+#[test]
+fn snapshot_round_trip_and_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, model) = build(&dir.path().join("db"), Scheme::V2, 500, 120, 40);
+    let snap = dir.path().join("snap");
+    let summary = snapshot::export(&store.view().unwrap(), &snap).unwrap();
+    assert_eq!(summary.blocks, 120);
+    let trusted = (
+        600,
+        store.view().unwrap().consensus_hash(600).unwrap().unwrap(),
+    );
+
+    let target = dir.path().join("imported");
+    let (imported, s2) =
+        snapshot::import(&snap, &target, config(Scheme::V2, 500), trusted).unwrap();
+    assert_eq!((s2.blocks, s2.bytes), (summary.blocks, summary.bytes));
+    assert_matches_model(&imported, &model);
+    assert_eq!(
+        imported.view().unwrap().undo_heights().unwrap(),
+        store.view().unwrap().undo_heights().unwrap()
+    );
+    // Rollback works right after an import.
+    imported.rollback_to(610).unwrap();
+    let mut m2 = model.clone();
+    m2.rollback_to(610);
+    assert_matches_model(&imported, &m2);
+    drop(imported);
+
+    let fresh = |name: &str| dir.path().join(name);
+    let refused = |path: &Path, cfg, trusted| {
+        let err = snapshot::import(path, &fresh("refused"), cfg, trusted).unwrap_err();
+        assert!(
+            !fresh("refused").exists(),
+            "a refused import left a database behind"
+        );
+        err
+    };
+    // A wrong trusted hash.
+    let err = refused(
+        &snap,
+        config(Scheme::V2, 500),
+        (600, ConsensusHash::V2(Hash256([7; 32]))),
+    );
+    assert!(err.to_string().contains("trusted"), "{err}");
+    // Another application.
+    let err = refused(&snap, config(Scheme::V2, 501), trusted);
+    assert!(err.to_string().contains("made for"), "{err}");
+    // A trusted height outside the snapshot.
+    let err = refused(&snap, config(Scheme::V2, 500), (700, trusted.1));
+    assert!(err.to_string().contains("not among"), "{err}");
+    // Truncation at every region of the file, and a flipped byte in each.
+    let bytes = std::fs::read(&snap).unwrap();
+    for cut in [5, 20, bytes.len() / 3, bytes.len() - 10, bytes.len() - 1] {
+        let p = fresh("cut");
+        std::fs::write(&p, &bytes[..cut]).unwrap();
+        let err = refused(&p, config(Scheme::V2, 500), trusted);
+        assert!(
+            matches!(err, StoreError::Snapshot { .. }),
+            "cut {cut}: {err}"
+        );
+    }
+    for at in [9, 200, bytes.len() / 2, bytes.len() - 40] {
+        let mut b = bytes.clone();
+        b[at] ^= 0x20;
+        let p = fresh("flip");
+        std::fs::write(&p, &b).unwrap();
+        refused(&p, config(Scheme::V2, 500), trusted);
+    }
+    // Never over an existing database.
+    let err = snapshot::import(&snap, store.path(), config(Scheme::V2, 500), trusted).unwrap_err();
+    assert!(err.to_string().contains("existing"), "{err}");
+}
+
+#[test]
+fn a_snapshot_with_a_forged_record_is_refused() {
+    // Re-encode a snapshot with one record changed but the original consensus hashes.
+    use vc_codec::storage;
+    use vc_store::snapshot::Frame;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = build(&dir.path().join("db"), Scheme::Legacy, 0, 40, 40);
+    let snap = dir.path().join("snap");
+    snapshot::export(&store.view().unwrap(), &snap).unwrap();
+    let bytes = std::fs::read(&snap).unwrap();
+    let mut out = bytes[..8].to_vec();
+    let mut at = 8;
+    let mut forged = false;
+    use sha2::Digest;
+    while at < bytes.len() {
+        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let mut frame: Frame = storage::from_bytes(&bytes[at + 4..at + 4 + len]).unwrap();
+        at += 4 + len;
+        match &mut frame {
+            Frame::Block { ops, .. } if !forged => {
+                if let Some(op) = ops.iter_mut().find(|o| !o.records.is_empty()) {
+                    op.records[0].push(b'!');
+                    forged = true;
+                }
+            }
+            Frame::End(d) => *d = sha2::Sha256::digest(&out).into(),
+            _ => {}
+        }
+        let body = storage::to_bytes(&frame).unwrap();
+        out.extend((body.len() as u32).to_be_bytes());
+        out.extend(body);
+    }
+    assert!(forged);
+    let p = dir.path().join("forged");
+    std::fs::write(&p, &out).unwrap();
+    let trusted = (
+        39,
+        store.view().unwrap().consensus_hash(39).unwrap().unwrap(),
+    );
+    let err = snapshot::import(
+        &p,
+        &dir.path().join("x"),
+        config(Scheme::Legacy, 0),
+        trusted,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("its records give"), "{err}");
+}
+
+#[test]
+fn replay_finds_the_first_divergence() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = build(&dir.path().join("db"), Scheme::V2, 0, 80, 80);
+    let view = store.view().unwrap();
+    let ch = |h| view.consensus_hash(h).unwrap().unwrap();
+    let ok = replay::verify(&view, (79, ch(79))).unwrap();
+    assert!(ok.is_ok(), "{ok:?}");
+    assert_eq!(ok.blocks, 80);
+    let bad = replay::verify(&view, (40, ch(41))).unwrap();
+    let d = bad.divergence.unwrap();
+    assert_eq!((d.height, d.kind), (40, DivergenceKind::Trusted));
+    assert!(replay::verify(&view, (80, ch(79))).is_err());
+    drop(view);
+
+    // Tamper with one stored record behind the store's back: replay names the block.
+    let target = (0..80)
+        .find(|h| !generate(*h, 0).ops.iter().all(|o| o.records.is_empty()))
+        .unwrap();
+    let path = store.path().to_path_buf();
+    drop(store);
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let def: redb::TableDefinition<(u64, u32), &[u8]> = redb::TableDefinition::new("ops");
+            let mut t = txn.open_table(def).unwrap();
+            use redb::ReadableTable;
+            let key = {
+                let mut r = t.range((target, 0)..=(target, u32::MAX)).unwrap();
+                let (k, _) = r.next().unwrap().unwrap();
+                k.value()
+            };
+            let mut op: vc_store::StoredOp = {
+                let v = t.get(key).unwrap().unwrap();
+                vc_codec::storage::from_bytes(v.value()).unwrap()
+            };
+            if op.records.is_empty() {
+                op.records.push(b"x".to_vec());
+            } else {
+                op.records[0].push(b'x');
+            }
+            let bytes = vc_codec::storage::to_bytes(&op).unwrap();
+            t.insert(key, bytes.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let store = Store::open(&path, config(Scheme::V2, 0)).unwrap();
+    let view = store.view().unwrap();
+    let report = replay::verify(&view, (79, view.consensus_hash(79).unwrap().unwrap())).unwrap();
+    let d = report.divergence.unwrap();
+    assert_eq!((d.height, d.kind), (target, DivergenceKind::OpsHash));
+}
+
+#[test]
+fn readers_see_a_consistent_snapshot_while_the_writer_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = build(&dir.path().join("db"), Scheme::V2, 0, 10, 10);
+    let ns = names(&store);
+    let view = store.view().unwrap();
+    let before = view.range(&ns, None, None).unwrap();
+    let mut w = store.writer().unwrap();
+    for h in 10..30 {
+        write_block(&mut w, &ns, h, 0);
+    }
+    w.commit().unwrap();
+    drop(w);
+    assert_eq!(view.tip().unwrap().unwrap().height, 9);
+    assert_eq!(view.range(&ns, None, None).unwrap(), before);
+    assert_eq!(store.tip().unwrap().unwrap().height, 29);
+}
