@@ -1,0 +1,163 @@
+//! Crash consistency: a child process applies, rolls back and commits blocks in a loop and is
+//! killed with SIGKILL at random moments. Every reopen must land on a block boundary with all
+//! invariants, and the chain must be exactly what an uninterrupted run computes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Model, config, mix, write_block};
+use vc_chash::{History, Scheme};
+use vc_store::Store;
+
+const CHILD_ENV: &str = "VC_STORE_CRASH_CHILD_DB";
+const FIRST: u64 = 1000;
+const KILLS: usize = 24;
+
+/// The branch a stored block was generated on (see `common::block_hash`).
+fn fork_of(hash: &[u8; 32]) -> u64 {
+    u64::from_be_bytes(hash[24..32].try_into().unwrap())
+}
+
+/// The child: write forever. Started by `kill_nine_at_random_moments`.
+#[test]
+#[ignore = "the child process of kill_nine_at_random_moments"]
+fn crash_child() {
+    let path = std::env::var(CHILD_ENV).expect("run by kill_nine_at_random_moments");
+    let store = Store::open(&path, config(Scheme::V2, FIRST).with_undo_window(20)).unwrap();
+    let ns = store.namespace::<String, u64>("names").unwrap();
+    let mut rng = mix(u64::from(std::process::id()) ^ Instant::now().elapsed().as_nanos() as u64);
+    let mut next = || {
+        rng = mix(rng);
+        rng
+    };
+    loop {
+        let mut w = store.writer().unwrap();
+        for _ in 0..next() % 40 + 1 {
+            let h = w.next_height();
+            write_block(&mut w, &ns, h, 0);
+        }
+        if next() % 4 == 0 {
+            // A reorg: revert a few blocks and apply a branch, maybe in a later commit.
+            let depth = next() % 5 + 1;
+            let tip = w.tip().unwrap().0;
+            w.rollback_to(tip - depth).unwrap();
+            if next() % 2 == 0 {
+                w.commit().unwrap();
+            }
+            let fork = next() % 3;
+            for _ in 0..depth {
+                let h = w.next_height();
+                write_block(&mut w, &ns, h, fork);
+            }
+        }
+        w.commit().unwrap();
+    }
+}
+
+/// Opens the store after a crash and checks every invariant; returns the tip and its model.
+fn check_after_crash(path: &Path) -> (u64, Model) {
+    let store = Store::open(path, config(Scheme::V2, FIRST).with_undo_window(20)).unwrap();
+    let view = store.view().unwrap();
+    let Some(tip) = view.tip().unwrap() else {
+        return (FIRST - 1, Model::new(Scheme::V2, FIRST));
+    };
+    // The chain is contiguous, links, and every block is one the generator made.
+    let mut model = Model::new(Scheme::V2, FIRST);
+    let mut prev = None;
+    for h in FIRST..=tip.height {
+        let e = view
+            .chain_entry(h)
+            .unwrap()
+            .unwrap_or_else(|| panic!("hole at {h}"));
+        if let Some(p) = prev {
+            assert_eq!(e.prev_hash, p, "block {h} does not link");
+        }
+        prev = Some(e.block_hash);
+        let fork = fork_of(&e.block_hash);
+        assert_eq!(e.block_hash, common::block_hash(h, fork).0);
+        model.apply(fork);
+        assert_eq!(
+            view.ops(h).unwrap().len() as u32,
+            e.op_count,
+            "ops of block {h}"
+        );
+    }
+    // Nothing above the tip.
+    assert!(view.ops(tip.height + 1).unwrap().is_empty());
+    assert_eq!(view.chain_entry(tip.height + 1).unwrap(), None);
+    // State and every consensus hash equal an uninterrupted run over the same blocks.
+    let ns = store.namespace::<String, u64>("names").unwrap();
+    let state: std::collections::BTreeMap<String, u64> =
+        view.range(&ns, None, None).unwrap().into_iter().collect();
+    assert_eq!(state, model.state(), "state at tip {}", tip.height);
+    let mem = model.history();
+    for h in FIRST..=tip.height {
+        assert_eq!(
+            view.consensus_hash(h).unwrap(),
+            mem.consensus_hash(h).unwrap(),
+            "CH at {h}"
+        );
+    }
+    // The undo logs cover a contiguous range ending at the tip.
+    let (lo, hi) = view.undo_heights().unwrap().unwrap();
+    assert_eq!(hi, tip.height);
+    for h in lo..=hi {
+        assert!(store.view().unwrap().chain_entry(h).unwrap().is_some());
+    }
+    (tip.height, model)
+}
+
+#[test]
+fn kill_nine_at_random_moments() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crash.redb");
+    let exe = std::env::current_exe().unwrap();
+    let mut rng = 0x5eed_u64;
+    let mut tips = Vec::new();
+    for _ in 0..KILLS {
+        let mut child = Command::new(&exe)
+            .args(["--exact", "crash_child", "--ignored", "--test-threads=1"])
+            .env(CHILD_ENV, &path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        rng = mix(rng);
+        std::thread::sleep(Duration::from_millis(60 + rng % 400));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the child exited on its own"
+        );
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let (tip, _) = check_after_crash(&path);
+        tips.push(tip);
+    }
+    // The child made progress across the kills (it was killed while writing, not before).
+    assert!(tips.last().unwrap() > &(FIRST + 100), "tips: {tips:?}");
+    eprintln!("tips after each SIGKILL: {tips:?}");
+
+    // Continuing after the last crash gives the same hashes as the uninterrupted model.
+    let (tip, mut model) = check_after_crash(&path);
+    let store = Store::open(&path, config(Scheme::V2, FIRST).with_undo_window(20)).unwrap();
+    let ns = store.namespace::<String, u64>("names").unwrap();
+    let mut w = store.writer().unwrap();
+    for h in tip + 1..tip + 51 {
+        write_block(&mut w, &ns, h, 0);
+        model.apply(0);
+    }
+    w.commit().unwrap();
+    drop(w);
+    let view = store.view().unwrap();
+    let mem = model.history();
+    for h in tip + 1..tip + 51 {
+        assert_eq!(
+            view.consensus_hash(h).unwrap(),
+            mem.consensus_hash(h).unwrap()
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! Model-based property test: random sequences of apply, rollback, commit, abort and reopen
+//! leave the store equal to a simple in-memory model (state, tip and every consensus hash).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{Model, config, write_block};
+use proptest::prelude::*;
+use vc_chash::{History, Scheme};
+use vc_store::{Store, StoreError};
+
+#[derive(Clone, Debug)]
+enum Step {
+    /// Apply `count` blocks of branch `fork`.
+    Apply { fork: u64, count: u64 },
+    /// Roll back `depth` blocks (possibly past the undo window or the first block).
+    Rollback { depth: u64 },
+    /// Commit the open transaction.
+    Commit,
+    /// Drop the writer without committing.
+    Abort,
+    /// Close and reopen the database file.
+    Reopen,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0..3u64, 1..6u64).prop_map(|(fork, count)| Step::Apply { fork, count }),
+        2 => (0..10u64).prop_map(|depth| Step::Rollback { depth }),
+        2 => Just(Step::Commit),
+        1 => Just(Step::Abort),
+        1 => Just(Step::Reopen),
+    ]
+}
+
+const FIRST: u64 = 20;
+const WINDOW: u64 = 6;
+
+fn check(store: &Store, model: &Model) -> Result<(), TestCaseError> {
+    let view = store.view().unwrap();
+    let ns = store.namespace::<String, u64>("names").unwrap();
+    let state: std::collections::BTreeMap<String, u64> =
+        view.range(&ns, None, None).unwrap().into_iter().collect();
+    prop_assert_eq!(state, model.state());
+    prop_assert_eq!(view.tip().unwrap().map(|t| t.height), model.tip());
+    let mem = model.history();
+    if let Some(tip) = model.tip() {
+        for h in FIRST..=tip {
+            prop_assert_eq!(
+                view.consensus_hash(h).unwrap(),
+                mem.consensus_hash(h).unwrap()
+            );
+        }
+        prop_assert_eq!(view.consensus_hash(tip + 1).unwrap(), None);
+        prop_assert!(view.ops(tip + 1).unwrap().is_empty());
+    }
+    Ok(())
+}
+
+fn run(scheme: Scheme, steps: Vec<Step>) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let cfg = config(scheme, FIRST).with_undo_window(WINDOW);
+    let mut store = Store::open(&path, cfg.clone()).unwrap();
+    let ns = store.namespace::<String, u64>("names").unwrap();
+    // `committed` is what the file holds; `working` includes the open transaction.
+    let mut committed = Model::new(scheme, FIRST);
+    let mut working = committed.clone();
+    // Heights whose undo logs exist, for the working and committed chains.
+    let mut committed_undo = std::collections::BTreeSet::new();
+    let mut undo = committed_undo.clone();
+    let mut i = 0;
+    while i < steps.len() {
+        let mut w = store.writer().unwrap();
+        while i < steps.len() {
+            match steps[i].clone() {
+                Step::Apply { fork, count } => {
+                    for _ in 0..count {
+                        let h = w.next_height();
+                        write_block(&mut w, &ns, h, fork);
+                        working.apply(fork);
+                        undo.insert(h);
+                        undo.retain(|u| *u + WINDOW > h);
+                    }
+                }
+                Step::Rollback { depth } => {
+                    let tip = working.tip();
+                    let target = tip.map_or(FIRST, |t| t.saturating_sub(depth));
+                    let target = target.max(FIRST - 1);
+                    let possible =
+                        tip.is_none_or(|t| ((target + 1)..=t).all(|h| undo.contains(&h)));
+                    match w.rollback_to(target) {
+                        Ok(n) => {
+                            prop_assert!(possible);
+                            prop_assert_eq!(n, tip.map_or(0, |t| t.saturating_sub(target)));
+                            working.rollback_to(target);
+                            undo.retain(|u| *u <= target);
+                        }
+                        Err(StoreError::RollbackTooDeep { .. }) => prop_assert!(!possible),
+                        Err(e) => return Err(TestCaseError::fail(format!("{e}"))),
+                    }
+                }
+                Step::Commit => {
+                    w.commit().unwrap();
+                    committed = working.clone();
+                    committed_undo = undo.clone();
+                }
+                Step::Abort => {
+                    i += 1;
+                    break;
+                }
+                Step::Reopen => {
+                    w.commit().unwrap();
+                    committed = working.clone();
+                    committed_undo = undo.clone();
+                    drop(w);
+                    drop(store);
+                    store = Store::open(&path, cfg.clone()).unwrap();
+                    check(&store, &committed)?;
+                    i += 1;
+                    break;
+                }
+            }
+            i += 1;
+            if i == steps.len() {
+                w.commit().unwrap();
+                committed = working.clone();
+                committed_undo = undo.clone();
+            }
+        }
+        check(&store, &committed)?;
+        working = committed.clone();
+        undo = committed_undo.clone();
+    }
+    check(&store, &committed)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn v2_store_equals_model(steps in prop::collection::vec(step(), 1..40)) {
+        run(Scheme::V2, steps)?;
+    }
+
+    #[test]
+    fn legacy_store_equals_model(steps in prop::collection::vec(step(), 1..40)) {
+        run(Scheme::Legacy, steps)?;
+    }
+}
