@@ -26,7 +26,7 @@ fn main() -> Result<()> {
         Some("demo") => demo(&root),
         Some("bench") => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <ci | demo | bench [criterion args]>");
+            eprintln!("usage: cargo xtask <ci | demo | bench [chash | store] [-- criterion args]>");
             bail!("unknown or missing command")
         }
     }
@@ -408,13 +408,35 @@ fn ascii(hex: &str) -> Option<String> {
         .then_some(text)
 }
 
-fn bench(extra: &[String]) -> Result<()> {
-    let mut args = vec!["bench", "-p", "vc-chash", "--bench", "chash", "--"];
+/// The criterion benchmark suites: name, package, bench target.
+const BENCHES: &[(&str, &str, &str)] = &[
+    ("chash", "vc-chash", "chash"),
+    ("store", "vc-store", "store"),
+];
+
+/// `cargo xtask bench [SUITE] [-- CRITERION ARGS]`: every suite, or the one named.
+fn bench(args: &[String]) -> Result<()> {
+    let (suite, extra) = match args.split_first() {
+        Some((name, rest)) if !name.starts_with('-') => (Some(name.as_str()), rest),
+        _ => (None, args),
+    };
     // `cargo xtask bench -- ARGS` passes the separator through; criterion must not see it.
     let extra = match extra.split_first() {
         Some((sep, rest)) if sep == "--" => rest,
         _ => extra,
     };
-    args.extend(extra.iter().map(String::as_str));
-    run("cargo", args)
+    let selected: Vec<_> = BENCHES
+        .iter()
+        .filter(|(name, _, _)| suite.is_none_or(|s| s == *name))
+        .collect();
+    if selected.is_empty() {
+        let names: Vec<&str> = BENCHES.iter().map(|b| b.0).collect();
+        bail!("unknown benchmark suite {suite:?}; choose one of {names:?}");
+    }
+    for (_, package, target) in selected {
+        let mut cmd = vec!["bench", "-p", package, "--bench", target, "--"];
+        cmd.extend(extra.iter().map(String::as_str));
+        run("cargo", cmd)?;
+    }
+    Ok(())
 }

@@ -1,0 +1,190 @@
+//! Criterion benchmarks of vc-store (v2 scheme, database files in a temporary directory).
+//!
+//! * `commit/empty_x1000_one_commit`: 1,000 empty blocks (consensus hash, accumulator nodes,
+//!   chain entry, undo log) applied in one write transaction and committed (catch-up mode).
+//! * `commit/empty_x20_each_committed`: 20 empty blocks, each committed (fsync) on its own (at
+//!   the tip).
+//! * `commit/ops100_x50_one_commit`: 50 blocks of 100 operations each (a ~150-byte stored
+//!   operation, one record and one state write per operation), one commit.
+//! * `rollback/6_blocks_of_100k`: roll back 6 blocks (each with 10 state changes) of a
+//!   100,000-block database and commit; the blocks are re-applied outside the timing.
+//! * `state_reads/random_of_100k`: point reads of random keys among 100,000 through a read view.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use vc_chash::{Hash256, Scheme};
+use vc_store::{BlockHeader, Namespace, OutputData, Store, StoreConfig, StoredOp, Writer};
+
+fn hash(height: u64, salt: u64) -> Hash256 {
+    let mut b = [0u8; 32];
+    b[..8].copy_from_slice(&height.to_le_bytes());
+    b[8..16].copy_from_slice(&salt.to_le_bytes());
+    b[31] = 1;
+    Hash256(b)
+}
+
+fn open(dir: &tempfile::TempDir) -> Store {
+    let cfg = StoreConfig::new("bench", "1", Scheme::V2, 0, "regtest").with_namespaces(&["names"]);
+    Store::open(dir.path().join("bench.redb"), cfg).unwrap()
+}
+
+/// Applies the next block with `ops` operations and `writes` state writes; `salt` makes a branch.
+fn block(w: &mut Writer<'_>, ns: &Namespace<u64, Vec<u8>>, ops: u32, writes: u64, salt: u64) {
+    let height = w.next_height();
+    let prev = w.tip().map_or(Hash256::ZERO, |t| t.1);
+    let mut b = w
+        .begin_block(BlockHeader {
+            height,
+            block_hash: hash(height, salt),
+            prev_hash: prev,
+        })
+        .unwrap();
+    for i in 0..ops {
+        b.add_op(StoredOp {
+            txid: hash(height, u64::from(i) + 7).0,
+            txindex: i + 1,
+            vtxindex: i,
+            opcode: b':',
+            payload: b"id:some-name.id-and-a-bit-more-data".to_vec(),
+            senders: vec![OutputData {
+                value: 10_000,
+                script: vec![
+                    0x00, 0x14, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
+                    20,
+                ],
+            }],
+            outputs: vec![],
+            fee: 1_000,
+            records: vec![format!(":name-{height}-{i}").into_bytes()],
+        })
+        .unwrap();
+    }
+    for i in 0..writes {
+        b.put(ns, &(height * 1_000 + i), &vec![salt as u8; 40])
+            .unwrap();
+    }
+    b.finish().unwrap();
+}
+
+fn commit(c: &mut Criterion) {
+    let mut g = c.benchmark_group("commit");
+    g.sample_size(20).measurement_time(Duration::from_secs(8));
+    g.throughput(Throughput::Elements(1_000));
+    g.bench_function("empty_x1000_one_commit", |b| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let ns = store.namespace("names").unwrap();
+        b.iter(|| {
+            let mut w = store.writer().unwrap();
+            for _ in 0..1_000 {
+                block(&mut w, &ns, 0, 0, 0);
+            }
+            w.commit().unwrap();
+        });
+    });
+    g.throughput(Throughput::Elements(20));
+    g.bench_function("empty_x20_each_committed", |b| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let ns = store.namespace("names").unwrap();
+        b.iter(|| {
+            let mut w = store.writer().unwrap();
+            for _ in 0..20 {
+                block(&mut w, &ns, 0, 0, 0);
+                w.commit().unwrap();
+            }
+        });
+    });
+    g.throughput(Throughput::Elements(50));
+    g.bench_function("ops100_x50_one_commit", |b| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let ns = store.namespace("names").unwrap();
+        b.iter(|| {
+            let mut w = store.writer().unwrap();
+            for _ in 0..50 {
+                block(&mut w, &ns, 100, 100, 0);
+            }
+            w.commit().unwrap();
+        });
+    });
+    g.finish();
+}
+
+fn rollback(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let ns = store.namespace("names").unwrap();
+    {
+        let mut w = store.writer().unwrap();
+        for i in 0..100_000u64 {
+            block(&mut w, &ns, u32::from(i % 10 == 0), 1, 0);
+            if i % 5_000 == 4_999 {
+                w.commit().unwrap();
+            }
+        }
+        // The last blocks, the ones rolled back, change 10 keys each.
+        w.rollback_to(99_993).unwrap();
+        for _ in 0..6 {
+            block(&mut w, &ns, 2, 10, 0);
+        }
+        w.commit().unwrap();
+    }
+    let mut g = c.benchmark_group("rollback");
+    g.sample_size(30);
+    g.bench_function("6_blocks_of_100k", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for i in 0..iters {
+                let mut w = store.writer().unwrap();
+                let tip = w.tip().unwrap().0;
+                let start = Instant::now();
+                assert_eq!(w.rollback_to(tip - 6).unwrap(), 6);
+                w.commit().unwrap();
+                total += start.elapsed();
+                for _ in 0..6 {
+                    block(&mut w, &ns, 2, 10, i + 1);
+                }
+                w.commit().unwrap();
+            }
+            total
+        });
+    });
+    g.finish();
+}
+
+fn state_reads(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let ns: Namespace<u64, Vec<u8>> = store.namespace("names").unwrap();
+    {
+        let mut w = store.writer().unwrap();
+        for _ in 0..100 {
+            block(&mut w, &ns, 0, 1_000, 0);
+        }
+        w.commit().unwrap();
+    }
+    let view = store.view().unwrap();
+    let mut g = c.benchmark_group("state_reads");
+    g.throughput(Throughput::Elements(1_000));
+    g.bench_function("random_of_100k", |b| {
+        let mut x = 0x1234_5678_u64;
+        b.iter(|| {
+            for _ in 0..1_000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let key = (x % 100) * 1_000 + (x >> 32) % 1_000;
+                black_box(view.get(&ns, &key).unwrap().unwrap());
+            }
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, commit, rollback, state_reads);
+criterion_main!(benches);
