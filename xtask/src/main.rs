@@ -1,11 +1,13 @@
 //! Project automation, run as `cargo xtask <command>`:
 //!
-//! * `ci`: everything CI checks: formatting, clippy with `-D warnings`, all tests, docs without
-//!   warnings, vc-chash's dependency and no-default-features rules, the fuzz targets' build, the
+//! * `ci`: everything CI checks: formatting, clippy with `-D warnings`, all tests (with a real
+//!   regtest bitcoind, provisioned as `node` does), docs without warnings, vc-chash's dependency and no-default-features rules, the fuzz targets' build, the
 //!   cross-check against the independent Python reference, and the demo.
 //! * `demo`: the main job on the embedded example chain: compute consensus hashes, prove an old
 //!   block from the newest hash, verify the proof.
 //! * `bench`: the criterion benchmarks (`docs/benchmarks.md` records their figures).
+//! * `node`: provision a regtest-capable `bitcoind` (built once from source, cached outside the
+//!   clone; `BITCOIND_EXE` overrides) and print its path.
 
 use std::env;
 use std::ffi::OsStr;
@@ -17,6 +19,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
 
+mod node;
+
 fn main() -> Result<()> {
     let args: Vec<String> = env::args().skip(1).collect();
     let root = workspace_root()?;
@@ -25,8 +29,11 @@ fn main() -> Result<()> {
         Some("ci") => ci(&root),
         Some("demo") => demo(&root),
         Some("bench") => bench(&args[1..]),
+        Some("node") => node::provision().map(|exe| println!("{}", exe.display())),
         _ => {
-            eprintln!("usage: cargo xtask <ci | demo | bench [chash | store] [-- criterion args]>");
+            eprintln!(
+                "usage: cargo xtask <ci | demo | node | bench [chash | store] [-- criterion args]>"
+            );
             bail!("unknown or missing command")
         }
     }
@@ -126,9 +133,20 @@ fn ci(root: &Path) -> Result<()> {
     })?;
     step("reference cross-check", || reference_cross_check(root))?;
     step("demo", || demo(root))?;
+    // Tests against a real node must run in CI, never skip: provision bitcoind (cached after
+    // the first build) and make a missing one a failure.
+    let mut bitcoind = PathBuf::new();
+    step("bitcoind", || {
+        bitcoind = node::provision()?;
+        Ok(())
+    })?;
     let mut totals = (0, 0);
     step("tests", || {
-        totals = cargo_test(&["test", "--workspace", "--all-features"])?;
+        let exe = bitcoind.to_string_lossy();
+        totals = cargo_test(
+            &["test", "--workspace", "--all-features"],
+            &[("BITCOIND_EXE", &exe), ("VC_REQUIRE_BITCOIND", "1")],
+        )?;
         Ok(())
     })?;
     // The run's closing line: the whole suite's count.
@@ -139,10 +157,11 @@ fn ci(root: &Path) -> Result<()> {
 
 /// Runs `cargo test`, passing its output through, and returns the summed
 /// `(passed, failed)` of every `test result:` line.
-fn cargo_test(args: &[&str]) -> Result<(u64, u64)> {
+fn cargo_test(args: &[&str], envs: &[(&str, &str)]) -> Result<(u64, u64)> {
     eprintln!("$ cargo {}", args.join(" "));
     let mut child = Command::new("cargo")
         .args(args)
+        .envs(envs.iter().copied())
         .stdout(Stdio::piped())
         .spawn()
         .context("starting cargo test")?;
