@@ -1,7 +1,44 @@
 //! Block sources for virtualchain.
 //!
-//! This crate owns  Bitcoin Core (JSON-RPC + REST), Electrum and Core's blk files:the block-source abstraction (a `BlockSource` trait) and its backends: Bitcoin Core over JSON-RPC (control) and REST (bulk blocks and spent outputs), Electrum servers (headers, merkle proofs, watched scripts) and Core's `blocks/` directory (blk*.dat, rev*.dat, xor.dat).
+//! [`BlockSource`] is the one interface the engine reads the chain through: network, tip, block
+//! hash by height, linked headers, a block by hash (checked to hash to what was asked), and the
+//! outputs a block spends (value and scriptPubKey per input, in order, none for the coinbase),
+//! plus broadcasting where the backend can. Backends:
 //!
-//! It is part of the workspace layout from the start so that the dependency direction
-//! (source -> codec -> engine -> chash/store) is fixed, but it exports nothing yet: its contents
-//! arrive with the issue that builds it (see the project README's roadmap).
+//! * [`core::CoreSource`]: Bitcoin Core, JSON-RPC for control and REST binary endpoints for
+//!   bulk data (JSON-RPC fallback when REST is off), retries, capped concurrency.
+//!
+//! [`prefetch::Prefetch`] runs a source over a range of heights with several threads, yielding
+//! blocks in order with bounded memory.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use vc_source::core::{CoreAuth, CoreConfig, CoreSource};
+//! use vc_source::{BlockSource, prefetch::Prefetch};
+//!
+//! let config = CoreConfig::new(
+//!     "http://127.0.0.1:18443",
+//!     CoreAuth::Cookie("/home/me/.bitcoin/regtest/.cookie".into()),
+//!     bitcoin::Network::Regtest,
+//! );
+//! let source: Arc<dyn BlockSource> = Arc::new(CoreSource::connect(config)?);
+//! let tip = source.tip()?;
+//! for fetched in Prefetch::new(source, 0, tip.height + 1, 4, 64) {
+//!     let f = fetched?;
+//!     println!("{} {} txs, {} bytes", f.height, f.block.txdata.len(), f.size);
+//! }
+//! # Ok::<(), vc_source::SourceError>(())
+//! ```
+
+pub mod core;
+mod error;
+pub mod prefetch;
+mod source;
+
+pub use error::SourceError;
+pub use source::{BlockSource, ChainTip, FetchedBlock, SpentOutputs, check_linked};
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

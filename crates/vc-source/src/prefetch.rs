@@ -1,0 +1,182 @@
+//! An ordered, parallel, memory-bounded fetch pipeline over a range of heights.
+//!
+//! `workers` threads each take the next height, fetch its hash, block and spent outputs from the
+//! source, and hand the result to the consumer, which receives blocks strictly in height order.
+//! A worker never runs more than `window` heights ahead of the consumer, so at most `window`
+//! blocks are in memory however slow the consumer is.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use bitcoin::{Block, BlockHash};
+
+use crate::error::SourceError;
+use crate::source::{BlockSource, SpentOutputs};
+
+/// One fetched block with everything an engine needs.
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    /// Its height.
+    pub height: u64,
+    /// Its hash.
+    pub hash: BlockHash,
+    /// The block.
+    pub block: Block,
+    /// Serialized size in bytes.
+    pub size: usize,
+    /// The outputs its inputs spend.
+    pub spent: SpentOutputs,
+}
+
+struct Shared {
+    /// The consumer's position: the next height it will take.
+    consumed: Mutex<u64>,
+    cv: Condvar,
+    next: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// Fetches `start..end` in parallel and yields the blocks in order (an iterator). Dropping it
+/// stops the workers.
+pub struct Prefetch {
+    rx: Receiver<(u64, Result<Fetched, SourceError>)>,
+    pending: BTreeMap<u64, Result<Fetched, SourceError>>,
+    position: u64,
+    end: u64,
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+    failed: bool,
+}
+
+impl std::fmt::Debug for Prefetch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prefetch")
+            .field("position", &self.position)
+            .field("end", &self.end)
+            .finish_non_exhaustive()
+    }
+}
+
+fn fetch_one(source: &dyn BlockSource, height: u64) -> Result<Fetched, SourceError> {
+    let hash = source.block_hash(height)?;
+    let fetched = source.block(&hash)?;
+    let spent = source.spent_outputs(&hash, &fetched.block)?;
+    Ok(Fetched {
+        height,
+        hash,
+        block: fetched.block,
+        size: fetched.size,
+        spent,
+    })
+}
+
+impl Prefetch {
+    /// Starts `workers` threads over `start..end`, at most `window` blocks ahead.
+    pub fn new(
+        source: Arc<dyn BlockSource>,
+        start: u64,
+        end: u64,
+        workers: usize,
+        window: usize,
+    ) -> Prefetch {
+        let window = window.max(1) as u64;
+        let shared = Arc::new(Shared {
+            consumed: Mutex::new(start),
+            cv: Condvar::new(),
+            next: AtomicU64::new(start),
+            stop: AtomicBool::new(false),
+        });
+        let (tx, rx) = sync_channel(window as usize);
+        let workers = (0..workers.max(1))
+            .map(|_| {
+                let (source, shared, tx) = (Arc::clone(&source), Arc::clone(&shared), tx.clone());
+                std::thread::spawn(move || {
+                    loop {
+                        let height = shared.next.fetch_add(1, Ordering::SeqCst);
+                        if height >= end || shared.stop.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        {
+                            // Wait until the consumer is within `window` of this height.
+                            let mut consumed =
+                                shared.consumed.lock().unwrap_or_else(|p| p.into_inner());
+                            while height >= *consumed + window
+                                && !shared.stop.load(Ordering::SeqCst)
+                            {
+                                consumed =
+                                    shared.cv.wait(consumed).unwrap_or_else(|p| p.into_inner());
+                            }
+                        }
+                        if shared.stop.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        let result = fetch_one(source.as_ref(), height);
+                        if tx.send((height, result)).is_err() {
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Prefetch {
+            rx,
+            pending: BTreeMap::new(),
+            position: start,
+            end,
+            shared,
+            workers,
+            failed: false,
+        }
+    }
+}
+
+impl Iterator for Prefetch {
+    type Item = Result<Fetched, SourceError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.position >= self.end || self.failed {
+            return None;
+        }
+        loop {
+            if let Some(r) = self.pending.remove(&self.position) {
+                self.position += 1;
+                *self
+                    .shared
+                    .consumed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = self.position;
+                self.shared.cv.notify_all();
+                if r.is_err() {
+                    self.failed = true;
+                    self.shared.stop.store(true, Ordering::SeqCst);
+                }
+                return Some(r);
+            }
+            match self.rx.recv() {
+                Ok((h, r)) => {
+                    self.pending.insert(h, r);
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.cv.notify_all();
+        // Unblock workers waiting to send.
+        while self.rx.try_recv().is_ok() {}
+        for w in self.workers.drain(..) {
+            while !w.is_finished() {
+                while self.rx.try_recv().is_ok() {}
+                std::thread::yield_now();
+            }
+            let _ = w.join();
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The `BlockSource` trait and what it returns.
+
+use bitcoin::block::Header;
+use bitcoin::{Block, BlockHash, Network, Transaction, TxOut, Txid};
+
+use crate::error::SourceError;
+
+/// The best chain's tip as a source sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainTip {
+    /// Its height.
+    pub height: u64,
+    /// Its hash.
+    pub hash: BlockHash,
+}
+
+/// A block with the size of its serialization.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchedBlock {
+    /// The parsed block.
+    pub block: Block,
+    /// Its serialized size in bytes.
+    pub size: usize,
+}
+
+/// The outputs a block's inputs spend: one list per transaction, in block order, with one
+/// output per input in input order. The coinbase's list is empty.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SpentOutputs(pub Vec<Vec<TxOut>>);
+
+impl SpentOutputs {
+    /// Checks the shape against `block`: one list per transaction, one output per input, none
+    /// for the coinbase.
+    pub fn check_shape(&self, block: &Block) -> Result<(), String> {
+        if self.0.len() != block.txdata.len() {
+            return Err(format!(
+                "{} spent-output lists for {} transactions",
+                self.0.len(),
+                block.txdata.len()
+            ));
+        }
+        for (i, (tx, spent)) in block.txdata.iter().zip(&self.0).enumerate() {
+            let want = if i == 0 { 0 } else { tx.input.len() };
+            if spent.len() != want {
+                return Err(format!(
+                    "transaction {i} ({}) has {} inputs but {} spent outputs",
+                    tx.compute_txid(),
+                    want,
+                    spent.len()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A source of Bitcoin blocks and the outputs they spend.
+///
+/// The trait is **synchronous** and its implementations are `Send + Sync`: the client libraries
+/// underneath (`bitcoincore-rpc`, `electrum-client`) and file reads block anyway, and a
+/// synchronous trait keeps applications free to use any async runtime or none. Parallelism comes
+/// from calling one source from several threads (each backend caps its own concurrency; see
+/// [`crate::prefetch`] for an ordered, memory-bounded pipeline over a range of heights).
+pub trait BlockSource: Send + Sync {
+    /// A short name for logs and errors (`core-rest`, `core-rpc`, `blk-files`).
+    fn name(&self) -> &'static str;
+
+    /// The network the source serves.
+    fn network(&self) -> Network;
+
+    /// The best chain's tip.
+    fn tip(&self) -> Result<ChainTip, SourceError>;
+
+    /// The hash of the best chain's block at `height`.
+    fn block_hash(&self, height: u64) -> Result<BlockHash, SourceError>;
+
+    /// `count` headers of the best chain from `start`, checked to link to each other.
+    fn headers(&self, start: u64, count: usize) -> Result<Vec<Header>, SourceError>;
+
+    /// The block `hash`, checked to hash to `hash`.
+    fn block(&self, hash: &BlockHash) -> Result<FetchedBlock, SourceError>;
+
+    /// The outputs spent by `block` (whose hash is `hash`), checked against its shape.
+    fn spent_outputs(&self, hash: &BlockHash, block: &Block) -> Result<SpentOutputs, SourceError>;
+
+    /// Broadcasts a transaction, where the backend can.
+    fn broadcast(&self, tx: &Transaction) -> Result<Txid, SourceError> {
+        let _ = tx;
+        Err(SourceError::Unsupported {
+            source_name: self.name(),
+            operation: "broadcasting",
+        })
+    }
+}
+
+/// Checks that `headers` link to each other (and the first to `prev`, when given).
+pub fn check_linked(
+    source_name: &'static str,
+    start: u64,
+    prev: Option<BlockHash>,
+    headers: &[Header],
+) -> Result<(), SourceError> {
+    let mut expected = prev;
+    for (i, h) in headers.iter().enumerate() {
+        if let Some(e) = expected
+            && h.prev_blockhash != e
+        {
+            return Err(SourceError::Mismatch {
+                source_name,
+                detail: format!(
+                    "header at height {} has parent {}, expected {e}: the header chain does not link",
+                    start + i as u64,
+                    h.prev_blockhash
+                ),
+            });
+        }
+        expected = Some(h.block_hash());
+    }
+    Ok(())
+}

@@ -1,0 +1,221 @@
+//! The Core source against a real regtest bitcoind: REST and JSON-RPC give identical blocks and
+//! spent outputs, equal to `getblock <hash> 3`, over a mixed chain of 300+ blocks; reorgs; and
+//! the typed errors.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use bitcoin::{Amount, Network, TxOut};
+use vc_source::core::{CoreAuth, CoreConfig, CoreSource, RestMode, spent_from_verbose_block};
+use vc_source::prefetch::Prefetch;
+use vc_source::{BlockSource, SourceError};
+use vc_testnode::bitcoincore_rpc::RpcApi;
+use vc_testnode::{KINDS, KeyKind, Signer, TestNode, op_return};
+
+fn config(node: &TestNode, rest: RestMode) -> CoreConfig {
+    let mut c = CoreConfig::new(
+        node.url(),
+        CoreAuth::Cookie(node.cookie_file()),
+        Network::Regtest,
+    );
+    c.rest = rest;
+    c
+}
+
+/// Builds a chain of `blocks` blocks above the 110 funding blocks: each block spends 1 to 3
+/// outputs of every key type into several outputs of every key type, with 0 to 3 OP_RETURNs.
+fn build_chain(node: &TestNode, signer: &mut Signer, blocks: u64) {
+    let miner = signer.address(KeyKind::P2wpkh);
+    node.mine(110, &miner);
+    signer.sync(node);
+    for b in 0..blocks {
+        let height = node.height() + 1;
+        let mut txs = Vec::new();
+        for t in 0..(b % 3 + 1) {
+            let utxos = signer.spendable(height);
+            let n_in = ((b + t) % 3 + 1) as usize;
+            let inputs: Vec<_> = utxos.into_iter().take(n_in).collect();
+            if inputs.is_empty() {
+                break;
+            }
+            let total: Amount = inputs.iter().map(|u| u.txout.value).sum();
+            let share = total / 6;
+            let mut outputs: Vec<TxOut> = KINDS
+                .iter()
+                .map(|k| TxOut {
+                    value: share,
+                    script_pubkey: signer.address(*k).script_pubkey(),
+                })
+                .collect();
+            for i in 0..((b + t) % 4) {
+                outputs.push(op_return(format!("id:op-{b}-{t}-{i}").as_bytes()));
+            }
+            let change = KINDS[((b + t) % 4) as usize];
+            let tx = signer.sign(&inputs, outputs, Amount::from_sat(2_000), Some(change));
+            signer.track(&tx, height);
+            txs.push(tx);
+        }
+        node.mine_with(&miner, &txs);
+    }
+    signer.sync(node);
+}
+
+#[test]
+fn rest_rpc_and_getblock3_agree_and_reorgs_are_seen() {
+    let Some(node) = TestNode::start() else {
+        return;
+    };
+    let mut signer = Signer::new(1);
+    build_chain(&node, &mut signer, 200);
+    let tip = node.height();
+    assert!(tip >= 300, "tip {tip}");
+
+    let rest = CoreSource::connect(config(&node, RestMode::Auto)).unwrap();
+    let rpc = CoreSource::connect(config(&node, RestMode::Off)).unwrap();
+    assert!(rest.uses_rest() && !rpc.uses_rest());
+    assert_eq!(rest.tip().unwrap(), rpc.tip().unwrap());
+
+    let mut kinds_spent = std::collections::BTreeSet::new();
+    let mut op_returns = 0;
+    for h in 0..=tip {
+        let hash = rest.block_hash(h).unwrap();
+        assert_eq!(hash, rpc.block_hash(h).unwrap(), "hash at {h}");
+        let a = rest.block(&hash).unwrap();
+        let b = rpc.block(&hash).unwrap();
+        assert_eq!(a, b, "block {h}");
+        let sa = rest.spent_outputs(&hash, &a.block).unwrap();
+        let sb = rpc.spent_outputs(&hash, &b.block).unwrap();
+        assert_eq!(sa, sb, "spent outputs of {h}");
+        let verbose: serde_json::Value = node
+            .rpc()
+            .call("getblock", &[hash.to_string().into(), 3.into()])
+            .unwrap();
+        assert_eq!(
+            sa,
+            spent_from_verbose_block(&verbose).unwrap(),
+            "getblock 3 at {h}"
+        );
+        for out in sa.0.iter().flatten() {
+            for k in KINDS {
+                if out.script_pubkey == signer.address(k).script_pubkey() {
+                    kinds_spent.insert(k);
+                }
+            }
+        }
+        op_returns += a
+            .block
+            .txdata
+            .iter()
+            .flat_map(|t| &t.output)
+            .filter(|o| o.script_pubkey.is_op_return())
+            .count();
+    }
+    assert_eq!(
+        kinds_spent.len(),
+        4,
+        "every key type was spent: {kinds_spent:?}"
+    );
+    assert!(op_returns > 100, "{op_returns} OP_RETURN outputs");
+
+    // Headers: the whole chain, linked, equal from both.
+    let ha = rest.headers(0, tip as usize + 1).unwrap();
+    assert_eq!(
+        ha,
+        rpc.headers(0, 50)
+            .unwrap()
+            .into_iter()
+            .chain(rest.headers(50, tip as usize - 49).unwrap())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(ha.last().unwrap().block_hash(), rest.tip().unwrap().hash);
+
+    // The prefetch pipeline yields the same blocks in order.
+    let source: Arc<dyn BlockSource> =
+        Arc::new(CoreSource::connect(config(&node, RestMode::Auto)).unwrap());
+    let mut expected = 0;
+    for f in Prefetch::new(source, 0, tip + 1, 4, 16) {
+        let f = f.unwrap();
+        assert_eq!(f.height, expected);
+        assert_eq!(f.hash, f.block.block_hash());
+        expected += 1;
+    }
+    assert_eq!(expected, tip + 1);
+
+    // A reorg: replace the last 3 blocks with 5 others.
+    let old = rest.block_hash(tip - 2).unwrap();
+    node.invalidate(&old);
+    let other = Signer::new(2).address(KeyKind::P2tr);
+    node.mine(5, &other);
+    for s in [&rest, &rpc] {
+        let t = s.tip().unwrap();
+        assert_eq!(t.height, tip + 2);
+        assert_ne!(s.block_hash(tip - 2).unwrap(), old, "{}", s.name());
+        let hs = s.headers(tip - 5, 8).unwrap();
+        assert_eq!(hs.last().unwrap().block_hash(), t.hash);
+    }
+    // The stale block is still served by hash (it is on disk), and is not on the best chain.
+    assert_eq!(rest.block(&old).unwrap().block.block_hash(), old);
+}
+
+#[test]
+fn typed_errors() {
+    let Some(node) = TestNode::start() else {
+        return;
+    };
+    node.mine(10, &Signer::new(3).address(KeyKind::P2wpkh));
+    // Wrong network.
+    let mut c = config(&node, RestMode::Auto);
+    c.network = Network::Bitcoin;
+    match CoreSource::connect(c) {
+        Err(SourceError::WrongNetwork { found, .. }) => assert_eq!(found, "regtest"),
+        other => panic!("{other:?}"),
+    }
+    // Bad credentials.
+    let mut c = config(&node, RestMode::Auto);
+    c.auth = CoreAuth::UserPass("nobody".into(), "wrong".into());
+    c.retry.attempts = 1;
+    assert!(
+        matches!(
+            CoreSource::connect(c),
+            Err(SourceError::BadCredentials { .. })
+        ),
+        "bad credentials"
+    );
+    // A missing cookie file.
+    let mut c = config(&node, RestMode::Auto);
+    c.auth = CoreAuth::Cookie(node.datadir().join("no-such-cookie"));
+    assert!(CoreSource::connect(c).is_err());
+    for mode in [RestMode::Auto, RestMode::Off] {
+        let s = CoreSource::connect(config(&node, mode)).unwrap();
+        // Past the tip.
+        match s.block_hash(15) {
+            Err(SourceError::PastTip {
+                height: 15,
+                tip: 10,
+                ..
+            }) => {}
+            other => panic!("{mode:?}: {other:?}"),
+        }
+        assert!(
+            matches!(s.headers(5, 10), Err(SourceError::PastTip { .. })),
+            "{mode:?}"
+        );
+        // An unknown block.
+        let unknown: bitcoin::BlockHash =
+            "0000000000000000000000000000000000000000000000000000000000000001"
+                .parse()
+                .unwrap();
+        assert!(
+            matches!(s.block(&unknown), Err(SourceError::NotFound { .. })),
+            "{mode:?}"
+        );
+    }
+    // A node that is gone: transient errors, retried, then reported.
+    let mut c = config(&node, RestMode::Auto);
+    c.retry.attempts = 2;
+    c.retry.base_delay = std::time::Duration::from_millis(10);
+    let s = CoreSource::connect(c).unwrap();
+    drop(node);
+    let e = s.tip().unwrap_err();
+    assert!(e.is_transient(), "{e}");
+}
