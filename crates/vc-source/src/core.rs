@@ -356,7 +356,7 @@ impl CoreSource {
         Ok(value)
     }
 
-    fn pruned_or<E>(&self, hash: &BlockHash, e: SourceError) -> Result<E, SourceError> {
+    fn pruned_or<T>(&self, hash: &BlockHash, e: SourceError) -> Result<T, SourceError> {
         match &e {
             SourceError::Node { detail, .. } if detail.contains("pruned") => {
                 Err(SourceError::Pruned {

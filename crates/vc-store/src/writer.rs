@@ -253,7 +253,7 @@ impl<'s> Writer<'s> {
     fn try_rollback_to(&mut self, target: u64) -> Result<u64, StoreError> {
         let first = self.store.config.first_block;
         let Some((tip, _)) = self.tip else {
-            return if target + 1 >= first {
+            return if target.saturating_add(1) >= first {
                 Ok(0)
             } else {
                 Err(StoreError::RollbackAboveTip { target, tip: None })
