@@ -34,6 +34,7 @@ pub mod core;
 mod error;
 pub mod prefetch;
 mod source;
+pub mod undo;
 
 pub use error::SourceError;
 pub use source::{BlockSource, ChainTip, FetchedBlock, SpentOutputs, check_linked};

@@ -595,6 +595,44 @@ impl Signer {
     }
 }
 
+/// Builds a chain of `blocks` blocks above the 110 funding blocks: each block spends 1 to 3
+/// outputs of every key type into several outputs of every key type, with 0 to 3 OP_RETURNs.
+pub fn build_mixed_chain(node: &TestNode, signer: &mut Signer, blocks: u64) {
+    let miner = signer.address(KeyKind::P2wpkh);
+    node.mine(110, &miner);
+    signer.sync(node);
+    for b in 0..blocks {
+        let height = node.height() + 1;
+        let mut txs = Vec::new();
+        for t in 0..(b % 3 + 1) {
+            let utxos = signer.spendable(height);
+            let n_in = ((b + t) % 3 + 1) as usize;
+            let inputs: Vec<_> = utxos.into_iter().take(n_in).collect();
+            if inputs.is_empty() {
+                break;
+            }
+            let total: Amount = inputs.iter().map(|u| u.txout.value).sum();
+            let share = total / 6;
+            let mut outputs: Vec<TxOut> = KINDS
+                .iter()
+                .map(|k| TxOut {
+                    value: share,
+                    script_pubkey: signer.address(*k).script_pubkey(),
+                })
+                .collect();
+            for i in 0..((b + t) % 4) {
+                outputs.push(op_return(format!("id:op-{b}-{t}-{i}").as_bytes()));
+            }
+            let change = KINDS[((b + t) % 4) as usize];
+            let tx = signer.sign(&inputs, outputs, Amount::from_sat(2_000), Some(change));
+            signer.track(&tx, height);
+            txs.push(tx);
+        }
+        node.mine_with(&miner, &txs);
+    }
+    signer.sync(node);
+}
+
 /// An `OP_RETURN <data>` output.
 pub fn op_return(data: &[u8]) -> TxOut {
     TxOut {
