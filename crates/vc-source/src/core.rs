@@ -320,6 +320,25 @@ impl CoreSource {
         })
     }
 
+    /// A REST resource about block `hash` that must exist: a 404 is [`SourceError::NotFound`]
+    /// (naming `what`), a pruned-data answer [`SourceError::Pruned`].
+    fn rest_about(
+        &self,
+        agent: &ureq::Agent,
+        path: &str,
+        hash: &BlockHash,
+        what: impl FnOnce() -> String,
+    ) -> Result<Vec<u8>, SourceError> {
+        match self.rest(agent, path) {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err(SourceError::NotFound {
+                source_name: "core-rest",
+                what: what(),
+            }),
+            Err(e) => self.pruned_or(hash, e),
+        }
+    }
+
     fn tip_height(&self) -> Result<u64, SourceError> {
         self.call("getblockcount", &[])
     }
@@ -455,12 +474,12 @@ impl BlockSource for CoreSource {
         while out.len() < count {
             let batch = (count - out.len()).min(2_000);
             let got: Vec<Header> = if let Some(agent) = &self.http {
-                let bytes = self
-                    .rest(agent, &format!("headers/{next}.bin?count={batch}"))?
-                    .ok_or_else(|| SourceError::NotFound {
-                        source_name: "core-rest",
-                        what: format!("headers from {next}"),
-                    })?;
+                let bytes = self.rest_about(
+                    agent,
+                    &format!("headers/{next}.bin?count={batch}"),
+                    &next,
+                    || format!("headers from {next}"),
+                )?;
                 if !bytes.len().is_multiple_of(80) {
                     return Err(SourceError::Malformed {
                         source_name: "core-rest",
@@ -532,16 +551,9 @@ impl BlockSource for CoreSource {
 
     fn block(&self, hash: &BlockHash) -> Result<FetchedBlock, SourceError> {
         let bytes = if let Some(agent) = &self.http {
-            match self.rest(agent, &format!("block/{hash}.bin")) {
-                Ok(Some(b)) => b,
-                Ok(None) => {
-                    return Err(SourceError::NotFound {
-                        source_name: "core-rest",
-                        what: format!("block {hash}"),
-                    });
-                }
-                Err(e) => return self.pruned_or(hash, e),
-            }
+            self.rest_about(agent, &format!("block/{hash}.bin"), hash, || {
+                format!("block {hash}")
+            })?
         } else {
             let hex: String = match self.call("getblock", &[hash.to_string().into(), 0.into()]) {
                 Ok(h) => h,
@@ -575,16 +587,9 @@ impl BlockSource for CoreSource {
 
     fn spent_outputs(&self, hash: &BlockHash, block: &Block) -> Result<SpentOutputs, SourceError> {
         let spent = if let Some(agent) = &self.http {
-            let bytes = match self.rest(agent, &format!("spenttxouts/{hash}.bin")) {
-                Ok(Some(b)) => b,
-                Ok(None) => {
-                    return Err(SourceError::NotFound {
-                        source_name: "core-rest",
-                        what: format!("spent outputs of block {hash}"),
-                    });
-                }
-                Err(e) => return self.pruned_or(hash, e),
-            };
+            let bytes = self.rest_about(agent, &format!("spenttxouts/{hash}.bin"), hash, || {
+                format!("spent outputs of block {hash}")
+            })?;
             decode_spent(&bytes).map_err(|detail| SourceError::Malformed {
                 source_name: "core-rest",
                 what: format!("spent outputs of block {hash}"),
