@@ -8,6 +8,8 @@
 //! * `bench`: the criterion benchmarks (`docs/benchmarks.md` records their figures).
 //! * `node`: provision a regtest-capable `bitcoind` (built once from source, cached outside the
 //!   clone; `BITCOIND_EXE` overrides) and print its path.
+//! * `fixture`: regenerate `testdata/regtest-chain/` (a small real regtest chain as Core stored
+//!   it) with that node.
 
 use std::env;
 use std::ffi::OsStr;
@@ -19,6 +21,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
 
+mod fixture;
 mod node;
 
 fn main() -> Result<()> {
@@ -30,9 +33,10 @@ fn main() -> Result<()> {
         Some("demo") => demo(&root),
         Some("bench") => bench(&args[1..]),
         Some("node") => node::provision().map(|exe| println!("{}", exe.display())),
+        Some("fixture") => fixture::generate(&root, &node::provision()?),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | demo | node | bench [chash | store] [-- criterion args]>"
+                "usage: cargo xtask <ci | demo | node | fixture | bench [chash | store] [-- criterion args]>"
             );
             bail!("unknown or missing command")
         }

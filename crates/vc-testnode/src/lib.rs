@@ -598,9 +598,15 @@ impl Signer {
 /// Builds a chain of `blocks` blocks above the 110 funding blocks: each block spends 1 to 3
 /// outputs of every key type into several outputs of every key type, with 0 to 3 OP_RETURNs.
 pub fn build_mixed_chain(node: &TestNode, signer: &mut Signer, blocks: u64) {
-    let miner = signer.address(KeyKind::P2wpkh);
-    node.mine(110, &miner);
+    node.mine(110, &signer.address(KeyKind::P2wpkh));
     signer.sync(node);
+    mine_mixed(node, signer, blocks);
+}
+
+/// Mines `blocks` blocks of mixed spends (as [`build_mixed_chain`] does) from the signer's
+/// outputs, which must be mature.
+pub fn mine_mixed(node: &TestNode, signer: &mut Signer, blocks: u64) {
+    let miner = signer.address(KeyKind::P2wpkh);
     for b in 0..blocks {
         let height = node.height() + 1;
         let mut txs = Vec::new();
