@@ -7,6 +7,8 @@
 //!
 //! * [`core::CoreSource`]: Bitcoin Core, JSON-RPC for control and REST binary endpoints for
 //!   bulk data (JSON-RPC fallback when REST is off), retries, capped concurrency.
+//! * [`blk::BlkSource`]: Core's `blocks/` directory read directly (blk, rev and xor files), even
+//!   while the node runs.
 //!
 //! [`prefetch::Prefetch`] runs a source over a range of heights with several threads, yielding
 //! blocks in order with bounded memory.
@@ -30,6 +32,7 @@
 //! # Ok::<(), vc_source::SourceError>(())
 //! ```
 
+pub mod blk;
 pub mod core;
 mod error;
 pub mod prefetch;

@@ -1,11 +1,12 @@
-//! The Core source against a real regtest bitcoind: REST and JSON-RPC give identical blocks and
-//! spent outputs, equal to `getblock <hash> 3`, over a mixed chain of 300+ blocks; reorgs; and
-//! the typed errors.
+//! The Core and blk-file sources against a real regtest bitcoind: REST, JSON-RPC and the node's
+//! own files (read while it runs) give identical blocks and spent outputs, equal to
+//! `getblock <hash> 3`, over a mixed chain of 300+ blocks; reorgs; and the typed errors.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 
 use bitcoin::Network;
+use vc_source::blk::{BlkConfig, BlkSource};
 use vc_source::core::{CoreAuth, CoreConfig, CoreSource, RestMode, spent_from_verbose_block};
 use vc_source::prefetch::Prefetch;
 use vc_source::{BlockSource, SourceError};
@@ -23,7 +24,7 @@ fn config(node: &TestNode, rest: RestMode) -> CoreConfig {
 }
 
 #[test]
-fn rest_rpc_and_getblock3_agree_and_reorgs_are_seen() {
+fn rest_rpc_blk_files_and_getblock3_agree_and_reorgs_are_seen() {
     let Some(node) = TestNode::start() else {
         return;
     };
@@ -36,6 +37,8 @@ fn rest_rpc_and_getblock3_agree_and_reorgs_are_seen() {
     let rpc = CoreSource::connect(config(&node, RestMode::Off)).unwrap();
     assert!(rest.uses_rest() && !rpc.uses_rest());
     assert_eq!(rest.tip().unwrap(), rpc.tip().unwrap());
+    let blk = BlkSource::open(BlkConfig::new(node.blocks_dir(), Network::Regtest)).unwrap();
+    assert_eq!(blk.tip().unwrap(), rest.tip().unwrap());
 
     let mut kinds_spent = std::collections::BTreeSet::new();
     let mut op_returns = 0;
@@ -48,6 +51,14 @@ fn rest_rpc_and_getblock3_agree_and_reorgs_are_seen() {
         let sa = rest.spent_outputs(&hash, &a.block).unwrap();
         let sb = rpc.spent_outputs(&hash, &b.block).unwrap();
         assert_eq!(sa, sb, "spent outputs of {h}");
+        assert_eq!(hash, blk.block_hash(h).unwrap(), "blk hash at {h}");
+        let c = blk.block(&hash).unwrap();
+        assert_eq!(a, c, "blk block {h}");
+        assert_eq!(
+            sa,
+            blk.spent_outputs(&hash, &c.block).unwrap(),
+            "blk spent {h}"
+        );
         let verbose: serde_json::Value = node
             .rpc()
             .call("getblock", &[hash.to_string().into(), 3.into()])
@@ -90,6 +101,7 @@ fn rest_rpc_and_getblock3_agree_and_reorgs_are_seen() {
             .collect::<Vec<_>>()
     );
     assert_eq!(ha.last().unwrap().block_hash(), rest.tip().unwrap().hash);
+    assert_eq!(ha, blk.headers(0, tip as usize + 1).unwrap());
 
     // The prefetch pipeline yields the same blocks in order.
     let source: Arc<dyn BlockSource> =
@@ -108,7 +120,8 @@ fn rest_rpc_and_getblock3_agree_and_reorgs_are_seen() {
     node.invalidate(&old);
     let other = Signer::new(2).address(KeyKind::P2tr);
     node.mine(5, &other);
-    for s in [&rest, &rpc] {
+    let sources: [&dyn BlockSource; 3] = [&rest, &rpc, &blk];
+    for s in sources {
         let t = s.tip().unwrap();
         assert_eq!(t.height, tip + 2);
         assert_ne!(s.block_hash(tip - 2).unwrap(), old, "{}", s.name());
@@ -117,6 +130,19 @@ fn rest_rpc_and_getblock3_agree_and_reorgs_are_seen() {
     }
     // The stale block is still served by hash (it is on disk), and is not on the best chain.
     assert_eq!(rest.block(&old).unwrap().block.block_hash(), old);
+    assert_eq!(blk.height_of(&old), None);
+    assert_eq!(blk.stale_blocks().len(), 3, "the three invalidated blocks");
+    assert!(blk.stale_blocks().contains(&old));
+    // The new branch's blocks and spent outputs from the files equal REST's.
+    for h in tip - 2..=tip + 2 {
+        let hash = blk.block_hash(h).unwrap();
+        assert_eq!(hash, rest.block_hash(h).unwrap());
+        let b = blk.block(&hash).unwrap();
+        assert_eq!(
+            blk.spent_outputs(&hash, &b.block).unwrap(),
+            rest.spent_outputs(&hash, &b.block).unwrap()
+        );
+    }
 }
 
 #[test]

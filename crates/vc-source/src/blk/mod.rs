@@ -1,0 +1,471 @@
+//! A source that reads Bitcoin Core's `blocks/` directory directly: blk files for blocks, rev
+//! files for the outputs they spend, `xor.dat` for the obfuscation key.
+//!
+//! Opening scans every blk file in parallel for block headers (seeking from record to record;
+//! block bodies are not read), links them into a tree and picks the best chain by cumulative
+//! work. Reading is safe while the node runs: [`BlkSource::refresh`] (also run by
+//! [`BlockSource::tip`]) scans what the node appended since, and a partly written record at the
+//! end of the newest file is left for the next refresh.
+//!
+//! A block is only taken as the tip once its undo record exists. Core writes that record when it
+//! connects the block, so a block the node stored but has not connected (it is still validating
+//! it, or found it invalid) cannot become the tip, and neither can its descendants. What the
+//! files cannot tell is a block the operator rejected by hand with `invalidateblock`: that lives
+//! only in Core's block index database.
+//!
+//! Every problem with the files is a [`SourceError::File`] naming the file and byte offset: a
+//! wrong or missing `xor.dat` key, another network's magic, a corrupt or truncated record, a
+//! missing rev file.
+
+mod files;
+mod index;
+mod rev;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use bitcoin::block::Header;
+use bitcoin::consensus::deserialize;
+use bitcoin::{Block, BlockHash, Network, TxOut};
+
+pub use files::XorKey;
+
+use self::files::{FlatFile, file_error, numbered_files, numbered_path};
+use self::index::{ChainIndex, Loc};
+use self::rev::RevFile;
+use crate::error::SourceError;
+use crate::source::{BlockSource, ChainTip, FetchedBlock, SpentOutputs};
+
+const NAME: &str = "blk-files";
+
+/// How to open a blocks directory.
+#[derive(Clone, Debug)]
+pub struct BlkConfig {
+    /// Core's `blocks/` directory (`<datadir>/blocks`, `<datadir>/regtest/blocks`, ...).
+    pub blocks_dir: PathBuf,
+    /// The network the files must belong to.
+    pub network: Network,
+    /// Threads scanning files when opening (default: the machine's parallelism).
+    pub threads: usize,
+    /// Check each block's transactions against its header's merkle root (default on). The
+    /// header is always checked against the hash asked for; this also catches a damaged body.
+    pub check_merkle_root: bool,
+}
+
+impl BlkConfig {
+    /// Defaults for `blocks_dir` on `network`.
+    pub fn new(blocks_dir: impl Into<PathBuf>, network: Network) -> BlkConfig {
+        BlkConfig {
+            blocks_dir: blocks_dir.into(),
+            network,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            check_merkle_root: true,
+        }
+    }
+}
+
+/// Scan positions: where the next refresh continues in each blk file.
+#[derive(Debug, Default)]
+struct ScanState {
+    next: BTreeMap<u32, u64>,
+    /// The newest file at the last scan: it may have grown since.
+    last: Option<u32>,
+}
+
+/// Blocks and spent outputs read from Core's files. See the [module docs](self).
+pub struct BlkSource {
+    config: BlkConfig,
+    key: XorKey,
+    magic: [u8; 4],
+    index: RwLock<ChainIndex>,
+    scan: Mutex<ScanState>,
+    revs: Mutex<BTreeMap<u32, Arc<Mutex<RevFile>>>>,
+}
+
+impl std::fmt::Debug for BlkSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlkSource")
+            .field("blocks_dir", &self.config.blocks_dir)
+            .field("network", &self.config.network)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The headers found in one blk file, and where its next scan starts.
+type Scanned = (Vec<(Header, Loc)>, u64);
+
+/// The headers of the records in one blk file from `from`, and where to continue.
+fn scan_blk(
+    path: PathBuf,
+    number: u32,
+    from: u64,
+    key: XorKey,
+    magic: [u8; 4],
+    growing: bool,
+) -> Result<Scanned, SourceError> {
+    let mut file = FlatFile::open(path, key)?;
+    let (spans, end) = file.scan(from, magic, 0, growing)?;
+    let mut out = Vec::with_capacity(spans.len());
+    for span in &spans {
+        out.push((
+            file.header(*span)?,
+            Loc {
+                file: number,
+                span: *span,
+            },
+        ));
+    }
+    // In the file the node is writing, the last record may have been read half written: read
+    // it again next time (a block stored twice counts once).
+    let next = match spans.last() {
+        Some(last) if growing => last.offset - 8,
+        _ => end,
+    };
+    Ok((out, next))
+}
+
+impl BlkSource {
+    /// Opens `config.blocks_dir`: reads the key, scans every blk file in parallel and selects the
+    /// best chain.
+    pub fn open(config: BlkConfig) -> Result<BlkSource, SourceError> {
+        let key = XorKey::load(&config.blocks_dir)?;
+        let source = BlkSource {
+            magic: config.network.magic().to_bytes(),
+            index: RwLock::new(ChainIndex::new(config.network)),
+            scan: Mutex::new(ScanState::default()),
+            revs: Mutex::new(BTreeMap::new()),
+            key,
+            config,
+        };
+        source.refresh()?;
+        if source.read_index().chain().is_empty() {
+            return Err(file_error(
+                &source.config.blocks_dir,
+                0,
+                format!(
+                    "no {} genesis block in the blk files: another network, a pruned node, or \
+                     not a blocks directory",
+                    source.config.network
+                ),
+            ));
+        }
+        let orphans = source.orphan_headers();
+        if orphans > 0 {
+            tracing::warn!(
+                orphans,
+                dir = %source.config.blocks_dir.display(),
+                "blocks whose parent is in no blk file are ignored"
+            );
+        }
+        Ok(source)
+    }
+
+    /// The key read from `xor.dat`.
+    pub fn xor_key(&self) -> XorKey {
+        self.key
+    }
+
+    /// The blocks directory.
+    pub fn blocks_dir(&self) -> &Path {
+        &self.config.blocks_dir
+    }
+
+    fn read_index(&self) -> std::sync::RwLockReadGuard<'_, ChainIndex> {
+        self.index.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Scans what the node appended since the last scan and selects the best chain again.
+    pub fn refresh(&self) -> Result<ChainTip, SourceError> {
+        let mut scan = lock(&self.scan);
+        let numbers = numbered_files(&self.config.blocks_dir, "blk")?;
+        let Some(&last) = numbers.last() else {
+            return Err(file_error(
+                &self.config.blocks_dir,
+                0,
+                "no blk?????.dat files: not a blocks directory",
+            ));
+        };
+        for (i, n) in numbers.iter().enumerate() {
+            if *n != i as u32 {
+                return Err(file_error(
+                    &numbered_path(&self.config.blocks_dir, "blk", i as u32),
+                    0,
+                    "file is missing (pruned node, or an incomplete copy)",
+                ));
+            }
+        }
+        // The files to (re)scan: new ones, and the ones not scanned to their end.
+        let todo: Vec<(u32, u64)> = numbers
+            .iter()
+            .filter_map(|n| match scan.next.get(n) {
+                None => Some((*n, 0)),
+                Some(&at) if scan.last.is_some_and(|l| *n >= l) => Some((*n, at)),
+                Some(_) => None,
+            })
+            .collect();
+        let results = self.scan_parallel(&todo, last)?;
+        {
+            let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
+            for (n, (found, next)) in todo.iter().map(|t| t.0).zip(results) {
+                for (header, loc) in found {
+                    index.add(header, loc);
+                }
+                scan.next.insert(n, next);
+            }
+        }
+        scan.last = Some(last);
+        drop(scan);
+        self.select_tip()
+    }
+
+    fn scan_parallel(&self, todo: &[(u32, u64)], last: u32) -> Result<Vec<Scanned>, SourceError> {
+        let results: Vec<Mutex<Option<Result<Scanned, SourceError>>>> =
+            todo.iter().map(|_| Mutex::new(None)).collect();
+        let next = AtomicUsize::new(0);
+        let threads = self.config.threads.clamp(1, todo.len().max(1));
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&(n, from)) = todo.get(i) else { break };
+                        let path = numbered_path(&self.config.blocks_dir, "blk", n);
+                        let r = scan_blk(path, n, from, self.key, self.magic, n == last);
+                        *lock(&results[i]) = Some(r);
+                    }
+                });
+            }
+        });
+        results
+            .into_iter()
+            .map(|m| {
+                m.into_inner()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .unwrap_or_else(|| {
+                        Err(file_error(
+                            &self.config.blocks_dir,
+                            0,
+                            "a scanning thread stopped",
+                        ))
+                    })
+            })
+            .collect()
+    }
+
+    /// Picks the most-work block whose undo record exists (the genesis block needs none).
+    fn select_tip(&self) -> Result<ChainTip, SourceError> {
+        let mut excluded = BTreeSet::new();
+        loop {
+            let candidate = self.read_index().best(&excluded);
+            let Some(hash) = candidate else {
+                return Err(file_error(
+                    &self.config.blocks_dir,
+                    0,
+                    format!(
+                        "no block links to the {} genesis block",
+                        self.config.network
+                    ),
+                ));
+            };
+            let block = self.block(&hash)?.block;
+            let connected = match self.undo_of(&hash, &block)? {
+                Undo::Genesis | Undo::Found(_) => true,
+                Undo::Missing(_) => false,
+            };
+            if connected {
+                let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
+                index.set_tip(hash);
+                let height = index.chain().len() as u64 - 1;
+                return Ok(ChainTip { height, hash });
+            }
+            tracing::debug!(block = %hash, "no undo record yet: not connected by the node");
+            excluded.insert(hash);
+        }
+    }
+
+    /// Blocks found in the files but not on the best chain, in file order.
+    pub fn stale_blocks(&self) -> Vec<BlockHash> {
+        self.read_index().stale()
+    }
+
+    /// Headers found whose parent block is in none of the files (a partial copy of a blocks
+    /// directory, or a record the node was still writing).
+    pub fn orphan_headers(&self) -> usize {
+        self.read_index().orphan_count()
+    }
+
+    /// The height of `hash` if it is on the best chain.
+    pub fn height_of(&self, hash: &BlockHash) -> Option<u64> {
+        self.read_index().on_chain(hash)
+    }
+
+    fn rev_file(&self, n: u32) -> Result<Arc<Mutex<RevFile>>, SourceError> {
+        let mut revs = lock(&self.revs);
+        if let Some(r) = revs.get(&n) {
+            return Ok(Arc::clone(r));
+        }
+        let rev = Arc::new(Mutex::new(RevFile::open(
+            &self.config.blocks_dir,
+            n,
+            self.key,
+            self.magic,
+        )?));
+        revs.insert(n, Arc::clone(&rev));
+        Ok(rev)
+    }
+
+    /// The outputs block `hash` spends, from its undo record.
+    fn undo_of(&self, hash: &BlockHash, block: &Block) -> Result<Undo, SourceError> {
+        let (file, height, lone_chain, has_siblings) = {
+            let index = self.read_index();
+            let entry = index.get(hash).ok_or_else(|| SourceError::NotFound {
+                source_name: NAME,
+                what: format!("block {hash}"),
+            })?;
+            if entry.height == 0 {
+                return Ok(Undo::Genesis);
+            }
+            let file = entry.loc.file;
+            (
+                file,
+                entry.height,
+                index.lone_chain_in_file(file),
+                index.has_sibling(hash),
+            )
+        };
+        let rev = self.rev_file(file)?;
+        let mut rev = lock(&rev);
+        match rev.find(*hash, block, &lone_chain, has_siblings)? {
+            Some(spent) => Ok(Undo::Found(spent)),
+            None => Ok(Undo::Missing(file_error(
+                rev.path(),
+                0,
+                format!(
+                    "no undo record for block {hash} (height {height}): the node has not \
+                     connected it yet, or the file is incomplete"
+                ),
+            ))),
+        }
+    }
+
+    fn past_tip(&self, height: u64, tip: usize) -> SourceError {
+        SourceError::PastTip {
+            source_name: NAME,
+            height,
+            tip: tip.saturating_sub(1) as u64,
+        }
+    }
+}
+
+enum Undo {
+    Genesis,
+    Found(Vec<Vec<TxOut>>),
+    Missing(SourceError),
+}
+
+impl BlockSource for BlkSource {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn network(&self) -> Network {
+        self.config.network
+    }
+
+    fn tip(&self) -> Result<ChainTip, SourceError> {
+        self.refresh()
+    }
+
+    fn block_hash(&self, height: u64) -> Result<BlockHash, SourceError> {
+        let index = self.read_index();
+        let chain = index.chain();
+        usize::try_from(height)
+            .ok()
+            .and_then(|h| chain.get(h))
+            .copied()
+            .ok_or_else(|| self.past_tip(height, chain.len()))
+    }
+
+    fn headers(&self, start: u64, count: usize) -> Result<Vec<Header>, SourceError> {
+        let index = self.read_index();
+        let chain = index.chain();
+        let end = start.saturating_add(count as u64);
+        if end > chain.len() as u64 {
+            return Err(self.past_tip(end - 1, chain.len()));
+        }
+        // Both bounds fit in usize: they are at most the chain's length.
+        chain[start as usize..end as usize]
+            .iter()
+            .map(|h| {
+                index
+                    .get(h)
+                    .map(|e| e.header)
+                    .ok_or_else(|| SourceError::NotFound {
+                        source_name: NAME,
+                        what: format!("header {h}"),
+                    })
+            })
+            .collect()
+    }
+
+    fn block(&self, hash: &BlockHash) -> Result<FetchedBlock, SourceError> {
+        let loc =
+            self.read_index()
+                .get(hash)
+                .map(|e| e.loc)
+                .ok_or_else(|| SourceError::NotFound {
+                    source_name: NAME,
+                    what: format!("block {hash}"),
+                })?;
+        let path = numbered_path(&self.config.blocks_dir, "blk", loc.file);
+        let mut file = FlatFile::open(path, self.key)?;
+        let bytes = file.read(loc.span.offset, loc.span.len as usize)?;
+        let block: Block = deserialize(&bytes).map_err(|e| {
+            file_error(
+                &file.path,
+                loc.span.offset,
+                format!("block {hash} does not parse: {e}"),
+            )
+        })?;
+        let got = block.block_hash();
+        if got != *hash {
+            return Err(file_error(
+                &file.path,
+                loc.span.offset,
+                format!("the record indexed as block {hash} now holds block {got}"),
+            ));
+        }
+        if self.config.check_merkle_root && !block.check_merkle_root() {
+            return Err(file_error(
+                &file.path,
+                loc.span.offset,
+                format!("block {hash}: the transactions do not match the merkle root"),
+            ));
+        }
+        Ok(FetchedBlock {
+            size: bytes.len(),
+            block,
+        })
+    }
+
+    fn spent_outputs(&self, hash: &BlockHash, block: &Block) -> Result<SpentOutputs, SourceError> {
+        let spent = match self.undo_of(hash, block)? {
+            Undo::Genesis => SpentOutputs(vec![Vec::new(); block.txdata.len()]),
+            Undo::Missing(e) => return Err(e),
+            Undo::Found(spent) => SpentOutputs(spent),
+        };
+        spent
+            .check_shape(block)
+            .map_err(|detail| SourceError::Mismatch {
+                source_name: NAME,
+                detail: format!("spent outputs of block {hash}: {detail}"),
+            })?;
+        Ok(spent)
+    }
+}
