@@ -23,7 +23,7 @@ use bitcoin::{Amount, Block, BlockHash, Network, ScriptBuf, Transaction, TxOut, 
 use bitcoincore_rpc::{Auth, Client, RpcApi};
 
 use crate::error::SourceError;
-use crate::source::{BlockSource, ChainTip, FetchedBlock, SpentOutputs, check_linked};
+use crate::source::{BlockSource, ChainTip, FetchedBlock, SpentOutputs, check_body, check_linked};
 
 /// How to authenticate JSON-RPC.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -579,6 +579,10 @@ impl BlockSource for CoreSource {
                 detail: format!("asked for block {hash}, got block {got}"),
             });
         }
+        check_body(&block).map_err(|why| SourceError::Mismatch {
+            source_name: self.name(),
+            detail: format!("block {hash}: {why}"),
+        })?;
         Ok(FetchedBlock {
             size: bytes.len(),
             block,

@@ -40,7 +40,7 @@ mod source;
 pub mod undo;
 
 pub use error::SourceError;
-pub use source::{BlockSource, ChainTip, FetchedBlock, SpentOutputs, check_linked};
+pub use source::{BlockSource, ChainTip, FetchedBlock, SpentOutputs, check_body, check_linked};
 
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

@@ -36,7 +36,7 @@ use self::files::{FlatFile, file_error, numbered_files, numbered_path};
 use self::index::{ChainIndex, Loc};
 use self::rev::RevFile;
 use crate::error::SourceError;
-use crate::source::{BlockSource, ChainTip, FetchedBlock, SpentOutputs};
+use crate::source::{BlockSource, ChainTip, FetchedBlock, SpentOutputs, check_body};
 
 const NAME: &str = "blk-files";
 
@@ -49,8 +49,9 @@ pub struct BlkConfig {
     pub network: Network,
     /// Threads scanning files when opening (default: the machine's parallelism).
     pub threads: usize,
-    /// Check each block's transactions against its header's merkle root (default on). The
-    /// header is always checked against the hash asked for; this also catches a damaged body.
+    /// Check each block's transactions against its header's merkle root (default on; see
+    /// [`check_body`](crate::check_body)). The header is always checked against the hash asked
+    /// for; this also catches a damaged body.
     pub check_merkle_root: bool,
 }
 
@@ -441,12 +442,10 @@ impl BlockSource for BlkSource {
                 format!("the record indexed as block {hash} now holds block {got}"),
             ));
         }
-        if self.config.check_merkle_root && !block.check_merkle_root() {
-            return Err(file_error(
-                &file.path,
-                loc.span.offset,
-                format!("block {hash}: the transactions do not match the merkle root"),
-            ));
+        if self.config.check_merkle_root {
+            check_body(&block).map_err(|why| {
+                file_error(&file.path, loc.span.offset, format!("block {hash}: {why}"))
+            })?;
         }
         Ok(FetchedBlock {
             size: bytes.len(),
