@@ -22,8 +22,9 @@ use bitcoin::consensus::Decodable;
 use bitcoin::{Amount, Block, BlockHash, Network, ScriptBuf, Transaction, TxOut, Txid};
 use bitcoincore_rpc::{Auth, Client, RpcApi};
 
+use crate::body::{BodyError, decode_block};
 use crate::error::SourceError;
-use crate::source::{BlockSource, ChainTip, FetchedBlock, SpentOutputs, check_body, check_linked};
+use crate::source::{BlockSource, ChainTip, FetchedBlock, SpentOutputs, check_linked};
 
 /// How to authenticate JSON-RPC.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -571,7 +572,17 @@ impl BlockSource for CoreSource {
                 detail: "not hex".into(),
             })?
         };
-        let block: Block = self.decode(&format!("block {hash}"), &bytes)?;
+        let block = decode_block(&bytes, true).map_err(|e| match e {
+            BodyError::Decode { .. } => SourceError::Malformed {
+                source_name: self.name(),
+                what: format!("block {hash}"),
+                detail: e.to_string(),
+            },
+            _ => SourceError::Mismatch {
+                source_name: self.name(),
+                detail: format!("block {hash}: {e}"),
+            },
+        })?;
         let got = block.block_hash();
         if got != *hash {
             return Err(SourceError::Mismatch {
@@ -579,10 +590,6 @@ impl BlockSource for CoreSource {
                 detail: format!("asked for block {hash}, got block {got}"),
             });
         }
-        check_body(&block).map_err(|why| SourceError::Mismatch {
-            source_name: self.name(),
-            detail: format!("block {hash}: {why}"),
-        })?;
         Ok(FetchedBlock {
             size: bytes.len(),
             block,

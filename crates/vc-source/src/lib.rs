@@ -33,6 +33,7 @@
 //! ```
 
 pub mod blk;
+pub mod body;
 pub mod core;
 mod error;
 pub mod prefetch;
@@ -40,7 +41,7 @@ mod source;
 pub mod undo;
 
 pub use error::SourceError;
-pub use source::{BlockSource, ChainTip, FetchedBlock, SpentOutputs, check_body, check_linked};
+pub use source::{BlockSource, ChainTip, FetchedBlock, SpentOutputs, check_linked};
 
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

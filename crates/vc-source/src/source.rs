@@ -1,7 +1,7 @@
 //! The `BlockSource` trait and what it returns.
 
 use bitcoin::block::Header;
-use bitcoin::{Block, BlockHash, Network, Transaction, TxMerkleNode, TxOut, Txid};
+use bitcoin::{Block, BlockHash, Network, Transaction, TxOut, Txid};
 
 use crate::error::SourceError;
 
@@ -52,28 +52,6 @@ impl SpentOutputs {
         }
         Ok(())
     }
-}
-
-/// Checks that a block's transactions are the ones its header commits to: their merkle root
-/// equals the header's, and no transaction appears twice (duplicating the last transactions of
-/// a level leaves the root unchanged, CVE-2012-2459). The block hash covers only the header,
-/// so without this a server, or a damaged file, could change the transactions unseen.
-pub fn check_body(block: &Block) -> Result<(), String> {
-    let txids: Vec<Txid> = block.txdata.iter().map(Transaction::compute_txid).collect();
-    let mut sorted = txids.clone();
-    sorted.sort_unstable();
-    if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
-        return Err(format!(
-            "transaction {} appears twice (a mutated block)",
-            w[0]
-        ));
-    }
-    let root = bitcoin::merkle_tree::calculate_root(txids.iter().map(|t| t.to_raw_hash()))
-        .map(TxMerkleNode::from_raw_hash);
-    if root != Some(block.header.merkle_root) {
-        return Err("the transactions do not match the merkle root".into());
-    }
-    Ok(())
 }
 
 /// A source of Bitcoin blocks and the outputs they spend.

@@ -8,8 +8,9 @@
 //! the 8-byte key in `blocks/xor.dat`, repeating from the start of the file.
 
 use std::fs::File;
-use std::io::{ErrorKind, Read, Seek, SeekFrom};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bitcoin::Network;
 use bitcoin::block::Header;
@@ -96,12 +97,35 @@ pub(crate) struct Span {
     pub len: u32,
 }
 
-/// An open flat file with its key.
+/// An open flat file with its key. Reads are positional, so clones share one handle across
+/// threads.
+#[derive(Clone)]
 pub(crate) struct FlatFile {
     pub path: PathBuf,
-    file: File,
+    file: Arc<File>,
     key: XorKey,
     pub size: u64,
+}
+
+/// Reads exactly `buf.len()` bytes at `pos` without moving a shared cursor.
+#[cfg(unix)]
+fn read_at(file: &File, pos: u64, buf: &mut [u8]) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, pos)
+}
+
+/// Reads exactly `buf.len()` bytes at `pos` without moving a shared cursor.
+#[cfg(windows)]
+fn read_at(file: &File, mut pos: u64, mut buf: &mut [u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match std::os::windows::fs::FileExt::seek_read(file, buf, pos)? {
+            0 => return Err(ErrorKind::UnexpectedEof.into()),
+            n => {
+                buf = &mut buf[n..];
+                pos += n as u64;
+            }
+        }
+    }
+    Ok(())
 }
 
 impl FlatFile {
@@ -120,7 +144,7 @@ impl FlatFile {
             .len();
         Ok(FlatFile {
             path,
-            file,
+            file: Arc::new(file),
             key,
             size,
         })
@@ -137,17 +161,15 @@ impl FlatFile {
     }
 
     /// Reads `len` bytes at `pos` as they are on disk.
-    pub fn read_raw(&mut self, pos: u64, len: usize) -> Result<Vec<u8>, SourceError> {
+    pub fn read_raw(&self, pos: u64, len: usize) -> Result<Vec<u8>, SourceError> {
         let mut buf = vec![0u8; len];
-        self.file
-            .seek(SeekFrom::Start(pos))
-            .and_then(|_| self.file.read_exact(&mut buf))
+        read_at(&self.file, pos, &mut buf)
             .map_err(|e| file_error(&self.path, pos, format!("reading {len} bytes: {e}")))?;
         Ok(buf)
     }
 
     /// Reads `len` de-obfuscated bytes at `pos`.
-    pub fn read(&mut self, pos: u64, len: usize) -> Result<Vec<u8>, SourceError> {
+    pub fn read(&self, pos: u64, len: usize) -> Result<Vec<u8>, SourceError> {
         let mut buf = self.read_raw(pos, len)?;
         self.key.apply(pos, &mut buf);
         Ok(buf)
@@ -155,7 +177,7 @@ impl FlatFile {
 
     /// The offset of the first byte at or after `pos` that is not zero on disk, or the file
     /// size.
-    fn skip_zeros(&mut self, mut pos: u64) -> Result<u64, SourceError> {
+    fn skip_zeros(&self, mut pos: u64) -> Result<u64, SourceError> {
         const CHUNK: u64 = 64 * 1024;
         while pos < self.size {
             let n = CHUNK.min(self.size - pos) as usize;
@@ -204,7 +226,7 @@ impl FlatFile {
     /// fit ends the scan without an error; elsewhere it is a truncated file. Returns the records
     /// and where the next scan should start.
     pub fn scan(
-        &mut self,
+        &self,
         from: u64,
         magic: [u8; 4],
         trailer: u64,
@@ -278,7 +300,7 @@ impl FlatFile {
     }
 
     /// The block header at the start of a blk record.
-    pub fn header(&mut self, span: Span) -> Result<Header, SourceError> {
+    pub fn header(&self, span: Span) -> Result<Header, SourceError> {
         if span.len < 80 {
             return Err(file_error(
                 &self.path,

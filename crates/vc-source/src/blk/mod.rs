@@ -27,16 +27,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use bitcoin::block::Header;
-use bitcoin::consensus::deserialize;
 use bitcoin::{Block, BlockHash, Network, TxOut};
 
 pub use files::XorKey;
 
 use self::files::{FlatFile, file_error, numbered_files, numbered_path};
 use self::index::{ChainIndex, Loc};
-use self::rev::RevFile;
+use self::rev::{RevFile, read_spent};
+use crate::body::decode_block;
 use crate::error::SourceError;
-use crate::source::{BlockSource, ChainTip, FetchedBlock, SpentOutputs, check_body};
+use crate::source::{BlockSource, ChainTip, FetchedBlock, SpentOutputs};
 
 const NAME: &str = "blk-files";
 
@@ -50,7 +50,7 @@ pub struct BlkConfig {
     /// Threads scanning files when opening (default: the machine's parallelism).
     pub threads: usize,
     /// Check each block's transactions against its header's merkle root (default on; see
-    /// [`check_body`](crate::check_body)). The header is always checked against the hash asked
+    /// [`crate::body`]). The header is always checked against the hash asked
     /// for; this also catches a damaged body.
     pub check_merkle_root: bool,
 }
@@ -83,6 +83,8 @@ pub struct BlkSource {
     index: RwLock<ChainIndex>,
     scan: Mutex<ScanState>,
     revs: Mutex<BTreeMap<u32, Arc<Mutex<RevFile>>>>,
+    /// Open blk files, shared by readers.
+    blks: Mutex<BTreeMap<u32, FlatFile>>,
 }
 
 impl std::fmt::Debug for BlkSource {
@@ -110,7 +112,7 @@ fn scan_blk(
     magic: [u8; 4],
     growing: bool,
 ) -> Result<Scanned, SourceError> {
-    let mut file = FlatFile::open(path, key)?;
+    let file = FlatFile::open(path, key)?;
     let (spans, end) = file.scan(from, magic, 0, growing)?;
     let mut out = Vec::with_capacity(spans.len());
     for span in &spans {
@@ -141,6 +143,7 @@ impl BlkSource {
             index: RwLock::new(ChainIndex::new(config.network)),
             scan: Mutex::new(ScanState::default()),
             revs: Mutex::new(BTreeMap::new()),
+            blks: Mutex::new(BTreeMap::new()),
             key,
             config,
         };
@@ -306,6 +309,16 @@ impl BlkSource {
         self.read_index().on_chain(hash)
     }
 
+    fn blk_file(&self, n: u32) -> Result<FlatFile, SourceError> {
+        let mut blks = lock(&self.blks);
+        if let Some(f) = blks.get(&n) {
+            return Ok(f.clone());
+        }
+        let f = FlatFile::open(numbered_path(&self.config.blocks_dir, "blk", n), self.key)?;
+        blks.insert(n, f.clone());
+        Ok(f)
+    }
+
     fn rev_file(&self, n: u32) -> Result<Arc<Mutex<RevFile>>, SourceError> {
         let mut revs = lock(&self.revs);
         if let Some(r) = revs.get(&n) {
@@ -323,7 +336,7 @@ impl BlkSource {
 
     /// The outputs block `hash` spends, from its undo record.
     fn undo_of(&self, hash: &BlockHash, block: &Block) -> Result<Undo, SourceError> {
-        let (file, height, lone_chain, has_siblings) = {
+        let (file, height, has_siblings) = {
             let index = self.read_index();
             let entry = index.get(hash).ok_or_else(|| SourceError::NotFound {
                 source_name: NAME,
@@ -332,20 +345,25 @@ impl BlkSource {
             if entry.height == 0 {
                 return Ok(Undo::Genesis);
             }
-            let file = entry.loc.file;
-            (
-                file,
-                entry.height,
-                index.lone_chain_in_file(file),
-                index.has_sibling(hash),
-            )
+            (entry.loc.file, entry.height, index.has_sibling(hash))
         };
         let rev = self.rev_file(file)?;
-        let mut rev = lock(&rev);
-        match rev.find(*hash, block, &lone_chain, has_siblings)? {
-            Some(spent) => Ok(Undo::Found(spent)),
+        let (known, rev_file) = {
+            let rev = lock(&rev);
+            (rev.located(hash), rev.file())
+        };
+        let span = match known {
+            Some(span) => Some(span),
+            None => {
+                // Not matched yet: pair the file's best chain (computed outside the rev lock).
+                let lone_chain = self.read_index().lone_chain_in_file(file);
+                lock(&rev).locate(*hash, block, &lone_chain, has_siblings)?
+            }
+        };
+        match span {
+            Some(span) => Ok(Undo::Found(read_spent(&rev_file, span, hash, block)?)),
             None => Ok(Undo::Missing(file_error(
-                rev.path(),
+                &rev_file.path,
                 0,
                 format!(
                     "no undo record for block {hash} (height {height}): the node has not \
@@ -424,16 +442,10 @@ impl BlockSource for BlkSource {
                     source_name: NAME,
                     what: format!("block {hash}"),
                 })?;
-        let path = numbered_path(&self.config.blocks_dir, "blk", loc.file);
-        let mut file = FlatFile::open(path, self.key)?;
+        let file = self.blk_file(loc.file)?;
         let bytes = file.read(loc.span.offset, loc.span.len as usize)?;
-        let block: Block = deserialize(&bytes).map_err(|e| {
-            file_error(
-                &file.path,
-                loc.span.offset,
-                format!("block {hash} does not parse: {e}"),
-            )
-        })?;
+        let block = decode_block(&bytes, self.config.check_merkle_root)
+            .map_err(|e| file_error(&file.path, loc.span.offset, format!("block {hash}: {e}")))?;
         let got = block.block_hash();
         if got != *hash {
             return Err(file_error(
@@ -441,11 +453,6 @@ impl BlockSource for BlkSource {
                 loc.span.offset,
                 format!("the record indexed as block {hash} now holds block {got}"),
             ));
-        }
-        if self.config.check_merkle_root {
-            check_body(&block).map_err(|why| {
-                file_error(&file.path, loc.span.offset, format!("block {hash}: {why}"))
-            })?;
         }
         Ok(FetchedBlock {
             size: bytes.len(),

@@ -68,7 +68,7 @@ impl RevFile {
     }
 
     /// Whether record `i`'s checksum says it is the undo data of the child of `prev`.
-    fn matches(&mut self, i: usize, prev: &BlockHash) -> Result<bool, SourceError> {
+    fn matches(&self, i: usize, prev: &BlockHash) -> Result<bool, SourceError> {
         let span = self.spans[i];
         let bytes = self
             .file
@@ -106,28 +106,20 @@ impl RevFile {
         Ok(())
     }
 
-    fn decode(&mut self, i: usize) -> Result<Vec<Vec<TxOut>>, SourceError> {
-        let span = self.spans[i];
-        let bytes = self.file.read(span.offset, span.len as usize)?;
-        decode_block_undo(&bytes).map_err(|e| {
-            file_error(
-                &self.file.path,
-                span.offset + e.offset as u64,
-                format!("undo record does not decode: {}", e.detail),
-            )
-        })
+    fn decode(&self, i: usize) -> Result<Vec<Vec<TxOut>>, SourceError> {
+        decode_at(&self.file, self.spans[i])
     }
 
-    /// The outputs spent by `block` (hash `hash`) from its undo record, or `None` when the file
-    /// holds none. `lone_chain` is the file's best chain for pairing; `has_siblings` says
-    /// whether another child of the block's parent was found.
-    pub fn find(
+    /// Finds (and remembers) the undo record of `block` (hash `hash`): its span, or `None` when
+    /// the file holds none. `lone_chain` is the file's best chain for pairing; `has_siblings`
+    /// says whether another child of the block's parent was found.
+    pub fn locate(
         &mut self,
         hash: BlockHash,
         block: &Block,
         lone_chain: &[(BlockHash, BlockHash)],
         has_siblings: bool,
-    ) -> Result<Option<Vec<Vec<TxOut>>>, SourceError> {
+    ) -> Result<Option<Span>, SourceError> {
         if !self.claimed.contains_key(&hash) {
             self.extend()?;
             let found = if has_siblings {
@@ -143,21 +135,20 @@ impl RevFile {
                 self.claim(hash, k);
             }
         }
-        let Some(&i) = self.claimed.get(&hash) else {
-            return Ok(None);
-        };
-        let spent = self.decode(i)?;
-        if let Err(why) = fits_shape(block, &spent) {
-            return Err(file_error(
-                &self.file.path,
-                self.spans[i].offset,
-                format!("the undo record of block {hash} does not fit it: {why}"),
-            ));
-        }
-        Ok(Some(spent))
+        Ok(self.located(&hash))
     }
 
-    fn first_match(&mut self, prev: &BlockHash) -> Result<Option<usize>, SourceError> {
+    /// The span of `hash`'s record, if already located.
+    pub fn located(&self, hash: &BlockHash) -> Option<Span> {
+        self.claimed.get(hash).map(|&i| self.spans[i])
+    }
+
+    /// The file, to read located records without holding its lock.
+    pub fn file(&self) -> FlatFile {
+        self.file.clone()
+    }
+
+    fn first_match(&self, prev: &BlockHash) -> Result<Option<usize>, SourceError> {
         for k in 0..self.spans.len() {
             if !self.taken[k] && self.matches(k, prev)? {
                 return Ok(Some(k));
@@ -168,7 +159,7 @@ impl RevFile {
 
     /// The one record that is `block`'s among the records of its parent's children.
     fn among_siblings(
-        &mut self,
+        &self,
         hash: &BlockHash,
         block: &Block,
     ) -> Result<Option<usize>, SourceError> {
@@ -200,10 +191,36 @@ impl RevFile {
             )),
         }
     }
+}
 
-    pub fn path(&self) -> &Path {
-        &self.file.path
-    }
+/// Decodes the undo record at `span`.
+fn decode_at(file: &FlatFile, span: Span) -> Result<Vec<Vec<TxOut>>, SourceError> {
+    let bytes = file.read(span.offset, span.len as usize)?;
+    decode_block_undo(&bytes).map_err(|e| {
+        file_error(
+            &file.path,
+            span.offset + e.offset as u64,
+            format!("undo record does not decode: {}", e.detail),
+        )
+    })
+}
+
+/// The outputs `block` (hash `hash`) spends, from its undo record at `span`.
+pub(crate) fn read_spent(
+    file: &FlatFile,
+    span: Span,
+    hash: &BlockHash,
+    block: &Block,
+) -> Result<Vec<Vec<TxOut>>, SourceError> {
+    let spent = decode_at(file, span)?;
+    fits_shape(block, &spent).map_err(|why| {
+        file_error(
+            &file.path,
+            span.offset,
+            format!("the undo record of block {hash} does not fit it: {why}"),
+        )
+    })?;
+    Ok(spent)
 }
 
 /// Whether `spent` has one list per transaction and one coin per input.
