@@ -5,7 +5,8 @@
 //!   cross-check against the independent Python reference, and the demo.
 //! * `demo`: the main job on the embedded example chain: compute consensus hashes, prove an old
 //!   block from the newest hash, verify the proof.
-//! * `bench`: the criterion benchmarks (`docs/benchmarks.md` records their figures).
+//! * `bench`: the benchmarks (`docs/benchmarks.md` records their figures); `bench sources`
+//!   runs a regtest node provisioned as `node` does.
 //! * `node`: provision a regtest-capable `bitcoind` (built once from source, cached outside the
 //!   clone; `BITCOIND_EXE` overrides) and print its path.
 //! * `fixture`: regenerate `testdata/regtest-chain/` (a small real regtest chain as Core stored
@@ -36,7 +37,7 @@ fn main() -> Result<()> {
         Some("fixture") => fixture::generate(&root, &node::provision()?),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | demo | node | fixture | bench [chash | store] [-- criterion args]>"
+                "usage: cargo xtask <ci | demo | node | fixture | bench [chash | store | sources] [-- criterion args]>"
             );
             bail!("unknown or missing command")
         }
@@ -431,10 +432,12 @@ fn ascii(hex: &str) -> Option<String> {
         .then_some(text)
 }
 
-/// The criterion benchmark suites: name, package, bench target.
+/// The benchmark suites: name, package, bench target (criterion, except `sources`, whose runs
+/// each read a whole chain from a live node and report medians themselves).
 const BENCHES: &[(&str, &str, &str)] = &[
     ("chash", "vc-chash", "chash"),
     ("store", "vc-store", "store"),
+    ("sources", "vc-source", "sources"),
 ];
 
 /// `cargo xtask bench [SUITE] [-- CRITERION ARGS]`: every suite, or the one named.
@@ -456,10 +459,21 @@ fn bench(args: &[String]) -> Result<()> {
         let names: Vec<&str> = BENCHES.iter().map(|b| b.0).collect();
         bail!("unknown benchmark suite {suite:?}; choose one of {names:?}");
     }
-    for (_, package, target) in selected {
+    for (name, package, target) in selected {
         let mut cmd = vec!["bench", "-p", package, "--bench", target, "--"];
         cmd.extend(extra.iter().map(String::as_str));
-        run("cargo", cmd)?;
+        if *name == "sources" {
+            // Runs a real node: provision it, and fail rather than skip without one.
+            let exe = node::provision()?;
+            let exe = exe.to_string_lossy();
+            run_with_env(
+                "cargo",
+                cmd,
+                &[("BITCOIND_EXE", &exe), ("VC_REQUIRE_BITCOIND", "1")],
+            )?;
+        } else {
+            run("cargo", cmd)?;
+        }
     }
     Ok(())
 }

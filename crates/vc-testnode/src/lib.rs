@@ -639,6 +639,79 @@ pub fn mine_mixed(node: &TestNode, signer: &mut Signer, blocks: u64) {
     signer.sync(node);
 }
 
+/// Builds a chain of `blocks` wide blocks for benchmarks: each holds `txs` transactions of two
+/// inputs and three outputs (two payments, of alternating key types, and an OP_RETURN), every
+/// block spending the previous block's outputs. Funding: 101 blocks and one fan-out
+/// transaction.
+pub fn build_wide_chain(node: &TestNode, signer: &mut Signer, blocks: u64, txs: usize) {
+    let miner = signer.address(KeyKind::P2wpkh);
+    node.mine(101, &miner);
+    signer.sync(node);
+    let fee = Amount::from_sat(2_000);
+    let coinbase = signer
+        .spendable(node.height() + 1)
+        .into_iter()
+        .next()
+        .expect("a mature coinbase");
+    let scripts: Vec<ScriptBuf> = KINDS
+        .iter()
+        .map(|k| signer.address(*k).script_pubkey())
+        .collect();
+    let n = 2 * txs;
+    let share = (coinbase.txout.value - fee) / n as u64;
+    let outputs: Vec<TxOut> = (0..n)
+        .map(|i| TxOut {
+            value: share,
+            script_pubkey: scripts[i % 4].clone(),
+        })
+        .collect();
+    let fan_out = signer.sign(&[coinbase], outputs, fee, Some(KeyKind::P2wpkh));
+    let kinds: Vec<KeyKind> = (0..n).map(|i| KINDS[i % 4]).collect();
+    let mut pool = wide_outputs(&fan_out, node.height() + 1, &kinds);
+    node.mine_with(&miner, &[fan_out]);
+    for b in 0..blocks {
+        let height = node.height() + 1;
+        let mut block_txs = Vec::with_capacity(txs);
+        let mut next = Vec::with_capacity(n);
+        for (t, inputs) in pool.chunks(2).enumerate() {
+            let total: Amount = inputs.iter().map(|u| u.txout.value).sum();
+            let half = (total - fee) / 2;
+            let pick = [(t + b as usize) % 4, (t + b as usize + 1) % 4];
+            let mut outputs: Vec<TxOut> = pick
+                .iter()
+                .map(|k| TxOut {
+                    value: half,
+                    script_pubkey: scripts[*k].clone(),
+                })
+                .collect();
+            outputs[1].value = total - fee - half;
+            outputs.push(op_return(format!("id:bench-{b}-{t}").as_bytes()));
+            let tx = signer.sign(inputs, outputs, fee, None);
+            next.extend(wide_outputs(&tx, height, &pick.map(|k| KINDS[k])));
+            block_txs.push(tx);
+        }
+        node.mine_with(&miner, &block_txs);
+        pool = next;
+    }
+}
+
+/// The first outputs of `tx`, paid to the signer's keys of `kinds`.
+fn wide_outputs(tx: &Transaction, height: u64, kinds: &[KeyKind]) -> Vec<Utxo> {
+    let txid = tx.compute_txid();
+    tx.output
+        .iter()
+        .zip(kinds)
+        .enumerate()
+        .map(|(vout, (out, kind))| Utxo {
+            outpoint: OutPoint::new(txid, vout as u32),
+            txout: out.clone(),
+            kind: *kind,
+            height,
+            coinbase: false,
+        })
+        .collect()
+}
+
 /// An `OP_RETURN <data>` output.
 pub fn op_return(data: &[u8]) -> TxOut {
     TxOut {
