@@ -32,26 +32,31 @@ impl SpentOutputs {
     /// Checks the shape against `block`: one list per transaction, one output per input, none
     /// for the coinbase.
     pub fn check_shape(&self, block: &Block) -> Result<(), String> {
-        if self.0.len() != block.txdata.len() {
+        check_spent_shape(block, &self.0)
+    }
+}
+
+/// [`SpentOutputs::check_shape`] on borrowed lists.
+pub(crate) fn check_spent_shape(block: &Block, spent: &[Vec<TxOut>]) -> Result<(), String> {
+    if spent.len() != block.txdata.len() {
+        return Err(format!(
+            "{} spent-output lists for {} transactions",
+            spent.len(),
+            block.txdata.len()
+        ));
+    }
+    for (i, (tx, spent)) in block.txdata.iter().zip(spent).enumerate() {
+        let want = if i == 0 { 0 } else { tx.input.len() };
+        if spent.len() != want {
             return Err(format!(
-                "{} spent-output lists for {} transactions",
-                self.0.len(),
-                block.txdata.len()
+                "transaction {i} ({}) has {} inputs but {} spent outputs",
+                tx.compute_txid(),
+                want,
+                spent.len()
             ));
         }
-        for (i, (tx, spent)) in block.txdata.iter().zip(&self.0).enumerate() {
-            let want = if i == 0 { 0 } else { tx.input.len() };
-            if spent.len() != want {
-                return Err(format!(
-                    "transaction {i} ({}) has {} inputs but {} spent outputs",
-                    tx.compute_txid(),
-                    want,
-                    spent.len()
-                ));
-            }
-        }
-        Ok(())
     }
+    Ok(())
 }
 
 /// A source of Bitcoin blocks and the outputs they spend.

@@ -27,6 +27,7 @@ use bitcoin::{Block, BlockHash, Script, TxOut};
 
 use super::files::{FlatFile, Span, XorKey, file_error, numbered_path};
 use crate::error::SourceError;
+use crate::source::check_spent_shape;
 use crate::undo::decode_block_undo;
 
 /// The checksum after each undo record.
@@ -170,7 +171,8 @@ impl RevFile {
                 continue;
             }
             let spent = self.decode(k)?;
-            if fits_shape(block, &spent).is_ok() && !fitting.iter().any(|(_, s)| *s == spent) {
+            if check_spent_shape(block, &spent).is_ok() && !fitting.iter().any(|(_, s)| *s == spent)
+            {
                 fitting.push((k, spent));
             }
         }
@@ -213,7 +215,7 @@ pub(crate) fn read_spent(
     block: &Block,
 ) -> Result<Vec<Vec<TxOut>>, SourceError> {
     let spent = decode_at(file, span)?;
-    fits_shape(block, &spent).map_err(|why| {
+    check_spent_shape(block, &spent).map_err(|why| {
         file_error(
             &file.path,
             span.offset,
@@ -221,27 +223,6 @@ pub(crate) fn read_spent(
         )
     })?;
     Ok(spent)
-}
-
-/// Whether `spent` has one list per transaction and one coin per input.
-fn fits_shape(block: &Block, spent: &[Vec<TxOut>]) -> Result<(), String> {
-    if spent.len() != block.txdata.len() {
-        return Err(format!(
-            "{} spent-output lists for {} transactions",
-            spent.len(),
-            block.txdata.len()
-        ));
-    }
-    for (i, (tx, coins)) in block.txdata.iter().zip(spent).enumerate().skip(1) {
-        if coins.len() != tx.input.len() {
-            return Err(format!(
-                "transaction {i} has {} inputs but {} spent outputs",
-                tx.input.len(),
-                coins.len()
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// The last push of a script, if it is push-only.
@@ -333,18 +314,18 @@ mod tests {
         let wpkh = |k: &[u8]| ScriptBuf::new_p2wpkh(&WPubkeyHash::hash(k));
         let pkh = |k: &[u8]| ScriptBuf::new_p2pkh(&PubkeyHash::hash(k));
         let right = vec![vec![], vec![coin(wpkh(&key))], vec![coin(pkh(&key))]];
-        assert!(fits_shape(&block, &right).is_ok());
+        assert!(check_spent_shape(&block, &right).is_ok());
         assert!(fits_scripts(&block, &right));
         for wrong in [
             vec![vec![], vec![coin(wpkh(&other))], vec![coin(pkh(&key))]],
             vec![vec![], vec![coin(wpkh(&key))], vec![coin(pkh(&other))]],
         ] {
-            assert!(fits_shape(&block, &wrong).is_ok());
+            assert!(check_spent_shape(&block, &wrong).is_ok());
             assert!(!fits_scripts(&block, &wrong));
         }
         let short = vec![vec![], vec![coin(wpkh(&key))]];
-        assert!(fits_shape(&block, &short).is_err());
+        assert!(check_spent_shape(&block, &short).is_err());
         let too_many = vec![vec![], vec![coin(wpkh(&key)); 2], vec![coin(pkh(&key))]];
-        assert!(fits_shape(&block, &too_many).is_err());
+        assert!(check_spent_shape(&block, &too_many).is_err());
     }
 }
