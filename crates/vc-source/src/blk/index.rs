@@ -55,6 +55,8 @@ pub(crate) struct ChainIndex {
     by_file: BTreeMap<u32, Vec<BlockHash>>,
     /// How many linked children each block has.
     children: HashMap<BlockHash, u32>,
+    /// The linked block with the most work (first stored on ties), kept as blocks link.
+    top: Option<BlockHash>,
 }
 
 impl ChainIndex {
@@ -67,6 +69,7 @@ impl ChainIndex {
             chain: Vec::new(),
             by_file: BTreeMap::new(),
             children: HashMap::new(),
+            top: None,
         }
     }
 
@@ -101,6 +104,14 @@ impl ChainIndex {
                     if height > 0 {
                         *self.children.entry(header.prev_blockhash).or_default() += 1;
                     }
+                    let beats = |top: &BlockHash| {
+                        self.entries.get(top).is_none_or(|t| {
+                            (total, Reverse(loc.order())) > (t.work, Reverse(t.loc.order()))
+                        })
+                    };
+                    if self.top.as_ref().is_none_or(beats) {
+                        self.top = Some(hash);
+                    }
                     if let Some(children) = self.orphans.remove(&hash) {
                         work.extend(children.into_iter().map(|(h, l)| (h.block_hash(), h, l)));
                     }
@@ -118,6 +129,9 @@ impl ChainIndex {
     /// The linked block with the most work, skipping `excluded`; ties go to the block stored
     /// first.
     pub fn best(&self, excluded: &BTreeSet<BlockHash>) -> Option<BlockHash> {
+        if excluded.is_empty() {
+            return self.top;
+        }
         self.entries
             .iter()
             .filter(|(h, _)| !excluded.contains(*h))
