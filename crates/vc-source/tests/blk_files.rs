@@ -114,6 +114,14 @@ fn file_error(e: SourceError) -> (String, u64, String) {
     }
 }
 
+/// Asserts that opening fails with a file error on `file` at `offset`, naming `needle`.
+fn open_fails(dir: &Path, file: &str, offset: u64, needle: &str) {
+    let (path, at, detail) = file_error(open(dir).unwrap_err());
+    assert!(path.ends_with(file), "{path}, expected {file}");
+    assert_eq!(at, offset, "{detail}");
+    assert!(detail.contains(needle), "{detail}");
+}
+
 fn flip(path: &Path, at: u64) {
     let mut bytes = std::fs::read(path).unwrap();
     bytes[at as usize] ^= 0x55;
@@ -235,10 +243,7 @@ fn a_truncated_file_is_named_with_the_record_offset() {
     let (start, len) = recs[2];
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     file.set_len(start + 8 + len as u64 / 2).unwrap();
-    let (p, offset, detail) = file_error(open(dir.path()).unwrap_err());
-    assert!(p.ends_with("blk00001.dat"), "{p}");
-    assert_eq!(offset, start);
-    assert!(detail.contains("truncated"), "{detail}");
+    open_fails(dir.path(), "blk00001.dat", start, "truncated");
 }
 
 #[test]
@@ -289,10 +294,7 @@ fn a_corrupt_record_header_is_named() {
     let path = dir.path().join("blk00000.dat");
     let (start, _) = records(&path, key(dir.path()), 0)[5];
     flip(&path, start + 1);
-    let (p, offset, detail) = file_error(open(dir.path()).unwrap_err());
-    assert!(p.ends_with("blk00000.dat"), "{p}");
-    assert_eq!(offset, start);
-    assert!(detail.contains("corrupt"), "{detail}");
+    open_fails(dir.path(), "blk00000.dat", start, "corrupt");
 }
 
 #[test]
