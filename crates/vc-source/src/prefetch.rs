@@ -2,6 +2,9 @@
 //!
 //! `workers` threads each take the next height, fetch its hash, block and spent outputs from the
 //! source, and hand the result to the consumer, which receives blocks strictly in height order.
+//! [`Prefetch::selective`] fetches spent outputs only for the blocks a selector picks (an engine
+//! needs them only for blocks that carry its application's operations), and runs the selector on
+//! the worker threads.
 //! A worker never runs more than `window` heights ahead of the consumer, so at most `window`
 //! blocks are in memory however slow the consumer is.
 
@@ -27,9 +30,13 @@ pub struct Fetched {
     pub block: Block,
     /// Serialized size in bytes.
     pub size: usize,
-    /// The outputs its inputs spend.
-    pub spent: SpentOutputs,
+    /// The outputs its inputs spend; `None` when a [`Prefetch::selective`] selector declined
+    /// the block.
+    pub spent: Option<SpentOutputs>,
 }
+
+/// Decides, on a worker thread, whether a block's spent outputs are needed.
+pub type Selector = Arc<dyn Fn(&Block) -> bool + Send + Sync>;
 
 struct Shared {
     /// The consumer's position: the next height it will take.
@@ -60,10 +67,17 @@ impl std::fmt::Debug for Prefetch {
     }
 }
 
-fn fetch_one(source: &dyn BlockSource, height: u64) -> Result<Fetched, SourceError> {
+fn fetch_one(
+    source: &dyn BlockSource,
+    height: u64,
+    select: Option<&Selector>,
+) -> Result<Fetched, SourceError> {
     let hash = source.block_hash(height)?;
     let fetched = source.block(&hash)?;
-    let spent = source.spent_outputs(&hash, &fetched.block)?;
+    let spent = match select {
+        Some(select) if !select(&fetched.block) => None,
+        _ => Some(source.spent_outputs(&hash, &fetched.block)?),
+    };
     Ok(Fetched {
         height,
         hash,
@@ -74,13 +88,38 @@ fn fetch_one(source: &dyn BlockSource, height: u64) -> Result<Fetched, SourceErr
 }
 
 impl Prefetch {
-    /// Starts `workers` threads over `start..end`, at most `window` blocks ahead.
+    /// Starts `workers` threads over `start..end`, at most `window` blocks ahead, fetching
+    /// every block's spent outputs.
     pub fn new(
         source: Arc<dyn BlockSource>,
         start: u64,
         end: u64,
         workers: usize,
         window: usize,
+    ) -> Prefetch {
+        Prefetch::start(source, start, end, workers, window, None)
+    }
+
+    /// Like [`Prefetch::new`], but fetches spent outputs only for the blocks `select` returns
+    /// `true` for (the others have `spent: None`).
+    pub fn selective(
+        source: Arc<dyn BlockSource>,
+        start: u64,
+        end: u64,
+        workers: usize,
+        window: usize,
+        select: Selector,
+    ) -> Prefetch {
+        Prefetch::start(source, start, end, workers, window, Some(select))
+    }
+
+    fn start(
+        source: Arc<dyn BlockSource>,
+        start: u64,
+        end: u64,
+        workers: usize,
+        window: usize,
+        select: Option<Selector>,
     ) -> Prefetch {
         let window = window.max(1) as u64;
         let shared = Arc::new(Shared {
@@ -93,6 +132,7 @@ impl Prefetch {
         let workers = (0..workers.max(1))
             .map(|_| {
                 let (source, shared, tx) = (Arc::clone(&source), Arc::clone(&shared), tx.clone());
+                let select = select.clone();
                 std::thread::spawn(move || {
                     loop {
                         let height = shared.next.fetch_add(1, Ordering::SeqCst);
@@ -113,7 +153,7 @@ impl Prefetch {
                         if shared.stop.load(Ordering::SeqCst) {
                             return;
                         }
-                        let result = fetch_one(source.as_ref(), height);
+                        let result = fetch_one(source.as_ref(), height, select.as_ref());
                         if tx.send((height, result)).is_err() {
                             return;
                         }
