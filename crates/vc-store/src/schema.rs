@@ -9,6 +9,7 @@
 //! | `state` | namespace id `u16` (big-endian) followed by the key bytes | the application's bytes |
 //! | `undo` | height `u64` | [`UndoLog`] |
 //! | `mmr` | `(level u8, index u64)` | `[u8; 32]` node hash (v2 only) |
+//! | `local` | setting name | bytes: node-local settings, not consensus data, not in snapshots |
 //!
 //! Every value except raw state values and MMR nodes is `version || postcard` through
 //! [`vc_codec::storage`].
@@ -29,6 +30,7 @@ pub(crate) const OPS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new(
 pub(crate) const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
 pub(crate) const UNDO: TableDefinition<u64, &[u8]> = TableDefinition::new("undo");
 pub(crate) const MMR: TableDefinition<(u8, u64), [u8; 32]> = TableDefinition::new("mmr");
+pub(crate) const LOCAL: TableDefinition<&str, &[u8]> = TableDefinition::new("local");
 
 pub(crate) const META_KEY: &str = "meta";
 

@@ -9,7 +9,7 @@ use vc_codec::storage::Stored;
 
 use crate::error::{DbContext, StoreError};
 use crate::schema::{
-    self, CHAIN, ChainEntry, META, META_KEY, MMR, Meta, OPS, SCHEMA_VERSION, SEEDS, STATE,
+    self, CHAIN, ChainEntry, LOCAL, META, META_KEY, MMR, Meta, OPS, SCHEMA_VERSION, SEEDS, STATE,
     StoredOp, UNDO,
 };
 use crate::state::{Namespace, StateKey, raw_range};
@@ -220,6 +220,31 @@ impl Store {
     /// be dropped).
     pub fn writer(&self) -> Result<Writer<'_>, StoreError> {
         Writer::new(self)
+    }
+
+    /// A node-local setting (for example an engine's branch pins): data that belongs to this
+    /// node, not to consensus, and is not exported in snapshots.
+    pub fn local(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().ctx("starting a read")?;
+        let table = match txn.open_table(LOCAL) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e).ctx("opening the local settings"),
+        };
+        Ok(table
+            .get(key)
+            .ctx("reading a local setting")?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Sets a node-local setting (committed at once). Waits for an active writer to finish.
+    pub fn set_local(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().ctx("starting a write")?;
+        {
+            let mut table = txn.open_table(LOCAL).ctx("opening the local settings")?;
+            table.insert(key, value).ctx("writing a local setting")?;
+        }
+        txn.commit().ctx("committing a local setting")
     }
 
     /// Reverts state and bookkeeping to the end of block `height` and commits.

@@ -453,6 +453,28 @@ impl BlockWriter<'_, '_> {
             .collect()
     }
 
+    /// The consensus hash of an earlier block at `height` (committed or applied through this
+    /// writer), `None` if the store has no block there. Applications use it for staleness
+    /// checks while a block is being applied.
+    pub fn consensus_hash(&self, height: u64) -> Result<Option<ConsensusHash>, StoreError> {
+        let chain = self
+            .txn()?
+            .open_table(CHAIN)
+            .ctx("opening the chain table")?;
+        let Some(entry) = schema::chain_entry(&chain, height)? else {
+            return Ok(None);
+        };
+        let scheme = self.writer.store.config.scheme;
+        ConsensusHash::from_slice(scheme, &entry.consensus_hash)
+            .map(Some)
+            .ok_or_else(|| {
+                StoreError::Inconsistent(format!(
+                    "chain entry at height {height} has a {}-byte consensus hash",
+                    entry.consensus_hash.len()
+                ))
+            })
+    }
+
     /// Records an accepted operation. Operations must come in increasing `vtxindex`; their
     /// records, in this order, are what the block's consensus hash covers.
     pub fn add_op(&mut self, op: StoredOp) -> Result<(), StoreError> {
