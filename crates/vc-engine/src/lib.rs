@@ -1,7 +1,38 @@
-//! The virtualchain pipeline.
+//! The virtualchain pipeline: an [`Application`] on a [`vc_store::Store`], fed by a
+//! [`vc_source::BlockSource`].
 //!
-//! This crate owns  application trait, block processing, reorgs, confirmations, checkpoints:the application trait (parse, prepare, check, commit, finalize, continue), the pipelined block processor with K confirmations, consensus hashes per block, checkpoints, staleness checks and automatic reorg rollback.
+//! The engine fetches blocks in parallel and applies them strictly in order, each only once it
+//! has `K` confirmations. For every block it finds the transactions whose OP_RETURN payload
+//! carries the application's magic and a declared opcode, runs the application's hooks
+//! (parse, prepare, check, commit, finalize, continue; see [`app`]), and saves the block's state
+//! changes, accepted operations and consensus hash atomically. It follows the tip by polling,
+//! rolls back reorganisations up to a limit ([`EngineConfig::max_reorg_depth`]) through the
+//! store's undo logs, and stops with the recovery options named when a fork is deeper.
 //!
-//! It is part of the workspace layout from the start so that the dependency direction
-//! (source -> codec -> engine -> chash/store) is fixed, but it exports nothing yet: its contents
-//! arrive with the issue that builds it (see the project README's roadmap).
+//! A crash at any moment loses at most the blocks since the last commit, which the next run
+//! applies again: every commit ends on a block boundary.
+//!
+//! `docs/app-guide.md` in the repository walks an application author through the trait; the
+//! `vc-names` crate is a complete application.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+pub mod app;
+mod block;
+pub mod context;
+mod engine;
+mod error;
+
+pub use app::{AppSpec, Application, DEFAULT_CONFIRMATIONS, HookError, Parsed, Reject};
+pub use block::{BlockReport, Rejected};
+pub use context::{BlockInfo, BlockState, OpContext};
+pub use engine::{
+    Checkpoint, DEFAULT_MAX_REORG_DEPTH, DEFAULT_UNDO_WINDOW, Engine, EngineConfig, NoObserver,
+    Observer, ReorgReport, Stopped, SyncOutcome, store_config,
+};
+pub use error::EngineError;

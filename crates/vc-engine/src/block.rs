@@ -1,0 +1,273 @@
+//! Applying one block: candidates, parse, prepare, check, commit, finalize.
+
+use bitcoin::hashes::Hash;
+use bitcoin::{Block, Transaction};
+use vc_chash::{ConsensusHash, Hash256, Scheme, Seeds};
+use vc_codec::carrier::Carrier;
+use vc_codec::payload::PayloadFormat;
+use vc_codec::record;
+use vc_source::SpentOutputs;
+use vc_source::prefetch::Fetched;
+use vc_store::{BlockHeader, OutputData, StoredOp, Writer};
+
+use crate::app::{Application, Parsed, Reject};
+use crate::context::{BlockInfo, BlockState, OpContext};
+use crate::error::EngineError;
+
+/// How a payload is recognised: the carrier rule and the payload format together.
+#[derive(Clone, Debug)]
+pub(crate) struct Recognizer {
+    pub carrier: Carrier,
+    pub format: PayloadFormat,
+}
+
+impl Recognizer {
+    /// The payload of `tx` if it carries one of the application's: (carrier vout, opcode,
+    /// payload).
+    pub fn payload<'t>(&self, tx: &'t Transaction) -> Option<(usize, u8, &'t [u8])> {
+        match self.carrier.extract(tx) {
+            Ok(Some(c)) => match self.format.decode(c.data) {
+                Ok(p) => Some((c.vout, p.opcode, c.data)),
+                Err(e) => {
+                    if c.data.starts_with(self.format.magic()) {
+                        tracing::debug!(txid = %tx.compute_txid(), "ignored payload: {e}");
+                    }
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(rejection) => {
+                tracing::debug!(txid = %tx.compute_txid(), "ignored transaction: {rejection}");
+                None
+            }
+        }
+    }
+
+    /// Whether any non-coinbase transaction of `block` carries one of the application's
+    /// payloads (then the engine needs the block's spent outputs).
+    pub fn selects(&self, block: &Block) -> bool {
+        block
+            .txdata
+            .iter()
+            .skip(1)
+            .any(|tx| self.payload(tx).is_some())
+    }
+}
+
+/// One operation the application did not accept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    /// Its transaction.
+    pub txid: bitcoin::Txid,
+    /// Its position among the block's parsed operations, `None` if parsing failed.
+    pub vtxindex: Option<u32>,
+    /// Its opcode.
+    pub opcode: u8,
+    /// Which hook rejected it: `parse`, `prepare` or `check`.
+    pub stage: &'static str,
+    /// Why.
+    pub reject: Reject,
+}
+
+/// What processing one block did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockReport {
+    /// The block.
+    pub info: BlockInfo,
+    /// Its serialized size.
+    pub size: usize,
+    /// Its transaction count.
+    pub tx_count: usize,
+    /// Its consensus hash.
+    pub consensus_hash: ConsensusHash,
+    /// Its ops hash.
+    pub ops_hash: Hash256,
+    /// How many operations were accepted.
+    pub accepted: u32,
+    /// The operations that were not.
+    pub rejected: Vec<Rejected>,
+}
+
+/// The pieces of an engine a block needs.
+pub(crate) struct Apply<'a> {
+    pub recognizer: &'a Recognizer,
+    pub scheme: Scheme,
+    pub staleness: u64,
+    pub seeds: &'a Seeds,
+}
+
+fn sum_values(outs: &[bitcoin::TxOut]) -> Option<u64> {
+    outs.iter()
+        .try_fold(0u64, |acc, o| acc.checked_add(o.value.to_sat()))
+}
+
+fn output_data(outs: &[bitcoin::TxOut]) -> Vec<OutputData> {
+    outs.iter()
+        .map(|o| OutputData {
+            value: o.value.to_sat(),
+            script: o.script_pubkey.to_bytes(),
+        })
+        .collect()
+}
+
+impl Apply<'_> {
+    /// Applies `fetched` through `writer` (not committed). On error the writer has discarded
+    /// the block (and anything uncommitted before it).
+    pub fn block<A: Application>(
+        &self,
+        app: &mut A,
+        writer: &mut Writer<'_>,
+        fetched: &Fetched,
+    ) -> Result<BlockReport, EngineError> {
+        let block = &fetched.block;
+        let info = BlockInfo {
+            height: fetched.height,
+            hash: fetched.hash,
+            time: block.header.time,
+        };
+        let mut rejected = Vec::new();
+        let parsed = self.parse_all(app, fetched, &mut rejected)?;
+
+        let verdicts = app.prepare(&info, &parsed);
+        let header = BlockHeader {
+            height: info.height,
+            block_hash: Hash256(fetched.hash.to_byte_array()),
+            prev_hash: Hash256(block.header.prev_blockhash.to_byte_array()),
+        };
+        let mut bw = writer.begin_block(header)?;
+        let mut accepted = 0u32;
+        {
+            let mut state = BlockState {
+                writer: &mut bw,
+                info,
+                staleness: self.staleness,
+                seeds: self.seeds,
+            };
+            for (i, p) in parsed.iter().enumerate() {
+                let verdict = match verdicts.get(i).cloned().flatten() {
+                    Some(reject) => Err(("prepare", reject)),
+                    None => app.check(&state, p).map_err(|r| ("check", r)),
+                };
+                if let Err((stage, reject)) = verdict {
+                    tracing::debug!(height = info.height, txid = %p.ctx.txid, stage, "rejected: {reject}");
+                    rejected.push(Rejected {
+                        txid: p.ctx.txid,
+                        vtxindex: Some(p.ctx.vtxindex),
+                        opcode: p.ctx.opcode,
+                        stage,
+                        reject,
+                    });
+                    continue;
+                }
+                let hook = |source| EngineError::Hook {
+                    height: info.height,
+                    txid: Some(p.ctx.txid),
+                    source: Box::new(source),
+                };
+                let records = app.commit(&mut state, p).map_err(hook)?;
+                let records = records
+                    .iter()
+                    .map(|r| record::encode(self.scheme, r))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| hook(crate::app::HookError::App(format!("record: {e}"))))?;
+                state
+                    .writer
+                    .add_op(StoredOp {
+                        txid: p.ctx.txid.to_byte_array(),
+                        txindex: p.ctx.txindex,
+                        vtxindex: p.ctx.vtxindex,
+                        opcode: p.ctx.opcode,
+                        payload: p.ctx.payload.clone(),
+                        senders: output_data(&p.ctx.senders),
+                        outputs: output_data(&p.ctx.outputs),
+                        fee: p.ctx.fee,
+                        records,
+                    })
+                    .map_err(|e| hook(e.into()))?;
+                accepted += 1;
+            }
+            app.finalize(&mut state)
+                .map_err(|source| EngineError::Hook {
+                    height: info.height,
+                    txid: None,
+                    source: Box::new(source),
+                })?;
+        }
+        let summary = bw.finish()?;
+        Ok(BlockReport {
+            info,
+            size: fetched.size,
+            tx_count: block.txdata.len(),
+            consensus_hash: summary.consensus_hash,
+            ops_hash: summary.ops_hash,
+            accepted,
+            rejected,
+        })
+    }
+
+    fn parse_all<A: Application>(
+        &self,
+        app: &A,
+        fetched: &Fetched,
+        rejected: &mut Vec<Rejected>,
+    ) -> Result<Vec<Parsed<A::Op>>, EngineError> {
+        let block = &fetched.block;
+        let mut parsed = Vec::new();
+        let empty = SpentOutputs::default();
+        let spent = fetched.spent.as_ref().unwrap_or(&empty);
+        for (txindex, tx) in block.txdata.iter().enumerate().skip(1) {
+            let Some((vout, opcode, payload)) = self.recognizer.payload(tx) else {
+                continue;
+            };
+            let txid = tx.compute_txid();
+            let bad = |detail: String| EngineError::BadBlock {
+                height: fetched.height,
+                hash: fetched.hash,
+                txid,
+                detail,
+            };
+            let senders = spent
+                .0
+                .get(txindex)
+                .filter(|s| s.len() == tx.input.len())
+                .ok_or_else(|| bad("the source gave no spent outputs for it".into()))?;
+            let fee = match (sum_values(senders), sum_values(&tx.output)) {
+                (Some(i), Some(o)) if i >= o => i - o,
+                _ => {
+                    return Err(bad(
+                        "its outputs are worth more than the outputs it spends".into()
+                    ));
+                }
+            };
+            let vtxindex = u32::try_from(parsed.len()).unwrap_or(u32::MAX);
+            let ctx = OpContext {
+                height: fetched.height,
+                txid,
+                txindex: u32::try_from(txindex).unwrap_or(u32::MAX),
+                vtxindex,
+                opcode,
+                payload: payload.to_vec(),
+                carrier_vout: u32::try_from(vout).unwrap_or(u32::MAX),
+                inputs: tx.input.iter().map(|i| i.previous_output).collect(),
+                senders: senders.clone(),
+                outputs: tx.output.clone(),
+                fee,
+                body_start: self.recognizer.format.magic().len() + 1,
+            };
+            match app.parse(&ctx) {
+                Ok(op) => parsed.push(Parsed { ctx, op }),
+                Err(reject) => {
+                    tracing::debug!(height = fetched.height, %txid, "not parsed: {reject}");
+                    rejected.push(Rejected {
+                        txid,
+                        vtxindex: None,
+                        opcode: ctx.opcode,
+                        stage: "parse",
+                        reject,
+                    });
+                }
+            }
+        }
+        Ok(parsed)
+    }
+}

@@ -1,0 +1,601 @@
+//! The engine: sync to a height, follow the tip, roll back reorganisations.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bitcoin::BlockHash;
+use bitcoin::hashes::Hash;
+use vc_chash::{ConsensusHash, Seeds};
+use vc_codec::carrier::Carrier;
+use vc_codec::payload::PayloadFormat;
+use vc_source::BlockSource;
+use vc_source::prefetch::{Prefetch, Selector};
+use vc_store::{CommitPolicy, Store, StoreConfig, Tip, Writer};
+
+use crate::app::Application;
+use crate::block::{Apply, BlockReport, Recognizer};
+use crate::error::EngineError;
+
+/// The deepest reorganisation the engine rolls back on its own by default.
+pub const DEFAULT_MAX_REORG_DEPTH: u64 = 100;
+
+/// How many blocks keep undo logs by default: deeper than the automatic limit, so that an
+/// operator can still re-index from a height after a deep fork (`recover reindex`).
+pub const DEFAULT_UNDO_WINDOW: u64 = 1_000;
+
+/// An expected value at a height. A mismatch stops the engine with
+/// [`EngineError::Checkpoint`] before anything at that height is committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The height.
+    pub height: u64,
+    /// The block hash the chain must have there.
+    pub block_hash: Option<BlockHash>,
+    /// The consensus hash this node must compute there.
+    pub consensus_hash: Option<ConsensusHash>,
+}
+
+/// How the engine runs (operator choices; none of it changes consensus hashes).
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Fetch threads.
+    pub workers: usize,
+    /// Blocks fetched ahead of the one being applied (bounds memory).
+    pub window: usize,
+    /// How often `follow` polls the source for a new tip.
+    pub poll_interval: Duration,
+    /// The deepest reorganisation rolled back automatically.
+    pub max_reorg_depth: u64,
+    /// How many recent blocks keep undo logs (at least `max_reorg_depth`).
+    pub undo_window: u64,
+    /// Overrides the application's confirmations `K` (a node may wait longer, or a test less).
+    pub confirmations: Option<u64>,
+    /// Expected hashes at heights.
+    pub checkpoints: Vec<Checkpoint>,
+    /// When batched blocks are committed during catch-up (every block at the tip is committed
+    /// on its own).
+    pub commit: CommitPolicy,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            workers: 4,
+            window: 64,
+            poll_interval: Duration::from_secs(5),
+            max_reorg_depth: DEFAULT_MAX_REORG_DEPTH,
+            undo_window: DEFAULT_UNDO_WINDOW,
+            confirmations: None,
+            checkpoints: Vec::new(),
+            commit: CommitPolicy::default(),
+        }
+    }
+}
+
+/// A reorganisation the engine handled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReorgReport {
+    /// The highest height where the database and the source agreed.
+    pub fork_height: u64,
+    /// The database's tip before the rollback.
+    pub old_tip: u64,
+    /// How many blocks were rolled back.
+    pub depth: u64,
+}
+
+/// Receives what the engine does (progress bars, logs, tests).
+pub trait Observer {
+    /// A catch-up pass over `from..=to` starts; `chain_tip` is the source's tip.
+    fn on_range(&mut self, from: u64, to: u64, chain_tip: u64) {
+        let _ = (from, to, chain_tip);
+    }
+    /// A block was applied (it may not be committed yet).
+    fn on_block(&mut self, report: &BlockReport) {
+        let _ = report;
+    }
+    /// A reorganisation was rolled back.
+    fn on_reorg(&mut self, reorg: &ReorgReport) {
+        let _ = reorg;
+    }
+    /// Everything up to `height` is durable.
+    fn on_commit(&mut self, height: u64) {
+        let _ = height;
+    }
+}
+
+/// An observer that ignores everything.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoObserver;
+
+impl Observer for NoObserver {}
+
+/// Why a sync returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// The requested height (or the highest block with enough confirmations) is indexed.
+    Reached,
+    /// The stop flag was raised; the block in progress was finished and committed.
+    Interrupted,
+    /// The application's `should_continue` returned false.
+    AppDone,
+}
+
+/// The result of [`Engine::sync`] or [`Engine::follow`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncOutcome {
+    /// The committed tip.
+    pub tip: Option<Tip>,
+    /// Blocks applied.
+    pub blocks: u64,
+    /// Reorganisations rolled back.
+    pub reorgs: u64,
+    /// Why it returned.
+    pub stopped: Stopped,
+}
+
+impl SyncOutcome {
+    fn empty() -> Self {
+        SyncOutcome {
+            tip: None,
+            blocks: 0,
+            reorgs: 0,
+            stopped: Stopped::Reached,
+        }
+    }
+}
+
+/// The database key of the branch pins (`recover split`).
+const PINS_KEY: &str = "engine.pins";
+
+/// An application on a store, fed by a block source.
+pub struct Engine<A: Application> {
+    app: A,
+    store: Store,
+    source: Arc<dyn BlockSource>,
+    config: EngineConfig,
+    recognizer: Recognizer,
+    seeds: Seeds,
+    pins: Vec<(u64, BlockHash)>,
+}
+
+impl<A: Application> core::fmt::Debug for Engine<A> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Engine")
+            .field("app", &self.app.spec().name)
+            .field("db", &self.store.path())
+            .field("source", &self.source.name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The store configuration an application's spec implies, on `network`.
+pub fn store_config(
+    spec: &crate::AppSpec,
+    network: bitcoin::Network,
+    undo_window: u64,
+) -> StoreConfig {
+    StoreConfig::new(
+        spec.name.clone(),
+        spec.version.clone(),
+        spec.scheme,
+        spec.first_block,
+        network.to_string(),
+    )
+    .with_namespaces(&spec.namespaces)
+    .with_seeds(spec.seeds.clone())
+    .with_undo_window(undo_window)
+}
+
+impl<A: Application> Engine<A> {
+    /// Opens (or creates) the database at `db` for `app`, fed by `source`.
+    ///
+    /// Fails if the database was made for another application, version, scheme, first block
+    /// or network, or if the source serves another network.
+    pub fn open(
+        mut app: A,
+        db: impl AsRef<Path>,
+        source: Arc<dyn BlockSource>,
+        config: EngineConfig,
+    ) -> Result<Self, EngineError> {
+        let spec = app.spec().clone();
+        let format = PayloadFormat::new(&spec.magic, &spec.opcodes, spec.payload_limit)
+            .map_err(|e| EngineError::Spec(e.to_string()))?;
+        let carrier = Carrier::new(spec.carrier, spec.payload_limit)
+            .map_err(|e| EngineError::Spec(e.to_string()))?;
+        let undo = config.undo_window.max(config.max_reorg_depth);
+        let store = match Store::open(db.as_ref(), store_config(&spec, source.network(), undo)) {
+            Err(vc_store::StoreError::Mismatch {
+                field: "network",
+                stored,
+                ..
+            }) => {
+                return Err(EngineError::WrongNetwork {
+                    source_network: source.network().to_string(),
+                    store: stored,
+                });
+            }
+            other => other?,
+        };
+        app.bind(&store)?;
+        let pins = load_pins(&store)?;
+        Ok(Engine {
+            app,
+            store,
+            source,
+            config,
+            recognizer: Recognizer { carrier, format },
+            seeds: spec.seeds.iter().copied().collect(),
+            pins,
+        })
+    }
+
+    /// The application.
+    pub fn app(&self) -> &A {
+        &self.app
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The block source.
+    pub fn source(&self) -> &Arc<dyn BlockSource> {
+        &self.source
+    }
+
+    /// The confirmations a block needs before it is processed.
+    pub fn confirmations(&self) -> u64 {
+        self.config
+            .confirmations
+            .unwrap_or(self.app.spec().confirmations)
+            .max(1)
+    }
+
+    /// Whether `ch`, named by an operation in block `height`, is fresh under the application's
+    /// staleness window, judged on the committed chain.
+    pub fn is_fresh(&self, height: u64, ch: &ConsensusHash) -> Result<bool, EngineError> {
+        let view = self.store.view()?;
+        Ok(vc_chash::fresh::is_fresh(
+            &view,
+            &self.seeds,
+            self.app.spec().staleness,
+            height,
+            ch,
+        )?)
+    }
+
+    /// Indexes up to `until` (or as far as blocks have enough confirmations), rolling back
+    /// reorganisations on the way, and returns. Checks `stop` between blocks.
+    pub fn sync(
+        &mut self,
+        until: Option<u64>,
+        stop: &AtomicBool,
+        observer: &mut dyn Observer,
+    ) -> Result<SyncOutcome, EngineError> {
+        let mut outcome = SyncOutcome::empty();
+        self.sync_into(until, stop, observer, &mut outcome)?;
+        outcome.tip = self.store.tip()?;
+        Ok(outcome)
+    }
+
+    /// Syncs, then keeps polling the source every `poll_interval` for new blocks until `stop`
+    /// is raised (or `until` is reached, or the application asks to stop).
+    pub fn follow(
+        &mut self,
+        until: Option<u64>,
+        stop: &AtomicBool,
+        observer: &mut dyn Observer,
+    ) -> Result<SyncOutcome, EngineError> {
+        let mut outcome = SyncOutcome::empty();
+        loop {
+            self.sync_into(until, stop, observer, &mut outcome)?;
+            let done = match outcome.stopped {
+                Stopped::Reached => until.is_some_and(|u| {
+                    self.store
+                        .tip()
+                        .ok()
+                        .flatten()
+                        .is_some_and(|t| t.height >= u)
+                }),
+                Stopped::Interrupted | Stopped::AppDone => true,
+            };
+            if done {
+                break;
+            }
+            let wake = Instant::now() + self.config.poll_interval;
+            while Instant::now() < wake && !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(50).min(self.config.poll_interval));
+            }
+            if stop.load(Ordering::SeqCst) {
+                outcome.stopped = Stopped::Interrupted;
+                break;
+            }
+        }
+        outcome.tip = self.store.tip()?;
+        Ok(outcome)
+    }
+
+    fn sync_into(
+        &mut self,
+        until: Option<u64>,
+        stop: &AtomicBool,
+        observer: &mut dyn Observer,
+        outcome: &mut SyncOutcome,
+    ) -> Result<(), EngineError> {
+        let k = self.confirmations();
+        let first = self.app.spec().first_block;
+        let Engine {
+            app,
+            store,
+            source,
+            config,
+            recognizer,
+            seeds,
+            pins,
+        } = self;
+        let spec = app.spec().clone();
+        let apply = Apply {
+            recognizer,
+            scheme: spec.scheme,
+            staleness: spec.staleness,
+            seeds,
+        };
+        let mut writer = store.writer()?;
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                outcome.stopped = Stopped::Interrupted;
+                return Ok(());
+            }
+            let chain_tip = source.tip()?;
+            if let Some(reorg) = handle_reorg(
+                store,
+                &mut writer,
+                source.as_ref(),
+                config,
+                pins,
+                chain_tip.height,
+            )? {
+                outcome.reorgs += 1;
+                observer.on_reorg(&reorg);
+                observer.on_commit(reorg.fork_height);
+            }
+            let Some(mut target) = (chain_tip.height + 1).checked_sub(k) else {
+                return Ok(());
+            };
+            if let Some(u) = until {
+                target = target.min(u);
+            }
+            let next = writer.next_height().max(first);
+            if next > target {
+                return Ok(());
+            }
+            observer.on_range(next, target, chain_tip.height);
+            let select: Selector = {
+                let r = recognizer.clone();
+                Arc::new(move |b| r.selects(b))
+            };
+            let fetch = Prefetch::selective(
+                Arc::clone(source),
+                next,
+                target + 1,
+                config.workers,
+                config.window,
+                select,
+            );
+            for item in fetch {
+                let fetched = item?;
+                if let Some((_, tip_hash)) = writer.tip()
+                    && fetched.block.header.prev_blockhash.to_byte_array() != tip_hash.0
+                {
+                    // The chain changed under the prefetch: re-check from the top.
+                    tracing::info!(
+                        height = fetched.height,
+                        "the source's chain changed during the fetch"
+                    );
+                    break;
+                }
+                let checkpoints: Vec<&Checkpoint> = config
+                    .checkpoints
+                    .iter()
+                    .filter(|c| c.height == fetched.height)
+                    .collect();
+                for c in &checkpoints {
+                    if let Some(want) = c.block_hash
+                        && want != fetched.hash
+                    {
+                        writer.commit()?;
+                        return Err(EngineError::Checkpoint {
+                            height: c.height,
+                            expected: format!("block {want}"),
+                            found: format!("block {}", fetched.hash),
+                        });
+                    }
+                }
+                if let Some(&(h, pinned)) = pins.iter().find(|(h, _)| *h == fetched.height)
+                    && pinned != fetched.hash
+                {
+                    writer.commit()?;
+                    return Err(EngineError::PinnedBranch {
+                        height: h,
+                        pinned,
+                        found: fetched.hash,
+                    });
+                }
+                if !checkpoints.is_empty() {
+                    // A failed check must lose only the checkpoint's block.
+                    writer.commit()?;
+                }
+                let report = apply.block(app, &mut writer, &fetched)?;
+                for c in &checkpoints {
+                    if let Some(want) = &c.consensus_hash
+                        && *want != report.consensus_hash
+                    {
+                        return Err(EngineError::checkpoint_ch(
+                            c.height,
+                            want,
+                            &report.consensus_hash,
+                        ));
+                    }
+                }
+                outcome.blocks += 1;
+                observer.on_block(&report);
+                let at_tip = fetched.height == target;
+                if writer.commit_if_due(&config.commit, at_tip)? {
+                    observer.on_commit(fetched.height);
+                }
+                if !app.should_continue(fetched.height) {
+                    writer.commit()?;
+                    observer.on_commit(fetched.height);
+                    outcome.stopped = Stopped::AppDone;
+                    return Ok(());
+                }
+                if stop.load(Ordering::SeqCst) {
+                    writer.commit()?;
+                    observer.on_commit(fetched.height);
+                    outcome.stopped = Stopped::Interrupted;
+                    return Ok(());
+                }
+            }
+            if writer.pending_blocks() > 0 {
+                writer.commit()?;
+                if let Some((h, _)) = writer.tip() {
+                    observer.on_commit(h);
+                }
+            }
+        }
+    }
+
+    /// Rolls the database back to the end of block `height` (within the undo window), so that
+    /// the next sync re-applies everything above it from the source. The recovery for a fork
+    /// deeper than the automatic limit.
+    pub fn rewind_to(&mut self, height: u64) -> Result<u64, EngineError> {
+        Ok(self.store.rollback_to(height)?)
+    }
+
+    /// Pins this database to the branch it has indexed above `fork_height`: from now on the
+    /// engine refuses a source whose chain has another block at `fork_height + 1` instead of
+    /// rolling back. Returns the pinned block.
+    pub fn pin_branch(&mut self, fork_height: u64) -> Result<(u64, BlockHash), EngineError> {
+        let height = fork_height + 1;
+        let entry = self.store.view()?.chain_entry(height)?.ok_or_else(|| {
+            EngineError::Spec(format!(
+                "the database has no block at height {height} to pin"
+            ))
+        })?;
+        let hash = BlockHash::from_byte_array(entry.block_hash);
+        if !self.pins.contains(&(height, hash)) {
+            self.pins.push((height, hash));
+            self.pins.sort();
+            save_pins(&self.store, &self.pins)?;
+        }
+        Ok((height, hash))
+    }
+
+    /// The branch pins (height, block) set by [`Engine::pin_branch`].
+    pub fn pins(&self) -> &[(u64, BlockHash)] {
+        &self.pins
+    }
+}
+
+/// The branch pins as stored (not consensus data: a node-local setting).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Pins(Vec<(u64, [u8; 32])>);
+
+impl vc_codec::storage::Stored for Pins {
+    const KIND: &'static str = "branch pins";
+    const VERSION: u8 = 1;
+}
+
+fn load_pins(store: &Store) -> Result<Vec<(u64, BlockHash)>, EngineError> {
+    let Some(raw) = store.local(PINS_KEY)? else {
+        return Ok(Vec::new());
+    };
+    let pins: Pins = vc_codec::storage::from_bytes(&raw).map_err(|e| {
+        EngineError::Store(vc_store::StoreError::Inconsistent(format!(
+            "branch pins: {e}"
+        )))
+    })?;
+    Ok(pins
+        .0
+        .into_iter()
+        .map(|(h, b)| (h, BlockHash::from_byte_array(b)))
+        .collect())
+}
+
+fn save_pins(store: &Store, pins: &[(u64, BlockHash)]) -> Result<(), EngineError> {
+    let pins = Pins(pins.iter().map(|(h, b)| (*h, b.to_byte_array())).collect());
+    let raw = vc_codec::storage::to_bytes(&pins).map_err(|e| {
+        EngineError::Store(vc_store::StoreError::Inconsistent(format!(
+            "branch pins: {e}"
+        )))
+    })?;
+    Ok(store.set_local(PINS_KEY, &raw)?)
+}
+
+/// Detects a reorganisation against the source and rolls it back (committed). Returns what it
+/// did, or `None` when the database is on the source's chain.
+fn handle_reorg(
+    store: &Store,
+    writer: &mut Writer<'_>,
+    source: &dyn BlockSource,
+    config: &EngineConfig,
+    pins: &[(u64, BlockHash)],
+    chain_tip: u64,
+) -> Result<Option<ReorgReport>, EngineError> {
+    writer.commit()?;
+    let Some((tip, tip_hash)) = writer.tip() else {
+        return Ok(None);
+    };
+    let first = store.config().first_block;
+    let view = store.view()?;
+    let mut h = tip.min(chain_tip);
+    let fork = loop {
+        let stored = if h == tip {
+            Some(tip_hash.0)
+        } else {
+            view.chain_entry(h)?.map(|e| e.block_hash)
+        };
+        let theirs = source.block_hash(h)?.to_byte_array();
+        if stored == Some(theirs) {
+            break h;
+        }
+        if h <= first {
+            break first.saturating_sub(1);
+        }
+        h -= 1;
+    };
+    if fork == tip {
+        return Ok(None);
+    }
+    let depth = tip - fork;
+    let new_branch_hash = source
+        .block_hash(fork + 1)
+        .unwrap_or(BlockHash::all_zeros());
+    if let Some(&(height, pinned)) = pins.iter().find(|(h, _)| *h > fork) {
+        return Err(EngineError::PinnedBranch {
+            height,
+            pinned,
+            found: source.block_hash(height).unwrap_or(BlockHash::all_zeros()),
+        });
+    }
+    if depth > config.max_reorg_depth {
+        return Err(EngineError::DeepReorg {
+            fork_height: fork,
+            depth,
+            tip,
+            limit: config.max_reorg_depth,
+            new_branch_hash,
+        });
+    }
+    tracing::warn!(fork, depth, old_tip = tip, "reorganisation: rolling back");
+    writer.rollback_to(fork)?;
+    writer.commit()?;
+    Ok(Some(ReorgReport {
+        fork_height: fork,
+        old_tip: tip,
+        depth,
+    }))
+}

@@ -1,0 +1,110 @@
+//! What can stop the engine.
+
+use bitcoin::{BlockHash, Txid};
+use vc_chash::ConsensusHash;
+use vc_source::SourceError;
+use vc_store::StoreError;
+
+use crate::app::HookError;
+
+/// Why the engine stopped. Whatever the error, every block committed before it stays committed
+/// and the next run continues from there.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The block source failed.
+    #[error("block source: {0}")]
+    Source(#[from] SourceError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The application's spec is unusable (bad magic, opcodes or limit).
+    #[error("application spec: {0}")]
+    Spec(String),
+    /// The source serves another network than the database was made for.
+    #[error("the source serves {source_network} but the database was made for {store}")]
+    WrongNetwork {
+        /// The source's network.
+        source_network: String,
+        /// The database's network.
+        store: String,
+    },
+    /// A hook failed while applying a block; the block was discarded.
+    #[error("application hook failed in block {height}{}: {source}", txid.map(|t| format!(", transaction {t}")).unwrap_or_default())]
+    Hook {
+        /// The block.
+        height: u64,
+        /// The operation's transaction, when the failure was in `check` or `commit`.
+        txid: Option<Txid>,
+        /// What failed.
+        source: Box<HookError>,
+    },
+    /// The block's data is inconsistent (spent outputs worth less than the outputs, missing
+    /// spent outputs): the source is broken or lying.
+    #[error("block {height} ({hash}), transaction {txid}: {detail}")]
+    BadBlock {
+        /// The block's height.
+        height: u64,
+        /// Its hash.
+        hash: BlockHash,
+        /// The transaction.
+        txid: Txid,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A checkpoint did not match: the source follows another chain than the one the checkpoint
+    /// names, or this node computes other consensus hashes than the checkpoint's author.
+    #[error("checkpoint at height {height} failed: expected {expected}, found {found}")]
+    Checkpoint {
+        /// The checkpoint's height.
+        height: u64,
+        /// What the checkpoint expects (block hash or consensus hash).
+        expected: String,
+        /// What this node found.
+        found: String,
+    },
+    /// The chain reorganised deeper than the automatic limit. Nothing was rolled back.
+    #[error(
+        "deep reorganisation: the chain forks from this database at height {fork_height} ({depth} blocks below the indexed tip {tip}), deeper than the automatic limit of {limit}. Recovery options: (1) re-index from a height: `virtualchain recover reindex --db FILE --from {first_new}` re-applies the new branch; (2) accept a checkpoint: `virtualchain recover checkpoint --db FILE --snapshot SNAPSHOT --trusted HEIGHT:CONSENSUS_HASH` installs the state the application's developers publish for the new branch; (3) continue as a separate deployment on the old branch: `virtualchain recover split --db FILE` pins this database to its branch (the node must then follow that branch, for example after `bitcoin-cli invalidateblock {new_branch_hash}`)",
+        first_new = fork_height + 1
+    )]
+    DeepReorg {
+        /// The highest height where the database and the source agree.
+        fork_height: u64,
+        /// How many indexed blocks the new branch replaces.
+        depth: u64,
+        /// The database's tip height.
+        tip: u64,
+        /// The configured limit.
+        limit: u64,
+        /// The first block of the new branch (what `invalidateblock` needs to stay on the old
+        /// branch).
+        new_branch_hash: BlockHash,
+    },
+    /// The database is pinned to another branch (`recover split`) than the source follows.
+    #[error(
+        "this database is pinned to block {pinned} at height {height}, but the source has {found} there; point it at a node that follows the pinned branch"
+    )]
+    PinnedBranch {
+        /// The pinned height.
+        height: u64,
+        /// The pinned block.
+        pinned: BlockHash,
+        /// The source's block at that height.
+        found: BlockHash,
+    },
+}
+
+impl EngineError {
+    /// A checkpoint error for consensus hashes.
+    pub(crate) fn checkpoint_ch(
+        height: u64,
+        expected: &ConsensusHash,
+        found: &ConsensusHash,
+    ) -> Self {
+        EngineError::Checkpoint {
+            height,
+            expected: format!("consensus hash {expected}"),
+            found: format!("consensus hash {found}"),
+        }
+    }
+}
