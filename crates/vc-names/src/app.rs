@@ -1,0 +1,834 @@
+//! The naming rules as a [`vc_engine::Application`].
+
+use std::collections::BTreeMap;
+
+use bitcoin::hashes::{Hash, hash160};
+use bitcoin::{Address, Network, PubkeyHash, ScriptBuf, TxOut};
+use vc_chash::{ConsensusHash, Scheme};
+use vc_codec::carrier::CarrierRule;
+use vc_codec::record::{Record, RecordValue};
+use vc_engine::{
+    AppSpec, Application, BlockInfo, BlockState, HookError, OpContext, Parsed, Reject,
+};
+use vc_store::{Namespace, Store, StoreError};
+
+use crate::price::{NamespacePrices, name_price};
+use crate::state::{NAMESPACES, NameRecord, NamespaceRecord, Owned, Preorder};
+use crate::wire::{self, NameOp, hex, name_consensus_hash, name_hash16, preorder_hash, split_fqn};
+
+/// The application's name in the database.
+pub const APP_NAME: &str = "vc-names";
+/// The rules' version.
+pub const APP_VERSION: &str = "1";
+
+/// The script that burns fees: P2PKH of twenty zero bytes (`1111111111111111111114oLvT2` on
+/// mainnet).
+pub fn burn_script() -> ScriptBuf {
+    ScriptBuf::new_p2pkh(&PubkeyHash::from_byte_array([0; 20]))
+}
+
+/// A deployment's parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamesConfig {
+    /// The Bitcoin network (addresses in preorder hashes are rendered for it).
+    pub network: Network,
+    /// The first block read.
+    pub first_block: u64,
+    /// Confirmations before a block is processed.
+    pub confirmations: u64,
+    /// Staleness window for consensus hashes in payloads.
+    pub staleness: u64,
+    /// Blocks a preorder stays valid.
+    pub preorder_expiry: u64,
+    /// Blocks a revealed namespace has to become ready.
+    pub reveal_expiry: u64,
+    /// Namespace prices by id length.
+    pub namespace_prices: NamespacePrices,
+}
+
+impl NamesConfig {
+    /// BNS's original parameters on mainnet: first block 373601, 6 confirmations, staleness
+    /// 24, preorders valid 144 blocks, reveals 52595 blocks.
+    pub fn mainnet() -> Self {
+        NamesConfig {
+            network: Network::Bitcoin,
+            first_block: 373_601,
+            confirmations: 6,
+            staleness: 24,
+            preorder_expiry: 144,
+            reveal_expiry: 52_595,
+            namespace_prices: NamespacePrices::MAINNET,
+        }
+    }
+
+    /// A regtest deployment from `first_block`: the mainnet rules with namespace prices
+    /// divided by 100,000.
+    pub fn regtest(first_block: u64) -> Self {
+        NamesConfig {
+            network: Network::Regtest,
+            first_block,
+            namespace_prices: NamespacePrices::REGTEST,
+            ..NamesConfig::mainnet()
+        }
+    }
+}
+
+/// A parsed BNS operation with the principal it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamesOp {
+    /// The decoded payload.
+    pub op: NameOp,
+    /// The sender: the script of the output input 0 spends.
+    pub sender: Vec<u8>,
+}
+
+struct Spaces {
+    namespaces: Namespace<String, NamespaceRecord>,
+    namespace_preorders: Namespace<[u8; 20], Preorder>,
+    preorders: Namespace<[u8; 20], Preorder>,
+    names: Namespace<String, NameRecord>,
+    owners: Namespace<Vec<u8>, Owned>,
+}
+
+/// The BNS-style naming system.
+pub struct NamesApp {
+    config: NamesConfig,
+    spec: AppSpec,
+    spaces: Option<Spaces>,
+}
+
+impl core::fmt::Debug for NamesApp {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("NamesApp")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an accepted operation changes.
+enum Effect {
+    NamespacePreorder([u8; 20], Preorder),
+    Reveal {
+        preorder: [u8; 20],
+        record: NamespaceRecord,
+    },
+    Ready(NamespaceRecord),
+    NamePreorder([u8; 20], Preorder),
+    Register {
+        preorder: Option<[u8; 20]>,
+        previous_owner: Option<Vec<u8>>,
+        record: NameRecord,
+        paid: u64,
+    },
+    Change {
+        previous_owner: Vec<u8>,
+        record: NameRecord,
+        matched: Option<[u8; 16]>,
+    },
+}
+
+fn reject(code: &'static str, reason: impl Into<String>) -> Reject {
+    Reject::new(code, reason)
+}
+
+fn store_err(e: StoreError) -> Reject {
+    // A store failure inside `check` cannot be told apart from a rejection by the trait; it is
+    // surfaced again (as a hard error) when the same lookup runs in `commit`.
+    reject("store-error", e.to_string())
+}
+
+fn owner_key(owner: &[u8], name: &str) -> Vec<u8> {
+    let mut key = hash160::Hash::hash(owner).to_byte_array().to_vec();
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+fn output(ctx: &OpContext, index: usize) -> Option<&TxOut> {
+    ctx.outputs.get(index)
+}
+
+fn burn_at(ctx: &OpContext, index: usize) -> Option<u64> {
+    output(ctx, index)
+        .filter(|o| o.script_pubkey == burn_script())
+        .map(|o| o.value.to_sat())
+}
+
+impl NamesApp {
+    /// The naming system with `config`.
+    pub fn new(config: NamesConfig) -> Self {
+        let spec = AppSpec {
+            name: APP_NAME.into(),
+            version: APP_VERSION.into(),
+            first_block: config.first_block,
+            magic: wire::MAGIC.to_vec(),
+            opcodes: wire::OPCODES.to_vec(),
+            carrier: CarrierRule::Legacy,
+            payload_limit: wire::PAYLOAD_LIMIT,
+            scheme: Scheme::Legacy,
+            confirmations: config.confirmations,
+            staleness: config.staleness,
+            seeds: Vec::new(),
+            namespaces: NAMESPACES.to_vec(),
+        };
+        NamesApp {
+            config,
+            spec,
+            spaces: None,
+        }
+    }
+
+    /// The deployment's parameters.
+    pub fn config(&self) -> &NamesConfig {
+        &self.config
+    }
+
+    fn spaces(&self) -> Result<&Spaces, StoreError> {
+        self.spaces
+            .as_ref()
+            .ok_or_else(|| StoreError::Inconsistent("the names app is not bound to a store".into()))
+    }
+
+    fn address(&self, script: &[u8]) -> Option<String> {
+        Address::from_script(bitcoin::Script::from_bytes(script), self.config.network)
+            .ok()
+            .map(|a| a.to_string())
+    }
+
+    fn fresh(&self, state: &BlockState<'_, '_, '_>, ch: &[u8; 16]) -> Result<(), Reject> {
+        if state
+            .is_fresh(&ConsensusHash::Legacy(*ch))
+            .map_err(store_err)?
+        {
+            Ok(())
+        } else {
+            Err(reject(
+                "stale-consensus-hash",
+                format!(
+                    "consensus hash {} is not one of the last {} blocks'",
+                    hex(ch),
+                    self.config.staleness
+                ),
+            ))
+        }
+    }
+
+    fn live_preorder(
+        &self,
+        state: &BlockState<'_, '_, '_>,
+        ns: &Namespace<[u8; 20], Preorder>,
+        hash: &[u8; 20],
+    ) -> Result<Option<Preorder>, Reject> {
+        let height = state.block().height;
+        Ok(state
+            .get(ns, hash)
+            .map_err(store_err)?
+            .filter(|p| height <= p.block.saturating_add(self.config.preorder_expiry)))
+    }
+
+    fn namespace_of(
+        &self,
+        state: &BlockState<'_, '_, '_>,
+        fqn: &str,
+    ) -> Result<(String, NamespaceRecord), Reject> {
+        let sp = self.spaces().map_err(store_err)?;
+        let (label, ns_id) = split_fqn(fqn).map_err(|e| reject("bad-name", e.to_string()))?;
+        let ns = state
+            .get(&sp.namespaces, &ns_id.to_owned())
+            .map_err(store_err)?
+            .filter(|n| n.ready_block.is_some())
+            .ok_or_else(|| {
+                reject(
+                    "namespace-not-ready",
+                    format!("namespace {ns_id} is not ready"),
+                )
+            })?;
+        Ok((label.to_owned(), ns))
+    }
+
+    /// The live preorder a reveal or registration of `label` claims: the one whose hash binds
+    /// `label`, the sender's script and the address of `target` (output 1).
+    fn claimed_preorder(
+        &self,
+        state: &BlockState<'_, '_, '_>,
+        table: &Namespace<[u8; 20], Preorder>,
+        label: &str,
+        sender: &[u8],
+        target: &[u8],
+    ) -> Result<([u8; 20], Preorder), Reject> {
+        let address = self
+            .address(target)
+            .ok_or_else(|| reject("bad-address", "output 1 has no address"))?;
+        let hash = preorder_hash(label, sender, &address)
+            .ok_or_else(|| reject("bad-name", format!("{label} is outside base 40")))?;
+        let preorder = self.live_preorder(state, table, &hash)?.ok_or_else(|| {
+            reject(
+                "no-preorder",
+                format!("no live preorder for {label} from this sender to the address of output 1"),
+            )
+        })?;
+        Ok((hash, preorder))
+    }
+
+    /// The names `owner` holds, from the owner index.
+    fn owned(&self, state: &BlockState<'_, '_, '_>, owner: &[u8]) -> Result<Vec<String>, Reject> {
+        let sp = self.spaces().map_err(store_err)?;
+        let prefix = hash160::Hash::hash(owner).to_byte_array().to_vec();
+        let mut end = prefix.clone();
+        end.push(0xff);
+        end.push(0xff);
+        let rows = state
+            .range(&sp.owners, Some(&prefix), Some(&end))
+            .map_err(store_err)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(k, _)| String::from_utf8(k.get(20..)?.to_vec()).ok())
+            .collect())
+    }
+
+    /// A live (registered, unexpired, unrevoked) name the sender owns.
+    fn owned_live(
+        &self,
+        state: &BlockState<'_, '_, '_>,
+        sender: &[u8],
+        name: &str,
+    ) -> Result<NameRecord, Reject> {
+        let sp = self.spaces().map_err(store_err)?;
+        let height = state.block().height;
+        let record = state
+            .get(&sp.names, &name.to_owned())
+            .map_err(store_err)?
+            .ok_or_else(|| reject("no-such-name", format!("{name} is not registered")))?;
+        let (_, ns) = self.namespace_of(state, name)?;
+        if record.expired_at(height, ns.params.lifetime) {
+            return Err(reject("expired", format!("{name} has expired")));
+        }
+        if record.owner != sender {
+            return Err(reject(
+                "not-owner",
+                format!("the sender does not own {name}"),
+            ));
+        }
+        if record.revoked {
+            return Err(reject("revoked", format!("{name} is revoked")));
+        }
+        Ok(record)
+    }
+
+    /// Decides an operation: the change it makes, or why it is rejected. Read-only.
+    fn evaluate(
+        &self,
+        state: &BlockState<'_, '_, '_>,
+        p: &Parsed<NamesOp>,
+    ) -> Result<Effect, Reject> {
+        let sp = self.spaces().map_err(store_err)?;
+        let ctx = &p.ctx;
+        let sender = &p.op.sender;
+        let height = state.block().height;
+        let txid = ctx.txid.to_byte_array();
+        match &p.op.op {
+            NameOp::NamespacePreorder {
+                preorder_hash: hash,
+                consensus_hash,
+            }
+            | NameOp::NamePreorder {
+                preorder_hash: hash,
+                consensus_hash,
+            } => {
+                let is_name = matches!(p.op.op, NameOp::NamePreorder { .. });
+                let table = if is_name {
+                    &sp.preorders
+                } else {
+                    &sp.namespace_preorders
+                };
+                self.fresh(state, consensus_hash)?;
+                let burn = burn_at(ctx, 2)
+                    .ok_or_else(|| reject("no-burn", "output 2 does not pay the burn address"))?;
+                if self.live_preorder(state, table, hash)?.is_some() {
+                    return Err(reject(
+                        "duplicate-preorder",
+                        format!(
+                            "this {} preorder exists",
+                            if is_name { "name" } else { "namespace" }
+                        ),
+                    ));
+                }
+                let preorder = Preorder {
+                    sender: sender.clone(),
+                    block: height,
+                    burn,
+                    txid,
+                };
+                Ok(if is_name {
+                    Effect::NamePreorder(*hash, preorder)
+                } else {
+                    Effect::NamespacePreorder(*hash, preorder)
+                })
+            }
+            NameOp::NamespaceReveal {
+                namespace_id,
+                params,
+            } => {
+                if params.version != 1 {
+                    return Err(reject(
+                        "unsupported-version",
+                        format!(
+                            "namespace version {} (only 1, burn, is implemented)",
+                            params.version
+                        ),
+                    ));
+                }
+                let revealer = output(ctx, 1)
+                    .ok_or_else(|| reject("no-reveal-output", "no output 1"))?
+                    .script_pubkey
+                    .to_bytes();
+                let (hash, preorder) = self.claimed_preorder(
+                    state,
+                    &sp.namespace_preorders,
+                    namespace_id,
+                    sender,
+                    &revealer,
+                )?;
+                let price = self.config.namespace_prices.price(namespace_id.len());
+                if preorder.burn < price {
+                    return Err(reject(
+                        "underpaid",
+                        format!(
+                            "namespace {namespace_id} costs {price} sat; the preorder burned {}",
+                            preorder.burn
+                        ),
+                    ));
+                }
+                if let Some(existing) =
+                    state.get(&sp.namespaces, namespace_id).map_err(store_err)?
+                {
+                    let lapsed = existing.ready_block.is_none()
+                        && height
+                            > existing
+                                .reveal_block
+                                .saturating_add(self.config.reveal_expiry);
+                    if !lapsed {
+                        return Err(reject(
+                            "namespace-exists",
+                            format!("namespace {namespace_id} exists"),
+                        ));
+                    }
+                }
+                Ok(Effect::Reveal {
+                    preorder: hash,
+                    record: NamespaceRecord {
+                        id: namespace_id.clone(),
+                        sender: sender.clone(),
+                        revealer,
+                        reveal_block: height,
+                        ready_block: None,
+                        params: params.clone(),
+                    },
+                })
+            }
+            NameOp::NamespaceReady { namespace_id } => {
+                let mut record = state
+                    .get(&sp.namespaces, namespace_id)
+                    .map_err(store_err)?
+                    .ok_or_else(|| {
+                        reject(
+                            "no-such-namespace",
+                            format!("namespace {namespace_id} is not revealed"),
+                        )
+                    })?;
+                if record.ready_block.is_some() {
+                    return Err(reject(
+                        "already-ready",
+                        format!("namespace {namespace_id} is ready"),
+                    ));
+                }
+                if height
+                    > record
+                        .reveal_block
+                        .saturating_add(self.config.reveal_expiry)
+                {
+                    return Err(reject(
+                        "reveal-expired",
+                        format!("the reveal of {namespace_id} expired"),
+                    ));
+                }
+                if &record.revealer != sender {
+                    return Err(reject(
+                        "not-revealer",
+                        "only the reveal address may make a namespace ready",
+                    ));
+                }
+                record.ready_block = Some(height);
+                Ok(Effect::Ready(record))
+            }
+            NameOp::NameRegistration { name, value_hash } => {
+                let (label, ns) = self.namespace_of(state, name)?;
+                let price = name_price(&label, &ns.params);
+                let new_owner = output(ctx, 1)
+                    .ok_or_else(|| reject("no-owner-output", "no output 1"))?
+                    .script_pubkey
+                    .to_bytes();
+                let existing = state.get(&sp.names, name).map_err(store_err)?;
+                let live = existing
+                    .as_ref()
+                    .filter(|r| !r.expired_at(height, ns.params.lifetime));
+                if let Some(current) = live {
+                    // A renewal: the owner pays the price again to the burn output 3.
+                    if &current.owner != sender {
+                        return Err(reject("name-taken", format!("{name} is registered")));
+                    }
+                    if current.revoked {
+                        return Err(reject("revoked", format!("{name} is revoked")));
+                    }
+                    let paid = burn_at(ctx, 3).unwrap_or(0);
+                    if paid < price {
+                        return Err(reject(
+                            "underpaid",
+                            format!("renewing {name} costs {price} sat; output 3 burns {paid}"),
+                        ));
+                    }
+                    let mut record = current.clone();
+                    record.owner = new_owner;
+                    record.renewed = height;
+                    if value_hash.is_some() {
+                        record.value_hash = *value_hash;
+                    }
+                    record.last_block = height;
+                    record.last_txid = txid;
+                    return Ok(Effect::Register {
+                        preorder: None,
+                        previous_owner: Some(current.owner.clone()),
+                        record,
+                        paid,
+                    });
+                }
+                let (hash, preorder) =
+                    self.claimed_preorder(state, &sp.preorders, name, sender, &new_owner)?;
+                if preorder.burn < price {
+                    return Err(reject(
+                        "underpaid",
+                        format!(
+                            "{name} costs {price} sat; its preorder burned {}",
+                            preorder.burn
+                        ),
+                    ));
+                }
+                Ok(Effect::Register {
+                    preorder: Some(hash),
+                    previous_owner: existing.map(|r| r.owner),
+                    record: NameRecord {
+                        name: name.clone(),
+                        owner: new_owner,
+                        value_hash: *value_hash,
+                        registered: height,
+                        renewed: height,
+                        revoked: false,
+                        last_block: height,
+                        last_txid: txid,
+                    },
+                    paid: preorder.burn,
+                })
+            }
+            NameOp::NameUpdate {
+                name_consensus_hash: wanted,
+                value_hash,
+            } => {
+                let fresh = state.fresh_hashes().map_err(store_err)?;
+                let mut found = None;
+                'search: for name in self.owned(state, sender)? {
+                    for (_, ch) in &fresh {
+                        if let ConsensusHash::Legacy(ch) = ch
+                            && name_consensus_hash(&name, ch) == *wanted
+                        {
+                            found = Some((name, *ch));
+                            break 'search;
+                        }
+                    }
+                }
+                let (name, ch) = found.ok_or_else(|| {
+                    reject(
+                        "no-such-name",
+                        "no name of the sender matches the update's hash under a fresh consensus hash",
+                    )
+                })?;
+                let mut record = self.owned_live(state, sender, &name)?;
+                record.value_hash = Some(*value_hash);
+                record.last_block = height;
+                record.last_txid = txid;
+                Ok(Effect::Change {
+                    previous_owner: sender.clone(),
+                    record,
+                    matched: Some(ch),
+                })
+            }
+            NameOp::NameTransfer {
+                keep_data,
+                name_hash,
+                consensus_hash,
+            } => {
+                self.fresh(state, consensus_hash)?;
+                let recipient = output(ctx, 1)
+                    .ok_or_else(|| reject("no-recipient", "no output 1"))?
+                    .script_pubkey
+                    .to_bytes();
+                let name = self
+                    .owned(state, sender)?
+                    .into_iter()
+                    .find(|n| name_hash16(n) == *name_hash)
+                    .ok_or_else(|| {
+                        reject("no-such-name", "the sender owns no name with this hash")
+                    })?;
+                let mut record = self.owned_live(state, sender, &name)?;
+                record.owner = recipient;
+                if !keep_data {
+                    record.value_hash = None;
+                }
+                record.last_block = height;
+                record.last_txid = txid;
+                Ok(Effect::Change {
+                    previous_owner: sender.clone(),
+                    record,
+                    matched: None,
+                })
+            }
+            NameOp::NameRevoke { name } => {
+                let mut record = self.owned_live(state, sender, name)?;
+                record.revoked = true;
+                record.value_hash = None;
+                record.last_block = height;
+                record.last_txid = txid;
+                Ok(Effect::Change {
+                    previous_owner: sender.clone(),
+                    record,
+                    matched: None,
+                })
+            }
+        }
+    }
+
+    /// The consensus record of an accepted operation: the opcode, then its fields (see the
+    /// crate docs for the list per operation), then the sender and the txid.
+    fn record(p: &Parsed<NamesOp>, effect: &Effect) -> Record {
+        use RecordValue::{Bool, Null, Text, Uint};
+        let h = |b: &[u8]| Text(hex(b));
+        let mut values = match (&p.op.op, effect) {
+            (
+                NameOp::NamespacePreorder {
+                    preorder_hash,
+                    consensus_hash,
+                }
+                | NameOp::NamePreorder {
+                    preorder_hash,
+                    consensus_hash,
+                },
+                Effect::NamespacePreorder(_, pre) | Effect::NamePreorder(_, pre),
+            ) => vec![h(preorder_hash), h(consensus_hash), Uint(pre.burn)],
+            (NameOp::NamespaceReveal { .. }, Effect::Reveal { record, .. }) => vec![
+                Text(record.id.clone()),
+                Uint(u64::from(record.params.lifetime)),
+                Uint(u64::from(record.params.coeff)),
+                Uint(u64::from(record.params.base)),
+                h(&record.params.buckets),
+                Uint(u64::from(record.params.nonalpha_discount)),
+                Uint(u64::from(record.params.no_vowel_discount)),
+                Uint(u64::from(record.params.version)),
+                h(&record.revealer),
+            ],
+            (NameOp::NamespaceReady { namespace_id }, _) => vec![Text(namespace_id.clone())],
+            (
+                NameOp::NameRegistration { .. },
+                Effect::Register {
+                    record,
+                    paid,
+                    preorder,
+                    ..
+                },
+            ) => vec![
+                Text(record.name.clone()),
+                h(&record.owner),
+                record.value_hash.map_or(Null, |v| h(&v)),
+                Bool(preorder.is_none()),
+                Uint(*paid),
+            ],
+            (
+                NameOp::NameUpdate { .. },
+                Effect::Change {
+                    record, matched, ..
+                },
+            ) => vec![
+                Text(record.name.clone()),
+                record.value_hash.map_or(Null, |v| h(&v)),
+                matched.map_or(Null, |m| h(&m)),
+            ],
+            (NameOp::NameTransfer { keep_data, .. }, Effect::Change { record, .. }) => {
+                vec![
+                    Text(record.name.clone()),
+                    h(&record.owner),
+                    Bool(*keep_data),
+                ]
+            }
+            (NameOp::NameRevoke { name }, _) => vec![Text(name.clone())],
+            _ => Vec::new(),
+        };
+        values.push(h(&p.op.sender));
+        values.push(Text(p.ctx.txid.to_string()));
+        Record {
+            opcode: vec![p.op.op.opcode()],
+            values,
+        }
+    }
+}
+
+impl Application for NamesApp {
+    type Op = NamesOp;
+
+    fn spec(&self) -> &AppSpec {
+        &self.spec
+    }
+
+    fn bind(&mut self, store: &Store) -> Result<(), StoreError> {
+        self.spaces = Some(Spaces {
+            namespaces: store.namespace(NAMESPACES[0])?,
+            namespace_preorders: store.namespace(NAMESPACES[1])?,
+            preorders: store.namespace(NAMESPACES[2])?,
+            names: store.namespace(NAMESPACES[3])?,
+            owners: store.namespace(NAMESPACES[4])?,
+        });
+        Ok(())
+    }
+
+    fn parse(&self, ctx: &OpContext) -> Result<NamesOp, Reject> {
+        if ctx.carrier_vout != 0 {
+            return Err(reject(
+                "payload-not-first",
+                format!(
+                    "the payload is in output {}, BNS requires output 0",
+                    ctx.carrier_vout
+                ),
+            ));
+        }
+        let op = NameOp::decode(ctx.opcode, ctx.body())
+            .map_err(|e| reject("malformed", e.to_string()))?;
+        let sender = ctx
+            .sender()
+            .ok_or_else(|| reject("no-sender", "the transaction has no inputs"))?
+            .script_pubkey
+            .to_bytes();
+        Ok(NamesOp { op, sender })
+    }
+
+    /// Operations in one block that create or claim the same name, namespace or preorder are
+    /// all rejected: no order inside a block decides between them.
+    fn prepare(&self, _block: &BlockInfo, ops: &[Parsed<NamesOp>]) -> Vec<Option<Reject>> {
+        let claim = |p: &Parsed<NamesOp>| -> Option<Vec<u8>> {
+            let (tag, key): (u8, &[u8]) = match &p.op.op {
+                NameOp::NamespacePreorder { preorder_hash, .. } => (b'*', preorder_hash),
+                NameOp::NamePreorder { preorder_hash, .. } => (b'?', preorder_hash),
+                NameOp::NamespaceReveal { namespace_id, .. } => (b'&', namespace_id.as_bytes()),
+                NameOp::NameRegistration { name, .. } => (b':', name.as_bytes()),
+                _ => return None,
+            };
+            let mut k = vec![tag];
+            k.extend_from_slice(key);
+            Some(k)
+        };
+        let mut counts: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
+        for p in ops {
+            if let Some(k) = claim(p) {
+                *counts.entry(k).or_default() += 1;
+            }
+        }
+        ops.iter()
+            .map(|p| {
+                let k = claim(p)?;
+                let n = counts.get(&k).copied().unwrap_or(0);
+                (n > 1).then(|| {
+                    reject(
+                        "collision",
+                        format!(
+                            "{} operations in this block claim the same {}",
+                            n,
+                            p.op.op.name()
+                        ),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    fn check(&self, state: &BlockState<'_, '_, '_>, op: &Parsed<NamesOp>) -> Result<(), Reject> {
+        self.evaluate(state, op).map(|_| ())
+    }
+
+    fn commit(
+        &mut self,
+        state: &mut BlockState<'_, '_, '_>,
+        p: &Parsed<NamesOp>,
+    ) -> Result<Vec<Record>, HookError> {
+        let effect = self.evaluate(state, p).map_err(|r| {
+            HookError::App(format!(
+                "an operation accepted by check failed in commit: {r}"
+            ))
+        })?;
+        let record = Self::record(p, &effect);
+        let sp = self.spaces()?;
+        match effect {
+            Effect::NamespacePreorder(hash, pre) => {
+                state.put(&sp.namespace_preorders, &hash, &pre)?
+            }
+            Effect::NamePreorder(hash, pre) => state.put(&sp.preorders, &hash, &pre)?,
+            Effect::Reveal { preorder, record } => {
+                state.delete(&sp.namespace_preorders, &preorder);
+                state.put(&sp.namespaces, &record.id.clone(), &record)?;
+            }
+            Effect::Ready(record) => state.put(&sp.namespaces, &record.id.clone(), &record)?,
+            Effect::Register {
+                preorder,
+                previous_owner,
+                record,
+                ..
+            } => {
+                if let Some(hash) = preorder {
+                    state.delete(&sp.preorders, &hash);
+                }
+                if let Some(prev) = previous_owner {
+                    state.delete(&sp.owners, &owner_key(&prev, &record.name));
+                }
+                state.put(&sp.owners, &owner_key(&record.owner, &record.name), &Owned)?;
+                state.put(&sp.names, &record.name.clone(), &record)?;
+            }
+            Effect::Change {
+                previous_owner,
+                record,
+                ..
+            } => {
+                state.delete(&sp.owners, &owner_key(&previous_owner, &record.name));
+                state.put(&sp.owners, &owner_key(&record.owner, &record.name), &Owned)?;
+                state.put(&sp.names, &record.name.clone(), &record)?;
+            }
+        }
+        Ok(vec![record])
+    }
+}
+
+/// Read access to a names database for queries (the CLI's `names show`).
+pub fn lookup_name(store: &Store, name: &str) -> Result<Option<NameRecord>, StoreError> {
+    let ns: Namespace<String, NameRecord> = store.namespace(NAMESPACES[3])?;
+    store.view()?.get(&ns, &name.to_owned())
+}
+
+/// Every registered name (expired and revoked ones included), in name order.
+pub fn all_names(store: &Store) -> Result<Vec<NameRecord>, StoreError> {
+    let ns: Namespace<String, NameRecord> = store.namespace(NAMESPACES[3])?;
+    Ok(store
+        .view()?
+        .range(&ns, None, None)?
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect())
+}
+
+/// A namespace's record.
+pub fn lookup_namespace(store: &Store, id: &str) -> Result<Option<NamespaceRecord>, StoreError> {
+    let ns: Namespace<String, NamespaceRecord> = store.namespace(NAMESPACES[0])?;
+    store.view()?.get(&ns, &id.to_owned())
+}
