@@ -234,6 +234,49 @@ impl CoreSource {
         Ok(source)
     }
 
+    /// The confirmed coins paying `script`, found with `scantxoutset` (no wallet or index
+    /// needed). A writer funds its operations with them.
+    pub fn unspent(
+        &self,
+        script: &bitcoin::Script,
+    ) -> Result<Vec<(bitcoin::OutPoint, bitcoin::TxOut)>, SourceError> {
+        let desc = format!("raw({})", script.to_hex_string());
+        let v: serde_json::Value =
+            self.call("scantxoutset", &["start".into(), serde_json::json!([desc])])?;
+        let malformed = |detail: String| SourceError::Malformed {
+            source_name: "core-rpc",
+            what: "scantxoutset response".into(),
+            detail,
+        };
+        let rows = v["unspents"]
+            .as_array()
+            .ok_or_else(|| malformed("no unspents list".into()))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let txid: Txid = r["txid"]
+                .as_str()
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| malformed(format!("bad txid in {r}")))?;
+            let vout = r["vout"]
+                .as_u64()
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| malformed(format!("bad vout in {r}")))?;
+            let value = r["amount"]
+                .as_f64()
+                .and_then(|a| bitcoin::Amount::from_btc(a).ok())
+                .ok_or_else(|| malformed(format!("bad amount in {r}")))?;
+            out.push((
+                bitcoin::OutPoint::new(txid, vout),
+                bitcoin::TxOut {
+                    value,
+                    script_pubkey: script.to_owned(),
+                },
+            ));
+        }
+        out.sort_by_key(|(o, _)| (o.txid, o.vout));
+        Ok(out)
+    }
+
     /// Whether bulk data comes over REST.
     pub fn uses_rest(&self) -> bool {
         self.http.is_some()
