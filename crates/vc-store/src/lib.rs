@@ -62,7 +62,7 @@ mod store;
 mod writer;
 
 pub use error::StoreError;
-pub use schema::{ChainEntry, OutputData, StoredOp};
+pub use schema::{ChainEntry, Meta, OutputData, StoredOp};
 pub use state::{Namespace, StateKey};
 pub use store::{DEFAULT_UNDO_WINDOW, Store, StoreConfig, Tip, View};
 pub use writer::{BlockHeader, BlockWriter, CommitPolicy, Writer};

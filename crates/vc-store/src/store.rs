@@ -155,6 +155,20 @@ impl Store {
         Ok(Store { db, path, config })
     }
 
+    /// Reads the identity of the store at `path` without opening it for writing (a tool that
+    /// serves several applications uses it to pick the right one). Fails on a file that needs
+    /// crash recovery; open it with [`Store::open`] first.
+    pub fn read_meta(path: impl AsRef<Path>) -> Result<Meta, StoreError> {
+        let path = path.as_ref();
+        let ro = ReadOnlyDatabase::open(path).ctx("opening the database file read-only")?;
+        let txn = ro.begin_read().ctx("starting a read")?;
+        let meta = txn.open_table(META).ctx("opening the meta table")?;
+        let raw = meta.get(META_KEY).ctx("reading metadata")?.ok_or_else(|| {
+            StoreError::Inconsistent(format!("{} has no metadata", path.display()))
+        })?;
+        schema::decode(raw.value(), || "store metadata".to_owned())
+    }
+
     /// Writes metadata and seeds and creates every table.
     fn init(&self) -> Result<(), StoreError> {
         let txn = self.db.begin_write().ctx("starting the initial write")?;
