@@ -4,7 +4,11 @@
 //!
 //! The chain: 110 funding blocks, 100 blocks of mixed spends (P2PKH, P2SH-P2WPKH, P2WPKH and
 //! P2TR key-path inputs, several outputs, zero to three OP_RETURNs), then a reorganisation that
-//! leaves two stale blocks in the files, then 63 more mixed blocks.
+//! leaves two stale blocks in the files, then 63 more mixed blocks; then a names history
+//! (`vc_names::scenario`: 6 funded wallets, 100 maturing blocks, and the scripted lifecycle of
+//! a namespace and its names, accepted and rejected operations alike). `chain.json`'s `names`
+//! entry records the names deployment's first block, its consensus hash at the tip and the
+//! names it holds, as the engine computed them while the chain was mined.
 
 use std::fs;
 use std::path::Path;
@@ -51,6 +55,8 @@ pub fn generate(root: &Path, bitcoind: &Path) -> Result<()> {
     vc_testnode::mine_mixed(&node, &mut signer, 3);
     vc_testnode::mine_mixed(&node, &mut signer, 60);
     // The stale blocks stay invalidated: the new branch has more work either way.
+
+    let history = names_history(&node)?;
 
     let source = CoreSource::connect(CoreConfig::new(
         node.url(),
@@ -106,6 +112,7 @@ pub fn generate(root: &Path, bitcoind: &Path) -> Result<()> {
         "node": version["subversion"],
         "tip": { "height": tip.height, "hash": tip.hash.to_string() },
         "stale": stale.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "names": history,
         "blocks": blocks,
     });
     fs::write(
@@ -122,4 +129,57 @@ pub fn generate(root: &Path, bitcoind: &Path) -> Result<()> {
         stale.len()
     );
     Ok(())
+}
+
+struct Miner<'a>(&'a TestNode);
+
+impl vc_names::scenario::Miner for Miner<'_> {
+    fn mine_with(
+        &self,
+        address: &bitcoin::Address,
+        txs: &[bitcoin::Transaction],
+    ) -> Result<BlockHash, String> {
+        Ok(self.0.mine_with(address, txs))
+    }
+}
+
+/// Plays the names lifecycle on the node; returns what `chain.json` records about it.
+fn names_history(node: &TestNode) -> Result<serde_json::Value> {
+    let source = CoreSource::connect(CoreConfig::new(
+        node.url(),
+        CoreAuth::Cookie(node.cookie_file()),
+        Network::Regtest,
+    ))?;
+    let dir = tempfile::tempdir()?;
+    let miner = Miner(node);
+    let mut scenario = vc_names::scenario::Scenario::start(
+        &miner,
+        std::sync::Arc::new(source),
+        &dir.path().join("names.redb"),
+        6,
+    )?;
+    let reports = scenario.run_history()?;
+    let store = scenario.engine().store();
+    let tip = store.tip()?.context("the names scenario indexed nothing")?;
+    let first_block = store.config().first_block;
+    let names: Vec<serde_json::Value> = vc_names::all_names(store)?
+        .into_iter()
+        .map(|n| {
+            json!({
+                "name": n.name,
+                "owner_script": n.owner.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                "revoked": n.revoked,
+            })
+        })
+        .collect();
+    let accepted: u32 = reports.iter().map(|r| r.accepted).sum();
+    let rejected: usize = reports.iter().map(|r| r.rejected.len()).sum();
+    Ok(json!({
+        "first_block": first_block,
+        "tip_height": tip.height,
+        "consensus_hash": tip.consensus_hash.to_string(),
+        "accepted": accepted,
+        "rejected": rejected,
+        "names": names,
+    }))
 }

@@ -62,6 +62,17 @@ fn open(dir: &Path) -> Result<BlkSource, SourceError> {
     BlkSource::open(BlkConfig::new(dir, Network::Regtest))
 }
 
+/// The newest file with `prefix` (`blk` or `rev`): the one the node was still writing.
+fn last_file(dir: &Path, prefix: &str) -> PathBuf {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix) && n.ends_with(".dat"))
+        .collect();
+    names.sort();
+    dir.join(names.last().unwrap())
+}
+
 /// A writable copy of the fixture's blocks directory.
 fn copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -250,7 +261,7 @@ fn a_truncated_file_is_named_with_the_record_offset() {
 fn a_partly_written_last_file_is_read_up_to_its_last_whole_record_and_followed() {
     let m = manifest();
     let dir = copy();
-    let path = dir.path().join("blk00003.dat");
+    let path = last_file(dir.path(), "blk");
     let full = std::fs::read(&path).unwrap();
     let recs = records(&path, key(dir.path()), 0);
     let (start, len) = *recs.last().unwrap();
@@ -363,7 +374,7 @@ fn a_missing_or_damaged_rev_file_is_named() {
 fn a_stored_block_the_node_has_not_connected_is_not_the_tip() {
     let m = manifest();
     let dir = copy();
-    let path = dir.path().join("rev00003.dat");
+    let path = last_file(dir.path(), "rev");
     let (start, len) = *records(&path, key(dir.path()), 32).last().unwrap();
     // The tip's undo record is not written yet: zeros on disk, as Core preallocates.
     let mut bytes = std::fs::read(&path).unwrap();
