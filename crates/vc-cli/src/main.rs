@@ -1,7 +1,15 @@
 //! `virtualchain`: the command-line tool of virtualchain-rs.
 
+// A command-line tool prints its results; the workspace lint against `println!` guards the
+// library crates.
+#![allow(clippy::print_stdout)]
+
 mod chash;
+mod demo;
+mod index;
 mod jsonl;
+mod names;
+mod source;
 
 use std::process::ExitCode;
 
@@ -20,12 +28,40 @@ enum Command {
     /// Consensus hashes and fast-query proofs over a chain given as JSON Lines.
     #[command(subcommand)]
     Chash(chash::ChashCommand),
+    /// Index an application from a block source into a database.
+    Index(index::IndexArgs),
+    /// A database's tip, consensus hash and counts.
+    Status {
+        /// The database.
+        #[arg(long)]
+        db: std::path::PathBuf,
+    },
+    /// The names application: show, list, decode, send.
+    #[command(subcommand)]
+    Names(names::NamesCommand),
+    /// Recover from a fork deeper than the automatic limit.
+    #[command(subcommand)]
+    Recover(index::RecoverCommand),
+    /// Index the committed fixture chain with the names app (no node needed).
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
     let result = match cli.command {
         Command::Chash(cmd) => chash::run(cmd),
+        Command::Index(args) => index::index(args),
+        Command::Status { db } => index::status(&db),
+        Command::Names(cmd) => names::run(cmd),
+        Command::Recover(cmd) => index::recover(cmd),
+        Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(code) => code,

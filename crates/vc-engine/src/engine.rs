@@ -475,29 +475,39 @@ impl<A: Application> Engine<A> {
         Ok(self.store.rollback_to(height)?)
     }
 
-    /// Pins this database to the branch it has indexed above `fork_height`: from now on the
-    /// engine refuses a source whose chain has another block at `fork_height + 1` instead of
-    /// rolling back. Returns the pinned block.
+    /// Pins this database to the branch it has indexed above `fork_height` (see
+    /// [`pin_branch`]).
     pub fn pin_branch(&mut self, fork_height: u64) -> Result<(u64, BlockHash), EngineError> {
-        let height = fork_height + 1;
-        let entry = self.store.view()?.chain_entry(height)?.ok_or_else(|| {
-            EngineError::Spec(format!(
-                "the database has no block at height {height} to pin"
-            ))
-        })?;
-        let hash = BlockHash::from_byte_array(entry.block_hash);
-        if !self.pins.contains(&(height, hash)) {
-            self.pins.push((height, hash));
-            self.pins.sort();
-            save_pins(&self.store, &self.pins)?;
-        }
-        Ok((height, hash))
+        let pin = pin_branch(&self.store, fork_height)?;
+        self.pins = load_pins(&self.store)?;
+        Ok(pin)
     }
 
     /// The branch pins (height, block) set by [`Engine::pin_branch`].
     pub fn pins(&self) -> &[(u64, BlockHash)] {
         &self.pins
     }
+}
+
+/// Pins the database to the branch it has indexed above `fork_height`: from then on an engine
+/// on it refuses a source whose chain has another block at `fork_height + 1`, instead of
+/// rolling back (the "separate deployment" recovery after a deep fork). Returns the pinned
+/// height and block.
+pub fn pin_branch(store: &Store, fork_height: u64) -> Result<(u64, BlockHash), EngineError> {
+    let height = fork_height + 1;
+    let entry = store.view()?.chain_entry(height)?.ok_or_else(|| {
+        EngineError::Spec(format!(
+            "the database has no block at height {height} to pin"
+        ))
+    })?;
+    let hash = BlockHash::from_byte_array(entry.block_hash);
+    let mut pins = load_pins(store)?;
+    if !pins.contains(&(height, hash)) {
+        pins.push((height, hash));
+        pins.sort();
+        save_pins(store, &pins)?;
+    }
+    Ok((height, hash))
 }
 
 /// The branch pins as stored (not consensus data: a node-local setting).

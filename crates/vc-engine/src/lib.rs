@@ -33,6 +33,6 @@ pub use block::{BlockReport, Rejected};
 pub use context::{BlockInfo, BlockState, OpContext};
 pub use engine::{
     Checkpoint, DEFAULT_MAX_REORG_DEPTH, DEFAULT_UNDO_WINDOW, Engine, EngineConfig, NoObserver,
-    Observer, ReorgReport, Stopped, SyncOutcome, store_config,
+    Observer, ReorgReport, Stopped, SyncOutcome, pin_branch, store_config,
 };
 pub use error::EngineError;
