@@ -15,7 +15,7 @@ use std::sync::atomic::AtomicBool;
 use bitcoin::secp256k1::SecretKey;
 use bitcoin::{Address, BlockHash, Network, OutPoint, PrivateKey, Transaction};
 use vc_chash::ConsensusHash;
-use vc_engine::{BlockReport, Engine, EngineConfig, EngineError, Observer};
+use vc_engine::{BlockReport, Engine, EngineConfig, EngineError, Observer, ReorgReport};
 use vc_source::BlockSource;
 
 use crate::app::{NamesApp, NamesConfig};
@@ -47,11 +47,14 @@ pub enum ScenarioError {
 }
 
 #[derive(Default)]
-struct Reports(Vec<BlockReport>);
+struct Reports(Vec<BlockReport>, Vec<ReorgReport>);
 
 impl Observer for Reports {
     fn on_block(&mut self, report: &BlockReport) {
         self.0.push(report.clone());
+    }
+    fn on_reorg(&mut self, reorg: &ReorgReport) {
+        self.1.push(reorg.clone());
     }
 }
 
@@ -75,6 +78,7 @@ pub struct Scenario<'m> {
     wallets: Vec<(Wallet, Option<Coin>)>,
     sink: Address,
     reports: Vec<BlockReport>,
+    reorgs: Vec<ReorgReport>,
     fee: u64,
 }
 
@@ -123,6 +127,7 @@ impl<'m> Scenario<'m> {
             wallets: Vec::new(),
             sink,
             reports: Vec::new(),
+            reorgs: Vec::new(),
             fee: 2_000,
         };
         for i in 0..wallets {
@@ -209,12 +214,20 @@ impl<'m> Scenario<'m> {
         Ok(tx)
     }
 
-    fn sync(&mut self) -> Result<(), ScenarioError> {
+    /// Indexes whatever the source has that is not indexed yet (rolling back a reorganisation
+    /// if there was one).
+    pub fn sync(&mut self) -> Result<(), ScenarioError> {
         let mut reports = Reports::default();
         self.engine
             .sync(None, &AtomicBool::new(false), &mut reports)?;
         self.reports.extend(reports.0);
+        self.reorgs.extend(reports.1);
         Ok(())
+    }
+
+    /// The reorganisations the engine rolled back so far.
+    pub fn reorgs(&self) -> &[ReorgReport] {
+        &self.reorgs
     }
 
     /// Mines a block with `txs`, indexes it, and returns its report.
