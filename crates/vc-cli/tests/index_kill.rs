@@ -1,0 +1,159 @@
+//! `virtualchain index` killed with SIGKILL at random moments, then resumed: the result equals
+//! an uninterrupted run. Real regtest bitcoind with a names history.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bitcoin::{Address, BlockHash, Network, Transaction};
+use vc_names::build::ScriptKind;
+use vc_names::scenario::{Miner, Scenario, seeded_wallet};
+use vc_source::BlockSource;
+use vc_source::core::{CoreAuth, CoreConfig, CoreSource};
+use vc_store::Store;
+use vc_testnode::TestNode;
+
+struct Node<'a>(&'a TestNode);
+
+impl Miner for Node<'_> {
+    fn mine_with(&self, address: &Address, txs: &[Transaction]) -> Result<BlockHash, String> {
+        Ok(self.0.mine_with(address, txs))
+    }
+}
+
+fn index_cmd(node: &TestNode, db: &Path, first: u64) -> Command {
+    let source = format!(
+        "core://{}?cookie={}",
+        node.url().trim_start_matches("http://"),
+        node.cookie_file().display()
+    );
+    let mut c = Command::new(env!("CARGO_BIN_EXE_virtualchain"));
+    c.args([
+        "index",
+        "--app",
+        "names",
+        "--network",
+        "regtest",
+        "--confirmations",
+        "1",
+    ])
+    .args([
+        "--first-block",
+        &first.to_string(),
+        "--source",
+        &source,
+        "--db",
+    ])
+    .arg(db)
+    .args(["--commit-every-block", "--workers", "2"])
+    .env("RUST_LOG", "warn")
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    c
+}
+
+/// Consensus hash per block and every name, from a finished database.
+fn contents(
+    db: &Path,
+) -> (
+    Vec<(u64, Vec<u8>, [u8; 32])>,
+    Vec<vc_names::state::NameRecord>,
+) {
+    let meta = Store::read_meta(db).unwrap();
+    let app = vc_names::NamesApp::new(vc_names::NamesConfig::regtest(meta.first_block));
+    let store = Store::open(
+        db,
+        vc_engine::store_config(vc_engine::Application::spec(&app), Network::Regtest, 1_000),
+    )
+    .unwrap();
+    let view = store.view().unwrap();
+    let tip = view.tip().unwrap().unwrap().height;
+    let chain = (meta.first_block..=tip)
+        .map(|h| {
+            let e = view.chain_entry(h).unwrap().unwrap();
+            (h, e.consensus_hash, e.ops_hash)
+        })
+        .collect();
+    (chain, vc_names::all_names(&store).unwrap())
+}
+
+#[test]
+fn sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run() {
+    let Some(node) = TestNode::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let source: Arc<dyn BlockSource> = Arc::new(
+        CoreSource::connect(CoreConfig::new(
+            node.url(),
+            CoreAuth::Cookie(node.cookie_file()),
+            Network::Regtest,
+        ))
+        .unwrap(),
+    );
+    let miner = Node(&node);
+    let mut s = Scenario::start(&miner, source, &dir.path().join("scenario.redb"), 6).unwrap();
+    s.run_history().unwrap();
+    let first = s.engine().store().config().first_block;
+    drop(s);
+    // A longer tail so that a run takes long enough to be killed many times.
+    let sink = seeded_wallet(201, ScriptKind::P2wpkh, Network::Regtest)
+        .unwrap()
+        .address();
+    for _ in 0..15 {
+        node.mine(100, &sink);
+    }
+
+    let reference = dir.path().join("reference.redb");
+    let started = Instant::now();
+    let out = index_cmd(&node, &reference, first).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let full_run = started.elapsed();
+
+    // Kill at pseudo-random moments within the time a full run takes.
+    let db = dir.path().join("killed.redb");
+    let mut seed: u64 = 0x5eed_1234_abcd_0001;
+    let mut kills = 0;
+    let mut attempts = 0;
+    while kills < 12 {
+        attempts += 1;
+        assert!(
+            attempts < 200,
+            "could not kill a running index 12 times ({kills} kills)"
+        );
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let window = (full_run.as_millis() as u64 / 3).max(20);
+        let delay = Duration::from_millis(5 + (seed >> 33) % window);
+        let mut child = index_cmd(&node, &db, first).spawn().unwrap();
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        let status = child.wait().unwrap();
+        if status.success() {
+            // It finished: start over so that later kills still land mid-run.
+            std::fs::remove_file(&db).unwrap();
+        }
+    }
+    let out = index_cmd(&node, &db, first).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (want_chain, want_names) = contents(&reference);
+    let (got_chain, got_names) = contents(&db);
+    assert_eq!(got_chain, want_chain);
+    assert_eq!(got_names, want_names);
+    assert_eq!(want_names.len(), 2);
+}
