@@ -138,6 +138,10 @@ fn ci(root: &Path) -> Result<()> {
     })?;
     step("reference cross-check", || reference_cross_check(root))?;
     step("demo", || demo(root))?;
+    // README's main job: the names app over the committed fixture chain.
+    step("names demo", || {
+        run("cargo", ["run", "-q", "-p", "vc-cli", "--", "demo"])
+    })?;
     // Tests against a real node must run in CI, never skip: provision bitcoind (cached after
     // the first build) and make a missing one a failure.
     let mut bitcoind = PathBuf::new();

@@ -55,13 +55,11 @@ fn index_cmd(node: &TestNode, db: &Path, first: u64) -> Command {
     c
 }
 
+/// Per block: height, consensus hash, ops hash.
+type Chain = Vec<(u64, Vec<u8>, [u8; 32])>;
+
 /// Consensus hash per block and every name, from a finished database.
-fn contents(
-    db: &Path,
-) -> (
-    Vec<(u64, Vec<u8>, [u8; 32])>,
-    Vec<vc_names::state::NameRecord>,
-) {
+fn contents(db: &Path) -> (Chain, Vec<vc_names::state::NameRecord>) {
     let meta = Store::read_meta(db).unwrap();
     let app = vc_names::NamesApp::new(vc_names::NamesConfig::regtest(meta.first_block));
     let store = Store::open(
