@@ -1,0 +1,140 @@
+//! `index`, `status`, `names` and `recover` through the binary, over the committed fixture's block
+//! files (no node needed).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_virtualchain"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run virtualchain")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = run(args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/regtest-chain")
+}
+
+fn manifest() -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(fixture().join("chain.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn index_status_show_and_recover_over_the_fixture() {
+    let m = manifest();
+    let first = m["names"]["first_block"].as_u64().unwrap().to_string();
+    let tip = m["names"]["tip_height"].as_u64().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("names.redb");
+    let db_s = db.to_str().unwrap();
+    let source = format!("blk:{}", fixture().join("blocks").display());
+    let index = |to: Option<u64>| {
+        let mut args = vec![
+            "index",
+            "--app",
+            "names",
+            "--network",
+            "regtest",
+            "--first-block",
+            &first,
+            "--confirmations",
+            "1",
+            "--source",
+            &source,
+            "--db",
+            db_s,
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+        if let Some(t) = to {
+            args.extend(["--to".into(), t.to_string()]);
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = run(&refs);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    // In two runs: up to the middle, then the rest.
+    index(Some(tip - 20));
+    assert!(ok(&["status", "--db", db_s]).contains(&format!("tip:             {}", tip - 20)));
+    index(None);
+    let status = ok(&["status", "--db", db_s]);
+    let ch = m["names"]["consensus_hash"].as_str().unwrap();
+    assert!(
+        status.contains(&format!("consensus hash:  {ch}")),
+        "{status}"
+    );
+    assert!(
+        status.contains("names:           2 (1 revoked)"),
+        "{status}"
+    );
+
+    let foo: serde_json::Value =
+        serde_json::from_str(&ok(&["names", "show", "foo.test", "--db", db_s])).unwrap();
+    let want = m["names"]["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "foo.test")
+        .unwrap();
+    assert_eq!(foo["owner_script"], want["owner_script"]);
+    assert_eq!(foo["value_hash"], "ab".repeat(20));
+    let missing = run(&["names", "show", "nobody.test", "--db", db_s]);
+    assert!(!missing.status.success());
+    assert_eq!(ok(&["names", "list", "--db", db_s]).lines().count(), 2);
+
+    // recover reindex: back to below a height, then index re-applies to the same hash.
+    let out = ok(&[
+        "recover",
+        "reindex",
+        "--db",
+        db_s,
+        "--from",
+        &(tip - 5).to_string(),
+    ]);
+    assert!(out.contains("rolled back 6 blocks"), "{out}");
+    assert!(ok(&["status", "--db", db_s]).contains(&format!("tip:             {}", tip - 6)));
+    index(None);
+    assert!(ok(&["status", "--db", db_s]).contains(&format!("consensus hash:  {ch}")));
+
+    // recover split pins the branch; the same chain still indexes (nothing to do).
+    let out = ok(&[
+        "recover",
+        "split",
+        "--db",
+        db_s,
+        "--fork-height",
+        &(tip - 3).to_string(),
+    ]);
+    assert!(out.contains(&format!("height {}", tip - 2)), "{out}");
+    index(None);
+
+    // Another network than the files hold is refused by name.
+    let o = run(&[
+        "index",
+        "--app",
+        "names",
+        "--network",
+        "testnet",
+        "--source",
+        &source,
+        "--db",
+        db_s,
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("network magic of regtest"), "{err}");
+}
