@@ -1,5 +1,5 @@
-//! `virtualchain index` killed with SIGKILL at random moments, then resumed: the result equals
-//! an uninterrupted run. Real regtest bitcoind with a names history.
+//! The CLI against a real regtest bitcoind: `virtualchain index` killed with SIGKILL at random
+//! moments then resumed equals an uninterrupted run; `names send` preorders and registers a name.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -15,6 +15,7 @@ use vc_source::BlockSource;
 use vc_source::core::{CoreAuth, CoreConfig, CoreSource};
 use vc_store::Store;
 use vc_testnode::TestNode;
+use vc_testnode::bitcoincore_rpc::RpcApi;
 
 struct Node<'a>(&'a TestNode);
 
@@ -154,4 +155,105 @@ fn sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run() {
     assert_eq!(got_chain, want_chain);
     assert_eq!(got_names, want_names);
     assert_eq!(want_names.len(), 2);
+}
+
+#[test]
+fn names_send_preorders_and_registers_through_core() {
+    let Some(node) = TestNode::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("names.redb");
+    let source: Arc<dyn BlockSource> = Arc::new(
+        CoreSource::connect(CoreConfig::new(
+            node.url(),
+            CoreAuth::Cookie(node.cookie_file()),
+            Network::Regtest,
+        ))
+        .unwrap(),
+    );
+    let miner = Node(&node);
+    let mut s = Scenario::start(&miner, source, &db, 6).unwrap();
+    s.run_history().unwrap(); // namespace `test` is ready
+    let first = s.engine().store().config().first_block;
+    drop(s);
+
+    // A key of our own, funded by a coinbase that then matures.
+    let key = bitcoin::PrivateKey::new(
+        bitcoin::secp256k1::SecretKey::from_slice(&[77; 32]).unwrap(),
+        Network::Regtest,
+    );
+    let wallet =
+        vc_names::build::Wallet::from_key(key, ScriptKind::P2wpkh, Network::Regtest).unwrap();
+    node.mine(1, &wallet.address());
+    let sink = seeded_wallet(202, ScriptKind::P2wpkh, Network::Regtest)
+        .unwrap()
+        .address();
+    node.mine(100, &sink);
+
+    let source_url = format!(
+        "core://{}?cookie={}",
+        node.url().trim_start_matches("http://"),
+        node.cookie_file().display()
+    );
+    let index = || {
+        let out = index_cmd(&node, &db, first).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let send = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_virtualchain"))
+            .args(["names", "send"])
+            .args(args)
+            .args(["--wif", &key.to_wif(), "--source", &source_url, "--db"])
+            .arg(&db)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["txid"]
+            .as_str()
+            .unwrap()
+            .parse::<bitcoin::Txid>()
+            .unwrap()
+    };
+    let owner = wallet.address().to_string();
+    index();
+    let txid = send(&["preorder", "zzz.test", "--owner", &owner]);
+    let tx = node.rpc().get_raw_transaction(&txid, None).unwrap();
+    node.mine_with(&sink, &[tx]);
+    index();
+    let txid = send(&[
+        "register",
+        "zzz.test",
+        "--owner",
+        &owner,
+        "--value-hash",
+        &"42".repeat(20),
+    ]);
+    let tx = node.rpc().get_raw_transaction(&txid, None).unwrap();
+    node.mine_with(&sink, &[tx]);
+    index();
+
+    let show = Command::new(env!("CARGO_BIN_EXE_virtualchain"))
+        .args(["names", "show", "zzz.test", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        show.status.success(),
+        "{}",
+        String::from_utf8_lossy(&show.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(v["owner_address"], owner);
+    assert_eq!(v["value_hash"], "42".repeat(20));
 }
