@@ -25,6 +25,17 @@ impl Miner for Node<'_> {
     }
 }
 
+fn core(node: &TestNode) -> Arc<dyn BlockSource> {
+    Arc::new(
+        CoreSource::connect(CoreConfig::new(
+            node.url(),
+            CoreAuth::Cookie(node.cookie_file()),
+            Network::Regtest,
+        ))
+        .unwrap(),
+    )
+}
+
 fn index_cmd(node: &TestNode, db: &Path, first: u64) -> Command {
     let source = format!(
         "core://{}?cookie={}",
@@ -85,14 +96,7 @@ fn sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let source: Arc<dyn BlockSource> = Arc::new(
-        CoreSource::connect(CoreConfig::new(
-            node.url(),
-            CoreAuth::Cookie(node.cookie_file()),
-            Network::Regtest,
-        ))
-        .unwrap(),
-    );
+    let source = core(&node);
     let miner = Node(&node);
     let mut s = Scenario::start(&miner, source, &dir.path().join("scenario.redb"), 6).unwrap();
     s.run_history().unwrap();
@@ -164,14 +168,7 @@ fn names_send_preorders_and_registers_through_core() {
     };
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("names.redb");
-    let source: Arc<dyn BlockSource> = Arc::new(
-        CoreSource::connect(CoreConfig::new(
-            node.url(),
-            CoreAuth::Cookie(node.cookie_file()),
-            Network::Regtest,
-        ))
-        .unwrap(),
-    );
+    let source = core(&node);
     let miner = Node(&node);
     let mut s = Scenario::start(&miner, source, &db, 6).unwrap();
     s.run_history().unwrap(); // namespace `test` is ready

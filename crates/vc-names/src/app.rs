@@ -127,6 +127,23 @@ enum Effect {
     },
 }
 
+/// An owner's change to a name (update, transfer, revoke), stamped with the block and txid.
+fn changed(
+    owner: &[u8],
+    mut record: NameRecord,
+    height: u64,
+    txid: [u8; 32],
+    matched: Option<[u8; 16]>,
+) -> Effect {
+    record.last_block = height;
+    record.last_txid = txid;
+    Effect::Change {
+        previous_owner: owner.to_vec(),
+        record,
+        matched,
+    }
+}
+
 fn reject(code: &'static str, reason: impl Into<String>) -> Reject {
     Reject::new(code, reason)
 }
@@ -552,13 +569,7 @@ impl NamesApp {
                 })?;
                 let mut record = self.owned_live(state, sender, &name)?;
                 record.value_hash = Some(*value_hash);
-                record.last_block = height;
-                record.last_txid = txid;
-                Ok(Effect::Change {
-                    previous_owner: sender.clone(),
-                    record,
-                    matched: Some(ch),
-                })
+                Ok(changed(sender, record, height, txid, Some(ch)))
             }
             NameOp::NameTransfer {
                 keep_data,
@@ -582,25 +593,13 @@ impl NamesApp {
                 if !keep_data {
                     record.value_hash = None;
                 }
-                record.last_block = height;
-                record.last_txid = txid;
-                Ok(Effect::Change {
-                    previous_owner: sender.clone(),
-                    record,
-                    matched: None,
-                })
+                Ok(changed(sender, record, height, txid, None))
             }
             NameOp::NameRevoke { name } => {
                 let mut record = self.owned_live(state, sender, name)?;
                 record.revoked = true;
                 record.value_hash = None;
-                record.last_block = height;
-                record.last_txid = txid;
-                Ok(Effect::Change {
-                    previous_owner: sender.clone(),
-                    record,
-                    matched: None,
-                })
+                Ok(changed(sender, record, height, txid, None))
             }
         }
     }

@@ -3,37 +3,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use bitcoin::{Address, BlockHash, Network, Transaction};
+use bitcoin::Network;
+use common::{Node, core};
 use vc_engine::{Checkpoint, Engine, EngineConfig, EngineError, NoObserver};
 use vc_names::build::ScriptKind;
-use vc_names::scenario::{Miner, Scenario, seeded_wallet};
+use vc_names::scenario::{Scenario, seeded_wallet};
 use vc_names::{NamesApp, NamesConfig};
-use vc_source::BlockSource;
-use vc_source::core::{CoreAuth, CoreConfig, CoreSource};
 use vc_testnode::TestNode;
-
-struct Node<'a>(&'a TestNode);
-
-impl Miner for Node<'_> {
-    fn mine_with(&self, address: &Address, txs: &[Transaction]) -> Result<BlockHash, String> {
-        Ok(self.0.mine_with(address, txs))
-    }
-}
-
-fn core(node: &TestNode) -> Arc<dyn BlockSource> {
-    Arc::new(
-        CoreSource::connect(CoreConfig::new(
-            node.url(),
-            CoreAuth::Cookie(node.cookie_file()),
-            Network::Regtest,
-        ))
-        .unwrap(),
-    )
-}
 
 fn engine(node: &TestNode, db: &Path, first: u64, config: EngineConfig) -> Engine<NamesApp> {
     let config = EngineConfig {
@@ -43,7 +24,7 @@ fn engine(node: &TestNode, db: &Path, first: u64, config: EngineConfig) -> Engin
     Engine::open(
         NamesApp::new(NamesConfig::regtest(first)),
         db,
-        core(node),
+        core(node, true),
         config,
     )
     .unwrap()
@@ -60,7 +41,7 @@ fn deep_fork_stops_then_each_recovery_works() {
     };
     let dir = tempfile::tempdir().unwrap();
     let miner = Node(&node);
-    let mut s = Scenario::start(&miner, core(&node), &dir.path().join("s.redb"), 6).unwrap();
+    let mut s = Scenario::start(&miner, core(&node, true), &dir.path().join("s.redb"), 6).unwrap();
     s.run_history().unwrap();
     let first = s.engine().store().config().first_block;
     drop(s);

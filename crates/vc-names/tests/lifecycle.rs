@@ -2,33 +2,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::Arc;
+mod common;
 
-use bitcoin::{Address, BlockHash, Network, Transaction};
-use vc_names::scenario::{Miner, Scenario};
+use common::{Node, core};
+use vc_names::scenario::Scenario;
 use vc_names::{all_names, lookup_name, lookup_namespace};
-use vc_source::BlockSource;
-use vc_source::core::{CoreAuth, CoreConfig, CoreSource};
 use vc_testnode::TestNode;
-
-struct Node<'a>(&'a TestNode);
-
-impl Miner for Node<'_> {
-    fn mine_with(&self, address: &Address, txs: &[Transaction]) -> Result<BlockHash, String> {
-        Ok(self.0.mine_with(address, txs))
-    }
-}
-
-fn core(node: &TestNode) -> Arc<dyn BlockSource> {
-    Arc::new(
-        CoreSource::connect(CoreConfig::new(
-            node.url(),
-            CoreAuth::Cookie(node.cookie_file()),
-            Network::Regtest,
-        ))
-        .unwrap(),
-    )
-}
 
 fn codes(r: &vc_engine::BlockReport) -> Vec<&'static str> {
     r.rejected.iter().map(|x| x.reject.code).collect()
@@ -42,7 +21,7 @@ fn full_lifecycle_on_a_real_node() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("names.redb");
     let miner = Node(&node);
-    let mut s = Scenario::start(&miner, core(&node), &db, 6).unwrap();
+    let mut s = Scenario::start(&miner, core(&node, true), &db, 6).unwrap();
     let blocks = s.run_history().unwrap();
     let accepted: Vec<u32> = blocks.iter().map(|b| b.accepted).collect();
     let rejected: Vec<Vec<&str>> = blocks.iter().map(codes).collect();

@@ -8,40 +8,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use bitcoin::{Address, BlockHash, Network, Transaction};
+use bitcoin::Network;
+use common::{Node, core};
 use vc_engine::{Engine, EngineConfig, NoObserver};
-use vc_names::scenario::{Miner, Scenario, test_namespace_params};
+use vc_names::scenario::{Scenario, test_namespace_params};
 use vc_names::state::{NAMESPACES, NameRecord, NamespaceRecord, Preorder};
 use vc_names::{NamesApp, NamesConfig, build, price::name_price};
 use vc_source::BlockSource;
 use vc_source::blk::{BlkConfig, BlkSource};
-use vc_source::core::{CoreAuth, CoreConfig, CoreSource, RestMode};
 use vc_store::{Namespace, Store};
 use vc_testnode::TestNode;
-
-struct Node<'a>(&'a TestNode);
-
-impl Miner for Node<'_> {
-    fn mine_with(&self, address: &Address, txs: &[Transaction]) -> Result<BlockHash, String> {
-        Ok(self.0.mine_with(address, txs))
-    }
-}
-
-fn core(node: &TestNode, rest: bool) -> Arc<dyn BlockSource> {
-    let mut c = CoreConfig::new(
-        node.url(),
-        CoreAuth::Cookie(node.cookie_file()),
-        Network::Regtest,
-    );
-    if !rest {
-        c.rest = RestMode::Off;
-    }
-    Arc::new(CoreSource::connect(c).unwrap())
-}
 
 /// Everything consensus-relevant in a names database: per block (hash, ops hash, consensus
 /// hash) and every state entry.
