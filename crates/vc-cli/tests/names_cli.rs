@@ -138,3 +138,59 @@ fn index_status_show_and_recover_over_the_fixture() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("network magic of regtest"), "{err}");
 }
+
+#[test]
+fn ctrl_c_while_following_exits_cleanly_with_everything_committed() {
+    let m = manifest();
+    let first = m["names"]["first_block"].as_u64().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("names.redb");
+    let source = format!("blk:{}", fixture().join("blocks").display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_virtualchain"))
+        .args([
+            "index",
+            "--app",
+            "names",
+            "--network",
+            "regtest",
+            "--first-block",
+            &first,
+        ])
+        .args([
+            "--confirmations",
+            "1",
+            "--follow",
+            "--poll-secs",
+            "0.2",
+            "--source",
+            &source,
+            "--db",
+        ])
+        .arg(&db)
+        .env("RUST_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The 116 blocks take well under a second; then it polls every 0.2 s. Press Ctrl-C then.
+    // (The writer holds the file, so progress cannot be read from outside meanwhile.)
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    if let Some(status) = child.try_wait().unwrap() {
+        panic!("--follow exited on its own: {status}");
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    let ch = m["names"]["consensus_hash"].as_str().unwrap();
+    assert!(
+        ok(&["status", "--db", db.to_str().unwrap()]).contains(&format!("consensus hash:  {ch}"))
+    );
+}
