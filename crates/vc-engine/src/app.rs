@@ -94,6 +94,32 @@ pub enum HookError {
     App(String),
 }
 
+/// Why [`Application::check`] did not accept an operation: a rejection (the operation is
+/// dropped, the block goes on), or a failure (the engine stops and nothing of the block is
+/// kept). A check that cannot read state must fail, never reject: a rejection caused by a local
+/// fault would make this node's state differ from everyone else's.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// The rules reject the operation.
+    #[error("rejected: {0}")]
+    Rejected(Reject),
+    /// The check could not be made.
+    #[error(transparent)]
+    Failed(#[from] HookError),
+}
+
+impl From<Reject> for CheckError {
+    fn from(r: Reject) -> Self {
+        CheckError::Rejected(r)
+    }
+}
+
+impl From<StoreError> for CheckError {
+    fn from(e: StoreError) -> Self {
+        CheckError::Failed(HookError::Store(e))
+    }
+}
+
 /// A parsed operation with its transaction context.
 #[derive(Clone, Debug)]
 pub struct Parsed<Op> {
@@ -134,8 +160,12 @@ pub trait Application {
 
     /// `db_check`: accepts or rejects one operation against the state so far (including the
     /// operations of this block committed before it). Must not change state; the type only
-    /// allows reads.
-    fn check(&self, state: &BlockState<'_, '_, '_>, op: &Parsed<Self::Op>) -> Result<(), Reject>;
+    /// allows reads. A store failure is [`CheckError::Failed`], never a rejection.
+    fn check(
+        &self,
+        state: &BlockState<'_, '_, '_>,
+        op: &Parsed<Self::Op>,
+    ) -> Result<(), CheckError>;
 
     /// `db_commit`: applies an accepted operation and returns the consensus records it commits
     /// to, in order.

@@ -10,7 +10,7 @@ use vc_source::SpentOutputs;
 use vc_source::prefetch::Fetched;
 use vc_store::{BlockHeader, OutputData, StoredOp, Writer};
 
-use crate::app::{Application, Parsed, Reject};
+use crate::app::{Application, CheckError, Parsed, Reject};
 use crate::context::{BlockInfo, BlockState, OpContext};
 use crate::error::EngineError;
 
@@ -146,7 +146,17 @@ impl Apply<'_> {
             for (i, p) in parsed.iter().enumerate() {
                 let verdict = match verdicts.get(i).cloned().flatten() {
                     Some(reject) => Err(("prepare", reject)),
-                    None => app.check(&state, p).map_err(|r| ("check", r)),
+                    None => match app.check(&state, p) {
+                        Ok(()) => Ok(()),
+                        Err(CheckError::Rejected(r)) => Err(("check", r)),
+                        Err(CheckError::Failed(source)) => {
+                            return Err(EngineError::Hook {
+                                height: info.height,
+                                txid: Some(p.ctx.txid),
+                                source: Box::new(source),
+                            });
+                        }
+                    },
                 };
                 if let Err((stage, reject)) = verdict {
                     tracing::debug!(height = info.height, txid = %p.ctx.txid, stage, "rejected: {reject}");

@@ -28,7 +28,7 @@ pub mod context;
 mod engine;
 mod error;
 
-pub use app::{AppSpec, Application, DEFAULT_CONFIRMATIONS, HookError, Parsed, Reject};
+pub use app::{AppSpec, Application, CheckError, DEFAULT_CONFIRMATIONS, HookError, Parsed, Reject};
 pub use block::{BlockReport, Rejected};
 pub use context::{BlockInfo, BlockState, OpContext};
 pub use engine::{

@@ -8,7 +8,7 @@ use vc_chash::{ConsensusHash, Scheme};
 use vc_codec::carrier::CarrierRule;
 use vc_codec::record::{Record, RecordValue};
 use vc_engine::{
-    AppSpec, Application, BlockInfo, BlockState, HookError, OpContext, Parsed, Reject,
+    AppSpec, Application, BlockInfo, BlockState, CheckError, HookError, OpContext, Parsed, Reject,
 };
 use vc_store::{Namespace, Store, StoreError};
 
@@ -144,14 +144,13 @@ fn changed(
     }
 }
 
-fn reject(code: &'static str, reason: impl Into<String>) -> Reject {
-    Reject::new(code, reason)
+fn reject(code: &'static str, reason: impl Into<String>) -> CheckError {
+    CheckError::Rejected(Reject::new(code, reason))
 }
 
-fn store_err(e: StoreError) -> Reject {
-    // A store failure inside `check` cannot be told apart from a rejection by the trait; it is
-    // surfaced again (as a hard error) when the same lookup runs in `commit`.
-    reject("store-error", e.to_string())
+fn store_err(e: StoreError) -> CheckError {
+    // Never a rejection: a local fault must stop the engine, not change consensus.
+    e.into()
 }
 
 fn owner_key(owner: &[u8], name: &str) -> Vec<u8> {
@@ -211,7 +210,7 @@ impl NamesApp {
             .map(|a| a.to_string())
     }
 
-    fn fresh(&self, state: &BlockState<'_, '_, '_>, ch: &[u8; 16]) -> Result<(), Reject> {
+    fn fresh(&self, state: &BlockState<'_, '_, '_>, ch: &[u8; 16]) -> Result<(), CheckError> {
         if state
             .is_fresh(&ConsensusHash::Legacy(*ch))
             .map_err(store_err)?
@@ -234,7 +233,7 @@ impl NamesApp {
         state: &BlockState<'_, '_, '_>,
         ns: &Namespace<[u8; 20], Preorder>,
         hash: &[u8; 20],
-    ) -> Result<Option<Preorder>, Reject> {
+    ) -> Result<Option<Preorder>, CheckError> {
         let height = state.block().height;
         Ok(state
             .get(ns, hash)
@@ -246,7 +245,7 @@ impl NamesApp {
         &self,
         state: &BlockState<'_, '_, '_>,
         fqn: &str,
-    ) -> Result<(String, NamespaceRecord), Reject> {
+    ) -> Result<(String, NamespaceRecord), CheckError> {
         let sp = self.spaces().map_err(store_err)?;
         let (label, ns_id) = split_fqn(fqn).map_err(|e| reject("bad-name", e.to_string()))?;
         let ns = state
@@ -271,7 +270,7 @@ impl NamesApp {
         label: &str,
         sender: &[u8],
         target: &[u8],
-    ) -> Result<([u8; 20], Preorder), Reject> {
+    ) -> Result<([u8; 20], Preorder), CheckError> {
         let address = self
             .address(target)
             .ok_or_else(|| reject("bad-address", "output 1 has no address"))?;
@@ -287,7 +286,11 @@ impl NamesApp {
     }
 
     /// The names `owner` holds, from the owner index.
-    fn owned(&self, state: &BlockState<'_, '_, '_>, owner: &[u8]) -> Result<Vec<String>, Reject> {
+    fn owned(
+        &self,
+        state: &BlockState<'_, '_, '_>,
+        owner: &[u8],
+    ) -> Result<Vec<String>, CheckError> {
         let sp = self.spaces().map_err(store_err)?;
         let prefix = hash160::Hash::hash(owner).to_byte_array().to_vec();
         let mut end = prefix.clone();
@@ -308,7 +311,7 @@ impl NamesApp {
         state: &BlockState<'_, '_, '_>,
         sender: &[u8],
         name: &str,
-    ) -> Result<NameRecord, Reject> {
+    ) -> Result<NameRecord, CheckError> {
         let sp = self.spaces().map_err(store_err)?;
         let height = state.block().height;
         let record = state
@@ -336,7 +339,7 @@ impl NamesApp {
         &self,
         state: &BlockState<'_, '_, '_>,
         p: &Parsed<NamesOp>,
-    ) -> Result<Effect, Reject> {
+    ) -> Result<Effect, CheckError> {
         let sp = self.spaces().map_err(store_err)?;
         let ctx = &p.ctx;
         let sender = &p.op.sender;
@@ -697,7 +700,7 @@ impl Application for NamesApp {
 
     fn parse(&self, ctx: &OpContext) -> Result<NamesOp, Reject> {
         if ctx.carrier_vout != 0 {
-            return Err(reject(
+            return Err(Reject::new(
                 "payload-not-first",
                 format!(
                     "the payload is in output {}, BNS requires output 0",
@@ -706,10 +709,10 @@ impl Application for NamesApp {
             ));
         }
         let op = NameOp::decode(ctx.opcode, ctx.body())
-            .map_err(|e| reject("malformed", e.to_string()))?;
+            .map_err(|e| Reject::new("malformed", e.to_string()))?;
         let sender = ctx
             .sender()
-            .ok_or_else(|| reject("no-sender", "the transaction has no inputs"))?
+            .ok_or_else(|| Reject::new("no-sender", "the transaction has no inputs"))?
             .script_pubkey
             .to_bytes();
         Ok(NamesOp { op, sender })
@@ -741,7 +744,7 @@ impl Application for NamesApp {
                 let k = claim(p)?;
                 let n = counts.get(&k).copied().unwrap_or(0);
                 (n > 1).then(|| {
-                    reject(
+                    Reject::new(
                         "collision",
                         format!(
                             "{} operations in this block claim the same {}",
@@ -754,7 +757,11 @@ impl Application for NamesApp {
             .collect()
     }
 
-    fn check(&self, state: &BlockState<'_, '_, '_>, op: &Parsed<NamesOp>) -> Result<(), Reject> {
+    fn check(
+        &self,
+        state: &BlockState<'_, '_, '_>,
+        op: &Parsed<NamesOp>,
+    ) -> Result<(), CheckError> {
         self.evaluate(state, op).map(|_| ())
     }
 
@@ -763,11 +770,15 @@ impl Application for NamesApp {
         state: &mut BlockState<'_, '_, '_>,
         p: &Parsed<NamesOp>,
     ) -> Result<Vec<Record>, HookError> {
-        let effect = self.evaluate(state, p).map_err(|r| {
-            HookError::App(format!(
-                "an operation accepted by check failed in commit: {r}"
-            ))
-        })?;
+        let effect = match self.evaluate(state, p) {
+            Ok(effect) => effect,
+            Err(CheckError::Failed(e)) => return Err(e),
+            Err(CheckError::Rejected(r)) => {
+                return Err(HookError::App(format!(
+                    "an operation accepted by check was rejected in commit: {r}"
+                )));
+            }
+        };
         let record = Self::record(p, &effect);
         let sp = self.spaces()?;
         match effect {
