@@ -28,6 +28,26 @@ fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/regtest-chain")
 }
 
+/// `virtualchain index` of the names app over the fixture's block files into `db`.
+fn index_command(first: &str, db: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_virtualchain"));
+    c.args([
+        "index",
+        "--app",
+        "names",
+        "--network",
+        "regtest",
+        "--first-block",
+        first,
+    ])
+    .args(["--confirmations", "1", "--source"])
+    .arg(format!("blk:{}", fixture().join("blocks").display()))
+    .arg("--db")
+    .arg(db)
+    .env("RUST_LOG", "warn");
+    c
+}
+
 fn manifest() -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(fixture().join("chain.json")).unwrap()).unwrap()
 }
@@ -42,29 +62,11 @@ fn index_status_show_and_recover_over_the_fixture() {
     let db_s = db.to_str().unwrap();
     let source = format!("blk:{}", fixture().join("blocks").display());
     let index = |to: Option<u64>| {
-        let mut args = vec![
-            "index",
-            "--app",
-            "names",
-            "--network",
-            "regtest",
-            "--first-block",
-            &first,
-            "--confirmations",
-            "1",
-            "--source",
-            &source,
-            "--db",
-            db_s,
-        ]
-        .into_iter()
-        .map(String::from)
-        .collect::<Vec<_>>();
+        let mut c = index_command(&first, &db);
         if let Some(t) = to {
-            args.extend(["--to".into(), t.to_string()]);
+            c.args(["--to", &t.to_string()]);
         }
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let o = run(&refs);
+        let o = c.output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     };
     // In two runs: up to the middle, then the rest.
@@ -145,29 +147,8 @@ fn ctrl_c_while_following_exits_cleanly_with_everything_committed() {
     let first = m["names"]["first_block"].as_u64().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("names.redb");
-    let source = format!("blk:{}", fixture().join("blocks").display());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_virtualchain"))
-        .args([
-            "index",
-            "--app",
-            "names",
-            "--network",
-            "regtest",
-            "--first-block",
-            &first,
-        ])
-        .args([
-            "--confirmations",
-            "1",
-            "--follow",
-            "--poll-secs",
-            "0.2",
-            "--source",
-            &source,
-            "--db",
-        ])
-        .arg(&db)
-        .env("RUST_LOG", "warn")
+    let mut child = index_command(&first, &db)
+        .args(["--follow", "--poll-secs", "0.2"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();

@@ -5,43 +5,33 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bitcoin::{Address, BlockHash, Network, Transaction};
+use bitcoin::Network;
 use vc_names::build::ScriptKind;
-use vc_names::scenario::{Miner, Scenario, seeded_wallet};
-use vc_source::BlockSource;
-use vc_source::core::{CoreAuth, CoreConfig, CoreSource};
+use vc_names::scenario::{Scenario, seeded_wallet};
 use vc_store::Store;
 use vc_testnode::TestNode;
 use vc_testnode::bitcoincore_rpc::RpcApi;
 
-struct Node<'a>(&'a TestNode);
+/// The names tests' regtest helpers (the scenario's miner, Core sources), shared rather than
+/// copied.
+#[path = "../../vc-names/tests/common/mod.rs"]
+mod common;
 
-impl Miner for Node<'_> {
-    fn mine_with(&self, address: &Address, txs: &[Transaction]) -> Result<BlockHash, String> {
-        Ok(self.0.mine_with(address, txs))
-    }
-}
+use common::{Node, core};
 
-fn core(node: &TestNode) -> Arc<dyn BlockSource> {
-    Arc::new(
-        CoreSource::connect(CoreConfig::new(
-            node.url(),
-            CoreAuth::Cookie(node.cookie_file()),
-            Network::Regtest,
-        ))
-        .unwrap(),
+/// The node as a `--source` URL with cookie authentication.
+fn source_url(node: &TestNode) -> String {
+    format!(
+        "core://{}?cookie={}",
+        node.url().trim_start_matches("http://"),
+        node.cookie_file().display()
     )
 }
 
 fn index_cmd(node: &TestNode, db: &Path, first: u64) -> Command {
-    let source = format!(
-        "core://{}?cookie={}",
-        node.url().trim_start_matches("http://"),
-        node.cookie_file().display()
-    );
+    let source = source_url(node);
     let mut c = Command::new(env!("CARGO_BIN_EXE_virtualchain"));
     c.args([
         "index",
@@ -96,7 +86,7 @@ fn sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let source = core(&node);
+    let source = core(&node, true);
     let miner = Node(&node);
     let mut s = Scenario::start(&miner, source, &dir.path().join("scenario.redb"), 6).unwrap();
     s.run_history().unwrap();
@@ -168,7 +158,7 @@ fn names_send_preorders_and_registers_through_core() {
     };
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("names.redb");
-    let source = core(&node);
+    let source = core(&node, true);
     let miner = Node(&node);
     let mut s = Scenario::start(&miner, source, &db, 6).unwrap();
     s.run_history().unwrap(); // namespace `test` is ready
@@ -188,11 +178,7 @@ fn names_send_preorders_and_registers_through_core() {
         .address();
     node.mine(100, &sink);
 
-    let source_url = format!(
-        "core://{}?cookie={}",
-        node.url().trim_start_matches("http://"),
-        node.cookie_file().display()
-    );
+    let source_url = source_url(&node);
     let index = || {
         let out = index_cmd(&node, &db, first).output().unwrap();
         assert!(
