@@ -100,6 +100,21 @@ pub enum SourceError {
         /// The operation.
         operation: &'static str,
     },
+    /// An answer failed verification against what the source already validated: a header that
+    /// does not link or lacks its proof of work, a merkle branch that does not reach the
+    /// header, a transaction that does not hash to its txid, a history that dropped a confirmed
+    /// transaction. A server that sends one is lying or broken; nothing it said is used.
+    #[error("{source_name}: {violation} at height {height}: {detail}")]
+    Unverified {
+        /// The source.
+        source_name: &'static str,
+        /// The height the answer was about.
+        height: u64,
+        /// Which check failed.
+        violation: Violation,
+        /// What was wrong.
+        detail: String,
+    },
     /// A file error (blk-file source), with the file and byte offset.
     #[error("{path} at byte offset {offset}: {detail}")]
     File {
@@ -120,5 +135,43 @@ impl SourceError {
             SourceError::Node { transient, .. } => *transient,
             _ => false,
         }
+    }
+}
+
+/// The check an unverifiable answer failed ([`SourceError::Unverified`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Violation {
+    /// A header's parent is not the block below it.
+    HeaderLink,
+    /// A header's hash does not meet its target, or the target is beyond the network's limit.
+    ProofOfWork,
+    /// A header's target breaks the network's difficulty-adjustment rules.
+    Difficulty,
+    /// A header's time is not above the median of the 11 blocks before it.
+    Timestamp,
+    /// A merkle branch does not lead from the transaction to the header's merkle root, or is
+    /// malformed (wrong depth, impossible position).
+    MerkleBranch,
+    /// A transaction does not hash to the txid it was asked for.
+    TxidMismatch,
+    /// A funding transaction lacks the output an input spends.
+    Prevout,
+    /// A script's history no longer lists a confirmed transaction it listed before, though its
+    /// block is still on the chain.
+    Omission,
+}
+
+impl core::fmt::Display for Violation {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Violation::HeaderLink => "header does not link",
+            Violation::ProofOfWork => "insufficient proof of work",
+            Violation::Difficulty => "wrong difficulty",
+            Violation::Timestamp => "timestamp too early",
+            Violation::MerkleBranch => "merkle branch does not verify",
+            Violation::TxidMismatch => "transaction does not hash to its txid",
+            Violation::Prevout => "funding transaction lacks the spent output",
+            Violation::Omission => "history omits a confirmed transaction",
+        })
     }
 }

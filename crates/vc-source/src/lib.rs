@@ -35,13 +35,17 @@
 pub mod blk;
 pub mod body;
 pub mod core;
+pub mod electrum;
 mod error;
 pub mod prefetch;
 mod source;
 pub mod undo;
 
-pub use error::SourceError;
-pub use source::{BlockSource, ChainTip, FetchedBlock, SpentOutputs, check_linked};
+pub use error::{SourceError, Violation};
+pub use source::{
+    BlockSource, ChainTip, Coverage, FetchedBlock, SpentOutputs, WatchedBlock, WatchedTx,
+    check_linked, pays,
+};
 
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

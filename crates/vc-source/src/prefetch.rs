@@ -5,6 +5,8 @@
 //! [`Prefetch::selective`] fetches spent outputs only for the blocks a selector picks (an engine
 //! needs them only for blocks that carry its application's operations), and runs the selector on
 //! the worker threads.
+//! [`Prefetch::watched`] does the same over a watching source ([`BlockSource::watched`]),
+//! yielding [`WatchedBlock`]s.
 //! A worker never runs more than `window` heights ahead of the consumer, so at most `window`
 //! blocks are in memory however slow the consumer is.
 
@@ -14,10 +16,10 @@ use std::sync::mpsc::{Receiver, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-use bitcoin::{Block, BlockHash};
+use bitcoin::{Block, BlockHash, ScriptBuf, Transaction};
 
 use crate::error::SourceError;
-use crate::source::{BlockSource, SpentOutputs};
+use crate::source::{BlockSource, SpentOutputs, WatchedBlock};
 
 /// One fetched block with everything an engine needs.
 #[derive(Clone, Debug)]
@@ -38,6 +40,12 @@ pub struct Fetched {
 /// Decides, on a worker thread, whether a block's spent outputs are needed.
 pub type Selector = Arc<dyn Fn(&Block) -> bool + Send + Sync>;
 
+/// Decides, on a worker thread, whether a watched transaction's spent outputs are needed.
+pub type TxSelector = Arc<dyn Fn(&Transaction) -> bool + Send + Sync>;
+
+/// What a worker does for one height.
+type FetchFn<T> = Arc<dyn Fn(&dyn BlockSource, u64) -> Result<T, SourceError> + Send + Sync>;
+
 struct Shared {
     /// The consumer's position: the next height it will take.
     consumed: Mutex<u64>,
@@ -48,9 +56,9 @@ struct Shared {
 
 /// Fetches `start..end` in parallel and yields the blocks in order (an iterator). Dropping it
 /// stops the workers.
-pub struct Prefetch {
-    rx: Receiver<(u64, Result<Fetched, SourceError>)>,
-    pending: BTreeMap<u64, Result<Fetched, SourceError>>,
+pub struct Prefetch<T = Fetched> {
+    rx: Receiver<(u64, Result<T, SourceError>)>,
+    pending: BTreeMap<u64, Result<T, SourceError>>,
     position: u64,
     end: u64,
     shared: Arc<Shared>,
@@ -58,7 +66,7 @@ pub struct Prefetch {
     failed: bool,
 }
 
-impl std::fmt::Debug for Prefetch {
+impl<T> std::fmt::Debug for Prefetch<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Prefetch")
             .field("position", &self.position)
@@ -87,7 +95,7 @@ fn fetch_one(
     })
 }
 
-impl Prefetch {
+impl Prefetch<Fetched> {
     /// Starts `workers` threads over `start..end`, at most `window` blocks ahead, fetching
     /// every block's spent outputs.
     pub fn new(
@@ -97,7 +105,14 @@ impl Prefetch {
         workers: usize,
         window: usize,
     ) -> Prefetch {
-        Prefetch::start(source, start, end, workers, window, None)
+        Prefetch::start(
+            source,
+            start,
+            end,
+            workers,
+            window,
+            Arc::new(|s: &dyn BlockSource, h| fetch_one(s, h, None)),
+        )
     }
 
     /// Like [`Prefetch::new`], but fetches spent outputs only for the blocks `select` returns
@@ -110,17 +125,49 @@ impl Prefetch {
         window: usize,
         select: Selector,
     ) -> Prefetch {
-        Prefetch::start(source, start, end, workers, window, Some(select))
+        Prefetch::start(
+            source,
+            start,
+            end,
+            workers,
+            window,
+            Arc::new(move |s: &dyn BlockSource, h| fetch_one(s, h, Some(&select))),
+        )
     }
+}
 
+impl Prefetch<WatchedBlock> {
+    /// Like [`Prefetch::new`] over [`BlockSource::watched`]: each height's transactions that
+    /// pay one of `scripts`, with spent outputs for those `select` picks.
+    pub fn watched(
+        source: Arc<dyn BlockSource>,
+        start: u64,
+        end: u64,
+        workers: usize,
+        window: usize,
+        scripts: Vec<ScriptBuf>,
+        select: TxSelector,
+    ) -> Prefetch<WatchedBlock> {
+        Prefetch::start(
+            source,
+            start,
+            end,
+            workers,
+            window,
+            Arc::new(move |s: &dyn BlockSource, h| s.watched(h, &scripts, &*select)),
+        )
+    }
+}
+
+impl<T: Send + 'static> Prefetch<T> {
     fn start(
         source: Arc<dyn BlockSource>,
         start: u64,
         end: u64,
         workers: usize,
         window: usize,
-        select: Option<Selector>,
-    ) -> Prefetch {
+        fetch: FetchFn<T>,
+    ) -> Prefetch<T> {
         let window = window.max(1) as u64;
         let shared = Arc::new(Shared {
             consumed: Mutex::new(start),
@@ -132,7 +179,7 @@ impl Prefetch {
         let workers = (0..workers.max(1))
             .map(|_| {
                 let (source, shared, tx) = (Arc::clone(&source), Arc::clone(&shared), tx.clone());
-                let select = select.clone();
+                let fetch = Arc::clone(&fetch);
                 std::thread::spawn(move || {
                     loop {
                         let height = shared.next.fetch_add(1, Ordering::SeqCst);
@@ -153,7 +200,7 @@ impl Prefetch {
                         if shared.stop.load(Ordering::SeqCst) {
                             return;
                         }
-                        let result = fetch_one(source.as_ref(), height, select.as_ref());
+                        let result = fetch(source.as_ref(), height);
                         if tx.send((height, result)).is_err() {
                             return;
                         }
@@ -173,8 +220,8 @@ impl Prefetch {
     }
 }
 
-impl Iterator for Prefetch {
-    type Item = Result<Fetched, SourceError>;
+impl<T> Iterator for Prefetch<T> {
+    type Item = Result<T, SourceError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.position >= self.end || self.failed {
@@ -205,7 +252,7 @@ impl Iterator for Prefetch {
     }
 }
 
-impl Drop for Prefetch {
+impl<T> Drop for Prefetch<T> {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         self.shared.cv.notify_all();

@@ -1,0 +1,724 @@
+//! An Electrum server as a light-node source.
+//!
+//! Electrum servers serve headers, script histories, transactions and merkle branches, not whole
+//! blocks, so this source trusts nothing it cannot check:
+//!
+//! * **Headers** are downloaded in batches of up to 2016 and validated like a full node
+//!   validates them ([`headers::HeaderChain`]: linkage, proof of work, the network's difficulty
+//!   rules, median time past) before anything uses them. The tip comes from the
+//!   `blockchain.headers.subscribe` subscription; a tip that does not extend the validated chain
+//!   is a reorganisation, found by walking back to the common ancestor.
+//! * **Operations** are found through the histories of the application's *marker scripts*
+//!   ([`BlockSource::watched`]): each transaction is fetched, checked to hash to its txid and
+//!   proven by `blockchain.transaction.get_merkle` against the validated header's merkle root.
+//!   A history that later omits a confirmed transaction whose block is still on the chain is
+//!   refused ([`Violation::Omission`]).
+//! * **Prevouts** come from the funding transactions, fetched in batches and checked to hash to
+//!   the txids the inputs name.
+//!
+//! One server can still hide transactions it never reported: see `docs/electrum.md` for what
+//! a second source or a trusted consensus hash adds.
+//!
+//! ```no_run
+//! use vc_source::BlockSource;
+//! use vc_source::electrum::{ElectrumConfig, ElectrumSource};
+//!
+//! let source = ElectrumSource::connect(ElectrumConfig::new(
+//!     "tcp://127.0.0.1:60401",
+//!     bitcoin::Network::Regtest,
+//! ))?;
+//! println!("validated tip: {:?}", source.tip()?);
+//! # Ok::<(), vc_source::SourceError>(())
+//! ```
+
+pub mod headers;
+pub mod merkle;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
+
+use bitcoin::block::Header;
+use bitcoin::consensus::{deserialize, encode};
+use bitcoin::{Block, BlockHash, Network, ScriptBuf, Transaction, TxOut, Txid};
+use electrum_client::{Client, ConfigBuilder, ElectrumApi};
+
+use crate::error::{SourceError, Violation};
+use crate::source::{
+    BlockSource, ChainTip, Coverage, FetchedBlock, SpentOutputs, WatchedBlock, WatchedTx, pays,
+};
+use headers::HeaderChain;
+
+const NAME: &str = "electrum";
+
+/// Headers asked for per request (the protocol's usual maximum).
+const HEADER_BATCH: usize = 2016;
+
+/// Headers compared per request while looking for a fork point.
+const FORK_SEARCH_BATCH: u64 = 144;
+
+/// Transactions or branches asked for per batched request.
+const TX_BATCH: usize = 100;
+
+/// How to reach an Electrum server.
+#[derive(Clone, Debug)]
+pub struct ElectrumConfig {
+    /// `tcp://HOST:PORT` (plain) or `ssl://HOST:PORT` (TLS, certificate checked against the
+    /// web PKI unless `validate_domain` is off).
+    pub url: String,
+    /// The network the server must serve.
+    pub network: Network,
+    /// Connections opened (requests from several fetch threads spread over them).
+    pub connections: usize,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Reconnect-and-retry attempts per request.
+    pub retries: u8,
+    /// Check the TLS certificate's name (turn off only for a self-signed test server).
+    pub validate_domain: bool,
+}
+
+impl ElectrumConfig {
+    /// A configuration with 4 connections, a 30 s timeout and 2 retries.
+    pub fn new(url: impl Into<String>, network: Network) -> ElectrumConfig {
+        ElectrumConfig {
+            url: url.into(),
+            network,
+            connections: 4,
+            timeout: Duration::from_secs(30),
+            retries: 2,
+            validate_domain: true,
+        }
+    }
+}
+
+/// The confirmed history of the watched scripts, as last fetched.
+#[derive(Debug, Default)]
+struct History {
+    /// The scripts it is for.
+    scripts: Vec<ScriptBuf>,
+    /// The validated tip when it was fetched: it is complete up to here.
+    as_of: Option<u64>,
+    /// Confirmed txids by height.
+    by_height: BTreeMap<u64, BTreeSet<Txid>>,
+    /// The block hash at each height with entries, when fetched.
+    blocks: BTreeMap<u64, BlockHash>,
+}
+
+/// Counters for benchmarks and logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ElectrumStats {
+    /// Headers validated and connected.
+    pub headers: u64,
+    /// Transactions fetched and proven (watched ones and funding ones).
+    pub transactions: u64,
+    /// Requests sent (a batch counts once).
+    pub requests: u64,
+}
+
+/// An Electrum server, verified ([module docs](self)).
+pub struct ElectrumSource {
+    config: ElectrumConfig,
+    clients: Vec<Client>,
+    next_client: AtomicUsize,
+    chain: RwLock<HeaderChain>,
+    /// Serialises header syncs (the chain itself is read concurrently).
+    syncing: Mutex<()>,
+    history: Mutex<History>,
+    headers_validated: AtomicU64,
+    transactions: AtomicU64,
+    requests: AtomicU64,
+}
+
+impl std::fmt::Debug for ElectrumSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ElectrumSource")
+            .field("url", &self.config.url)
+            .field("network", &self.config.network)
+            .finish_non_exhaustive()
+    }
+}
+
+fn map_err(what: impl Into<String>) -> impl FnOnce(electrum_client::Error) -> SourceError {
+    let what = what.into();
+    move |e| match e {
+        electrum_client::Error::IOError(_)
+        | electrum_client::Error::SharedIOError(_)
+        | electrum_client::Error::AllAttemptsErrored(_)
+        | electrum_client::Error::CouldntLockReader
+        | electrum_client::Error::Mpsc
+        | electrum_client::Error::CouldNotCreateConnection(_) => SourceError::Transport {
+            source_name: NAME,
+            what,
+            detail: e.to_string(),
+        },
+        electrum_client::Error::Protocol(ref v) => SourceError::Node {
+            source_name: NAME,
+            what,
+            detail: v.to_string(),
+            transient: false,
+        },
+        other => SourceError::Malformed {
+            source_name: NAME,
+            what,
+            detail: other.to_string(),
+        },
+    }
+}
+
+fn malformed(what: impl Into<String>, detail: impl std::fmt::Display) -> SourceError {
+    SourceError::Malformed {
+        source_name: NAME,
+        what: what.into(),
+        detail: detail.to_string(),
+    }
+}
+
+fn unverified(height: u64, violation: Violation, detail: String) -> SourceError {
+    SourceError::Unverified {
+        source_name: NAME,
+        height,
+        violation,
+        detail,
+    }
+}
+
+impl ElectrumSource {
+    /// Connects, checks that the server serves `config.network` (its genesis header) and
+    /// validates the server's whole header chain.
+    pub fn connect(config: ElectrumConfig) -> Result<ElectrumSource, SourceError> {
+        let client_config = ConfigBuilder::new()
+            .timeout(Some(
+                u8::try_from(config.timeout.as_secs().max(1)).unwrap_or(u8::MAX),
+            ))
+            .retry(config.retries)
+            .validate_domain(config.validate_domain)
+            .build();
+        let clients = (0..config.connections.max(1))
+            .map(|_| {
+                Client::from_config(&config.url, client_config.clone())
+                    .map_err(map_err(format!("connecting to {}", config.url)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let source = ElectrumSource {
+            chain: RwLock::new(HeaderChain::new(config.network)),
+            config,
+            clients,
+            next_client: AtomicUsize::new(0),
+            syncing: Mutex::new(()),
+            history: Mutex::new(History::default()),
+            headers_validated: AtomicU64::new(0),
+            transactions: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+        };
+        let raw = source
+            .client()
+            .block_header_raw(0)
+            .map_err(map_err("the genesis header"))?;
+        let genesis: Header = deserialize(&raw).map_err(|e| malformed("the genesis header", e))?;
+        let expected = bitcoin::constants::genesis_block(source.config.network).block_hash();
+        if genesis.block_hash() != expected {
+            return Err(SourceError::WrongNetwork {
+                source_name: NAME,
+                expected: source.config.network,
+                found: format!("a chain whose genesis block is {}", genesis.block_hash()),
+            });
+        }
+        source.sync_headers()?;
+        Ok(source)
+    }
+
+    /// What the source has done so far.
+    pub fn stats(&self) -> ElectrumStats {
+        ElectrumStats {
+            headers: self.headers_validated.load(Ordering::Relaxed),
+            transactions: self.transactions.load(Ordering::Relaxed),
+            requests: self.requests.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The validated chain's tip.
+    pub fn validated_tip(&self) -> ChainTip {
+        let chain = self.read_chain();
+        ChainTip {
+            height: chain.tip_height(),
+            hash: chain.tip_hash(),
+        }
+    }
+
+    fn client(&self) -> &Client {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let i = self.next_client.fetch_add(1, Ordering::Relaxed) % self.clients.len();
+        &self.clients[i]
+    }
+
+    fn read_chain(&self) -> std::sync::RwLockReadGuard<'_, HeaderChain> {
+        self.chain.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Brings the validated chain to the server's tip (following a reorganisation if the
+    /// server's chain forks from it) and returns the tip.
+    pub fn sync_headers(&self) -> Result<ChainTip, SourceError> {
+        let _one_at_a_time = self.syncing.lock().unwrap_or_else(|p| p.into_inner());
+        // The subscription's answer is the server's current tip; drain queued notifications
+        // so that they do not pile up on the connection.
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let subscriber = &self.clients[0];
+        let notification = subscriber
+            .block_headers_subscribe_raw()
+            .map_err(map_err("blockchain.headers.subscribe"))?;
+        while let Ok(Some(_)) = subscriber.block_headers_pop_raw() {}
+        let server_tip = notification.height as u64;
+        let tip_header: Header = deserialize(&notification.header)
+            .map_err(|e| malformed("the subscription's tip header", e))?;
+        let (ours, known) = {
+            let chain = self.read_chain();
+            (
+                chain.tip_height(),
+                chain.hash(server_tip) == Some(tip_header.block_hash()),
+            )
+        };
+        if known {
+            if server_tip < ours {
+                tracing::warn!(
+                    server_tip,
+                    validated = ours,
+                    "the server's tip is below the validated chain; keeping the chain"
+                );
+            }
+            return Ok(self.validated_tip());
+        }
+        let fork = self.find_fork(ours.min(server_tip))?;
+        if fork < ours {
+            tracing::warn!(
+                fork,
+                depth = ours - fork,
+                "electrum: the server's chain forks from the validated one"
+            );
+            self.forget_history_above(fork);
+        }
+        let mut at = fork;
+        let mut first = true;
+        while at < server_tip {
+            let want = usize::try_from(server_tip - at)
+                .unwrap_or(HEADER_BATCH)
+                .min(HEADER_BATCH);
+            let got = self.fetch_headers(at + 1, want)?;
+            if got.is_empty() {
+                return Err(malformed(
+                    format!("headers from {}", at + 1),
+                    "the server returned none below its own tip",
+                ));
+            }
+            let mut chain = self.chain.write().unwrap_or_else(|p| p.into_inner());
+            // The first batch replaces the old branch above the fork; later ones extend.
+            let base = if first { fork } else { chain.tip_height() };
+            chain.connect(NAME, base, &got)?;
+            first = false;
+            at = chain.tip_height();
+            self.headers_validated
+                .fetch_add(got.len() as u64, Ordering::Relaxed);
+        }
+        Ok(self.validated_tip())
+    }
+
+    /// `count` raw headers from `start`, as the server sends them (not validated).
+    fn fetch_headers(&self, start: u64, count: usize) -> Result<Vec<Header>, SourceError> {
+        let what = format!("{count} headers from {start}");
+        let start_usize = usize::try_from(start).map_err(|_| malformed(what.clone(), "height"))?;
+        let res = self
+            .client()
+            .block_headers(start_usize, count)
+            .map_err(map_err(what.clone()))?;
+        if res.headers.len() > count {
+            return Err(malformed(
+                what,
+                format!("{} headers for {count} asked", res.headers.len()),
+            ));
+        }
+        Ok(res.headers)
+    }
+
+    /// The highest height at or below `from` where the server's chain and the validated one
+    /// agree.
+    fn find_fork(&self, from: u64) -> Result<u64, SourceError> {
+        let mut top = from;
+        loop {
+            let low = top.saturating_sub(FORK_SEARCH_BATCH - 1);
+            let theirs = self.fetch_headers(low, (top - low + 1) as usize)?;
+            let chain = self.read_chain();
+            for (i, h) in theirs.iter().enumerate().rev() {
+                let height = low + i as u64;
+                if chain.hash(height) == Some(h.block_hash()) {
+                    return Ok(height);
+                }
+            }
+            if low == 0 {
+                return Err(SourceError::WrongNetwork {
+                    source_name: NAME,
+                    expected: self.config.network,
+                    found: "a chain that shares no block with the validated one".into(),
+                });
+            }
+            top = low - 1;
+        }
+    }
+
+    fn forget_history_above(&self, fork: u64) {
+        let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        history.by_height.retain(|&h, _| h <= fork);
+        history.blocks.retain(|&h, _| h <= fork);
+        if history.as_of.is_some_and(|a| a > fork) {
+            history.as_of = Some(fork);
+        }
+    }
+
+    /// Makes sure the validated chain reaches `height`.
+    fn reach(&self, height: u64) -> Result<(u64, BlockHash, Header), SourceError> {
+        if self.read_chain().tip_height() < height {
+            self.sync_headers()?;
+        }
+        let chain = self.read_chain();
+        match (chain.hash(height), chain.header(height)) {
+            (Some(hash), Some(header)) => Ok((height, hash, *header)),
+            _ => Err(SourceError::PastTip {
+                source_name: NAME,
+                height,
+                tip: chain.tip_height(),
+            }),
+        }
+    }
+
+    /// The watched scripts' confirmed txids at `height`, refreshing the history when it was
+    /// fetched before the chain reached `height` (and checking that the refreshed one still
+    /// lists everything confirmed that it listed before).
+    fn txids_at(&self, height: u64, scripts: &[ScriptBuf]) -> Result<Vec<Txid>, SourceError> {
+        let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        if history.scripts != scripts {
+            *history = History {
+                scripts: scripts.to_vec(),
+                ..History::default()
+            };
+        }
+        if history.as_of.is_none_or(|a| a < height) {
+            let as_of = self.read_chain().tip_height();
+            let lists = self
+                .client()
+                .batch_script_get_history(scripts.iter().map(|s| s.as_script()))
+                .map_err(map_err("blockchain.scripthash.get_history"))?;
+            if lists.len() != scripts.len() {
+                return Err(malformed(
+                    "blockchain.scripthash.get_history",
+                    format!("{} histories for {} scripts", lists.len(), scripts.len()),
+                ));
+            }
+            let mut by_height: BTreeMap<u64, BTreeSet<Txid>> = BTreeMap::new();
+            for entry in lists.iter().flatten() {
+                // Unconfirmed entries have height 0 or -1.
+                if let Ok(h) = u64::try_from(entry.height)
+                    && h > 0
+                    && h <= as_of
+                {
+                    by_height.entry(h).or_default().insert(entry.tx_hash);
+                }
+            }
+            let chain = self.read_chain();
+            // Everything the last answer listed in a block that is still on the chain must
+            // still be listed.
+            for (h, txids) in &history.by_height {
+                if history.blocks.get(h).copied() != chain.hash(*h) {
+                    continue;
+                }
+                let now = by_height.get(h);
+                if let Some(missing) = txids.iter().find(|t| now.is_none_or(|n| !n.contains(*t))) {
+                    return Err(unverified(
+                        *h,
+                        Violation::Omission,
+                        format!(
+                            "the history listed {missing} in block {h} before, and no longer does \
+                             though that block is still on the chain"
+                        ),
+                    ));
+                }
+            }
+            history.blocks = by_height
+                .keys()
+                .filter_map(|&h| chain.hash(h).map(|b| (h, b)))
+                .collect();
+            history.by_height = by_height;
+            history.as_of = Some(as_of);
+        }
+        Ok(history
+            .by_height
+            .get(&height)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default())
+    }
+
+    /// Fetches `txids` (batched) and checks each hashes to its txid.
+    fn transactions(&self, height: u64, txids: &[Txid]) -> Result<Vec<Transaction>, SourceError> {
+        let mut out = Vec::with_capacity(txids.len());
+        for chunk in txids.chunks(TX_BATCH) {
+            let raws = self
+                .client()
+                .batch_transaction_get_raw(chunk)
+                .map_err(map_err(format!("{} transactions", chunk.len())))?;
+            if raws.len() != chunk.len() {
+                return Err(malformed(
+                    "blockchain.transaction.get",
+                    format!("{} answers for {} transactions", raws.len(), chunk.len()),
+                ));
+            }
+            for (txid, raw) in chunk.iter().zip(raws) {
+                let tx: Transaction =
+                    deserialize(&raw).map_err(|e| malformed(format!("transaction {txid}"), e))?;
+                let got = tx.compute_txid();
+                if got != *txid {
+                    return Err(unverified(
+                        height,
+                        Violation::TxidMismatch,
+                        format!("asked for {txid}, got a transaction that hashes to {got}"),
+                    ));
+                }
+                out.push(tx);
+            }
+        }
+        self.transactions
+            .fetch_add(txids.len() as u64, Ordering::Relaxed);
+        Ok(out)
+    }
+
+    /// Proves each of `txs` to be in the block `header` at `height`; returns their positions.
+    fn prove(
+        &self,
+        height: u64,
+        header: &Header,
+        txs: &[Transaction],
+    ) -> Result<Vec<u32>, SourceError> {
+        let height_usize =
+            usize::try_from(height).map_err(|_| malformed("a merkle request", "height"))?;
+        let mut positions = Vec::with_capacity(txs.len());
+        let mut depth = None;
+        for chunk in txs.chunks(TX_BATCH) {
+            let asks: Vec<(Txid, usize)> = chunk
+                .iter()
+                .map(|t| (t.compute_txid(), height_usize))
+                .collect();
+            let proofs = self
+                .client()
+                .batch_transaction_get_merkle(&asks)
+                .map_err(map_err(format!("{} merkle branches", asks.len())))?;
+            if proofs.len() != asks.len() {
+                return Err(malformed(
+                    "blockchain.transaction.get_merkle",
+                    format!("{} answers for {} requests", proofs.len(), asks.len()),
+                ));
+            }
+            for ((tx, (txid, _)), proof) in chunk.iter().zip(&asks).zip(proofs) {
+                let bad = |detail: String| unverified(height, Violation::MerkleBranch, detail);
+                if proof.block_height != height_usize {
+                    return Err(bad(format!(
+                        "the branch for {txid} is for height {}",
+                        proof.block_height
+                    )));
+                }
+                // A 64-byte transaction could pose as an inner node of the tree.
+                if encode::serialize(&tx_without_witness(tx)).len() == 64 {
+                    return Err(bad(format!("{txid} is 64 bytes long without its witness")));
+                }
+                if *depth.get_or_insert(proof.merkle.len()) != proof.merkle.len() {
+                    return Err(bad(format!(
+                        "branches of different depths ({} and {}) in one block",
+                        depth.unwrap_or(0),
+                        proof.merkle.len()
+                    )));
+                }
+                merkle::verify_branch(*txid, proof.pos as u64, &proof.merkle, header.merkle_root)
+                    .map_err(|e| bad(format!("{txid} at position {}: {e}", proof.pos)))?;
+                positions.push(u32::try_from(proof.pos).map_err(|_| bad("position".into()))?);
+            }
+        }
+        let distinct: BTreeSet<u32> = positions.iter().copied().collect();
+        if distinct.len() != positions.len() {
+            return Err(unverified(
+                height,
+                Violation::MerkleBranch,
+                "two transactions proven at one position".into(),
+            ));
+        }
+        Ok(positions)
+    }
+
+    /// The outputs `txs`' inputs spend, from their funding transactions.
+    fn prevouts(&self, height: u64, txs: &[&Transaction]) -> Result<Vec<Vec<TxOut>>, SourceError> {
+        let funding: Vec<Txid> = txs
+            .iter()
+            .flat_map(|t| t.input.iter().map(|i| i.previous_output.txid))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let fetched = self.transactions(height, &funding)?;
+        let by_txid: BTreeMap<Txid, Transaction> = funding.into_iter().zip(fetched).collect();
+        txs.iter()
+            .map(|tx| {
+                tx.input
+                    .iter()
+                    .map(|input| {
+                        let op = input.previous_output;
+                        by_txid
+                            .get(&op.txid)
+                            .and_then(|f| f.output.get(op.vout as usize))
+                            .cloned()
+                            .ok_or_else(|| {
+                                unverified(
+                                    height,
+                                    Violation::Prevout,
+                                    format!(
+                                        "{} spends {op}, which its funding transaction lacks",
+                                        tx.compute_txid()
+                                    ),
+                                )
+                            })
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn watched_once(
+        &self,
+        height: u64,
+        scripts: &[ScriptBuf],
+        select: &(dyn Fn(&Transaction) -> bool + Sync),
+    ) -> Result<WatchedBlock, SourceError> {
+        let (height, hash, header) = self.reach(height)?;
+        let txids = self.txids_at(height, scripts)?;
+        let txs = self.transactions(height, &txids)?;
+        let positions = self.prove(height, &header, &txs)?;
+        let mut found: Vec<(u32, Transaction)> = positions
+            .into_iter()
+            .zip(txs)
+            .filter(|(_, tx)| pays(tx, scripts))
+            .collect();
+        found.sort_by_key(|(pos, _)| *pos);
+        let wanted: Vec<&Transaction> = found
+            .iter()
+            .filter(|(pos, tx)| *pos > 0 && select(tx))
+            .map(|(_, tx)| tx)
+            .collect();
+        let mut spent = self.prevouts(height, &wanted)?.into_iter();
+        let txs = found
+            .into_iter()
+            .map(|(index, tx)| {
+                let spent = if index > 0 && select(&tx) {
+                    spent.next()
+                } else {
+                    None
+                };
+                WatchedTx { index, tx, spent }
+            })
+            .collect();
+        Ok(WatchedBlock {
+            height,
+            hash,
+            header,
+            txs,
+        })
+    }
+}
+
+fn tx_without_witness(tx: &Transaction) -> Transaction {
+    let mut t = tx.clone();
+    for input in &mut t.input {
+        input.witness.clear();
+    }
+    t
+}
+
+impl BlockSource for ElectrumSource {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn network(&self) -> Network {
+        self.config.network
+    }
+
+    fn tip(&self) -> Result<ChainTip, SourceError> {
+        self.sync_headers()
+    }
+
+    fn block_hash(&self, height: u64) -> Result<BlockHash, SourceError> {
+        Ok(self.reach(height)?.1)
+    }
+
+    fn headers(&self, start: u64, count: usize) -> Result<Vec<Header>, SourceError> {
+        let end = start.saturating_add(count as u64);
+        if count > 0 {
+            self.reach(end - 1)?;
+        }
+        let chain = self.read_chain();
+        (start..end)
+            .map(|h| {
+                chain.header(h).copied().ok_or(SourceError::PastTip {
+                    source_name: NAME,
+                    height: h,
+                    tip: chain.tip_height(),
+                })
+            })
+            .collect()
+    }
+
+    fn block(&self, _hash: &BlockHash) -> Result<FetchedBlock, SourceError> {
+        Err(SourceError::Unsupported {
+            source_name: NAME,
+            operation: "serving whole blocks (Electrum serves headers and proven transactions)",
+        })
+    }
+
+    fn spent_outputs(
+        &self,
+        _hash: &BlockHash,
+        _block: &Block,
+    ) -> Result<SpentOutputs, SourceError> {
+        Err(SourceError::Unsupported {
+            source_name: NAME,
+            operation: "spent outputs of whole blocks",
+        })
+    }
+
+    fn coverage(&self) -> Coverage {
+        Coverage::Watched
+    }
+
+    fn watched(
+        &self,
+        height: u64,
+        scripts: &[ScriptBuf],
+        select: &(dyn Fn(&Transaction) -> bool + Sync),
+    ) -> Result<WatchedBlock, SourceError> {
+        match self.watched_once(height, scripts, select) {
+            Err(e @ SourceError::Unverified { .. }) => {
+                // A proof that fails may be a reorganisation that happened between the header
+                // sync and the history: if the chain moved at this height, answer for the new
+                // block; otherwise the server lied.
+                let before = self.read_chain().hash(height);
+                self.sync_headers()?;
+                if self.read_chain().hash(height) == before {
+                    return Err(e);
+                }
+                tracing::info!(height, "electrum: the chain moved during a fetch; retrying");
+                self.forget_history_above(height.saturating_sub(1));
+                self.watched_once(height, scripts, select)
+            }
+            other => other,
+        }
+    }
+
+    fn broadcast(&self, tx: &Transaction) -> Result<Txid, SourceError> {
+        self.client()
+            .transaction_broadcast(tx)
+            .map_err(map_err("blockchain.transaction.broadcast"))
+    }
+}
