@@ -3,7 +3,8 @@
 //! Per block, the engine runs (the Python virtualchain names in brackets):
 //!
 //! 1. [`Application::parse`] (`db_parse`) on every transaction whose OP_RETURN payload carries the
-//!    application's magic and a declared opcode, in block order;
+//!    application's magic and a declared opcode (and, when the application declares marker
+//!    scripts, that pays one of them), in block order;
 //! 2. [`Application::prepare`] (`db_scan_block`) once, with all parsed operations of the block;
 //! 3. for each parsed operation in block order, [`Application::check`] (`db_check`: accept or
 //!    reject, read-only) and, if accepted, [`Application::commit`] (`db_commit`: change state,
@@ -55,6 +56,12 @@ pub struct AppSpec {
     pub seeds: Vec<(u64, ConsensusHash)>,
     /// The application's state namespaces (their order fixes their ids in the database).
     pub namespaces: Vec<&'static str>,
+    /// Marker scripts: when not empty, a transaction is an operation only if one of its
+    /// outputs pays one of these scripts (a registry or burn address); others are never
+    /// parsed, whatever the source. Declaring markers is what lets the application run on a
+    /// watching source (Electrum), which finds transactions through these scripts' histories,
+    /// with the same consensus hashes as on whole blocks. See `docs/electrum.md`.
+    pub markers: Vec<bitcoin::ScriptBuf>,
 }
 
 /// Why an operation was not accepted. Not part of consensus; reported and logged.

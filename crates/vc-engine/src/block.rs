@@ -1,30 +1,36 @@
 //! Applying one block: candidates, parse, prepare, check, commit, finalize.
 
+use bitcoin::block::Header;
 use bitcoin::hashes::Hash;
-use bitcoin::{Block, Transaction};
+use bitcoin::{Block, BlockHash, ScriptBuf, Transaction, TxOut};
 use vc_chash::{ConsensusHash, Hash256, Scheme, Seeds};
 use vc_codec::carrier::Carrier;
 use vc_codec::payload::PayloadFormat;
 use vc_codec::record;
-use vc_source::SpentOutputs;
 use vc_source::prefetch::Fetched;
+use vc_source::{WatchedBlock, pays};
 use vc_store::{BlockHeader, OutputData, StoredOp, Writer};
 
 use crate::app::{Application, CheckError, Parsed, Reject};
 use crate::context::{BlockInfo, BlockState, OpContext};
 use crate::error::EngineError;
 
-/// How a payload is recognised: the carrier rule and the payload format together.
+/// How an operation is recognised: the carrier rule, the payload format and the marker
+/// scripts together.
 #[derive(Clone, Debug)]
 pub(crate) struct Recognizer {
     pub carrier: Carrier,
     pub format: PayloadFormat,
+    pub markers: Vec<ScriptBuf>,
 }
 
 impl Recognizer {
-    /// The payload of `tx` if it carries one of the application's: (carrier vout, opcode,
-    /// payload).
+    /// The payload of `tx` if it is one of the application's operations: (carrier vout,
+    /// opcode, payload).
     pub fn payload<'t>(&self, tx: &'t Transaction) -> Option<(usize, u8, &'t [u8])> {
+        if !self.markers.is_empty() && !pays(tx, &self.markers) {
+            return None;
+        }
         match self.carrier.extract(tx) {
             Ok(Some(c)) => match self.format.decode(c.data) {
                 Ok(p) => Some((c.vout, p.opcode, c.data)),
@@ -69,14 +75,71 @@ pub struct Rejected {
     pub reject: Reject,
 }
 
+/// A block as the engine applies it: whole (from a block source) or reduced to the watched
+/// transactions (from a watching source). Either way, each candidate keeps its position in the
+/// block, so operations get the same `txindex` and `vtxindex` from every source.
+pub(crate) struct Input {
+    pub height: u64,
+    pub hash: BlockHash,
+    pub header: Header,
+    pub size: usize,
+    pub tx_count: usize,
+    /// Non-coinbase transactions that may carry operations: (position, transaction, spent
+    /// outputs when fetched).
+    pub txs: Vec<(u32, Transaction, Option<Vec<TxOut>>)>,
+}
+
+impl Input {
+    pub fn from_block(f: Fetched) -> Input {
+        let tx_count = f.block.txdata.len();
+        let mut spent = f.spent.map(|s| s.0.into_iter());
+        let txs = f
+            .block
+            .txdata
+            .into_iter()
+            .enumerate()
+            .map(|(i, tx)| {
+                let s = spent.as_mut().and_then(Iterator::next);
+                (u32::try_from(i).unwrap_or(u32::MAX), tx, s)
+            })
+            .skip(1)
+            .collect();
+        Input {
+            height: f.height,
+            hash: f.hash,
+            header: f.block.header,
+            size: f.size,
+            tx_count,
+            txs,
+        }
+    }
+
+    pub fn from_watched(w: WatchedBlock) -> Input {
+        let txs: Vec<_> = w
+            .txs
+            .into_iter()
+            .filter(|t| t.index > 0)
+            .map(|t| (t.index, t.tx, t.spent))
+            .collect();
+        Input {
+            height: w.height,
+            hash: w.hash,
+            header: w.header,
+            size: 0,
+            tx_count: txs.len(),
+            txs,
+        }
+    }
+}
+
 /// What processing one block did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlockReport {
     /// The block.
     pub info: BlockInfo,
-    /// Its serialized size.
+    /// Its serialized size (0 from a watching source, which never sees the whole block).
     pub size: usize,
-    /// Its transaction count.
+    /// Its transaction count (from a watching source: the watched transactions).
     pub tx_count: usize,
     /// Its consensus hash.
     pub consensus_hash: ConsensusHash,
@@ -117,13 +180,12 @@ impl Apply<'_> {
         &self,
         app: &mut A,
         writer: &mut Writer<'_>,
-        fetched: &Fetched,
+        fetched: &Input,
     ) -> Result<BlockReport, EngineError> {
-        let block = &fetched.block;
         let info = BlockInfo {
             height: fetched.height,
             hash: fetched.hash,
-            time: block.header.time,
+            time: fetched.header.time,
         };
         let mut rejected = Vec::new();
         let parsed = self.parse_all(app, fetched, &mut rejected)?;
@@ -132,7 +194,7 @@ impl Apply<'_> {
         let header = BlockHeader {
             height: info.height,
             block_hash: Hash256(fetched.hash.to_byte_array()),
-            prev_hash: Hash256(block.header.prev_blockhash.to_byte_array()),
+            prev_hash: Hash256(fetched.header.prev_blockhash.to_byte_array()),
         };
         let mut bw = writer.begin_block(header)?;
         let mut accepted = 0u32;
@@ -207,7 +269,7 @@ impl Apply<'_> {
         Ok(BlockReport {
             info,
             size: fetched.size,
-            tx_count: block.txdata.len(),
+            tx_count: fetched.tx_count,
             consensus_hash: summary.consensus_hash,
             ops_hash: summary.ops_hash,
             accepted,
@@ -218,14 +280,11 @@ impl Apply<'_> {
     fn parse_all<A: Application>(
         &self,
         app: &A,
-        fetched: &Fetched,
+        fetched: &Input,
         rejected: &mut Vec<Rejected>,
     ) -> Result<Vec<Parsed<A::Op>>, EngineError> {
-        let block = &fetched.block;
         let mut parsed = Vec::new();
-        let empty = SpentOutputs::default();
-        let spent = fetched.spent.as_ref().unwrap_or(&empty);
-        for (txindex, tx) in block.txdata.iter().enumerate().skip(1) {
+        for (txindex, tx, spent) in &fetched.txs {
             let Some((vout, opcode, payload)) = self.recognizer.payload(tx) else {
                 continue;
             };
@@ -237,8 +296,7 @@ impl Apply<'_> {
                 detail,
             };
             let senders = spent
-                .0
-                .get(txindex)
+                .as_ref()
                 .filter(|s| s.len() == tx.input.len())
                 .ok_or_else(|| bad("the source gave no spent outputs for it".into()))?;
             let fee = match (sum_values(senders), sum_values(&tx.output)) {
@@ -253,7 +311,7 @@ impl Apply<'_> {
             let ctx = OpContext {
                 height: fetched.height,
                 txid,
-                txindex: u32::try_from(txindex).unwrap_or(u32::MAX),
+                txindex: *txindex,
                 vtxindex,
                 opcode,
                 payload: payload.to_vec(),

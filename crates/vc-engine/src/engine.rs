@@ -10,12 +10,12 @@ use bitcoin::hashes::Hash;
 use vc_chash::{ConsensusHash, Seeds};
 use vc_codec::carrier::Carrier;
 use vc_codec::payload::PayloadFormat;
-use vc_source::BlockSource;
-use vc_source::prefetch::{Prefetch, Selector};
+use vc_source::prefetch::{Prefetch, Selector, TxSelector};
+use vc_source::{BlockSource, Coverage, SourceError};
 use vc_store::{CommitPolicy, Store, StoreConfig, Tip, Writer};
 
 use crate::app::Application;
-use crate::block::{Apply, BlockReport, Recognizer};
+use crate::block::{Apply, BlockReport, Input, Recognizer};
 use crate::error::EngineError;
 
 /// The deepest reorganisation the engine rolls back on its own by default.
@@ -204,6 +204,11 @@ impl<A: Application> Engine<A> {
             .map_err(|e| EngineError::Spec(e.to_string()))?;
         let carrier = Carrier::new(spec.carrier, spec.payload_limit)
             .map_err(|e| EngineError::Spec(e.to_string()))?;
+        if source.coverage() == Coverage::Watched && spec.markers.is_empty() {
+            return Err(EngineError::NeedsMarkers {
+                source_name: source.name(),
+            });
+        }
         let undo = config.undo_window.max(config.max_reorg_depth);
         let store = match Store::open(db.as_ref(), store_config(&spec, source.network(), undo)) {
             Err(vc_store::StoreError::Mismatch {
@@ -225,7 +230,11 @@ impl<A: Application> Engine<A> {
             store,
             source,
             config,
-            recognizer: Recognizer { carrier, format },
+            recognizer: Recognizer {
+                carrier,
+                format,
+                markers: spec.markers.clone(),
+            },
             seeds: spec.seeds.iter().copied().collect(),
             pins,
         })
@@ -373,22 +382,48 @@ impl<A: Application> Engine<A> {
                 return Ok(());
             }
             observer.on_range(next, target, chain_tip.height);
-            let select: Selector = {
-                let r = recognizer.clone();
-                Arc::new(move |b| r.selects(b))
-            };
-            let fetch = Prefetch::selective(
-                Arc::clone(source),
-                next,
-                target + 1,
-                config.workers,
-                config.window,
-                select,
-            );
+            let fetch: Box<dyn Iterator<Item = Result<Input, SourceError>>> =
+                match source.coverage() {
+                    Coverage::Blocks => {
+                        let select: Selector = {
+                            let r = recognizer.clone();
+                            Arc::new(move |b| r.selects(b))
+                        };
+                        Box::new(
+                            Prefetch::selective(
+                                Arc::clone(source),
+                                next,
+                                target + 1,
+                                config.workers,
+                                config.window,
+                                select,
+                            )
+                            .map(|r| r.map(Input::from_block)),
+                        )
+                    }
+                    Coverage::Watched => {
+                        let select: TxSelector = {
+                            let r = recognizer.clone();
+                            Arc::new(move |tx| r.payload(tx).is_some())
+                        };
+                        Box::new(
+                            Prefetch::watched(
+                                Arc::clone(source),
+                                next,
+                                target + 1,
+                                config.workers,
+                                config.window,
+                                recognizer.markers.clone(),
+                                select,
+                            )
+                            .map(|r| r.map(Input::from_watched)),
+                        )
+                    }
+                };
             for item in fetch {
                 let fetched = item?;
                 if let Some((_, tip_hash)) = writer.tip()
-                    && fetched.block.header.prev_blockhash.to_byte_array() != tip_hash.0
+                    && fetched.header.prev_blockhash.to_byte_array() != tip_hash.0
                 {
                     // The chain changed under the prefetch: re-check from the top.
                     tracing::info!(

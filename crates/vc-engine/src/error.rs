@@ -20,6 +20,15 @@ pub enum EngineError {
     /// The application's spec is unusable (bad magic, opcodes or limit).
     #[error("application spec: {0}")]
     Spec(String),
+    /// The source delivers only transactions paying watched scripts (Electrum), and the
+    /// application declares no marker scripts, so operations would go unseen.
+    #[error(
+        "the {source_name} source only sees transactions that pay watched scripts, and the application declares no marker scripts: use a Core or blk-file source"
+    )]
+    NeedsMarkers {
+        /// The source.
+        source_name: &'static str,
+    },
     /// The source serves another network than the database was made for.
     #[error("the source serves {source_network} but the database was made for {store}")]
     WrongNetwork {

@@ -27,6 +27,15 @@ pub fn burn_script() -> ScriptBuf {
     ScriptBuf::new_p2pkh(&PubkeyHash::from_byte_array([0; 20]))
 }
 
+/// The registry script of the marker deployment ([`NamesConfig::with_registry`]): P2PKH of
+/// `HASH160("vc-names registry")`, which nobody holds a key for, so the dust paid to it is
+/// burnt like the fees.
+pub fn default_registry_script() -> ScriptBuf {
+    ScriptBuf::new_p2pkh(&PubkeyHash::from_byte_array(
+        hash160::Hash::hash(b"vc-names registry").to_byte_array(),
+    ))
+}
+
 /// A deployment's parameters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NamesConfig {
@@ -44,6 +53,12 @@ pub struct NamesConfig {
     pub reveal_expiry: u64,
     /// Namespace prices by id length.
     pub namespace_prices: NamespacePrices,
+    /// The marker deployment: when set, every operation must also pay this script (at least
+    /// one output, any value; the builders pay [`crate::build::DUST`]), and operations that do
+    /// not are never seen. This is what lets the deployment run on an Electrum server (see
+    /// `docs/electrum.md`). It is part of consensus: the rules' version names it, so a
+    /// database made with one setting refuses to open with another.
+    pub registry: Option<ScriptBuf>,
 }
 
 impl NamesConfig {
@@ -58,6 +73,15 @@ impl NamesConfig {
             preorder_expiry: 144,
             reveal_expiry: 52_595,
             namespace_prices: NamespacePrices::MAINNET,
+            registry: None,
+        }
+    }
+
+    /// This deployment with the marker rule: every operation pays `registry`.
+    pub fn with_registry(self, registry: ScriptBuf) -> Self {
+        NamesConfig {
+            registry: Some(registry),
+            ..self
         }
     }
 
@@ -174,7 +198,10 @@ impl NamesApp {
     pub fn new(config: NamesConfig) -> Self {
         let spec = AppSpec {
             name: APP_NAME.into(),
-            version: APP_VERSION.into(),
+            version: match &config.registry {
+                None => APP_VERSION.into(),
+                Some(r) => format!("{APP_VERSION}+registry:{}", hex(r.as_bytes())),
+            },
             first_block: config.first_block,
             magic: wire::MAGIC.to_vec(),
             opcodes: wire::OPCODES.to_vec(),
@@ -185,6 +212,7 @@ impl NamesApp {
             staleness: config.staleness,
             seeds: Vec::new(),
             namespaces: NAMESPACES.to_vec(),
+            markers: config.registry.iter().cloned().collect(),
         };
         NamesApp {
             config,

@@ -78,6 +78,23 @@ pub struct Coin {
     pub txout: TxOut,
 }
 
+impl Plan {
+    /// The plan with one more output paying [`DUST`] to `marker` (the registry of a marker
+    /// deployment), after every output the rules look at by position.
+    pub fn with_marker(mut self, marker: &ScriptBuf) -> Plan {
+        self.outputs.push(pay(marker.clone(), DUST));
+        self
+    }
+
+    /// [`Plan::with_marker`] when the deployment `config` has a registry, else the plan.
+    pub fn for_deployment(self, config: &crate::NamesConfig) -> Plan {
+        match &config.registry {
+            Some(r) => self.with_marker(r),
+            None => self,
+        }
+    }
+}
+
 fn pay(script: ScriptBuf, sat: u64) -> PlannedOutput {
     PlannedOutput::Pay(TxOut {
         value: Amount::from_sat(sat),

@@ -38,6 +38,7 @@ pub mod state;
 pub mod wire;
 
 pub use app::{
-    NamesApp, NamesConfig, NamesOp, all_names, burn_script, lookup_name, lookup_namespace,
+    NamesApp, NamesConfig, NamesOp, all_names, burn_script, default_registry_script, lookup_name,
+    lookup_namespace,
 };
 pub use wire::NameOp;

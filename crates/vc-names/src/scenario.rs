@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use bitcoin::secp256k1::SecretKey;
-use bitcoin::{Address, BlockHash, Network, OutPoint, PrivateKey, Transaction};
+use bitcoin::{Address, BlockHash, Network, OutPoint, PrivateKey, ScriptBuf, Transaction};
 use vc_chash::ConsensusHash;
 use vc_engine::{BlockReport, Engine, EngineConfig, EngineError, Observer, ReorgReport};
 use vc_source::BlockSource;
@@ -108,10 +108,23 @@ impl<'m> Scenario<'m> {
         db: &Path,
         wallets: u8,
     ) -> Result<Self, ScenarioError> {
+        Self::start_with(miner, source, db, wallets, None)
+    }
+
+    /// [`Scenario::start`] for the marker deployment with `registry` (every operation the
+    /// scenario signs pays it), or the plain one with `None`.
+    pub fn start_with(
+        miner: &'m dyn Miner,
+        source: Arc<dyn BlockSource>,
+        db: &Path,
+        wallets: u8,
+        registry: Option<ScriptBuf>,
+    ) -> Result<Self, ScenarioError> {
         let network = source.network();
         let first = source.tip().map_err(EngineError::from)?.height + 1;
         let config = NamesConfig {
             network,
+            registry,
             ..NamesConfig::regtest(first)
         };
         let engine_config = EngineConfig {
@@ -193,8 +206,16 @@ impl<'m> Scenario<'m> {
         }
     }
 
-    /// Signs `plan` with wallet `who`'s coin; the change becomes its next coin.
+    /// Signs `plan` with wallet `who`'s coin (adding the registry output in a marker
+    /// deployment); the change becomes its next coin.
     pub fn sign(&mut self, who: usize, plan: &Plan) -> Result<Transaction, ScenarioError> {
+        let plan = plan.clone().for_deployment(self.engine.app().config());
+        self.sign_exactly(who, &plan)
+    }
+
+    /// Signs exactly `plan` (no registry output even in a marker deployment: how tests make
+    /// operations that the marker rule hides).
+    pub fn sign_exactly(&mut self, who: usize, plan: &Plan) -> Result<Transaction, ScenarioError> {
         let fee = self.fee;
         let (wallet, coin) = &mut self.wallets[who];
         let c = coin
