@@ -38,6 +38,11 @@ use bitcoincore_rpc::{Auth, Client, RpcApi};
 
 pub use bitcoincore_rpc;
 
+pub mod electrs;
+pub mod proxy;
+pub use electrs::Electrs;
+pub use proxy::{Lie, LyingProxy};
+
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -1,0 +1,189 @@
+//! A regtest `electrs` in front of a [`TestNode`]: started on 127.0.0.1 with ports chosen at
+//! run time and a temporary index directory, stopped on drop.
+//!
+//! Finding the binary: `ELECTRS_EXE`, else the cache `cargo xtask electrs` fills
+//! (`cargo install electrs --locked` at [`ELECTRS_VERSION`]). Without either,
+//! [`Electrs::start`] returns `None` after a loud message; with `VC_REQUIRE_ELECTRS` set (as CI
+//! does) it panics instead.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bitcoincore_rpc::RpcApi;
+use electrum_client::ElectrumApi;
+
+use crate::{TestNode, cache_root, free_port};
+
+/// The environment variable that names an electrs binary.
+pub const ELECTRS_EXE: &str = "ELECTRS_EXE";
+/// Set (to anything) to make a missing electrs a test failure instead of a skip.
+pub const REQUIRE_ELECTRS_ENV: &str = "VC_REQUIRE_ELECTRS";
+/// The electrs version `cargo xtask electrs` installs: the cache key.
+pub const ELECTRS_VERSION: &str = "0.12.0";
+
+/// Where `cargo xtask electrs` installs `bin/electrs`.
+pub fn electrs_install_dir() -> Option<PathBuf> {
+    Some(cache_root()?.join("electrs").join(ELECTRS_VERSION))
+}
+
+/// The electrs to run, or `None` (after a loud message) when there is none and CI did not ask
+/// for one.
+pub fn electrs_exe() -> Option<PathBuf> {
+    if let Some(exe) = std::env::var_os(ELECTRS_EXE) {
+        return Some(PathBuf::from(exe));
+    }
+    if let Some(exe) = electrs_install_dir()
+        .map(|d| d.join("bin/electrs"))
+        .filter(|e| e.exists())
+    {
+        return Some(exe);
+    }
+    if std::env::var_os(REQUIRE_ELECTRS_ENV).is_some() {
+        panic!(
+            "{REQUIRE_ELECTRS_ENV} is set but no electrs was found: run `cargo xtask electrs` or set {ELECTRS_EXE}"
+        );
+    }
+    eprintln!(
+        "\n*** SKIPPING a test that needs a real electrs: none found. Run `cargo xtask electrs` \
+         (installs and caches one) or set {ELECTRS_EXE}. CI never skips. ***\n"
+    );
+    None
+}
+
+/// A running electrs.
+pub struct Electrs {
+    child: Option<Child>,
+    _db: tempfile::TempDir,
+    port: u16,
+}
+
+impl std::fmt::Debug for Electrs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Electrs")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Electrs {
+    /// Starts electrs against `node` and waits until it serves the node's tip, or returns
+    /// `None` when no electrs is available (see the module docs). The node must have mined at
+    /// least one block (electrs waits for the node to leave initial block download).
+    pub fn start(node: &TestNode) -> Option<Electrs> {
+        let exe = electrs_exe()?;
+        let db = tempfile::tempdir().expect("a temporary directory");
+        let port = free_port();
+        let monitoring = free_port();
+        let child = Command::new(&exe)
+            .args([
+                "--skip-default-conf-files",
+                "--network",
+                "regtest",
+                "--log-filters",
+                "WARN",
+                "--wait-duration-secs",
+                "1",
+            ])
+            .arg("--daemon-dir")
+            .arg(node.datadir())
+            .arg("--cookie-file")
+            .arg(node.cookie_file())
+            .arg("--daemon-rpc-addr")
+            .arg(format!("127.0.0.1:{}", node.rpc_port()))
+            .arg("--electrum-rpc-addr")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--monitoring-addr")
+            .arg(format!("127.0.0.1:{monitoring}"))
+            .arg("--db-dir")
+            .arg(db.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", exe.display()));
+        let mut electrs = Electrs {
+            child: Some(child),
+            _db: db,
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = electrs
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("electrs exited during start-up: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "electrs did not open its port in 120 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        electrs.wait_synced(node);
+        Some(electrs)
+    }
+
+    /// The Electrum port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `tcp://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+
+    /// Waits until electrs serves `node`'s best block as its tip (after new blocks or a
+    /// reorganisation).
+    pub fn wait_synced(&self, node: &TestNode) {
+        let want = node.rpc().get_best_block_hash().expect("getbestblockhash");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            self.poke();
+            let tip =
+                electrum_client::Client::new(&self.url()).and_then(|c| c.block_headers_subscribe());
+            if let Ok(tip) = &tip
+                && tip.header.block_hash() == want
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "electrs did not reach the node's tip {want} in 120 s (last answer: {tip:?})"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Asks electrs to poll the node now (SIGUSR1, as bitcoind's `-blocknotify` would).
+    fn poke(&self) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .args(["-USR1", &child.id().to_string()])
+                .status();
+        }
+    }
+}
+
+impl Drop for Electrs {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
