@@ -15,49 +15,13 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use bitcoin::Network;
-use common::{Node, core};
+use common::{Node, Snapshot, core, snapshot};
 use vc_engine::{Engine, EngineConfig, NoObserver};
 use vc_names::scenario::{Scenario, test_namespace_params};
-use vc_names::state::{NAMESPACES, NameRecord, NamespaceRecord, Preorder};
 use vc_names::{NamesApp, NamesConfig, build, price::name_price};
 use vc_source::BlockSource;
 use vc_source::blk::{BlkConfig, BlkSource};
-use vc_store::{Namespace, Store};
 use vc_testnode::TestNode;
-
-/// Everything consensus-relevant in a names database: per block (hash, ops hash, consensus
-/// hash) and every state entry.
-#[derive(Debug, PartialEq)]
-struct Snapshot {
-    chain: Vec<([u8; 32], [u8; 32], Vec<u8>)>,
-    names: Vec<(String, NameRecord)>,
-    namespaces: Vec<(String, NamespaceRecord)>,
-    preorders: Vec<([u8; 20], Preorder)>,
-    namespace_preorders: Vec<([u8; 20], Preorder)>,
-}
-
-fn snapshot(store: &Store) -> Snapshot {
-    let view = store.view().unwrap();
-    let tip = view.tip().unwrap().unwrap().height;
-    let first = store.config().first_block;
-    let chain = (first..=tip)
-        .map(|h| {
-            let e = view.chain_entry(h).unwrap().unwrap();
-            (e.block_hash, e.ops_hash, e.consensus_hash)
-        })
-        .collect();
-    let names: Namespace<String, NameRecord> = store.namespace(NAMESPACES[3]).unwrap();
-    let namespaces: Namespace<String, NamespaceRecord> = store.namespace(NAMESPACES[0]).unwrap();
-    let preorders: Namespace<[u8; 20], Preorder> = store.namespace(NAMESPACES[2]).unwrap();
-    let ns_pre: Namespace<[u8; 20], Preorder> = store.namespace(NAMESPACES[1]).unwrap();
-    Snapshot {
-        chain,
-        names: view.range(&names, None, None).unwrap(),
-        namespaces: view.range(&namespaces, None, None).unwrap(),
-        preorders: view.range(&preorders, None, None).unwrap(),
-        namespace_preorders: view.range(&ns_pre, None, None).unwrap(),
-    }
-}
 
 fn fresh_index(source: Arc<dyn BlockSource>, first_block: u64, db: &Path) -> Snapshot {
     let config = EngineConfig {

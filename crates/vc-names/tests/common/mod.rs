@@ -1,12 +1,16 @@
 //! What the real-node tests of the names app share: a regtest node as the scenario's miner, and
-//! Core sources on it.
+//! Core sources on it, and a snapshot of everything consensus-relevant in a database.
+
+#![allow(dead_code)] // each test file uses part of it
 
 use std::sync::Arc;
 
 use bitcoin::{Address, BlockHash, Network, Transaction};
 use vc_names::scenario::Miner;
+use vc_names::state::{NAMESPACES, NameRecord, NamespaceRecord, Preorder};
 use vc_source::BlockSource;
 use vc_source::core::{CoreAuth, CoreConfig, CoreSource, RestMode};
+use vc_store::{Namespace, Store};
 use vc_testnode::TestNode;
 
 /// A regtest node mining for a scenario.
@@ -29,4 +33,38 @@ pub fn core(node: &TestNode, rest: bool) -> Arc<dyn BlockSource> {
         c.rest = RestMode::Off;
     }
     Arc::new(CoreSource::connect(c).unwrap())
+}
+
+/// Everything consensus-relevant in a names database: per block (hash, ops hash, consensus
+/// hash) and every state entry.
+#[derive(Debug, PartialEq)]
+pub struct Snapshot {
+    pub chain: Vec<([u8; 32], [u8; 32], Vec<u8>)>,
+    pub names: Vec<(String, NameRecord)>,
+    pub namespaces: Vec<(String, NamespaceRecord)>,
+    pub preorders: Vec<([u8; 20], Preorder)>,
+    pub namespace_preorders: Vec<([u8; 20], Preorder)>,
+}
+
+pub fn snapshot(store: &Store) -> Snapshot {
+    let view = store.view().unwrap();
+    let tip = view.tip().unwrap().unwrap().height;
+    let first = store.config().first_block;
+    let chain = (first..=tip)
+        .map(|h| {
+            let e = view.chain_entry(h).unwrap().unwrap();
+            (e.block_hash, e.ops_hash, e.consensus_hash)
+        })
+        .collect();
+    let names: Namespace<String, NameRecord> = store.namespace(NAMESPACES[3]).unwrap();
+    let namespaces: Namespace<String, NamespaceRecord> = store.namespace(NAMESPACES[0]).unwrap();
+    let preorders: Namespace<[u8; 20], Preorder> = store.namespace(NAMESPACES[2]).unwrap();
+    let ns_pre: Namespace<[u8; 20], Preorder> = store.namespace(NAMESPACES[1]).unwrap();
+    Snapshot {
+        chain,
+        names: view.range(&names, None, None).unwrap(),
+        namespaces: view.range(&namespaces, None, None).unwrap(),
+        preorders: view.range(&preorders, None, None).unwrap(),
+        namespace_preorders: view.range(&ns_pre, None, None).unwrap(),
+    }
 }
