@@ -1,14 +1,16 @@
 //! Project automation, run as `cargo xtask <command>`:
 //!
 //! * `ci`: everything CI checks: formatting, clippy with `-D warnings`, all tests (with a real
-//!   regtest bitcoind, provisioned as `node` does), docs without warnings, vc-chash's dependency and no-default-features rules, the fuzz targets' build, the
+//!   regtest bitcoind and electrs, provisioned as `node` and `electrs` do), docs without warnings, vc-chash's dependency and no-default-features rules, the fuzz targets' build, the
 //!   cross-check against the independent Python reference, and the demo.
 //! * `demo`: the main job on the embedded example chain: compute consensus hashes, prove an old
 //!   block from the newest hash, verify the proof.
 //! * `bench`: the benchmarks (`docs/benchmarks.md` records their figures); `bench sources`
-//!   runs a regtest node provisioned as `node` does.
+//!   runs a regtest node provisioned as `node` does, `bench electrum` also an electrs.
 //! * `node`: provision a regtest-capable `bitcoind` (built once from source, cached outside the
 //!   clone; `BITCOIND_EXE` overrides) and print its path.
+//! * `electrs`: provision `electrs` for the Electrum tests (`cargo install electrs --locked` at a
+//!   pinned version, cached outside the clone; `ELECTRS_EXE` overrides) and print its path.
 //! * `fixture`: regenerate `testdata/regtest-chain/` (a small real regtest chain as Core stored
 //!   it) with that node.
 
@@ -22,6 +24,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
 
+mod electrs;
 mod fixture;
 mod node;
 
@@ -34,10 +37,11 @@ fn main() -> Result<()> {
         Some("demo") => demo(&root),
         Some("bench") => bench(&args[1..]),
         Some("node") => node::provision().map(|exe| println!("{}", exe.display())),
+        Some("electrs") => electrs::provision().map(|exe| println!("{}", exe.display())),
         Some("fixture") => fixture::generate(&root, &node::provision()?),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | demo | node | fixture | bench [chash | store | sources] [-- criterion args]>"
+                "usage: cargo xtask <ci | demo | node | electrs | fixture | bench [chash | store | sources | electrum] [-- criterion args]>"
             );
             bail!("unknown or missing command")
         }
@@ -142,19 +146,30 @@ fn ci(root: &Path) -> Result<()> {
     step("names demo", || {
         run("cargo", ["run", "-q", "-p", "vc-cli", "--", "demo"])
     })?;
-    // Tests against a real node must run in CI, never skip: provision bitcoind (cached after
-    // the first build) and make a missing one a failure.
+    // Tests against a real node and a real electrs must run in CI, never skip: provision both
+    // (cached after the first build) and make a missing one a failure.
     let mut bitcoind = PathBuf::new();
     step("bitcoind", || {
         bitcoind = node::provision()?;
         Ok(())
     })?;
+    let mut electrs = PathBuf::new();
+    step("electrs", || {
+        electrs = electrs::provision()?;
+        Ok(())
+    })?;
     let mut totals = (0, 0);
     step("tests", || {
         let exe = bitcoind.to_string_lossy();
+        let electrs_exe = electrs.to_string_lossy();
         totals = cargo_test(
             &["test", "--workspace", "--all-features"],
-            &[("BITCOIND_EXE", &exe), ("VC_REQUIRE_BITCOIND", "1")],
+            &[
+                ("BITCOIND_EXE", &exe),
+                ("VC_REQUIRE_BITCOIND", "1"),
+                ("ELECTRS_EXE", &electrs_exe),
+                ("VC_REQUIRE_ELECTRS", "1"),
+            ],
         )?;
         Ok(())
     })?;
@@ -442,6 +457,7 @@ const BENCHES: &[(&str, &str, &str)] = &[
     ("chash", "vc-chash", "chash"),
     ("store", "vc-store", "store"),
     ("sources", "vc-source", "sources"),
+    ("electrum", "vc-source", "electrum"),
 ];
 
 /// `cargo xtask bench [SUITE] [-- CRITERION ARGS]`: every suite, or the one named.
@@ -474,6 +490,21 @@ fn bench(args: &[String]) -> Result<()> {
                 "cargo",
                 cmd,
                 &[("BITCOIND_EXE", &exe), ("VC_REQUIRE_BITCOIND", "1")],
+            )?;
+        } else if *name == "electrum" {
+            let exe = node::provision()?;
+            let exe = exe.to_string_lossy();
+            let electrs = electrs::provision()?;
+            let electrs = electrs.to_string_lossy();
+            run_with_env(
+                "cargo",
+                cmd,
+                &[
+                    ("BITCOIND_EXE", &exe),
+                    ("VC_REQUIRE_BITCOIND", "1"),
+                    ("ELECTRS_EXE", &electrs),
+                    ("VC_REQUIRE_ELECTRS", "1"),
+                ],
             )?;
         } else {
             run("cargo", cmd)?;
