@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use bitcoin::{BlockHash, Network};
+use bitcoin::hex::FromHex;
+use bitcoin::{BlockHash, Network, ScriptBuf};
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use vc_chash::ConsensusHash;
@@ -34,7 +35,13 @@ pub struct IndexArgs {
     #[arg(long, value_enum, default_value = "names")]
     pub app: AppName,
     /// Where blocks come from: core://USER:PASS@HOST:PORT, core://HOST:PORT?cookie=PATH,
-    /// core+rpc://... (no REST) or blk:/path/to/blocks.
+    /// core+rpc://... (no REST), blk:/path/to/blocks, or electrum://HOST:PORT /
+    /// electrum+tls://HOST:PORT (light mode: needs --registry).
+    /// The marker deployment of the names app: every operation pays the registry script
+    /// (`default` for the built-in one, or the script in hex). Required for Electrum sources;
+    /// part of consensus, so a database keeps the setting it was made with.
+    #[arg(long)]
+    pub registry: Option<String>,
     #[arg(long)]
     pub source: String,
     /// The database file (created if missing).
@@ -87,8 +94,13 @@ fn parse_checkpoint(s: &str) -> Result<Checkpoint, String> {
     })
 }
 
-/// The names deployment for `network` from `first_block`.
-pub fn names_config(network: Network, first_block: Option<u64>) -> NamesConfig {
+/// The names deployment for `network` from `first_block`, with the registry script of a
+/// marker deployment.
+pub fn names_config(
+    network: Network,
+    first_block: Option<u64>,
+    registry: Option<ScriptBuf>,
+) -> NamesConfig {
     let base = if network == Network::Bitcoin {
         NamesConfig::mainnet()
     } else {
@@ -97,7 +109,26 @@ pub fn names_config(network: Network, first_block: Option<u64>) -> NamesConfig {
     NamesConfig {
         network,
         first_block: first_block.unwrap_or(base.first_block),
+        registry,
         ..base
+    }
+}
+
+/// Parses `--registry`: `default` or a script in hex.
+pub fn parse_registry(s: &str) -> Result<ScriptBuf> {
+    if s == "default" {
+        return Ok(vc_names::default_registry_script());
+    }
+    let bytes = Vec::<u8>::from_hex(s)
+        .with_context(|| format!("--registry {s:?} is neither `default` nor a script in hex"))?;
+    Ok(ScriptBuf::from_bytes(bytes))
+}
+
+/// The registry script a database's rules version names (`1+registry:HEX`), if any.
+fn registry_of_version(version: &str) -> Result<Option<ScriptBuf>> {
+    match version.split_once("+registry:") {
+        None => Ok(None),
+        Some((_, hex)) => parse_registry(hex).map(Some),
     }
 }
 
@@ -119,7 +150,11 @@ pub fn open_names_db(db: &Path) -> Result<(NamesConfig, Store)> {
         .network
         .parse()
         .with_context(|| format!("network {:?} in {}", meta.network, db.display()))?;
-    let config = names_config(network, Some(meta.first_block));
+    let config = names_config(
+        network,
+        Some(meta.first_block),
+        registry_of_version(&meta.app_version)?,
+    );
     let app = NamesApp::new(config.clone());
     let store = Store::open(
         db,
@@ -223,7 +258,8 @@ impl Observer for Progress {
 pub fn index(args: IndexArgs) -> Result<ExitCode> {
     let AppName::Names = args.app;
     let source = SourceSpec::parse(&args.source)?.connect(args.network)?;
-    let config = names_config(args.network, args.first_block);
+    let registry = args.registry.as_deref().map(parse_registry).transpose()?;
+    let config = names_config(args.network, args.first_block, registry);
     let mut engine_config = EngineConfig {
         workers: args.workers.max(1),
         poll_interval: Duration::from_secs_f64(args.poll_secs.max(0.05)),

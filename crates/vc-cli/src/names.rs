@@ -374,7 +374,9 @@ fn send(args: SendArgs) -> Result<()> {
             drop_data,
         } => build::plan_name_transfer(&name, &check(to)?, !drop_data, ch)?,
         SendOp::Revoke { name } => build::plan_name_revoke(&name)?,
-    };
+    }
+    // A marker deployment's operations also pay its registry.
+    .for_deployment(&config);
     let core = SourceSpec::parse(source)?.core(network)?;
     let coins = pick_coins(&core.unspent(&wallet.script())?, &plan, args.fee)?;
     let tx = wallet.sign(&plan, &coins, args.fee)?;

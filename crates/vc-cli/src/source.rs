@@ -3,7 +3,10 @@
 //! - `core://USER:PASS@HOST:PORT`: Bitcoin Core, REST for bulk data when `-rest` is on;
 //! - `core://HOST:PORT?cookie=PATH`: the same with cookie authentication;
 //! - `core+rpc://...`: Core over JSON-RPC only (no REST);
-//! - `blk:/path/to/blocks`: Core's block files, read directly.
+//! - `blk:/path/to/blocks`: Core's block files, read directly;
+//! - `electrum://HOST:PORT` (plain TCP) or `electrum+tls://HOST:PORT` (TLS): an Electrum
+//!   server as a light-node source (the application must declare marker scripts: for names,
+//!   `--registry`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +16,7 @@ use bitcoin::Network;
 use vc_source::BlockSource;
 use vc_source::blk::{BlkConfig, BlkSource};
 use vc_source::core::{CoreAuth, CoreConfig, CoreSource, RestMode};
+use vc_source::electrum::{ElectrumConfig, ElectrumSource};
 
 /// A parsed `--source`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +32,11 @@ pub enum SourceSpec {
     },
     /// Block files.
     Blk(PathBuf),
+    /// An Electrum server.
+    Electrum {
+        /// `tcp://host:port` or `ssl://host:port`, as the Electrum client takes it.
+        url: String,
+    },
 }
 
 impl SourceSpec {
@@ -36,13 +45,25 @@ impl SourceSpec {
         if let Some(path) = s.strip_prefix("blk:") {
             return Ok(SourceSpec::Blk(PathBuf::from(path)));
         }
+        for (prefix, scheme) in [("electrum://", "tcp"), ("electrum+tls://", "ssl")] {
+            if let Some(hostport) = s.strip_prefix(prefix) {
+                match hostport.rsplit_once(':') {
+                    Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                        return Ok(SourceSpec::Electrum {
+                            url: format!("{scheme}://{hostport}"),
+                        });
+                    }
+                    _ => bail!("source {s:?} needs HOST:PORT"),
+                }
+            }
+        }
         let (rest, after) = if let Some(a) = s.strip_prefix("core+rpc://") {
             (false, a)
         } else if let Some(a) = s.strip_prefix("core://") {
             (true, a)
         } else {
             bail!(
-                "unknown source {s:?}: use core://USER:PASS@HOST:PORT, core://HOST:PORT?cookie=PATH, core+rpc://... or blk:/path/to/blocks"
+                "unknown source {s:?}: use core://USER:PASS@HOST:PORT, core://HOST:PORT?cookie=PATH, core+rpc://..., blk:/path/to/blocks, electrum://HOST:PORT or electrum+tls://HOST:PORT"
             );
         };
         let (authority, query) = after.split_once('?').unwrap_or((after, ""));
@@ -82,6 +103,10 @@ impl SourceSpec {
             SourceSpec::Blk(dir) => Arc::new(
                 BlkSource::open(BlkConfig::new(dir, network))
                     .with_context(|| format!("opening block files in {}", dir.display()))?,
+            ),
+            SourceSpec::Electrum { url } => Arc::new(
+                ElectrumSource::connect(ElectrumConfig::new(url.clone(), network))
+                    .with_context(|| format!("connecting to {url}"))?,
             ),
         })
     }
@@ -125,8 +150,23 @@ mod tests {
             SourceSpec::parse("blk:/x/blocks").unwrap(),
             SourceSpec::Blk("/x/blocks".into())
         );
+        assert_eq!(
+            SourceSpec::parse("electrum://127.0.0.1:50001").unwrap(),
+            SourceSpec::Electrum {
+                url: "tcp://127.0.0.1:50001".into()
+            }
+        );
+        assert_eq!(
+            SourceSpec::parse("electrum+tls://electrum.example:50002").unwrap(),
+            SourceSpec::Electrum {
+                url: "ssl://electrum.example:50002".into()
+            }
+        );
         for bad in [
-            "electrum://x:1",
+            "electrum://x",
+            "electrum://:1",
+            "electrum+tls://x:port",
+            "tcp://x:1",
             "core://127.0.0.1:1",
             "core://u@h:1",
             "core://u:p@",
