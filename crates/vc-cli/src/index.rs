@@ -324,8 +324,8 @@ pub fn status(db: &Path) -> Result<ExitCode> {
                 .sum();
             println!(
                 "app:             {} {}",
-                vc_names::app::APP_NAME,
-                vc_names::app::APP_VERSION
+                store.config().app_name,
+                store.config().app_version
             );
             println!("network:         {}", config.network);
             println!("first block:     {}", config.first_block);

@@ -1,5 +1,7 @@
 //! The CLI against a real regtest bitcoind: `virtualchain index` killed with SIGKILL at random
-//! moments then resumed equals an uninterrupted run; `names send` preorders and registers a name.
+//! moments then resumed equals an uninterrupted run; `names send` preorders and registers a name;
+//! `index --source electrum://` (with electrs) over the names marker deployment ends on the
+//! consensus hash a Core engine computed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -11,8 +13,8 @@ use bitcoin::Network;
 use vc_names::build::ScriptKind;
 use vc_names::scenario::{Scenario, seeded_wallet};
 use vc_store::Store;
-use vc_testnode::TestNode;
 use vc_testnode::bitcoincore_rpc::RpcApi;
+use vc_testnode::{Electrs, TestNode};
 
 /// The names tests' regtest helpers (the scenario's miner, Core sources), shared rather than
 /// copied.
@@ -239,4 +241,79 @@ fn names_send_preorders_and_registers_through_core() {
     let v: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
     assert_eq!(v["owner_address"], owner);
     assert_eq!(v["value_hash"], "42".repeat(20));
+}
+
+#[test]
+fn index_from_electrum_with_the_registry_equals_core() {
+    let Some(node) = TestNode::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let miner = Node(&node);
+    let mut s = Scenario::start_with(
+        &miner,
+        core(&node, true),
+        &dir.path().join("core.redb"),
+        6,
+        Some(vc_names::default_registry_script()),
+    )
+    .unwrap();
+    s.run_history().unwrap();
+    let first = s.engine().store().config().first_block;
+    let want = s.engine().store().tip().unwrap().unwrap();
+    let Some(electrs) = Electrs::start(&node) else {
+        return;
+    };
+    let light = dir.path().join("light.redb");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_virtualchain"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let source = format!("electrum://127.0.0.1:{}", electrs.port());
+    let db = light.to_string_lossy().into_owned();
+    let first = first.to_string();
+    let index = |extra: &[&str]| {
+        let mut args = vec![
+            "index",
+            "--network",
+            "regtest",
+            "--confirmations",
+            "1",
+            "--first-block",
+            &first,
+            "--source",
+            &source,
+            "--db",
+            &db,
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    // Without the registry the names app has no markers: refused before any file is made.
+    let (code, _, err) = index(&[]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("marker scripts"), "{err}");
+    assert!(!light.exists());
+
+    let (code, _, err) = index(&["--registry", "default"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, status, err) = run(&["status", "--db", &db]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        status.contains(&format!("consensus hash:  {}", want.consensus_hash)),
+        "{status}"
+    );
+    assert!(status.contains("+registry:"), "{status}");
+    assert!(
+        status.contains(&format!("tip:             {} ", want.height)),
+        "{status}"
+    );
 }
