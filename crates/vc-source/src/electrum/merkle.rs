@@ -1,5 +1,7 @@
 //! Merkle branches as Electrum servers send them (`blockchain.transaction.get_merkle`):
 //! the siblings from the leaf up, the leaf's position selecting left or right at each level.
+//! Siblings here are in internal byte order (the server hex-encodes them in display order,
+//! like txids, so the caller reverses each).
 
 use bitcoin::hashes::{Hash, HashEngine, sha256d};
 use bitcoin::{TxMerkleNode, Txid};

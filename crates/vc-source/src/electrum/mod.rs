@@ -534,7 +534,17 @@ impl ElectrumSource {
                         proof.merkle.len()
                     )));
                 }
-                merkle::verify_branch(*txid, proof.pos as u64, &proof.merkle, header.merkle_root)
+                // Electrum sends the siblings hex-encoded in display order, like txids.
+                let branch: Vec<[u8; 32]> = proof
+                    .merkle
+                    .iter()
+                    .map(|s| {
+                        let mut s = *s;
+                        s.reverse();
+                        s
+                    })
+                    .collect();
+                merkle::verify_branch(*txid, proof.pos as u64, &branch, header.merkle_root)
                     .map_err(|e| bad(format!("{txid} at position {}: {e}", proof.pos)))?;
                 positions.push(u32::try_from(proof.pos).map_err(|_| bad("position".into()))?);
             }
