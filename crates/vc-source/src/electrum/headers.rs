@@ -9,7 +9,7 @@
 
 use bitcoin::block::Header;
 use bitcoin::consensus::Params;
-use bitcoin::pow::{CompactTarget, Target, Work};
+use bitcoin::pow::{CompactTarget, Target};
 use bitcoin::{BlockHash, Network};
 
 use crate::error::{SourceError, Violation};
@@ -66,12 +66,6 @@ impl HeaderChain {
             .ok()
             .and_then(|h| self.hashes.get(h))
             .copied()
-    }
-
-    /// The total work of the headers above `height`.
-    pub fn work_above(&self, height: u64) -> Work {
-        let start = usize::try_from(height).map_or(self.headers.len(), |h| h + 1);
-        sum_work(self.headers.iter().skip(start))
     }
 
     /// Validates `headers` as the blocks `fork + 1 ..` on top of this chain's block at `fork`
@@ -214,15 +208,6 @@ impl HeaderChain {
         };
         CompactTarget::from_next_work_required(base, timespan, p)
     }
-}
-
-fn sum_work<'h>(headers: impl Iterator<Item = &'h Header>) -> Work {
-    headers.fold(Work::from_le_bytes([0; 32]), |acc, h| acc + h.work())
-}
-
-/// Total work of `headers`.
-pub fn work_of(headers: &[Header]) -> Work {
-    sum_work(headers.iter())
 }
 
 /// The chain up to a fork point plus candidate headers above it, indexed by height.

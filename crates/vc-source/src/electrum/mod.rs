@@ -604,13 +604,15 @@ impl ElectrumSource {
     ) -> Result<WatchedBlock, SourceError> {
         let (height, hash, header) = self.reach(height)?;
         let txids = self.txids_at(height, scripts)?;
-        let txs = self.transactions(height, &txids)?;
-        let positions = self.prove(height, &header, &txs)?;
-        let mut found: Vec<(u32, Transaction)> = positions
+        // A history also lists transactions that only spend from a script: drop them before
+        // proving (a merkle branch costs the server a block lookup).
+        let txs: Vec<Transaction> = self
+            .transactions(height, &txids)?
             .into_iter()
-            .zip(txs)
-            .filter(|(_, tx)| pays(tx, scripts))
+            .filter(|tx| pays(tx, scripts))
             .collect();
+        let positions = self.prove(height, &header, &txs)?;
+        let mut found: Vec<(u32, Transaction)> = positions.into_iter().zip(txs).collect();
         found.sort_by_key(|(pos, _)| *pos);
         let wanted: Vec<&Transaction> = found
             .iter()
