@@ -61,7 +61,7 @@ pub fn provision() -> Result<PathBuf> {
 fn check_runs(exe: &Path) -> Result<()> {
     let version = output(&exe.to_string_lossy(), ["--version"])?;
     ensure!(
-        version.contains(ELECTRS_VERSION) || version.starts_with('v'),
+        version.contains(ELECTRS_VERSION),
         "unexpected --version output: {version}"
     );
     Ok(())

@@ -82,7 +82,7 @@ impl Electrs {
                 "--network",
                 "regtest",
                 "--log-filters",
-                "WARN",
+                "ERROR",
                 "--wait-duration-secs",
                 "1",
             ])
