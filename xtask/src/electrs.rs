@@ -8,9 +8,9 @@
 use std::env;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 
-use crate::{is_root, output, run, run_with_env};
+use crate::{output, run_with_env};
 
 use vc_testnode::electrs::{ELECTRS_EXE, ELECTRS_VERSION, electrs_install_dir};
 
@@ -31,7 +31,7 @@ pub fn provision() -> Result<PathBuf> {
         eprintln!("electrs: {} (cached)", exe.display());
         return Ok(exe);
     }
-    ensure_build_packages()?;
+    crate::ensure_debian_packages(BUILD_PACKAGES, "building electrs", ELECTRS_EXE)?;
     let target = vc_testnode::cache_root()
         .context("HOME is not set; set VC_CACHE_DIR")?
         .join("build/electrs-target");
@@ -64,35 +64,5 @@ fn check_runs(exe: &Path) -> Result<()> {
         version.contains(ELECTRS_VERSION),
         "unexpected --version output: {version}"
     );
-    Ok(())
-}
-
-/// Installs the Debian build packages when running as root; otherwise names what is missing.
-fn ensure_build_packages() -> Result<()> {
-    let missing: Vec<&str> = BUILD_PACKAGES
-        .iter()
-        .copied()
-        .filter(|p| {
-            output("dpkg-query", ["-W", "-f=${Status}", p])
-                .map(|s| !s.contains("install ok installed"))
-                .unwrap_or(true)
-        })
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    if !is_root() {
-        bail!(
-            "building electrs needs the Debian packages {missing:?}: run `sudo apt-get install {}`, \
-             or set {ELECTRS_EXE} to an existing electrs",
-            missing.join(" ")
-        );
-    }
-    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
-    args.extend(&missing);
-    if run("apt-get", &args).is_err() {
-        run("apt-get", ["update", "-q"])?;
-        run("apt-get", &args)?;
-    }
     Ok(())
 }

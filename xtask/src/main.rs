@@ -102,6 +102,38 @@ where
     Ok(String::from_utf8(out.stdout)?)
 }
 
+/// Installs the Debian `packages` that are missing when running as root (apt-get); otherwise
+/// fails naming them, what needs them (`what`) and the environment variable (`exe_env`) that
+/// points at an existing binary instead.
+fn ensure_debian_packages(packages: &[&str], what: &str, exe_env: &str) -> Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            output("dpkg-query", ["-W", "-f=${Status}", p])
+                .map(|s| !s.contains("install ok installed"))
+                .unwrap_or(true)
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!(
+            "{what} needs the Debian packages {missing:?}: run `sudo apt-get install {}`, \
+             or set {exe_env} to an existing binary",
+            missing.join(" ")
+        );
+    }
+    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+    args.extend(&missing);
+    if run("apt-get", &args).is_err() {
+        run("apt-get", ["update", "-q"])?;
+        run("apt-get", &args)?;
+    }
+    Ok(())
+}
+
 fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
     eprintln!("\n==> {name}");
     let start = Instant::now();

@@ -9,9 +9,9 @@ use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 
-use crate::{is_root, output, run};
+use crate::{output, run};
 
 use vc_testnode::{KERNEL_PACKAGE, KERNEL_VERSION};
 
@@ -62,36 +62,6 @@ fn check_runs(exe: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Installs the Debian build packages when running as root; otherwise names what is missing.
-fn ensure_build_packages() -> Result<()> {
-    let missing: Vec<&str> = BUILD_PACKAGES
-        .iter()
-        .copied()
-        .filter(|p| {
-            output("dpkg-query", ["-W", "-f=${Status}", p])
-                .map(|s| !s.contains("install ok installed"))
-                .unwrap_or(true)
-        })
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    if !is_root() {
-        bail!(
-            "building bitcoind needs the Debian packages {missing:?}: run `sudo apt-get install {}`, \
-             or set BITCOIND_EXE to an existing bitcoind",
-            missing.join(" ")
-        );
-    }
-    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
-    args.extend(&missing);
-    if run("apt-get", &args).is_err() {
-        run("apt-get", ["update", "-q"])?;
-        run("apt-get", &args)?;
-    }
-    Ok(())
-}
-
 /// Lets cargo download the package into its registry cache (without compiling it) and returns
 /// the vendored Bitcoin Core source directory.
 fn kernel_source() -> Result<PathBuf> {
@@ -137,7 +107,7 @@ fn kernel_source() -> Result<PathBuf> {
 }
 
 fn build(bin: &Path) -> Result<()> {
-    ensure_build_packages()?;
+    crate::ensure_debian_packages(BUILD_PACKAGES, "building bitcoind", "BITCOIND_EXE")?;
     let source = kernel_source()?;
     let build = cache_dir()?
         .join("build")

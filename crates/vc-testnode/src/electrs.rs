@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bitcoincore_rpc::RpcApi;
 use electrum_client::ElectrumApi;
 
-use crate::{TestNode, cache_root, free_port};
+use crate::{TestNode, cache_root, find_exe, free_port};
 
 /// The environment variable that names an electrs binary.
 pub const ELECTRS_EXE: &str = "ELECTRS_EXE";
@@ -31,25 +31,16 @@ pub fn electrs_install_dir() -> Option<PathBuf> {
 /// The electrs to run, or `None` (after a loud message) when there is none and CI did not ask
 /// for one.
 pub fn electrs_exe() -> Option<PathBuf> {
-    if let Some(exe) = std::env::var_os(ELECTRS_EXE) {
-        return Some(PathBuf::from(exe));
-    }
-    if let Some(exe) = electrs_install_dir()
+    let cached = electrs_install_dir()
         .map(|d| d.join("bin/electrs"))
-        .filter(|e| e.exists())
-    {
-        return Some(exe);
-    }
-    if std::env::var_os(REQUIRE_ELECTRS_ENV).is_some() {
-        panic!(
-            "{REQUIRE_ELECTRS_ENV} is set but no electrs was found: run `cargo xtask electrs` or set {ELECTRS_EXE}"
-        );
-    }
-    eprintln!(
-        "\n*** SKIPPING a test that needs a real electrs: none found. Run `cargo xtask electrs` \
-         (installs and caches one) or set {ELECTRS_EXE}. CI never skips. ***\n"
-    );
-    None
+        .filter(|e| e.exists());
+    find_exe(
+        "electrs",
+        ELECTRS_EXE,
+        cached,
+        REQUIRE_ELECTRS_ENV,
+        "cargo xtask electrs",
+    )
 }
 
 /// A running electrs.

@@ -87,20 +87,36 @@ pub fn cached_bitcoind() -> Option<PathBuf> {
 /// The bitcoind to run, or `None` (after a loud message) when there is none and CI did not ask
 /// for one.
 pub fn bitcoind_exe() -> Option<PathBuf> {
-    if let Some(exe) = std::env::var_os(BITCOIND_EXE) {
+    find_exe(
+        "bitcoind",
+        BITCOIND_EXE,
+        cached_bitcoind(),
+        REQUIRE_ENV,
+        "cargo xtask node",
+    )
+}
+
+/// A test binary: `$exe_env`, else `cached`; without either, a panic when `$require_env` is set
+/// (CI), else `None` after a loud skip message naming the xtask command that provides it.
+pub(crate) fn find_exe(
+    name: &str,
+    exe_env: &str,
+    cached: Option<PathBuf>,
+    require_env: &str,
+    xtask: &str,
+) -> Option<PathBuf> {
+    if let Some(exe) = std::env::var_os(exe_env) {
         return Some(PathBuf::from(exe));
     }
-    if let Some(exe) = cached_bitcoind() {
-        return Some(exe);
+    if cached.is_some() {
+        return cached;
     }
-    if std::env::var_os(REQUIRE_ENV).is_some() {
-        panic!(
-            "{REQUIRE_ENV} is set but no bitcoind was found: run `cargo xtask node` or set {BITCOIND_EXE}"
-        );
+    if std::env::var_os(require_env).is_some() {
+        panic!("{require_env} is set but no {name} was found: run `{xtask}` or set {exe_env}");
     }
     eprintln!(
-        "\n*** SKIPPING a test that needs a real bitcoind: none found. Run `cargo xtask node` \
-         (builds and caches one) or set {BITCOIND_EXE}. CI never skips. ***\n"
+        "\n*** SKIPPING a test that needs a real {name}: none found. Run `{xtask}` (builds and \
+         caches one) or set {exe_env}. CI never skips. ***\n"
     );
     None
 }
