@@ -40,7 +40,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use bitcoin::block::Header;
-use bitcoin::consensus::{deserialize, encode};
+use bitcoin::consensus::deserialize;
 use bitcoin::{Block, BlockHash, Network, ScriptBuf, Transaction, TxOut, Txid};
 use electrum_client::{Client, ConfigBuilder, ElectrumApi};
 
@@ -489,12 +489,13 @@ impl ElectrumSource {
         Ok(out)
     }
 
-    /// Proves each of `txs` to be in the block `header` at `height`; returns their positions.
+    /// Proves each of `txs` (with their already checked txids) to be in the block `header`
+    /// at `height`; returns their positions.
     fn prove(
         &self,
         height: u64,
         header: &Header,
-        txs: &[Transaction],
+        txs: &[(Txid, Transaction)],
     ) -> Result<Vec<u32>, SourceError> {
         let height_usize =
             usize::try_from(height).map_err(|_| malformed("a merkle request", "height"))?;
@@ -503,7 +504,7 @@ impl ElectrumSource {
         for chunk in txs.chunks(TX_BATCH) {
             let asks: Vec<(Txid, usize)> = chunk
                 .iter()
-                .map(|t| (t.compute_txid(), height_usize))
+                .map(|(txid, _)| (*txid, height_usize))
                 .collect();
             let proofs = self
                 .client()
@@ -515,7 +516,7 @@ impl ElectrumSource {
                     format!("{} answers for {} requests", proofs.len(), asks.len()),
                 ));
             }
-            for ((tx, (txid, _)), proof) in chunk.iter().zip(&asks).zip(proofs) {
+            for ((txid, tx), proof) in chunk.iter().zip(proofs) {
                 let bad = |detail: String| unverified(height, Violation::MerkleBranch, detail);
                 if proof.block_height != height_usize {
                     return Err(bad(format!(
@@ -524,7 +525,7 @@ impl ElectrumSource {
                     )));
                 }
                 // A 64-byte transaction could pose as an inner node of the tree.
-                if encode::serialize(&tx_without_witness(tx)).len() == 64 {
+                if tx.base_size() == 64 {
                     return Err(bad(format!("{txid} is 64 bytes long without its witness")));
                 }
                 if *depth.get_or_insert(proof.merkle.len()) != proof.merkle.len() {
@@ -606,13 +607,17 @@ impl ElectrumSource {
         let txids = self.txids_at(height, scripts)?;
         // A history also lists transactions that only spend from a script: drop them before
         // proving (a merkle branch costs the server a block lookup).
-        let txs: Vec<Transaction> = self
-            .transactions(height, &txids)?
+        let fetched = self.transactions(height, &txids)?;
+        let txs: Vec<(Txid, Transaction)> = txids
             .into_iter()
-            .filter(|tx| pays(tx, scripts))
+            .zip(fetched)
+            .filter(|(_, tx)| pays(tx, scripts))
             .collect();
         let positions = self.prove(height, &header, &txs)?;
-        let mut found: Vec<(u32, Transaction)> = positions.into_iter().zip(txs).collect();
+        let mut found: Vec<(u32, Transaction)> = positions
+            .into_iter()
+            .zip(txs.into_iter().map(|(_, tx)| tx))
+            .collect();
         found.sort_by_key(|(pos, _)| *pos);
         let wanted: Vec<&Transaction> = found
             .iter()
@@ -638,14 +643,6 @@ impl ElectrumSource {
             txs,
         })
     }
-}
-
-fn tx_without_witness(tx: &Transaction) -> Transaction {
-    let mut t = tx.clone();
-    for input in &mut t.input {
-        input.witness.clear();
-    }
-    t
 }
 
 impl BlockSource for ElectrumSource {
