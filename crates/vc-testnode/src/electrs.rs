@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bitcoincore_rpc::RpcApi;
 use electrum_client::ElectrumApi;
 
-use crate::{TestNode, cache_root, find_exe, free_port};
+use crate::{TestNode, cache_root, find_exe, free_port, wait_or_kill};
 
 /// The environment variable that names an electrs binary.
 pub const ELECTRS_EXE: &str = "ELECTRS_EXE";
@@ -166,15 +166,7 @@ impl Drop for Electrs {
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
                 .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            wait_or_kill(&mut child, Duration::from_secs(10));
         }
     }
 }

@@ -308,17 +308,22 @@ impl TestNode {
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = self.client.stop();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            wait_or_kill(&mut child, Duration::from_secs(30));
         }
     }
+}
+
+/// Waits up to `grace` for `child` to exit after it was asked to, then kills it.
+pub(crate) fn wait_or_kill(child: &mut Child, grace: Duration) {
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 impl Drop for TestNode {
