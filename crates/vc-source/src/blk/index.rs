@@ -10,6 +10,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use bitcoin::block::Header;
+use bitcoin::pow::Target;
 use bitcoin::pow::Work;
 use bitcoin::{BlockHash, Network};
 
@@ -44,6 +45,8 @@ pub(crate) struct Entry {
 #[derive(Debug)]
 pub(crate) struct ChainIndex {
     genesis: BlockHash,
+    /// The network's easiest target: a header claiming an easier one is not a block.
+    max_target: Target,
     entries: HashMap<BlockHash, Entry>,
     /// Headers whose parent has not been found yet, by parent.
     orphans: HashMap<BlockHash, Vec<(Header, Loc)>>,
@@ -63,6 +66,7 @@ impl ChainIndex {
     pub fn new(network: Network) -> ChainIndex {
         ChainIndex {
             genesis: bitcoin::constants::genesis_block(network).block_hash(),
+            max_target: bitcoin::consensus::Params::new(network).max_attainable_target,
             entries: HashMap::new(),
             orphans: HashMap::new(),
             seen: HashSet::new(),
@@ -74,8 +78,22 @@ impl ChainIndex {
     }
 
     /// Adds a header found at `loc`, linking it (and any orphans waiting for it) when its parent
-    /// is known. Returns whether the header was new.
+    /// is known. Returns whether the header was new. A header without valid proof of work (a
+    /// damaged or forged file) is ignored: Core never stores one, and its claimed work could
+    /// overflow the chain's total.
     pub fn add(&mut self, header: Header, loc: Loc) -> bool {
+        let target = header.target();
+        if target == Target::ZERO
+            || target > self.max_target
+            || header.validate_pow(target).is_err()
+        {
+            tracing::warn!(
+                file = loc.file,
+                offset = loc.span.offset,
+                "a block header without valid proof of work; ignored"
+            );
+            return false;
+        }
         let hash = header.block_hash();
         if !self.seen.insert(hash) {
             return false;
@@ -224,15 +242,43 @@ mod tests {
     use bitcoin::CompactTarget;
     use bitcoin::hashes::Hash;
 
-    fn child(parent: BlockHash, nonce: u32) -> Header {
+    /// A regtest child of `parent` with valid proof of work (distinct per `seed`).
+    fn child(parent: BlockHash, seed: u32) -> Header {
         let g = bitcoin::constants::genesis_block(Network::Regtest).header;
-        Header {
+        let mut h = Header {
             prev_blockhash: parent,
-            nonce,
+            nonce: seed * 1_000,
             bits: CompactTarget::from_consensus(0x207fffff),
             merkle_root: bitcoin::TxMerkleNode::all_zeros(),
             ..g
+        };
+        while h.validate_pow(h.target()).is_err() {
+            h.nonce += 1;
         }
+        h
+    }
+
+    /// Found by the `blk_files` fuzz target: a header whose bits give a zero (or tiny) target
+    /// claimed more work than a U256 holds and overflowed the chain's total. Headers without
+    /// valid proof of work are now ignored.
+    #[test]
+    fn headers_without_proof_of_work_are_ignored() {
+        let g = bitcoin::constants::genesis_block(Network::Regtest).header;
+        let mut index = ChainIndex::new(Network::Regtest);
+        assert!(index.add(g, loc(0, 0)));
+        let good = child(g.block_hash(), 1);
+        for bits in [0x0100_0000, 0x0300_0001, 0x2100_ffff] {
+            let mut bad = good;
+            bad.bits = CompactTarget::from_consensus(bits);
+            assert!(!index.add(bad, loc(0, 100)), "bits {bits:#x}");
+        }
+        let mut no_pow = good;
+        while no_pow.validate_pow(no_pow.target()).is_ok() {
+            no_pow.nonce += 1;
+        }
+        assert!(!index.add(no_pow, loc(0, 200)));
+        assert!(index.add(good, loc(0, 300)));
+        assert_eq!(index.best(&BTreeSet::new()), Some(good.block_hash()));
     }
 
     fn loc(file: u32, offset: u64) -> Loc {
