@@ -196,6 +196,21 @@ fn seed(root: &Path) -> Result<()> {
         }
     }
     put(root, "header_chain", &headers)?;
+    // Fast-query proofs in both schemes over a synthetic 300-block history.
+    for scheme in [vc_chash::Scheme::Legacy, vc_chash::Scheme::V2] {
+        let mut history = vc_chash::history::MemoryHistory::new(scheme, 100);
+        for h in 100u64..400 {
+            let records: Vec<Vec<u8>> = (0..h % 3)
+                .map(|i| format!("op-{h}-{i}").into_bytes())
+                .collect();
+            history.push_block(vc_chash::Hash256([h as u8; 32]), &records);
+        }
+        for (trusted, target) in [(399, 100), (399, 398), (250, 101), (120, 119)] {
+            let proof = vc_chash::proof::prove(&history, trusted, target)
+                .map_err(|e| anyhow::anyhow!("a seed proof: {e:?}"))?;
+            put(root, "proof_verify", &proof.encode())?;
+        }
+    }
     // Undo records straight from the rev files (de-obfuscated with xor.dat), and the first
     // blk/rev pair as a blocks directory.
     let key = fs::read(blocks_dir.join("xor.dat")).unwrap_or_else(|_| vec![0; 8]);
