@@ -296,7 +296,6 @@ impl ElectrumSource {
                 depth = ours - fork,
                 "electrum: the server's chain forks from the validated one"
             );
-            self.forget_history_above(fork);
         }
         let mut at = fork;
         let mut first = true;
@@ -311,12 +310,20 @@ impl ElectrumSource {
                     "the server returned none below its own tip",
                 ));
             }
-            let mut chain = self.chain.write().unwrap_or_else(|p| p.into_inner());
-            // The first batch replaces the old branch above the fork; later ones extend.
-            let base = if first { fork } else { chain.tip_height() };
-            chain.connect(NAME, base, &got)?;
+            {
+                let mut chain = self.chain.write().unwrap_or_else(|p| p.into_inner());
+                // The first batch replaces the old branch above the fork; later ones extend.
+                let base = if first { fork } else { chain.tip_height() };
+                chain.connect(NAME, base, &got)?;
+                at = chain.tip_height();
+            }
+            if first && fork < ours {
+                // Only once the new branch validated: a server must not be able to wipe the
+                // history it is held to by offering a fork it cannot back. (The chain lock is
+                // released first: the history lock is always taken before it.)
+                self.forget_history_above(fork);
+            }
             first = false;
-            at = chain.tip_height();
             self.headers_validated
                 .fetch_add(got.len() as u64, Ordering::Relaxed);
         }
