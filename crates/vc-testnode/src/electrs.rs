@@ -45,7 +45,8 @@ pub fn electrs_exe() -> Option<PathBuf> {
 
 /// A running electrs.
 pub struct Electrs {
-    child: Option<Child>,
+    /// The process (behind a lock so that `wait_synced` can notice it died).
+    child: std::sync::Mutex<Option<Child>>,
     _db: tempfile::TempDir,
     port: u16,
 }
@@ -94,18 +95,14 @@ impl Electrs {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", exe.display()));
-        let mut electrs = Electrs {
-            child: Some(child),
+        let electrs = Electrs {
+            child: std::sync::Mutex::new(Some(child)),
             _db: db,
             port,
         };
         let deadline = Instant::now() + Duration::from_secs(120);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = electrs
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+            if let Some(status) = electrs.exited() {
                 panic!("electrs exited during start-up: {status}");
             }
             assert!(
@@ -116,6 +113,12 @@ impl Electrs {
         }
         electrs.wait_synced(node);
         Some(electrs)
+    }
+
+    /// The exit status, if the process has exited.
+    fn exited(&self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        child.as_mut().and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// The Electrum port on 127.0.0.1.
@@ -134,7 +137,9 @@ impl Electrs {
         let want = node.rpc().get_best_block_hash().expect("getbestblockhash");
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            self.poke();
+            if let Some(status) = self.exited() {
+                panic!("electrs exited: {status}");
+            }
             let tip =
                 electrum_client::Client::new(&self.url()).and_then(|c| c.block_headers_subscribe());
             if let Ok(tip) = &tip
@@ -149,20 +154,12 @@ impl Electrs {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-
-    /// Asks electrs to poll the node now (SIGUSR1, as bitcoind's `-blocknotify` would).
-    fn poke(&self) {
-        if let Some(child) = &self.child {
-            let _ = Command::new("kill")
-                .args(["-USR1", &child.id().to_string()])
-                .status();
-        }
-    }
 }
 
 impl Drop for Electrs {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        let taken = self.child.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut child) = taken {
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
                 .status();
