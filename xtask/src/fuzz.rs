@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail, ensure};
 use bitcoin::consensus::serialize;
 use bitcoin::hashes::Hash;
+use vc_codec::carrier::{Carrier, CarrierRule};
 use vc_source::BlockSource;
 use vc_source::blk::{BlkConfig, BlkSource};
 
@@ -166,6 +167,7 @@ fn seed(root: &Path) -> Result<()> {
     let source = BlkSource::open(BlkConfig::new(&blocks_dir, bitcoin::Network::Regtest))
         .context("opening the fixture chain")?;
     let tip = source.tip()?.height;
+    let carrier = Carrier::new(CarrierRule::Legacy, 80).context("the legacy carrier")?;
     let mut headers = Vec::new();
     for h in 0..=tip {
         let hash = source.block_hash(h)?;
@@ -186,9 +188,9 @@ fn seed(root: &Path) -> Result<()> {
                 m.extend(s);
             }
             put(root, "merkle_branch", &m)?;
-            let carrier = op_return_data(tx);
-            if let Some(data) = carrier {
-                put(root, "payload_decode", &data)?;
+            if let Ok(Some(c)) = carrier.extract(tx) {
+                let data = c.data;
+                put(root, "payload_decode", data)?;
                 if data.starts_with(vc_names::wire::MAGIC) && data.len() > 2 {
                     put(root, "names_wire", &data[2..])?;
                 }
@@ -246,19 +248,4 @@ fn seed(root: &Path) -> Result<()> {
     dir_seed.extend(rev);
     put(root, "blk_files", &dir_seed)?;
     Ok(())
-}
-
-/// The OP_RETURN push of `tx` under the legacy rule, if any.
-fn op_return_data(tx: &bitcoin::Transaction) -> Option<Vec<u8>> {
-    tx.output
-        .iter()
-        .rev()
-        .find(|o| o.script_pubkey.is_op_return())
-        .and_then(|o| {
-            o.script_pubkey
-                .instructions()
-                .nth(1)
-                .and_then(|i| i.ok())
-                .and_then(|i| i.push_bytes().map(|p| p.as_bytes().to_vec()))
-        })
 }
