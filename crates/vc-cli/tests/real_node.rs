@@ -21,7 +21,7 @@ use vc_testnode::{Electrs, TestNode};
 #[path = "../../vc-names/tests/common/mod.rs"]
 mod common;
 
-use common::{Node, core};
+use common::{Node, core, marker_scenario};
 
 /// The node as a `--source` URL with cookie authentication.
 fn source_url(node: &TestNode) -> String {
@@ -250,14 +250,7 @@ fn index_from_electrum_with_the_registry_equals_core() {
     };
     let dir = tempfile::tempdir().unwrap();
     let miner = Node(&node);
-    let mut s = Scenario::start_with(
-        &miner,
-        core(&node, true),
-        &dir.path().join("core.redb"),
-        6,
-        Some(vc_names::default_registry_script()),
-    )
-    .unwrap();
+    let mut s = marker_scenario(&miner, &dir.path().join("core.redb"), 6);
     s.run_history().unwrap();
     let first = s.engine().store().config().first_block;
     let want = s.engine().store().tip().unwrap().unwrap();

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use bitcoin::Network;
-use common::{Node, core, snapshot};
+use common::{Node, core, marker_scenario, snapshot};
 use vc_engine::{Engine, EngineConfig, EngineError, NoObserver};
 use vc_names::scenario::{Scenario, test_namespace_params};
 use vc_names::{NamesApp, NamesConfig, build, default_registry_script, price::name_price};
@@ -75,14 +75,7 @@ fn electrum_equals_core_over_200_blocks_with_reorgs() {
     };
     let dir = tempfile::tempdir().unwrap();
     let miner = Node(&node);
-    let mut s = Scenario::start_with(
-        &miner,
-        core(&node, true),
-        &dir.path().join("core.redb"),
-        12,
-        Some(default_registry_script()),
-    )
-    .unwrap();
+    let mut s = marker_scenario(&miner, &dir.path().join("core.redb"), 12);
     let first = s.engine().store().config().first_block;
     let history = s.run_history().unwrap();
     let accepted: u32 = history.iter().map(|r| r.accepted).sum();
@@ -171,14 +164,7 @@ fn a_lying_server_is_caught_and_changes_nothing() {
     };
     let dir = tempfile::tempdir().unwrap();
     let miner = Node(&node);
-    let mut s = Scenario::start_with(
-        &miner,
-        core(&node, true),
-        &dir.path().join("core.redb"),
-        8,
-        Some(default_registry_script()),
-    )
-    .unwrap();
+    let mut s = marker_scenario(&miner, &dir.path().join("core.redb"), 8);
     let first = s.engine().store().config().first_block;
     s.run_history().unwrap();
     let Some(electrs) = Electrs::start(&node) else {

@@ -22,6 +22,23 @@ impl Miner for Node<'_> {
     }
 }
 
+/// A scenario on the names marker deployment (the default registry), indexed from `node`'s
+/// Core REST into `db`, with `wallets` funded wallets.
+pub fn marker_scenario<'m>(
+    miner: &'m Node<'m>,
+    db: &std::path::Path,
+    wallets: u8,
+) -> vc_names::scenario::Scenario<'m> {
+    vc_names::scenario::Scenario::start_with(
+        miner,
+        core(miner.0, true),
+        db,
+        wallets,
+        Some(vc_names::default_registry_script()),
+    )
+    .unwrap()
+}
+
 /// The node as a Core source: REST (`rest`) or JSON-RPC only.
 pub fn core(node: &TestNode, rest: bool) -> Arc<dyn BlockSource> {
     let mut c = CoreConfig::new(
