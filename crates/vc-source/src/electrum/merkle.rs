@@ -18,6 +18,16 @@ pub enum BranchError {
     },
     /// The branch is deeper than any block's tree can be.
     TooDeep(usize),
+    /// At `level` the path is a right child equal to its left sibling: a node Bitcoin's tree
+    /// only has by duplicating the last one of an odd level. Such a position lies past the
+    /// block's transactions, and accepting it would let a server move a transaction after
+    /// others that really follow it.
+    Phantom {
+        /// The position.
+        pos: u64,
+        /// The level (0 = the leaves) where the path enters the duplicate.
+        level: usize,
+    },
     /// The branch leads to another root.
     Root {
         /// The root it leads to.
@@ -32,6 +42,11 @@ impl core::fmt::Display for BranchError {
                 write!(f, "position {pos} does not fit a tree of depth {depth}")
             }
             BranchError::TooDeep(d) => write!(f, "a branch of depth {d} is deeper than any block"),
+            BranchError::Phantom { pos, level } => write!(
+                f,
+                "position {pos} passes through a duplicated node at level {level}, past the \
+                 block's last transaction"
+            ),
             BranchError::Root { computed } => {
                 write!(f, "the branch leads to root {computed}, not the header's")
             }
@@ -43,6 +58,12 @@ impl core::fmt::Display for BranchError {
 const MAX_DEPTH: usize = 24;
 
 /// The root that `branch` leads to from `txid` at `pos`, or why it cannot be a block's.
+///
+/// A path that enters a duplicated node (a right child equal to its left sibling) is refused:
+/// in a valid block no two subtrees are equal, so only the padding of an odd level repeats a
+/// node, and the positions below that copy hold no transaction. Without the check, the last
+/// transaction of an odd level (and everything under a duplicated inner node) proves at more
+/// than one position.
 pub fn branch_root(txid: Txid, pos: u64, branch: &[[u8; 32]]) -> Result<TxMerkleNode, BranchError> {
     if branch.len() > MAX_DEPTH {
         return Err(BranchError::TooDeep(branch.len()));
@@ -57,6 +78,9 @@ pub fn branch_root(txid: Txid, pos: u64, branch: &[[u8; 32]]) -> Result<TxMerkle
     for (level, sibling) in branch.iter().enumerate() {
         let mut engine = sha256d::Hash::engine();
         if (pos >> level) & 1 == 1 {
+            if *sibling == node {
+                return Err(BranchError::Phantom { pos, level });
+            }
             engine.input(sibling);
             engine.input(&node);
         } else {
@@ -167,6 +191,120 @@ mod tests {
                     verify_branch(txids[pos], 1 << branch.len(), &branch, root),
                     Err(BranchError::Position { .. })
                 ));
+            }
+        }
+    }
+
+    fn fake_txids(n: usize) -> Vec<Txid> {
+        (0..n)
+            .map(|i| Txid::from_byte_array([i as u8 + 1; 32]))
+            .collect()
+    }
+
+    fn root_of(txids: &[Txid]) -> TxMerkleNode {
+        let branch = branch_for(txids, 0);
+        branch_root(txids[0], 0, &branch).unwrap()
+    }
+
+    fn hash_pair(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+        let mut engine = sha256d::Hash::engine();
+        engine.input(left);
+        engine.input(right);
+        sha256d::Hash::from_engine(engine).to_byte_array()
+    }
+
+    /// A forgery: the leaf and branch a server would send to prove position `phantom` (past
+    /// the last transaction), walking down from the root and entering the left twin wherever
+    /// the path asks for a right child that exists only as padding.
+    fn forge(txids: &[Txid], phantom: usize) -> (Txid, Vec<[u8; 32]>) {
+        let mut levels = vec![txids.iter().map(|t| t.to_byte_array()).collect::<Vec<_>>()];
+        while levels[levels.len() - 1].len() > 1 {
+            let below = &levels[levels.len() - 1];
+            let up = below
+                .chunks(2)
+                .map(|pair| hash_pair(&pair[0], pair.get(1).unwrap_or(&pair[0])))
+                .collect();
+            levels.push(up);
+        }
+        let depth = levels.len() - 1;
+        let (mut idx, mut top_down) = (0usize, Vec::new());
+        for level in (0..depth).rev() {
+            let (left, right) = (2 * idx, 2 * idx + 1);
+            let row = &levels[level];
+            let right_exists = right < row.len();
+            if (phantom >> level) & 1 == 0 {
+                top_down.push(if right_exists { row[right] } else { row[left] });
+                idx = left;
+            } else {
+                top_down.push(row[left]);
+                idx = if right_exists { right } else { left };
+            }
+        }
+        top_down.reverse();
+        (Txid::from_byte_array(levels[0][idx]), top_down)
+    }
+
+    /// Folds a branch with no checks at all: what a verifier without the duplicate rule does.
+    fn fold(txid: Txid, pos: usize, branch: &[[u8; 32]]) -> TxMerkleNode {
+        let mut node = txid.to_byte_array();
+        for (level, sibling) in branch.iter().enumerate() {
+            node = if (pos >> level) & 1 == 1 {
+                hash_pair(sibling, &node)
+            } else {
+                hash_pair(&node, sibling)
+            };
+        }
+        TxMerkleNode::from_byte_array(node)
+    }
+
+    #[test]
+    fn the_last_transaction_of_an_odd_level_proves_only_at_its_own_position() {
+        // Three transactions: the leaves are a b c c. Without the duplicate check, c also
+        // proves at position 3.
+        let txids = fake_txids(3);
+        let root = root_of(&txids);
+        let forged = vec![txids[2].to_byte_array(), branch_for(&txids, 2)[1]];
+        assert_eq!(forged, branch_for(&txids, 2));
+        verify_branch(txids[2], 2, &forged, root).unwrap();
+        assert_eq!(
+            verify_branch(txids[2], 3, &forged, root),
+            Err(BranchError::Phantom { pos: 3, level: 0 })
+        );
+    }
+
+    #[test]
+    fn a_transaction_under_a_duplicated_inner_node_cannot_move_after_its_successor() {
+        // Six transactions: level 1 is ab cd ef, padded to ab cd ef ef. Without the check, e
+        // (position 4) also proves at 6, after f at 5: a server could reorder e and f.
+        let txids = fake_txids(6);
+        let root = root_of(&txids);
+        let (leaf, forged) = forge(&txids, 6);
+        assert_eq!(leaf, txids[4]);
+        assert_eq!(fold(leaf, 6, &forged), root, "the forgery is real");
+        assert_eq!(
+            branch_root(leaf, 6, &forged),
+            Err(BranchError::Phantom { pos: 6, level: 1 })
+        );
+        // Every phantom position of every size up to 33: the forgery folds to the root, and
+        // is refused, so a transaction proves at exactly one position.
+        for n in 1..=33 {
+            let txids = fake_txids(n);
+            let root = root_of(&txids);
+            let depth = branch_for(&txids, 0).len();
+            for phantom in n..(1 << depth) {
+                let (leaf, forged) = forge(&txids, phantom);
+                assert_eq!(fold(leaf, phantom, &forged), root);
+                assert!(
+                    matches!(
+                        verify_branch(leaf, phantom as u64, &forged, root),
+                        Err(BranchError::Phantom { .. })
+                    ),
+                    "{n} transactions: {leaf} proved at {phantom}"
+                );
+            }
+            // And every honest branch still verifies.
+            for (pos, txid) in txids.iter().enumerate() {
+                verify_branch(*txid, pos as u64, &branch_for(&txids, pos), root).unwrap();
             }
         }
     }
