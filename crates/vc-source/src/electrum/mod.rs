@@ -31,6 +31,7 @@
 //! # Ok::<(), vc_source::SourceError>(())
 //! ```
 
+pub mod check;
 pub mod headers;
 pub mod merkle;
 
@@ -42,7 +43,7 @@ use std::time::Duration;
 use bitcoin::block::Header;
 use bitcoin::consensus::deserialize;
 use bitcoin::{Block, BlockHash, Network, ScriptBuf, Transaction, TxOut, Txid};
-use electrum_client::{Client, ConfigBuilder, ElectrumApi};
+use electrum_client::{Client, ConfigBuilder, ElectrumApi, Param};
 
 use crate::error::{SourceError, Violation};
 use crate::source::{
@@ -140,33 +141,6 @@ impl std::fmt::Debug for ElectrumSource {
     }
 }
 
-fn map_err(what: impl Into<String>) -> impl FnOnce(electrum_client::Error) -> SourceError {
-    let what = what.into();
-    move |e| match e {
-        electrum_client::Error::IOError(_)
-        | electrum_client::Error::SharedIOError(_)
-        | electrum_client::Error::AllAttemptsErrored(_)
-        | electrum_client::Error::CouldntLockReader
-        | electrum_client::Error::Mpsc
-        | electrum_client::Error::CouldNotCreateConnection(_) => SourceError::Transport {
-            source_name: NAME,
-            what,
-            detail: e.to_string(),
-        },
-        electrum_client::Error::Protocol(ref v) => SourceError::Node {
-            source_name: NAME,
-            what,
-            detail: v.to_string(),
-            transient: false,
-        },
-        other => SourceError::Malformed {
-            source_name: NAME,
-            what,
-            detail: other.to_string(),
-        },
-    }
-}
-
 fn malformed(what: impl Into<String>, detail: impl std::fmt::Display) -> SourceError {
     SourceError::Malformed {
         source_name: NAME,
@@ -197,8 +171,9 @@ impl ElectrumSource {
             .build();
         let clients = (0..config.connections.max(1))
             .map(|_| {
-                Client::from_config(&config.url, client_config.clone())
-                    .map_err(map_err(format!("connecting to {}", config.url)))
+                check::ask(format!("connecting to {}", config.url), || {
+                    Client::from_config(&config.url, client_config.clone())
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let source = ElectrumSource {
@@ -212,10 +187,7 @@ impl ElectrumSource {
             transactions: AtomicU64::new(0),
             requests: AtomicU64::new(0),
         };
-        let raw = source
-            .client()
-            .block_header_raw(0)
-            .map_err(map_err("the genesis header"))?;
+        let raw = check::ask("the genesis header", || source.client().block_header_raw(0))?;
         let genesis: Header = deserialize(&raw).map_err(|e| malformed("the genesis header", e))?;
         let expected = bitcoin::constants::genesis_block(source.config.network).block_hash();
         if genesis.block_hash() != expected {
@@ -265,9 +237,9 @@ impl ElectrumSource {
         // so that they do not pile up on the connection.
         self.requests.fetch_add(1, Ordering::Relaxed);
         let subscriber = &self.clients[0];
-        let notification = subscriber
-            .block_headers_subscribe_raw()
-            .map_err(map_err("blockchain.headers.subscribe"))?;
+        let notification = check::ask("blockchain.headers.subscribe", || {
+            subscriber.block_headers_subscribe_raw()
+        })?;
         while let Ok(Some(_)) = subscriber.block_headers_pop_raw() {}
         let server_tip = notification.height as u64;
         let tip_header: Header = deserialize(&notification.header)
@@ -334,17 +306,13 @@ impl ElectrumSource {
     fn fetch_headers(&self, start: u64, count: usize) -> Result<Vec<Header>, SourceError> {
         let what = format!("{count} headers from {start}");
         let start_usize = usize::try_from(start).map_err(|_| malformed(what.clone(), "height"))?;
-        let res = self
-            .client()
-            .block_headers(start_usize, count)
-            .map_err(map_err(what.clone()))?;
-        if res.headers.len() > count {
-            return Err(malformed(
-                what,
-                format!("{} headers for {count} asked", res.headers.len()),
-            ));
-        }
-        Ok(res.headers)
+        let answer = check::ask(what, || {
+            self.client().raw_call(
+                "blockchain.block.headers",
+                [Param::Usize(start_usize), Param::Usize(count)],
+            )
+        })?;
+        check::headers(start, count, &answer)
     }
 
     /// The highest height at or below `from` where the server's chain and the validated one
@@ -410,10 +378,10 @@ impl ElectrumSource {
         }
         if history.as_of.is_none_or(|a| a < height) {
             let as_of = self.read_chain().tip_height();
-            let lists = self
-                .client()
-                .batch_script_get_history(scripts.iter().map(|s| s.as_script()))
-                .map_err(map_err("blockchain.scripthash.get_history"))?;
+            let lists = check::ask("blockchain.scripthash.get_history", || {
+                self.client()
+                    .batch_script_get_history(scripts.iter().map(|s| s.as_script()))
+            })?;
             if lists.len() != scripts.len() {
                 return Err(malformed(
                     "blockchain.scripthash.get_history",
@@ -467,10 +435,9 @@ impl ElectrumSource {
     fn transactions(&self, height: u64, txids: &[Txid]) -> Result<Vec<Transaction>, SourceError> {
         let mut out = Vec::with_capacity(txids.len());
         for chunk in txids.chunks(TX_BATCH) {
-            let raws = self
-                .client()
-                .batch_transaction_get_raw(chunk)
-                .map_err(map_err(format!("{} transactions", chunk.len())))?;
+            let raws = check::ask(format!("{} transactions", chunk.len()), || {
+                self.client().batch_transaction_get_raw(chunk)
+            })?;
             if raws.len() != chunk.len() {
                 return Err(malformed(
                     "blockchain.transaction.get",
@@ -478,17 +445,7 @@ impl ElectrumSource {
                 ));
             }
             for (txid, raw) in chunk.iter().zip(raws) {
-                let tx: Transaction =
-                    deserialize(&raw).map_err(|e| malformed(format!("transaction {txid}"), e))?;
-                let got = tx.compute_txid();
-                if got != *txid {
-                    return Err(unverified(
-                        height,
-                        Violation::TxidMismatch,
-                        format!("asked for {txid}, got a transaction that hashes to {got}"),
-                    ));
-                }
-                out.push(tx);
+                out.push(check::transaction(height, txid, &raw)?);
             }
         }
         self.transactions
@@ -506,66 +463,24 @@ impl ElectrumSource {
     ) -> Result<Vec<u32>, SourceError> {
         let height_usize =
             usize::try_from(height).map_err(|_| malformed("a merkle request", "height"))?;
-        let mut positions = Vec::with_capacity(txs.len());
-        let mut depth = None;
+        let mut proofs = Vec::with_capacity(txs.len());
         for chunk in txs.chunks(TX_BATCH) {
             let asks: Vec<(Txid, usize)> = chunk
                 .iter()
                 .map(|(txid, _)| (*txid, height_usize))
                 .collect();
-            let proofs = self
-                .client()
-                .batch_transaction_get_merkle(&asks)
-                .map_err(map_err(format!("{} merkle branches", asks.len())))?;
-            if proofs.len() != asks.len() {
+            let got = check::ask(format!("{} merkle branches", asks.len()), || {
+                self.client().batch_transaction_get_merkle(&asks)
+            })?;
+            if got.len() != asks.len() {
                 return Err(malformed(
                     "blockchain.transaction.get_merkle",
-                    format!("{} answers for {} requests", proofs.len(), asks.len()),
+                    format!("{} answers for {} requests", got.len(), asks.len()),
                 ));
             }
-            for ((txid, tx), proof) in chunk.iter().zip(proofs) {
-                let bad = |detail: String| unverified(height, Violation::MerkleBranch, detail);
-                if proof.block_height != height_usize {
-                    return Err(bad(format!(
-                        "the branch for {txid} is for height {}",
-                        proof.block_height
-                    )));
-                }
-                // A 64-byte transaction could pose as an inner node of the tree.
-                if tx.base_size() == 64 {
-                    return Err(bad(format!("{txid} is 64 bytes long without its witness")));
-                }
-                if *depth.get_or_insert(proof.merkle.len()) != proof.merkle.len() {
-                    return Err(bad(format!(
-                        "branches of different depths ({} and {}) in one block",
-                        depth.unwrap_or(0),
-                        proof.merkle.len()
-                    )));
-                }
-                // Electrum sends the siblings hex-encoded in display order, like txids.
-                let branch: Vec<[u8; 32]> = proof
-                    .merkle
-                    .iter()
-                    .map(|s| {
-                        let mut s = *s;
-                        s.reverse();
-                        s
-                    })
-                    .collect();
-                merkle::verify_branch(*txid, proof.pos as u64, &branch, header.merkle_root)
-                    .map_err(|e| bad(format!("{txid} at position {}: {e}", proof.pos)))?;
-                positions.push(u32::try_from(proof.pos).map_err(|_| bad("position".into()))?);
-            }
+            proofs.extend(got);
         }
-        let distinct: BTreeSet<u32> = positions.iter().copied().collect();
-        if distinct.len() != positions.len() {
-            return Err(unverified(
-                height,
-                Violation::MerkleBranch,
-                "two transactions proven at one position".into(),
-            ));
-        }
-        Ok(positions)
+        check::branches(height, header.merkle_root, txs, &proofs)
     }
 
     /// The outputs `txs`' inputs spend, from their funding transactions.
@@ -733,8 +648,8 @@ impl BlockSource for ElectrumSource {
     }
 
     fn broadcast(&self, tx: &Transaction) -> Result<Txid, SourceError> {
-        self.client()
-            .transaction_broadcast(tx)
-            .map_err(map_err("blockchain.transaction.broadcast"))
+        check::ask("blockchain.transaction.broadcast", || {
+            self.client().transaction_broadcast(tx)
+        })
     }
 }
