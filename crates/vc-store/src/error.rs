@@ -29,8 +29,8 @@ pub enum StoreError {
         /// The expected value.
         expected: String,
     },
-    /// The file is not a virtualchain store (no metadata table).
-    #[error("{path} is not a virtualchain-rs store (no metadata)")]
+    /// The file is not a virtualchain store: not a redb file, or one without metadata.
+    #[error("{path} is not a virtualchain-rs store")]
     NotAStore {
         /// The database file.
         path: String,

@@ -139,6 +139,11 @@ impl Store {
         // byte for byte as it was. A file that needs crash recovery cannot be opened read-only;
         // it is checked after the read-write open's repair instead.
         match ReadOnlyDatabase::open(&path) {
+            Err(e) if is_foreign(&e) => {
+                return Err(StoreError::NotAStore {
+                    path: path.display().to_string(),
+                });
+            }
             Ok(ro) => {
                 let txn = ro.begin_read().ctx("starting a read")?;
                 check_meta(&txn, &path, &config)?;
@@ -160,9 +165,23 @@ impl Store {
     /// crash recovery; open it with [`Store::open`] first.
     pub fn read_meta(path: impl AsRef<Path>) -> Result<Meta, StoreError> {
         let path = path.as_ref();
-        let ro = ReadOnlyDatabase::open(path).ctx("opening the database file read-only")?;
+        let ro = match ReadOnlyDatabase::open(path) {
+            Err(e) if is_foreign(&e) => {
+                return Err(StoreError::NotAStore {
+                    path: path.display().to_string(),
+                });
+            }
+            other => other.ctx("opening the database file read-only")?,
+        };
         let txn = ro.begin_read().ctx("starting a read")?;
-        let meta = txn.open_table(META).ctx("opening the meta table")?;
+        let meta = match txn.open_table(META) {
+            Err(redb::TableError::TableDoesNotExist(_)) => {
+                return Err(StoreError::NotAStore {
+                    path: path.display().to_string(),
+                });
+            }
+            other => other.ctx("opening the meta table")?,
+        };
         let raw = meta.get(META_KEY).ctx("reading metadata")?.ok_or_else(|| {
             StoreError::Inconsistent(format!("{} has no metadata", path.display()))
         })?;
@@ -535,4 +554,12 @@ pub(crate) fn load_mmr(
     }
     Mmr::from_peaks(leaves, peaks)
         .ok_or_else(|| StoreError::Inconsistent(format!("wrong peak count for {leaves} leaves")))
+}
+
+/// Whether opening failed because the file is not a redb database at all: redb reports a
+/// magic-number mismatch as invalid data, before reading anything else. Such a file is
+/// refused as [`StoreError::NotAStore`] and never opened for writing.
+fn is_foreign(e: &redb::DatabaseError) -> bool {
+    matches!(e, redb::DatabaseError::Storage(redb::StorageError::Io(io))
+        if io.kind() == std::io::ErrorKind::InvalidData)
 }

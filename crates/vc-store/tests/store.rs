@@ -145,12 +145,16 @@ fn opening_with_another_identity_fails_and_changes_nothing() {
             "a refused open changed the file"
         );
     }
-    // Not a database at all.
+    // Not a database at all: named as such, for opening and for reading the identity.
     let junk = dir.path().join("junk");
     std::fs::write(&junk, b"hello, I am not redb").unwrap();
     assert!(matches!(
         Store::open(&junk, good),
-        Err(StoreError::Db { .. })
+        Err(StoreError::NotAStore { .. })
+    ));
+    assert!(matches!(
+        Store::read_meta(&junk),
+        Err(StoreError::NotAStore { .. })
     ));
     assert!(std::fs::read(&junk).unwrap() == b"hello, I am not redb");
 }
