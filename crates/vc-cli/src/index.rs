@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use bitcoin::hex::FromHex;
 use bitcoin::{BlockHash, Network, ScriptBuf};
 use clap::{Args, Subcommand, ValueEnum};
@@ -19,6 +19,7 @@ use vc_engine::{
 use vc_names::{NamesApp, NamesConfig};
 use vc_store::{Store, StoreError};
 
+use crate::exit::InputError;
 use crate::source::SourceSpec;
 
 /// The applications this binary carries.
@@ -135,16 +136,17 @@ fn registry_of_version(version: &str) -> Result<Option<ScriptBuf>> {
 /// Opens an existing names database, reading its network and first block from the file.
 pub fn open_names_db(db: &Path) -> Result<(NamesConfig, Store)> {
     if !db.exists() {
-        bail!("{} does not exist", db.display());
+        return Err(InputError::Missing(db.display().to_string()).into());
     }
     let meta = Store::read_meta(db).with_context(|| format!("reading {}", db.display()))?;
     if meta.app_name != vc_names::app::APP_NAME {
-        bail!(
+        return Err(InputError::Foreign(format!(
             "{} belongs to application {:?}, not {:?}",
             db.display(),
             meta.app_name,
             vc_names::app::APP_NAME
-        );
+        ))
+        .into());
     }
     let network: Network = meta
         .network

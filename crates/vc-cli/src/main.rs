@@ -6,6 +6,7 @@
 
 mod chash;
 mod demo;
+mod exit;
 mod index;
 mod jsonl;
 mod names;
@@ -17,7 +18,7 @@ use clap::{Parser, Subcommand};
 
 /// Build and check virtual blockchains on top of Bitcoin.
 #[derive(Debug, Parser)]
-#[command(name = "virtualchain", version, about, long_about = None)]
+#[command(name = "virtualchain", version, about, long_about = None, after_help = exit::SUMMARY)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -47,7 +48,29 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return ExitCode::from(exit::USAGE);
+        }
+        Err(e) => {
+            // One line, like every other error; the usage is one --help away.
+            let rendered = e.render().to_string();
+            let message: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            eprintln!("{} (see --help)", message.join(" "));
+            return ExitCode::from(exit::USAGE);
+        }
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -68,7 +91,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // One line: the error and its causes joined with ": ".
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            exit::exit_code(&e)
         }
     }
 }

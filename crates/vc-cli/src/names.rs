@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use bitcoin::hex::FromHex;
 use bitcoin::{Address, Network, Transaction};
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -16,6 +17,7 @@ use vc_names::wire::{self, NameOp, NamespaceParams, hex};
 use vc_names::{lookup_name, lookup_namespace};
 use vc_source::BlockSource;
 
+use crate::exit::InputError;
 use crate::index::open_names_db;
 use crate::source::SourceSpec;
 
@@ -181,25 +183,27 @@ fn name_json(r: &NameRecord, network: Network) -> serde_json::Value {
 }
 
 fn unhex<const N: usize>(s: &str) -> Result<[u8; N]> {
-    if s.len() != 2 * N || !s.is_ascii() {
-        bail!("{s:?} is not {} hex digits", 2 * N);
+    let invalid = || InputError::Invalid {
+        what: "hex argument",
+        detail: format!("{s:?} is not {} hex digits", 2 * N),
+    };
+    if s.len() != 2 * N {
+        return Err(invalid().into());
     }
-    let mut out = [0u8; N];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16)
-            .with_context(|| format!("{s:?} is not hex"))?;
-    }
-    Ok(out)
+    <[u8; N]>::from_hex(s).map_err(|_| invalid().into())
 }
 
 /// Decodes a raw transaction into the JSON `names decode` prints.
 pub fn decode_json(raw_hex: &str, network: Network) -> Result<serde_json::Value> {
-    let bytes: Vec<u8> = (0..raw_hex.trim().len() / 2)
-        .map(|i| u8::from_str_radix(&raw_hex.trim()[2 * i..2 * i + 2], 16))
-        .collect::<Result<_, _>>()
-        .context("the transaction is not hex")?;
+    let bytes = Vec::<u8>::from_hex(raw_hex.trim()).map_err(|e| InputError::Invalid {
+        what: "the transaction",
+        detail: format!("not hex: {e}"),
+    })?;
     let tx: Transaction =
-        bitcoin::consensus::deserialize(&bytes).context("the bytes are not a transaction")?;
+        bitcoin::consensus::deserialize(&bytes).map_err(|e| InputError::Invalid {
+            what: "the transaction",
+            detail: format!("not a transaction: {e}"),
+        })?;
     let carried = Carrier::default()
         .extract(&tx)
         .map_err(|e| anyhow::anyhow!("{e}"))?
@@ -278,15 +282,17 @@ pub fn run(cmd: NamesCommand) -> Result<ExitCode> {
 }
 
 fn send(args: SendArgs) -> Result<()> {
-    let db = args
-        .db
-        .as_deref()
-        .context("--db is required (for the consensus hash and prices)")?;
+    let db = args.db.as_deref().ok_or(InputError::Usage(
+        "--db is required (for the consensus hash and prices)",
+    ))?;
     let wif = args
         .wif
         .as_deref()
-        .context("--wif (or VC_WIF) is required")?;
-    let source = args.source.as_deref().context("--source is required")?;
+        .ok_or(InputError::Usage("--wif (or VC_WIF) is required"))?;
+    let source = args
+        .source
+        .as_deref()
+        .ok_or(InputError::Usage("--source is required"))?;
     let (config, store) = open_names_db(db)?;
     let network = config.network;
     let kind = if args.p2pkh {
@@ -333,9 +339,13 @@ fn send(args: SendArgs) -> Result<()> {
         } => {
             let buckets: [u8; 16] = buckets
                 .try_into()
-                .map_err(|_| anyhow::anyhow!("--buckets needs 16 values"))?;
+                .map_err(|_| InputError::Usage("--buckets needs 16 values"))?;
             if buckets.iter().any(|b| *b > 15) {
-                bail!("bucket exponents are 0 to 15");
+                return Err(InputError::Invalid {
+                    what: "--buckets",
+                    detail: "bucket exponents are 0 to 15".into(),
+                }
+                .into());
             }
             build::plan_namespace_reveal(
                 &id,

@@ -1,0 +1,138 @@
+//! Exit codes: each kind of failure a script may want to tell apart has its own, following
+//! BSD's `sysexits.h` where one fits.
+//!
+//! | code | meaning |
+//! |---:|---|
+//! | 0 | success |
+//! | 1 | the command ran and the answer is no (a consensus hash differs), or an error of no class below |
+//! | 2 | usage: an unknown flag, a missing or malformed argument (clap) |
+//! | 65 | bad data in an argument or input file: an invalid WIF key, name, hex string or snapshot |
+//! | 66 | missing or unreadable input: the database file, the blocks directory, a fixture |
+//! | 69 | the block source is unavailable: unreachable, refusing the credentials, or failing |
+//! | 74 | the database cannot be read or written: I/O failure or corruption |
+//! | 76 | the block source answered something impossible: malformed, mismatched or unproven data |
+//! | 78 | a foreign database or a wrong setting: not a virtualchain file, another application's, another network's |
+//!
+//! The error is printed as one line on standard error either way.
+
+use std::process::ExitCode;
+
+use vc_engine::EngineError;
+use vc_source::SourceError;
+use vc_store::StoreError;
+
+/// The table above, for `--help`.
+pub const SUMMARY: &str = "Exit codes: 0 success; 1 a negative answer or another error; \
+2 usage; 65 bad data in an argument or file (key, name, hex, snapshot); 66 missing or unreadable \
+input (database, blocks directory); 69 block source unavailable; 74 database I/O or corruption; \
+76 block source answered something impossible; 78 foreign database or wrong setting \
+(another application or network).";
+
+/// Usage errors (clap's own code).
+pub const USAGE: u8 = 2;
+/// Bad data in an argument or an input file.
+pub const DATA: u8 = 65;
+/// A missing or unreadable input.
+pub const NO_INPUT: u8 = 66;
+/// The source is unavailable.
+pub const UNAVAILABLE: u8 = 69;
+/// The database cannot be read or written.
+pub const IO: u8 = 74;
+/// The source answered something impossible.
+pub const PROTOCOL: u8 = 76;
+/// A foreign database or a wrong setting.
+pub const CONFIG: u8 = 78;
+
+/// A problem with what the user gave the CLI, found by the CLI itself.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// A required argument is missing, or arguments that exclude each other were both given.
+    #[error("{0}")]
+    Usage(&'static str),
+    /// A file or directory that must exist does not.
+    #[error("{0} does not exist")]
+    Missing(String),
+    /// An argument that parsed as text but is not valid.
+    #[error("{what}: {detail}")]
+    Invalid {
+        /// Which argument.
+        what: &'static str,
+        /// Why.
+        detail: String,
+    },
+    /// The database belongs to another application, or its settings cannot be used.
+    #[error("{0}")]
+    Foreign(String),
+}
+
+/// The exit code for a failed command: the class of the first cause in `error`'s chain that
+/// has one (wrappers such as [`EngineError::Source`] defer to their cause).
+pub fn code_for(error: &anyhow::Error) -> u8 {
+    error.chain().find_map(class).unwrap_or(1)
+}
+
+/// [`code_for`] as an [`ExitCode`].
+pub fn exit_code(error: &anyhow::Error) -> ExitCode {
+    ExitCode::from(code_for(error))
+}
+
+fn class(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
+    if let Some(e) = cause.downcast_ref::<InputError>() {
+        return Some(match e {
+            InputError::Usage(_) => USAGE,
+            InputError::Missing(_) => NO_INPUT,
+            InputError::Invalid { .. } => DATA,
+            InputError::Foreign(_) => CONFIG,
+        });
+    }
+    if let Some(e) = cause.downcast_ref::<EngineError>() {
+        return match e {
+            EngineError::Source(_) | EngineError::Store(_) => None,
+            EngineError::WrongNetwork { .. }
+            | EngineError::NeedsMarkers { .. }
+            | EngineError::Spec(_) => Some(CONFIG),
+            _ => Some(1),
+        };
+    }
+    if let Some(e) = cause.downcast_ref::<SourceError>() {
+        return Some(match e {
+            SourceError::Transport { .. }
+            | SourceError::BadCredentials { .. }
+            | SourceError::Node { .. } => UNAVAILABLE,
+            SourceError::WrongNetwork { .. } => CONFIG,
+            SourceError::File { .. } => NO_INPUT,
+            SourceError::Malformed { .. }
+            | SourceError::Mismatch { .. }
+            | SourceError::Unverified { .. }
+            | SourceError::NotFound { .. }
+            | SourceError::Pruned { .. } => PROTOCOL,
+            _ => 1,
+        });
+    }
+    if let Some(e) = cause.downcast_ref::<StoreError>() {
+        return Some(match e {
+            StoreError::NotAStore { .. } | StoreError::Mismatch { .. } => CONFIG,
+            StoreError::Snapshot { .. } => DATA,
+            StoreError::Db { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::Inconsistent(_)
+            | StoreError::Io { .. } => IO,
+            _ => 1,
+        });
+    }
+    if let Some(e) = cause.downcast_ref::<vc_names::build::BuildError>() {
+        return Some(match e {
+            vc_names::build::BuildError::Wif(_)
+            | vc_names::build::BuildError::Uncompressed
+            | vc_names::build::BuildError::Name(_) => DATA,
+            _ => 1,
+        });
+    }
+    if let Some(e) = cause.downcast_ref::<std::io::Error>() {
+        return match e.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => Some(NO_INPUT),
+            _ => None,
+        };
+    }
+    None
+}
