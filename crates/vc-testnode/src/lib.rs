@@ -39,6 +39,7 @@ use bitcoincore_rpc::{Auth, Client, RpcApi};
 pub use bitcoincore_rpc;
 
 pub mod electrs;
+pub mod fake_core;
 pub mod proxy;
 pub use electrs::Electrs;
 pub use proxy::{Lie, LyingProxy};
