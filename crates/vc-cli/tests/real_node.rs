@@ -290,9 +290,10 @@ fn index_from_electrum_with_the_registry_equals_core() {
         args.extend_from_slice(extra);
         run(&args)
     };
-    // Without the registry the names app has no markers: refused before any file is made.
+    // Without the registry the names app has no markers: refused before any file is made,
+    // with the exit code for a wrong setting.
     let (code, _, err) = index(&[]);
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(78));
     assert!(err.contains("marker scripts"), "{err}");
     assert!(!light.exists());
 
