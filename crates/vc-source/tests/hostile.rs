@@ -28,15 +28,21 @@ fn node() -> FakeCore {
 }
 
 fn connect(url: String, rest: RestMode) -> CoreSource {
+    connect_with(url, rest, Duration::from_secs(10), 1)
+}
+
+/// A source with a `timeout` per request and `attempts` tries for transient failures.
+fn connect_with(url: String, rest: RestMode, timeout: Duration, attempts: u32) -> CoreSource {
     let mut config = CoreConfig::new(
         url,
         CoreAuth::UserPass("user".into(), "pass".into()),
         Network::Regtest,
     );
     config.rest = rest;
-    config.timeout = Duration::from_secs(10);
+    config.timeout = timeout;
     config.retry = RetryPolicy {
-        attempts: 1,
+        attempts,
+        base_delay: Duration::from_millis(10),
         ..config.retry
     };
     CoreSource::connect(config).unwrap()
@@ -213,18 +219,7 @@ fn an_oversized_body_stops_at_the_limit() {
 #[test]
 fn a_slow_answer_times_out() {
     let node = node();
-    let mut config = CoreConfig::new(
-        node.url(),
-        CoreAuth::UserPass("user".into(), "pass".into()),
-        Network::Regtest,
-    );
-    config.timeout = Duration::from_secs(1);
-    config.retry = RetryPolicy {
-        attempts: 2,
-        base_delay: Duration::from_millis(10),
-        ..config.retry
-    };
-    let source = CoreSource::connect(config).unwrap();
+    let source = connect_with(node.url(), RestMode::Auto, Duration::from_secs(1), 2);
     node.set_lie(Lie::Slow, 0);
     let (_, hash) = busy_block(&node);
     let result = source.block(&hash);
