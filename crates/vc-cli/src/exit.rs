@@ -91,6 +91,8 @@ fn class(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
             EngineError::WrongNetwork { .. }
             | EngineError::NeedsMarkers { .. }
             | EngineError::Spec(_) => Some(CONFIG),
+            // Spent outputs that cannot be right: the source is broken or lying.
+            EngineError::BadBlock { .. } => Some(PROTOCOL),
             _ => Some(1),
         };
     }
