@@ -138,3 +138,62 @@ fn class(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use anyhow::Context;
+
+    fn source(e: SourceError) -> anyhow::Error {
+        // As the engine reports it, under the CLI's own context.
+        Err::<(), _>(EngineError::Source(e))
+            .context("indexing")
+            .unwrap_err()
+    }
+
+    #[test]
+    fn each_class_of_cause_has_its_code_through_wrappers_and_context() {
+        let transport = SourceError::Transport {
+            source_name: "core-rpc",
+            what: "getblockcount".into(),
+            detail: "refused".into(),
+        };
+        assert_eq!(code_for(&source(transport)), UNAVAILABLE);
+        let lie = SourceError::Mismatch {
+            source_name: "core-rest",
+            detail: "asked for block x, got block y".into(),
+        };
+        assert_eq!(code_for(&source(lie)), PROTOCOL);
+        let network = SourceError::WrongNetwork {
+            source_name: "core-rpc",
+            expected: bitcoin::Network::Bitcoin,
+            found: "regtest".into(),
+        };
+        assert_eq!(code_for(&source(network)), CONFIG);
+        let bad_block = EngineError::BadBlock {
+            height: 7,
+            hash: bitcoin::BlockHash::from_raw_hash(bitcoin::hashes::Hash::all_zeros()),
+            txid: bitcoin::Txid::from_raw_hash(bitcoin::hashes::Hash::all_zeros()),
+            detail: "outputs worth more than their inputs".into(),
+        };
+        assert_eq!(code_for(&anyhow::Error::new(bad_block)), PROTOCOL);
+        let foreign = StoreError::NotAStore {
+            path: "notes.txt".into(),
+        };
+        assert_eq!(code_for(&anyhow::Error::new(foreign)), CONFIG);
+        let corrupt = StoreError::Inconsistent("no tip".into());
+        assert_eq!(code_for(&anyhow::Error::new(corrupt)), IO);
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        assert_eq!(
+            code_for(&Err::<(), _>(missing).context("reading x").unwrap_err()),
+            NO_INPUT
+        );
+        assert_eq!(
+            code_for(&anyhow::Error::new(InputError::Usage("--db is required"))),
+            USAGE
+        );
+        assert_eq!(code_for(&anyhow::anyhow!("something else")), 1);
+    }
+}
