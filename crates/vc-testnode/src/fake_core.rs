@@ -2,14 +2,21 @@
 //! chain to the Core source, honestly or with one lie switched on at run time, so tests can
 //! show that every lie becomes a typed error and that nothing a lie touches is committed.
 //!
-//! ```no_run
-//! # fn chain() -> (Vec<bitcoin::Block>, Vec<Vec<Vec<bitcoin::TxOut>>>) { unimplemented!() }
+//! ```
 //! use vc_testnode::fake_core::{CoreLie, FakeCore};
 //!
-//! let (blocks, spent) = chain();
-//! let node = FakeCore::start(blocks, spent);
-//! node.set_lie(CoreLie::WrongBlock, 150); // from height 150 up
-//! println!("point a core:// source at {}", node.url());
+//! /// A node serving `blocks` (from genesis) that answers with the wrong block from height
+//! /// 150 up; point a `core://` source at its `url()`.
+//! fn lying_node(blocks: Vec<bitcoin::Block>, spent: Vec<Vec<Vec<bitcoin::TxOut>>>) -> FakeCore {
+//!     let node = FakeCore::start(blocks, spent);
+//!     node.set_lie(CoreLie::WrongBlock, 150);
+//!     node
+//! }
+//!
+//! let genesis = bitcoin::constants::genesis_block(bitcoin::Network::Regtest);
+//! let node = lying_node(vec![genesis], vec![vec![vec![]]]);
+//! assert!(node.url().starts_with("http://127.0.0.1:"));
+//! assert_eq!(node.lies_told(), 0);
 //! ```
 
 use std::collections::BTreeMap;
