@@ -121,7 +121,10 @@ pub struct ElectrumStats {
 /// An Electrum server, verified ([module docs](self)).
 pub struct ElectrumSource {
     config: ElectrumConfig,
-    clients: Vec<Client>,
+    /// One request at a time per connection: electrum-client lets threads share a connection,
+    /// but its hand-over of the reading role between them can lose a wake-up and leave every
+    /// waiting thread blocked (seen in CI with two prefetch workers on one connection).
+    clients: Vec<Mutex<Client>>,
     next_client: AtomicUsize,
     chain: RwLock<HeaderChain>,
     /// Serialises header syncs (the chain itself is read concurrently).
@@ -175,6 +178,7 @@ impl ElectrumSource {
                     Client::from_config(&config.url, client_config.clone())
                 })
             })
+            .map(|client| client.map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
         let source = ElectrumSource {
             chain: RwLock::new(HeaderChain::new(config.network)),
@@ -219,10 +223,19 @@ impl ElectrumSource {
         }
     }
 
-    fn client(&self) -> &Client {
+    /// A connection for one request: a free one if any, else the next in turn.
+    fn client(&self) -> std::sync::MutexGuard<'_, Client> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let i = self.next_client.fetch_add(1, Ordering::Relaxed) % self.clients.len();
-        &self.clients[i]
+        let start = self.next_client.fetch_add(1, Ordering::Relaxed);
+        let n = self.clients.len();
+        for i in 0..n {
+            if let Ok(guard) = self.clients[(start + i) % n].try_lock() {
+                return guard;
+            }
+        }
+        self.clients[start % n]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     fn read_chain(&self) -> std::sync::RwLockReadGuard<'_, HeaderChain> {
@@ -236,11 +249,15 @@ impl ElectrumSource {
         // The subscription's answer is the server's current tip; drain queued notifications
         // so that they do not pile up on the connection.
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let subscriber = &self.clients[0];
-        let notification = check::ask("blockchain.headers.subscribe", || {
-            subscriber.block_headers_subscribe_raw()
-        })?;
-        while let Ok(Some(_)) = subscriber.block_headers_pop_raw() {}
+        // The lock ends here: the requests below take connections of their own.
+        let notification = {
+            let subscriber = self.clients[0].lock().unwrap_or_else(|p| p.into_inner());
+            let notification = check::ask("blockchain.headers.subscribe", || {
+                subscriber.block_headers_subscribe_raw()
+            })?;
+            while let Ok(Some(_)) = subscriber.block_headers_pop_raw() {}
+            notification
+        };
         let server_tip = notification.height as u64;
         let tip_header: Header = deserialize(&notification.header)
             .map_err(|e| malformed("the subscription's tip header", e))?;
