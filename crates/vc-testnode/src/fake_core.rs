@@ -21,14 +21,16 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bitcoin::consensus::serialize;
 use bitcoin::{Block, BlockHash, TxOut, VarInt};
 use serde_json::{Value, json};
+
+use crate::loopback::LoopbackServer;
 
 /// What the fake node lies about (for blocks at or above the height given to
 /// [`FakeCore::set_lie`]; RPC lies apply to every call).
@@ -73,13 +75,12 @@ struct Shared {
     chain: Chain,
     lie: Mutex<(CoreLie, u64)>,
     told: AtomicU64,
-    stop: AtomicBool,
 }
 
 /// The fake node ([module docs](self)). Dropping it stops the server.
 pub struct FakeCore {
     shared: Arc<Shared>,
-    addr: std::net::SocketAddr,
+    server: LoopbackServer,
 }
 
 /// REST's `spenttxouts` binary body.
@@ -429,27 +430,18 @@ impl FakeCore {
             chain,
             lie: Mutex::new((CoreLie::None, 0)),
             told: AtomicU64::new(0),
-            stop: AtomicBool::new(false),
         });
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
-        let addr = listener.local_addr().expect("the bound address");
         let server = Arc::clone(&shared);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if server.stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let server = Arc::clone(&server);
-                std::thread::spawn(move || serve_connection(&server, stream));
-            }
+        let server = LoopbackServer::start(move |stream| {
+            let server = Arc::clone(&server);
+            std::thread::spawn(move || serve_connection(&server, stream));
         });
-        FakeCore { shared, addr }
+        FakeCore { shared, server }
     }
 
     /// The URL to give a Core source (`http://127.0.0.1:PORT`; any credentials work).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// Tells `lie` about blocks at `from_height` and above (RPC lies: about everything).
@@ -475,13 +467,5 @@ impl FakeCore {
     /// The spent outputs of the block with `hash`.
     pub fn spent(&self, hash: &BlockHash) -> Option<&[Vec<TxOut>]> {
         self.shared.chain.spent.get(hash).map(Vec::as_slice)
-    }
-}
-
-impl Drop for FakeCore {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        // Wake the accept loop so it sees the flag.
-        let _ = TcpStream::connect(self.addr);
     }
 }

@@ -40,6 +40,7 @@ pub use bitcoincore_rpc;
 
 pub mod electrs;
 pub mod fake_core;
+mod loopback;
 pub mod proxy;
 pub use electrs::Electrs;
 pub use proxy::{Lie, LyingProxy};

@@ -7,8 +7,8 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bitcoin::block::Header;
@@ -17,6 +17,8 @@ use bitcoin::hashes::Hash;
 use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::{BlockHash, Transaction};
 use serde_json::Value;
+
+use crate::loopback::LoopbackServer;
 
 /// A way to lie.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,19 +43,18 @@ type Pending = Arc<Mutex<HashMap<u64, (String, Value)>>>;
 struct Shared {
     lie: Mutex<Option<Lie>>,
     told: AtomicU64,
-    stop: AtomicBool,
 }
 
 /// The proxy; stops accepting on drop.
 pub struct LyingProxy {
-    port: u16,
+    server: LoopbackServer,
     shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for LyingProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LyingProxy")
-            .field("port", &self.port)
+            .field("port", &self.server.addr().port())
             .finish_non_exhaustive()
     }
 }
@@ -61,32 +62,22 @@ impl std::fmt::Debug for LyingProxy {
 impl LyingProxy {
     /// Starts an honest proxy in front of the Electrum server on `127.0.0.1:upstream`.
     pub fn start(upstream: u16) -> LyingProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
-        let port = listener.local_addr().expect("its address").port();
         let shared = Arc::new(Shared {
             lie: Mutex::new(None),
             told: AtomicU64::new(0),
-            stop: AtomicBool::new(false),
         });
         let s = Arc::clone(&shared);
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                if s.stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                let Ok(client) = client else { continue };
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
-                    continue;
-                };
-                serve(client, server, Arc::clone(&s));
+        let server = LoopbackServer::start(move |client| {
+            if let Ok(upstream) = TcpStream::connect(("127.0.0.1", upstream)) {
+                serve(client, upstream, Arc::clone(&s));
             }
         });
-        LyingProxy { port, shared }
+        LyingProxy { server, shared }
     }
 
     /// `tcp://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("tcp://127.0.0.1:{}", self.port)
+        format!("tcp://127.0.0.1:{}", self.server.addr().port())
     }
 
     /// Starts telling `lie` (or stops lying with `None`).
@@ -97,14 +88,6 @@ impl LyingProxy {
     /// How many answers were rewritten so far.
     pub fn lies_told(&self) -> u64 {
         self.shared.told.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for LyingProxy {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
     }
 }
 
