@@ -12,7 +12,8 @@
 //! * Reorgs ([`Writer::rollback_to`]): revert block by block through the undo logs, at a cost
 //!   proportional to the blocks reverted.
 //! * Reading ([`View`]): a consistent snapshot of the last commit that implements
-//!   [`vc_chash::History`], so proofs are served straight from the store while the writer goes on.
+//!   [`vc_chash::History`], so proofs are served straight from the store while the writer goes on;
+//!   [`ReadOnlyStore`] takes views from another process, which follows the writer's commits.
 //! * Portability ([`snapshot`]): export to one file, import with the consensus-hash chain
 //!   recomputed and checked against a trusted hash.
 //! * Auditing ([`replay`]): recompute every consensus hash from the stored records.
@@ -54,6 +55,7 @@
 mod error;
 mod hasher;
 mod history;
+mod read_only;
 pub mod replay;
 pub mod schema;
 pub mod snapshot;
@@ -62,6 +64,7 @@ mod store;
 mod writer;
 
 pub use error::StoreError;
+pub use read_only::ReadOnlyStore;
 pub use schema::{ChainEntry, Meta, OutputData, StoredOp};
 pub use state::{Namespace, StateKey};
 pub use store::{DEFAULT_UNDO_WINDOW, Store, StoreConfig, Tip, View};

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable};
+use redb::{Builder, ConcurrencyMode, Database, ReadTransaction, ReadableDatabase, ReadableTable};
 use vc_chash::v2::mmr::{Mmr, peak_positions};
 use vc_chash::{ConsensusHash, Hash256, Scheme, Seeds};
 use vc_codec::storage::Stored;
@@ -130,7 +130,7 @@ impl Store {
             .map(|m| m.len() > 0)
             .unwrap_or(false);
         if !exists {
-            let db = Database::create(&path).ctx("creating the database file")?;
+            let db = builder().create(&path).ctx("creating the database file")?;
             let store = Store { db, path, config };
             store.init()?;
             return Ok(store);
@@ -138,7 +138,7 @@ impl Store {
         // Check the identity through a read-only open first, so that a mismatch leaves the file
         // byte for byte as it was. A file that needs crash recovery cannot be opened read-only;
         // it is checked after the read-write open's repair instead.
-        match ReadOnlyDatabase::open(&path) {
+        match builder().open_read_only(&path) {
             Err(e) if is_foreign(&e) => {
                 return Err(StoreError::NotAStore {
                     path: path.display().to_string(),
@@ -153,7 +153,7 @@ impl Store {
             }
             Err(e) => return Err(e).ctx("opening the database file"),
         }
-        let db = Database::open(&path).ctx("opening the database file")?;
+        let db = builder().open(&path).ctx("opening the database file")?;
         let txn = db.begin_read().ctx("starting a read")?;
         check_meta(&txn, &path, &config)?;
         drop(txn);
@@ -164,28 +164,7 @@ impl Store {
     /// serves several applications uses it to pick the right one). Fails on a file that needs
     /// crash recovery; open it with [`Store::open`] first.
     pub fn read_meta(path: impl AsRef<Path>) -> Result<Meta, StoreError> {
-        let path = path.as_ref();
-        let ro = match ReadOnlyDatabase::open(path) {
-            Err(e) if is_foreign(&e) => {
-                return Err(StoreError::NotAStore {
-                    path: path.display().to_string(),
-                });
-            }
-            other => other.ctx("opening the database file read-only")?,
-        };
-        let txn = ro.begin_read().ctx("starting a read")?;
-        let meta = match txn.open_table(META) {
-            Err(redb::TableError::TableDoesNotExist(_)) => {
-                return Err(StoreError::NotAStore {
-                    path: path.display().to_string(),
-                });
-            }
-            other => other.ctx("opening the meta table")?,
-        };
-        let raw = meta.get(META_KEY).ctx("reading metadata")?.ok_or_else(|| {
-            StoreError::Inconsistent(format!("{} has no metadata", path.display()))
-        })?;
-        schema::decode(raw.value(), || "store metadata".to_owned())
+        Ok(crate::ReadOnlyStore::open(path)?.meta().clone())
     }
 
     /// Writes metadata and seeds and creates every table.
@@ -556,10 +535,18 @@ pub(crate) fn load_mmr(
         .ok_or_else(|| StoreError::Inconsistent(format!("wrong peak count for {leaves} leaves")))
 }
 
+/// How every handle on a store file is opened: one process writes, and any number of others
+/// may open the file read-only and follow its commits (see [`ReadOnlyStore`]).
+pub(crate) fn builder() -> Builder {
+    let mut b = Builder::new();
+    b.set_concurrency_mode(ConcurrencyMode::SingleWriter);
+    b
+}
+
 /// Whether opening failed because the file is not a redb database at all: redb reports a
 /// magic-number mismatch as invalid data, before reading anything else. Such a file is
 /// refused as [`StoreError::NotAStore`] and never opened for writing.
-fn is_foreign(e: &redb::DatabaseError) -> bool {
+pub(crate) fn is_foreign(e: &redb::DatabaseError) -> bool {
     matches!(e, redb::DatabaseError::Storage(redb::StorageError::Io(io))
         if io.kind() == std::io::ErrorKind::InvalidData)
 }

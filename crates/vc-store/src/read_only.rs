@@ -1,0 +1,142 @@
+//! Reading a store that another process writes: [`ReadOnlyStore`].
+
+use std::path::{Path, PathBuf};
+
+use redb::{ReadOnlyDatabase, ReadableDatabase};
+use vc_chash::Scheme;
+use vc_codec::storage::Stored;
+
+use crate::error::{DbContext, StoreError};
+use crate::schema::{self, META, META_KEY, Meta};
+use crate::state::{Namespace, StateKey};
+use crate::store::{Tip, View, builder, is_foreign};
+
+/// A read-only handle on a store, safe to hold while another process (or this one) writes the
+/// same file through [`Store`](crate::Store).
+///
+/// Every [`view`](Self::view) is a consistent snapshot of the writer's last commit at the time
+/// it is taken, so a server answers each request from one block boundary while an indexer goes
+/// on. The file's identity is read from the file itself ([`Meta`]) instead of being checked
+/// against an application's configuration, so one tool can read stores of any application.
+///
+/// Opening fails on a file that needs crash recovery and has no writer: run the indexer (or
+/// [`Store::open`](crate::Store::open)) once to repair it.
+///
+/// ```
+/// use vc_chash::{Hash256, Scheme};
+/// use vc_store::{BlockHeader, ReadOnlyStore, Store, StoreConfig};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("app.redb");
+/// let store = Store::open(&path, StoreConfig::new("app", "1", Scheme::V2, 10, "regtest"))?;
+/// let reader = ReadOnlyStore::open(&path)?;
+/// assert_eq!(reader.tip()?, None);
+///
+/// let mut w = store.writer()?;
+/// let header = BlockHeader { height: 10, block_hash: Hash256([1; 32]), prev_hash: Hash256([0; 32]) };
+/// w.begin_block(header)?.finish()?;
+/// w.commit()?;
+///
+/// // The reader follows the writer's commits.
+/// assert_eq!(reader.tip()?.map(|t| t.height), Some(10));
+/// assert_eq!(reader.meta().app_name, "app");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct ReadOnlyStore {
+    db: ReadOnlyDatabase,
+    path: PathBuf,
+    meta: Meta,
+    scheme: Scheme,
+}
+
+impl core::fmt::Debug for ReadOnlyStore {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ReadOnlyStore")
+            .field("path", &self.path)
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReadOnlyStore {
+    /// Opens the store at `path` for reading. The file must exist and be a store.
+    pub fn open(path: impl AsRef<Path>) -> Result<ReadOnlyStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let not_a_store = || StoreError::NotAStore {
+            path: path.display().to_string(),
+        };
+        let db = match builder().open_read_only(&path) {
+            Err(e) if is_foreign(&e) => return Err(not_a_store()),
+            other => other.ctx("opening the database file read-only")?,
+        };
+        let txn = db.begin_read().ctx("starting a read")?;
+        let table = match txn.open_table(META) {
+            Err(redb::TableError::TableDoesNotExist(_)) => return Err(not_a_store()),
+            other => other.ctx("opening the meta table")?,
+        };
+        let raw = table
+            .get(META_KEY)
+            .ctx("reading metadata")?
+            .ok_or_else(not_a_store)?;
+        let meta: Meta = schema::decode(raw.value(), || "store metadata".to_owned())?;
+        let scheme = Scheme::from_byte(meta.scheme).ok_or_else(|| {
+            StoreError::Inconsistent(format!(
+                "{} names an unknown consensus-hash scheme {}",
+                path.display(),
+                meta.scheme
+            ))
+        })?;
+        drop(table);
+        drop(txn);
+        Ok(ReadOnlyStore {
+            db,
+            path,
+            meta,
+            scheme,
+        })
+    }
+
+    /// The file this handle reads.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The store's identity, as written when it was created.
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    /// The store's consensus-hash scheme.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// A consistent view of the writer's last commit.
+    pub fn view(&self) -> Result<View, StoreError> {
+        Ok(View {
+            txn: self.db.begin_read().ctx("starting a read")?,
+            scheme: self.scheme,
+            first_block: self.meta.first_block,
+        })
+    }
+
+    /// The newest committed block.
+    pub fn tip(&self) -> Result<Option<Tip>, StoreError> {
+        self.view()?.tip()
+    }
+
+    /// A typed handle on the namespace `name`, as the store's metadata declares it.
+    pub fn namespace<K: StateKey, V: Stored>(
+        &self,
+        name: &'static str,
+    ) -> Result<Namespace<K, V>, StoreError> {
+        let id = self
+            .meta
+            .namespaces
+            .iter()
+            .position(|n| n == name)
+            .and_then(|i| u16::try_from(i).ok())
+            .ok_or_else(|| StoreError::UnknownNamespace(name.to_owned()))?;
+        Ok(Namespace::new(id, name))
+    }
+}
