@@ -90,6 +90,14 @@ pub enum RecordError {
         /// How many are missing.
         need: usize,
     },
+    /// Splitting a legacy record: the bytes at `offset` are not `what` the format needs there.
+    #[error("legacy record malformed at byte offset {offset}: expected {what}")]
+    Malformed {
+        /// Where.
+        offset: usize,
+        /// What the format needs there.
+        what: &'static str,
+    },
     /// Decoding: an unknown encoding version.
     #[error("unknown v2 record encoding version 0x{0:02x}")]
     UnknownVersion(u8),
@@ -141,6 +149,55 @@ pub fn encode_legacy(record: &Record) -> Vec<u8> {
         })
         .collect();
     serialize(&record.opcode, &fields)
+}
+
+/// Splits a legacy record (`opcode:len:value,len:value,...`) whose opcode is `opcode_len`
+/// bytes into its opcode and its rendered field values. The legacy format keeps no types (an
+/// integer is its decimal digits, `None` is empty), so the caller interprets the values by
+/// position, as the application's field list orders them.
+///
+/// ```
+/// use vc_codec::record::split_legacy;
+/// let (opcode, values) = split_legacy(b"+:8:alice.id,0:,3:a:b", 1).unwrap();
+/// assert_eq!(opcode, b"+");
+/// assert_eq!(values, [&b"alice.id"[..], b"", b"a:b"]);
+/// ```
+pub fn split_legacy(bytes: &[u8], opcode_len: usize) -> Result<(&[u8], Vec<&[u8]>), RecordError> {
+    let bad = |offset: usize, what: &'static str| RecordError::Malformed { offset, what };
+    let opcode = bytes.get(..opcode_len).ok_or(bad(0, "opcode"))?;
+    if bytes.get(opcode_len) != Some(&b':') {
+        return Err(bad(opcode_len, "':' after the opcode"));
+    }
+    let mut at = opcode_len + 1;
+    let mut values = Vec::new();
+    while at < bytes.len() {
+        if !values.is_empty() {
+            if bytes[at] != b',' {
+                return Err(bad(at, "',' between values"));
+            }
+            at += 1;
+        }
+        let colon = bytes[at..]
+            .iter()
+            .position(|&b| b == b':')
+            .ok_or(bad(at, "a value length"))?;
+        let digits = &bytes[at..at + colon];
+        if digits.is_empty() || digits.len() > 10 || !digits.iter().all(u8::is_ascii_digit) {
+            return Err(bad(at, "a decimal value length"));
+        }
+        let len: usize = core::str::from_utf8(digits)
+            .ok()
+            .and_then(|d| d.parse().ok())
+            .ok_or(bad(at, "a decimal value length"))?;
+        let start = at + colon + 1;
+        let value = start
+            .checked_add(len)
+            .and_then(|end| bytes.get(start..end))
+            .ok_or(bad(start, "as many value bytes as the length says"))?;
+        values.push(value);
+        at = start + len;
+    }
+    Ok((opcode, values))
 }
 
 /// The v2 canonical encoding.
@@ -266,6 +323,36 @@ pub fn decode_v2(bytes: &[u8]) -> Result<Record, RecordError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn split_legacy_inverts_encode_legacy() {
+        let record = Record {
+            opcode: b":".to_vec(),
+            values: vec![
+                RecordValue::Text("a,b:c".into()),
+                RecordValue::Null,
+                RecordValue::Bool(true),
+                RecordValue::Uint(42),
+            ],
+        };
+        let bytes = encode_legacy(&record);
+        let (opcode, values) = split_legacy(&bytes, 1).unwrap();
+        assert_eq!(opcode, b":");
+        assert_eq!(values, [&b"a,b:c"[..], b"", b"True", b"42"]);
+        assert_eq!(split_legacy(b"?:", 1).unwrap().1.len(), 0);
+        for bad in [
+            &b""[..],
+            b"?",
+            b"?x",
+            b"?:3:ab",
+            b"?:1:a2:bc",
+            b"?::a",
+            b"?:x:a",
+            b"?:1:a,",
+        ] {
+            assert!(split_legacy(bad, 1).is_err(), "{bad:?}");
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 
