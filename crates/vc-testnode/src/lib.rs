@@ -42,6 +42,7 @@ pub mod electrs;
 pub mod fake_core;
 mod loopback;
 pub mod proxy;
+pub mod synthetic;
 pub use electrs::Electrs;
 pub use proxy::{Lie, LyingProxy};
 
