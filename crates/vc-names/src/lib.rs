@@ -32,6 +32,7 @@ pub struct ReadmeDoctests;
 
 pub mod app;
 pub mod build;
+pub mod history;
 pub mod price;
 pub mod scenario;
 pub mod state;
