@@ -1,0 +1,125 @@
+//! What the server keeps in memory beside the store: consensus hash to height, and the
+//! heights of the operations that touch each application key. Both follow the store's tip,
+//! reorgs included.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use vc_chash::{ConsensusHash, Hash256, History};
+use vc_store::{StoreError, StoredOp, View};
+
+/// What an application adds to the server: a collection of keyed state (the names app: names),
+/// served at `/v1/{collection}/{key}` with the heights of every operation that touched the key.
+pub trait Extension: Send + Sync + 'static {
+    /// The URL segment of the collection (for example `names`); one path segment, not `tip`,
+    /// `blocks`, `consensus`, `proofs` or `openapi.json`.
+    fn collection(&self) -> &'static str;
+
+    /// The staleness window of the application's consensus-hash freshness rule, if it has one:
+    /// the default window of `/v1/consensus/{ch}/fresh`.
+    fn staleness(&self) -> Option<u64>;
+
+    /// The keys of the collection that an accepted operation touched.
+    fn keys(&self, op: &StoredOp) -> Vec<String>;
+
+    /// The current state of `key` as JSON, or `None` when the store has none.
+    fn lookup(&self, view: &View, key: &str) -> Result<Option<serde_json::Value>, StoreError>;
+}
+
+/// The in-memory indexes, as of one store tip.
+#[derive(Debug, Default)]
+pub(crate) struct Index {
+    tip: Option<(u64, Hash256)>,
+    by_height: BTreeMap<u64, ConsensusHash>,
+    by_hash: BTreeMap<ConsensusHash, u64>,
+    keys: BTreeMap<String, BTreeSet<u64>>,
+}
+
+impl Index {
+    /// Whether the index describes exactly the chain of `view`'s tip.
+    pub(crate) fn is_at(&self, tip: Option<(u64, Hash256)>) -> bool {
+        self.tip == tip
+    }
+
+    /// Brings the index to `view`'s tip: drops the blocks a reorg replaced, then reads the new
+    /// ones with one range read per table.
+    pub(crate) fn refresh(
+        &mut self,
+        view: &View,
+        ext: Option<&dyn Extension>,
+    ) -> Result<(), StoreError> {
+        let tip = view.tip()?;
+        let tip_id = tip.map(|t| (t.height, t.block_hash));
+        if self.is_at(tip_id) {
+            return Ok(());
+        }
+        // The newest indexed block that the view still has: a consensus hash commits to every
+        // earlier one, so everything below it matches too.
+        let mut keep = None;
+        for (&h, ch) in self.by_height.iter().rev() {
+            if tip.is_some_and(|t| h <= t.height) && view.consensus_hash(h)?.as_ref() == Some(ch) {
+                keep = Some(h);
+                break;
+            }
+        }
+        let dropped: Vec<u64> = match keep {
+            Some(h) => self.by_height.range(h + 1..).map(|(&h, _)| h).collect(),
+            None => self.by_height.keys().copied().collect(),
+        };
+        if !dropped.is_empty() {
+            tracing::info!(
+                blocks = dropped.len(),
+                from = dropped.first().copied().unwrap_or_default(),
+                "index: dropping replaced blocks"
+            );
+        }
+        for h in &dropped {
+            if let Some(ch) = self.by_height.remove(h) {
+                self.by_hash.remove(&ch);
+            }
+        }
+        if let Some(first) = dropped.first() {
+            self.keys.retain(|_, heights| {
+                heights.retain(|h| h < first);
+                !heights.is_empty()
+            });
+        }
+        if let Some(t) = tip {
+            let from = keep.map_or(0, |h| h + 1);
+            for (h, entry) in view.chain_range(from, t.height)? {
+                let ch = ConsensusHash::from_slice(view.scheme(), &entry.consensus_hash)
+                    .ok_or_else(|| {
+                        StoreError::Inconsistent(format!(
+                            "chain entry at height {h} has a {}-byte consensus hash",
+                            entry.consensus_hash.len()
+                        ))
+                    })?;
+                self.by_height.insert(h, ch);
+                // A consensus hash names one block; if two ever collide, the lower one wins,
+                // as it did when both were indexed in order.
+                self.by_hash.entry(ch).or_insert(h);
+            }
+            if let Some(ext) = ext {
+                for (h, op) in view.ops_range(from, t.height)? {
+                    for key in ext.keys(&op) {
+                        self.keys.entry(key).or_default().insert(h);
+                    }
+                }
+            }
+        }
+        self.tip = tip_id;
+        Ok(())
+    }
+
+    /// The height of the block whose consensus hash is `ch`.
+    pub(crate) fn height_of(&self, ch: &ConsensusHash) -> Option<u64> {
+        self.by_hash.get(ch).copied()
+    }
+
+    /// The heights of the operations that touched `key`, oldest first.
+    pub(crate) fn key_heights(&self, key: &str) -> Vec<u64> {
+        self.keys
+            .get(key)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    }
+}
