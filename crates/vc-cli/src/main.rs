@@ -9,7 +9,9 @@ mod demo;
 mod exit;
 mod index;
 mod jsonl;
+mod light;
 mod names;
+mod serve;
 mod source;
 
 use std::process::ExitCode;
@@ -45,6 +47,12 @@ enum Command {
     Recover(index::RecoverCommand),
     /// Index the committed fixture chain with the names app (no node needed).
     Demo(demo::DemoArgs),
+    /// Serve a database over HTTP (JSON endpoints and proofs under /v1), read-only.
+    Serve(serve::ServeArgs),
+    /// Light client: verify an untrusted server's answers against a trusted consensus hash.
+    /// Exit codes: 0 proven, 1 refuted, 2 unreachable or malformed.
+    #[command(subcommand)]
+    Light(light::LightCommand),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +93,8 @@ fn main() -> ExitCode {
         Command::Names(cmd) => names::run(cmd),
         Command::Recover(cmd) => index::recover(cmd),
         Command::Demo(args) => demo::run(args),
+        Command::Serve(args) => serve::serve(args),
+        Command::Light(cmd) => return light::run(cmd),
     };
     match result {
         Ok(code) => code,

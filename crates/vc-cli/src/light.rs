@@ -1,0 +1,191 @@
+//! `virtualchain light`: a light client that trusts one consensus hash and verifies everything
+//! else an untrusted server says. Exit codes: 0 proven, 1 refuted, 2 unreachable or malformed.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use vc_chash::VerifiedBlock;
+use vc_names::history::NameHistory;
+use vc_serve::client::{LightClient, LightError, Trusted};
+
+/// The answer was proven.
+const PROVEN: u8 = 0;
+/// A proof or a claim of the server was refuted.
+const REFUTED: u8 = 1;
+/// The server could not be reached, or answered nonsense or an error.
+const UNANSWERED: u8 = 2;
+
+/// Query an untrusted server and verify its answers against a trusted consensus hash.
+#[derive(Debug, clap::Subcommand)]
+pub enum LightCommand {
+    /// Fetch the proof of one block's records and verify it.
+    Verify {
+        #[command(flatten)]
+        common: Common,
+        /// The block whose records to prove (at most the trusted height).
+        #[arg(long)]
+        height: u64,
+    },
+    /// The names app: a name's history, with every step proven.
+    Name {
+        /// The fully qualified name (e.g. alice.id).
+        name: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+/// What every light query needs.
+#[derive(Debug, clap::Args)]
+pub struct Common {
+    /// The server (http://host:port).
+    #[arg(long)]
+    server: String,
+    /// The trusted consensus hash and its height, as HEIGHT:HASH (from your own node or a
+    /// friend's: `virtualchain status`).
+    #[arg(long)]
+    trusted: Trusted,
+    /// The application's first block; by default the server's word, which a lie cannot turn
+    /// into a false proof, only a failed one.
+    #[arg(long)]
+    first_block: Option<u64>,
+    /// Seconds to wait for each answer.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+}
+
+impl Common {
+    fn client(&self) -> Result<(LightClient, u64), LightError> {
+        let client = LightClient::new(&self.server, Duration::from_secs(self.timeout.max(1)));
+        let first = match self.first_block {
+            Some(f) => f,
+            None => client.first_block()?,
+        };
+        Ok((client, first))
+    }
+}
+
+pub fn run(cmd: LightCommand) -> ExitCode {
+    let result = match cmd {
+        LightCommand::Verify { common, height } => verify(&common, height),
+        LightCommand::Name { name, common } => name_history(&common, &name),
+    };
+    ExitCode::from(match result {
+        Ok(code) => code,
+        Err(e) if e.is_refutation() => {
+            eprintln!("refuted: {e}");
+            REFUTED
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            UNANSWERED
+        }
+    })
+}
+
+fn printable(record: &[u8]) -> String {
+    match std::str::from_utf8(record) {
+        Ok(s) if !s.chars().any(char::is_control) => s.to_owned(),
+        _ => format!("0x{}", vc_chash::hex::encode(record)),
+    }
+}
+
+fn print_block(b: &VerifiedBlock, trusted: &Trusted) {
+    println!(
+        "proven: block {} against trusted block {} ({})",
+        b.height, trusted.height, trusted.consensus_hash
+    );
+    println!("consensus hash: {}", b.consensus_hash);
+    println!("ops hash: {}", b.ops_hash);
+    if let Some(h) = b.block_hash {
+        println!("block hash: {}", h.reversed());
+    }
+    println!("records: {}", b.records.len());
+    for r in &b.records {
+        println!("  {}", printable(r));
+    }
+}
+
+fn verify(common: &Common, height: u64) -> Result<u8, LightError> {
+    let (client, first) = common.client()?;
+    let block = client.verify(first, &common.trusted, height)?;
+    print_block(&block, &common.trusted);
+    Ok(PROVEN)
+}
+
+fn name_history(common: &Common, name: &str) -> Result<u8, LightError> {
+    let (client, first) = common.client()?;
+    let n = common.trusted.height;
+    let (state, history) = client.key("names", name)?;
+    let (provable, later): (Vec<u64>, Vec<u64>) = history.iter().partition(|h| **h <= n);
+    let mut blocks = Vec::new();
+    for &h in &provable {
+        let b = client.verify(first, &common.trusted, h)?;
+        if !b
+            .records
+            .iter()
+            .any(|r| vc_names::history::record_name(r).as_deref() == Some(name))
+        {
+            eprintln!(
+                "refuted: the server lists block {h} in {name}'s history, but the block's proven records have no operation on it"
+            );
+            return Ok(REFUTED);
+        }
+        blocks.push(b);
+    }
+    let replayed =
+        match NameHistory::replay(name, blocks.iter().map(|b| (b.height, &b.records[..]))) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("refuted: the proven records do not form a history: {e}");
+                return Ok(REFUTED);
+            }
+        };
+    println!(
+        "{name}: {} proven operations against trusted block {n} ({})",
+        replayed.events.len(),
+        common.trusted.consensus_hash
+    );
+    for e in &replayed.events {
+        println!(
+            "  block {:>8}  {:<8}  owner {}  value {}  tx {}",
+            e.height,
+            e.kind,
+            e.owner,
+            e.value_hash.as_deref().unwrap_or("-"),
+            e.txid
+        );
+    }
+    println!(
+        "state: owner {}  value {}  {}",
+        replayed.owner.as_deref().unwrap_or("-"),
+        replayed.value_hash.as_deref().unwrap_or("-"),
+        if replayed.revoked {
+            "revoked"
+        } else {
+            "active"
+        }
+    );
+    if !later.is_empty() {
+        println!(
+            "not proven: {} later operations above the trusted height (blocks {later:?}); trust a newer consensus hash to prove them",
+            later.len()
+        );
+        return Ok(PROVEN);
+    }
+    // Everything the server listed is proven: its stated record must agree with the replay.
+    let str_field = |k: &str| state.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    let claimed_revoked = state.get("revoked").and_then(serde_json::Value::as_bool);
+    if !state.is_null()
+        && (str_field("owner") != replayed.owner
+            || str_field("value_hash") != replayed.value_hash
+            || claimed_revoked != Some(replayed.revoked))
+    {
+        eprintln!("refuted: the server's record of {name} contradicts its proven history: {state}");
+        return Ok(REFUTED);
+    }
+    println!(
+        "completeness: the history is the server's list; a proof shows each listed operation happened, not that none was left out"
+    );
+    Ok(PROVEN)
+}

@@ -1,0 +1,134 @@
+//! `virtualchain serve`: the proof server over a database, beside the indexer writing it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bitcoin::Network;
+use serde_json::json;
+use vc_names::state::{NAMESPACES, NameRecord};
+use vc_serve::{Extension, ServeConfig, Server};
+use vc_store::{Namespace, ReadOnlyStore, StoreError, StoredOp, View};
+
+use crate::exit::InputError;
+
+/// Serve a database over HTTP: blocks, operations, consensus hashes, state and proofs.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The database (read-only; `virtualchain index --follow` may write it meanwhile).
+    #[arg(long)]
+    db: PathBuf,
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8339")]
+    listen: SocketAddr,
+    /// The longest a request may take, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    timeout_ms: u64,
+    /// How many requests are answered at once; more are refused with 503.
+    #[arg(long, default_value_t = 1024)]
+    max_in_flight: usize,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// The names application's state lookups: `/v1/names/{name}`.
+struct NamesExtension {
+    names: Namespace<String, NameRecord>,
+    staleness: u64,
+}
+
+impl Extension for NamesExtension {
+    fn collection(&self) -> &'static str {
+        "names"
+    }
+
+    fn staleness(&self) -> Option<u64> {
+        Some(self.staleness)
+    }
+
+    fn keys(&self, op: &StoredOp) -> Vec<String> {
+        let mut keys: Vec<String> = op
+            .records
+            .iter()
+            .filter_map(|r| vc_names::history::record_name(r))
+            .collect();
+        keys.dedup();
+        keys
+    }
+
+    fn lookup(&self, view: &View, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        Ok(view.get(&self.names, &key.to_owned())?.map(|r| {
+            json!({
+                "name": r.name,
+                "owner": vc_chash::hex::encode(&r.owner),
+                "value_hash": r.value_hash.map(|v| vc_chash::hex::encode(&v)),
+                "registered": r.registered,
+                "renewed": r.renewed,
+                "revoked": r.revoked,
+                "last_block": r.last_block,
+                "last_txid": vc_chash::Hash256(r.last_txid).reversed().to_string(),
+            })
+        }))
+    }
+}
+
+pub fn serve(args: ServeArgs) -> Result<ExitCode> {
+    if !args.db.exists() {
+        return Err(InputError::Missing(args.db.display().to_string()).into());
+    }
+    let store = ReadOnlyStore::open(&args.db)
+        .with_context(|| format!("opening {} read-only", args.db.display()))?;
+    let meta = store.meta().clone();
+    let extension: Option<Arc<dyn Extension>> = if meta.app_name == vc_names::app::APP_NAME {
+        let network: Network = meta
+            .network
+            .parse()
+            .with_context(|| format!("network {:?} in {}", meta.network, args.db.display()))?;
+        let config = crate::index::names_config(network, Some(meta.first_block), None);
+        Some(Arc::new(NamesExtension {
+            names: store.namespace(NAMESPACES[3])?,
+            staleness: config.staleness,
+        }))
+    } else {
+        None
+    };
+    let mut config = ServeConfig::new(args.listen);
+    config.request_timeout = Duration::from_millis(args.timeout_ms.max(1));
+    config.max_in_flight = args.max_in_flight.max(1);
+    config.worker_threads = args.threads;
+    let server = Server::bind(store, extension, config)?;
+    tracing::info!(
+        db = %args.db.display(),
+        app = %meta.app_name,
+        url = %format!("http://{}", server.local_addr()),
+        "serving; Ctrl-C or SIGTERM stops after the requests in progress"
+    );
+    server.run(shutdown_signal())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
