@@ -248,7 +248,9 @@ pub struct VerifiedBlock {
     pub ops_hash: Hash256,
     /// The Bitcoin block hash, internal byte order (v2 only: legacy hashes do not bind it).
     pub block_hash: Option<Hash256>,
-    /// The block's consensus records, as committed.
+    /// The block's consensus records. v2 commits their order, and they come in block order;
+    /// legacy does not, and they come sorted by digest (the order its ops hash uses), so a
+    /// server cannot choose it.
     pub records: Vec<Vec<u8>>,
 }
 
@@ -333,6 +335,12 @@ pub enum VerifyError {
         /// Where.
         step: Step,
     },
+    /// Legacy: the target block's records repeat one record. The legacy ops hash cannot tell a
+    /// repeat from its own Merkle padding, so repeats are refused rather than believed.
+    RepeatedRecord {
+        /// The target block.
+        height: u64,
+    },
 }
 
 impl fmt::Display for VerifyError {
@@ -365,6 +373,10 @@ impl fmt::Display for VerifyError {
             VerifyError::HashMismatch { step } => write!(
                 f,
                 "{step}: recomputed consensus hash differs from the trusted one"
+            ),
+            VerifyError::RepeatedRecord { height } => write!(
+                f,
+                "target block {height}: a record is repeated, which the legacy ops hash cannot tell from padding"
             ),
         }
     }

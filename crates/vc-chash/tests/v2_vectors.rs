@@ -98,7 +98,12 @@ fn every_v2_vector_reproduces() {
                     .unwrap()
                     .verify(100, n, &trusted, m)
                     .unwrap();
-                assert_eq!(verified.records, records_of(m), "{line}");
+                let mut want = records_of(m);
+                if chain.scheme() == Scheme::Legacy {
+                    // Legacy records come back in the order its ops hash sorts them.
+                    want.sort_by_key(|r| vc_chash::legacy::record_digest(r));
+                }
+                assert_eq!(verified.records, want, "{line}");
             }
             other => panic!("unrecognised vector line kind {other:?}: {line}"),
         }

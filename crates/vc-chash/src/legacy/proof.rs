@@ -222,6 +222,19 @@ impl LegacyProof {
         }
         let at = Step::Target { height: target };
         check_priors(at, target, &self.target_priors)?;
+        // The scheme sorts the records' digests and pads odd Merkle rows with a copy of the
+        // last node, so a repeated record can leave the root unchanged (CVE-2012-2459): refuse
+        // repeats outright. The order is not committed either, so return the records in the
+        // order the hash sorts them: a server that reorders them changes nothing.
+        let mut records: Vec<([u8; 32], &Vec<u8>)> = self
+            .records
+            .iter()
+            .map(|r| (super::record_digest(r), r))
+            .collect();
+        records.sort_unstable_by_key(|r| r.0);
+        if records.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err(VerifyError::RepeatedRecord { height: target });
+        }
         let ops = ops_hash(&self.records);
         let ch = consensus_hash(&ops, &self.target_priors);
         if ch != expected_ch {
@@ -233,7 +246,7 @@ impl LegacyProof {
             consensus_hash: ConsensusHash::Legacy(ch),
             ops_hash: ops,
             block_hash: None,
-            records: self.records.clone(),
+            records: records.into_iter().map(|(_, r)| r.clone()).collect(),
         })
     }
 }
