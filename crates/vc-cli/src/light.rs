@@ -90,7 +90,20 @@ fn printable(record: &[u8]) -> String {
     }
 }
 
+/// Legacy proofs cannot stop a server from substituting another block's records
+/// (`docs/proofs.md`); say so whenever one is believed.
+fn warn_legacy(b: &VerifiedBlock) {
+    if b.scheme == vc_chash::Scheme::Legacy {
+        eprintln!(
+            "note: legacy consensus hashes do not bind which prior hash belongs to which height, so a \
+             malicious server can prove another block's records in this block's place (docs/proofs.md); \
+             v2 stores do not have this weakness"
+        );
+    }
+}
+
 fn print_block(b: &VerifiedBlock, trusted: &Trusted) {
+    warn_legacy(b);
     println!(
         "proven: block {} against trusted block {} ({})",
         b.height, trusted.height, trusted.consensus_hash
@@ -132,6 +145,9 @@ fn name_history(common: &Common, name: &str) -> Result<u8, LightError> {
             return Ok(REFUTED);
         }
         blocks.push(b);
+    }
+    if let Some(b) = blocks.first() {
+        warn_legacy(b);
     }
     let replayed =
         match NameHistory::replay(name, blocks.iter().map(|b| (b.height, &b.records[..]))) {
