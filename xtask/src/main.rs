@@ -6,7 +6,8 @@
 //! * `demo`: the main job on the embedded example chain: compute consensus hashes, prove an old
 //!   block from the newest hash, verify the proof.
 //! * `bench`: the benchmarks (`docs/benchmarks.md` records their figures); `bench sources`
-//!   runs a regtest node provisioned as `node` does, `bench electrum` also an electrs.
+//!   runs a regtest node provisioned as `node` does, `bench electrum` also an electrs, `bench
+//!   serve` the proof server under 64 concurrent clients.
 //! * `node`: provision a regtest-capable `bitcoind` (built once from source, cached outside the
 //!   clone; `BITCOIND_EXE` overrides) and print its path.
 //! * `electrs`: provision `electrs` for the Electrum tests (`cargo install electrs --locked` at a
@@ -49,7 +50,7 @@ fn main() -> Result<()> {
         Some("fixture") => fixture::generate(&root, &node::provision()?),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | demo | node | electrs | fuzz [--seconds N] [TARGET ...] | fixture | bench [chash | store | sources | electrum] [-- criterion args]>"
+                "usage: cargo xtask <ci | demo | node | electrs | fuzz [--seconds N] [TARGET ...] | fixture | bench [chash | store | sources | electrum | serve] [-- args]>"
             );
             bail!("unknown or missing command")
         }
@@ -496,6 +497,7 @@ const BENCHES: &[(&str, &str, &str)] = &[
     ("store", "vc-store", "store"),
     ("sources", "vc-source", "sources"),
     ("electrum", "vc-source", "electrum"),
+    ("serve", "vc-serve", "serve"),
 ];
 
 /// `cargo xtask bench [SUITE] [-- CRITERION ARGS]`: every suite, or the one named.

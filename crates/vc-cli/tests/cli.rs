@@ -170,7 +170,7 @@ fn prove_and_verify_both_schemes() {
         assert!(out.status.success(), "{}", stderr(&out));
         // 101 % 3 = 2 records: in block order for v2, in the order the legacy ops hash sorts
         // them (it commits no order) for legacy.
-        let mut want = vec![b"op-101-0".to_vec(), b"op-101-1".to_vec()];
+        let mut want = [b"op-101-0".to_vec(), b"op-101-1".to_vec()];
         if scheme == "legacy" {
             want.sort_by_key(|r| vc_chash::legacy::record_digest(r));
         }
