@@ -175,3 +175,132 @@ fn ctrl_c_while_following_exits_cleanly_with_everything_committed() {
         ok(&["status", "--db", db.to_str().unwrap()]).contains(&format!("consensus hash:  {ch}"))
     );
 }
+
+#[path = "support/serve.rs"]
+mod serve_support;
+
+/// `serve` over the fixture's names database, and `light` against it: proven (0), refuted (1),
+/// unreachable or malformed (2).
+#[test]
+fn serve_and_light_over_the_fixture() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("names.redb");
+    let m = manifest();
+    let first = m["names"]["first_block"].as_u64().unwrap().to_string();
+    let out = index_command(&first, &db).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tip = m["names"]["tip_height"].as_u64().unwrap();
+    let ch = m["names"]["consensus_hash"].as_str().unwrap();
+    let (mut server, url) = serve_support::serve(&db);
+    let trusted = format!("{tip}:{ch}");
+
+    let light = |args: &[&str]| run(&[&["light"], args].concat());
+    let o = light(&[
+        "verify",
+        "--server",
+        &url,
+        "--trusted",
+        &trusted,
+        "--height",
+        &first,
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with(&format!("proven: block {first}")));
+
+    let o = light(&["name", "foo.test", "--server", &url, "--trusted", &trusted]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(text.contains("foo.test: 4 proven operations"), "{text}");
+    for kind in ["register", "update", "transfer", "renew"] {
+        assert!(text.contains(kind), "{text}");
+    }
+    // The replayed owner is the one `names show` reports.
+    let show: serde_json::Value = serde_json::from_str(&ok(&[
+        "names",
+        "show",
+        "foo.test",
+        "--db",
+        db.to_str().unwrap(),
+    ]))
+    .unwrap();
+    let owner = show["owner_script"].as_str().unwrap();
+    assert!(text.contains(&format!("state: owner {owner}")), "{text}");
+
+    // A consensus hash the server's chain does not have: refuted.
+    let mut wrong = ch.to_owned();
+    wrong.replace_range(0..1, if ch.starts_with('0') { "1" } else { "0" });
+    let o = light(&[
+        "verify",
+        "--server",
+        &url,
+        "--trusted",
+        &format!("{tip}:{wrong}"),
+        "--height",
+        &first,
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).starts_with("refuted: "));
+    // Unreachable, or an answer that is an error: 2.
+    let o = light(&[
+        "verify",
+        "--server",
+        "http://127.0.0.1:1",
+        "--trusted",
+        &trusted,
+        "--height",
+        &first,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = light(&[
+        "verify",
+        "--server",
+        &url,
+        "--trusted",
+        &format!("{}:{ch}", tip + 5),
+        "--height",
+        &first,
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = light(&[
+        "name",
+        "nobody.test",
+        "--server",
+        &url,
+        "--trusted",
+        &trusted,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    // A malformed trusted hash is a usage error: 2.
+    let o = light(&[
+        "verify",
+        "--server",
+        &url,
+        "--trusted",
+        "12:zz",
+        "--height",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+
+    server.kill().unwrap();
+    let _ = server.wait();
+}

@@ -21,16 +21,7 @@ use vc_testnode::{Electrs, TestNode};
 #[path = "../../vc-names/tests/common/mod.rs"]
 mod common;
 
-use common::{Node, core, marker_scenario};
-
-/// The node as a `--source` URL with cookie authentication.
-fn source_url(node: &TestNode) -> String {
-    format!(
-        "core://{}?cookie={}",
-        node.url().trim_start_matches("http://"),
-        node.cookie_file().display()
-    )
-}
+use common::{Node, core, marker_scenario, source_url};
 
 fn index_cmd(node: &TestNode, db: &Path, first: u64) -> Command {
     let source = source_url(node);

@@ -6,9 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -24,15 +23,12 @@ use vc_testnode::TestNode;
 #[path = "../../vc-names/tests/common/mod.rs"]
 mod common;
 
-use common::{Node, core};
+use common::{Node, core, source_url};
 
-fn source_url(node: &TestNode) -> String {
-    format!(
-        "core://{}?cookie={}",
-        node.url().trim_start_matches("http://"),
-        node.cookie_file().display()
-    )
-}
+#[path = "support/serve.rs"]
+mod serve_support;
+
+use serve_support::serve;
 
 fn index_cmd(node: &TestNode, db: &Path, first: u64, follow: bool) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_virtualchain"));
@@ -47,39 +43,6 @@ fn index_cmd(node: &TestNode, db: &Path, first: u64, follow: bool) -> Command {
         c.args(["--follow", "--poll-secs", "0.1", "--commit-every-block"]);
     }
     c
-}
-
-/// Starts `virtualchain serve` on a free port and returns it with its base URL.
-fn serve(db: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_virtualchain"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(db)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if !sent && let Some(at) = line.find("url=http://") {
-                let url: String = line[at + 4..]
-                    .chars()
-                    .take_while(|c| !c.is_whitespace())
-                    .collect();
-                let _ = tx.send(url);
-                sent = true;
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("serve printed its URL");
-    (child, url)
 }
 
 fn json(client: &LightClient, path: &str) -> Value {

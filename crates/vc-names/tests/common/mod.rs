@@ -13,6 +13,15 @@ use vc_source::core::{CoreAuth, CoreConfig, CoreSource, RestMode};
 use vc_store::{Namespace, Store};
 use vc_testnode::TestNode;
 
+/// The node as a `virtualchain --source` URL with cookie authentication.
+pub fn source_url(node: &TestNode) -> String {
+    format!(
+        "core://{}?cookie={}",
+        node.url().trim_start_matches("http://"),
+        node.cookie_file().display()
+    )
+}
+
 /// A regtest node mining for a scenario.
 pub struct Node<'a>(pub &'a TestNode);
 
