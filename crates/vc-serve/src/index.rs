@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use vc_chash::{ConsensusHash, Hash256, History};
-use vc_store::{StoreError, StoredOp, View};
+use vc_store::{StoreError, StoredOp, Tip, View};
 
 /// What an application adds to the server: a collection of keyed state (the names app: names),
 /// served at `/v1/{collection}/{key}` with the heights of every operation that touched the key.
@@ -40,14 +40,14 @@ impl Index {
         self.tip == tip
     }
 
-    /// Brings the index to `view`'s tip: drops the blocks a reorg replaced, then reads the new
-    /// ones with one range read per table.
+    /// Brings the index to `view`'s tip (`tip`, read from `view` by the caller): drops the
+    /// blocks a reorg replaced, then reads the new ones with one range read per table.
     pub(crate) fn refresh(
         &mut self,
         view: &View,
+        tip: Option<Tip>,
         ext: Option<&dyn Extension>,
     ) -> Result<(), StoreError> {
-        let tip = view.tip()?;
         let tip_id = tip.map(|t| (t.height, t.block_hash));
         if self.is_at(tip_id) {
             return Ok(());
@@ -86,13 +86,7 @@ impl Index {
         if let Some(t) = tip {
             let from = keep.map_or(0, |h| h + 1);
             for (h, entry) in view.chain_range(from, t.height)? {
-                let ch = ConsensusHash::from_slice(view.scheme(), &entry.consensus_hash)
-                    .ok_or_else(|| {
-                        StoreError::Inconsistent(format!(
-                            "chain entry at height {h} has a {}-byte consensus hash",
-                            entry.consensus_hash.len()
-                        ))
-                    })?;
+                let ch = view.consensus_hash_of(h, &entry)?;
                 self.by_height.insert(h, ch);
                 // A consensus hash names one block; if two ever collide, the lower one wins,
                 // as it did when both were indexed in order.

@@ -99,15 +99,15 @@ fn view(s: &Shared) -> Result<View, ApiError> {
 /// The index brought to `view`'s tip. Readers share it while the tip is unchanged; the first
 /// request after a commit updates it.
 fn indexed<T>(s: &Shared, view: &View, f: impl FnOnce(&Index) -> T) -> Result<T, ApiError> {
-    let tip = view.tip()?.map(|t| (t.height, t.block_hash));
+    let tip = view.tip()?;
     {
         let index = s.index.read().map_err(|_| poisoned())?;
-        if index.is_at(tip) {
+        if index.is_at(tip.map(|t| (t.height, t.block_hash))) {
             return Ok(f(&index));
         }
     }
     let mut index = s.index.write().map_err(|_| poisoned())?;
-    index.refresh(view, s.ext.as_deref())?;
+    index.refresh(view, tip, s.ext.as_deref())?;
     Ok(f(&index))
 }
 
@@ -145,9 +145,7 @@ pub(crate) async fn block(State(s): St, Path(height): Path<String>) -> Result<Re
         let entry = view
             .chain_entry(height)?
             .ok_or_else(|| ApiError::NotFound(format!("no block {height} in the store")))?;
-        let ch = view
-            .consensus_hash(height)?
-            .ok_or_else(|| ApiError::NotFound(format!("no block {height} in the store")))?;
+        let ch = view.consensus_hash_of(height, &entry)?;
         let ops = view.ops(height)?.len();
         Ok(Json(render::block(height, &entry, &ch, ops)).into_response())
     })

@@ -20,7 +20,7 @@ impl History for View {
 
     fn consensus_hash(&self, height: u64) -> Result<Option<ConsensusHash>, StoreError> {
         match self.chain_entry(height)? {
-            Some(e) => self.ch_of(height, &e).map(Some),
+            Some(e) => self.consensus_hash_of(height, &e).map(Some),
             None => Ok(None),
         }
     }

@@ -399,11 +399,13 @@ impl View {
         Ok(Some(Tip {
             height,
             block_hash: Hash256(entry.block_hash),
-            consensus_hash: self.ch_of(height, &entry)?,
+            consensus_hash: self.consensus_hash_of(height, &entry)?,
         }))
     }
 
-    pub(crate) fn ch_of(
+    /// The consensus hash an entry of the chain index holds, checked against the store's scheme
+    /// (`height` names the block in the error).
+    pub fn consensus_hash_of(
         &self,
         height: u64,
         entry: &ChainEntry,
