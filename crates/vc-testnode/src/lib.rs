@@ -134,7 +134,9 @@ fn free_port() -> u16 {
 /// A running regtest node.
 pub struct TestNode {
     child: Option<Child>,
-    datadir: tempfile::TempDir,
+    datadir: PathBuf,
+    /// The temporary directory behind `datadir`, deleted on drop (`None` for a kept one).
+    _temp: Option<tempfile::TempDir>,
     rpc_port: u16,
     client: Client,
 }
@@ -142,7 +144,7 @@ pub struct TestNode {
 impl std::fmt::Debug for TestNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TestNode")
-            .field("datadir", &self.datadir.path())
+            .field("datadir", &self.datadir)
             .field("rpc_port", &self.rpc_port)
             .finish_non_exhaustive()
     }
@@ -158,11 +160,33 @@ impl TestNode {
     /// Starts a node with extra command-line arguments (for example `-txindex`).
     pub fn start_with(extra: &[&str]) -> Option<TestNode> {
         let exe = bitcoind_exe()?;
-        let datadir = tempfile::tempdir().expect("a temporary directory");
+        let temp = tempfile::tempdir().expect("a temporary directory");
+        let datadir = temp.path().to_path_buf();
+        // Small blk files so that tests see several of them.
+        let mut args = vec!["-fastprune=1"];
+        args.extend_from_slice(extra);
+        Some(Self::launch(&exe, datadir, Some(temp), &args))
+    }
+
+    /// Starts a node on `datadir`, which it keeps (created if missing; a benchmark's cached
+    /// chain), with Core's default block-file size and `extra` arguments. `None` when no
+    /// bitcoind is available.
+    pub fn start_in(datadir: &Path, extra: &[&str]) -> Option<TestNode> {
+        let exe = bitcoind_exe()?;
+        std::fs::create_dir_all(datadir).expect("creating the data directory");
+        Some(Self::launch(&exe, datadir.to_path_buf(), None, extra))
+    }
+
+    fn launch(
+        exe: &Path,
+        datadir: PathBuf,
+        temp: Option<tempfile::TempDir>,
+        extra: &[&str],
+    ) -> TestNode {
         let rpc_port = free_port();
         let mut args = vec![
             "-regtest".to_string(),
-            format!("-datadir={}", datadir.path().display()),
+            format!("-datadir={}", datadir.display()),
             format!("-rpcport={rpc_port}"),
             "-rpcbind=127.0.0.1".into(),
             "-rpcallowip=127.0.0.1".into(),
@@ -171,18 +195,18 @@ impl TestNode {
             "-rest=1".into(),
             "-printtoconsole=0".into(),
             "-fallbackfee=0.0001".into(),
-            // Small blk files so that tests see several of them.
-            "-fastprune=1".into(),
         ];
         args.extend(extra.iter().map(|s| (*s).to_string()));
-        let child = Command::new(&exe)
+        // A kept directory may hold the cookie of an earlier run that was killed.
+        let cookie = datadir.join("regtest/.cookie");
+        let _ = std::fs::remove_file(&cookie);
+        let child = Command::new(exe)
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", exe.display()));
-        let cookie = datadir.path().join("regtest/.cookie");
         let deadline = Instant::now() + Duration::from_secs(60);
         while !cookie.exists() {
             assert!(
@@ -199,6 +223,7 @@ impl TestNode {
         let mut node = TestNode {
             child: Some(child),
             datadir,
+            _temp: temp,
             rpc_port,
             client,
         };
@@ -219,7 +244,12 @@ impl TestNode {
                 }
             }
         }
-        Some(node)
+        node
+    }
+
+    /// The process id of the running node (`None` once stopped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The JSON-RPC client (cookie authentication).
@@ -239,17 +269,17 @@ impl TestNode {
 
     /// The data directory (the regtest files are under `regtest/`).
     pub fn datadir(&self) -> &Path {
-        self.datadir.path()
+        &self.datadir
     }
 
     /// The cookie file.
     pub fn cookie_file(&self) -> PathBuf {
-        self.datadir.path().join("regtest/.cookie")
+        self.datadir.join("regtest/.cookie")
     }
 
     /// The `blocks/` directory (blk, rev and xor files).
     pub fn blocks_dir(&self) -> PathBuf {
-        self.datadir.path().join("regtest/blocks")
+        self.datadir.join("regtest/blocks")
     }
 
     /// The current height.
