@@ -1,5 +1,7 @@
 //! Applying one block: candidates, parse, prepare, check, commit, finalize.
 
+use core::cell::OnceCell;
+
 use bitcoin::block::Header;
 use bitcoin::hashes::Hash;
 use bitcoin::{Block, BlockHash, ScriptBuf, Transaction, TxOut};
@@ -204,6 +206,7 @@ impl Apply<'_> {
                 info,
                 staleness: self.staleness,
                 seeds: self.seeds,
+                fresh: OnceCell::new(),
             };
             for (i, p) in parsed.iter().enumerate() {
                 let verdict = match verdicts.get(i).cloned().flatten() {

@@ -1,5 +1,7 @@
 //! What hooks see: a block, an operation's transaction context, and the state being written.
 
+use core::cell::OnceCell;
+
 use bitcoin::{BlockHash, OutPoint, TxOut, Txid};
 use vc_chash::{ConsensusHash, Seeds};
 use vc_codec::storage::Stored;
@@ -64,6 +66,9 @@ pub struct BlockState<'b, 'w, 's> {
     pub(crate) info: BlockInfo,
     pub(crate) staleness: u64,
     pub(crate) seeds: &'b Seeds,
+    /// [`BlockState::fresh_hashes`], read once per block: earlier blocks' hashes cannot change
+    /// while this one is applied, and every operation naming a consensus hash asks.
+    pub(crate) fresh: OnceCell<Vec<(u64, ConsensusHash)>>,
 }
 
 impl core::fmt::Debug for BlockState<'_, '_, '_> {
@@ -128,6 +133,18 @@ impl BlockState<'_, '_, '_> {
     /// The consensus hashes a payload in this block may name: those of blocks
     /// `[height - S, height - 1]` (and seed hashes there), nearest first.
     pub fn fresh_hashes(&self) -> Result<Vec<(u64, ConsensusHash)>, StoreError> {
+        Ok(self.fresh_list()?.to_vec())
+    }
+
+    fn fresh_list(&self) -> Result<&[(u64, ConsensusHash)], StoreError> {
+        if let Some(list) = self.fresh.get() {
+            return Ok(list);
+        }
+        let list = self.read_fresh()?;
+        Ok(self.fresh.get_or_init(|| list))
+    }
+
+    fn read_fresh(&self) -> Result<Vec<(u64, ConsensusHash)>, StoreError> {
         let height = self.info.height;
         let lowest = height.saturating_sub(self.staleness);
         let mut out = Vec::new();
@@ -145,6 +162,6 @@ impl BlockState<'_, '_, '_> {
     /// Whether `ch`, named by an operation in this block, is fresh: the consensus hash (or a
     /// seed hash) of a block in `[height - S, height - 1]`.
     pub fn is_fresh(&self, ch: &ConsensusHash) -> Result<bool, StoreError> {
-        Ok(self.fresh_hashes()?.iter().any(|(_, c)| c == ch))
+        Ok(self.fresh_list()?.iter().any(|(_, c)| c == ch))
     }
 }
