@@ -31,6 +31,7 @@ mod electrs;
 mod fixture;
 mod fuzz;
 mod node;
+mod ord;
 
 fn main() -> Result<()> {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -50,7 +51,7 @@ fn main() -> Result<()> {
         Some("fixture") => fixture::generate(&root, &node::provision()?),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | demo | node | electrs | fuzz [--seconds N] [TARGET ...] | fixture | bench [chash | store | sources | electrum | serve] [-- args]>"
+                "usage: cargo xtask <ci | demo | node | electrs | fuzz [--seconds N] [TARGET ...] | fixture | bench [chash | store | sources | electrum | serve | index] [-- args]>"
             );
             bail!("unknown or missing command")
         }
@@ -515,8 +516,10 @@ fn bench(args: &[String]) -> Result<()> {
         .iter()
         .filter(|(name, _, _)| suite.is_none_or(|s| s == *name))
         .collect();
-    if selected.is_empty() {
-        let names: Vec<&str> = BENCHES.iter().map(|b| b.0).collect();
+    let index = suite.is_none_or(|s| s == INDEX_SUITE);
+    if selected.is_empty() && !index {
+        let mut names: Vec<&str> = BENCHES.iter().map(|b| b.0).collect();
+        names.push(INDEX_SUITE);
         bail!("unknown benchmark suite {suite:?}; choose one of {names:?}");
     }
     for (name, package, target) in selected {
@@ -550,5 +553,52 @@ fn bench(args: &[String]) -> Result<()> {
             run("cargo", cmd)?;
         }
     }
+    if index {
+        // Arguments after `--` are criterion's unless the suite was named.
+        bench_index(if suite.is_some() { extra } else { &[] })?;
+    }
     Ok(())
+}
+
+/// The end-to-end suite: not criterion, but `vc-bench run` (see `crates/vc-bench`).
+const INDEX_SUITE: &str = "index";
+
+/// `cargo xtask bench index [-- VC-BENCH RUN ARGS]`: provisions bitcoind and ord, builds the
+/// release `virtualchain` and `vc-bench`, and runs the end-to-end benchmark, which rewrites the
+/// generated part of `docs/benchmarks.md` and `docs/benchmarks.json`.
+fn bench_index(extra: &[String]) -> Result<()> {
+    let bitcoind = node::provision()?;
+    let ord = ord::provision()?;
+    run(
+        "cargo",
+        ["build", "--release", "-p", "vc-cli", "-p", "vc-bench"],
+    )?;
+    let cache = vc_testnode::cache_root().context("HOME is not set; set VC_CACHE_DIR")?;
+    let target = env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    let release = Path::new(&target).join("release");
+    let (cache, cli, ord) = (
+        cache.to_string_lossy().into_owned(),
+        release.join("virtualchain").to_string_lossy().into_owned(),
+        ord.to_string_lossy().into_owned(),
+    );
+    let mut args = vec![
+        "run",
+        "--cache",
+        &cache,
+        "--cli",
+        &cli,
+        "--ord",
+        &ord,
+        "--markdown",
+        "docs/benchmarks.md",
+        "--json",
+        "docs/benchmarks.json",
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    let bench = release.join("vc-bench");
+    run_with_env(
+        &bench.to_string_lossy(),
+        args,
+        &[("BITCOIND_EXE", &bitcoind.to_string_lossy())],
+    )
 }

@@ -1,0 +1,29 @@
+//! The end-to-end indexing benchmark behind `cargo xtask bench index` (the `vc-bench` binary).
+//!
+//! `vc-bench run` generates (once, cached) a mainnet-shaped regtest chain, starts a bitcoind on
+//! a copy of it, and measures, each the median of `--reps` repetitions:
+//!
+//! 1. the raw lower bound: deserializing every block from bytes in memory;
+//! 2. `virtualchain index` with the names application from the blk files;
+//! 3. the same from Core REST;
+//! 4. the naive baseline (one thread of `getblockhash`, `getblock <hash> 0` and
+//!    `getrawtransaction` per input) feeding the same engine;
+//! 5. ord with its runes index, from empty to the tip;
+//!
+//! plus the consensus-hash-and-commit rate of empty blocks. It writes the figures to a JSON
+//! file and into the generated part of `docs/benchmarks.md`.
+//!
+//! The other subcommands are its parts: `chain` (only generate the chain), `measure` (the
+//! one-child wrapper that reads a command's CPU time and peak RSS) and `naive-index` (run 4's
+//! indexer process).
+
+pub mod chain;
+pub mod measure;
+pub mod naive;
+pub mod report;
+pub mod runs;
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,0 +1,177 @@
+//! The naive baseline: what the Python original did, one JSON-RPC call after another.
+//!
+//! [`NaiveSource`] is a [`BlockSource`] over plain JSON-RPC with no batching, no REST and no
+//! cache: `getblockhash` per height, `getblock <hash> 0` (hex) per block, and one
+//! `getrawtransaction` (which needs `-txindex`) per input of every block whose spent outputs
+//! the engine asks for. The benchmark feeds it to the same engine with one fetch thread.
+
+use bitcoin::block::Header;
+use bitcoin::consensus::deserialize;
+use bitcoin::{Block, BlockHash, Network, Transaction, TxOut};
+use vc_source::{BlockSource, ChainTip, FetchedBlock, SourceError, SpentOutputs};
+use vc_testnode::bitcoincore_rpc::{Auth, Client, RpcApi};
+
+const NAME: &str = "naive-rpc";
+
+/// One-call-at-a-time JSON-RPC (see the module docs).
+pub struct NaiveSource {
+    client: Client,
+    network: Network,
+}
+
+impl std::fmt::Debug for NaiveSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NaiveSource")
+            .field("network", &self.network)
+            .finish_non_exhaustive()
+    }
+}
+
+fn node_err(what: impl Into<String>, e: impl std::fmt::Display) -> SourceError {
+    SourceError::Node {
+        source_name: NAME,
+        what: what.into(),
+        detail: e.to_string(),
+        transient: false,
+    }
+}
+
+fn decode_hex(what: &str, s: &str) -> Result<Vec<u8>, SourceError> {
+    let malformed = |detail: String| SourceError::Malformed {
+        source_name: NAME,
+        what: what.into(),
+        detail,
+    };
+    if !s.len().is_multiple_of(2) {
+        return Err(malformed(format!("odd hex length {}", s.len())));
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&s[i..i + 2], 16)
+                .map_err(|e| malformed(format!("hex at offset {i}: {e}")))
+        })
+        .collect()
+}
+
+impl NaiveSource {
+    /// Connects to the node at `url` (`http://HOST:PORT`) with `auth`.
+    pub fn new(url: &str, auth: Auth, network: Network) -> Result<Self, SourceError> {
+        let client = Client::new(url, auth).map_err(|e| SourceError::Transport {
+            source_name: NAME,
+            what: "connect".into(),
+            detail: e.to_string(),
+        })?;
+        Ok(NaiveSource { client, network })
+    }
+
+    fn raw<T: bitcoin::consensus::Decodable>(
+        &self,
+        what: String,
+        method: &str,
+        args: &[serde_json::Value],
+    ) -> Result<T, SourceError> {
+        let hex: String = self
+            .client
+            .call(method, args)
+            .map_err(|e| node_err(what.clone(), e))?;
+        let bytes = decode_hex(&what, &hex)?;
+        deserialize(&bytes).map_err(|e| SourceError::Malformed {
+            source_name: NAME,
+            what,
+            detail: e.to_string(),
+        })
+    }
+}
+
+impl BlockSource for NaiveSource {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn network(&self) -> Network {
+        self.network
+    }
+
+    fn tip(&self) -> Result<ChainTip, SourceError> {
+        let height = self
+            .client
+            .get_block_count()
+            .map_err(|e| node_err("getblockcount", e))?;
+        let hash = self.block_hash(height)?;
+        Ok(ChainTip { height, hash })
+    }
+
+    fn block_hash(&self, height: u64) -> Result<BlockHash, SourceError> {
+        self.client
+            .get_block_hash(height)
+            .map_err(|e| node_err(format!("getblockhash {height}"), e))
+    }
+
+    fn headers(&self, start: u64, count: usize) -> Result<Vec<Header>, SourceError> {
+        (start..start + count as u64)
+            .map(|h| {
+                let hash = self.block_hash(h)?;
+                self.raw(
+                    format!("getblockheader {hash}"),
+                    "getblockheader",
+                    &[hash.to_string().into(), false.into()],
+                )
+            })
+            .collect()
+    }
+
+    fn block(&self, hash: &BlockHash) -> Result<FetchedBlock, SourceError> {
+        let what = format!("getblock {hash}");
+        let hex: String = self
+            .client
+            .call("getblock", &[hash.to_string().into(), 0.into()])
+            .map_err(|e| node_err(what.clone(), e))?;
+        let bytes = decode_hex(&what, &hex)?;
+        let block: Block = deserialize(&bytes).map_err(|e| SourceError::Malformed {
+            source_name: NAME,
+            what,
+            detail: e.to_string(),
+        })?;
+        if block.block_hash() != *hash {
+            return Err(SourceError::Mismatch {
+                source_name: NAME,
+                detail: format!("asked for {hash}, got {}", block.block_hash()),
+            });
+        }
+        Ok(FetchedBlock {
+            block,
+            size: bytes.len(),
+        })
+    }
+
+    fn spent_outputs(&self, _hash: &BlockHash, block: &Block) -> Result<SpentOutputs, SourceError> {
+        let mut spent = Vec::with_capacity(block.txdata.len());
+        for (i, tx) in block.txdata.iter().enumerate() {
+            if i == 0 {
+                spent.push(Vec::new());
+                continue;
+            }
+            let mut outs: Vec<TxOut> = Vec::with_capacity(tx.input.len());
+            for input in &tx.input {
+                let prev = input.previous_output;
+                let parent: Transaction = self.raw(
+                    format!("getrawtransaction {}", prev.txid),
+                    "getrawtransaction",
+                    &[prev.txid.to_string().into(), false.into()],
+                )?;
+                let out = parent
+                    .output
+                    .get(prev.vout as usize)
+                    .cloned()
+                    .ok_or_else(|| SourceError::Mismatch {
+                        source_name: NAME,
+                        detail: format!("{} has no output {}", prev.txid, prev.vout),
+                    })?;
+                outs.push(out);
+            }
+            spent.push(outs);
+        }
+        Ok(SpentOutputs(spent))
+    }
+}
