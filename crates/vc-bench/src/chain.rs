@@ -5,11 +5,12 @@
 //! * 40 funding blocks pay coinbases to 8 signers; the names scenario funds 6 wallets and lets
 //!   everything mature (106 blocks); one block fans the coinbases out into 2,400 coins.
 //! * Then at least [`PAYLOAD_BLOCKS`] blocks and [`MIN_TXS`] transactions: each block holds 150
-//!   to 699 payments whose inputs come from earlier blocks. A payment spends 1 input (70%), 2
-//!   (18%), 3 (7%), 5 (4%) or 10 (1%, consolidations) and pays 1 (6%), 2 (74%), 3 (12%), 5 (6%)
-//!   or 20 (2%, batched payouts) outputs, to P2WPKH (45%), P2TR (25%), P2PKH (15%) and
-//!   P2SH-P2WPKH (15%) scripts, at 1 to 5 sat/vB. 2% carry a foreign OP_RETURN (other
-//!   protocols' data, which the names rules must scan and ignore).
+//!   to 699 transactions (payments, and the names operations below) whose inputs come from
+//!   earlier blocks. A payment spends 1 input (70%), 2 (18%), 3 (7%), 5 (4%) or 10 (1%,
+//!   consolidations) and pays 1 (6%), 2 (74%), 3 (12%), 5 (6%) or 20 (2%, batched payouts)
+//!   outputs, to P2WPKH (45%), P2TR (25%), P2PKH (15%) and P2SH-P2WPKH (15%) scripts, at 1 to
+//!   5 sat/vB. 2% carry a foreign OP_RETURN (other protocols' data, which the names rules must
+//!   scan and ignore).
 //! * About 1% of transactions are names operations: the namespace `test` is launched first,
 //!   then 4 wallets each preorder a name in one block and register it in the next, with the
 //!   consensus hash of the block before (a real writer's), so every operation is accepted.
