@@ -156,7 +156,8 @@ fn run(
     // ord needs -txindex; every run gets the same node.
     let node = TestNode::start_in(&datadir, &["-txindex=1"])
         .context("no bitcoind: run `cargo xtask node` or set BITCOIND_EXE")?;
-    wait_for_txindex(&node)?;
+    // ord needs the transaction index caught up.
+    node.wait_for_txindex();
     ensure!(
         node.height() == chain.info.tip_height,
         "the node is at {}, the cached chain at {}",
@@ -217,17 +218,4 @@ fn run(
     }
     eprint!("{}", report::markdown(&r));
     Ok(ExitCode::SUCCESS)
-}
-
-/// Waits until the node's transaction index has caught up (ord needs it).
-fn wait_for_txindex(node: &TestNode) -> Result<()> {
-    use vc_testnode::bitcoincore_rpc::RpcApi;
-    for _ in 0..1_200 {
-        let info: serde_json::Value = node.rpc().call("getindexinfo", &[])?;
-        if info["txindex"]["synced"].as_bool() == Some(true) {
-            return Ok(());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    anyhow::bail!("the node's txindex did not sync in 120 s")
 }

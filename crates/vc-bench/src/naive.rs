@@ -36,7 +36,8 @@ fn node_err(what: impl Into<String>, e: impl std::fmt::Display) -> SourceError {
     }
 }
 
-fn decode_hex(what: &str, s: &str) -> Result<Vec<u8>, SourceError> {
+/// Decodes the hex of a JSON-RPC answer (`what` names it in the error).
+pub fn decode_hex(what: &str, s: &str) -> Result<Vec<u8>, SourceError> {
     let malformed = |detail: String| SourceError::Malformed {
         source_name: NAME,
         what: what.into(),

@@ -16,6 +16,7 @@ use vc_testnode::bitcoincore_rpc::RpcApi;
 
 use crate::chain::CachedChain;
 use crate::measure::{self, Usage};
+use crate::naive::decode_hex;
 
 /// Every block of the chain, serialized, in height order.
 pub struct Blocks {
@@ -34,10 +35,7 @@ impl Blocks {
         for h in 0..=tip {
             let hash = rpc.get_block_hash(h)?;
             let hex: String = rpc.call("getblock", &[hash.to_string().into(), 0.into()])?;
-            let raw: Vec<u8> = (0..hex.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
-                .collect::<Result<_, _>>()?;
+            let raw = decode_hex(&format!("block {h}"), &hex)?;
             let block: Block = deserialize(&raw)?;
             txs.push(block.txdata.len() as u64);
             bytes.push(raw);
@@ -287,7 +285,7 @@ impl Bench<'_> {
                     ),
                 ),
             ),
-            _ => {
+            "naive" => {
                 let db = self.work.join("naive.redb");
                 let argv = vec![
                     std::env::current_exe()?.to_string_lossy().into_owned(),
@@ -306,6 +304,7 @@ impl Bench<'_> {
                     Job { argv, db },
                 )
             }
+            other => anyhow::bail!("no indexing run called {other:?}"),
         };
         let mut out = Vec::new();
         for rep in 0..reps {

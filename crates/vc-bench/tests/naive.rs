@@ -6,7 +6,7 @@ use bitcoin::Network;
 use vc_bench::naive::NaiveSource;
 use vc_source::BlockSource;
 use vc_source::core::{CoreAuth, CoreConfig, CoreSource};
-use vc_testnode::bitcoincore_rpc::{Auth, RpcApi};
+use vc_testnode::bitcoincore_rpc::Auth;
 use vc_testnode::{Signer, TestNode, build_mixed_chain};
 
 #[test]
@@ -16,19 +16,7 @@ fn naive_source_agrees_with_core_rest() {
     };
     let mut signer = Signer::new(9);
     build_mixed_chain(&node, &mut signer, 12);
-    // The transaction index catches up asynchronously after each block.
-    let tip_height = node.height();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let info: serde_json::Value = node.rpc().call("getindexinfo", &[]).unwrap();
-        if info["txindex"]["synced"] == true
-            && info["txindex"]["best_block_height"].as_u64() == Some(tip_height)
-        {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "txindex: {info}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    node.wait_for_txindex();
     let naive = NaiveSource::new(
         &node.url(),
         Auth::CookieFile(node.cookie_file()),

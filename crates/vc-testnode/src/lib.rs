@@ -247,6 +247,27 @@ impl TestNode {
         node
     }
 
+    /// Waits until the node's transaction index (`-txindex`) has caught up with its tip, which
+    /// it does asynchronously after each block; panics after 120 s.
+    pub fn wait_for_txindex(&self) {
+        let tip = self.height();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let info: serde_json::Value =
+                self.client.call("getindexinfo", &[]).expect("getindexinfo");
+            if info["txindex"]["synced"] == true
+                && info["txindex"]["best_block_height"].as_u64() == Some(tip)
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "txindex did not catch up: {info}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The process id of the running node (`None` once stopped).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
