@@ -463,7 +463,7 @@ pub fn generate(datadir: &Path) -> Result<ChainInfo> {
     }
     let tip_height = node.height();
     let tip_hash = node.rpc().get_best_block_hash()?;
-    let consensus_hash = hex(&scenario.consensus_hash()?);
+    let consensus_hash = vc_chash::hex::encode(&scenario.consensus_hash()?);
     drop(scenario);
     node.stop();
     Ok(ChainInfo {
@@ -477,11 +477,6 @@ pub fn generate(datadir: &Path) -> Result<ChainInfo> {
         consensus_hash,
         generation_secs: started.elapsed().as_secs_f64(),
     })
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Copies a directory tree (the cached data directory into a run's temporary one).

@@ -38,21 +38,11 @@ fn node_err(what: impl Into<String>, e: impl std::fmt::Display) -> SourceError {
 
 /// Decodes the hex of a JSON-RPC answer (`what` names it in the error).
 pub fn decode_hex(what: &str, s: &str) -> Result<Vec<u8>, SourceError> {
-    let malformed = |detail: String| SourceError::Malformed {
+    vc_chash::hex::decode(s).map_err(|e| SourceError::Malformed {
         source_name: NAME,
         what: what.into(),
-        detail,
-    };
-    if !s.len().is_multiple_of(2) {
-        return Err(malformed(format!("odd hex length {}", s.len())));
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&s[i..i + 2], 16)
-                .map_err(|e| malformed(format!("hex at offset {i}: {e}")))
-        })
-        .collect()
+        detail: e.to_string(),
+    })
 }
 
 impl NaiveSource {
@@ -174,5 +164,21 @@ impl BlockSource for NaiveSource {
             spent.push(outs);
         }
         Ok(SpentOutputs(spent))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_answers_decode_and_bad_ones_are_errors_not_panics() {
+        assert_eq!(decode_hex("t", "00ff10").unwrap(), vec![0, 255, 16]);
+        for bad in ["abc", "zz", "é0", "0é"] {
+            assert!(
+                matches!(decode_hex("t", bad), Err(SourceError::Malformed { .. })),
+                "{bad}"
+            );
+        }
     }
 }
