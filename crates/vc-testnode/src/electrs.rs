@@ -133,23 +133,34 @@ impl Electrs {
 
     /// Waits until electrs serves `node`'s best block as its tip (after new blocks or a
     /// reorganisation).
+    ///
+    /// It asks for the headers at the tip's height and one above, not
+    /// `blockchain.headers.subscribe`: electrs 0.12.0 opens its port before it has loaded any
+    /// header, and `headers.subscribe` then unwraps a missing tip and kills the server
+    /// (electrum.rs:236), which made tests that started electrs fail now and then.
+    /// `blockchain.block.header` answers an error instead.
     pub fn wait_synced(&self, node: &TestNode) {
-        let want = node.rpc().get_best_block_hash().expect("getbestblockhash");
+        let height = node.height();
+        let want = node.rpc().get_block_hash(height).expect("getblockhash");
+        let at = usize::try_from(height).expect("a height that fits usize");
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if let Some(status) = self.exited() {
                 panic!("electrs exited: {status}");
             }
-            let tip =
-                electrum_client::Client::new(&self.url()).and_then(|c| c.block_headers_subscribe());
-            if let Ok(tip) = &tip
-                && tip.header.block_hash() == want
+            let answer = electrum_client::Client::new(&self.url()).and_then(|c| {
+                let tip = c.block_header(at)?.block_hash();
+                Ok((tip, c.block_header(at + 1).is_ok()))
+            });
+            // Its header at the node's height is the node's tip, and it has none above.
+            if let Ok((tip, false)) = &answer
+                && *tip == want
             {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "electrs did not reach the node's tip {want} in 120 s (last answer: {tip:?})"
+                "electrs did not reach the node's tip {want} at {height} in 120 s (last answer: {answer:?})"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
