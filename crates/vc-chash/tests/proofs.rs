@@ -131,17 +131,36 @@ proptest! {
         let f = spec.first_block;
         let trusted = history.consensus_hash(n).unwrap().unwrap();
         let bytes = proof::prove(&history, n, m).unwrap().encode();
+        // A legacy block with a repeated record is refused as such whatever the question (the
+        // verifier checks the records before the walk), as honest_proofs_verify shows.
+        let mut records = spec.blocks[(m - f) as usize].1.clone();
+        records.sort();
+        let repeated = spec.scheme == Scheme::Legacy && records.windows(2).any(|w| w[0] == w[1]);
+        let refused = |r: &Result<_, VerifyError>, expected: fn(&VerifyError) -> bool| match r {
+            Err(VerifyError::RepeatedRecord { .. }) => repeated,
+            Err(e) => expected(e),
+            Ok(_) => false,
+        };
         // Another trusted hash (here: the one of a different block, or a flipped one).
         let mut wrong = trusted.as_bytes().to_vec();
         wrong[0] ^= 1;
         let wrong = ConsensusHash::from_slice(spec.scheme, &wrong).unwrap();
         let r = proof::verify(&bytes, f, n, &wrong, m);
-        prop_assert!(matches!(r, Err(VerifyError::HashMismatch { .. })), "got {:?}", r);
+        prop_assert!(
+            refused(&r, |e| matches!(e, VerifyError::HashMismatch { .. })),
+            "got {:?}", r
+        );
         // Different parameters than the proof answers.
         let r = proof::verify(&bytes, f, n + 1, &trusted, m);
-        prop_assert!(matches!(r, Err(VerifyError::ParameterMismatch { .. })), "got {:?}", r);
+        prop_assert!(
+            refused(&r, |e| matches!(e, VerifyError::ParameterMismatch { .. })),
+            "got {:?}", r
+        );
         let r = proof::verify(&bytes, f.wrapping_add(1), n, &trusted, m);
-        prop_assert!(matches!(r, Err(VerifyError::ParameterMismatch { .. })), "got {:?}", r);
+        prop_assert!(
+            refused(&r, |e| matches!(e, VerifyError::ParameterMismatch { .. })),
+            "got {:?}", r
+        );
         // The other scheme's hash.
         let other = match trusted {
             ConsensusHash::Legacy(_) => ConsensusHash::V2(Hash256::ZERO),
