@@ -61,6 +61,83 @@ pub struct Record {
     pub values: Vec<RecordValue>,
 }
 
+impl Record {
+    /// A record with `opcode` and no values yet; add them in field-list order with
+    /// [`Record::with`].
+    ///
+    /// ```
+    /// use vc_codec::record::{Record, RecordValue};
+    /// let r = Record::new("+").with(7u64).with("alice");
+    /// assert_eq!(r.values, vec![RecordValue::Uint(7), RecordValue::Text("alice".into())]);
+    /// ```
+    pub fn new(opcode: impl AsRef<[u8]>) -> Self {
+        Record {
+            opcode: opcode.as_ref().to_vec(),
+            values: Vec::new(),
+        }
+    }
+
+    /// Appends a value.
+    pub fn with(mut self, value: impl Into<RecordValue>) -> Self {
+        self.values.push(value.into());
+        self
+    }
+}
+
+impl From<bool> for RecordValue {
+    fn from(v: bool) -> Self {
+        RecordValue::Bool(v)
+    }
+}
+
+impl From<u64> for RecordValue {
+    fn from(v: u64) -> Self {
+        RecordValue::Uint(v)
+    }
+}
+
+impl From<u32> for RecordValue {
+    fn from(v: u32) -> Self {
+        RecordValue::Uint(u64::from(v))
+    }
+}
+
+impl From<i64> for RecordValue {
+    fn from(v: i64) -> Self {
+        RecordValue::Int(v)
+    }
+}
+
+impl From<&str> for RecordValue {
+    fn from(v: &str) -> Self {
+        RecordValue::Text(v.to_owned())
+    }
+}
+
+impl From<String> for RecordValue {
+    fn from(v: String) -> Self {
+        RecordValue::Text(v)
+    }
+}
+
+impl From<&[u8]> for RecordValue {
+    fn from(v: &[u8]) -> Self {
+        RecordValue::Bytes(v.to_vec())
+    }
+}
+
+impl From<Vec<u8>> for RecordValue {
+    fn from(v: Vec<u8>) -> Self {
+        RecordValue::Bytes(v)
+    }
+}
+
+impl<T: Into<RecordValue>> From<Option<T>> for RecordValue {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(RecordValue::Null, Into::into)
+    }
+}
+
 /// Why a record cannot be encoded or decoded.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum RecordError {
