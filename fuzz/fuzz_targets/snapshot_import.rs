@@ -44,10 +44,7 @@ fn fixture() -> &'static Fixture {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let source = BlkSource::open(BlkConfig::new(format!("{root}/blocks"), Network::Regtest))
             .expect("the fixture chain");
-        let config = EngineConfig {
-            confirmations: Some(1),
-            ..EngineConfig::default()
-        };
+        let config = EngineConfig::default().with_confirmations(1);
         let mut engine = Engine::open(
             NamesApp::new(NamesConfig::regtest(first)),
             dir.path().join("fixture.redb"),

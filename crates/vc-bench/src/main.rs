@@ -110,11 +110,9 @@ fn main() -> Result<ExitCode> {
         } => {
             let source =
                 naive::NaiveSource::new(&url, Auth::CookieFile(cookie), bitcoin::Network::Regtest)?;
-            let config = EngineConfig {
-                workers: 1,
-                confirmations: Some(1),
-                ..EngineConfig::default()
-            };
+            let config = EngineConfig::default()
+                .with_workers(1)
+                .with_confirmations(1);
             let app = NamesApp::new(NamesConfig::regtest(first_block));
             let mut engine = Engine::open(app, &db, Arc::new(source), config)?;
             engine.sync(None, &AtomicBool::new(false), &mut NoObserver)?;

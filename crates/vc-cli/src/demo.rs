@@ -61,11 +61,8 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         "indexing the fixture chain ({}) with the names app from block {first_block}",
         fixture.display()
     );
-    let config = EngineConfig {
-        // The fixture is a finished chain: every block counts, as it did when it was mined.
-        confirmations: Some(1),
-        ..EngineConfig::default()
-    };
+    // The fixture is a finished chain: every block counts, as it did when it was mined.
+    let config = EngineConfig::default().with_confirmations(1);
     let mut engine = Engine::open(
         NamesApp::new(NamesConfig::regtest(first_block)),
         &db,

@@ -60,7 +60,7 @@ pub struct IndexArgs {
     /// The application's first block (default: the application's own for mainnet, 1 elsewhere).
     #[arg(long)]
     pub first_block: Option<u64>,
-    /// Confirmations before a block is processed (default: the application's, 6 for names).
+    /// Confirmations before a block is processed (default: 6).
     #[arg(long)]
     pub confirmations: Option<u64>,
     /// Seconds between polls with --follow.
@@ -161,7 +161,7 @@ pub fn open_names_db(db: &Path) -> Result<(NamesConfig, Store)> {
     let store = Store::open(
         db,
         store_config(
-            vc_engine::Application::spec(&app),
+            &vc_engine::Application::spec(&app),
             network,
             vc_engine::DEFAULT_UNDO_WINDOW,
         ),
@@ -242,7 +242,7 @@ impl Observer for Progress {
             self.last_log = Instant::now();
         }
         for r in &report.rejected {
-            tracing::debug!(height = report.info.height, txid = %r.txid, stage = r.stage, "rejected: {}", r.reject);
+            tracing::debug!(height = report.info.height, txid = %r.txid, stage = %r.stage, "rejected: {}", r.reject);
         }
     }
 
@@ -262,14 +262,16 @@ pub fn index(args: IndexArgs) -> Result<ExitCode> {
     let source = SourceSpec::parse(&args.source)?.connect(args.network)?;
     let registry = args.registry.as_deref().map(parse_registry).transpose()?;
     let config = names_config(args.network, args.first_block, registry);
-    let mut engine_config = EngineConfig {
-        workers: args.workers.max(1),
-        poll_interval: Duration::from_secs_f64(args.poll_secs.max(0.05)),
-        max_reorg_depth: args.max_reorg_depth,
-        confirmations: args.confirmations,
-        checkpoints: args.checkpoints,
-        ..EngineConfig::default()
-    };
+    let mut engine_config = EngineConfig::default()
+        .with_workers(args.workers)
+        .with_poll_interval(Duration::from_secs_f64(args.poll_secs.max(0.05)))
+        .with_max_reorg_depth(args.max_reorg_depth);
+    if let Some(k) = args.confirmations {
+        engine_config = engine_config.with_confirmations(k);
+    }
+    for checkpoint in args.checkpoints {
+        engine_config = engine_config.with_checkpoint(checkpoint);
+    }
     if args.commit_every_block {
         engine_config.commit.max_blocks = 1;
     }

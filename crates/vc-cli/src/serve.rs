@@ -9,9 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use bitcoin::Network;
 use serde_json::json;
-use vc_names::state::{NAMESPACES, NameRecord};
+use vc_names::state::NAMES;
 use vc_serve::{Extension, ServeConfig, Server};
-use vc_store::{Namespace, ReadOnlyStore, StoreError, StoredOp, View};
+use vc_store::{ReadOnlyStore, StateReadExt, StoreError, StoredOp, View};
 
 use crate::exit::InputError;
 
@@ -37,7 +37,6 @@ pub struct ServeArgs {
 
 /// The names application's state lookups: `/v1/names/{name}`.
 struct NamesExtension {
-    names: Namespace<String, NameRecord>,
     staleness: u64,
 }
 
@@ -61,7 +60,7 @@ impl Extension for NamesExtension {
     }
 
     fn lookup(&self, view: &View, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
-        Ok(view.get(&self.names, &key.to_owned())?.map(|r| {
+        Ok(view.get(&NAMES, &key.to_owned())?.map(|r| {
             json!({
                 "name": r.name,
                 "owner": vc_chash::hex::encode(&r.owner),
@@ -90,7 +89,6 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
             .with_context(|| format!("network {:?} in {}", meta.network, args.db.display()))?;
         let config = crate::index::names_config(network, Some(meta.first_block), None);
         Some(Arc::new(NamesExtension {
-            names: store.namespace(NAMESPACES[3])?,
             staleness: config.staleness,
         }))
     } else {

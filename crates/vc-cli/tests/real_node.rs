@@ -59,7 +59,7 @@ fn contents(db: &Path) -> (Chain, Vec<vc_names::state::NameRecord>) {
     let app = vc_names::NamesApp::new(vc_names::NamesConfig::regtest(meta.first_block));
     let store = Store::open(
         db,
-        vc_engine::store_config(vc_engine::Application::spec(&app), Network::Regtest, 1_000),
+        vc_engine::store_config(&vc_engine::Application::spec(&app), Network::Regtest, 1_000),
     )
     .unwrap();
     let view = store.view().unwrap();

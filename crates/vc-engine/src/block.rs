@@ -4,7 +4,7 @@ use core::cell::OnceCell;
 
 use bitcoin::block::Header;
 use bitcoin::hashes::Hash;
-use bitcoin::{Block, BlockHash, ScriptBuf, Transaction, TxOut};
+use bitcoin::{Block, BlockHash, ScriptBuf, Transaction, TxOut, Txid};
 use vc_chash::{ConsensusHash, Hash256, Scheme, Seeds};
 use vc_codec::carrier::Carrier;
 use vc_codec::payload::PayloadFormat;
@@ -13,8 +13,8 @@ use vc_source::prefetch::Fetched;
 use vc_source::{WatchedBlock, pays};
 use vc_store::{BlockHeader, OutputData, StoredOp, Writer};
 
-use crate::app::{Application, CheckError, Parsed, Reject};
-use crate::context::{BlockInfo, BlockState, OpContext};
+use crate::app::{Application, HookError, Parsed, Reject, Stage};
+use crate::context::{BlockInfo, BlockScope, OpContext, State};
 use crate::error::EngineError;
 
 /// How an operation is recognised: the carrier rule, the payload format and the marker
@@ -71,8 +71,8 @@ pub struct Rejected {
     pub vtxindex: Option<u32>,
     /// Its opcode.
     pub opcode: u8,
-    /// Which hook rejected it: `parse`, `prepare` or `check`.
-    pub stage: &'static str,
+    /// Which hook rejected it.
+    pub stage: Stage,
     /// Why.
     pub reject: Reject,
 }
@@ -199,32 +199,40 @@ impl Apply<'_> {
             prev_hash: Hash256(fetched.header.prev_blockhash.to_byte_array()),
         };
         let mut bw = writer.begin_block(header)?;
+        let scope = BlockScope {
+            info,
+            staleness: self.staleness,
+            seeds: self.seeds,
+            fresh: OnceCell::new(),
+        };
         let mut accepted = 0u32;
-        {
-            let mut state = BlockState {
-                writer: &mut bw,
-                info,
-                staleness: self.staleness,
-                seeds: self.seeds,
-                fresh: OnceCell::new(),
+        let fault = |txid: Option<Txid>, source: HookError| EngineError::Hook {
+            height: info.height,
+            txid,
+            source: Box::new(source),
+        };
+        for (i, p) in parsed.iter().enumerate() {
+            let verdict = match verdicts.get(i).cloned().flatten() {
+                Some(reject) => Err((Stage::Prepare, reject)),
+                None => {
+                    let savepoint = bw.savepoint();
+                    let mut state = State::new(&mut bw, &scope);
+                    match app.apply(&mut state, p) {
+                        Ok(()) => Ok(state.into_records()),
+                        Err(fail) => match HookError::from_fail(fail) {
+                            Ok(e) => return Err(fault(Some(p.ctx.txid), e)),
+                            Err(reject) => {
+                                bw.revert(savepoint);
+                                Err((Stage::Apply, reject))
+                            }
+                        },
+                    }
+                }
             };
-            for (i, p) in parsed.iter().enumerate() {
-                let verdict = match verdicts.get(i).cloned().flatten() {
-                    Some(reject) => Err(("prepare", reject)),
-                    None => match app.check(&state, p) {
-                        Ok(()) => Ok(()),
-                        Err(CheckError::Rejected(r)) => Err(("check", r)),
-                        Err(CheckError::Failed(source)) => {
-                            return Err(EngineError::Hook {
-                                height: info.height,
-                                txid: Some(p.ctx.txid),
-                                source: Box::new(source),
-                            });
-                        }
-                    },
-                };
-                if let Err((stage, reject)) = verdict {
-                    tracing::debug!(height = info.height, txid = %p.ctx.txid, stage, "rejected: {reject}");
+            let records = match verdict {
+                Ok(records) => records,
+                Err((stage, reject)) => {
+                    tracing::debug!(height = info.height, txid = %p.ctx.txid, %stage, "rejected: {reject}");
                     rejected.push(Rejected {
                         txid: p.ctx.txid,
                         vtxindex: Some(p.ctx.vtxindex),
@@ -234,39 +242,38 @@ impl Apply<'_> {
                     });
                     continue;
                 }
-                let hook = |source| EngineError::Hook {
-                    height: info.height,
-                    txid: Some(p.ctx.txid),
-                    source: Box::new(source),
-                };
-                let records = app.commit(&mut state, p).map_err(hook)?;
-                let records = records
-                    .iter()
-                    .map(|r| record::encode(self.scheme, r))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| hook(crate::app::HookError::App(format!("record: {e}"))))?;
-                state
-                    .writer
-                    .add_op(StoredOp {
-                        txid: p.ctx.txid.to_byte_array(),
-                        txindex: p.ctx.txindex,
-                        vtxindex: p.ctx.vtxindex,
-                        opcode: p.ctx.opcode,
-                        payload: p.ctx.payload.clone(),
-                        senders: output_data(&p.ctx.senders),
-                        outputs: output_data(&p.ctx.outputs),
-                        fee: p.ctx.fee,
-                        records,
-                    })
-                    .map_err(|e| hook(e.into()))?;
-                accepted += 1;
+            };
+            let records = records
+                .iter()
+                .map(|r| record::encode(self.scheme, r))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| fault(Some(p.ctx.txid), e.into()))?;
+            bw.add_op(StoredOp {
+                txid: p.ctx.txid.to_byte_array(),
+                txindex: p.ctx.txindex,
+                vtxindex: p.ctx.vtxindex,
+                opcode: p.ctx.opcode,
+                payload: p.ctx.payload.clone(),
+                senders: output_data(&p.ctx.senders),
+                outputs: output_data(&p.ctx.outputs),
+                fee: p.ctx.fee,
+                records,
+            })
+            .map_err(|e| fault(Some(p.ctx.txid), e.into()))?;
+            accepted += 1;
+        }
+        {
+            let mut state = State::new(&mut bw, &scope);
+            let finalized = app.finalize(&mut state);
+            let emitted = state.into_records().len();
+            match finalized {
+                Ok(()) if emitted == 0 => {}
+                Ok(()) => return Err(fault(None, HookError::RecordsInFinalize(emitted))),
+                Err(fail) => {
+                    let e = HookError::from_fail(fail).unwrap_or_else(HookError::RejectedBlock);
+                    return Err(fault(None, e));
+                }
             }
-            app.finalize(&mut state)
-                .map_err(|source| EngineError::Hook {
-                    height: info.height,
-                    txid: None,
-                    source: Box::new(source),
-                })?;
         }
         let summary = bw.finish()?;
         Ok(BlockReport {
@@ -333,7 +340,7 @@ impl Apply<'_> {
                         txid,
                         vtxindex: None,
                         opcode: ctx.opcode,
-                        stage: "parse",
+                        stage: Stage::Parse,
                         reject,
                     });
                 }

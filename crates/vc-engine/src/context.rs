@@ -4,8 +4,9 @@ use core::cell::OnceCell;
 
 use bitcoin::{BlockHash, OutPoint, TxOut, Txid};
 use vc_chash::{ConsensusHash, Seeds};
+use vc_codec::record::Record;
 use vc_codec::storage::Stored;
-use vc_store::{BlockWriter, Namespace, StateKey, StoreError};
+use vc_store::{Namespace, StateAccess, StateKey, StateReadExt, StateWriteExt, StoreError};
 
 /// The block being processed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,27 +60,53 @@ impl OpContext {
 }
 
 /// The state while a block is applied: reads see the committed state plus this block's changes
-/// so far. Hooks that may not change state ([`crate::Application::check`]) get a shared
-/// reference, which only allows reads.
-pub struct BlockState<'b, 'w, 's> {
-    pub(crate) writer: &'b mut BlockWriter<'w, 's>,
-    pub(crate) info: BlockInfo,
-    pub(crate) staleness: u64,
-    pub(crate) seeds: &'b Seeds,
-    /// [`BlockState::fresh_hashes`], read once per block: earlier blocks' hashes cannot change
-    /// while this one is applied, and every operation naming a consensus hash asks.
-    pub(crate) fresh: OnceCell<Vec<(u64, ConsensusHash)>>,
+/// so far. A hook gets `&mut State`; its writes and emitted records belong to the operation
+/// being applied, and the engine takes them back if the operation is rejected.
+pub struct State<'a> {
+    access: &'a mut (dyn StateAccess + 'a),
+    info: BlockInfo,
+    staleness: u64,
+    seeds: &'a Seeds,
+    /// [`State::fresh_hashes`], read once per block: earlier blocks' hashes cannot change while
+    /// this one is applied, and every operation naming a consensus hash asks.
+    fresh: &'a OnceCell<Vec<(u64, ConsensusHash)>>,
+    records: Vec<Record>,
 }
 
-impl core::fmt::Debug for BlockState<'_, '_, '_> {
+impl core::fmt::Debug for State<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("BlockState")
+        f.debug_struct("State")
             .field("block", &self.info)
+            .field("records", &self.records.len())
             .finish_non_exhaustive()
     }
 }
 
-impl BlockState<'_, '_, '_> {
+/// What a block's hooks share: the block, its freshness window and the seeds.
+pub(crate) struct BlockScope<'a> {
+    pub info: BlockInfo,
+    pub staleness: u64,
+    pub seeds: &'a Seeds,
+    pub fresh: OnceCell<Vec<(u64, ConsensusHash)>>,
+}
+
+impl<'a> State<'a> {
+    pub(crate) fn new(access: &'a mut (dyn StateAccess + 'a), scope: &'a BlockScope<'a>) -> Self {
+        State {
+            access,
+            info: scope.info,
+            staleness: scope.staleness,
+            seeds: scope.seeds,
+            fresh: &scope.fresh,
+            records: Vec::new(),
+        }
+    }
+
+    /// The records emitted so far.
+    pub(crate) fn into_records(self) -> Vec<Record> {
+        self.records
+    }
+
     /// The block being applied.
     pub fn block(&self) -> &BlockInfo {
         &self.info
@@ -91,7 +118,7 @@ impl BlockState<'_, '_, '_> {
         ns: &Namespace<K, V>,
         key: &K,
     ) -> Result<Option<V>, StoreError> {
-        self.writer.get(ns, key)
+        self.access.get(ns, key)
     }
 
     /// The entries of `ns` from `start` (inclusive) to `end` (exclusive), in key order.
@@ -101,7 +128,7 @@ impl BlockState<'_, '_, '_> {
         start: Option<&K>,
         end: Option<&K>,
     ) -> Result<Vec<(K, V)>, StoreError> {
-        self.writer.range(ns, start, end)
+        self.access.range(ns, start, end)
     }
 
     /// Sets `key` in `ns` to `value`.
@@ -111,12 +138,24 @@ impl BlockState<'_, '_, '_> {
         key: &K,
         value: &V,
     ) -> Result<(), StoreError> {
-        self.writer.put(ns, key, value)
+        self.access.put(ns, key, value)
     }
 
     /// Removes `key` from `ns`.
     pub fn delete<K: StateKey, V: Stored>(&mut self, ns: &Namespace<K, V>, key: &K) {
-        self.writer.delete(ns, key)
+        self.access.delete(ns, key)
+    }
+
+    /// The state as raw bytes (for an application that is itself an interpreter, such as a
+    /// virtual machine whose guest names its namespaces at run time).
+    pub fn raw(&mut self) -> &mut (dyn StateAccess + 'a) {
+        self.access
+    }
+
+    /// Commits `record` for the operation being applied: the block's ops hash covers every
+    /// accepted operation's records, in order.
+    pub fn emit(&mut self, record: Record) {
+        self.records.push(record);
     }
 
     /// The consensus hash of an earlier block (or the seed hash at a height without a block).
@@ -124,44 +163,31 @@ impl BlockState<'_, '_, '_> {
         if height >= self.info.height {
             return Ok(None);
         }
-        match self.writer.consensus_hash(height)? {
+        match self.access.consensus_hash(height)? {
             Some(ch) => Ok(Some(ch)),
             None => Ok(self.seeds.get(height).copied()),
         }
     }
 
     /// The consensus hashes a payload in this block may name: those of blocks
-    /// `[height - S, height - 1]` (and seed hashes there), nearest first.
-    pub fn fresh_hashes(&self) -> Result<Vec<(u64, ConsensusHash)>, StoreError> {
-        Ok(self.fresh_list()?.to_vec())
-    }
-
-    fn fresh_list(&self) -> Result<&[(u64, ConsensusHash)], StoreError> {
+    /// `[height - S, height - 1]` (and seed hashes there), nearest first
+    /// ([`vc_chash::fresh::window`]).
+    pub fn fresh_hashes(&self) -> Result<&[(u64, ConsensusHash)], StoreError> {
         if let Some(list) = self.fresh.get() {
             return Ok(list);
         }
-        let list = self.read_fresh()?;
+        let list = vc_chash::fresh::window(
+            |h| self.access.consensus_hash(h),
+            self.seeds,
+            self.staleness,
+            self.info.height,
+        )?;
         Ok(self.fresh.get_or_init(|| list))
-    }
-
-    fn read_fresh(&self) -> Result<Vec<(u64, ConsensusHash)>, StoreError> {
-        let height = self.info.height;
-        let lowest = height.saturating_sub(self.staleness);
-        let mut out = Vec::new();
-        for h in (lowest..height).rev() {
-            if let Some(seed) = self.seeds.get(h) {
-                out.push((h, *seed));
-            }
-            if let Some(ch) = self.writer.consensus_hash(h)? {
-                out.push((h, ch));
-            }
-        }
-        Ok(out)
     }
 
     /// Whether `ch`, named by an operation in this block, is fresh: the consensus hash (or a
     /// seed hash) of a block in `[height - S, height - 1]`.
     pub fn is_fresh(&self, ch: &ConsensusHash) -> Result<bool, StoreError> {
-        Ok(self.fresh_list()?.iter().any(|(_, c)| c == ch))
+        Ok(self.fresh_hashes()?.iter().any(|(_, c)| c == ch))
     }
 }

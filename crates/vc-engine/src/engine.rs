@@ -14,7 +14,7 @@ use vc_source::prefetch::{Prefetch, Selector, TxSelector};
 use vc_source::{BlockSource, Coverage, SourceError};
 use vc_store::{CommitPolicy, Store, StoreConfig, Tip, Writer};
 
-use crate::app::Application;
+use crate::app::{AppSpec, Application, DEFAULT_CONFIRMATIONS};
 use crate::block::{Apply, BlockReport, Input, Recognizer};
 use crate::error::EngineError;
 
@@ -37,8 +37,10 @@ pub struct Checkpoint {
     pub consensus_hash: Option<ConsensusHash>,
 }
 
-/// How the engine runs (operator choices; none of it changes consensus hashes).
+/// How the engine runs (operator choices; none of it changes consensus hashes). Start from
+/// [`EngineConfig::default`] and change what you need with the `with_*` methods.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct EngineConfig {
     /// Fetch threads.
     pub workers: usize,
@@ -50,8 +52,9 @@ pub struct EngineConfig {
     pub max_reorg_depth: u64,
     /// How many recent blocks keep undo logs (at least `max_reorg_depth`).
     pub undo_window: u64,
-    /// Overrides the application's confirmations `K` (a node may wait longer, or a test less).
-    pub confirmations: Option<u64>,
+    /// Confirmations `K` a block needs before it is processed (at least 1: the tip itself).
+    /// Default: [`DEFAULT_CONFIRMATIONS`].
+    pub confirmations: u64,
     /// Expected hashes at heights.
     pub checkpoints: Vec<Checkpoint>,
     /// When batched blocks are committed during catch-up (every block at the tip is committed
@@ -67,10 +70,60 @@ impl Default for EngineConfig {
             poll_interval: Duration::from_secs(5),
             max_reorg_depth: DEFAULT_MAX_REORG_DEPTH,
             undo_window: DEFAULT_UNDO_WINDOW,
-            confirmations: None,
+            confirmations: DEFAULT_CONFIRMATIONS,
             checkpoints: Vec::new(),
             commit: CommitPolicy::default(),
         }
+    }
+}
+
+impl EngineConfig {
+    /// Sets the fetch threads (at least 1).
+    pub fn with_workers(mut self, workers: usize) -> Self {
+        self.workers = workers.max(1);
+        self
+    }
+
+    /// Sets how many blocks are fetched ahead of the one being applied (at least 1).
+    pub fn with_window(mut self, blocks: usize) -> Self {
+        self.window = blocks.max(1);
+        self
+    }
+
+    /// Sets how often `follow` polls the source.
+    pub fn with_poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// Sets the deepest reorganisation rolled back automatically.
+    pub fn with_max_reorg_depth(mut self, blocks: u64) -> Self {
+        self.max_reorg_depth = blocks;
+        self
+    }
+
+    /// Sets how many recent blocks keep undo logs.
+    pub fn with_undo_window(mut self, blocks: u64) -> Self {
+        self.undo_window = blocks;
+        self
+    }
+
+    /// Sets the confirmations a block needs (at least 1).
+    pub fn with_confirmations(mut self, k: u64) -> Self {
+        self.confirmations = k.max(1);
+        self
+    }
+
+    /// Adds a checkpoint.
+    pub fn with_checkpoint(mut self, checkpoint: Checkpoint) -> Self {
+        self.checkpoints.push(checkpoint);
+        self
+    }
+
+    /// Sets when batched blocks are committed during catch-up.
+    pub fn with_commit(mut self, policy: CommitPolicy) -> Self {
+        self.commit = policy;
+        self
     }
 }
 
@@ -152,6 +205,7 @@ const PINS_KEY: &str = "engine.pins";
 /// An application on a store, fed by a block source.
 pub struct Engine<A: Application> {
     app: A,
+    spec: AppSpec,
     store: Store,
     source: Arc<dyn BlockSource>,
     config: EngineConfig,
@@ -163,7 +217,7 @@ pub struct Engine<A: Application> {
 impl<A: Application> core::fmt::Debug for Engine<A> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Engine")
-            .field("app", &self.app.spec().name)
+            .field("app", &self.spec.name)
             .field("db", &self.store.path())
             .field("source", &self.source.name())
             .finish_non_exhaustive()
@@ -183,7 +237,6 @@ pub fn store_config(
         spec.first_block,
         network.to_string(),
     )
-    .with_namespaces(&spec.namespaces)
     .with_seeds(spec.seeds.clone())
     .with_undo_window(undo_window)
 }
@@ -194,12 +247,12 @@ impl<A: Application> Engine<A> {
     /// Fails if the database was made for another application, version, scheme, first block
     /// or network, or if the source serves another network.
     pub fn open(
-        mut app: A,
+        app: A,
         db: impl AsRef<Path>,
         source: Arc<dyn BlockSource>,
         config: EngineConfig,
     ) -> Result<Self, EngineError> {
-        let spec = app.spec().clone();
+        let spec = app.spec();
         let format = PayloadFormat::new(&spec.magic, &spec.opcodes, spec.payload_limit)
             .map_err(|e| EngineError::Spec(e.to_string()))?;
         let carrier = Carrier::new(spec.carrier, spec.payload_limit)
@@ -223,7 +276,6 @@ impl<A: Application> Engine<A> {
             }
             other => other?,
         };
-        app.bind(&store)?;
         let pins = load_pins(&store)?;
         Ok(Engine {
             app,
@@ -236,6 +288,7 @@ impl<A: Application> Engine<A> {
                 markers: spec.markers.clone(),
             },
             seeds: spec.seeds.iter().copied().collect(),
+            spec,
             pins,
         })
     }
@@ -243,6 +296,11 @@ impl<A: Application> Engine<A> {
     /// The application.
     pub fn app(&self) -> &A {
         &self.app
+    }
+
+    /// The application's spec, as read when the engine opened.
+    pub fn spec(&self) -> &AppSpec {
+        &self.spec
     }
 
     /// The database.
@@ -257,10 +315,7 @@ impl<A: Application> Engine<A> {
 
     /// The confirmations a block needs before it is processed.
     pub fn confirmations(&self) -> u64 {
-        self.config
-            .confirmations
-            .unwrap_or(self.app.spec().confirmations)
-            .max(1)
+        self.config.confirmations.max(1)
     }
 
     /// Whether `ch`, named by an operation in block `height`, is fresh under the application's
@@ -270,7 +325,7 @@ impl<A: Application> Engine<A> {
         Ok(vc_chash::fresh::is_fresh(
             &view,
             &self.seeds,
-            self.app.spec().staleness,
+            self.spec.staleness,
             height,
             ch,
         )?)
@@ -335,9 +390,10 @@ impl<A: Application> Engine<A> {
         outcome: &mut SyncOutcome,
     ) -> Result<(), EngineError> {
         let k = self.confirmations();
-        let first = self.app.spec().first_block;
+        let first = self.spec.first_block;
         let Engine {
             app,
+            spec,
             store,
             source,
             config,
@@ -345,7 +401,6 @@ impl<A: Application> Engine<A> {
             seeds,
             pins,
         } = self;
-        let spec = app.spec().clone();
         let apply = Apply {
             recognizer,
             scheme: spec.scheme,

@@ -4,7 +4,7 @@
 //! The engine fetches blocks in parallel and applies them strictly in order, each only once it
 //! has `K` confirmations. For every block it finds the transactions whose OP_RETURN payload
 //! carries the application's magic and a declared opcode, runs the application's hooks
-//! (parse, prepare, check, commit, finalize, continue; see [`app`]), and saves the block's state
+//! (parse, prepare, apply, finalize, continue; see [`app`]), and saves the block's state
 //! changes, accepted operations and consensus hash atomically. It follows the tip by polling,
 //! rolls back reorganisations up to a limit ([`EngineConfig::max_reorg_depth`]) through the
 //! store's undo logs, and stops with the recovery options named when a fork is deeper.
@@ -22,15 +22,24 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+/// `docs/app-guide.md`'s examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/app-guide.md")]
+pub struct AppGuideDoctests;
+
 pub mod app;
 mod block;
 pub mod context;
 mod engine;
 mod error;
+pub mod prelude;
 
-pub use app::{AppSpec, Application, CheckError, DEFAULT_CONFIRMATIONS, HookError, Parsed, Reject};
+pub use app::{
+    AppSpec, Application, DEFAULT_CONFIRMATIONS, DEFAULT_PAYLOAD_LIMIT, DEFAULT_STALENESS, Fail,
+    HookError, Outcome, Parsed, Reject, Stage,
+};
 pub use block::{BlockReport, Rejected};
-pub use context::{BlockInfo, BlockState, OpContext};
+pub use context::{BlockInfo, OpContext, State};
 pub use engine::{
     Checkpoint, DEFAULT_MAX_REORG_DEPTH, DEFAULT_UNDO_WINDOW, Engine, EngineConfig, NoObserver,
     Observer, ReorgReport, Stopped, SyncOutcome, pin_branch, store_config,

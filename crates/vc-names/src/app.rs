@@ -4,16 +4,14 @@ use std::collections::BTreeMap;
 
 use bitcoin::hashes::{Hash, hash160};
 use bitcoin::{Address, Network, PubkeyHash, ScriptBuf, TxOut};
-use vc_chash::{ConsensusHash, Scheme};
-use vc_codec::carrier::CarrierRule;
-use vc_codec::record::{Record, RecordValue};
-use vc_engine::{
-    AppSpec, Application, BlockInfo, BlockState, CheckError, HookError, OpContext, Parsed, Reject,
-};
-use vc_store::{Namespace, Store, StoreError};
+use vc_engine::prelude::*;
+use vc_store::Store;
 
 use crate::price::{NamespacePrices, name_price};
-use crate::state::{NAMESPACES, NameRecord, NamespaceRecord, Owned, Preorder};
+use crate::state::{
+    NAMES, NAMESPACE_PREORDERS, NAMESPACE_RECORDS, NameRecord, NamespaceRecord, OWNERS, Owned,
+    PREORDERS, Preorder,
+};
 use crate::wire::{self, NameOp, hex, name_consensus_hash, name_hash16, preorder_hash, split_fqn};
 
 /// The application's name in the database.
@@ -43,8 +41,6 @@ pub struct NamesConfig {
     pub network: Network,
     /// The first block read.
     pub first_block: u64,
-    /// Confirmations before a block is processed.
-    pub confirmations: u64,
     /// Staleness window for consensus hashes in payloads.
     pub staleness: u64,
     /// Blocks a preorder stays valid.
@@ -68,7 +64,6 @@ impl NamesConfig {
         NamesConfig {
             network: Network::Bitcoin,
             first_block: 373_601,
-            confirmations: 6,
             staleness: 24,
             preorder_expiry: 144,
             reveal_expiry: 52_595,
@@ -106,19 +101,10 @@ pub struct NamesOp {
     pub sender: Vec<u8>,
 }
 
-struct Spaces {
-    namespaces: Namespace<String, NamespaceRecord>,
-    namespace_preorders: Namespace<[u8; 20], Preorder>,
-    preorders: Namespace<[u8; 20], Preorder>,
-    names: Namespace<String, NameRecord>,
-    owners: Namespace<Vec<u8>, Owned>,
-}
-
 /// The BNS-style naming system.
 pub struct NamesApp {
     config: NamesConfig,
     spec: AppSpec,
-    spaces: Option<Spaces>,
 }
 
 impl core::fmt::Debug for NamesApp {
@@ -168,13 +154,10 @@ fn changed(
     }
 }
 
-fn reject(code: &'static str, reason: impl Into<String>) -> CheckError {
-    CheckError::Rejected(Reject::new(code, reason))
-}
-
-fn store_err(e: StoreError) -> CheckError {
-    // Never a rejection: a local fault must stop the engine, not change consensus.
-    e.into()
+/// A rejection. (A store failure is never one: it passes through `?` as [`Fail::Store`], so a
+/// local fault stops the engine instead of changing consensus.)
+fn reject(code: &'static str, reason: impl Into<String>) -> Fail<Infallible> {
+    Fail::Reject(Reject::new(code, reason))
 }
 
 fn owner_key(owner: &[u8], name: &str) -> Vec<u8> {
@@ -196,40 +179,25 @@ fn burn_at(ctx: &OpContext, index: usize) -> Option<u64> {
 impl NamesApp {
     /// The naming system with `config`.
     pub fn new(config: NamesConfig) -> Self {
-        let spec = AppSpec {
-            name: APP_NAME.into(),
-            version: match &config.registry {
-                None => APP_VERSION.into(),
-                Some(r) => format!("{APP_VERSION}+registry:{}", hex(r.as_bytes())),
-            },
-            first_block: config.first_block,
-            magic: wire::MAGIC.to_vec(),
-            opcodes: wire::OPCODES.to_vec(),
-            carrier: CarrierRule::Legacy,
-            payload_limit: wire::PAYLOAD_LIMIT,
-            scheme: Scheme::Legacy,
-            confirmations: config.confirmations,
-            staleness: config.staleness,
-            seeds: Vec::new(),
-            namespaces: NAMESPACES.to_vec(),
-            markers: config.registry.iter().cloned().collect(),
+        let version = match &config.registry {
+            None => APP_VERSION.to_owned(),
+            Some(r) => format!("{APP_VERSION}+registry:{}", hex(r.as_bytes())),
         };
-        NamesApp {
-            config,
-            spec,
-            spaces: None,
+        let mut spec = AppSpec::new(APP_NAME, version, wire::MAGIC, config.first_block)
+            .with_opcodes(wire::OPCODES)
+            .with_carrier(CarrierRule::Legacy)
+            .with_payload_limit(wire::PAYLOAD_LIMIT)
+            .with_scheme(Scheme::Legacy)
+            .with_staleness(config.staleness);
+        if let Some(registry) = &config.registry {
+            spec = spec.with_marker(registry.clone());
         }
+        NamesApp { config, spec }
     }
 
     /// The deployment's parameters.
     pub fn config(&self) -> &NamesConfig {
         &self.config
-    }
-
-    fn spaces(&self) -> Result<&Spaces, StoreError> {
-        self.spaces
-            .as_ref()
-            .ok_or_else(|| StoreError::Inconsistent("the names app is not bound to a store".into()))
     }
 
     fn address(&self, script: &[u8]) -> Option<String> {
@@ -238,11 +206,8 @@ impl NamesApp {
             .map(|a| a.to_string())
     }
 
-    fn fresh(&self, state: &BlockState<'_, '_, '_>, ch: &[u8; 16]) -> Result<(), CheckError> {
-        if state
-            .is_fresh(&ConsensusHash::Legacy(*ch))
-            .map_err(store_err)?
-        {
+    fn fresh(&self, state: &State<'_>, ch: &[u8; 16]) -> Result<(), Fail<Infallible>> {
+        if state.is_fresh(&ConsensusHash::Legacy(*ch))? {
             Ok(())
         } else {
             Err(reject(
@@ -258,27 +223,24 @@ impl NamesApp {
 
     fn live_preorder(
         &self,
-        state: &BlockState<'_, '_, '_>,
+        state: &State<'_>,
         ns: &Namespace<[u8; 20], Preorder>,
         hash: &[u8; 20],
-    ) -> Result<Option<Preorder>, CheckError> {
+    ) -> Result<Option<Preorder>, Fail<Infallible>> {
         let height = state.block().height;
         Ok(state
-            .get(ns, hash)
-            .map_err(store_err)?
+            .get(ns, hash)?
             .filter(|p| height <= p.block.saturating_add(self.config.preorder_expiry)))
     }
 
     fn namespace_of(
         &self,
-        state: &BlockState<'_, '_, '_>,
+        state: &State<'_>,
         fqn: &str,
-    ) -> Result<(String, NamespaceRecord), CheckError> {
-        let sp = self.spaces().map_err(store_err)?;
+    ) -> Result<(String, NamespaceRecord), Fail<Infallible>> {
         let (label, ns_id) = split_fqn(fqn).map_err(|e| reject("bad-name", e.to_string()))?;
         let ns = state
-            .get(&sp.namespaces, &ns_id.to_owned())
-            .map_err(store_err)?
+            .get(&NAMESPACE_RECORDS, &ns_id.to_owned())?
             .filter(|n| n.ready_block.is_some())
             .ok_or_else(|| {
                 reject(
@@ -293,12 +255,12 @@ impl NamesApp {
     /// `label`, the sender's script and the address of `target` (output 1).
     fn claimed_preorder(
         &self,
-        state: &BlockState<'_, '_, '_>,
+        state: &State<'_>,
         table: &Namespace<[u8; 20], Preorder>,
         label: &str,
         sender: &[u8],
         target: &[u8],
-    ) -> Result<([u8; 20], Preorder), CheckError> {
+    ) -> Result<([u8; 20], Preorder), Fail<Infallible>> {
         let address = self
             .address(target)
             .ok_or_else(|| reject("bad-address", "output 1 has no address"))?;
@@ -314,19 +276,12 @@ impl NamesApp {
     }
 
     /// The names `owner` holds, from the owner index.
-    fn owned(
-        &self,
-        state: &BlockState<'_, '_, '_>,
-        owner: &[u8],
-    ) -> Result<Vec<String>, CheckError> {
-        let sp = self.spaces().map_err(store_err)?;
+    fn owned(&self, state: &State<'_>, owner: &[u8]) -> Result<Vec<String>, Fail<Infallible>> {
         let prefix = hash160::Hash::hash(owner).to_byte_array().to_vec();
         let mut end = prefix.clone();
         end.push(0xff);
         end.push(0xff);
-        let rows = state
-            .range(&sp.owners, Some(&prefix), Some(&end))
-            .map_err(store_err)?;
+        let rows = state.range(&OWNERS, Some(&prefix), Some(&end))?;
         Ok(rows
             .into_iter()
             .filter_map(|(k, _)| String::from_utf8(k.get(20..)?.to_vec()).ok())
@@ -336,15 +291,13 @@ impl NamesApp {
     /// A live (registered, unexpired, unrevoked) name the sender owns.
     fn owned_live(
         &self,
-        state: &BlockState<'_, '_, '_>,
+        state: &State<'_>,
         sender: &[u8],
         name: &str,
-    ) -> Result<NameRecord, CheckError> {
-        let sp = self.spaces().map_err(store_err)?;
+    ) -> Result<NameRecord, Fail<Infallible>> {
         let height = state.block().height;
         let record = state
-            .get(&sp.names, &name.to_owned())
-            .map_err(store_err)?
+            .get(&NAMES, &name.to_owned())?
             .ok_or_else(|| reject("no-such-name", format!("{name} is not registered")))?;
         let (_, ns) = self.namespace_of(state, name)?;
         if record.expired_at(height, ns.params.lifetime) {
@@ -363,12 +316,7 @@ impl NamesApp {
     }
 
     /// Decides an operation: the change it makes, or why it is rejected. Read-only.
-    fn evaluate(
-        &self,
-        state: &BlockState<'_, '_, '_>,
-        p: &Parsed<NamesOp>,
-    ) -> Result<Effect, CheckError> {
-        let sp = self.spaces().map_err(store_err)?;
+    fn evaluate(&self, state: &State<'_>, p: &Parsed<NamesOp>) -> Result<Effect, Fail<Infallible>> {
         let ctx = &p.ctx;
         let sender = &p.op.sender;
         let height = state.block().height;
@@ -384,9 +332,9 @@ impl NamesApp {
             } => {
                 let is_name = matches!(p.op.op, NameOp::NamePreorder { .. });
                 let table = if is_name {
-                    &sp.preorders
+                    &PREORDERS
                 } else {
-                    &sp.namespace_preorders
+                    &NAMESPACE_PREORDERS
                 };
                 self.fresh(state, consensus_hash)?;
                 let burn = burn_at(ctx, 2)
@@ -431,7 +379,7 @@ impl NamesApp {
                     .to_bytes();
                 let (hash, preorder) = self.claimed_preorder(
                     state,
-                    &sp.namespace_preorders,
+                    &NAMESPACE_PREORDERS,
                     namespace_id,
                     sender,
                     &revealer,
@@ -446,9 +394,7 @@ impl NamesApp {
                         ),
                     ));
                 }
-                if let Some(existing) =
-                    state.get(&sp.namespaces, namespace_id).map_err(store_err)?
-                {
+                if let Some(existing) = state.get(&NAMESPACE_RECORDS, namespace_id)? {
                     let lapsed = existing.ready_block.is_none()
                         && height
                             > existing
@@ -475,8 +421,7 @@ impl NamesApp {
             }
             NameOp::NamespaceReady { namespace_id } => {
                 let mut record = state
-                    .get(&sp.namespaces, namespace_id)
-                    .map_err(store_err)?
+                    .get(&NAMESPACE_RECORDS, namespace_id)?
                     .ok_or_else(|| {
                         reject(
                             "no-such-namespace",
@@ -515,7 +460,7 @@ impl NamesApp {
                     .ok_or_else(|| reject("no-owner-output", "no output 1"))?
                     .script_pubkey
                     .to_bytes();
-                let existing = state.get(&sp.names, name).map_err(store_err)?;
+                let existing = state.get(&NAMES, name)?;
                 let live = existing
                     .as_ref()
                     .filter(|r| !r.expired_at(height, ns.params.lifetime));
@@ -550,7 +495,7 @@ impl NamesApp {
                     });
                 }
                 let (hash, preorder) =
-                    self.claimed_preorder(state, &sp.preorders, name, sender, &new_owner)?;
+                    self.claimed_preorder(state, &PREORDERS, name, sender, &new_owner)?;
                 if preorder.burn < price {
                     return Err(reject(
                         "underpaid",
@@ -580,10 +525,10 @@ impl NamesApp {
                 name_consensus_hash: wanted,
                 value_hash,
             } => {
-                let fresh = state.fresh_hashes().map_err(store_err)?;
+                let fresh = state.fresh_hashes()?;
                 let mut found = None;
                 'search: for name in self.owned(state, sender)? {
-                    for (_, ch) in &fresh {
+                    for (_, ch) in fresh {
                         if let ConsensusHash::Legacy(ch) = ch
                             && name_consensus_hash(&name, ch) == *wanted
                         {
@@ -711,19 +656,10 @@ impl NamesApp {
 impl Application for NamesApp {
     type Op = NamesOp;
 
-    fn spec(&self) -> &AppSpec {
-        &self.spec
-    }
+    type Error = Infallible;
 
-    fn bind(&mut self, store: &Store) -> Result<(), StoreError> {
-        self.spaces = Some(Spaces {
-            namespaces: store.namespace(NAMESPACES[0])?,
-            namespace_preorders: store.namespace(NAMESPACES[1])?,
-            preorders: store.namespace(NAMESPACES[2])?,
-            names: store.namespace(NAMESPACES[3])?,
-            owners: store.namespace(NAMESPACES[4])?,
-        });
-        Ok(())
+    fn spec(&self) -> AppSpec {
+        self.spec.clone()
     }
 
     fn parse(&self, ctx: &OpContext) -> Result<NamesOp, Reject> {
@@ -785,40 +721,18 @@ impl Application for NamesApp {
             .collect()
     }
 
-    fn check(
-        &self,
-        state: &BlockState<'_, '_, '_>,
-        op: &Parsed<NamesOp>,
-    ) -> Result<(), CheckError> {
-        self.evaluate(state, op).map(|_| ())
-    }
-
-    fn commit(
-        &mut self,
-        state: &mut BlockState<'_, '_, '_>,
-        p: &Parsed<NamesOp>,
-    ) -> Result<Vec<Record>, HookError> {
-        let effect = match self.evaluate(state, p) {
-            Ok(effect) => effect,
-            Err(CheckError::Failed(e)) => return Err(e),
-            Err(CheckError::Rejected(r)) => {
-                return Err(HookError::App(format!(
-                    "an operation accepted by check was rejected in commit: {r}"
-                )));
-            }
-        };
-        let record = Self::record(p, &effect);
-        let sp = self.spaces()?;
+    fn apply(&mut self, state: &mut State<'_>, p: &Parsed<NamesOp>) -> Outcome<Infallible> {
+        // One evaluation decides, and its effect is what gets written.
+        let effect = self.evaluate(state, p)?;
+        state.emit(Self::record(p, &effect));
         match effect {
-            Effect::NamespacePreorder(hash, pre) => {
-                state.put(&sp.namespace_preorders, &hash, &pre)?
-            }
-            Effect::NamePreorder(hash, pre) => state.put(&sp.preorders, &hash, &pre)?,
+            Effect::NamespacePreorder(hash, pre) => state.put(&NAMESPACE_PREORDERS, &hash, &pre)?,
+            Effect::NamePreorder(hash, pre) => state.put(&PREORDERS, &hash, &pre)?,
             Effect::Reveal { preorder, record } => {
-                state.delete(&sp.namespace_preorders, &preorder);
-                state.put(&sp.namespaces, &record.id.clone(), &record)?;
+                state.delete(&NAMESPACE_PREORDERS, &preorder);
+                state.put(&NAMESPACE_RECORDS, &record.id.clone(), &record)?;
             }
-            Effect::Ready(record) => state.put(&sp.namespaces, &record.id.clone(), &record)?,
+            Effect::Ready(record) => state.put(&NAMESPACE_RECORDS, &record.id.clone(), &record)?,
             Effect::Register {
                 preorder,
                 previous_owner,
@@ -826,40 +740,38 @@ impl Application for NamesApp {
                 ..
             } => {
                 if let Some(hash) = preorder {
-                    state.delete(&sp.preorders, &hash);
+                    state.delete(&PREORDERS, &hash);
                 }
                 if let Some(prev) = previous_owner {
-                    state.delete(&sp.owners, &owner_key(&prev, &record.name));
+                    state.delete(&OWNERS, &owner_key(&prev, &record.name));
                 }
-                state.put(&sp.owners, &owner_key(&record.owner, &record.name), &Owned)?;
-                state.put(&sp.names, &record.name.clone(), &record)?;
+                state.put(&OWNERS, &owner_key(&record.owner, &record.name), &Owned)?;
+                state.put(&NAMES, &record.name.clone(), &record)?;
             }
             Effect::Change {
                 previous_owner,
                 record,
                 ..
             } => {
-                state.delete(&sp.owners, &owner_key(&previous_owner, &record.name));
-                state.put(&sp.owners, &owner_key(&record.owner, &record.name), &Owned)?;
-                state.put(&sp.names, &record.name.clone(), &record)?;
+                state.delete(&OWNERS, &owner_key(&previous_owner, &record.name));
+                state.put(&OWNERS, &owner_key(&record.owner, &record.name), &Owned)?;
+                state.put(&NAMES, &record.name.clone(), &record)?;
             }
         }
-        Ok(vec![record])
+        Ok(())
     }
 }
 
 /// Read access to a names database for queries (the CLI's `names show`).
 pub fn lookup_name(store: &Store, name: &str) -> Result<Option<NameRecord>, StoreError> {
-    let ns: Namespace<String, NameRecord> = store.namespace(NAMESPACES[3])?;
-    store.view()?.get(&ns, &name.to_owned())
+    store.view()?.get(&NAMES, &name.to_owned())
 }
 
 /// Every registered name (expired and revoked ones included), in name order.
 pub fn all_names(store: &Store) -> Result<Vec<NameRecord>, StoreError> {
-    let ns: Namespace<String, NameRecord> = store.namespace(NAMESPACES[3])?;
     Ok(store
         .view()?
-        .range(&ns, None, None)?
+        .range(&NAMES, None, None)?
         .into_iter()
         .map(|(_, v)| v)
         .collect())
@@ -867,6 +779,5 @@ pub fn all_names(store: &Store) -> Result<Vec<NameRecord>, StoreError> {
 
 /// A namespace's record.
 pub fn lookup_namespace(store: &Store, id: &str) -> Result<Option<NamespaceRecord>, StoreError> {
-    let ns: Namespace<String, NamespaceRecord> = store.namespace(NAMESPACES[0])?;
-    store.view()?.get(&ns, &id.to_owned())
+    store.view()?.get(&NAMESPACE_RECORDS, &id.to_owned())
 }

@@ -127,11 +127,9 @@ impl<'m> Scenario<'m> {
             registry,
             ..NamesConfig::regtest(first)
         };
-        let engine_config = EngineConfig {
-            confirmations: Some(1),
-            workers: 2,
-            ..EngineConfig::default()
-        };
+        let engine_config = EngineConfig::default()
+            .with_confirmations(1)
+            .with_workers(2);
         let engine = Engine::open(NamesApp::new(config), db, source, engine_config)?;
         let sink = seeded_wallet(200, ScriptKind::P2wpkh, network)?.address();
         let mut s = Scenario {

@@ -2,17 +2,21 @@
 
 use serde::{Deserialize, Serialize};
 use vc_codec::storage::Stored;
+use vc_store::Namespace;
 
 use crate::wire::NamespaceParams;
 
-/// The state namespaces, in their fixed order.
-pub const NAMESPACES: [&str; 5] = [
-    "namespaces",
-    "namespace_preorders",
-    "preorders",
-    "names",
-    "owners",
-];
+/// Revealed namespaces, by namespace id.
+pub const NAMESPACE_RECORDS: Namespace<String, NamespaceRecord> = Namespace::new("namespaces");
+/// Live namespace preorders, by preorder hash.
+pub const NAMESPACE_PREORDERS: Namespace<[u8; 20], Preorder> =
+    Namespace::new("namespace_preorders");
+/// Live name preorders, by preorder hash.
+pub const PREORDERS: Namespace<[u8; 20], Preorder> = Namespace::new("preorders");
+/// Registered names (expired and revoked ones included), by fully qualified name.
+pub const NAMES: Namespace<String, NameRecord> = Namespace::new("names");
+/// The owner index: `HASH160(owner script) || name` for every name an owner holds.
+pub const OWNERS: Namespace<Vec<u8>, Owned> = Namespace::new("owners");
 
 /// A revealed namespace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

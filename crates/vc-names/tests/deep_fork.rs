@@ -17,10 +17,7 @@ use vc_names::{NamesApp, NamesConfig};
 use vc_testnode::TestNode;
 
 fn engine(node: &TestNode, db: &Path, first: u64, config: EngineConfig) -> Engine<NamesApp> {
-    let config = EngineConfig {
-        confirmations: Some(1),
-        ..config
-    };
+    let config = config.with_confirmations(1);
     Engine::open(
         NamesApp::new(NamesConfig::regtest(first)),
         db,
@@ -52,10 +49,7 @@ fn deep_fork_stops_then_each_recovery_works() {
         .unwrap()
         .address();
 
-    let limited = || EngineConfig {
-        max_reorg_depth: 2,
-        ..EngineConfig::default()
-    };
+    let limited = || EngineConfig::default().with_max_reorg_depth(2);
     let db = dir.path().join("limited.redb");
     let mut e = engine(&node, &db, first, limited());
     sync(&mut e).unwrap();
@@ -122,13 +116,12 @@ fn deep_fork_stops_then_each_recovery_works() {
     // Checkpoints: a wrong block hash stops before the block; the right one passes.
     let h = first + 5;
     let right = node.block_at(h).block_hash();
-    let cp = |hash| EngineConfig {
-        checkpoints: vec![Checkpoint {
+    let cp = |hash| {
+        EngineConfig::default().with_checkpoint(Checkpoint {
             height: h,
             block_hash: Some(hash),
             consensus_hash: None,
-        }],
-        ..EngineConfig::default()
+        })
     };
     let mut bad = engine(&node, &dir.path().join("cp-bad.redb"), first, cp(pin_hash));
     match sync(&mut bad) {
@@ -144,14 +137,11 @@ fn deep_fork_stops_then_each_recovery_works() {
         &node,
         &dir.path().join("cp-ch.redb"),
         first,
-        EngineConfig {
-            checkpoints: vec![Checkpoint {
-                height: h,
-                block_hash: None,
-                consensus_hash: Some(vc_chash::ConsensusHash::Legacy([0; 16])),
-            }],
-            ..EngineConfig::default()
-        },
+        EngineConfig::default().with_checkpoint(Checkpoint {
+            height: h,
+            block_hash: None,
+            consensus_hash: Some(vc_chash::ConsensusHash::Legacy([0; 16])),
+        }),
     );
     assert!(
         matches!(sync(&mut wrong_ch), Err(EngineError::Checkpoint { height, .. }) if height == h)

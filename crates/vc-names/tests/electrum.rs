@@ -40,11 +40,9 @@ fn marker_engine(
         NamesApp::new(config),
         db,
         source,
-        EngineConfig {
-            confirmations: Some(1),
-            workers: 2,
-            ..EngineConfig::default()
-        },
+        EngineConfig::default()
+            .with_confirmations(1)
+            .with_workers(2),
     )
     .unwrap()
 }

@@ -86,10 +86,7 @@ fn no_lie_changes_the_database_and_the_engine_recovers_from_each() {
         NamesApp::new(NamesConfig::regtest(first)),
         dir.path().join("names.redb"),
         source,
-        EngineConfig {
-            confirmations: Some(1),
-            ..EngineConfig::default()
-        },
+        EngineConfig::default().with_confirmations(1),
     )
     .unwrap();
     let stop = AtomicBool::new(false);

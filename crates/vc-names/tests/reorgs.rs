@@ -24,10 +24,7 @@ use vc_source::blk::{BlkConfig, BlkSource};
 use vc_testnode::TestNode;
 
 fn fresh_index(source: Arc<dyn BlockSource>, first_block: u64, db: &Path) -> Snapshot {
-    let config = EngineConfig {
-        confirmations: Some(1),
-        ..EngineConfig::default()
-    };
+    let config = EngineConfig::default().with_confirmations(1);
     let mut e = Engine::open(
         NamesApp::new(NamesConfig::regtest(first_block)),
         db,

@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use vc_chash::{Hash256, Scheme};
-use vc_store::{BlockHeader, Namespace, OutputData, Store, StoreConfig, StoredOp, Writer};
+use vc_store::{
+    BlockHeader, Namespace, OutputData, StateReadExt, StateWriteExt, Store, StoreConfig, StoredOp,
+    Writer,
+};
 
 fn hash(height: u64, salt: u64) -> Hash256 {
     let mut b = [0u8; 32];
@@ -28,11 +31,14 @@ fn hash(height: u64, salt: u64) -> Hash256 {
 }
 
 fn open(dir: &tempfile::TempDir) -> Store {
-    let cfg = StoreConfig::new("bench", "1", Scheme::V2, 0, "regtest").with_namespaces(&["names"]);
+    let cfg = StoreConfig::new("bench", "1", Scheme::V2, 0, "regtest");
     Store::open(dir.path().join("bench.redb"), cfg).unwrap()
 }
 
 /// Applies the next block with `ops` operations and `writes` state writes; `salt` makes a branch.
+/// The benchmark's one namespace.
+const NAMES: Namespace<u64, Vec<u8>> = Namespace::new("names");
+
 fn block(w: &mut Writer<'_>, ns: &Namespace<u64, Vec<u8>>, ops: u32, writes: u64, salt: u64) {
     let height = w.next_height();
     let prev = w.tip().map_or(Hash256::ZERO, |t| t.1);
@@ -77,7 +83,7 @@ fn commit(c: &mut Criterion) {
     g.bench_function("empty_x1000_one_commit", |b| {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir);
-        let ns = store.namespace("names").unwrap();
+        let ns = NAMES;
         b.iter(|| {
             let mut w = store.writer().unwrap();
             for _ in 0..1_000 {
@@ -90,7 +96,7 @@ fn commit(c: &mut Criterion) {
     g.bench_function("empty_x20_each_committed", |b| {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir);
-        let ns = store.namespace("names").unwrap();
+        let ns = NAMES;
         b.iter(|| {
             let mut w = store.writer().unwrap();
             for _ in 0..20 {
@@ -103,7 +109,7 @@ fn commit(c: &mut Criterion) {
     g.bench_function("ops100_x50_one_commit", |b| {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir);
-        let ns = store.namespace("names").unwrap();
+        let ns = NAMES;
         b.iter(|| {
             let mut w = store.writer().unwrap();
             for _ in 0..50 {
@@ -118,7 +124,7 @@ fn commit(c: &mut Criterion) {
 fn rollback(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    let ns = store.namespace("names").unwrap();
+    let ns = NAMES;
     {
         let mut w = store.writer().unwrap();
         for i in 0..100_000u64 {
@@ -160,7 +166,7 @@ fn rollback(c: &mut Criterion) {
 fn state_reads(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    let ns: Namespace<u64, Vec<u8>> = store.namespace("names").unwrap();
+    let ns: Namespace<u64, Vec<u8>> = NAMES;
     {
         let mut w = store.writer().unwrap();
         for _ in 0..100 {

@@ -82,9 +82,9 @@ pub enum StoreError {
         #[source]
         source: StorageError,
     },
-    /// An application used a namespace the store was not opened with.
-    #[error("unknown state namespace `{0}` (declare it in StoreConfig::namespaces)")]
-    UnknownNamespace(String),
+    /// A write to a new namespace when the store already holds the most it can (65,536).
+    #[error("cannot add state namespace `{0}`: the store already has 65,536 namespaces")]
+    TooManyNamespaces(String),
     /// A state key that does not decode as its namespace's key type.
     #[error("state key in namespace `{namespace}` does not decode: {reason}")]
     BadKey {

@@ -20,14 +20,14 @@
 //!
 //! ```
 //! use vc_chash::Scheme;
-//! use vc_store::{BlockHeader, Store, StoreConfig};
+//! use vc_store::{BlockHeader, Namespace, StateReadExt, StateWriteExt, Store, StoreConfig};
 //! use vc_chash::Hash256;
 //!
+//! const NAMES: Namespace<String, u64> = Namespace::new("names");
+//!
 //! let dir = tempfile::tempdir()?;
-//! let config = StoreConfig::new("names", "1.0.0", Scheme::V2, 100, "regtest")
-//!     .with_namespaces(&["names"]);
+//! let config = StoreConfig::new("names", "1.0.0", Scheme::V2, 100, "regtest");
 //! let store = Store::open(dir.path().join("names.redb"), config)?;
-//! let names = store.namespace::<String, u64>("names")?;
 //!
 //! let mut w = store.writer()?;
 //! for height in 100..103u64 {
@@ -37,7 +37,7 @@
 //!         prev_hash: Hash256([height as u8 - 1; 32]),
 //!     };
 //!     let mut block = w.begin_block(header)?;
-//!     block.put(&names, &format!("name{height}.test"), &height)?;
+//!     block.put(&NAMES, &format!("name{height}.test"), &height)?;
 //!     let summary = block.finish()?;
 //!     assert_eq!(summary.height, height);
 //! }
@@ -47,8 +47,8 @@
 //! assert_eq!(store.tip()?.map(|t| t.height), Some(102));
 //! store.rollback_to(100)?;
 //! let view = store.view()?;
-//! assert_eq!(view.get(&names, &"name100.test".to_string())?, Some(100));
-//! assert_eq!(view.get(&names, &"name101.test".to_string())?, None);
+//! assert_eq!(view.get(&NAMES, &"name100.test".to_string())?, Some(100));
+//! assert_eq!(view.get(&NAMES, &"name101.test".to_string())?, None);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -66,9 +66,11 @@ mod writer;
 pub use error::StoreError;
 pub use read_only::ReadOnlyStore;
 pub use schema::{ChainEntry, Meta, OutputData, StoredOp};
-pub use state::{Namespace, StateKey};
+pub use state::{
+    Namespace, RawEntry, StateAccess, StateKey, StateRead, StateReadExt, StateWriteExt,
+};
 pub use store::{DEFAULT_UNDO_WINDOW, Store, StoreConfig, Tip, View};
-pub use writer::{BlockHeader, BlockWriter, CommitPolicy, Writer};
+pub use writer::{BlockHeader, BlockWriter, CommitPolicy, Savepoint, Writer};
 
 /// The README's examples, compiled and run as doctests so they stay true.
 #[cfg(doctest)]

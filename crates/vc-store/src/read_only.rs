@@ -4,11 +4,9 @@ use std::path::{Path, PathBuf};
 
 use redb::{ReadOnlyDatabase, ReadableDatabase};
 use vc_chash::Scheme;
-use vc_codec::storage::Stored;
 
 use crate::error::{DbContext, StoreError};
 use crate::schema::{self, META, META_KEY, Meta};
-use crate::state::{Namespace, StateKey};
 use crate::store::{Tip, View, builder, is_foreign};
 
 /// A read-only handle on a store, safe to hold while another process (or this one) writes the
@@ -113,30 +111,15 @@ impl ReadOnlyStore {
 
     /// A consistent view of the writer's last commit.
     pub fn view(&self) -> Result<View, StoreError> {
-        Ok(View {
-            txn: self.db.begin_read().ctx("starting a read")?,
-            scheme: self.scheme,
-            first_block: self.meta.first_block,
-        })
+        Ok(View::new(
+            self.db.begin_read().ctx("starting a read")?,
+            self.scheme,
+            self.meta.first_block,
+        ))
     }
 
     /// The newest committed block.
     pub fn tip(&self) -> Result<Option<Tip>, StoreError> {
         self.view()?.tip()
-    }
-
-    /// A typed handle on the namespace `name`, as the store's metadata declares it.
-    pub fn namespace<K: StateKey, V: Stored>(
-        &self,
-        name: &'static str,
-    ) -> Result<Namespace<K, V>, StoreError> {
-        let id = self
-            .meta
-            .namespaces
-            .iter()
-            .position(|n| n == name)
-            .and_then(|i| u16::try_from(i).ok())
-            .ok_or_else(|| StoreError::UnknownNamespace(name.to_owned()))?;
-        Ok(Namespace::new(id, name))
     }
 }

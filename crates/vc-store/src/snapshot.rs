@@ -30,7 +30,9 @@ use vc_chash::{ConsensusHash, Hash256};
 use vc_codec::storage::Stored;
 
 use crate::error::{DbContext, StoreError};
-use crate::schema::{self, CHAIN, ChainEntry, Meta, STATE, StoredOp, UNDO, UndoLog};
+use crate::schema::{
+    self, CHAIN, ChainEntry, META, META_KEY, Meta, STATE, StoredOp, UNDO, UndoLog,
+};
 use crate::store::{Store, StoreConfig, View};
 use crate::writer::{BlockHeader, CommitPolicy};
 
@@ -338,7 +340,11 @@ fn import_into(
         Frame::Header { meta, seeds, tip } => (meta, seeds, tip),
         _ => return Err(r.bad("the first frame is not a header")),
     };
-    let want = config.meta();
+    // The namespace list is the snapshot's own id map, written into the new store below.
+    let want = Meta {
+        namespaces: meta.namespaces.clone(),
+        ..config.meta()
+    };
     if meta != want {
         return Err(r.bad(format!(
             "made for {}, not for {}",
@@ -421,9 +427,14 @@ fn import_into(
     drop(w);
 
     // Undo logs and state go in one transaction, replacing the writer's empty undo logs.
-    let namespaces = config.namespaces.len();
+    let namespaces = meta.namespaces.len();
     let txn = store.db.begin_write().ctx("starting a write")?;
     {
+        let mut meta_table = txn.open_table(META).ctx("opening the meta table")?;
+        meta_table
+            .insert(META_KEY, schema::encode(&meta)?.as_slice())
+            .ctx("writing metadata")?;
+        drop(meta_table);
         let mut undo = txn.open_table(UNDO).ctx("opening the undo table")?;
         undo.retain(|_, _| false).ctx("clearing undo logs")?;
         let mut state = txn.open_table(STATE).ctx("opening the state table")?;

@@ -1,9 +1,18 @@
 //! Typed application state: namespaces of keys and values.
 //!
-//! An application declares its namespaces by name in [`crate::StoreConfig::namespaces`] and gets
-//! a typed handle for each with [`crate::Store::namespace`]. Keys are encoded so that byte order
-//! equals key order (big-endian integers, raw bytes and strings), which makes range scans
-//! meaningful; values are stored with [`vc_codec::storage`] (version byte and postcard).
+//! An application declares each namespace as a constant, the way redb declares its tables:
+//!
+//! ```
+//! use vc_store::Namespace;
+//! const OWNERS: Namespace<String, Vec<u8>> = Namespace::new("owners");
+//! ```
+//!
+//! The store maps names to ids itself: the first write to a namespace gives it the next free id,
+//! recorded in the store's metadata in the same transaction, and reading a namespace that was
+//! never written finds nothing. So there is nothing to declare up front and no order to keep.
+//! Keys are encoded so that byte order equals key order (big-endian integers, raw bytes and
+//! strings), which makes range scans meaningful; values are stored with [`vc_codec::storage`]
+//! (version byte and postcard).
 
 use core::marker::PhantomData;
 
@@ -58,10 +67,10 @@ impl<const N: usize> StateKey for [u8; N] {
     }
 }
 
-/// A typed handle on one namespace. Cheap to copy; obtain it from [`crate::Store::namespace`].
+/// A namespace of application state: a name with its key and value types. Declare it as a
+/// constant; it is `Copy` and needs no store to exist.
 pub struct Namespace<K, V> {
-    pub(crate) id: u16,
-    pub(crate) name: &'static str,
+    name: &'static str,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -75,70 +84,187 @@ impl<K, V> Copy for Namespace<K, V> {}
 
 impl<K, V> core::fmt::Debug for Namespace<K, V> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "Namespace({:?}, id {})", self.name, self.id)
+        write!(f, "Namespace({:?})", self.name)
     }
 }
 
-impl<K: StateKey, V: Stored> Namespace<K, V> {
-    pub(crate) fn new(id: u16, name: &'static str) -> Self {
+impl<K, V> Namespace<K, V> {
+    /// The namespace `name`. Two constants with the same name are the same namespace, so their
+    /// types must agree.
+    pub const fn new(name: &'static str) -> Self {
         Namespace {
-            id,
             name,
             _types: PhantomData,
         }
     }
 
     /// The namespace's name.
-    pub fn name(&self) -> &'static str {
+    pub const fn name(&self) -> &'static str {
         self.name
-    }
-
-    /// The full store key of `key`.
-    pub(crate) fn raw_key(&self, key: &K) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16);
-        out.extend_from_slice(&self.id.to_be_bytes());
-        key.encode_key(&mut out);
-        out
-    }
-
-    /// The first raw key of this namespace and the first raw key after it (`None` for the last
-    /// possible namespace).
-    pub(crate) fn raw_bounds(&self) -> (Vec<u8>, Option<Vec<u8>>) {
-        let start = self.id.to_be_bytes().to_vec();
-        let end = self.id.checked_add(1).map(|n| n.to_be_bytes().to_vec());
-        (start, end)
-    }
-
-    pub(crate) fn decode_key(&self, raw: &[u8]) -> Result<K, StoreError> {
-        K::decode_key(raw.get(2..).unwrap_or_default()).map_err(|reason| StoreError::BadKey {
-            namespace: self.name.to_owned(),
-            reason,
-        })
-    }
-
-    pub(crate) fn decode_value(&self, raw_key: &[u8], bytes: &[u8]) -> Result<V, StoreError> {
-        crate::schema::decode(bytes, || {
-            format!(
-                "value in namespace `{}` at key {}",
-                self.name,
-                vc_chash::hex::encode(raw_key.get(2..).unwrap_or_default())
-            )
-        })
     }
 }
 
-/// The raw-key range of a typed range scan: keys from `start` (inclusive) to `end` (exclusive)
-/// inside the namespace.
-pub(crate) fn raw_range<K: StateKey, V: Stored>(
-    ns: &Namespace<K, V>,
-    start: Option<&K>,
-    end: Option<&K>,
+/// The id of namespace `name` in a store whose metadata lists `names` (ids are positions).
+pub(crate) fn id_of(names: &[String], name: &str) -> Option<u16> {
+    names
+        .iter()
+        .position(|n| n == name)
+        .and_then(|i| u16::try_from(i).ok())
+}
+
+/// The full store key of `key` in the namespace with id `id`.
+pub(crate) fn raw_key(id: u16, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + key.len());
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(key);
+    out
+}
+
+/// The raw-key range of namespace `id` from `start` (inclusive) to `end` (exclusive); `None`
+/// bounds are the namespace's own.
+pub(crate) fn raw_range(
+    id: u16,
+    start: Option<&[u8]>,
+    end: Option<&[u8]>,
 ) -> (Vec<u8>, Option<Vec<u8>>) {
-    let (ns_start, ns_end) = ns.raw_bounds();
-    let lo = start.map(|k| ns.raw_key(k)).unwrap_or(ns_start);
+    let lo = raw_key(id, start.unwrap_or_default());
     let hi = match end {
-        Some(k) => Some(ns.raw_key(k)),
-        None => ns_end,
+        Some(k) => Some(raw_key(id, k)),
+        None => id.checked_add(1).map(|n| n.to_be_bytes().to_vec()),
     };
     (lo, hi)
 }
+
+fn encode_key<K: StateKey>(key: &K) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16);
+    key.encode_key(&mut out);
+    out
+}
+
+pub(crate) fn decode_key<K: StateKey>(ns: &str, raw: &[u8]) -> Result<K, StoreError> {
+    K::decode_key(raw).map_err(|reason| StoreError::BadKey {
+        namespace: ns.to_owned(),
+        reason,
+    })
+}
+
+pub(crate) fn decode_value<V: Stored>(ns: &str, key: &[u8], bytes: &[u8]) -> Result<V, StoreError> {
+    crate::schema::decode(bytes, || {
+        format!(
+            "value in namespace `{ns}` at key {}",
+            vc_chash::hex::encode(key)
+        )
+    })
+}
+
+/// One raw state entry: namespace-local key bytes and stored value bytes.
+pub type RawEntry = (Vec<u8>, Vec<u8>);
+
+/// Read access to application state as raw bytes: keys are the namespace-local key bytes,
+/// values the stored bytes. Object-safe; a [`crate::View`] reads the committed state through it,
+/// a [`crate::BlockWriter`] the state of the block being applied.
+pub trait StateRead {
+    /// The value at `key` in namespace `ns` (a namespace never written is empty).
+    fn get_raw(&self, ns: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// The entries of `ns` with keys from `start` (inclusive, `None`: the first) to `end`
+    /// (exclusive, `None`: the last), in key order.
+    fn range_raw(
+        &self,
+        ns: &str,
+        start: Option<&[u8]>,
+        end: Option<&[u8]>,
+    ) -> Result<Vec<RawEntry>, StoreError>;
+}
+
+/// The state of the block being applied, as raw bytes. Object-safe, so that an application
+/// hook, or a guest program of a virtual machine, can hold it without naming the store's
+/// lifetimes; [`StateReadExt`] and [`StateWriteExt`] add the typed methods. Reads include the
+/// block's own changes so far.
+pub trait StateAccess: StateRead {
+    /// Sets `key` in `ns` to `value`.
+    fn put_raw(&mut self, ns: &str, key: &[u8], value: Vec<u8>) -> Result<(), StoreError>;
+
+    /// Removes `key` from `ns`.
+    fn delete_raw(&mut self, ns: &str, key: &[u8]);
+
+    /// The consensus hash of an earlier block at `height`, `None` if the store has no block
+    /// there (for staleness checks while a block is applied).
+    fn consensus_hash(&self, height: u64) -> Result<Option<vc_chash::ConsensusHash>, StoreError>;
+}
+
+/// [`StateRead::get_raw`], typed.
+fn get_typed<K: StateKey, V: Stored>(
+    state: &(impl StateRead + ?Sized),
+    ns: &Namespace<K, V>,
+    key: &K,
+) -> Result<Option<V>, StoreError> {
+    let key = encode_key(key);
+    state
+        .get_raw(ns.name, &key)?
+        .map(|v| decode_value(ns.name, &key, &v))
+        .transpose()
+}
+
+/// [`StateRead::range_raw`], typed.
+fn range_typed<K: StateKey, V: Stored>(
+    state: &(impl StateRead + ?Sized),
+    ns: &Namespace<K, V>,
+    start: Option<&K>,
+    end: Option<&K>,
+) -> Result<Vec<(K, V)>, StoreError> {
+    let start = start.map(encode_key);
+    let end = end.map(encode_key);
+    state
+        .range_raw(ns.name, start.as_deref(), end.as_deref())?
+        .into_iter()
+        .map(|(k, v)| Ok((decode_key(ns.name, &k)?, decode_value(ns.name, &k, &v)?)))
+        .collect()
+}
+
+/// Typed reads, for every [`StateRead`] (a [`crate::View`], a [`crate::BlockWriter`], a
+/// `dyn StateAccess`): keys through [`StateKey`], values through [`Stored`].
+pub trait StateReadExt: StateRead {
+    /// The value at `key` in `ns`.
+    fn get<K: StateKey, V: Stored>(
+        &self,
+        ns: &Namespace<K, V>,
+        key: &K,
+    ) -> Result<Option<V>, StoreError> {
+        get_typed(self, ns, key)
+    }
+
+    /// The entries of `ns` from `start` (inclusive, `None`: the first) to `end` (exclusive,
+    /// `None`: the last), in key order.
+    fn range<K: StateKey, V: Stored>(
+        &self,
+        ns: &Namespace<K, V>,
+        start: Option<&K>,
+        end: Option<&K>,
+    ) -> Result<Vec<(K, V)>, StoreError> {
+        range_typed(self, ns, start, end)
+    }
+}
+
+impl<T: StateRead + ?Sized> StateReadExt for T {}
+
+/// Typed writes, for every [`StateAccess`].
+pub trait StateWriteExt: StateAccess {
+    /// Sets `key` in `ns` to `value`.
+    fn put<K: StateKey, V: Stored>(
+        &mut self,
+        ns: &Namespace<K, V>,
+        key: &K,
+        value: &V,
+    ) -> Result<(), StoreError> {
+        let value = crate::schema::encode(value)?;
+        self.put_raw(ns.name, &encode_key(key), value)
+    }
+
+    /// Removes `key` from `ns`.
+    fn delete<K: StateKey, V: Stored>(&mut self, ns: &Namespace<K, V>, key: &K) {
+        self.delete_raw(ns.name, &encode_key(key));
+    }
+}
+
+impl<T: StateAccess + ?Sized> StateWriteExt for T {}

@@ -1,5 +1,6 @@
 //! Opening a store, and consistent read views of it.
 
+use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
 
 use redb::{Builder, ConcurrencyMode, Database, ReadTransaction, ReadableDatabase, ReadableTable};
@@ -12,7 +13,7 @@ use crate::schema::{
     self, CHAIN, ChainEntry, LOCAL, META, META_KEY, MMR, Meta, OPS, SCHEMA_VERSION, SEEDS, STATE,
     StoredOp, UNDO,
 };
-use crate::state::{Namespace, StateKey, raw_range};
+use crate::state::{RawEntry, StateRead, id_of, raw_key, raw_range};
 use crate::writer::Writer;
 
 /// The default number of recent blocks whose undo logs are kept (the deepest automatic reorg).
@@ -31,8 +32,6 @@ pub struct StoreConfig {
     pub first_block: u64,
     /// The Bitcoin network name (`bitcoin`, `testnet`, `testnet4`, `signet`, `regtest`).
     pub network: String,
-    /// The application's state namespaces, in a fixed order (their ids are their positions).
-    pub namespaces: Vec<&'static str>,
     /// Seed consensus hashes (heights below the first block), as the application declares them.
     pub seeds: Vec<(u64, ConsensusHash)>,
     /// How many recent blocks keep undo logs (the deepest rollback possible). Not stored: a
@@ -55,16 +54,9 @@ impl StoreConfig {
             scheme,
             first_block,
             network: network.into(),
-            namespaces: Vec::new(),
             seeds: Vec::new(),
             undo_window: DEFAULT_UNDO_WINDOW,
         }
-    }
-
-    /// Sets the state namespaces.
-    pub fn with_namespaces(mut self, namespaces: &[&'static str]) -> Self {
-        self.namespaces = namespaces.to_vec();
-        self
     }
 
     /// Sets the seed consensus hashes.
@@ -94,7 +86,7 @@ impl StoreConfig {
             scheme: self.scheme.to_byte(),
             first_block: self.first_block,
             network: self.network.clone(),
-            namespaces: self.namespaces.iter().map(|s| (*s).to_owned()).collect(),
+            namespaces: Vec::new(),
         }
     }
 }
@@ -122,7 +114,7 @@ impl Store {
     /// Opens the store at `path`, creating it if the file does not exist (or is empty).
     ///
     /// An existing file must have been created for the same application: schema version, app
-    /// name and version, scheme, first block, network, namespaces and seeds must all match, or
+    /// name and version, scheme, first block, network and seeds must all match, or
     /// the open fails with [`StoreError::Mismatch`] and the file is not written.
     pub fn open(path: impl AsRef<Path>, config: StoreConfig) -> Result<Store, StoreError> {
         let path = path.as_ref().to_path_buf();
@@ -199,28 +191,13 @@ impl Store {
         &self.config
     }
 
-    /// A typed handle on the namespace `name` (declared in [`StoreConfig::namespaces`]).
-    pub fn namespace<K: StateKey, V: Stored>(
-        &self,
-        name: &'static str,
-    ) -> Result<Namespace<K, V>, StoreError> {
-        let id = self
-            .config
-            .namespaces
-            .iter()
-            .position(|n| *n == name)
-            .and_then(|i| u16::try_from(i).ok())
-            .ok_or_else(|| StoreError::UnknownNamespace(name.to_owned()))?;
-        Ok(Namespace::new(id, name))
-    }
-
     /// A consistent read view of the last commit. Writers may continue while it is held.
     pub fn view(&self) -> Result<View, StoreError> {
-        Ok(View {
-            txn: self.db.begin_read().ctx("starting a read")?,
-            scheme: self.config.scheme,
-            first_block: self.config.first_block,
-        })
+        Ok(View::new(
+            self.db.begin_read().ctx("starting a read")?,
+            self.config.scheme,
+            self.config.first_block,
+        ))
     }
 
     /// The newest committed block.
@@ -301,7 +278,7 @@ fn check_meta(txn: &ReadTransaction, path: &Path, config: &StoreConfig) -> Resul
     }
     let stored: Meta = schema::decode(raw, || "store metadata".into())?;
     let want = config.meta();
-    let checks: [(&'static str, String, String); 7] = [
+    let checks: [(&'static str, String, String); 6] = [
         (
             "schema version",
             stored.schema_version.to_string(),
@@ -328,11 +305,6 @@ fn check_meta(txn: &ReadTransaction, path: &Path, config: &StoreConfig) -> Resul
             want.first_block.to_string(),
         ),
         ("network", stored.network.clone(), want.network.clone()),
-        (
-            "state namespaces",
-            stored.namespaces.join(","),
-            want.namespaces.join(","),
-        ),
     ];
     for (field, stored, expected) in checks {
         if stored != expected {
@@ -375,6 +347,8 @@ pub struct View {
     pub(crate) txn: ReadTransaction,
     pub(crate) scheme: Scheme,
     pub(crate) first_block: u64,
+    /// The namespace names in id order, read from the metadata on first use.
+    namespaces: OnceCell<Vec<String>>,
 }
 
 impl core::fmt::Debug for View {
@@ -387,6 +361,27 @@ impl core::fmt::Debug for View {
 }
 
 impl View {
+    pub(crate) fn new(txn: ReadTransaction, scheme: Scheme, first_block: u64) -> View {
+        View {
+            txn,
+            scheme,
+            first_block,
+            namespaces: OnceCell::new(),
+        }
+    }
+
+    /// The id of namespace `name` in this view, `None` if nothing was ever written to it.
+    fn namespace_id(&self, name: &str) -> Result<Option<u16>, StoreError> {
+        let names = match self.namespaces.get() {
+            Some(names) => names,
+            None => {
+                let names = read_namespaces(&self.txn)?;
+                self.namespaces.get_or_init(|| names)
+            }
+        };
+        Ok(id_of(names, name))
+    }
+
     /// The newest block in this view.
     pub fn tip(&self) -> Result<Option<Tip>, StoreError> {
         let chain = self.txn.open_table(CHAIN).ctx("opening the chain table")?;
@@ -484,38 +479,6 @@ impl View {
         Ok(out)
     }
 
-    /// The state value at `key` in `ns`.
-    pub fn get<K: StateKey, V: Stored>(
-        &self,
-        ns: &Namespace<K, V>,
-        key: &K,
-    ) -> Result<Option<V>, StoreError> {
-        let state = self.txn.open_table(STATE).ctx("opening the state table")?;
-        let raw_key = ns.raw_key(key);
-        match state.get(raw_key.as_slice()).ctx("reading state")? {
-            Some(v) => ns.decode_value(&raw_key, v.value()).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// The entries of `ns` with keys from `start` (inclusive, `None`: the first) to `end`
-    /// (exclusive, `None`: the last), in key order.
-    pub fn range<K: StateKey, V: Stored>(
-        &self,
-        ns: &Namespace<K, V>,
-        start: Option<&K>,
-        end: Option<&K>,
-    ) -> Result<Vec<(K, V)>, StoreError> {
-        let state = self.txn.open_table(STATE).ctx("opening the state table")?;
-        let (lo, hi) = raw_range(ns, start, end);
-        let mut out = Vec::new();
-        schema::scan_state(&state, &lo, hi.as_deref(), |k, v| {
-            out.push((ns.decode_key(k)?, ns.decode_value(k, v)?));
-            Ok(())
-        })?;
-        Ok(out)
-    }
-
     /// The seed consensus hashes.
     pub fn seeds(&self) -> Result<Seeds, StoreError> {
         let seeds = self.txn.open_table(SEEDS).ctx("opening the seeds table")?;
@@ -594,4 +557,52 @@ pub(crate) fn builder() -> Builder {
 pub(crate) fn is_foreign(e: &redb::DatabaseError) -> bool {
     matches!(e, redb::DatabaseError::Storage(redb::StorageError::Io(io))
         if io.kind() == std::io::ErrorKind::InvalidData)
+}
+
+impl StateRead for View {
+    fn get_raw(&self, ns: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(id) = self.namespace_id(ns)? else {
+            return Ok(None);
+        };
+        let state = self.txn.open_table(STATE).ctx("opening the state table")?;
+        Ok(state
+            .get(raw_key(id, key).as_slice())
+            .ctx("reading state")?
+            .map(|v| v.value().to_vec()))
+    }
+
+    fn range_raw(
+        &self,
+        ns: &str,
+        start: Option<&[u8]>,
+        end: Option<&[u8]>,
+    ) -> Result<Vec<RawEntry>, StoreError> {
+        let Some(id) = self.namespace_id(ns)? else {
+            return Ok(Vec::new());
+        };
+        let state = self.txn.open_table(STATE).ctx("opening the state table")?;
+        let (lo, hi) = raw_range(id, start, end);
+        let mut out = Vec::new();
+        schema::scan_state(&state, &lo, hi.as_deref(), |k, v| {
+            out.push((k.get(2..).unwrap_or_default().to_vec(), v.to_vec()));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+/// The namespace names in id order, as the metadata in `table`'s transaction lists them.
+pub(crate) fn read_namespaces_from(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Vec<String>, StoreError> {
+    let raw = meta
+        .get(META_KEY)
+        .ctx("reading metadata")?
+        .ok_or_else(|| StoreError::Inconsistent("metadata is missing".into()))?;
+    let meta: Meta = schema::decode(raw.value(), || "store metadata".into())?;
+    Ok(meta.namespaces)
+}
+
+fn read_namespaces(txn: &ReadTransaction) -> Result<Vec<String>, StoreError> {
+    read_namespaces_from(&txn.open_table(META).ctx("opening the meta table")?)
 }

@@ -14,12 +14,14 @@ use std::time::{Duration, Instant};
 use redb::{ReadableTable, WriteTransaction};
 use vc_chash::history::BlockSummary;
 use vc_chash::{ConsensusHash, Hash256};
-use vc_codec::storage::Stored;
 
 use crate::error::{DbContext, StoreError};
 use crate::hasher::ChainHasher;
-use crate::schema::{self, CHAIN, ChainEntry, MMR, OPS, STATE, StoredOp, UNDO, UndoEntry, UndoLog};
-use crate::state::{Namespace, StateKey, raw_range};
+use crate::schema::{
+    self, CHAIN, ChainEntry, META, META_KEY, MMR, Meta, OPS, STATE, StoredOp, UNDO, UndoEntry,
+    UndoLog,
+};
+use crate::state::{RawEntry, StateAccess, StateRead, id_of, raw_key, raw_range};
 use crate::store::{Store, load_mmr};
 
 /// When a batching writer commits.
@@ -61,6 +63,9 @@ pub struct Writer<'s> {
     pending: u32,
     tip: Option<(u64, Hash256)>,
     hasher: ChainHasher,
+    /// The namespace names in id order, as the open transaction's metadata lists them (a write
+    /// to a new namespace appends to it).
+    namespaces: Vec<String>,
 }
 
 impl core::fmt::Debug for Writer<'_> {
@@ -73,10 +78,10 @@ impl core::fmt::Debug for Writer<'_> {
 }
 
 /// Reads the committed tip and restores the hasher's position after it.
-fn load_position(
-    store: &Store,
-    txn: &WriteTransaction,
-) -> Result<(Option<(u64, Hash256)>, ChainHasher), StoreError> {
+/// Where a writer stands: the committed tip, the hasher after it, the namespace names.
+type Position = (Option<(u64, Hash256)>, ChainHasher, Vec<String>);
+
+fn load_position(store: &Store, txn: &WriteTransaction) -> Result<Position, StoreError> {
     let cfg = &store.config;
     let chain = txn.open_table(CHAIN).ctx("opening the chain table")?;
     let tip = match chain.last().ctx("reading the chain tip")? {
@@ -95,9 +100,12 @@ fn load_position(
     } else {
         Default::default()
     };
+    let namespaces =
+        crate::store::read_namespaces_from(&txn.open_table(META).ctx("opening the meta table")?)?;
     Ok((
         tip,
         ChainHasher::new(cfg.scheme, cfg.first_block, next, mmr),
+        namespaces,
     ))
 }
 
@@ -112,7 +120,7 @@ fn begin(store: &Store) -> Result<WriteTransaction, StoreError> {
 impl<'s> Writer<'s> {
     pub(crate) fn new(store: &'s Store) -> Result<Self, StoreError> {
         let txn = begin(store)?;
-        let (tip, hasher) = load_position(store, &txn)?;
+        let (tip, hasher, namespaces) = load_position(store, &txn)?;
         Ok(Writer {
             store,
             txn: Some(txn),
@@ -120,6 +128,7 @@ impl<'s> Writer<'s> {
             pending: 0,
             tip,
             hasher,
+            namespaces,
         })
     }
 
@@ -129,9 +138,10 @@ impl<'s> Writer<'s> {
         self.txn = None;
         self.pending = 0;
         match begin(self.store).and_then(|txn| Ok((load_position(self.store, &txn)?, txn))) {
-            Ok(((tip, hasher), txn)) => {
+            Ok(((tip, hasher, namespaces), txn)) => {
                 self.tip = tip;
                 self.hasher = hasher;
+                self.namespaces = namespaces;
                 self.txn = Some(txn);
                 self.opened = Instant::now();
             }
@@ -202,6 +212,8 @@ impl<'s> Writer<'s> {
             writer: self,
             header,
             overlay: BTreeMap::new(),
+            journal: Vec::new(),
+            new_namespaces: Vec::new(),
             ops: Vec::new(),
         })
     }
@@ -351,7 +363,23 @@ pub struct BlockWriter<'w, 's> {
     writer: &'w mut Writer<'s>,
     header: BlockHeader,
     overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Every overlay change with what the overlay held before it, for [`BlockWriter::revert`].
+    journal: Vec<JournalEntry>,
+    /// Namespaces first written in this block, ids after the writer's.
+    new_namespaces: Vec<String>,
     ops: Vec<StoredOp>,
+}
+
+/// An overlay change: the raw key and what the overlay held for it before (`None`: nothing).
+type JournalEntry = (Vec<u8>, Option<Option<Vec<u8>>>);
+
+/// A point in a block's changes that [`BlockWriter::revert`] goes back to (an operation's
+/// start, so that a rejected operation leaves no trace).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Savepoint {
+    journal: usize,
+    namespaces: usize,
+    ops: usize,
 }
 
 impl core::fmt::Debug for BlockWriter<'_, '_> {
@@ -377,102 +405,41 @@ impl BlockWriter<'_, '_> {
             .ok_or_else(|| StoreError::Inconsistent("no write transaction".into()))
     }
 
-    /// The value at `key`, including this block's own changes so far.
-    pub fn get<K: StateKey, V: Stored>(
-        &self,
-        ns: &Namespace<K, V>,
-        key: &K,
-    ) -> Result<Option<V>, StoreError> {
-        let raw_key = ns.raw_key(key);
-        if let Some(pending) = self.overlay.get(&raw_key) {
-            return pending
-                .as_deref()
-                .map(|v| ns.decode_value(&raw_key, v))
-                .transpose();
-        }
-        let state = self
-            .txn()?
-            .open_table(STATE)
-            .ctx("opening the state table")?;
-        match state.get(raw_key.as_slice()).ctx("reading state")? {
-            Some(v) => ns.decode_value(&raw_key, v.value()).map(Some),
-            None => Ok(None),
+    /// The id of namespace `ns`, `None` if it has never been written (then it is empty).
+    fn namespace_id(&self, ns: &str) -> Option<u16> {
+        id_of(&self.writer.namespaces, ns).or_else(|| {
+            let i = self.new_namespaces.iter().position(|n| n == ns)?;
+            u16::try_from(self.writer.namespaces.len() + i).ok()
+        })
+    }
+
+    fn set(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        let before = self.overlay.insert(key.clone(), value);
+        self.journal.push((key, before));
+    }
+
+    /// The current position in this block's changes.
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint {
+            journal: self.journal.len(),
+            namespaces: self.new_namespaces.len(),
+            ops: self.ops.len(),
         }
     }
 
-    /// Sets `key` to `value`.
-    pub fn put<K: StateKey, V: Stored>(
-        &mut self,
-        ns: &Namespace<K, V>,
-        key: &K,
-        value: &V,
-    ) -> Result<(), StoreError> {
-        self.overlay
-            .insert(ns.raw_key(key), Some(schema::encode(value)?));
-        Ok(())
-    }
-
-    /// Removes `key`.
-    pub fn delete<K: StateKey, V: Stored>(&mut self, ns: &Namespace<K, V>, key: &K) {
-        self.overlay.insert(ns.raw_key(key), None);
-    }
-
-    /// The entries of `ns` from `start` (inclusive) to `end` (exclusive), in key order,
-    /// including this block's own changes so far.
-    pub fn range<K: StateKey, V: Stored>(
-        &self,
-        ns: &Namespace<K, V>,
-        start: Option<&K>,
-        end: Option<&K>,
-    ) -> Result<Vec<(K, V)>, StoreError> {
-        let (lo, hi) = raw_range(ns, start, end);
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        {
-            let state = self
-                .txn()?
-                .open_table(STATE)
-                .ctx("opening the state table")?;
-            schema::scan_state(&state, &lo, hi.as_deref(), |k, v| {
-                merged.insert(k.to_vec(), v.to_vec());
-                Ok(())
-            })?;
-        }
-        let pending = match &hi {
-            Some(hi) => self.overlay.range(lo.clone()..hi.clone()),
-            None => self.overlay.range(lo.clone()..),
-        };
-        for (k, v) in pending {
-            match v {
-                Some(v) => merged.insert(k.clone(), v.clone()),
-                None => merged.remove(k),
+    /// Takes back every state change and operation made since `savepoint`.
+    pub fn revert(&mut self, savepoint: Savepoint) {
+        while self.journal.len() > savepoint.journal {
+            let Some((key, before)) = self.journal.pop() else {
+                break;
+            };
+            match before {
+                Some(v) => self.overlay.insert(key, v),
+                None => self.overlay.remove(&key),
             };
         }
-        merged
-            .iter()
-            .map(|(k, v)| Ok((ns.decode_key(k)?, ns.decode_value(k, v)?)))
-            .collect()
-    }
-
-    /// The consensus hash of an earlier block at `height` (committed or applied through this
-    /// writer), `None` if the store has no block there. Applications use it for staleness
-    /// checks while a block is being applied.
-    pub fn consensus_hash(&self, height: u64) -> Result<Option<ConsensusHash>, StoreError> {
-        let chain = self
-            .txn()?
-            .open_table(CHAIN)
-            .ctx("opening the chain table")?;
-        let Some(entry) = schema::chain_entry(&chain, height)? else {
-            return Ok(None);
-        };
-        let scheme = self.writer.store.config.scheme;
-        ConsensusHash::from_slice(scheme, &entry.consensus_hash)
-            .map(Some)
-            .ok_or_else(|| {
-                StoreError::Inconsistent(format!(
-                    "chain entry at height {height} has a {}-byte consensus hash",
-                    entry.consensus_hash.len()
-                ))
-            })
+        self.new_namespaces.truncate(savepoint.namespaces);
+        self.ops.truncate(savepoint.ops);
     }
 
     /// Records an accepted operation. Operations must come in increasing `vtxindex`; their
@@ -508,9 +475,11 @@ impl BlockWriter<'_, '_> {
             writer,
             header,
             overlay,
+            new_namespaces,
             ops,
+            ..
         } = self;
-        match apply_block(writer, header, overlay, ops) {
+        match apply_block(writer, header, overlay, &new_namespaces, ops) {
             Ok(summary) => Ok(summary),
             Err(e) => {
                 writer.discard_uncommitted();
@@ -520,10 +489,113 @@ impl BlockWriter<'_, '_> {
     }
 }
 
+impl StateRead for BlockWriter<'_, '_> {
+    fn get_raw(&self, ns: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(id) = self.namespace_id(ns) else {
+            return Ok(None);
+        };
+        let raw = raw_key(id, key);
+        if let Some(pending) = self.overlay.get(&raw) {
+            return Ok(pending.clone());
+        }
+        let state = self
+            .txn()?
+            .open_table(STATE)
+            .ctx("opening the state table")?;
+        Ok(state
+            .get(raw.as_slice())
+            .ctx("reading state")?
+            .map(|v| v.value().to_vec()))
+    }
+
+    fn range_raw(
+        &self,
+        ns: &str,
+        start: Option<&[u8]>,
+        end: Option<&[u8]>,
+    ) -> Result<Vec<RawEntry>, StoreError> {
+        let Some(id) = self.namespace_id(ns) else {
+            return Ok(Vec::new());
+        };
+        let (lo, hi) = raw_range(id, start, end);
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        {
+            let state = self
+                .txn()?
+                .open_table(STATE)
+                .ctx("opening the state table")?;
+            schema::scan_state(&state, &lo, hi.as_deref(), |k, v| {
+                merged.insert(k.to_vec(), v.to_vec());
+                Ok(())
+            })?;
+        }
+        let pending = match &hi {
+            Some(hi) => self.overlay.range(lo.clone()..hi.clone()),
+            None => self.overlay.range(lo.clone()..),
+        };
+        for (k, v) in pending {
+            match v {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        Ok(merged
+            .into_iter()
+            .map(|(k, v)| (k.get(2..).unwrap_or_default().to_vec(), v))
+            .collect())
+    }
+}
+
+impl StateAccess for BlockWriter<'_, '_> {
+    fn put_raw(&mut self, ns: &str, key: &[u8], value: Vec<u8>) -> Result<(), StoreError> {
+        let id = match self.namespace_id(ns) {
+            Some(id) => id,
+            None => {
+                let id = u16::try_from(self.writer.namespaces.len() + self.new_namespaces.len())
+                    .map_err(|_| StoreError::TooManyNamespaces(ns.to_owned()))?;
+                self.new_namespaces.push(ns.to_owned());
+                id
+            }
+        };
+        self.set(raw_key(id, key), Some(value));
+        Ok(())
+    }
+
+    fn delete_raw(&mut self, ns: &str, key: &[u8]) {
+        // A namespace never written holds nothing to remove.
+        if let Some(id) = self.namespace_id(ns) {
+            self.set(raw_key(id, key), None);
+        }
+    }
+
+    /// The consensus hash of an earlier block at `height` (committed or applied through this
+    /// writer), `None` if the store has no block there. Applications use it for staleness
+    /// checks while a block is being applied.
+    fn consensus_hash(&self, height: u64) -> Result<Option<ConsensusHash>, StoreError> {
+        let chain = self
+            .txn()?
+            .open_table(CHAIN)
+            .ctx("opening the chain table")?;
+        let Some(entry) = schema::chain_entry(&chain, height)? else {
+            return Ok(None);
+        };
+        let scheme = self.writer.store.config.scheme;
+        ConsensusHash::from_slice(scheme, &entry.consensus_hash)
+            .map(Some)
+            .ok_or_else(|| {
+                StoreError::Inconsistent(format!(
+                    "chain entry at height {height} has a {}-byte consensus hash",
+                    entry.consensus_hash.len()
+                ))
+            })
+    }
+}
+
 fn apply_block(
     writer: &mut Writer<'_>,
     header: BlockHeader,
     overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    new_namespaces: &[String],
     ops: Vec<StoredOp>,
 ) -> Result<BlockSummary, StoreError> {
     {
@@ -535,6 +607,19 @@ fn apply_block(
             .as_ref()
             .ok_or_else(|| StoreError::Inconsistent("no write transaction".into()))?;
         let mut hasher = writer.hasher.clone();
+        let mut namespaces = writer.namespaces.clone();
+        if !new_namespaces.is_empty() {
+            let mut meta_table = txn.open_table(META).ctx("opening the meta table")?;
+            let mut meta: Meta = match meta_table.get(META_KEY).ctx("reading metadata")? {
+                Some(raw) => schema::decode(raw.value(), || "store metadata".into())?,
+                None => return Err(StoreError::Inconsistent("metadata is missing".into())),
+            };
+            namespaces.extend(new_namespaces.iter().cloned());
+            meta.namespaces.clone_from(&namespaces);
+            meta_table
+                .insert(META_KEY, schema::encode(&meta)?.as_slice())
+                .ctx("writing metadata")?;
+        }
         let summary = {
             let mut state = txn.open_table(STATE).ctx("opening the state table")?;
             let mut log = UndoLog::default();
@@ -612,6 +697,7 @@ fn apply_block(
             }
         };
         writer.hasher = hasher;
+        writer.namespaces = namespaces;
         writer.tip = Some((height, header.block_hash));
         writer.pending += 1;
         Ok(summary)

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{Model, config, mix, write_block};
 use vc_chash::{History, Scheme};
-use vc_store::Store;
+use vc_store::{StateReadExt, Store};
 
 const CHILD_ENV: &str = "VC_STORE_CRASH_CHILD_DB";
 const FIRST: u64 = 1000;
@@ -28,7 +28,7 @@ fn fork_of(hash: &[u8; 32]) -> u64 {
 fn crash_child() {
     let path = std::env::var(CHILD_ENV).expect("run by kill_nine_at_random_moments");
     let store = Store::open(&path, config(Scheme::V2, FIRST).with_undo_window(20)).unwrap();
-    let ns = store.namespace::<String, u64>("names").unwrap();
+    let ns = common::NAMES;
     let mut rng = mix(u64::from(std::process::id()) ^ Instant::now().elapsed().as_nanos() as u64);
     let mut next = || {
         rng = mix(rng);
@@ -90,7 +90,7 @@ fn check_after_crash(path: &Path) -> (u64, Model) {
     assert!(view.ops(tip.height + 1).unwrap().is_empty());
     assert_eq!(view.chain_entry(tip.height + 1).unwrap(), None);
     // State and every consensus hash equal an uninterrupted run over the same blocks.
-    let ns = store.namespace::<String, u64>("names").unwrap();
+    let ns = common::NAMES;
     let state: std::collections::BTreeMap<String, u64> =
         view.range(&ns, None, None).unwrap().into_iter().collect();
     assert_eq!(state, model.state(), "state at tip {}", tip.height);
@@ -144,7 +144,7 @@ fn kill_nine_at_random_moments() {
     // Continuing after the last crash gives the same hashes as the uninterrupted model.
     let (tip, mut model) = check_after_crash(&path);
     let store = Store::open(&path, config(Scheme::V2, FIRST).with_undo_window(20)).unwrap();
-    let ns = store.namespace::<String, u64>("names").unwrap();
+    let ns = common::NAMES;
     let mut w = store.writer().unwrap();
     for h in tip + 1..tip + 51 {
         write_block(&mut w, &ns, h, 0);

@@ -7,7 +7,7 @@ mod common;
 use common::{Model, config, write_block};
 use proptest::prelude::*;
 use vc_chash::{History, Scheme};
-use vc_store::{Store, StoreError};
+use vc_store::{StateReadExt, Store, StoreError};
 
 #[derive(Clone, Debug)]
 enum Step {
@@ -38,7 +38,7 @@ const WINDOW: u64 = 6;
 
 fn check(store: &Store, model: &Model) -> Result<(), TestCaseError> {
     let view = store.view().unwrap();
-    let ns = store.namespace::<String, u64>("names").unwrap();
+    let ns = common::NAMES;
     let state: std::collections::BTreeMap<String, u64> =
         view.range(&ns, None, None).unwrap().into_iter().collect();
     prop_assert_eq!(state, model.state());
@@ -62,7 +62,7 @@ fn run(scheme: Scheme, steps: Vec<Step>) -> Result<(), TestCaseError> {
     let path = dir.path().join("db");
     let cfg = config(scheme, FIRST).with_undo_window(WINDOW);
     let mut store = Store::open(&path, cfg.clone()).unwrap();
-    let ns = store.namespace::<String, u64>("names").unwrap();
+    let ns = common::NAMES;
     // `committed` is what the file holds; `working` includes the open transaction.
     let mut committed = Model::new(scheme, FIRST);
     let mut working = committed.clone();

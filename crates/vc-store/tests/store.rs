@@ -8,10 +8,10 @@ use std::path::Path;
 use common::{Model, config, generate, write_block};
 use vc_chash::{ConsensusHash, Hash256, History, Scheme};
 use vc_store::replay::{self, DivergenceKind};
-use vc_store::{BlockHeader, Store, StoreError, snapshot};
+use vc_store::{BlockHeader, StateReadExt, StateWriteExt, Store, StoreError, snapshot};
 
-fn names(store: &Store) -> vc_store::Namespace<String, u64> {
-    store.namespace("names").unwrap()
+fn names(_store: &Store) -> vc_store::Namespace<String, u64> {
+    common::NAMES
 }
 
 /// Builds a store with `n` generated blocks from `first`, committing every `batch` blocks.
@@ -100,8 +100,6 @@ fn opening_with_another_identity_fails_and_changes_nothing() {
     drop(store);
     let mut before = std::fs::read(&path).unwrap();
     let good = config(Scheme::V2, 10);
-    let mut wrong_ns = good.clone();
-    wrong_ns.namespaces = vec!["names"];
     let cases = [
         (good.clone().with_undo_window(5), None),
         (config(Scheme::Legacy, 10), Some("consensus scheme")),
@@ -127,7 +125,6 @@ fn opening_with_another_identity_fails_and_changes_nothing() {
             },
             Some("application version"),
         ),
-        (wrong_ns, Some("state namespaces")),
         (
             good.clone()
                 .with_seeds(vec![(9, ConsensusHash::V2(Hash256([1; 32])))]),
@@ -225,7 +222,10 @@ fn reads_inside_a_block_see_its_own_writes_and_ranges_merge() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("db"), config(Scheme::V2, 0)).unwrap();
     let ns = names(&store);
-    let counters = store.namespace::<u64, u64>("counters").unwrap();
+    const COUNTERS: vc_store::Namespace<u64, u64> = vc_store::Namespace::new("counters");
+    let counters = COUNTERS;
+    // A namespace never written reads as empty, inside a block and in a view.
+    assert_eq!(store.view().unwrap().get(&counters, &7).unwrap(), None);
     let mut w = store.writer().unwrap();
     let mut b = w
         .begin_block(BlockHeader {
@@ -260,10 +260,14 @@ fn reads_inside_a_block_see_its_own_writes_and_ranges_merge() {
     drop(w);
     let view = store.view().unwrap();
     assert_eq!(view.range(&ns, None, None).unwrap().len(), 4);
-    assert!(matches!(
-        store.namespace::<u64, u64>("nope"),
-        Err(StoreError::UnknownNamespace(_))
-    ));
+    const NOPE: vc_store::Namespace<u64, u64> = vc_store::Namespace::new("nope");
+    assert_eq!(view.range(&NOPE, None, None).unwrap(), vec![]);
+    assert_eq!(view.get(&NOPE, &1).unwrap(), None);
+    // Ids were given in the order of first writes and are kept in the metadata.
+    assert_eq!(
+        vc_store::Store::read_meta(store.path()).unwrap().namespaces,
+        vec!["names".to_string(), "counters".to_string()]
+    );
 }
 
 #[test]
@@ -530,4 +534,44 @@ fn readers_see_a_consistent_snapshot_while_the_writer_continues() {
     assert_eq!(view.tip().unwrap().unwrap().height, 9);
     assert_eq!(view.range(&ns, None, None).unwrap(), before);
     assert_eq!(store.tip().unwrap().unwrap().height, 29);
+}
+
+#[test]
+fn revert_takes_back_changes_since_a_savepoint_and_nothing_before() {
+    const FRESH: vc_store::Namespace<u64, u64> = vc_store::Namespace::new("fresh");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("db"), config(Scheme::V2, 0)).unwrap();
+    let ns = names(&store);
+    let mut w = store.writer().unwrap();
+    let mut b = w
+        .begin_block(BlockHeader {
+            height: 0,
+            block_hash: Hash256([1; 32]),
+            prev_hash: Hash256::ZERO,
+        })
+        .unwrap();
+    b.put(&ns, &"kept".to_string(), &1).unwrap();
+    let sp = b.savepoint();
+    b.put(&ns, &"kept".to_string(), &2).unwrap();
+    b.put(&ns, &"dropped".to_string(), &3).unwrap();
+    b.delete(&ns, &"kept".to_string());
+    b.put(&FRESH, &1, &1).unwrap();
+    assert_eq!(b.get(&FRESH, &1).unwrap(), Some(1));
+    b.revert(sp);
+    assert_eq!(b.get(&ns, &"kept".to_string()).unwrap(), Some(1));
+    assert_eq!(b.get(&ns, &"dropped".to_string()).unwrap(), None);
+    assert_eq!(b.get(&FRESH, &1).unwrap(), None);
+    b.finish().unwrap();
+    w.commit().unwrap();
+    drop(w);
+    let view = store.view().unwrap();
+    assert_eq!(
+        view.range(&ns, None, None).unwrap(),
+        vec![("kept".to_string(), 1)]
+    );
+    // The reverted namespace got no id.
+    assert_eq!(
+        Store::read_meta(store.path()).unwrap().namespaces,
+        vec!["names".to_string()]
+    );
 }

@@ -5,6 +5,7 @@
 
 use std::fs;
 use std::path::Path;
+use vc_store::StateReadExt;
 
 use anyhow::{Context, Result};
 use bitcoin::consensus::serialize;
@@ -209,7 +210,7 @@ fn seed_store(root: &Path, blocks_dir: &Path) -> Result<()> {
     use std::sync::Arc;
     use std::sync::atomic::AtomicBool;
     use vc_codec::storage;
-    use vc_names::state::{NAMESPACES, NameRecord, NamespaceRecord, Owned, Preorder};
+    use vc_names::state::{NAMES, NAMESPACE_PREORDERS, NAMESPACE_RECORDS, Owned, PREORDERS};
     use vc_store::snapshot::{self, Frame};
 
     let manifest: serde_json::Value = serde_json::from_slice(
@@ -224,10 +225,7 @@ fn seed_store(root: &Path, blocks_dir: &Path) -> Result<()> {
         vc_names::NamesApp::new(vc_names::NamesConfig::regtest(first)),
         dir.path().join("names.redb"),
         Arc::new(source),
-        vc_engine::EngineConfig {
-            confirmations: Some(1),
-            ..vc_engine::EngineConfig::default()
-        },
+        vc_engine::EngineConfig::default().with_confirmations(1),
     )?;
     engine.sync(None, &AtomicBool::new(false), &mut vc_engine::NoObserver)?;
     let store = engine.store();
@@ -274,18 +272,15 @@ fn seed_store(root: &Path, blocks_dir: &Path) -> Result<()> {
     put(root, "snapshot_import", &bytes[..end_at])?;
 
     let view = store.view()?;
-    let namespaces = store.namespace::<String, NamespaceRecord>(NAMESPACES[0])?;
-    for (_, v) in view.range(&namespaces, None, None)? {
+    for (_, v) in view.range(&NAMESPACE_RECORDS, None, None)? {
         record(5, storage::to_bytes(&v)?)?;
     }
-    for ns in [NAMESPACES[1], NAMESPACES[2]] {
-        let preorders = store.namespace::<[u8; 20], Preorder>(ns)?;
+    for preorders in [NAMESPACE_PREORDERS, PREORDERS] {
         for (_, v) in view.range(&preorders, None, None)? {
             record(6, storage::to_bytes(&v)?)?;
         }
     }
-    let names = store.namespace::<String, NameRecord>(NAMESPACES[3])?;
-    for (_, v) in view.range(&names, None, None)? {
+    for (_, v) in view.range(&NAMES, None, None)? {
         record(7, storage::to_bytes(&v)?)?;
     }
     record(8, storage::to_bytes(&Owned)?)?;

@@ -7,10 +7,12 @@ use std::sync::Arc;
 
 use bitcoin::{Address, BlockHash, Network, Transaction};
 use vc_names::scenario::Miner;
-use vc_names::state::{NAMESPACES, NameRecord, NamespaceRecord, Preorder};
+use vc_names::state::{
+    NAMES, NAMESPACE_PREORDERS, NAMESPACE_RECORDS, NameRecord, NamespaceRecord, PREORDERS, Preorder,
+};
 use vc_source::BlockSource;
 use vc_source::core::{CoreAuth, CoreConfig, CoreSource, RestMode};
-use vc_store::{Namespace, Store};
+use vc_store::{StateReadExt, Store};
 use vc_testnode::TestNode;
 
 /// The node as a `virtualchain --source` URL with cookie authentication.
@@ -82,15 +84,11 @@ pub fn snapshot(store: &Store) -> Snapshot {
             (e.block_hash, e.ops_hash, e.consensus_hash)
         })
         .collect();
-    let names: Namespace<String, NameRecord> = store.namespace(NAMESPACES[3]).unwrap();
-    let namespaces: Namespace<String, NamespaceRecord> = store.namespace(NAMESPACES[0]).unwrap();
-    let preorders: Namespace<[u8; 20], Preorder> = store.namespace(NAMESPACES[2]).unwrap();
-    let ns_pre: Namespace<[u8; 20], Preorder> = store.namespace(NAMESPACES[1]).unwrap();
     Snapshot {
         chain,
-        names: view.range(&names, None, None).unwrap(),
-        namespaces: view.range(&namespaces, None, None).unwrap(),
-        preorders: view.range(&preorders, None, None).unwrap(),
-        namespace_preorders: view.range(&ns_pre, None, None).unwrap(),
+        names: view.range(&NAMES, None, None).unwrap(),
+        namespaces: view.range(&NAMESPACE_RECORDS, None, None).unwrap(),
+        preorders: view.range(&PREORDERS, None, None).unwrap(),
+        namespace_preorders: view.range(&NAMESPACE_PREORDERS, None, None).unwrap(),
     }
 }

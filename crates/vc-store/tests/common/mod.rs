@@ -5,12 +5,15 @@
 use std::collections::BTreeMap;
 
 use vc_chash::{Hash256, MemoryHistory, Scheme};
-use vc_store::{BlockHeader, BlockWriter, Namespace, OutputData, StoreConfig, StoredOp, Writer};
+use vc_store::{
+    BlockHeader, BlockWriter, Namespace, OutputData, StateWriteExt, StoreConfig, StoredOp, Writer,
+};
 
-pub const NAMESPACES: &[&str] = &["names", "counters"];
+/// The test application's names.
+pub const NAMES: Namespace<String, u64> = Namespace::new("names");
 
 pub fn config(scheme: Scheme, first: u64) -> StoreConfig {
-    StoreConfig::new("test-app", "1.0.0", scheme, first, "regtest").with_namespaces(NAMESPACES)
+    StoreConfig::new("test-app", "1.0.0", scheme, first, "regtest")
 }
 
 /// splitmix64.
