@@ -14,6 +14,7 @@
 //! hash binding, O(log² n) proofs) are why new applications use [`crate::v2`].
 
 pub mod proof;
+mod py27_float;
 pub mod record;
 
 use alloc::vec::Vec;

@@ -10,6 +10,8 @@ use alloc::format;
 use alloc::vec::Vec;
 use core::fmt;
 
+use super::py27_float;
+
 /// One field value, as the Python implementation would have held it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Field<'a> {
@@ -19,7 +21,9 @@ pub enum Field<'a> {
     Bool(bool),
     /// A Python `int` or `long`, rendered in decimal without a suffix.
     Int(i128),
-    /// A Python `float`, rendered as `%.12g` plus `.0` when that looks integral.
+    /// A Python `float`, rendered as CPython 2.7's `str()`: 12 significant digits, in
+    /// exponential form below `1e-4` and from `1e11`, `.0` appended to an integral value in
+    /// fixed form (see [`render_py2_float`] for the exact rule).
     Float(f64),
     /// A Python 2 `str` (bytes), rendered as-is.
     Str(&'a [u8]),
@@ -81,78 +85,79 @@ impl Field<'_> {
     }
 }
 
-/// Renders a float as Python 2.7's `str(float)`: `%.12g`, then `.0` appended when the result
-/// consists only of digits and a sign.
+/// Renders a float as CPython 2.7's `str(float)`, byte for byte.
+///
+/// The digits are those of David Gay's `dtoa` (CPython's `Python/dtoa.c`, mode 2, 12 digits):
+/// the exact binary value rounded to 12 significant digits, a tie going to the even digit,
+/// trailing zeros dropped, except in one case: an integer below `10^15` that is an exact tie
+/// (its digits after the 12th significant one are `5`, `50` or `500`) and rounds down (its 12th
+/// digit is even) keeps the trailing zeros of its 12 digits, so `str(33798777981050.0)` is `3.37987779810e+13` while
+/// `str(33798777981150.0)` is `3.37987779812e+13`. Those are the values for which `dtoa`'s
+/// double-precision quick path, which strips zeros, cannot decide and its small-integer step,
+/// which does not, takes over. The implementation follows `dtoa`'s steps, emulating the quick
+/// path's double arithmetic and error bound operation for operation, and uses exact big-integer
+/// arithmetic where `dtoa` does.
+///
+/// The digits `d1 d2 ... dn` stand for `0.d1d2...dn * 10^p`. As CPython's `format_float_short`
+/// does for format `'g'`, precision 12, with `.0` added to integers:
+///
+/// * if `p <= -4` or `p > 11` (the value is below `1e-4`, or from `1e11` on after rounding), the
+///   form is exponential: `d1`, then `.d2...dn` if `n > 1`, then `e`, the sign of `p - 1` and at
+///   least two digits of it (`1e+16`, `1.5e-07`, `1.23456789012e+11`, `4.94065645841e-324`);
+/// * if `p <= 0`, `0.`, `-p` zeros, then the digits (`0.0001`, `0.333333333333`);
+/// * if `p < n`, the digits with the point after the `p`-th (`1.5`, `99999999999.5`);
+/// * otherwise the digits, `p - n` zeros and `.0` (`6400000.0`, `99999999999.0`).
+///
+/// A negative value (including `-0.0`) gets a leading `-`; zero renders `0.0`. Infinities are
+/// `inf` and `-inf`, and every NaN is `nan`, whatever its sign.
 ///
 /// This is the one place in the project that formats a float, because the legacy format
-/// demands it; Rust's float formatting is exact, so the 12-digit rounding matches Python's.
+/// demands it.
 pub fn render_py2_float(v: f64, out: &mut Vec<u8>) {
     if v.is_nan() {
         out.extend_from_slice(b"nan");
         return;
     }
-    if v.is_infinite() {
-        out.extend_from_slice(if v < 0.0 { b"-inf" } else { b"inf" });
-        return;
-    }
-    // 12 significant digits in scientific form: "-d.ddddddddddde<exp>".
-    let sci = format!("{v:.11e}");
-    let (mantissa, exp) = match sci.split_once('e') {
-        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
-        None => (sci.as_str(), 0),
-    };
-    let (negative, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => (true, m),
-        None => (false, mantissa),
-    };
-    let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
-    let start = out.len();
-    if negative {
+    if v.is_sign_negative() {
         out.push(b'-');
     }
-    if !(-4..12).contains(&exp) {
-        // Scientific: strip trailing zeros of the fraction, exponent with sign and >= 2 digits.
-        let frac_end = digits.iter().rposition(|&d| d != b'0').map_or(1, |p| p + 1);
-        out.push(digits[0]);
-        if frac_end > 1 {
-            out.push(b'.');
-            out.extend_from_slice(&digits[1..frac_end.max(1)]);
-        }
-        out.extend_from_slice(
-            format!(
-                "e{}{:02}",
-                if exp < 0 { '-' } else { '+' },
-                exp.unsigned_abs()
-            )
-            .as_bytes(),
-        );
-    } else {
-        // Fixed: digits with the point placed after exp + 1 digits, trailing zeros stripped.
-        let mut fixed: Vec<u8> = Vec::with_capacity(20);
-        let point = if exp >= 0 {
-            let int_len = exp as usize + 1;
-            fixed.extend_from_slice(&digits[..int_len]);
-            fixed.push(b'.');
-            fixed.extend_from_slice(&digits[int_len..]);
-            int_len
-        } else {
-            fixed.extend_from_slice(b"0.");
-            fixed.extend(core::iter::repeat_n(b'0', exp.unsigned_abs() as usize - 1));
-            fixed.extend_from_slice(&digits);
-            1
-        };
-        while fixed.len() > point + 1 && fixed.last() == Some(&b'0') {
-            fixed.pop();
-        }
-        if fixed.last() == Some(&b'.') {
-            fixed.pop();
-        }
-        out.extend_from_slice(&fixed);
+    if v.is_infinite() {
+        out.extend_from_slice(b"inf");
+        return;
     }
-    if out[start..]
-        .iter()
-        .all(|&b| b == b'-' || b.is_ascii_digit())
-    {
+    if v == 0.0 {
+        out.extend_from_slice(b"0.0");
+        return;
+    }
+    let d = py27_float::digits(v);
+    let digits = d.as_slice();
+    let n = digits.len() as i32;
+    let p = d.decpt;
+    if p <= -4 || p > 11 {
+        let (first, rest) = digits.split_at(1.min(digits.len()));
+        out.extend_from_slice(first);
+        if !rest.is_empty() {
+            out.push(b'.');
+            out.extend_from_slice(rest);
+        }
+        let exp = p - 1;
+        out.extend_from_slice(if exp < 0 { b"e-" } else { b"e+" });
+        if exp.unsigned_abs() < 10 {
+            out.push(b'0');
+        }
+        out.extend_from_slice(format!("{}", exp.unsigned_abs()).as_bytes());
+    } else if p <= 0 {
+        out.extend_from_slice(b"0.");
+        out.extend(core::iter::repeat_n(b'0', p.unsigned_abs() as usize));
+        out.extend_from_slice(digits);
+    } else if p < n {
+        let (int, frac) = digits.split_at(p as usize);
+        out.extend_from_slice(int);
+        out.push(b'.');
+        out.extend_from_slice(frac);
+    } else {
+        out.extend_from_slice(digits);
+        out.extend(core::iter::repeat_n(b'0', (p - n) as usize));
         out.extend_from_slice(b".0");
     }
 }
@@ -230,7 +235,7 @@ mod tests {
 
     #[test]
     fn python2_float_rendering() {
-        // Expected values are what CPython 2.7 prints for str(x).
+        // Expected values are what CPython 2.7.18 prints for str(x).
         let cases: &[(f64, &str)] = &[
             (6400000.0, "6400000.0"),
             (1e16, "1e+16"),
@@ -240,22 +245,41 @@ mod tests {
             (0.1, "0.1"),
             (1.0 / 3.0, "0.333333333333"),
             (100.0, "100.0"),
-            (123456789012.0, "123456789012.0"),
+            // Exponential form from 1e11 on, because of the added ".0".
+            (123456789012.0, "1.23456789012e+11"),
+            (100000000000.0, "1e+11"),
+            (99999999999.0, "99999999999.0"),
+            (99999999999.5, "99999999999.5"),
+            // A tie in an integer below 1e15 rounded down keeps its trailing zero...
+            (33798777981050.0, "3.37987779810e+13"),
+            (-33798777981050.0, "-3.37987779810e+13"),
+            // ... a tie rounded up has none, and a non-integral tie loses it.
+            (33798777981150.0, "3.37987779812e+13"),
+            (123456789010.5, "1.2345678901e+11"),
             (1234567890123.0, "1.23456789012e+12"),
+            (1234567890125.0, "1.23456789012e+12"),
+            (999999999999.5, "1e+12"),
             (1e-4, "0.0001"),
+            (-1e-4, "-0.0001"),
+            (0.00009999999999995, "9.99999999999e-05"),
             (1e-5, "1e-05"),
+            (2.5e-5, "2.5e-05"),
             (1.5e-7, "1.5e-07"),
+            (0.000123456789012345, "0.000123456789012"),
             (-2.5, "-2.5"),
+            (1e22, "1e+22"),
+            (1e23, "1e+23"),
             (1e100, "1e+100"),
+            (1e300, "1e+300"),
+            (1e-300, "1e-300"),
             (1.7976931348623157e308, "1.79769313486e+308"),
+            (2.2250738585072014e-308, "2.22507385851e-308"),
+            (-1e-310, "-1e-310"),
             (5e-324, "4.94065645841e-324"),
             (f64::INFINITY, "inf"),
             (f64::NEG_INFINITY, "-inf"),
             (f64::NAN, "nan"),
-            (999999999999.5, "1e+12"),
-            (0.000123456789012345, "0.000123456789012"),
-            (1234567890125.0, "1.23456789012e+12"),
-            (2.5e-5, "2.5e-05"),
+            (-f64::NAN, "nan"),
         ];
         for (v, want) in cases {
             assert_eq!(py(*v), *want, "rendering {v:e}");
