@@ -9,6 +9,8 @@
 //!   bulk data (JSON-RPC fallback when REST is off), retries, capped concurrency.
 //! * [`blk::BlkSource`]: Core's `blocks/` directory read directly (blk, rev and xor files), even
 //!   while the node runs.
+//! * [`mem::MemoryChain`]: blocks held in memory, with fork, reorg and stale-branch helpers,
+//!   for tests.
 //!
 //! [`prefetch::Prefetch`] runs a source over a range of heights with several threads, yielding
 //! blocks in order with bounded memory.
@@ -37,6 +39,7 @@ pub mod body;
 pub mod core;
 pub mod electrum;
 mod error;
+pub mod mem;
 pub mod prefetch;
 mod source;
 pub mod undo;
