@@ -635,6 +635,47 @@ fn save_pins(store: &Store, pins: &[(u64, BlockHash)]) -> Result<(), EngineError
     Ok(store.set_local(PINS_KEY, &raw)?)
 }
 
+/// The highest height in `first..=top` at which `agrees`, or `first - 1` when it agrees
+/// nowhere. Agreement is monotonic (blocks commit to their parents: once the store and the
+/// source differ at a height, they differ above it), so a fork `d` blocks below `top` is found
+/// with `O(log d)` calls: down in doubling steps to a height that agrees, then by bisection.
+fn find_fork(
+    top: u64,
+    first: u64,
+    mut agrees: impl FnMut(u64) -> Result<bool, EngineError>,
+) -> Result<u64, EngineError> {
+    if top < first {
+        return Ok(first.saturating_sub(1));
+    }
+    if agrees(top)? {
+        return Ok(top);
+    }
+    // `hi` disagrees; find an `lo` below it that agrees.
+    let (mut lo, mut hi) = (None, top);
+    let mut step = 1u64;
+    while lo.is_none() {
+        let h = hi.saturating_sub(step).max(first);
+        if agrees(h)? {
+            lo = Some(h);
+        } else if h == first {
+            return Ok(first.saturating_sub(1));
+        } else {
+            hi = h;
+            step = step.saturating_mul(2);
+        }
+    }
+    let mut lo = lo.unwrap_or(first);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if agrees(mid)? {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
+}
+
 /// Detects a reorganisation against the source and rolls it back (committed). Returns what it
 /// did, or `None` when the database is on the source's chain.
 fn handle_reorg(
@@ -651,22 +692,18 @@ fn handle_reorg(
     };
     let first = store.config().first_block;
     let view = store.view()?;
-    let mut h = tip.min(chain_tip);
-    let fork = loop {
-        let stored = if h == tip {
+    let stored = |h: u64| -> Result<Option<[u8; 32]>, EngineError> {
+        Ok(if h == tip {
             Some(tip_hash.0)
         } else {
             view.chain_entry(h)?.map(|e| e.block_hash)
-        };
-        let theirs = source.block_hash(h)?.to_byte_array();
-        if stored == Some(theirs) {
-            break h;
-        }
-        if h <= first {
-            break first.saturating_sub(1);
-        }
-        h -= 1;
+        })
     };
+    let theirs =
+        |h: u64| -> Result<[u8; 32], EngineError> { Ok(source.block_hash(h)?.to_byte_array()) };
+    let fork = find_fork(tip.min(chain_tip), first, |h| {
+        Ok(stored(h)? == Some(theirs(h)?))
+    })?;
     if fork == tip {
         return Ok(None);
     }
@@ -698,4 +735,35 @@ fn handle_reorg(
         old_tip: tip,
         depth,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::find_fork;
+
+    #[test]
+    fn the_fork_point_is_found_in_logarithmic_calls() {
+        for first in [0u64, 7] {
+            for top in first..first + 300 {
+                for fork in (first.saturating_sub(1))..=top {
+                    let mut calls = 0u32;
+                    let found = find_fork(top, first, |h| {
+                        calls += 1;
+                        Ok(h <= fork)
+                    })
+                    .unwrap();
+                    let want = fork.max(first.saturating_sub(1));
+                    assert_eq!(found, want, "top {top}, fork {fork}, first {first}");
+                    let depth = top - fork.max(first.saturating_sub(1)).min(top);
+                    let bound = 2 * (64 - depth.leading_zeros()) + 2;
+                    assert!(
+                        calls <= bound,
+                        "depth {depth}: {calls} calls, bound {bound}"
+                    );
+                }
+            }
+        }
+    }
 }
