@@ -7,7 +7,7 @@
 
 use bitcoin::Network;
 use libfuzzer_sys::fuzz_target;
-use vc_source::BlockSource;
+use vc_source::{BlockSource, ChainView};
 use vc_source::blk::{BlkConfig, BlkSource};
 
 fuzz_target!(|data: &[u8]| {

@@ -17,7 +17,7 @@ use bitcoin::{Network, Transaction, TxMerkleNode, Txid};
 use electrum_client::{ElectrumApi, Param};
 use electrum_client::raw_client::RawClient;
 use libfuzzer_sys::fuzz_target;
-use vc_source::BlockSource;
+use vc_source::{BlockSource, ChainView};
 use vc_source::electrum::check;
 use vc_source::electrum::headers::HeaderChain;
 

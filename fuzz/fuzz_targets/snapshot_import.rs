@@ -9,7 +9,6 @@
 #![no_main]
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use bitcoin::Network;
@@ -48,7 +47,7 @@ fn fixture() -> &'static Fixture {
         let mut engine = Engine::open(
             NamesApp::new(NamesConfig::regtest(first)),
             dir.path().join("fixture.redb"),
-            Arc::new(source),
+            vc_source::Source::blocks(source),
             config,
         )
         .expect("opening the engine");

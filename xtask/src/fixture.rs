@@ -17,8 +17,8 @@ use anyhow::{Context, Result, ensure};
 use bitcoin::hashes::{Hash, sha256};
 use bitcoin::{BlockHash, Network};
 use serde_json::json;
-use vc_source::BlockSource;
 use vc_source::core::{CoreAuth, CoreConfig, CoreSource};
+use vc_source::{BlockSource, ChainView};
 use vc_testnode::bitcoincore_rpc::RpcApi;
 use vc_testnode::{Signer, TestNode};
 

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use vc_source::Source;
 
 use anyhow::{Context, Result, ensure};
 use clap::{Parser, Subcommand};
@@ -114,7 +114,7 @@ fn main() -> Result<ExitCode> {
                 .with_workers(1)
                 .with_confirmations(1);
             let app = NamesApp::new(NamesConfig::regtest(first_block));
-            let mut engine = Engine::open(app, &db, Arc::new(source), config)?;
+            let mut engine = Engine::open(app, &db, Source::blocks(source), config)?;
             engine.sync(None, &AtomicBool::new(false), &mut NoObserver)?;
             Ok(ExitCode::SUCCESS)
         }

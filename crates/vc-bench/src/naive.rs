@@ -8,7 +8,7 @@
 use bitcoin::block::Header;
 use bitcoin::consensus::deserialize;
 use bitcoin::{Block, BlockHash, Network, Transaction, TxOut};
-use vc_source::{BlockSource, ChainTip, FetchedBlock, SourceError, SpentOutputs};
+use vc_source::{BlockSource, ChainTip, ChainView, FetchedBlock, SourceError, SpentOutputs};
 use vc_testnode::bitcoincore_rpc::{Auth, Client, RpcApi};
 
 const NAME: &str = "naive-rpc";
@@ -75,7 +75,7 @@ impl NaiveSource {
     }
 }
 
-impl BlockSource for NaiveSource {
+impl ChainView for NaiveSource {
     fn name(&self) -> &'static str {
         NAME
     }
@@ -111,7 +111,9 @@ impl BlockSource for NaiveSource {
             })
             .collect()
     }
+}
 
+impl BlockSource for NaiveSource {
     fn block(&self, hash: &BlockHash) -> Result<FetchedBlock, SourceError> {
         let what = format!("getblock {hash}");
         let hex: String = self
@@ -124,16 +126,7 @@ impl BlockSource for NaiveSource {
             what,
             detail: e.to_string(),
         })?;
-        if block.block_hash() != *hash {
-            return Err(SourceError::Mismatch {
-                source_name: NAME,
-                detail: format!("asked for {hash}, got {}", block.block_hash()),
-            });
-        }
-        Ok(FetchedBlock {
-            block,
-            size: bytes.len(),
-        })
+        Ok(FetchedBlock::new(block, bytes.len()))
     }
 
     fn spent_outputs(&self, _hash: &BlockHash, block: &Block) -> Result<SpentOutputs, SourceError> {

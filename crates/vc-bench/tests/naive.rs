@@ -4,8 +4,8 @@
 
 use bitcoin::Network;
 use vc_bench::naive::NaiveSource;
-use vc_source::BlockSource;
 use vc_source::core::{CoreAuth, CoreConfig, CoreSource};
+use vc_source::{BlockSource, ChainView};
 use vc_testnode::bitcoincore_rpc::Auth;
 use vc_testnode::{Signer, TestNode, build_mixed_chain};
 

@@ -8,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
@@ -16,6 +15,7 @@ use bitcoin::{Address, Network};
 use clap::Args;
 use vc_engine::{Engine, EngineConfig};
 use vc_names::{NamesApp, NamesConfig};
+use vc_source::Source;
 use vc_source::blk::{BlkConfig, BlkSource};
 
 use crate::index::Progress;
@@ -66,7 +66,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     let mut engine = Engine::open(
         NamesApp::new(NamesConfig::regtest(first_block)),
         &db,
-        Arc::new(source),
+        Source::blocks(source),
         config,
     )?;
     let mut progress = Progress::new();

@@ -15,7 +15,7 @@ use vc_names::price::name_price;
 use vc_names::state::NameRecord;
 use vc_names::wire::{self, NameOp, NamespaceParams, hex};
 use vc_names::{lookup_name, lookup_namespace};
-use vc_source::BlockSource;
+use vc_source::Broadcaster;
 
 use crate::exit::InputError;
 use crate::index::open_names_db;

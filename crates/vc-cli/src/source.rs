@@ -9,11 +9,10 @@
 //!   `--registry`).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use bitcoin::Network;
-use vc_source::BlockSource;
+use vc_source::Source;
 use vc_source::blk::{BlkConfig, BlkSource};
 use vc_source::core::{CoreAuth, CoreConfig, CoreSource, RestMode};
 use vc_source::electrum::{ElectrumConfig, ElectrumSource};
@@ -97,14 +96,14 @@ impl SourceSpec {
     }
 
     /// Connects.
-    pub fn connect(&self, network: Network) -> Result<Arc<dyn BlockSource>> {
+    pub fn connect(&self, network: Network) -> Result<Source> {
         Ok(match self {
-            SourceSpec::Core { .. } => Arc::new(self.core(network)?),
-            SourceSpec::Blk(dir) => Arc::new(
+            SourceSpec::Core { .. } => Source::blocks(self.core(network)?),
+            SourceSpec::Blk(dir) => Source::blocks(
                 BlkSource::open(BlkConfig::new(dir, network))
                     .with_context(|| format!("opening block files in {}", dir.display()))?,
             ),
-            SourceSpec::Electrum { url } => Arc::new(
+            SourceSpec::Electrum { url } => Source::watched(
                 ElectrumSource::connect(ElectrumConfig::new(url.clone(), network))
                     .with_context(|| format!("connecting to {url}"))?,
             ),

@@ -11,7 +11,7 @@ use vc_chash::{ConsensusHash, Seeds};
 use vc_codec::carrier::Carrier;
 use vc_codec::payload::PayloadFormat;
 use vc_source::prefetch::{Prefetch, Selector, TxSelector};
-use vc_source::{BlockSource, Coverage, SourceError};
+use vc_source::{ChainView, Source, SourceError};
 use vc_store::{CommitPolicy, Store, StoreConfig, Tip, Writer};
 
 use crate::app::{AppSpec, Application, DEFAULT_CONFIRMATIONS};
@@ -207,7 +207,7 @@ pub struct Engine<A: Application> {
     app: A,
     spec: AppSpec,
     store: Store,
-    source: Arc<dyn BlockSource>,
+    source: Source,
     config: EngineConfig,
     recognizer: Recognizer,
     seeds: Seeds,
@@ -219,7 +219,7 @@ impl<A: Application> core::fmt::Debug for Engine<A> {
         f.debug_struct("Engine")
             .field("app", &self.spec.name)
             .field("db", &self.store.path())
-            .field("source", &self.source.name())
+            .field("source", &self.source.chain().name())
             .finish_non_exhaustive()
     }
 }
@@ -249,7 +249,7 @@ impl<A: Application> Engine<A> {
     pub fn open(
         app: A,
         db: impl AsRef<Path>,
-        source: Arc<dyn BlockSource>,
+        source: Source,
         config: EngineConfig,
     ) -> Result<Self, EngineError> {
         let spec = app.spec();
@@ -257,20 +257,23 @@ impl<A: Application> Engine<A> {
             .map_err(|e| EngineError::Spec(e.to_string()))?;
         let carrier = Carrier::new(spec.carrier, spec.payload_limit)
             .map_err(|e| EngineError::Spec(e.to_string()))?;
-        if source.coverage() == Coverage::Watched && spec.markers.is_empty() {
+        if matches!(source, Source::Watched(_)) && spec.markers.is_empty() {
             return Err(EngineError::NeedsMarkers {
-                source_name: source.name(),
+                source_name: source.chain().name(),
             });
         }
         let undo = config.undo_window.max(config.max_reorg_depth);
-        let store = match Store::open(db.as_ref(), store_config(&spec, source.network(), undo)) {
+        let store = match Store::open(
+            db.as_ref(),
+            store_config(&spec, source.chain().network(), undo),
+        ) {
             Err(vc_store::StoreError::Mismatch {
                 field: "network",
                 stored,
                 ..
             }) => {
                 return Err(EngineError::WrongNetwork {
-                    source_network: source.network().to_string(),
+                    source_network: source.chain().network().to_string(),
                     store: stored,
                 });
             }
@@ -308,8 +311,8 @@ impl<A: Application> Engine<A> {
         &self.store
     }
 
-    /// The block source.
-    pub fn source(&self) -> &Arc<dyn BlockSource> {
+    /// The source.
+    pub fn source(&self) -> &Source {
         &self.source
     }
 
@@ -413,11 +416,11 @@ impl<A: Application> Engine<A> {
                 outcome.stopped = Stopped::Interrupted;
                 return Ok(());
             }
-            let chain_tip = source.tip()?;
+            let chain_tip = source.chain().tip()?;
             if let Some(reorg) = handle_reorg(
                 store,
                 &mut writer,
-                source.as_ref(),
+                source.chain(),
                 config,
                 pins,
                 chain_tip.height,
@@ -437,44 +440,43 @@ impl<A: Application> Engine<A> {
                 return Ok(());
             }
             observer.on_range(next, target, chain_tip.height);
-            let fetch: Box<dyn Iterator<Item = Result<Input, SourceError>>> =
-                match source.coverage() {
-                    Coverage::Blocks => {
-                        let select: Selector = {
-                            let r = recognizer.clone();
-                            Arc::new(move |b| r.selects(b))
-                        };
-                        Box::new(
-                            Prefetch::selective(
-                                Arc::clone(source),
-                                next,
-                                target + 1,
-                                config.workers,
-                                config.window,
-                                select,
-                            )
-                            .map(|r| r.map(Input::from_block)),
+            let fetch: Box<dyn Iterator<Item = Result<Input, SourceError>>> = match source {
+                Source::Blocks(blocks) => {
+                    let select: Selector = {
+                        let r = recognizer.clone();
+                        Arc::new(move |b| r.selects(b))
+                    };
+                    Box::new(
+                        Prefetch::selective(
+                            Arc::clone(blocks),
+                            next,
+                            target + 1,
+                            config.workers,
+                            config.window,
+                            select,
                         )
-                    }
-                    Coverage::Watched => {
-                        let select: TxSelector = {
-                            let r = recognizer.clone();
-                            Arc::new(move |tx| r.payload(tx).is_some())
-                        };
-                        Box::new(
-                            Prefetch::watched(
-                                Arc::clone(source),
-                                next,
-                                target + 1,
-                                config.workers,
-                                config.window,
-                                recognizer.markers.clone(),
-                                select,
-                            )
-                            .map(|r| r.map(Input::from_watched)),
+                        .map(|r| r.map(Input::from_block)),
+                    )
+                }
+                Source::Watched(watching) => {
+                    let select: TxSelector = {
+                        let r = recognizer.clone();
+                        Arc::new(move |tx| r.payload(tx).is_some())
+                    };
+                    Box::new(
+                        Prefetch::watched(
+                            Arc::clone(watching),
+                            next,
+                            target + 1,
+                            config.workers,
+                            config.window,
+                            recognizer.markers.clone(),
+                            select,
                         )
-                    }
-                };
+                        .map(|r| r.map(Input::from_watched)),
+                    )
+                }
+            };
             for item in fetch {
                 let fetched = item?;
                 if let Some((_, tip_hash)) = writer.tip()
@@ -681,7 +683,7 @@ fn find_fork(
 fn handle_reorg(
     store: &Store,
     writer: &mut Writer<'_>,
-    source: &dyn BlockSource,
+    source: &dyn ChainView,
     config: &EngineConfig,
     pins: &[(u64, BlockHash)],
     chain_tip: u64,

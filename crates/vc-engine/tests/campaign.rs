@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use common::*;
 use vc_engine::prelude::*;
 use vc_engine::{BlockReport, ReorgReport};
-use vc_source::BlockSource;
 use vc_source::mem::MemoryChain;
 use vc_store::CommitPolicy;
 
@@ -91,9 +90,9 @@ fn scenario(seed: u64, tally: &mut Tally) {
     toy.markers = rng.chance(30);
     let watching = toy.markers && rng.chance(50);
     let source = if watching {
-        chain.watching()
+        Source::watched(chain.watching())
     } else {
-        chain.clone()
+        Source::blocks(chain.clone())
     };
     let dir = tempdir();
     let db = dir.path().join("scenario.redb");
@@ -216,11 +215,10 @@ fn scenario(seed: u64, tally: &mut Tally) {
 fn engine_on(
     toy: &Toy,
     db: &std::path::Path,
-    source: &MemoryChain,
+    source: &Source,
     config: EngineConfig,
 ) -> Engine<Toy> {
-    let src: Arc<dyn BlockSource> = Arc::new(source.clone());
-    Engine::open(toy.clone(), db, src, config).unwrap()
+    Engine::open(toy.clone(), db, source.clone(), config).unwrap()
 }
 
 #[test]

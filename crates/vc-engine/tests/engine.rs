@@ -374,12 +374,7 @@ fn a_watching_source_equals_whole_blocks() {
     toy.markers = true;
     let dir = tempdir();
     let mut blocks = engine(toy.clone(), &dir.path().join("b.redb"), &chain, config());
-    let mut watched = engine(
-        toy.clone(),
-        &dir.path().join("w.redb"),
-        &chain.watching(),
-        config(),
-    );
+    let mut watched = watching_engine(toy.clone(), &dir.path().join("w.redb"), &chain, config());
     for round in 0..4 {
         sync(&mut blocks).unwrap();
         sync(&mut watched).unwrap();
@@ -393,7 +388,7 @@ fn a_watching_source_equals_whole_blocks() {
     let err = Engine::open(
         Toy::new(Scheme::V2, 2),
         dir.path().join("x.redb"),
-        std::sync::Arc::new(chain.watching()),
+        Source::watched(chain.watching()),
         config(),
     )
     .unwrap_err();
@@ -412,9 +407,96 @@ fn a_database_refuses_a_source_on_another_network() {
     let err = Engine::open(
         Toy::new(Scheme::V2, 2),
         &db,
-        std::sync::Arc::new(mainnet),
+        Source::blocks(mainnet),
         config(),
     )
     .unwrap_err();
     assert!(matches!(err, EngineError::WrongNetwork { .. }), "{err}");
+}
+
+/// A third-party source that serves `block` with its last transaction dropped from every block
+/// above `from`, and does no checking of its own.
+struct Lying {
+    chain: MemoryChain,
+    from: u64,
+}
+
+impl vc_source::ChainView for Lying {
+    fn name(&self) -> &'static str {
+        "lying"
+    }
+    fn network(&self) -> bitcoin::Network {
+        self.chain.network()
+    }
+    fn tip(&self) -> Result<vc_source::ChainTip, vc_source::SourceError> {
+        self.chain.tip()
+    }
+    fn block_hash(&self, height: u64) -> Result<bitcoin::BlockHash, vc_source::SourceError> {
+        self.chain.block_hash(height)
+    }
+    fn headers(
+        &self,
+        start: u64,
+        count: usize,
+    ) -> Result<Vec<bitcoin::block::Header>, vc_source::SourceError> {
+        self.chain.headers(start, count)
+    }
+}
+
+impl BlockSource for Lying {
+    fn block(
+        &self,
+        hash: &bitcoin::BlockHash,
+    ) -> Result<vc_source::FetchedBlock, vc_source::SourceError> {
+        let mut block = self.chain.block(hash)?.block;
+        let height = (0..=self.chain.height())
+            .find(|h| self.chain.block_hash(*h).ok() == Some(*hash))
+            .unwrap_or(0);
+        if height > self.from && block.txdata.len() > 1 {
+            block.txdata.pop();
+        }
+        Ok(vc_source::FetchedBlock::new(block, 0))
+    }
+    fn spent_outputs(
+        &self,
+        hash: &bitcoin::BlockHash,
+        block: &bitcoin::Block,
+    ) -> Result<vc_source::SpentOutputs, vc_source::SourceError> {
+        self.chain.spent_outputs(hash, block)
+    }
+}
+
+#[test]
+fn a_third_party_source_cannot_skip_validation() {
+    let (chain, _) = random_chain(11, 30);
+    let toy = Toy::new(Scheme::V2, 2);
+    let dir = tempdir();
+    let db = dir.path().join("db.redb");
+    let mut honest = engine(toy.clone(), &db, &chain, config());
+    honest
+        .sync(Some(20), &AtomicBool::new(false), &mut NoObserver)
+        .unwrap();
+    let before = dump(honest.store());
+    drop(honest);
+    let lying = Lying {
+        chain: chain.clone(),
+        from: 20,
+    };
+    let mut e = Engine::open(toy, &db, Source::blocks(lying), config()).unwrap();
+    match sync(&mut e) {
+        Err(EngineError::Source(vc_source::SourceError::Unverified {
+            violation, height, ..
+        })) => {
+            assert_eq!(violation, vc_source::Violation::MerkleRoot);
+            assert!(height > 20);
+        }
+        other => panic!("expected a merkle-root violation, got {other:?}"),
+    }
+    // Blocks before the first lie may have been applied; nothing from it on.
+    let first_lie = (21..=chain.height())
+        .find(|h| chain.block_at(*h).unwrap().txdata.len() > 1)
+        .unwrap();
+    let after = dump(e.store());
+    assert_eq!(after.chain[..before.chain.len()], before.chain[..]);
+    assert!(e.store().tip().unwrap().unwrap().height < first_lie);
 }

@@ -16,7 +16,7 @@ use bitcoin::secp256k1::SecretKey;
 use bitcoin::{Address, BlockHash, Network, OutPoint, PrivateKey, ScriptBuf, Transaction};
 use vc_chash::ConsensusHash;
 use vc_engine::{BlockReport, Engine, EngineConfig, EngineError, Observer, ReorgReport};
-use vc_source::BlockSource;
+use vc_source::{BlockSource, Source};
 
 use crate::app::{NamesApp, NamesConfig};
 use crate::build::{self, BuildError, Coin, Plan, PlannedOutput, ScriptKind, Wallet};
@@ -74,6 +74,7 @@ pub fn test_namespace_params() -> NamespaceParams {
 /// Wallets, coins, an engine and a miner.
 pub struct Scenario<'m> {
     miner: &'m dyn Miner,
+    blocks: Arc<dyn BlockSource>,
     engine: Engine<NamesApp>,
     wallets: Vec<(Wallet, Option<Coin>)>,
     sink: Address,
@@ -122,6 +123,7 @@ impl<'m> Scenario<'m> {
     ) -> Result<Self, ScenarioError> {
         let network = source.network();
         let first = source.tip().map_err(EngineError::from)?.height + 1;
+        let blocks = Arc::clone(&source);
         let config = NamesConfig {
             network,
             registry,
@@ -130,10 +132,16 @@ impl<'m> Scenario<'m> {
         let engine_config = EngineConfig::default()
             .with_confirmations(1)
             .with_workers(2);
-        let engine = Engine::open(NamesApp::new(config), db, source, engine_config)?;
+        let engine = Engine::open(
+            NamesApp::new(config),
+            db,
+            Source::Blocks(source),
+            engine_config,
+        )?;
         let sink = seeded_wallet(200, ScriptKind::P2wpkh, network)?.address();
         let mut s = Scenario {
             miner,
+            blocks,
             engine,
             wallets: Vec::new(),
             sink,
@@ -151,12 +159,7 @@ impl<'m> Scenario<'m> {
             let hash = miner
                 .mine_with(&w.address(), &[])
                 .map_err(ScenarioError::Mine)?;
-            let block = s
-                .engine
-                .source()
-                .block(&hash)
-                .map_err(EngineError::from)?
-                .block;
+            let block = s.blocks.block(&hash).map_err(EngineError::from)?.block;
             let coinbase = block
                 .txdata
                 .first()

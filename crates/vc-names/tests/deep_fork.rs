@@ -7,6 +7,7 @@ mod common;
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
+use vc_source::Source;
 
 use bitcoin::Network;
 use common::{Node, core};
@@ -21,7 +22,7 @@ fn engine(node: &TestNode, db: &Path, first: u64, config: EngineConfig) -> Engin
     Engine::open(
         NamesApp::new(NamesConfig::regtest(first)),
         db,
-        core(node, true),
+        Source::Blocks(core(node, true)),
         config,
     )
     .unwrap()

@@ -23,18 +23,14 @@ use vc_engine::{Engine, EngineConfig, EngineError, NoObserver};
 use vc_names::scenario::{Scenario, test_namespace_params};
 use vc_names::{NamesApp, NamesConfig, build, default_registry_script, price::name_price};
 use vc_source::electrum::{ElectrumConfig, ElectrumSource};
-use vc_source::{BlockSource, SourceError, Violation};
+use vc_source::{Source, SourceError, Violation, WatchSource};
 use vc_testnode::{Electrs, Lie, LyingProxy, TestNode};
 
 fn electrum(url: &str) -> Arc<ElectrumSource> {
     Arc::new(ElectrumSource::connect(ElectrumConfig::new(url, Network::Regtest)).unwrap())
 }
 
-fn marker_engine(
-    source: Arc<dyn BlockSource>,
-    first: u64,
-    db: &std::path::Path,
-) -> Engine<NamesApp> {
+fn marker_engine(source: Source, first: u64, db: &std::path::Path) -> Engine<NamesApp> {
     let config = NamesConfig::regtest(first).with_registry(default_registry_script());
     Engine::open(
         NamesApp::new(config),
@@ -111,7 +107,11 @@ fn electrum_equals_core_over_200_blocks_with_reorgs() {
         return;
     };
     let source = electrum(&electrs.url());
-    let mut light = marker_engine(source.clone(), first, &dir.path().join("electrum.redb"));
+    let mut light = marker_engine(
+        Source::Watched(source.clone()),
+        first,
+        &dir.path().join("electrum.redb"),
+    );
     let outcome = sync(&mut light).unwrap();
     assert_eq!(outcome.tip.unwrap().height, node.height());
     assert_eq!(snapshot(light.store()), snapshot(s.engine().store()));
@@ -119,7 +119,7 @@ fn electrum_equals_core_over_200_blocks_with_reorgs() {
     // Both sources deliver the same watched transactions, positions and spent outputs.
     let markers = [default_registry_script()];
     let all = |_: &bitcoin::Transaction| true;
-    let core_source = core(&node, true);
+    let core_source = vc_source::WatchBlocks(core(&node, true));
     let mut seen = 0;
     for h in first..=node.height() {
         let a = core_source.watched(h, &markers, &all).unwrap();
@@ -175,12 +175,16 @@ fn a_lying_server_is_caught_and_changes_nothing() {
     let plain = Engine::open(
         NamesApp::new(NamesConfig::regtest(first)),
         dir.path().join("plain.redb"),
-        source.clone(),
+        Source::Watched(source.clone()),
         EngineConfig::default(),
     );
     assert!(matches!(plain, Err(EngineError::NeedsMarkers { .. })));
 
-    let mut light = marker_engine(source.clone(), first, &dir.path().join("light.redb"));
+    let mut light = marker_engine(
+        Source::Watched(source.clone()),
+        first,
+        &dir.path().join("light.redb"),
+    );
     sync(&mut light).unwrap();
     assert_eq!(snapshot(light.store()), snapshot(s.engine().store()));
 

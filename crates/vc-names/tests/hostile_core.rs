@@ -20,7 +20,7 @@ use vc_engine::{Engine, EngineConfig, EngineError, NoObserver};
 use vc_names::{NamesApp, NamesConfig};
 use vc_source::blk::{BlkConfig, BlkSource};
 use vc_source::core::{CoreAuth, CoreConfig, CoreSource, RetryPolicy};
-use vc_source::{BlockSource, SourceError};
+use vc_source::{BlockSource, ChainView, Source, SourceError};
 use vc_testnode::fake_core::{CoreLie, FakeCore};
 
 fn fixture() -> (FakeCore, u64, String) {
@@ -85,7 +85,7 @@ fn no_lie_changes_the_database_and_the_engine_recovers_from_each() {
     let mut engine = Engine::open(
         NamesApp::new(NamesConfig::regtest(first)),
         dir.path().join("names.redb"),
-        source,
+        Source::Blocks(source),
         EngineConfig::default().with_confirmations(1),
     )
     .unwrap();

@@ -19,8 +19,8 @@ use common::{Node, Snapshot, core, snapshot};
 use vc_engine::{Engine, EngineConfig, NoObserver};
 use vc_names::scenario::{Scenario, test_namespace_params};
 use vc_names::{NamesApp, NamesConfig, build, price::name_price};
-use vc_source::BlockSource;
 use vc_source::blk::{BlkConfig, BlkSource};
+use vc_source::{BlockSource, Source};
 use vc_testnode::TestNode;
 
 fn fresh_index(source: Arc<dyn BlockSource>, first_block: u64, db: &Path) -> Snapshot {
@@ -28,7 +28,7 @@ fn fresh_index(source: Arc<dyn BlockSource>, first_block: u64, db: &Path) -> Sna
     let mut e = Engine::open(
         NamesApp::new(NamesConfig::regtest(first_block)),
         db,
-        source,
+        Source::Blocks(source),
         config,
     )
     .unwrap();

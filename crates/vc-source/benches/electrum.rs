@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 use bitcoin::block::{Header, Version};
 use bitcoin::hashes::Hash;
 use bitcoin::{Network, TxMerkleNode};
-use vc_source::BlockSource;
 use vc_source::core::{CoreAuth, CoreConfig, CoreSource};
 use vc_source::electrum::headers::HeaderChain;
 use vc_source::electrum::{ElectrumConfig, ElectrumSource};
 use vc_source::prefetch::Prefetch;
+use vc_source::{WatchBlocks, WatchSource};
 use vc_testnode::{Electrs, KeyKind, Signer, TestNode};
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -118,7 +118,7 @@ fn main() {
 
     // The marker: the P2TR key's script, paid by about half of the wide chain's transactions.
     let marker = vec![signer.address(KeyKind::P2tr).script_pubkey()];
-    let watch = |source: Arc<dyn BlockSource>| {
+    let watch = |source: Arc<dyn WatchSource>| {
         Prefetch::watched(
             source,
             first,
@@ -144,7 +144,7 @@ fn main() {
                 let s = Arc::new(ElectrumSource::connect(config.clone()).unwrap());
                 let before = s.stats();
                 let start = Instant::now();
-                ops = watch(Arc::clone(&s) as Arc<dyn BlockSource>);
+                ops = watch(Arc::clone(&s) as Arc<dyn WatchSource>);
                 let took = start.elapsed();
                 let after = s.stats();
                 stats = vec![
@@ -164,14 +164,14 @@ fn main() {
         "  ({} requests, batches counted once; {} transactions fetched, funding ones included)",
         stats[0], stats[1]
     );
-    let core: Arc<dyn BlockSource> = Arc::new(
+    let core: Arc<dyn WatchSource> = Arc::new(WatchBlocks(
         CoreSource::connect(CoreConfig::new(
             node.url(),
             CoreAuth::Cookie(node.cookie_file()),
             Network::Regtest,
         ))
         .unwrap(),
-    );
+    ));
     let mut core_ops = 0;
     let t = time(runs, || core_ops = watch(Arc::clone(&core)));
     assert_eq!(core_ops, ops, "both sources see the same operations");

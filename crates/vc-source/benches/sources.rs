@@ -19,7 +19,7 @@ use bitcoin::{Block, BlockHash, Network, Transaction, TxOut};
 use vc_source::blk::{BlkConfig, BlkSource};
 use vc_source::core::{CoreAuth, CoreConfig, CoreSource, RestMode};
 use vc_source::prefetch::Prefetch;
-use vc_source::{BlockSource, SpentOutputs};
+use vc_source::{BlockSource, ChainView, SpentOutputs};
 use vc_testnode::bitcoincore_rpc::RpcApi;
 use vc_testnode::{Signer, TestNode};
 

@@ -22,9 +22,11 @@ use bitcoin::consensus::Decodable;
 use bitcoin::{Amount, Block, BlockHash, Network, ScriptBuf, Transaction, TxOut, Txid};
 use bitcoincore_rpc::{Auth, Client, RpcApi};
 
-use crate::body::{BodyError, decode_block};
+use crate::body::BodyError;
 use crate::error::SourceError;
-use crate::source::{BlockSource, ChainTip, FetchedBlock, SpentOutputs, check_linked};
+use crate::source::{
+    BlockSource, Broadcaster, ChainTip, ChainView, FetchedBlock, SpentOutputs, check_linked,
+};
 
 /// How to authenticate JSON-RPC.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -464,7 +466,7 @@ fn classify_rpc(source_name: &'static str, method: &str, e: bitcoincore_rpc::Err
     }
 }
 
-impl BlockSource for CoreSource {
+impl ChainView for CoreSource {
     fn name(&self) -> &'static str {
         if self.http.is_some() {
             "core-rest"
@@ -592,7 +594,9 @@ impl BlockSource for CoreSource {
         }
         Ok(out)
     }
+}
 
+impl BlockSource for CoreSource {
     fn block(&self, hash: &BlockHash) -> Result<FetchedBlock, SourceError> {
         let bytes = if let Some(agent) = &self.http {
             self.rest_about(agent, &format!("block/{hash}.bin"), hash, || {
@@ -615,7 +619,7 @@ impl BlockSource for CoreSource {
                 detail: "not hex".into(),
             })?
         };
-        let block = decode_block(&bytes, true).map_err(|e| match e {
+        FetchedBlock::decode(&bytes, true).map_err(|e| match e {
             BodyError::Decode { .. } => SourceError::Malformed {
                 source_name: self.name(),
                 what: format!("block {hash}"),
@@ -625,17 +629,6 @@ impl BlockSource for CoreSource {
                 source_name: self.name(),
                 detail: format!("block {hash}: {e}"),
             },
-        })?;
-        let got = block.block_hash();
-        if got != *hash {
-            return Err(SourceError::Mismatch {
-                source_name: self.name(),
-                detail: format!("asked for block {hash}, got block {got}"),
-            });
-        }
-        Ok(FetchedBlock {
-            size: bytes.len(),
-            block,
         })
     }
 
@@ -669,7 +662,9 @@ impl BlockSource for CoreSource {
             })?;
         Ok(spent)
     }
+}
 
+impl Broadcaster for CoreSource {
     fn broadcast(&self, tx: &Transaction) -> Result<Txid, SourceError> {
         let hex = bitcoin::consensus::encode::serialize_hex(tx);
         let txid: String = self.call("sendrawtransaction", &[hex.into()])?;

@@ -6,6 +6,7 @@ use thiserror::Error;
 /// What went wrong fetching from a source. [`SourceError::is_transient`] tells which errors a
 /// caller (or the source's own retry loop) may retry.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum SourceError {
     /// The connection failed, timed out or was reset.
     #[error("{source_name}: {what}: {detail}")]
@@ -140,6 +141,7 @@ impl SourceError {
 
 /// The check an unverifiable answer failed ([`SourceError::Unverified`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Violation {
     /// A header's parent is not the block below it.
     HeaderLink,
@@ -159,6 +161,14 @@ pub enum Violation {
     /// A script's history no longer lists a confirmed transaction it listed before, though its
     /// block is still on the chain.
     Omission,
+    /// A block does not hash to the hash asked for.
+    BlockHash,
+    /// A block's transactions do not hash to its header's merkle root.
+    MerkleRoot,
+    /// A transaction appears twice in one block.
+    DuplicateTx,
+    /// Spent outputs do not have the block's shape.
+    SpentShape,
 }
 
 impl core::fmt::Display for Violation {
@@ -172,6 +182,10 @@ impl core::fmt::Display for Violation {
             Violation::TxidMismatch => "transaction does not hash to its txid",
             Violation::Prevout => "funding transaction lacks the spent output",
             Violation::Omission => "history omits a confirmed transaction",
+            Violation::BlockHash => "block does not hash to the hash asked for",
+            Violation::MerkleRoot => "transactions do not match the merkle root",
+            Violation::DuplicateTx => "a transaction appears twice",
+            Violation::SpentShape => "spent outputs do not fit the block",
         })
     }
 }

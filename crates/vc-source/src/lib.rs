@@ -1,24 +1,34 @@
 //! Block sources for virtualchain.
 //!
-//! [`BlockSource`] is the one interface the engine reads the chain through: network, tip, block
-//! hash by height, linked headers, a block by hash (checked to hash to what was asked), and the
-//! outputs a block spends (value and scriptPubKey per input, in order, none for the coinbase),
-//! plus broadcasting where the backend can. Backends:
+//! Sources are split by capability:
 //!
-//! * [`core::CoreSource`]: Bitcoin Core, JSON-RPC for control and REST binary endpoints for
-//!   bulk data (JSON-RPC fallback when REST is off), retries, capped concurrency.
-//! * [`blk::BlkSource`]: Core's `blocks/` directory read directly (blk, rev and xor files), even
-//!   while the node runs.
-//! * [`mem::MemoryChain`]: blocks held in memory, with fork, reorg and stale-branch helpers,
-//!   for tests.
+//! * [`ChainView`]: network, tip, block hash by height, linked headers. Every source is one.
+//! * [`BlockSource`]: a block by hash and the outputs it spends (value and scriptPubKey per
+//!   input, in order, none for the coinbase): every transaction, so every operation.
+//! * [`WatchSource`]: only the transactions paying watched scripts, each proven in its block.
+//! * [`Broadcaster`]: the writer side, sending a transaction.
+//!
+//! An engine takes a [`Source`]: whole blocks or watched transactions. Backends:
+//!
+//! * [`core::CoreSource`] (block source, broadcaster): Bitcoin Core, JSON-RPC for control and
+//!   REST binary endpoints for bulk data (JSON-RPC fallback when REST is off), retries, capped
+//!   concurrency.
+//! * [`blk::BlkSource`] (block source): Core's `blocks/` directory read directly (blk, rev and
+//!   xor files), even while the node runs.
+//! * [`electrum::ElectrumSource`] (watching source, broadcaster): an Electrum server, with
+//!   validated headers and merkle-proven transactions.
+//! * [`mem::MemoryChain`] (block source): blocks held in memory, with fork, reorg and
+//!   stale-branch helpers, for tests. [`WatchBlocks`] turns any block source into a watching
+//!   one.
 //!
 //! [`prefetch::Prefetch`] runs a source over a range of heights with several threads, yielding
-//! blocks in order with bounded memory.
+//! blocks in order with bounded memory, and validates every block once, whatever the backend
+//! ([`valid`]: hash, merkle root, duplicate transactions, spent outputs' shape).
 //!
 //! ```no_run
 //! use std::sync::Arc;
 //! use vc_source::core::{CoreAuth, CoreConfig, CoreSource};
-//! use vc_source::{BlockSource, prefetch::Prefetch};
+//! use vc_source::{BlockSource, ChainView, prefetch::Prefetch};
 //!
 //! let config = CoreConfig::new(
 //!     "http://127.0.0.1:18443",
@@ -43,11 +53,12 @@ pub mod mem;
 pub mod prefetch;
 mod source;
 pub mod undo;
+pub mod valid;
 
 pub use error::{SourceError, Violation};
 pub use source::{
-    BlockSource, ChainTip, Coverage, FetchedBlock, SpentOutputs, WatchedBlock, WatchedTx,
-    check_linked, pays,
+    BlockSource, Broadcaster, ChainTip, ChainView, FetchedBlock, Source, SpentOutputs, WatchBlocks,
+    WatchSource, WatchedBlock, WatchedTx, check_linked, pays,
 };
 
 /// The README's examples, compiled as doctests so they stay true.

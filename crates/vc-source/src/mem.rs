@@ -3,7 +3,7 @@
 //! engine above all): no node, no files, and a reorganisation is one method call.
 //!
 //! ```
-//! use vc_source::BlockSource;
+//! use vc_source::{BlockSource, ChainView};
 //! use vc_source::mem::MemoryChain;
 //!
 //! let chain = MemoryChain::new(bitcoin::Network::Regtest);
@@ -32,7 +32,7 @@ use bitcoin::{
 };
 
 use crate::error::SourceError;
-use crate::source::{BlockSource, ChainTip, Coverage, FetchedBlock, SpentOutputs};
+use crate::source::{BlockSource, ChainTip, ChainView, FetchedBlock, SpentOutputs, WatchBlocks};
 
 const NAME: &str = "memory";
 
@@ -53,7 +53,6 @@ struct Inner {
 #[derive(Clone, Debug)]
 pub struct MemoryChain {
     network: Network,
-    coverage: Coverage,
     inner: Arc<RwLock<Inner>>,
 }
 
@@ -62,20 +61,16 @@ impl MemoryChain {
     pub fn new(network: Network) -> Self {
         let chain = MemoryChain {
             network,
-            coverage: Coverage::Blocks,
             inner: Arc::default(),
         };
         chain.push(Vec::new());
         chain
     }
 
-    /// The same chain seen as a watching source ([`Coverage::Watched`], like an Electrum
-    /// server): the engine then asks only for the transactions paying its marker scripts.
-    pub fn watching(&self) -> MemoryChain {
-        MemoryChain {
-            coverage: Coverage::Watched,
-            ..self.clone()
-        }
+    /// The same chain seen as a watching source (like an Electrum server): an engine then gets
+    /// only the transactions paying its marker scripts.
+    pub fn watching(&self) -> WatchBlocks<MemoryChain> {
+        WatchBlocks(self.clone())
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
@@ -233,7 +228,7 @@ impl MemoryChain {
     }
 }
 
-impl BlockSource for MemoryChain {
+impl ChainView for MemoryChain {
     fn name(&self) -> &'static str {
         NAME
     }
@@ -288,7 +283,9 @@ impl BlockSource for MemoryChain {
             })
             .collect()
     }
+}
 
+impl BlockSource for MemoryChain {
     fn block(&self, hash: &BlockHash) -> Result<FetchedBlock, SourceError> {
         let block = self
             .read()
@@ -301,7 +298,7 @@ impl BlockSource for MemoryChain {
             })?;
         let block = Block::clone(&block);
         let size = bitcoin::consensus::serialize(&block).len();
-        Ok(FetchedBlock { block, size })
+        Ok(FetchedBlock::new(block, size))
     }
 
     fn spent_outputs(&self, hash: &BlockHash, block: &Block) -> Result<SpentOutputs, SourceError> {
@@ -321,10 +318,6 @@ impl BlockSource for MemoryChain {
             });
         }
         Ok(SpentOutputs(out))
-    }
-
-    fn coverage(&self) -> Coverage {
-        self.coverage
     }
 }
 

@@ -5,8 +5,13 @@
 //! [`Prefetch::selective`] fetches spent outputs only for the blocks a selector picks (an engine
 //! needs them only for blocks that carry its application's operations), and runs the selector on
 //! the worker threads.
-//! [`Prefetch::watched`] does the same over a watching source ([`BlockSource::watched`]),
+//! [`Prefetch::watched`] does the same over a watching source ([`WatchSource::watched`]),
 //! yielding [`WatchedBlock`]s.
+//!
+//! This is where blocks are validated, once for every backend (see [`crate::valid`]): a
+//! [`Fetched`] can only be made here, after its block matched the hash the chain view gave,
+//! its merkle root and its spent outputs' shape; a [`WatchedBlock`]'s header must hash to the
+//! hash of its height.
 //! A worker never runs more than `window` heights ahead of the consumer, so at most `window`
 //! blocks are in memory however slow the consumer is.
 
@@ -19,10 +24,13 @@ use std::thread::JoinHandle;
 use bitcoin::{Block, BlockHash, ScriptBuf, Transaction};
 
 use crate::error::SourceError;
-use crate::source::{BlockSource, SpentOutputs, WatchedBlock};
+use crate::source::{BlockSource, SpentOutputs, WatchSource, WatchedBlock};
+use crate::valid;
 
-/// One fetched block with everything an engine needs.
+/// One fetched and validated block with everything an engine needs. Only
+/// [`Prefetch`] makes one, after the checks in [`crate::valid`].
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Fetched {
     /// Its height.
     pub height: u64,
@@ -44,7 +52,7 @@ pub type Selector = Arc<dyn Fn(&Block) -> bool + Send + Sync>;
 pub type TxSelector = Arc<dyn Fn(&Transaction) -> bool + Send + Sync>;
 
 /// What a worker does for one height.
-type FetchFn<T> = Arc<dyn Fn(&dyn BlockSource, u64) -> Result<T, SourceError> + Send + Sync>;
+type FetchFn<T> = Arc<dyn Fn(u64) -> Result<T, SourceError> + Send + Sync>;
 
 struct Shared {
     /// The consumer's position: the next height it will take.
@@ -82,9 +90,14 @@ fn fetch_one(
 ) -> Result<Fetched, SourceError> {
     let hash = source.block_hash(height)?;
     let fetched = source.block(&hash)?;
+    valid::check_block(source.name(), height, &hash, &fetched)?;
     let spent = match select {
         Some(select) if !select(&fetched.block) => None,
-        _ => Some(source.spent_outputs(&hash, &fetched.block)?),
+        _ => {
+            let spent = source.spent_outputs(&hash, &fetched.block)?;
+            valid::check_spent(source.name(), height, &fetched.block, &spent)?;
+            Some(spent)
+        }
     };
     Ok(Fetched {
         height,
@@ -106,12 +119,11 @@ impl Prefetch<Fetched> {
         window: usize,
     ) -> Prefetch {
         Prefetch::start(
-            source,
             start,
             end,
             workers,
             window,
-            Arc::new(|s: &dyn BlockSource, h| fetch_one(s, h, None)),
+            Arc::new(move |h| fetch_one(source.as_ref(), h, None)),
         )
     }
 
@@ -126,21 +138,20 @@ impl Prefetch<Fetched> {
         select: Selector,
     ) -> Prefetch {
         Prefetch::start(
-            source,
             start,
             end,
             workers,
             window,
-            Arc::new(move |s: &dyn BlockSource, h| fetch_one(s, h, Some(&select))),
+            Arc::new(move |h| fetch_one(source.as_ref(), h, Some(&select))),
         )
     }
 }
 
 impl Prefetch<WatchedBlock> {
-    /// Like [`Prefetch::new`] over [`BlockSource::watched`]: each height's transactions that
+    /// Like [`Prefetch::new`] over [`WatchSource::watched`]: each height's transactions that
     /// pay one of `scripts`, with spent outputs for those `select` picks.
     pub fn watched(
-        source: Arc<dyn BlockSource>,
+        source: Arc<dyn WatchSource>,
         start: u64,
         end: u64,
         workers: usize,
@@ -149,19 +160,32 @@ impl Prefetch<WatchedBlock> {
         select: TxSelector,
     ) -> Prefetch<WatchedBlock> {
         Prefetch::start(
-            source,
             start,
             end,
             workers,
             window,
-            Arc::new(move |s: &dyn BlockSource, h| s.watched(h, &scripts, &*select)),
+            Arc::new(move |h| {
+                let w = source.watched(h, &scripts, &*select)?;
+                let got = w.header.block_hash();
+                if got != w.hash || w.height != h {
+                    return Err(SourceError::Unverified {
+                        source_name: source.name(),
+                        height: h,
+                        violation: crate::Violation::BlockHash,
+                        detail: format!(
+                            "asked for height {h}, got block {} at height {} whose header hashes to {got}",
+                            w.hash, w.height
+                        ),
+                    });
+                }
+                Ok(w)
+            }),
         )
     }
 }
 
 impl<T: Send + 'static> Prefetch<T> {
     fn start(
-        source: Arc<dyn BlockSource>,
         start: u64,
         end: u64,
         workers: usize,
@@ -178,7 +202,7 @@ impl<T: Send + 'static> Prefetch<T> {
         let (tx, rx) = sync_channel(window as usize);
         let workers = (0..workers.max(1))
             .map(|_| {
-                let (source, shared, tx) = (Arc::clone(&source), Arc::clone(&shared), tx.clone());
+                let (shared, tx) = (Arc::clone(&shared), tx.clone());
                 let fetch = Arc::clone(&fetch);
                 std::thread::spawn(move || {
                     loop {
@@ -200,7 +224,7 @@ impl<T: Send + 'static> Prefetch<T> {
                         if shared.stop.load(Ordering::SeqCst) {
                             return;
                         }
-                        let result = fetch(source.as_ref(), height);
+                        let result = fetch(height);
                         if tx.send((height, result)).is_err() {
                             return;
                         }

@@ -1,5 +1,7 @@
 //! The `BlockSource` trait and what it returns.
 
+use std::sync::Arc;
+
 use bitcoin::block::Header;
 use bitcoin::{Block, BlockHash, Network, ScriptBuf, Transaction, TxOut, Txid};
 
@@ -14,13 +16,43 @@ pub struct ChainTip {
     pub hash: BlockHash,
 }
 
-/// A block with the size of its serialization.
+/// A block with the size of its serialization, as a backend read it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FetchedBlock {
     /// The parsed block.
     pub block: Block,
     /// Its serialized size in bytes.
     pub size: usize,
+    /// Whether [`crate::body`] already checked its transactions against its header while
+    /// decoding (then [`crate::valid`] need not hash them again).
+    body_checked: bool,
+}
+
+impl FetchedBlock {
+    /// A block whose body nobody has checked yet: [`crate::prefetch::Prefetch`] checks it.
+    pub fn new(block: Block, size: usize) -> Self {
+        FetchedBlock {
+            block,
+            size,
+            body_checked: false,
+        }
+    }
+
+    /// Decodes a serialized block; with `check_body`, checks its transactions against its
+    /// header while decoding (the cheapest place: see [`crate::body`]), so that validation does
+    /// not hash them again.
+    pub fn decode(bytes: &[u8], check_body: bool) -> Result<Self, crate::body::BodyError> {
+        Ok(FetchedBlock {
+            block: crate::body::decode_block(bytes, check_body)?,
+            size: bytes.len(),
+            body_checked: check_body,
+        })
+    }
+
+    /// Whether the body was checked while decoding.
+    pub fn body_checked(&self) -> bool {
+        self.body_checked
+    }
 }
 
 /// The outputs a block's inputs spend: one list per transaction, in block order, with one
@@ -59,17 +91,6 @@ pub(crate) fn check_spent_shape(block: &Block, spent: &[Vec<TxOut>]) -> Result<(
     Ok(())
 }
 
-/// Which transactions a source can deliver.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Coverage {
-    /// Whole blocks: every transaction, so every operation (Core, blk files).
-    Blocks,
-    /// Only the transactions that pay scripts the caller watches, each proven
-    /// to be in its block (Electrum). An application can use such a source only if every
-    /// operation it accepts pays one of its marker scripts.
-    Watched,
-}
-
 /// A transaction a source found in a block.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WatchedTx {
@@ -101,14 +122,15 @@ pub fn pays(tx: &Transaction, scripts: &[ScriptBuf]) -> bool {
     tx.output.iter().any(|o| scripts.contains(&o.script_pubkey))
 }
 
-/// A source of Bitcoin blocks and the outputs they spend.
+/// A view of the best chain: its network, its tip, and its block hashes and headers by
+/// height. Every source is one; it is all that reorganisation handling needs.
 ///
-/// The trait is **synchronous** and its implementations are `Send + Sync`: the client libraries
+/// The traits are **synchronous** and implementations are `Send + Sync`: the client libraries
 /// underneath (`bitcoincore-rpc`, `electrum-client`) and file reads block anyway, and a
 /// synchronous trait keeps applications free to use any async runtime or none. Parallelism comes
 /// from calling one source from several threads (each backend caps its own concurrency; see
 /// [`crate::prefetch`] for an ordered, memory-bounded pipeline over a range of heights).
-pub trait BlockSource: Send + Sync {
+pub trait ChainView: Send + Sync {
     /// A short name for logs and errors (`core-rest`, `core-rpc`, `blk-files`).
     fn name(&self) -> &'static str;
 
@@ -123,34 +145,116 @@ pub trait BlockSource: Send + Sync {
 
     /// `count` headers of the best chain from `start`, checked to link to each other.
     fn headers(&self, start: u64, count: usize) -> Result<Vec<Header>, SourceError>;
+}
 
-    /// The block `hash`, checked to hash to `hash`.
+/// A source of whole blocks and the outputs they spend (Bitcoin Core, its block files): every
+/// transaction, so every operation.
+///
+/// Implementations fetch; they need not check. [`crate::prefetch::Prefetch`], the one way the
+/// engine reads blocks, checks every block it hands out against the hash it asked for, its
+/// merkle root, its transactions' uniqueness and its spent outputs' shape, whatever the
+/// backend.
+pub trait BlockSource: ChainView {
+    /// The block `hash`.
     fn block(&self, hash: &BlockHash) -> Result<FetchedBlock, SourceError>;
 
-    /// The outputs spent by `block` (whose hash is `hash`), checked against its shape.
+    /// The outputs spent by `block` (whose hash is `hash`): one list per transaction, in block
+    /// order, with one output per input; none for the coinbase.
     fn spent_outputs(&self, hash: &BlockHash, block: &Block) -> Result<SpentOutputs, SourceError>;
+}
 
-    /// Which transactions the source can deliver. [`Coverage::Blocks`] sources serve
-    /// [`BlockSource::block`]; a [`Coverage::Watched`] source serves only
-    /// [`BlockSource::watched`].
-    fn coverage(&self) -> Coverage {
-        Coverage::Blocks
-    }
-
+/// A source that delivers only the transactions paying scripts the caller watches, each proven
+/// to be in its block (an Electrum server). An application can use one only if every operation
+/// it accepts pays one of its marker scripts.
+pub trait WatchSource: ChainView {
     /// The block at `height` on the source's best chain, reduced to the transactions whose
     /// outputs pay one of `scripts`, with spent outputs for those `select` picks.
-    ///
-    /// A [`Coverage::Watched`] source finds them through the scripts' histories and proves each
-    /// one against the header; this default reads the whole block, so that every source can be
-    /// compared with a watching one.
+    fn watched(
+        &self,
+        height: u64,
+        scripts: &[ScriptBuf],
+        select: &(dyn Fn(&Transaction) -> bool + Sync),
+    ) -> Result<WatchedBlock, SourceError>;
+}
+
+/// The writer side: a backend that can send a transaction to the network. Not part of reading
+/// the chain.
+pub trait Broadcaster {
+    /// Broadcasts `tx` and returns its txid.
+    fn broadcast(&self, tx: &Transaction) -> Result<Txid, SourceError>;
+}
+
+impl<T: ChainView + ?Sized> ChainView for Arc<T> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn network(&self) -> Network {
+        (**self).network()
+    }
+    fn tip(&self) -> Result<ChainTip, SourceError> {
+        (**self).tip()
+    }
+    fn block_hash(&self, height: u64) -> Result<BlockHash, SourceError> {
+        (**self).block_hash(height)
+    }
+    fn headers(&self, start: u64, count: usize) -> Result<Vec<Header>, SourceError> {
+        (**self).headers(start, count)
+    }
+}
+
+impl<T: BlockSource + ?Sized> BlockSource for Arc<T> {
+    fn block(&self, hash: &BlockHash) -> Result<FetchedBlock, SourceError> {
+        (**self).block(hash)
+    }
+    fn spent_outputs(&self, hash: &BlockHash, block: &Block) -> Result<SpentOutputs, SourceError> {
+        (**self).spent_outputs(hash, block)
+    }
+}
+
+impl<T: WatchSource + ?Sized> WatchSource for Arc<T> {
     fn watched(
         &self,
         height: u64,
         scripts: &[ScriptBuf],
         select: &(dyn Fn(&Transaction) -> bool + Sync),
     ) -> Result<WatchedBlock, SourceError> {
-        let hash = self.block_hash(height)?;
-        let fetched = self.block(&hash)?;
+        (**self).watched(height, scripts, select)
+    }
+}
+
+/// Any block source seen as a watching one: it reads whole blocks and keeps the transactions
+/// paying the watched scripts, so that every source can be compared with a watching one.
+#[derive(Clone, Debug)]
+pub struct WatchBlocks<S>(pub S);
+
+impl<S: BlockSource> ChainView for WatchBlocks<S> {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn network(&self) -> Network {
+        self.0.network()
+    }
+    fn tip(&self) -> Result<ChainTip, SourceError> {
+        self.0.tip()
+    }
+    fn block_hash(&self, height: u64) -> Result<BlockHash, SourceError> {
+        self.0.block_hash(height)
+    }
+    fn headers(&self, start: u64, count: usize) -> Result<Vec<Header>, SourceError> {
+        self.0.headers(start, count)
+    }
+}
+
+impl<S: BlockSource> WatchSource for WatchBlocks<S> {
+    fn watched(
+        &self,
+        height: u64,
+        scripts: &[ScriptBuf],
+        select: &(dyn Fn(&Transaction) -> bool + Sync),
+    ) -> Result<WatchedBlock, SourceError> {
+        let hash = self.0.block_hash(height)?;
+        let fetched = self.0.block(&hash)?;
+        crate::valid::check_block(self.0.name(), height, &hash, &fetched)?;
         let block = fetched.block;
         let positions: Vec<usize> = block
             .txdata
@@ -159,25 +263,29 @@ pub trait BlockSource: Send + Sync {
             .filter(|(_, tx)| pays(tx, scripts))
             .map(|(i, _)| i)
             .collect();
-        let needs_spent = positions.iter().any(|&i| i > 0 && select(&block.txdata[i]));
+        let needs_spent = positions
+            .iter()
+            .any(|&i| i > 0 && block.txdata.get(i).is_some_and(select));
         let mut spent = if needs_spent {
-            Some(self.spent_outputs(&hash, &block)?.0)
+            let spent = self.0.spent_outputs(&hash, &block)?;
+            crate::valid::check_spent(self.0.name(), height, &block, &spent)?;
+            Some(spent.0)
         } else {
             None
         };
         let txs = positions
             .into_iter()
-            .map(|i| {
-                let tx = &block.txdata[i];
+            .filter_map(|i| {
+                let tx = block.txdata.get(i)?;
                 let spent = match spent.as_mut() {
-                    Some(all) if i > 0 && select(tx) => Some(std::mem::take(&mut all[i])),
+                    Some(all) if i > 0 && select(tx) => all.get_mut(i).map(std::mem::take),
                     _ => None,
                 };
-                WatchedTx {
+                Some(WatchedTx {
                     index: u32::try_from(i).unwrap_or(u32::MAX),
                     tx: tx.clone(),
                     spent,
-                }
+                })
             })
             .collect();
         Ok(WatchedBlock {
@@ -187,14 +295,43 @@ pub trait BlockSource: Send + Sync {
             txs,
         })
     }
+}
 
-    /// Broadcasts a transaction, where the backend can.
-    fn broadcast(&self, tx: &Transaction) -> Result<Txid, SourceError> {
-        let _ = tx;
-        Err(SourceError::Unsupported {
-            source_name: self.name(),
-            operation: "broadcasting",
-        })
+/// What an engine reads: whole blocks, or watched transactions.
+#[derive(Clone)]
+pub enum Source {
+    /// Whole blocks and their spent outputs.
+    Blocks(Arc<dyn BlockSource>),
+    /// Only the transactions paying watched scripts.
+    Watched(Arc<dyn WatchSource>),
+}
+
+impl core::fmt::Debug for Source {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Source::Blocks(s) => write!(f, "Source::Blocks({})", s.name()),
+            Source::Watched(s) => write!(f, "Source::Watched({})", s.name()),
+        }
+    }
+}
+
+impl Source {
+    /// A block source.
+    pub fn blocks(source: impl BlockSource + 'static) -> Self {
+        Source::Blocks(Arc::new(source))
+    }
+
+    /// A watching source.
+    pub fn watched(source: impl WatchSource + 'static) -> Self {
+        Source::Watched(Arc::new(source))
+    }
+
+    /// The chain view both kinds have.
+    pub fn chain(&self) -> &dyn ChainView {
+        match self {
+            Source::Blocks(s) => s.as_ref(),
+            Source::Watched(s) => s.as_ref(),
+        }
     }
 }
 

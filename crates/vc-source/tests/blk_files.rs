@@ -11,7 +11,7 @@ use bitcoin::hashes::{Hash, sha256};
 use bitcoin::{BlockHash, Network};
 use vc_source::blk::{BlkConfig, BlkSource};
 use vc_source::prefetch::Prefetch;
-use vc_source::{BlockSource, SourceError, SpentOutputs};
+use vc_source::{BlockSource, ChainView, SourceError, SpentOutputs};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/regtest-chain")

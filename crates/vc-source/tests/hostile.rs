@@ -9,7 +9,7 @@ use std::time::Duration;
 use bitcoin::{BlockHash, Network};
 use vc_source::blk::{BlkConfig, BlkSource};
 use vc_source::core::{CoreAuth, CoreConfig, CoreSource, RestMode, RetryPolicy};
-use vc_source::{BlockSource, SourceError, SpentOutputs};
+use vc_source::{BlockSource, ChainView, SourceError, SpentOutputs};
 use vc_testnode::fake_core::{CoreLie as Lie, FakeCore};
 
 /// The fixture chain on a fake node (telling no lie yet).
@@ -96,10 +96,31 @@ fn an_honest_fake_node_agrees_with_the_files() {
 }
 
 #[test]
-fn a_wrong_block_for_the_hash_is_a_mismatch() {
+fn a_wrong_block_for_the_hash_is_refused_by_validation() {
+    // The backend only fetches; the validation every block passes in the prefetch (whatever the
+    // backend) refuses a block that is not the one asked for.
     let (node, source) = over_rest(Lie::WrongBlock);
-    let (_, hash) = busy_block(&node);
-    expect_mismatch(source.block(&hash), &format!("asked for block {hash}"));
+    let (height, hash) = busy_block(&node);
+    let height = height as u64;
+    let got =
+        vc_source::prefetch::Prefetch::new(std::sync::Arc::new(source), height, height + 1, 1, 1)
+            .next()
+            .unwrap();
+    match got {
+        Err(SourceError::Unverified {
+            violation: vc_source::Violation::BlockHash,
+            height: h,
+            detail,
+            ..
+        }) => {
+            assert_eq!(h, height);
+            assert!(
+                detail.contains(&format!("asked for block {hash}")),
+                "{detail}"
+            );
+        }
+        other => panic!("expected a block-hash violation, got {other:?}"),
+    }
 }
 
 #[test]

@@ -11,8 +11,8 @@ use anyhow::{Context, Result};
 use bitcoin::consensus::serialize;
 use bitcoin::hashes::Hash;
 use vc_codec::carrier::{Carrier, CarrierRule};
-use vc_source::BlockSource;
 use vc_source::blk::{BlkConfig, BlkSource};
+use vc_source::{BlockSource, ChainView};
 
 /// Writes `bytes` as a seed of `target` (named by content, so reruns add nothing twice).
 fn put(root: &Path, target: &str, bytes: &[u8]) -> Result<()> {
@@ -207,7 +207,6 @@ fn seed_electrum(root: &Path, height: u64, block: &bitcoin::Block, headers: &[u8
 /// database's snapshot (without its end frame, which the target appends) and
 /// `stored_records` with every kind of record in it (kind byte first, as the target reads).
 fn seed_store(root: &Path, blocks_dir: &Path) -> Result<()> {
-    use std::sync::Arc;
     use std::sync::atomic::AtomicBool;
     use vc_codec::storage;
     use vc_names::state::{NAMES, NAMESPACE_PREORDERS, NAMESPACE_RECORDS, Owned, PREORDERS};
@@ -224,7 +223,7 @@ fn seed_store(root: &Path, blocks_dir: &Path) -> Result<()> {
     let mut engine = vc_engine::Engine::open(
         vc_names::NamesApp::new(vc_names::NamesConfig::regtest(first)),
         dir.path().join("names.redb"),
-        Arc::new(source),
+        vc_source::Source::blocks(source),
         vc_engine::EngineConfig::default().with_confirmations(1),
     )?;
     engine.sync(None, &AtomicBool::new(false), &mut vc_engine::NoObserver)?;

@@ -277,7 +277,18 @@ pub fn coinbase(chain: &MemoryChain, height: u64) -> Transaction {
 
 /// Opens an engine for `toy` on `db`, reading `chain`.
 pub fn engine(toy: Toy, db: &Path, chain: &MemoryChain, config: EngineConfig) -> Engine<Toy> {
-    Engine::open(toy, db, Arc::new(chain.clone()), config).unwrap()
+    Engine::open(toy, db, Source::blocks(chain.clone()), config).unwrap()
+}
+
+/// Opens an engine for `toy` on `db`, reading only the transactions of `chain` that pay the
+/// toy's marker (as from an Electrum server).
+pub fn watching_engine(
+    toy: Toy,
+    db: &Path,
+    chain: &MemoryChain,
+    config: EngineConfig,
+) -> Engine<Toy> {
+    Engine::open(toy, db, Source::watched(chain.watching()), config).unwrap()
 }
 
 /// A directory for test databases: in memory where the machine has `/dev/shm` (the tests

@@ -34,9 +34,8 @@ pub use files::XorKey;
 use self::files::{FlatFile, file_error, numbered_files, numbered_path};
 use self::index::{ChainIndex, Loc};
 use self::rev::{RevFile, read_spent};
-use crate::body::decode_block;
 use crate::error::SourceError;
-use crate::source::{BlockSource, ChainTip, FetchedBlock, SpentOutputs};
+use crate::source::{BlockSource, ChainTip, ChainView, FetchedBlock, SpentOutputs};
 
 const NAME: &str = "blk-files";
 
@@ -394,7 +393,7 @@ enum Undo {
     Missing(SourceError),
 }
 
-impl BlockSource for BlkSource {
+impl ChainView for BlkSource {
     fn name(&self) -> &'static str {
         NAME
     }
@@ -438,7 +437,9 @@ impl BlockSource for BlkSource {
             })
             .collect()
     }
+}
 
+impl BlockSource for BlkSource {
     fn block(&self, hash: &BlockHash) -> Result<FetchedBlock, SourceError> {
         let loc =
             self.read_index()
@@ -450,9 +451,9 @@ impl BlockSource for BlkSource {
                 })?;
         let file = self.blk_file(loc.file)?;
         let bytes = file.read(loc.span.offset, loc.span.len as usize)?;
-        let block = decode_block(&bytes, self.config.check_merkle_root)
+        let fetched = FetchedBlock::decode(&bytes, self.config.check_merkle_root)
             .map_err(|e| file_error(&file.path, loc.span.offset, format!("block {hash}: {e}")))?;
-        let got = block.block_hash();
+        let got = fetched.block.block_hash();
         if got != *hash {
             return Err(file_error(
                 &file.path,
@@ -460,10 +461,7 @@ impl BlockSource for BlkSource {
                 format!("the record indexed as block {hash} now holds block {got}"),
             ));
         }
-        Ok(FetchedBlock {
-            size: bytes.len(),
-            block,
-        })
+        Ok(fetched)
     }
 
     fn spent_outputs(&self, hash: &BlockHash, block: &Block) -> Result<SpentOutputs, SourceError> {

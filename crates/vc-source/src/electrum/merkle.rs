@@ -148,7 +148,7 @@ mod tests {
         let source =
             crate::blk::BlkSource::open(crate::blk::BlkConfig::new(dir, bitcoin::Network::Regtest))
                 .unwrap();
-        use crate::BlockSource;
+        use crate::{BlockSource, ChainView};
         let tip = source.tip().unwrap().height;
         (0..=tip)
             .map(|h| {

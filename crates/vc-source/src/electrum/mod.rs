@@ -20,7 +20,7 @@
 //! a second source or a trusted consensus hash adds.
 //!
 //! ```no_run
-//! use vc_source::BlockSource;
+//! use vc_source::ChainView;
 //! use vc_source::electrum::{ElectrumConfig, ElectrumSource};
 //!
 //! let source = ElectrumSource::connect(ElectrumConfig::new(
@@ -42,13 +42,11 @@ use std::time::Duration;
 
 use bitcoin::block::Header;
 use bitcoin::consensus::deserialize;
-use bitcoin::{Block, BlockHash, Network, ScriptBuf, Transaction, TxOut, Txid};
+use bitcoin::{BlockHash, Network, ScriptBuf, Transaction, TxOut, Txid};
 use electrum_client::{Client, ConfigBuilder, ElectrumApi, Param};
 
 use crate::error::{SourceError, Violation};
-use crate::source::{
-    BlockSource, ChainTip, Coverage, FetchedBlock, SpentOutputs, WatchedBlock, WatchedTx, pays,
-};
+use crate::source::{Broadcaster, ChainTip, ChainView, WatchSource, WatchedBlock, WatchedTx, pays};
 use headers::HeaderChain;
 
 const NAME: &str = "electrum";
@@ -584,7 +582,7 @@ impl ElectrumSource {
     }
 }
 
-impl BlockSource for ElectrumSource {
+impl ChainView for ElectrumSource {
     fn name(&self) -> &'static str {
         NAME
     }
@@ -617,29 +615,9 @@ impl BlockSource for ElectrumSource {
             })
             .collect()
     }
+}
 
-    fn block(&self, _hash: &BlockHash) -> Result<FetchedBlock, SourceError> {
-        Err(SourceError::Unsupported {
-            source_name: NAME,
-            operation: "serving whole blocks (Electrum serves headers and proven transactions)",
-        })
-    }
-
-    fn spent_outputs(
-        &self,
-        _hash: &BlockHash,
-        _block: &Block,
-    ) -> Result<SpentOutputs, SourceError> {
-        Err(SourceError::Unsupported {
-            source_name: NAME,
-            operation: "spent outputs of whole blocks",
-        })
-    }
-
-    fn coverage(&self) -> Coverage {
-        Coverage::Watched
-    }
-
+impl WatchSource for ElectrumSource {
     fn watched(
         &self,
         height: u64,
@@ -663,7 +641,9 @@ impl BlockSource for ElectrumSource {
             other => other,
         }
     }
+}
 
+impl Broadcaster for ElectrumSource {
     fn broadcast(&self, tx: &Transaction) -> Result<Txid, SourceError> {
         check::ask("blockchain.transaction.broadcast", || {
             self.client().transaction_broadcast(tx)
