@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use vc_chash::VerifiedBlock;
+use vc_light::{LightClient, LightError, Trusted};
 use vc_names::history::NameHistory;
-use vc_serve::client::{LightClient, LightError, Trusted};
 
 /// The answer was proven.
 const PROVEN: u8 = 0;
@@ -38,12 +38,13 @@ pub enum LightCommand {
 /// What every light query needs.
 #[derive(Debug, clap::Args)]
 pub struct Common {
-    /// The server (http://host:port).
+    /// The server (http://host:port or https://host[:port]; https servers are checked
+    /// against Mozilla's root certificates).
     #[arg(long)]
     server: String,
     /// The trusted consensus hash and its height, as HEIGHT:HASH (from your own node or a
     /// friend's: `virtualchain status`).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_trusted)]
     trusted: Trusted,
     /// The application's first block; by default the server's word, which a lie cannot turn
     /// into a false proof, only a failed one.
@@ -54,9 +55,15 @@ pub struct Common {
     timeout: u64,
 }
 
+/// `HEIGHT:HASH`, with the cause of a failure in the message (clap shows only the error's own).
+fn parse_trusted(s: &str) -> Result<Trusted, String> {
+    s.parse::<Trusted>()
+        .map_err(|e| format!("{:#}", anyhow::Error::new(e)))
+}
+
 impl Common {
     fn client(&self) -> Result<(LightClient, u64), LightError> {
-        let client = LightClient::new(&self.server, Duration::from_secs(self.timeout.max(1)));
+        let client = LightClient::new(&self.server, Duration::from_secs(self.timeout.max(1)))?;
         let first = match self.first_block {
             Some(f) => f,
             None => client.first_block()?,
@@ -72,12 +79,13 @@ pub fn run(cmd: LightCommand) -> ExitCode {
     };
     ExitCode::from(match result {
         Ok(code) => code,
+        // One line: the error and its causes joined with ": ".
         Err(e) if e.is_refutation() => {
-            eprintln!("refuted: {e}");
+            eprintln!("refuted: {:#}", anyhow::Error::new(e));
             REFUTED
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {:#}", anyhow::Error::new(e));
             UNANSWERED
         }
     })

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use bitcoin::Network;
 use serde_json::Value;
 use vc_chash::ConsensusHash;
+use vc_light::{LightClient, Trusted};
 use vc_names::build::ScriptKind;
 use vc_names::scenario::{Scenario, seeded_wallet};
-use vc_serve::client::{LightClient, Trusted};
 use vc_testnode::TestNode;
 
 #[path = "../../vc-names/tests/common/mod.rs"]
@@ -96,7 +96,7 @@ fn serve_answers_correctly_while_the_indexer_follows_a_reorg() {
         vc_store::ReadOnlyStore::open(&db).is_ok_and(|s| s.tip().is_ok_and(|t| t.is_some()))
     });
     let (mut server, url) = serve(&db);
-    let client = LightClient::new(&url, Duration::from_secs(10));
+    let client = LightClient::new(&url, Duration::from_secs(10)).unwrap();
     let node_tip = node.height();
     wait_for("the follower to reach the node's tip", || {
         tip(&client).is_some_and(|(h, _)| h == node_tip)
@@ -116,7 +116,7 @@ fn serve_answers_correctly_while_the_indexer_follows_a_reorg() {
     let hammer = {
         let (stop, proven, raced, url) = (stop.clone(), proven.clone(), raced.clone(), url.clone());
         std::thread::spawn(move || {
-            let client = LightClient::new(&url, Duration::from_secs(10));
+            let client = LightClient::new(&url, Duration::from_secs(10)).unwrap();
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 i += 1;

@@ -21,7 +21,8 @@
 //! ([`ServeConfig`]). Shutdown is graceful: requests in progress are answered first.
 //!
 //! A proof is verified with [`vc_chash::verify`] against a consensus hash the client trusts;
-//! nothing the server says needs to be believed.
+//! nothing the server says needs to be believed. The light client that does so is the
+//! `vc-light` crate, which depends on none of this crate's server stack.
 //!
 //! ```no_run
 //! use vc_serve::{ServeConfig, Server};
@@ -36,7 +37,6 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod client;
 mod error;
 mod index;
 mod metrics;

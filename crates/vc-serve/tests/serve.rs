@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use vc_chash::{ConsensusHash, History, Scheme};
-use vc_serve::client::{LightClient, Trusted};
+use vc_light::{LightClient, Trusted};
 use vc_serve::{RunningServer, ServeConfig, Server};
 use vc_store::{ReadOnlyStore, Store};
 use vc_testnode::synthetic::{self, mix};
@@ -67,7 +67,7 @@ fn random_proofs_verify_for_both_schemes() {
         let path = dir.path().join("s.redb");
         let (store, chs) = synthetic::create(&path, scheme, FIRST, 700).unwrap();
         let server = start(&path);
-        let client = LightClient::new(&server.url(), Duration::from_secs(10));
+        let client = LightClient::new(&server.url(), Duration::from_secs(10)).unwrap();
         assert_eq!(client.first_block().unwrap(), FIRST);
         let tip = FIRST + 699;
         let mut pairs = vec![(FIRST, FIRST), (tip, tip), (FIRST, tip), (tip - 1, tip)];
@@ -273,7 +273,7 @@ fn the_server_follows_the_writer_through_a_reorg() {
         let (store, mut chs) = synthetic::create(&path, scheme, FIRST, 200).unwrap();
         let server = start(&path);
         let url = server.url();
-        let client = LightClient::new(&url, Duration::from_secs(10));
+        let client = LightClient::new(&url, Duration::from_secs(10)).unwrap();
         let ch_of = |chs: &[ConsensusHash], h: u64| chs[(h - FIRST) as usize];
 
         // Index the consensus hashes, then grow the chain: the server sees each commit.

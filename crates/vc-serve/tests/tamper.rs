@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use vc_chash::proof::Proof;
 use vc_chash::{Hash256, Scheme};
-use vc_serve::client::{LightClient, Trusted};
+use vc_light::{LightClient, Trusted};
 use vc_serve::{ServeConfig, Server};
 use vc_store::ReadOnlyStore;
 use vc_testnode::synthetic::{self, mix};
@@ -301,9 +301,9 @@ fn a_thousand_tampered_proofs_are_all_refuted() {
         .unwrap()
         .spawn()
         .unwrap();
-        let honest = LightClient::new(&server.url(), Duration::from_secs(10));
+        let honest = LightClient::new(&server.url(), Duration::from_secs(10)).unwrap();
         let fetch = |n: u64, m: u64| honest.proof(n, m).unwrap();
-        let client = LightClient::new(&liar.url, Duration::from_secs(10));
+        let client = LightClient::new(&liar.url, Duration::from_secs(10)).unwrap();
         let mut i = 0u64;
         let mut done = 0;
         while done < 500 {
