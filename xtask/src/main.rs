@@ -169,6 +169,7 @@ fn ci(root: &Path) -> Result<()> {
         )
     })?;
     step("vc-chash dependency rules", check_chash_dependencies)?;
+    step("vc-light dependency rules", check_light_dependencies)?;
     step("docs", || {
         run_with_env(
             "cargo",
@@ -314,6 +315,35 @@ fn check_chash_dependencies() -> Result<()> {
         );
     }
     eprintln!("vc-chash normal dependencies: {direct:?}");
+    Ok(())
+}
+
+/// The light-client rule (DESIGN.md section 2): vc-light is vc-chash and a small blocking HTTP
+/// client with TLS, so its normal dependencies hold no async runtime, server stack or database,
+/// and its TLS is rustls on ring, not aws-lc (which needs a C/cmake toolchain).
+fn check_light_dependencies() -> Result<()> {
+    let tree = output(
+        "cargo",
+        [
+            "tree", "-p", "vc-light", "-e", "normal", "--prefix", "none", "--format", "{p}",
+        ],
+    )?;
+    let mut crates: Vec<&str> = tree
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    crates.sort_unstable();
+    crates.dedup();
+    for banned in ["tokio", "axum", "hyper", "redb", "aws-lc-rs", "aws-lc-sys"] {
+        ensure!(
+            !crates.contains(&banned),
+            "vc-light depends on {banned} (`cargo tree -p vc-light -e normal -i {banned}` shows how)"
+        );
+    }
+    eprintln!(
+        "vc-light: {} crates, none of tokio, axum, hyper, redb, aws-lc",
+        crates.len()
+    );
     Ok(())
 }
 
