@@ -65,6 +65,33 @@ pub enum InputError {
     Foreign(String),
 }
 
+/// What a person can do about `error`, when the binary knows more than the error says: after a
+/// fork deeper than the automatic limit, the three `virtualchain recover` commands, filled in.
+pub fn remedies(error: &anyhow::Error) -> Option<String> {
+    error.chain().find_map(|cause| match cause.downcast_ref::<EngineError>()? {
+        EngineError::DeepReorg {
+            db,
+            fork_height,
+            new_branch_hash,
+            ..
+        } => {
+            let db = db.display();
+            Some(format!(
+                "Recovery options:\n  \
+                 1. re-index the new branch from height {from}:\n       \
+                 virtualchain recover reindex --db {db} --from {from}\n  \
+                 2. accept a checkpoint the application's developers publish for the new branch:\n       \
+                 virtualchain recover checkpoint --db {db} --snapshot SNAPSHOT --trusted HEIGHT:CONSENSUS_HASH\n  \
+                 3. stay on the old branch as a separate deployment:\n       \
+                 virtualchain recover split --db {db} --fork-height {fork_height}\n     \
+                 and keep the node on it: bitcoin-cli invalidateblock {new_branch_hash}",
+                from = fork_height + 1,
+            ))
+        }
+        _ => None,
+    })
+}
+
 /// The exit code for a failed command: the class of the first cause in `error`'s chain that
 /// has one (wrappers such as [`EngineError::Source`] defer to their cause).
 pub fn code_for(error: &anyhow::Error) -> u8 {
@@ -145,6 +172,38 @@ mod tests {
 
     use super::*;
     use anyhow::Context;
+    use clap::Parser;
+
+    #[test]
+    fn every_remedy_of_a_deep_reorg_is_a_command_that_parses() {
+        let err = anyhow::Error::new(EngineError::DeepReorg {
+            db: "/var/lib/vc/names.redb".into(),
+            fork_height: 800,
+            depth: 150,
+            tip: 950,
+            limit: 100,
+            new_branch_hash: "00000000000000000001c6b3b0f6bd8b0d5c6be7f4c1e6a4a2c9bb7d2b1d7a3f"
+                .parse()
+                .unwrap(),
+        })
+        .context("indexing");
+        assert_eq!(code_for(&err), 1);
+        let advice = remedies(&err).unwrap();
+        let commands: Vec<&str> = advice
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("virtualchain "))
+            .collect();
+        assert_eq!(commands.len(), 3, "{advice}");
+        for command in commands {
+            let args = command.split_whitespace();
+            crate::Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{command}: {e}"));
+        }
+        assert!(advice.contains("--from 801") && advice.contains("--fork-height 800"));
+        assert!(advice.contains("invalidateblock 00000000000000000001c6b3"));
+        // Other errors get no advice.
+        assert!(remedies(&anyhow::anyhow!("something else")).is_none());
+    }
 
     fn source(e: SourceError) -> anyhow::Error {
         // As the engine reports it, under the CLI's own context.

@@ -101,6 +101,9 @@ fn main() -> ExitCode {
         Err(e) => {
             // One line: the error and its causes joined with ": ".
             eprintln!("error: {e:#}");
+            if let Some(advice) = exit::remedies(&e) {
+                eprintln!("{advice}");
+            }
             exit::exit_code(&e)
         }
     }

@@ -722,6 +722,7 @@ fn handle_reorg(
     }
     if depth > config.max_reorg_depth {
         return Err(EngineError::DeepReorg {
+            db: store.path().to_path_buf(),
             fork_height: fork,
             depth,
             tip,

@@ -10,6 +10,7 @@ use crate::app::HookError;
 /// Why the engine stopped. Whatever the error, every block committed before it stays committed
 /// and the next run continues from there.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EngineError {
     /// The block source failed.
     #[error("block source: {0}")]
@@ -71,12 +72,16 @@ pub enum EngineError {
         /// What this node found.
         found: String,
     },
-    /// The chain reorganised deeper than the automatic limit. Nothing was rolled back.
+    /// The chain reorganised deeper than the automatic limit. Nothing was rolled back. The
+    /// ways out (re-index from `fork_height + 1`, accept a checkpoint, or pin the old branch)
+    /// are the caller's to offer: the `virtualchain` binary names its commands.
     #[error(
-        "deep reorganisation: the chain forks from this database at height {fork_height} ({depth} blocks below the indexed tip {tip}), deeper than the automatic limit of {limit}. Recovery options: (1) re-index from a height: `virtualchain recover reindex --db FILE --from {first_new}` re-applies the new branch; (2) accept a checkpoint: `virtualchain recover checkpoint --db FILE --snapshot SNAPSHOT --trusted HEIGHT:CONSENSUS_HASH` installs the state the application's developers publish for the new branch; (3) continue as a separate deployment on the old branch: `virtualchain recover split --db FILE` pins this database to its branch (the node must then follow that branch, for example after `bitcoin-cli invalidateblock {new_branch_hash}`)",
-        first_new = fork_height + 1
+        "deep reorganisation: the chain forks from the database {} at height {fork_height} ({depth} blocks below the indexed tip {tip}), deeper than the automatic limit of {limit}; the new branch starts with block {new_branch_hash}",
+        db.display()
     )]
     DeepReorg {
+        /// The database.
+        db: std::path::PathBuf,
         /// The highest height where the database and the source agree.
         fork_height: u64,
         /// How many indexed blocks the new branch replaces.

@@ -111,6 +111,7 @@ fn a_reorg_deeper_than_the_limit_is_refused_and_changes_nothing() {
             tip: t,
             limit,
             new_branch_hash,
+            ..
         }) => {
             assert_eq!((fork_height, depth, t, limit), (tip - 11, 11, tip, 10));
             assert_eq!(
