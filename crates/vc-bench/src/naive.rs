@@ -32,6 +32,7 @@ fn node_err(what: impl Into<String>, e: impl std::fmt::Display) -> SourceError {
         source_name: NAME,
         what: what.into(),
         detail: e.to_string(),
+        code: None,
         transient: false,
     }
 }
@@ -51,7 +52,7 @@ impl NaiveSource {
         let client = Client::new(url, auth).map_err(|e| SourceError::Transport {
             source_name: NAME,
             what: "connect".into(),
-            detail: e.to_string(),
+            source: Box::new(e),
         })?;
         Ok(NaiveSource { client, network })
     }

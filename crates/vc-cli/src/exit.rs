@@ -217,7 +217,7 @@ mod tests {
         let transport = SourceError::Transport {
             source_name: "core-rpc",
             what: "getblockcount".into(),
-            detail: "refused".into(),
+            source: "refused".into(),
         };
         assert_eq!(code_for(&source(transport)), UNAVAILABLE);
         let lie = SourceError::Mismatch {

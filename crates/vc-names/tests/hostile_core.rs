@@ -50,10 +50,18 @@ fn is_expected(lie: CoreLie, e: &EngineError) -> bool {
         return false;
     };
     match lie {
-        CoreLie::WrongBlock
-        | CoreLie::DroppedTransaction
-        | CoreLie::DuplicatedTransaction
-        | CoreLie::MissingCoin => matches!(s, SourceError::Mismatch { .. }),
+        // Found by the validation every block passes, whatever the backend.
+        CoreLie::WrongBlock => matches!(
+            s,
+            SourceError::Unverified {
+                violation: vc_source::Violation::BlockHash,
+                ..
+            }
+        ),
+        // Found by the backend itself while decoding (body) or shaping the spent outputs.
+        CoreLie::DroppedTransaction | CoreLie::DuplicatedTransaction | CoreLie::MissingCoin => {
+            matches!(s, SourceError::Mismatch { .. })
+        }
         CoreLie::TruncatedBlock | CoreLie::MalformedJson => {
             matches!(s, SourceError::Malformed { .. })
         }

@@ -185,6 +185,7 @@ impl CoreSource {
                         source_name: name,
                         what: format!("reading the cookie file {}", p.display()),
                         detail: e.to_string(),
+                        code: None,
                         transient: false,
                     },
                     CoreAuth::UserPass(..) => classify_rpc(name, "connecting", e),
@@ -321,22 +322,19 @@ impl CoreSource {
         let url = format!("{}/rest/{path}", self.config.url);
         self.retrying(|| {
             let _pass = self.gate.enter();
-            let transport = |detail: String| SourceError::Transport {
+            let transport = |e: ureq::Error| SourceError::Transport {
                 source_name: "core-rest",
                 what: format!("GET /rest/{path}"),
-                detail,
+                source: Box::new(e),
             };
-            let mut resp = agent
-                .get(&url)
-                .call()
-                .map_err(|e| transport(e.to_string()))?;
+            let mut resp = agent.get(&url).call().map_err(transport)?;
             let status = resp.status().as_u16();
             let body = resp
                 .body_mut()
                 .with_config()
                 .limit(64 << 20)
                 .read_to_vec()
-                .map_err(|e| transport(e.to_string()))?;
+                .map_err(transport)?;
             match status {
                 200 => Ok(Some(body)),
                 404 => {
@@ -346,6 +344,7 @@ impl CoreSource {
                             source_name: "core-rest",
                             what: format!("GET /rest/{path}"),
                             detail: text.trim().to_owned(),
+                            code: None,
                             transient: false,
                         })
                     } else {
@@ -359,6 +358,7 @@ impl CoreSource {
                     source_name: "core-rest",
                     what: format!("GET /rest/{path}"),
                     detail: format!("HTTP {status}: {}", String::from_utf8_lossy(&body).trim()),
+                    code: None,
                     // 503: work queue full or warming up; 500s are the node's trouble too.
                     transient: status == 503 || status >= 500,
                 }),
@@ -444,25 +444,27 @@ fn classify_rpc(source_name: &'static str, method: &str, e: bitcoincore_rpc::Err
             // -28: warming up.
             transient: r.code == -28,
             detail: format!("{} (code {})", r.message, r.code),
+            code: Some(r.code),
         },
         bitcoincore_rpc::Error::JsonRpc(jsonrpc::Error::Json(j)) => SourceError::Malformed {
             source_name,
             what: format!("{method} response"),
             detail: j.to_string(),
         },
-        // Transport failures, and an empty or non-JSON body (what a 401 gives), by message.
-        other => {
-            let detail = other.to_string();
-            if detail.contains("401") {
-                SourceError::BadCredentials { source_name }
-            } else {
-                SourceError::Transport {
-                    source_name,
-                    what: method.to_owned(),
-                    detail,
-                }
-            }
+        // An HTTP error status from the node's server: 401/403 are the credentials.
+        bitcoincore_rpc::Error::JsonRpc(jsonrpc::Error::Transport(t))
+            if matches!(
+                t.downcast_ref::<jsonrpc::simple_http::Error>(),
+                Some(jsonrpc::simple_http::Error::HttpErrorCode(401 | 403))
+            ) =>
+        {
+            SourceError::BadCredentials { source_name }
         }
+        other => SourceError::Transport {
+            source_name,
+            what: method.to_owned(),
+            source: Box::new(other),
+        },
     }
 }
 
@@ -506,9 +508,7 @@ impl ChainView for CoreSource {
                 what: "getblockhash response".into(),
                 detail: format!("{e}"),
             }),
-            Err(SourceError::Node { detail, .. }) if detail.contains("code -8") => {
-                Err(self.past_tip(height))
-            }
+            Err(SourceError::Node { code: Some(-8), .. }) => Err(self.past_tip(height)),
             Err(e) => Err(e),
         }
     }
@@ -605,7 +605,7 @@ impl BlockSource for CoreSource {
         } else {
             let hex: String = match self.call("getblock", &[hash.to_string().into(), 0.into()]) {
                 Ok(h) => h,
-                Err(SourceError::Node { detail, .. }) if detail.contains("code -5") => {
+                Err(SourceError::Node { code: Some(-5), .. }) => {
                     return Err(SourceError::NotFound {
                         source_name: "core-rpc",
                         what: format!("block {hash}"),

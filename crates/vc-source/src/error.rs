@@ -9,14 +9,15 @@ use thiserror::Error;
 #[non_exhaustive]
 pub enum SourceError {
     /// The connection failed, timed out or was reset.
-    #[error("{source_name}: {what}: {detail}")]
+    #[error("{source_name}: {what}")]
     Transport {
         /// The source (for example `core-rest`).
         source_name: &'static str,
         /// The request.
         what: String,
-        /// The transport's message.
-        detail: String,
+        /// The transport's own error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The node refused the credentials (HTTP 401).
     #[error(
@@ -90,6 +91,9 @@ pub enum SourceError {
         what: String,
         /// The node's message.
         detail: String,
+        /// Its JSON-RPC error code, when it gave one (Bitcoin Core: -5 not found, -8 out of
+        /// range, -28 warming up).
+        code: Option<i32>,
         /// Whether retrying may help (HTTP 503: the work queue is full; warming up).
         transient: bool,
     },

@@ -209,8 +209,9 @@ fn an_answer_that_is_not_json_is_malformed() {
 /// A transport failure naming the request, after the retries the policy allows.
 fn expect_transport<T: std::fmt::Debug>(result: Result<T, SourceError>, needle: &str) {
     match result {
-        Err(SourceError::Transport { what, detail, .. }) => {
+        Err(SourceError::Transport { what, source, .. }) => {
             assert!(what.contains("/rest/block/"), "{what}");
+            let detail = source.to_string();
             assert!(detail.contains(needle), "{detail}");
         }
         other => panic!("expected a transport error naming {needle:?}, got {other:?}"),

@@ -52,12 +52,16 @@ fn classify(what: String, e: electrum_client::Error) -> SourceError {
         | electrum_client::Error::CouldNotCreateConnection(_) => SourceError::Transport {
             source_name: NAME,
             what,
-            detail: e.to_string(),
+            source: Box::new(e),
         },
         electrum_client::Error::Protocol(ref v) => SourceError::Node {
             source_name: NAME,
             what,
             detail: v.to_string(),
+            code: v
+                .get("code")
+                .and_then(serde_json::Value::as_i64)
+                .and_then(|c| i32::try_from(c).ok()),
             transient: false,
         },
         other => SourceError::Malformed {
