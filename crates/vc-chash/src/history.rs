@@ -9,10 +9,9 @@ use alloc::vec::Vec;
 use core::convert::Infallible;
 use core::fmt;
 
-use crate::priors::prior_heights;
+use crate::append::Appender;
 use crate::types::{ConsensusHash, Hash256, Scheme};
 use crate::v2::mmr::{self, Mmr};
-use crate::{legacy, v2};
 
 /// Read access to an application's computed chain, by height.
 ///
@@ -112,14 +111,12 @@ fn keeps<T: Ord>(set: &Option<BTreeSet<T>>, item: &T) -> bool {
 /// selects.
 #[derive(Clone, Debug)]
 pub struct MemoryHistory {
-    scheme: Scheme,
-    first_block: u64,
+    appender: Appender,
     chs: Vec<ConsensusHash>,
     ops_hashes: BTreeMap<u64, Hash256>,
     block_hashes: BTreeMap<u64, Hash256>,
     records: BTreeMap<u64, Vec<Vec<u8>>>,
     mmr_nodes: BTreeMap<(u8, u64), Hash256>,
-    mmr: Mmr,
     retain: Retain,
 }
 
@@ -132,21 +129,19 @@ impl MemoryHistory {
     /// An empty chain that keeps only what `retain` selects.
     pub fn with_retention(scheme: Scheme, first_block: u64, retain: Retain) -> Self {
         MemoryHistory {
-            scheme,
-            first_block,
+            appender: Appender::new(scheme, first_block),
             chs: Vec::new(),
             ops_hashes: BTreeMap::new(),
             block_hashes: BTreeMap::new(),
             records: BTreeMap::new(),
             mmr_nodes: BTreeMap::new(),
-            mmr: Mmr::new(),
             retain,
         }
     }
 
     /// The height the next pushed block gets.
     pub fn next_height(&self) -> u64 {
-        self.first_block + self.chs.len() as u64
+        self.appender.next_height()
     }
 
     /// The newest block's height and consensus hash, if there is a block.
@@ -157,64 +152,48 @@ impl MemoryHistory {
 
     /// The v2 accumulator over all blocks so far (empty for legacy chains).
     pub fn mmr(&self) -> &Mmr {
-        &self.mmr
+        self.appender.mmr()
     }
 
     fn ch_at(&self, height: u64) -> Option<ConsensusHash> {
-        let i = usize::try_from(height.checked_sub(self.first_block)?).ok()?;
-        self.chs.get(i).copied()
+        ch_at(&self.chs, self.appender.first_block(), height)
     }
 
     /// Appends the next block from its hash (internal byte order; legacy ignores it) and its
-    /// committed records in block order.
+    /// committed records in block order, through the append step ([`Appender::append`]).
+    ///
+    /// # Panics
+    ///
+    /// If the block would be at height `u64::MAX` (see [`crate::append::AppendError::LastHeight`]): the
+    /// chain holds every earlier block's consensus hash, all of its own scheme, so the append
+    /// step has nothing else to refuse.
     pub fn push_block<R: AsRef<[u8]>>(
         &mut self,
         block_hash: Hash256,
         records: &[R],
     ) -> BlockSummary {
         let height = self.next_height();
-        let (ops_hash, ch) = match self.scheme {
-            Scheme::Legacy => {
-                let ops = legacy::ops_hash(records);
-                let priors: Vec<[u8; 16]> = prior_heights(height, self.first_block)
-                    .filter_map(|h| match self.ch_at(h) {
-                        Some(ConsensusHash::Legacy(c)) => Some(c),
-                        _ => None,
-                    })
-                    .collect();
-                (
-                    ops,
-                    ConsensusHash::Legacy(legacy::consensus_hash(&ops, &priors)),
-                )
-            }
-            Scheme::V2 => {
-                let ops = v2::ops_hash(records);
-                let priors: Vec<Hash256> = prior_heights(height, self.first_block)
-                    .filter_map(|h| match self.ch_at(h) {
-                        Some(ConsensusHash::V2(c)) => Some(c),
-                        _ => None,
-                    })
-                    .collect();
-                let commitment = v2::Commitment {
-                    height,
-                    block_hash,
-                    ops_hash: ops,
-                    priors_hash: v2::priors_hash(&priors),
-                    mmr_root: self.mmr.root(),
-                };
-                let ch = commitment.consensus_hash();
-                let (nodes, keep) = (&mut self.mmr_nodes, &self.retain.mmr_nodes);
-                self.mmr.push(ch, |level, index, hash| {
-                    if keeps(keep, &(level, index)) {
-                        nodes.insert((level, index), *hash);
-                    }
-                });
-                (ops, ConsensusHash::V2(ch))
-            }
+        let (chs, first_block) = (&self.chs, self.appender.first_block());
+        let (nodes, keep) = (&mut self.mmr_nodes, &self.retain.mmr_nodes);
+        let appended = self.appender.append(
+            height,
+            block_hash,
+            records,
+            |h| Ok::<_, Infallible>(ch_at(chs, first_block, h)),
+            |level, index, hash| {
+                if keeps(keep, &(level, index)) {
+                    nodes.insert((level, index), *hash);
+                }
+            },
+        );
+        let summary = match appended {
+            Ok(appended) => appended.summary(),
+            #[expect(clippy::panic, reason = "documented: a chain cannot pass u64::MAX")]
+            Err(e) => panic!("MemoryHistory::push_block: {e}"),
         };
-        self.chs.push(ch);
+        self.chs.push(summary.consensus_hash);
         if keeps(&self.retain.ops_hashes, &height) {
-            self.ops_hashes.insert(height, ops_hash);
+            self.ops_hashes.insert(height, summary.ops_hash);
         }
         if keeps(&self.retain.block_hashes, &height) {
             self.block_hashes.insert(height, block_hash);
@@ -225,23 +204,25 @@ impl MemoryHistory {
                 records.iter().map(|r| r.as_ref().to_vec()).collect(),
             );
         }
-        BlockSummary {
-            height,
-            ops_hash,
-            consensus_hash: ch,
-        }
+        summary
     }
+}
+
+/// The consensus hash at `height` among `chs`, which start at `first_block`.
+fn ch_at(chs: &[ConsensusHash], first_block: u64, height: u64) -> Option<ConsensusHash> {
+    let i = usize::try_from(height.checked_sub(first_block)?).ok()?;
+    chs.get(i).copied()
 }
 
 impl History for MemoryHistory {
     type Error = Infallible;
 
     fn scheme(&self) -> Scheme {
-        self.scheme
+        self.appender.scheme()
     }
 
     fn first_block(&self) -> u64 {
-        self.first_block
+        self.appender.first_block()
     }
 
     fn consensus_hash(&self, height: u64) -> Result<Option<ConsensusHash>, Infallible> {

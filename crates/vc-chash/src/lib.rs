@@ -43,6 +43,7 @@
 
 extern crate alloc;
 
+pub mod append;
 pub mod fresh;
 pub mod hex;
 pub mod history;
@@ -58,6 +59,7 @@ mod wire;
 #[cfg(feature = "serde")]
 mod serde_impls;
 
+pub use append::{AppendError, Appended, Appender};
 pub use fresh::{Seeds, is_fresh};
 pub use history::{History, MemoryHistory};
 pub use proof::{Proof, VerifiedBlock, VerifyError, prove, verify};

@@ -1,6 +1,7 @@
 //! The store's error type.
 
 use thiserror::Error;
+use vc_chash::append::AppendError;
 use vc_codec::storage::StorageError;
 
 /// Everything that can go wrong in the store, with the context needed to act on it.
@@ -110,6 +111,17 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The append step refuses a block only when the stored chain disagrees with itself (the
+/// writer checks a block's height and parent first); a failed read is the read's own error.
+impl From<AppendError<StoreError>> for StoreError {
+    fn from(e: AppendError<StoreError>) -> Self {
+        match e {
+            AppendError::Read { source, .. } => source,
+            other => StoreError::Inconsistent(other.to_string()),
+        }
+    }
 }
 
 /// Attaches a context to redb results.

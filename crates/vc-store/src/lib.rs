@@ -53,7 +53,6 @@
 //! ```
 
 mod error;
-mod hasher;
 mod history;
 mod read_only;
 pub mod replay;

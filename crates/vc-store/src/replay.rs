@@ -2,13 +2,14 @@
 //! block's ops hash and consensus hash from the stored records, compare with what the store
 //! says, and check the result against a consensus hash from a trusted node.
 
+use core::convert::Infallible;
 use core::fmt;
 
 use redb::ReadableTable;
+use vc_chash::append::Appender;
 use vc_chash::{ConsensusHash, Hash256};
 
 use crate::error::{DbContext, StoreError};
-use crate::hasher::ChainHasher;
 use crate::schema::{self, CHAIN, ChainEntry, OPS, StoredOp};
 use crate::store::View;
 
@@ -86,7 +87,7 @@ pub fn verify(view: &View, trusted: (u64, ConsensusHash)) -> Result<ReplayReport
     }
     let chain = view.txn.open_table(CHAIN).ctx("opening the chain table")?;
     let ops = view.txn.open_table(OPS).ctx("opening the ops table")?;
-    let mut hasher = ChainHasher::new(view.scheme, first, first, Default::default());
+    let mut appender = Appender::new(view.scheme, first);
     let mut recomputed: Vec<ConsensusHash> = Vec::new();
     let mut previous: Option<Hash256> = None;
     let mut blocks = 0u64;
@@ -140,20 +141,18 @@ pub fn verify(view: &View, trusted: (u64, ConsensusHash)) -> Result<ReplayReport
                 ),
             ));
         }
-        let hashed = hasher.hash_block(
-            height,
-            Hash256(entry.block_hash),
-            &records,
-            |p| {
-                usize::try_from(p - first)
-                    .ok()
-                    .and_then(|i| recomputed.get(i).copied())
-                    .ok_or_else(|| {
-                        StoreError::Inconsistent(format!("prior {p} of {height} not recomputed"))
-                    })
-            },
-            |_, _, _| {},
-        )?;
+        let hashed = appender
+            .append(
+                height,
+                Hash256(entry.block_hash),
+                &records,
+                |p| {
+                    let i = usize::try_from(p - first).ok();
+                    Ok::<_, Infallible>(i.and_then(|i| recomputed.get(i).copied()))
+                },
+                |_, _, _| {},
+            )
+            .map_err(|e| StoreError::Inconsistent(e.to_string()))?;
         blocks += 1;
         if hashed.ops_hash.0 != entry.ops_hash {
             return Ok(report(

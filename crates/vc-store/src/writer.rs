@@ -12,11 +12,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use redb::{ReadableTable, WriteTransaction};
+use vc_chash::append::Appender;
 use vc_chash::history::BlockSummary;
+use vc_chash::v2::mmr::nodes_created_by;
 use vc_chash::{ConsensusHash, Hash256};
 
 use crate::error::{DbContext, StoreError};
-use crate::hasher::ChainHasher;
 use crate::schema::{
     self, CHAIN, ChainEntry, META, META_KEY, MMR, Meta, OPS, STATE, StoredOp, UNDO, UndoEntry,
     UndoLog,
@@ -62,7 +63,8 @@ pub struct Writer<'s> {
     opened: Instant,
     pending: u32,
     tip: Option<(u64, Hash256)>,
-    hasher: ChainHasher,
+    /// The chain's position for the append step (the consensus rule, in vc-chash).
+    appender: Appender,
     /// The namespace names in id order, as the open transaction's metadata lists them (a write
     /// to a new namespace appends to it).
     namespaces: Vec<String>,
@@ -77,9 +79,8 @@ impl core::fmt::Debug for Writer<'_> {
     }
 }
 
-/// Reads the committed tip and restores the hasher's position after it.
-/// Where a writer stands: the committed tip, the hasher after it, the namespace names.
-type Position = (Option<(u64, Hash256)>, ChainHasher, Vec<String>);
+/// Where a writer stands: the committed tip, the appender after it, the namespace names.
+type Position = (Option<(u64, Hash256)>, Appender, Vec<String>);
 
 fn load_position(store: &Store, txn: &WriteTransaction) -> Result<Position, StoreError> {
     let cfg = &store.config;
@@ -104,7 +105,7 @@ fn load_position(store: &Store, txn: &WriteTransaction) -> Result<Position, Stor
         crate::store::read_namespaces_from(&txn.open_table(META).ctx("opening the meta table")?)?;
     Ok((
         tip,
-        ChainHasher::new(cfg.scheme, cfg.first_block, next, mmr),
+        Appender::resume(cfg.scheme, cfg.first_block, next, mmr),
         namespaces,
     ))
 }
@@ -120,14 +121,14 @@ fn begin(store: &Store) -> Result<WriteTransaction, StoreError> {
 impl<'s> Writer<'s> {
     pub(crate) fn new(store: &'s Store) -> Result<Self, StoreError> {
         let txn = begin(store)?;
-        let (tip, hasher, namespaces) = load_position(store, &txn)?;
+        let (tip, appender, namespaces) = load_position(store, &txn)?;
         Ok(Writer {
             store,
             txn: Some(txn),
             opened: Instant::now(),
             pending: 0,
             tip,
-            hasher,
+            appender,
             namespaces,
         })
     }
@@ -138,9 +139,9 @@ impl<'s> Writer<'s> {
         self.txn = None;
         self.pending = 0;
         match begin(self.store).and_then(|txn| Ok((load_position(self.store, &txn)?, txn))) {
-            Ok(((tip, hasher, namespaces), txn)) => {
+            Ok(((tip, appender, namespaces), txn)) => {
                 self.tip = tip;
-                self.hasher = hasher;
+                self.appender = appender;
                 self.namespaces = namespaces;
                 self.txn = Some(txn);
                 self.opened = Instant::now();
@@ -149,7 +150,7 @@ impl<'s> Writer<'s> {
                 // The next call to `txn()` retries; until then the position is unknown, so make
                 // every block fail its height check.
                 tracing::error!(error = %e, "cannot reload the committed tip");
-                self.hasher = ChainHasher::new(
+                self.appender = Appender::resume(
                     self.store.config.scheme,
                     u64::MAX,
                     u64::MAX,
@@ -177,7 +178,7 @@ impl<'s> Writer<'s> {
 
     /// The height the next block must have.
     pub fn next_height(&self) -> u64 {
-        self.hasher.next_height()
+        self.appender.next_height()
     }
 
     /// Blocks applied (or reverted) since the last commit.
@@ -323,7 +324,7 @@ impl<'s> Writer<'s> {
                     .ctx("removing operations")?;
                 chain.remove(height).ctx("removing a chain entry")?;
                 if v2 {
-                    for node in nodes_created_by_leaf(height - first) {
+                    for node in nodes_created_by(height - first) {
                         mmr.remove(node).ctx("removing accumulator nodes")?;
                     }
                 }
@@ -342,19 +343,12 @@ impl<'s> Writer<'s> {
             (new_tip, new_mmr)
         };
         self.tip = new_tip;
-        self.hasher = ChainHasher::new(self.store.config.scheme, first, lowest, new_mmr);
+        self.appender = Appender::resume(self.store.config.scheme, first, lowest, new_mmr);
         self.pending += 1;
         let reverted = tip - lowest + 1;
         tracing::info!(from = tip, to = target, reverted, "rolled back");
         Ok(reverted)
     }
-}
-
-/// The accumulator nodes that appending leaf `index` creates: the leaf, then one parent per
-/// trailing one bit of `index`.
-pub(crate) fn nodes_created_by_leaf(index: u64) -> impl Iterator<Item = (u8, u64)> {
-    let merges = index.trailing_ones() as u8;
-    (0..=merges).map(move |level| (level, index >> level))
 }
 
 /// One block being applied. Changes are buffered until [`BlockWriter::finish`]; dropping it
@@ -606,7 +600,7 @@ fn apply_block(
             .txn
             .as_ref()
             .ok_or_else(|| StoreError::Inconsistent("no write transaction".into()))?;
-        let mut hasher = writer.hasher.clone();
+        let mut appender = writer.appender.clone();
         let mut namespaces = writer.namespaces.clone();
         if !new_namespaces.is_empty() {
             let mut meta_table = txn.open_table(META).ctx("opening the meta table")?;
@@ -659,17 +653,21 @@ fn apply_block(
             let mut chain = txn.open_table(CHAIN).ctx("opening the chain table")?;
             let scheme = writer.store.config.scheme;
             let mut nodes = Vec::new();
-            let hashed = hasher.hash_block(
+            let hashed = appender.append(
                 height,
                 header.block_hash,
                 &records,
                 |h| {
-                    let e = schema::required_chain_entry(&chain, h)?;
-                    ConsensusHash::from_slice(scheme, &e.consensus_hash).ok_or_else(|| {
-                        StoreError::Inconsistent(format!(
-                            "chain entry {h} has a malformed consensus hash"
-                        ))
-                    })
+                    let Some(e) = schema::chain_entry(&chain, h)? else {
+                        return Ok(None);
+                    };
+                    ConsensusHash::from_slice(scheme, &e.consensus_hash)
+                        .map(Some)
+                        .ok_or_else(|| {
+                            StoreError::Inconsistent(format!(
+                                "chain entry {h} has a malformed consensus hash"
+                            ))
+                        })
                 },
                 |level, index, hash| nodes.push(((level, index), hash.0)),
             )?;
@@ -690,13 +688,9 @@ fn apply_block(
                     mmr.insert(pos, hash).ctx("writing accumulator nodes")?;
                 }
             }
-            BlockSummary {
-                height,
-                ops_hash: hashed.ops_hash,
-                consensus_hash: hashed.consensus_hash,
-            }
+            hashed.summary()
         };
-        writer.hasher = hasher;
+        writer.appender = appender;
         writer.namespaces = namespaces;
         writer.tip = Some((height, header.block_hash));
         writer.pending += 1;

@@ -199,6 +199,14 @@ pub fn root_from_path(
     Ok(root_from_bag(leaves, Some(&acc)))
 }
 
+/// The `(level, index)` of the nodes that appending leaf `index` creates, in the order
+/// [`Mmr::push`] reports them: the leaf, then one parent per trailing one bit of `index`. Taking
+/// the newest leaf back out of a stored MMR removes exactly these.
+pub fn nodes_created_by(index: u64) -> impl Iterator<Item = (u8, u64)> {
+    let merges = index.trailing_ones() as u8;
+    (0..=merges).map(move |level| (level, index >> level))
+}
+
 /// An append-only MMR that keeps only its peaks (at most 64 hashes).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Mmr {
@@ -292,6 +300,20 @@ mod tests {
                     Ok(mmr.root())
                 );
             }
+        }
+    }
+
+    #[test]
+    fn push_reports_the_nodes_created_by_each_leaf() {
+        let mut mmr = Mmr::new();
+        for i in 0..70u64 {
+            let mut reported = Vec::new();
+            mmr.push(leaf(i), |l, j, _| reported.push((l, j)));
+            assert_eq!(
+                reported,
+                nodes_created_by(i).collect::<Vec<_>>(),
+                "leaf {i}"
+            );
         }
     }
 
