@@ -50,6 +50,7 @@ pub mod history;
 pub mod legacy;
 pub mod priors;
 pub mod proof;
+pub mod record;
 pub mod v2;
 
 mod digest;

@@ -10,9 +10,9 @@
 //!    hashes, NUL-padded ASCII, a variable tail) with byte offsets in every error.
 //!
 //! Two encodings leave it: [`record`] turns an accepted operation into the canonical bytes that
-//! the consensus hash covers (one place per scheme), and [`storage`] turns stored values into
-//! versioned postcard bytes (never hashed). Every decoder is total: arbitrary bytes give a value
-//! or a typed error, never a panic.
+//! the consensus hash covers (re-exported from `vc-chash`, which owns every consensus rule),
+//! and [`storage`] turns stored values into versioned postcard bytes (never hashed). Every
+//! decoder is total: arbitrary bytes give a value or a typed error, never a panic.
 //!
 //! ```
 //! use vc_codec::{carrier::Carrier, layout::Layout, payload::PayloadFormat};
