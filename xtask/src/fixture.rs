@@ -167,7 +167,7 @@ fn names_history(node: &TestNode) -> Result<serde_json::Value> {
         .map(|n| {
             json!({
                 "name": n.name,
-                "owner_script": n.owner.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                "owner_script": vc_chash::hex::encode(&n.owner),
                 "revoked": n.revoked,
             })
         })

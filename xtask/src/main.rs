@@ -535,11 +535,7 @@ fn demo(root: &Path) -> Result<()> {
 
 /// The text of a hex record when it is printable ASCII.
 fn ascii(hex: &str) -> Option<String> {
-    let bytes: Option<Vec<u8>> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect();
-    let text = String::from_utf8(bytes?).ok()?;
+    let text = String::from_utf8(vc_chash::hex::decode(hex).ok()?).ok()?;
     text.chars()
         .all(|c| c.is_ascii_graphic() || c == ' ')
         .then_some(text)

@@ -81,7 +81,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     for n in vc_names::all_names(engine.store())? {
         let owner = Address::from_script(bitcoin::Script::from_bytes(&n.owner), Network::Regtest)
             .map(|a| a.to_string())
-            .unwrap_or_else(|_| vc_names::wire::hex(&n.owner));
+            .unwrap_or_else(|_| vc_chash::hex::encode(&n.owner));
         println!(
             "  {:<10} owner {owner}{}",
             n.name,

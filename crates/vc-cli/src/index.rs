@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use bitcoin::hex::FromHex;
 use bitcoin::{BlockHash, Network, ScriptBuf};
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -120,7 +119,7 @@ pub fn parse_registry(s: &str) -> Result<ScriptBuf> {
     if s == "default" {
         return Ok(vc_names::default_registry_script());
     }
-    let bytes = Vec::<u8>::from_hex(s)
+    let bytes = vc_chash::hex::decode(s)
         .with_context(|| format!("--registry {s:?} is neither `default` nor a script in hex"))?;
     Ok(ScriptBuf::from_bytes(bytes))
 }

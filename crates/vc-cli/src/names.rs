@@ -4,16 +4,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use bitcoin::hex::FromHex;
 use bitcoin::{Address, Network, Transaction};
 use clap::{Args, Subcommand};
 use serde_json::json;
-use vc_chash::ConsensusHash;
+use vc_chash::{ConsensusHash, hex};
 use vc_codec::carrier::Carrier;
 use vc_names::build::{self, Coin, Plan, ScriptKind, Wallet};
 use vc_names::price::name_price;
 use vc_names::state::NameRecord;
-use vc_names::wire::{self, NameOp, NamespaceParams, hex};
+use vc_names::wire::{self, NameOp, NamespaceParams};
 use vc_names::{lookup_name, lookup_namespace};
 use vc_source::Broadcaster;
 
@@ -172,9 +171,9 @@ enum SendOp {
 fn name_json(r: &NameRecord, network: Network) -> serde_json::Value {
     json!({
         "name": r.name,
-        "owner_script": hex(&r.owner),
+        "owner_script": hex::encode(&r.owner),
         "owner_address": Address::from_script(bitcoin::Script::from_bytes(&r.owner), network).ok().map(|a| a.to_string()),
-        "value_hash": r.value_hash.map(|v| hex(&v)),
+        "value_hash": r.value_hash.map(|v| hex::encode(&v)),
         "registered": r.registered,
         "renewed": r.renewed,
         "revoked": r.revoked,
@@ -190,12 +189,12 @@ fn unhex<const N: usize>(s: &str) -> Result<[u8; N]> {
     if s.len() != 2 * N {
         return Err(invalid().into());
     }
-    <[u8; N]>::from_hex(s).map_err(|_| invalid().into())
+    hex::decode_array(s).map_err(|_| invalid().into())
 }
 
 /// Decodes a raw transaction into the JSON `names decode` prints.
 pub fn decode_json(raw_hex: &str, network: Network) -> Result<serde_json::Value> {
-    let bytes = Vec::<u8>::from_hex(raw_hex.trim()).map_err(|e| InputError::Invalid {
+    let bytes = hex::decode(raw_hex.trim()).map_err(|e| InputError::Invalid {
         what: "the transaction",
         detail: format!("not hex: {e}"),
     })?;
@@ -223,7 +222,7 @@ pub fn decode_json(raw_hex: &str, network: Network) -> Result<serde_json::Value>
             json!({
                 "index": i,
                 "value": o.value.to_sat(),
-                "script": o.script_pubkey.to_hex_string(),
+                "script": hex::encode(o.script_pubkey.as_bytes()),
                 "address": Address::from_script(&o.script_pubkey, network).ok().map(|a| a.to_string()),
             })
         })
@@ -390,7 +389,7 @@ fn send(args: SendArgs) -> Result<()> {
     let core = SourceSpec::parse(source)?.core(network)?;
     let coins = pick_coins(&core.unspent(&wallet.script())?, &plan, args.fee)?;
     let tx = wallet.sign(&plan, &coins, args.fee)?;
-    let raw = bitcoin::consensus::encode::serialize_hex(&tx);
+    let raw = hex::encode(&bitcoin::consensus::serialize(&tx));
     if args.dry_run {
         println!("{raw}");
         return Ok(());

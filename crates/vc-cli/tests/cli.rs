@@ -6,6 +6,8 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use vc_chash::hex;
+
 fn virtualchain<S: AsRef<str>>(args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_virtualchain"))
         .args(args.iter().map(AsRef::as_ref))
@@ -26,7 +28,7 @@ fn section_b_chain(dir: &Path) -> String {
     let mut text = String::new();
     for k in 100..108u64 {
         let ops: Vec<String> = (0..k % 3)
-            .map(|i| format!("\"{}\"", hex(format!("op-{k}-{i}").as_bytes())))
+            .map(|i| format!("\"{}\"", hex::encode(format!("op-{k}-{i}").as_bytes())))
             .collect();
         text.push_str(&format!(
             "{{\"height\": {k}, \"block_hash\": \"{:064x}\", \"ops\": [{}]}}\n",
@@ -37,10 +39,6 @@ fn section_b_chain(dir: &Path) -> String {
     let path = dir.join("b.jsonl");
     fs::write(&path, text).unwrap();
     path.to_str().unwrap().to_string()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[test]
@@ -176,7 +174,7 @@ fn prove_and_verify_both_schemes() {
         }
         assert_eq!(
             stdout(&out),
-            format!("{}\n{}\n", hex(&want[0]), hex(&want[1]))
+            format!("{}\n{}\n", hex::encode(&want[0]), hex::encode(&want[1]))
         );
 
         // A flipped byte in the proof: exit 1 with a one-line reason.

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use bitcoin::hashes::{Hash, hash160};
 use bitcoin::{Address, Network, PubkeyHash, ScriptBuf, TxOut};
+use vc_chash::hex;
 use vc_engine::prelude::*;
 use vc_store::Store;
 
@@ -12,7 +13,7 @@ use crate::state::{
     NAMES, NAMESPACE_PREORDERS, NAMESPACE_RECORDS, NameRecord, NamespaceRecord, OWNERS, Owned,
     PREORDERS, Preorder,
 };
-use crate::wire::{self, NameOp, hex, name_consensus_hash, name_hash16, preorder_hash, split_fqn};
+use crate::wire::{self, NameOp, name_consensus_hash, name_hash16, preorder_hash, split_fqn};
 
 /// The application's name in the database.
 pub const APP_NAME: &str = "vc-names";
@@ -181,7 +182,7 @@ impl NamesApp {
     pub fn new(config: NamesConfig) -> Self {
         let version = match &config.registry {
             None => APP_VERSION.to_owned(),
-            Some(r) => format!("{APP_VERSION}+registry:{}", hex(r.as_bytes())),
+            Some(r) => format!("{APP_VERSION}+registry:{}", hex::encode(r.as_bytes())),
         };
         let mut spec = AppSpec::new(APP_NAME, version, wire::MAGIC, config.first_block)
             .with_opcodes(wire::OPCODES)
@@ -214,7 +215,7 @@ impl NamesApp {
                 "stale-consensus-hash",
                 format!(
                     "consensus hash {} is not one of the last {} blocks'",
-                    hex(ch),
+                    hex::encode(ch),
                     self.config.staleness
                 ),
             ))
@@ -584,7 +585,7 @@ impl NamesApp {
     /// crate docs for the list per operation), then the sender and the txid.
     fn record(p: &Parsed<NamesOp>, effect: &Effect) -> Record {
         use RecordValue::{Bool, Null, Text, Uint};
-        let h = |b: &[u8]| Text(hex(b));
+        let h = |b: &[u8]| Text(hex::encode(b));
         let mut values = match (&p.op.op, effect) {
             (
                 NameOp::NamespacePreorder {

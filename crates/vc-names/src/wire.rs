@@ -5,6 +5,7 @@
 
 use bitcoin::hashes::{Hash, hash160, sha256};
 use serde::Serialize;
+use vc_chash::hex;
 
 /// The BNS magic bytes.
 pub const MAGIC: &[u8; 2] = b"id";
@@ -185,7 +186,7 @@ pub fn name_hash16(fqn: &str) -> [u8; 16] {
 /// `SHA256(fqn || hex(consensus hash))[0..16]`: how an update names its name.
 pub fn name_consensus_hash(fqn: &str, consensus_hash: &[u8; 16]) -> [u8; 16] {
     let mut data = fqn.as_bytes().to_vec();
-    data.extend_from_slice(hex(consensus_hash).as_bytes());
+    data.extend_from_slice(hex::encode(consensus_hash).as_bytes());
     first16(&sha256::Hash::hash(&data).to_byte_array())
 }
 
@@ -195,21 +196,16 @@ fn first16(h: &[u8; 32]) -> [u8; 16] {
     out
 }
 
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 mod hex_serde {
     pub fn serialize<S: serde::Serializer, T: AsRef<[u8]>>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::hex(v.as_ref()))
+        s.serialize_str(&vc_chash::hex::encode(v.as_ref()))
     }
 }
 
 mod opt_hex_serde {
     pub fn serialize<S: serde::Serializer>(v: &Option<[u8; 20]>, s: S) -> Result<S::Ok, S::Error> {
         match v {
-            Some(v) => s.serialize_str(&super::hex(v)),
+            Some(v) => s.serialize_str(&vc_chash::hex::encode(v)),
             None => s.serialize_none(),
         }
     }
@@ -587,15 +583,12 @@ mod tests {
     use super::*;
 
     fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        hex::decode(s).unwrap()
     }
 
     #[test]
     fn b40_matches_the_bns_example() {
-        assert_eq!(hex(&b40("muneeb.id").unwrap()), "87b0059d8e5d");
+        assert_eq!(hex::encode(&b40("muneeb.id").unwrap()), "87b0059d8e5d");
         assert_eq!(b40("0").unwrap(), vec![0]);
         assert_eq!(b40("UPPER"), None);
     }
@@ -609,9 +602,9 @@ mod tests {
             "17CbHgTgBG3kLedXNneEKBkCTgW2fyrnUD",
         )
         .unwrap();
-        assert_eq!(hex(&h), "26bf7874706ac761afdd403ed6b3b9578fb01a34");
+        assert_eq!(hex::encode(&h), "26bf7874706ac761afdd403ed6b3b9578fb01a34");
         assert_eq!(
-            hex(&name_hash16("patrickstanley.id")),
+            hex::encode(&name_hash16("patrickstanley.id")),
             "683a3e1ee5f0296833c56e481cf41b77"
         );
     }

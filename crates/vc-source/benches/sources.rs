@@ -69,7 +69,7 @@ fn naive(node: &TestNode, first: u64, last: u64) -> usize {
         let hex: String = rpc
             .call("getblock", &[hash.to_string().into(), 0.into()])
             .unwrap();
-        let raw = hex_decode(&hex);
+        let raw = vc_chash::hex::decode(&hex).unwrap();
         let block: Block = deserialize(&raw).unwrap();
         let mut spent = Vec::with_capacity(block.txdata.len());
         for (i, tx) in block.txdata.iter().enumerate() {
@@ -88,13 +88,6 @@ fn naive(node: &TestNode, first: u64, last: u64) -> usize {
         bytes += raw.len();
     }
     bytes
-}
-
-fn hex_decode(hex: &str) -> Vec<u8> {
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect()
 }
 
 fn main() {

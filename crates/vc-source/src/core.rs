@@ -243,7 +243,7 @@ impl CoreSource {
         &self,
         script: &bitcoin::Script,
     ) -> Result<Vec<(bitcoin::OutPoint, bitcoin::TxOut)>, SourceError> {
-        let desc = format!("raw({})", script.to_hex_string());
+        let desc = format!("raw({})", vc_chash::hex::encode(script.as_bytes()));
         let v: serde_json::Value =
             self.call("scantxoutset", &["start".into(), serde_json::json!([desc])])?;
         let malformed = |detail: String| SourceError::Malformed {
@@ -666,7 +666,7 @@ impl BlockSource for CoreSource {
 
 impl Broadcaster for CoreSource {
     fn broadcast(&self, tx: &Transaction) -> Result<Txid, SourceError> {
-        let hex = bitcoin::consensus::encode::serialize_hex(tx);
+        let hex = vc_chash::hex::encode(&bitcoin::consensus::serialize(tx));
         let txid: String = self.call("sendrawtransaction", &[hex.into()])?;
         txid.parse().map_err(|e| SourceError::Malformed {
             source_name: "core-rpc",
@@ -733,14 +733,7 @@ pub fn decode_spent(bytes: &[u8]) -> Result<SpentOutputs, String> {
 }
 
 fn hex_bytes(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim();
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    vc_chash::hex::decode(s.trim()).ok()
 }
 
 /// The spent outputs in `getblock <hash> 3`'s JSON (`tx[].vin[].prevout`).

@@ -7,7 +7,7 @@ use core::fmt;
 
 use redb::ReadableTable;
 use vc_chash::append::Appender;
-use vc_chash::{ConsensusHash, Hash256};
+use vc_chash::{ConsensusHash, Hash256, hex};
 
 use crate::error::{DbContext, StoreError};
 use crate::schema::{self, CHAIN, ChainEntry, OPS, StoredOp};
@@ -69,10 +69,6 @@ impl ReplayReport {
     }
 }
 
-fn hex(b: &[u8]) -> String {
-    vc_chash::hex::encode(b)
-}
-
 /// Recomputes every block of `view` from its first block and compares. `trusted` is a
 /// `(height, consensus hash)` from a node the operator trusts; its height must be in the store.
 pub fn verify(view: &View, trusted: (u64, ConsensusHash)) -> Result<ReplayReport, StoreError> {
@@ -105,8 +101,8 @@ pub fn verify(view: &View, trusted: (u64, ConsensusHash)) -> Result<ReplayReport
             Some(Divergence {
                 height,
                 kind,
-                expected: hex(expected),
-                found: hex(found),
+                expected: hex::encode(expected),
+                found: hex::encode(found),
             })
         };
         if let Some(prev) = previous

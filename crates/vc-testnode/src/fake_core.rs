@@ -305,7 +305,7 @@ impl Shared {
                     self.told();
                     return Err((-1, "Block not available (pruned data)".into()));
                 }
-                Ok(json!(bitcoin::consensus::encode::serialize_hex(block)))
+                Ok(json!(vc_chash::hex::encode(&serialize(block))))
             }
             "getblockheader" => {
                 let hash = hash_param()?;
@@ -314,7 +314,7 @@ impl Shared {
                     .ok_or((-5, "Block not found".to_string()))?;
                 let header = chain.blocks[&hash].header;
                 if params.get(1) == Some(&json!(false)) {
-                    Ok(json!(bitcoin::consensus::encode::serialize_hex(&header)))
+                    Ok(json!(vc_chash::hex::encode(&serialize(&header))))
                 } else {
                     Ok(json!({
                         "hash": hash.to_string(),

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bitcoin::consensus::encode::serialize_hex;
+use bitcoin::consensus::serialize;
 use bitcoin::hashes::Hash;
 use bitcoin::key::{CompressedPublicKey, Keypair, TapTweak};
 use bitcoin::script::{Builder, PushBytesBuf};
@@ -35,6 +35,7 @@ use bitcoin::{
     TxOut, Txid, Witness, absolute, transaction,
 };
 use bitcoincore_rpc::{Auth, Client, RpcApi};
+use vc_chash::hex;
 
 pub use bitcoincore_rpc;
 
@@ -317,7 +318,7 @@ impl TestNode {
 
     /// Mines one block with exactly `txs` (after the coinbase), paying `address`.
     pub fn mine_with(&self, address: &Address, txs: &[Transaction]) -> BlockHash {
-        let raw: Vec<String> = txs.iter().map(serialize_hex).collect();
+        let raw: Vec<String> = txs.iter().map(|tx| hex::encode(&serialize(tx))).collect();
         let v: serde_json::Value = self
             .client
             .call(

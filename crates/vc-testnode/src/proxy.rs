@@ -14,9 +14,9 @@ use std::sync::{Arc, Mutex};
 use bitcoin::block::Header;
 use bitcoin::consensus::{deserialize, serialize};
 use bitcoin::hashes::Hash;
-use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::{BlockHash, Transaction};
 use serde_json::Value;
+use vc_chash::hex;
 
 use crate::loopback::LoopbackServer;
 
@@ -165,19 +165,16 @@ fn rewrite(lie: Lie, answer: &mut Value, pending: &mut HashMap<u64, (String, Val
             let Some(first) = result["merkle"].get_mut(0) else {
                 return false;
             };
-            let Some(mut bytes) = first.as_str().and_then(|h| Vec::<u8>::from_hex(h).ok()) else {
+            let Some(mut bytes) = first.as_str().and_then(|h| hex::decode(h).ok()) else {
                 return false;
             };
             bytes[0] ^= 1;
-            *first = Value::String(bytes.to_lower_hex_string());
+            *first = Value::String(hex::encode(&bytes));
             true
         }
         (Lie::ProofOfWork(from) | Lie::Unlinked(from), "blockchain.block.headers") => {
             let start = params[0].as_u64().unwrap_or(0);
-            let Some(raw) = result["hex"]
-                .as_str()
-                .and_then(|h| Vec::<u8>::from_hex(h).ok())
-            else {
+            let Some(raw) = result["hex"].as_str().and_then(|h| hex::decode(h).ok()) else {
                 return false;
             };
             let mut headers: Vec<Header> =
@@ -197,10 +194,7 @@ fn rewrite(lie: Lie, answer: &mut Value, pending: &mut HashMap<u64, (String, Val
                     headers[j].prev_blockhash = headers[j - 1].block_hash();
                 }
             }
-            let hex: String = headers
-                .iter()
-                .map(|h| serialize(h).to_lower_hex_string())
-                .collect();
+            let hex: String = headers.iter().map(|h| hex::encode(&serialize(h))).collect();
             *result = serde_json::json!({
                 "hex": hex,
                 "count": headers.len(),
@@ -211,7 +205,7 @@ fn rewrite(lie: Lie, answer: &mut Value, pending: &mut HashMap<u64, (String, Val
         (Lie::Transaction, "blockchain.transaction.get") => {
             let Some(mut tx) = result
                 .as_str()
-                .and_then(|h| Vec::<u8>::from_hex(h).ok())
+                .and_then(|h| hex::decode(h).ok())
                 .and_then(|b| deserialize::<Transaction>(&b).ok())
             else {
                 return false;
@@ -219,7 +213,7 @@ fn rewrite(lie: Lie, answer: &mut Value, pending: &mut HashMap<u64, (String, Val
             tx.lock_time = bitcoin::absolute::LockTime::from_consensus(
                 tx.lock_time.to_consensus_u32().wrapping_add(1),
             );
-            *result = Value::String(serialize(&tx).to_lower_hex_string());
+            *result = Value::String(hex::encode(&serialize(&tx)));
             true
         }
         (Lie::OmitHistory, "blockchain.scripthash.get_history") => {

@@ -10,6 +10,7 @@ use vc_store::StateReadExt;
 use anyhow::{Context, Result};
 use bitcoin::consensus::serialize;
 use bitcoin::hashes::Hash;
+use vc_chash::hex;
 use vc_codec::carrier::{Carrier, CarrierRule};
 use vc_source::blk::{BlkConfig, BlkSource};
 use vc_source::{BlockSource, ChainView};
@@ -154,7 +155,7 @@ fn seed_core(root: &Path, block: &bitcoin::Block, spent: &[Vec<bitcoin::TxOut>])
                     .map(|o| {
                         serde_json::json!({"prevout": {
                             "value": o.value.to_btc(),
-                            "scriptPubKey": {"hex": hex(o.script_pubkey.as_bytes())},
+                            "scriptPubKey": {"hex": hex::encode(o.script_pubkey.as_bytes())},
                         }})
                     })
                     .collect()
@@ -167,10 +168,6 @@ fn seed_core(root: &Path, block: &bitcoin::Block, spent: &[Vec<bitcoin::TxOut>])
     put(root, "core_responses", &rpc)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The honest Electrum server stream the `electrum_responses` target expects: the last three
 /// transactions of `block` (at `height`), their merkle branches, then `headers` (the 16 from
 /// height 1), with request ids from 0 in that order.
@@ -180,19 +177,21 @@ fn seed_electrum(root: &Path, height: u64, block: &bitcoin::Block, headers: &[u8
     let txids: Vec<bitcoin::Txid> = block.txdata.iter().map(|t| t.compute_txid()).collect();
     let mut lines = Vec::new();
     for tx in &block.txdata[from..] {
-        lines.push(serde_json::json!(hex(&serialize(tx))));
+        lines.push(serde_json::json!(hex::encode(&serialize(tx))));
     }
     for pos in from..n {
         let merkle: Vec<String> = vc_source::electrum::merkle::branch_for(&txids, pos)
             .into_iter()
             .map(|mut s| {
                 s.reverse();
-                hex(&s)
+                hex::encode(&s)
             })
             .collect();
         lines.push(serde_json::json!({"block_height": height, "merkle": merkle, "pos": pos}));
     }
-    lines.push(serde_json::json!({"count": headers.len() / 80, "hex": hex(headers), "max": 2016}));
+    lines.push(
+        serde_json::json!({"count": headers.len() / 80, "hex": hex::encode(headers), "max": 2016}),
+    );
     let mut stream = Vec::new();
     for (id, result) in lines.into_iter().enumerate() {
         stream.extend(serde_json::to_vec(

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use bitcoin::Network;
 use bitcoin::block::Header;
 use bitcoin::consensus::deserialize;
+use vc_chash::hex;
 
 use crate::error::SourceError;
 
@@ -210,14 +211,14 @@ impl FlatFile {
             return format!(
                 "the file does not start with the network magic {} (found {} after \
                  de-obfuscation): a wrong xor.dat key, or not a blk/rev file",
-                hex(&magic),
-                hex(&plain)
+                hex::encode(&magic),
+                hex::encode(&plain)
             );
         }
         format!(
             "expected a record with the network magic {}, found {}: the file is corrupt",
-            hex(&magic),
-            hex(&plain)
+            hex::encode(&magic),
+            hex::encode(&plain)
         )
     }
 
@@ -311,10 +312,6 @@ impl FlatFile {
         let bytes = self.read(span.offset, 80)?;
         deserialize(&bytes).map_err(|e| file_error(&self.path, span.offset, e.to_string()))
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The numbers of the `prefix?????.dat` files in `dir`, ascending.

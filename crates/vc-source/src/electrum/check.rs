@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 
 use bitcoin::block::Header;
 use bitcoin::consensus::deserialize;
-use bitcoin::hex::FromHex;
 use bitcoin::{Transaction, TxMerkleNode, Txid};
 use electrum_client::GetMerkleRes;
 
@@ -92,7 +91,7 @@ pub fn headers(
     let claimed = answer["count"]
         .as_u64()
         .ok_or_else(|| malformed(what(), "no count in the answer"))?;
-    let bytes = Vec::<u8>::from_hex(hex).map_err(|e| malformed(what(), e))?;
+    let bytes = vc_chash::hex::decode(hex).map_err(|e| malformed(what(), e))?;
     if bytes.len() % 80 != 0 {
         return Err(malformed(
             what(),
@@ -216,8 +215,8 @@ mod tests {
     use super::*;
     use bitcoin::consensus::serialize;
     use bitcoin::hashes::Hash;
-    use bitcoin::hex::DisplayHex;
     use serde_json::json;
+    use vc_chash::hex;
 
     fn regtest_headers(n: usize) -> Vec<Header> {
         // The genesis header, repeated: parsing does not validate, it only decodes.
@@ -227,7 +226,7 @@ mod tests {
 
     fn answer(count: u64, headers: &[Header]) -> serde_json::Value {
         let hex: Vec<u8> = headers.iter().flat_map(serialize).collect();
-        json!({"count": count, "hex": hex.to_lower_hex_string(), "max": 2016})
+        json!({"count": count, "hex": hex::encode(&hex), "max": 2016})
     }
 
     /// The server's side of a connection: reads come from `answers`, writes are dropped.
@@ -271,7 +270,7 @@ mod tests {
         let genesis = bitcoin::constants::genesis_block(bitcoin::Network::Regtest).header;
         let line = format!(
             "{{\"jsonrpc\":\"2.0\",\"id\":0,\"result\":\"{}\"}}\n",
-            serialize(&genesis).to_lower_hex_string()
+            hex::encode(&serialize(&genesis))
         );
         let client = electrum_client::raw_client::RawClient::from(Server(std::io::Cursor::new(
             line.into_bytes(),
