@@ -224,6 +224,20 @@ impl<A: Application> core::fmt::Debug for Engine<A> {
     }
 }
 
+/// Whether `spec` can run on `source`: a well-formed wire format, and marker scripts for a
+/// watching source.
+fn check_source(spec: &AppSpec, source: &Source) -> Result<(), EngineError> {
+    PayloadFormat::new(&spec.magic, &spec.opcodes, spec.payload_limit)
+        .map_err(|e| EngineError::Spec(e.to_string()))?;
+    Carrier::new(spec.carrier, spec.payload_limit).map_err(|e| EngineError::Spec(e.to_string()))?;
+    if matches!(source, Source::Watched(_)) && spec.markers.is_empty() {
+        return Err(EngineError::NeedsMarkers {
+            source_name: source.chain().name(),
+        });
+    }
+    Ok(())
+}
+
 /// The store configuration an application's spec implies, on `network`.
 pub fn store_config(
     spec: &crate::AppSpec,
@@ -253,32 +267,76 @@ impl<A: Application> Engine<A> {
         config: EngineConfig,
     ) -> Result<Self, EngineError> {
         let spec = app.spec();
-        let format = PayloadFormat::new(&spec.magic, &spec.opcodes, spec.payload_limit)
-            .map_err(|e| EngineError::Spec(e.to_string()))?;
-        let carrier = Carrier::new(spec.carrier, spec.payload_limit)
-            .map_err(|e| EngineError::Spec(e.to_string()))?;
-        if matches!(source, Source::Watched(_)) && spec.markers.is_empty() {
-            return Err(EngineError::NeedsMarkers {
-                source_name: source.chain().name(),
-            });
-        }
         let undo = config.undo_window.max(config.max_reorg_depth);
-        let store = match Store::open(
-            db.as_ref(),
-            store_config(&spec, source.chain().network(), undo),
-        ) {
+        let network = source.chain().network();
+        check_source(&spec, &source)?;
+        let store = match Store::open(db.as_ref(), store_config(&spec, network, undo)) {
             Err(vc_store::StoreError::Mismatch {
                 field: "network",
                 stored,
                 ..
             }) => {
                 return Err(EngineError::WrongNetwork {
-                    source_network: source.chain().network().to_string(),
+                    source_network: network.to_string(),
                     store: stored,
                 });
             }
             other => other?,
         };
+        Self::assemble(app, spec, store, source, config)
+    }
+
+    /// Runs `app` on a store the caller opened (for example one it shares with a server in
+    /// the same process). The store must have been made for this application on the source's
+    /// network: name, version, scheme, first block and seeds as the spec declares them.
+    pub fn with_store(
+        app: A,
+        store: Store,
+        source: Source,
+        config: EngineConfig,
+    ) -> Result<Self, EngineError> {
+        let spec = app.spec();
+        check_source(&spec, &source)?;
+        let network = source.chain().network();
+        let want = store_config(&spec, network, config.undo_window);
+        let have = store.config();
+        if have.network != want.network {
+            return Err(EngineError::WrongNetwork {
+                source_network: network.to_string(),
+                store: have.network.clone(),
+            });
+        }
+        let mut seeds = want.seeds.clone();
+        let mut stored_seeds = have.seeds.clone();
+        seeds.sort_by_key(|(h, _)| *h);
+        stored_seeds.sort_by_key(|(h, _)| *h);
+        let differs = [
+            ("name", have.app_name != want.app_name),
+            ("version", have.app_version != want.app_version),
+            ("scheme", have.scheme != want.scheme),
+            ("first block", have.first_block != want.first_block),
+            ("seeds", stored_seeds != seeds),
+        ];
+        if let Some((field, _)) = differs.iter().find(|(_, d)| *d) {
+            return Err(EngineError::Spec(format!(
+                "the store at {} was opened for another application: its {field} differs from the spec's",
+                store.path().display()
+            )));
+        }
+        Self::assemble(app, spec, store, source, config)
+    }
+
+    fn assemble(
+        app: A,
+        spec: AppSpec,
+        store: Store,
+        source: Source,
+        config: EngineConfig,
+    ) -> Result<Self, EngineError> {
+        let format = PayloadFormat::new(&spec.magic, &spec.opcodes, spec.payload_limit)
+            .map_err(|e| EngineError::Spec(e.to_string()))?;
+        let carrier = Carrier::new(spec.carrier, spec.payload_limit)
+            .map_err(|e| EngineError::Spec(e.to_string()))?;
         let pins = load_pins(&store)?;
         Ok(Engine {
             app,
@@ -385,6 +443,15 @@ impl<A: Application> Engine<A> {
         Ok(outcome)
     }
 
+    /// The highest height to index now: `until`, or the tip less the confirmations; `None`
+    /// when no block has enough.
+    fn target(&self, chain_tip: u64, until: Option<u64>) -> Option<u64> {
+        let target = (chain_tip + 1).checked_sub(self.confirmations())?;
+        Some(until.map_or(target, |u| target.min(u)))
+    }
+
+    /// Syncs until there is nothing left to apply (or a stop), in passes: each pass handles a
+    /// reorganisation, then fetches and applies a range of blocks.
     fn sync_into(
         &mut self,
         until: Option<u64>,
@@ -392,92 +459,47 @@ impl<A: Application> Engine<A> {
         observer: &mut dyn Observer,
         outcome: &mut SyncOutcome,
     ) -> Result<(), EngineError> {
-        let k = self.confirmations();
         let first = self.spec.first_block;
-        let Engine {
-            app,
-            spec,
-            store,
-            source,
-            config,
-            recognizer,
-            seeds,
-            pins,
-        } = self;
-        let apply = Apply {
-            recognizer,
-            scheme: spec.scheme,
-            staleness: spec.staleness,
-            seeds,
-        };
-        let mut writer = store.writer()?;
+        let mut writer = self.store.writer()?;
         loop {
             if stop.load(Ordering::SeqCst) {
                 outcome.stopped = Stopped::Interrupted;
                 return Ok(());
             }
-            let chain_tip = source.chain().tip()?;
+            let chain_tip = self.source.chain().tip()?;
             if let Some(reorg) = handle_reorg(
-                store,
+                &self.store,
                 &mut writer,
-                source.chain(),
-                config,
-                pins,
+                self.source.chain(),
+                &self.config,
+                &self.pins,
                 chain_tip.height,
             )? {
                 outcome.reorgs += 1;
                 observer.on_reorg(&reorg);
                 observer.on_commit(reorg.fork_height);
             }
-            let Some(mut target) = (chain_tip.height + 1).checked_sub(k) else {
+            let Some(target) = self.target(chain_tip.height, until) else {
                 return Ok(());
             };
-            if let Some(u) = until {
-                target = target.min(u);
-            }
             let next = writer.next_height().max(first);
             if next > target {
                 return Ok(());
             }
             observer.on_range(next, target, chain_tip.height);
-            let fetch: Box<dyn Iterator<Item = Result<Input, SourceError>>> = match source {
-                Source::Blocks(blocks) => {
-                    let select: Selector = {
-                        let r = recognizer.clone();
-                        Arc::new(move |b| r.selects(b))
-                    };
-                    Box::new(
-                        Prefetch::selective(
-                            Arc::clone(blocks),
-                            next,
-                            target + 1,
-                            config.workers,
-                            config.window,
-                            select,
-                        )
-                        .map(|r| r.map(Input::from_block)),
-                    )
-                }
-                Source::Watched(watching) => {
-                    let select: TxSelector = {
-                        let r = recognizer.clone();
-                        Arc::new(move |tx| r.payload(tx).is_some())
-                    };
-                    Box::new(
-                        Prefetch::watched(
-                            Arc::clone(watching),
-                            next,
-                            target + 1,
-                            config.workers,
-                            config.window,
-                            recognizer.markers.clone(),
-                            select,
-                        )
-                        .map(|r| r.map(Input::from_watched)),
-                    )
-                }
+            let mut pass = Pass {
+                app: &mut self.app,
+                apply: Apply {
+                    recognizer: &self.recognizer,
+                    scheme: self.spec.scheme,
+                    staleness: self.spec.staleness,
+                    seeds: &self.seeds,
+                },
+                config: &self.config,
+                pins: &self.pins,
+                target,
             };
-            for item in fetch {
+            for item in fetch_range(&self.source, &self.recognizer, &self.config, next, target) {
                 let fetched = item?;
                 if let Some((_, tip_hash)) = writer.tip()
                     && fetched.header.prev_blockhash.to_byte_array() != tip_hash.0
@@ -489,67 +511,12 @@ impl<A: Application> Engine<A> {
                     );
                     break;
                 }
-                let checkpoints: Vec<&Checkpoint> = config
-                    .checkpoints
-                    .iter()
-                    .filter(|c| c.height == fetched.height)
-                    .collect();
-                for c in &checkpoints {
-                    if let Some(want) = c.block_hash
-                        && want != fetched.hash
-                    {
-                        writer.commit()?;
-                        return Err(EngineError::Checkpoint {
-                            height: c.height,
-                            expected: format!("block {want}"),
-                            found: format!("block {}", fetched.hash),
-                        });
-                    }
-                }
-                if let Some(&(h, pinned)) = pins.iter().find(|(h, _)| *h == fetched.height)
-                    && pinned != fetched.hash
-                {
-                    writer.commit()?;
-                    return Err(EngineError::PinnedBranch {
-                        height: h,
-                        pinned,
-                        found: fetched.hash,
-                    });
-                }
-                if !checkpoints.is_empty() {
-                    // A failed check must lose only the checkpoint's block.
-                    writer.commit()?;
-                }
-                let report = apply.block(app, &mut writer, &fetched)?;
-                for c in &checkpoints {
-                    if let Some(want) = &c.consensus_hash
-                        && *want != report.consensus_hash
-                    {
-                        return Err(EngineError::checkpoint_ch(
-                            c.height,
-                            want,
-                            &report.consensus_hash,
-                        ));
-                    }
+                if let Some(stopped) = pass.block(&mut writer, &fetched, stop, observer)? {
+                    outcome.blocks += 1;
+                    outcome.stopped = stopped;
+                    return Ok(());
                 }
                 outcome.blocks += 1;
-                observer.on_block(&report);
-                let at_tip = fetched.height == target;
-                if writer.commit_if_due(&config.commit, at_tip)? {
-                    observer.on_commit(fetched.height);
-                }
-                if !app.should_continue(fetched.height) {
-                    writer.commit()?;
-                    observer.on_commit(fetched.height);
-                    outcome.stopped = Stopped::AppDone;
-                    return Ok(());
-                }
-                if stop.load(Ordering::SeqCst) {
-                    writer.commit()?;
-                    observer.on_commit(fetched.height);
-                    outcome.stopped = Stopped::Interrupted;
-                    return Ok(());
-                }
             }
             if writer.pending_blocks() > 0 {
                 writer.commit()?;
@@ -578,6 +545,151 @@ impl<A: Application> Engine<A> {
     /// The branch pins (height, block) set by [`Engine::pin_branch`].
     pub fn pins(&self) -> &[(u64, BlockHash)] {
         &self.pins
+    }
+}
+
+/// The blocks `next..=target` from `source`, validated and in order, as the engine applies
+/// them: whole blocks (spent outputs only where an operation may be) or watched transactions.
+fn fetch_range(
+    source: &Source,
+    recognizer: &Recognizer,
+    config: &EngineConfig,
+    next: u64,
+    target: u64,
+) -> Box<dyn Iterator<Item = Result<Input, SourceError>>> {
+    match source {
+        Source::Blocks(blocks) => {
+            let select: Selector = {
+                let r = recognizer.clone();
+                Arc::new(move |b| r.selects(b))
+            };
+            Box::new(
+                Prefetch::selective(
+                    Arc::clone(blocks),
+                    next,
+                    target + 1,
+                    config.workers,
+                    config.window,
+                    select,
+                )
+                .map(|r| r.map(Input::from_block)),
+            )
+        }
+        Source::Watched(watching) => {
+            let select: TxSelector = {
+                let r = recognizer.clone();
+                Arc::new(move |tx| r.payload(tx).is_some())
+            };
+            Box::new(
+                Prefetch::watched(
+                    Arc::clone(watching),
+                    next,
+                    target + 1,
+                    config.workers,
+                    config.window,
+                    recognizer.markers.clone(),
+                    select,
+                )
+                .map(|r| r.map(Input::from_watched)),
+            )
+        }
+    }
+}
+
+/// One pass of a sync over a range: what applying each block needs.
+struct Pass<'e, A> {
+    app: &'e mut A,
+    apply: Apply<'e>,
+    config: &'e EngineConfig,
+    pins: &'e [(u64, BlockHash)],
+    /// The range's last height (blocks there are at the tip and committed on their own).
+    target: u64,
+}
+
+impl<A: Application> Pass<'_, A> {
+    /// Applies one fetched block under the checkpoints, pins, commit policy, the
+    /// application's `should_continue` and the stop flag. Returns why the sync must stop after
+    /// it, if it must.
+    fn block(
+        &mut self,
+        writer: &mut Writer<'_>,
+        fetched: &Input,
+        stop: &AtomicBool,
+        observer: &mut dyn Observer,
+    ) -> Result<Option<Stopped>, EngineError> {
+        let checkpoints: Vec<&Checkpoint> = self
+            .config
+            .checkpoints
+            .iter()
+            .filter(|c| c.height == fetched.height)
+            .collect();
+        self.check_before(writer, fetched, &checkpoints)?;
+        let report = self.apply.block(self.app, writer, fetched)?;
+        for c in &checkpoints {
+            if let Some(want) = &c.consensus_hash
+                && *want != report.consensus_hash
+            {
+                return Err(EngineError::checkpoint_ch(
+                    c.height,
+                    want,
+                    &report.consensus_hash,
+                ));
+            }
+        }
+        observer.on_block(&report);
+        let at_tip = fetched.height == self.target;
+        if writer.commit_if_due(&self.config.commit, at_tip)? {
+            observer.on_commit(fetched.height);
+        }
+        let stopped = if !self.app.should_continue(fetched.height) {
+            Some(Stopped::AppDone)
+        } else if stop.load(Ordering::SeqCst) {
+            Some(Stopped::Interrupted)
+        } else {
+            None
+        };
+        if stopped.is_some() {
+            writer.commit()?;
+            observer.on_commit(fetched.height);
+        }
+        Ok(stopped)
+    }
+
+    /// The block-hash checkpoints and branch pins at the block's height, checked before it is
+    /// applied; a failure commits everything before the block first, so only it is lost.
+    fn check_before(
+        &self,
+        writer: &mut Writer<'_>,
+        fetched: &Input,
+        checkpoints: &[&Checkpoint],
+    ) -> Result<(), EngineError> {
+        for c in checkpoints {
+            if let Some(want) = c.block_hash
+                && want != fetched.hash
+            {
+                writer.commit()?;
+                return Err(EngineError::Checkpoint {
+                    height: c.height,
+                    expected: format!("block {want}"),
+                    found: format!("block {}", fetched.hash),
+                });
+            }
+        }
+        if let Some(&(h, pinned)) = self.pins.iter().find(|(h, _)| *h == fetched.height)
+            && pinned != fetched.hash
+        {
+            writer.commit()?;
+            return Err(EngineError::PinnedBranch {
+                height: h,
+                pinned,
+                found: fetched.hash,
+            });
+        }
+        if !checkpoints.is_empty() {
+            // A failed consensus-hash check must lose only the checkpoint's block.
+            writer.commit()?;
+        }
+        Ok(())
     }
 }
 

@@ -501,3 +501,42 @@ fn a_third_party_source_cannot_skip_validation() {
     assert_eq!(after.chain[..before.chain.len()], before.chain[..]);
     assert!(e.store().tip().unwrap().unwrap().height < first_lie);
 }
+
+#[test]
+fn an_engine_runs_on_a_store_its_caller_opened() {
+    let (chain, _) = random_chain(12, 20);
+    let toy = Toy::new(Scheme::V2, 2);
+    let dir = tempdir();
+    let db = dir.path().join("db.redb");
+    let spec = toy.spec();
+    let store = vc_store::Store::open(
+        &db,
+        vc_engine::store_config(&spec, bitcoin::Network::Regtest, 100),
+    )
+    .unwrap();
+    let mut e =
+        Engine::with_store(toy.clone(), store, Source::blocks(chain.clone()), config()).unwrap();
+    sync(&mut e).unwrap();
+    assert_eq!(dump(e.store()), fresh(&toy, &chain));
+    drop(e);
+    // A store made for another application, or another network, is refused.
+    let other = Toy::new(Scheme::Legacy, 2);
+    let store = vc_store::Store::open(
+        dir.path().join("other.redb"),
+        vc_engine::store_config(&other.spec(), bitcoin::Network::Regtest, 100),
+    )
+    .unwrap();
+    let err = Engine::with_store(toy.clone(), store, Source::blocks(chain.clone()), config())
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::Spec(ref m) if m.contains("scheme")),
+        "{err}"
+    );
+    let store = vc_store::Store::open(
+        dir.path().join("mainnet.redb"),
+        vc_engine::store_config(&spec, bitcoin::Network::Bitcoin, 100),
+    )
+    .unwrap();
+    let err = Engine::with_store(toy, store, Source::blocks(chain), config()).unwrap_err();
+    assert!(matches!(err, EngineError::WrongNetwork { .. }), "{err}");
+}
