@@ -291,6 +291,7 @@ impl fmt::Display for Step {
 
 /// Why a proof was rejected.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum VerifyError {
     /// The bytes are not a well-formed proof.
     Decode(DecodeError),
@@ -406,6 +407,7 @@ impl VerifyError {
 
 /// Why a proof could not be built.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProveError<E> {
     /// The history failed to read.
     History(E),

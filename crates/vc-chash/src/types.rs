@@ -192,6 +192,7 @@ impl FromStr for ConsensusHash {
 
 /// Why a textual hash or scheme name could not be parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ParseHashError {
     /// Not valid hex of the required length.
     Hex(HexError),

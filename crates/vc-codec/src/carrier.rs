@@ -104,6 +104,7 @@ pub struct Carried<'a> {
 
 /// Why a carrier cannot be built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum CarrierError {
     /// The limit must be between 1 and [`MAX_PAYLOAD_LIMIT`].
     #[error("carrier limit {0} must be between 1 and {MAX_PAYLOAD_LIMIT}")]

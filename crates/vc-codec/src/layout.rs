@@ -100,6 +100,7 @@ pub struct Field {
 
 /// Why a body does not fit a layout, why values cannot be encoded, or why a layout is invalid.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum LayoutError {
     /// The body ends inside a field.
     #[error("field `{field}` at byte offset {offset} needs {need} bytes, {have} left")]

@@ -4,6 +4,7 @@ use thiserror::Error;
 
 /// Why bytes are not a payload of an application.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum PayloadError {
     /// Fewer bytes than the magic and an opcode.
     #[error("payload of {len} bytes is too short: need at least {min} (magic and opcode)")]
@@ -41,6 +42,7 @@ pub enum PayloadError {
 
 /// Why a [`PayloadFormat`] cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum FormatError {
     /// The magic must have 1 to 8 bytes.
     #[error("magic must have 1 to 8 bytes, got {0}")]

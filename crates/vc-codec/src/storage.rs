@@ -53,6 +53,7 @@ stored_plain!(
 
 /// Why stored bytes cannot be read (or a value cannot be written).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum StorageError {
     /// No bytes at all.
     #[error("stored {kind} is empty (no version byte)")]

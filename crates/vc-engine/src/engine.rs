@@ -21,9 +21,7 @@ use crate::error::EngineError;
 /// The deepest reorganisation the engine rolls back on its own by default.
 pub const DEFAULT_MAX_REORG_DEPTH: u64 = 100;
 
-/// How many blocks keep undo logs by default: deeper than the automatic limit, so that an
-/// operator can still re-index from a height after a deep fork (`recover reindex`).
-pub const DEFAULT_UNDO_WINDOW: u64 = 1_000;
+pub use vc_store::DEFAULT_UNDO_WINDOW;
 
 /// An expected value at a height. A mismatch stops the engine with
 /// [`EngineError::Checkpoint`] before anything at that height is committed.

@@ -25,6 +25,7 @@ pub const DUST: u64 = 5_500;
 
 /// Why a transaction cannot be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildError {
     /// The WIF string does not decode.
     #[error("bad WIF key: {0}")]

@@ -52,6 +52,7 @@ pub struct NameHistory {
 
 /// Why records could not be replayed into a history.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HistoryError {
     /// A record about the name does not have the fields its opcode needs.
     #[error("block {height}: a {kind} record of {name} has {found} fields")]

@@ -31,6 +31,7 @@ pub trait Miner {
 
 /// Why a scenario step failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ScenarioError {
     /// Mining failed.
     #[error("mining: {0}")]

@@ -50,6 +50,7 @@ pub const B40_ALPHABET: &[u8; 40] = b"0123456789abcdefghijklmnopqrstuvwxyz-_.+";
 
 /// Why a payload body is not a BNS operation.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WireError {
     /// The opcode is not a BNS opcode.
     #[error("opcode 0x{0:02x} is not a BNS opcode")]
@@ -78,6 +79,7 @@ pub enum WireError {
 
 /// Why a string is not a valid name or namespace id.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum NameError {
     /// Not `name.namespace` with exactly one dot.
     #[error("{0:?} is not of the form name.namespace")]

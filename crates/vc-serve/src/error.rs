@@ -8,6 +8,7 @@ use vc_store::StoreError;
 /// Why a request failed. The [`code`](ApiError::code) is stable and documented in the OpenAPI
 /// document; the message is for people.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ApiError {
     /// A malformed path or query parameter (HTTP 400).
     #[error("{0}")]

@@ -66,6 +66,7 @@ pub struct ReadmeDoctests;
 
 /// Where and how the server listens.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ServeConfig {
     /// The address to listen on (port 0: any free port; see [`Server::local_addr`]).
     pub listen: SocketAddr,
@@ -95,6 +96,7 @@ impl ServeConfig {
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServeError {
     /// The listening socket could not be opened.
     #[error("listening on {addr}: {source}")]

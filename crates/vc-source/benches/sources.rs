@@ -131,11 +131,9 @@ fn main() {
     let rpc = core(RestMode::Off);
     let blk =
         Arc::new(BlkSource::open(BlkConfig::new(node.blocks_dir(), Network::Regtest)).unwrap());
-    let unchecked = BlkSource::open(BlkConfig {
-        check_merkle_root: false,
-        ..BlkConfig::new(node.blocks_dir(), Network::Regtest)
-    })
-    .unwrap();
+    let mut unchecked = BlkConfig::new(node.blocks_dir(), Network::Regtest);
+    unchecked.check_merkle_root = false;
+    let unchecked = BlkSource::open(unchecked).unwrap();
     let raw: Vec<Vec<u8>> = (first..=last)
         .map(|h| {
             let hash = rest.block_hash(h).unwrap();

@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 /// Why block bytes were refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BodyError {
     /// The bytes do not decode as a block.
     Decode {

@@ -70,6 +70,7 @@ impl Default for RetryPolicy {
 
 /// How to reach a Core node.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CoreConfig {
     /// `http://HOST:PORT` of the node's RPC server (REST shares it).
     pub url: String,

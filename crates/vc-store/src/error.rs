@@ -6,6 +6,7 @@ use vc_codec::storage::StorageError;
 
 /// Everything that can go wrong in the store, with the context needed to act on it.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// redb failed (I/O, a corrupt file, a transaction error).
     #[error("database error while {context}: {source}")]

@@ -16,8 +16,11 @@ use crate::schema::{
 use crate::state::{RawEntry, StateRead, id_of, raw_key, raw_range};
 use crate::writer::Writer;
 
-/// The default number of recent blocks whose undo logs are kept (the deepest automatic reorg).
-pub const DEFAULT_UNDO_WINDOW: u64 = 100;
+/// The default number of recent blocks whose undo logs are kept: ten times the engine's
+/// automatic reorganisation limit, so that after a fork deeper than that limit an operator can
+/// still roll back to the fork and re-apply the new branch. The one definition: the engine uses
+/// it too.
+pub const DEFAULT_UNDO_WINDOW: u64 = 1_000;
 
 /// What an application instance is; checked against the file on every open.
 #[derive(Clone, Debug, PartialEq, Eq)]

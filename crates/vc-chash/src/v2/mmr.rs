@@ -128,6 +128,7 @@ pub struct MmrPath {
 
 /// Why an [`MmrPath`] does not fit the MMR it claims to be a path in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PathShapeError {
     /// The leaf index is not below the leaf count.
     IndexOutOfRange,

@@ -41,6 +41,7 @@ const NAME: &str = "blk-files";
 
 /// How to open a blocks directory.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct BlkConfig {
     /// Core's `blocks/` directory (`<datadir>/blocks`, `<datadir>/regtest/blocks`, ...).
     pub blocks_dir: PathBuf,

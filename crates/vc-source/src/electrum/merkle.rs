@@ -8,6 +8,7 @@ use bitcoin::{TxMerkleNode, Txid};
 
 /// Why a branch was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BranchError {
     /// The position does not fit a tree of the branch's depth.
     Position {

@@ -62,6 +62,7 @@ const TX_BATCH: usize = 100;
 
 /// How to reach an Electrum server.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ElectrumConfig {
     /// `tcp://HOST:PORT` (plain) or `ssl://HOST:PORT` (TLS, certificate checked against the
     /// web PKI unless `validate_domain` is off).
