@@ -51,11 +51,36 @@ pub struct Meta {
     pub network: String,
     /// The state namespaces, in id order.
     pub namespaces: Vec<String>,
+    /// The application's parameters: consensus configuration that is not the rules' version
+    /// (for example the names app's registry script), in the application's own versioned
+    /// encoding. The store never looks inside; it only checks them on open like the other
+    /// identity fields. Empty when the application has none, and in files written before the
+    /// field existed (metadata encoding version 1).
+    pub app_params: Vec<u8>,
 }
 
 impl Stored for Meta {
     const KIND: &'static str = "store metadata";
-    const VERSION: u8 = 1;
+    /// 2 since [`Meta::app_params`]; version 1 (without it) is still read, as empty params.
+    const VERSION: u8 = 2;
+}
+
+/// The first metadata encoding version, without [`Meta::app_params`]; still read.
+pub(crate) const META_V1: u8 = 1;
+
+/// Upgrades version-1 metadata bytes to the current layout: the version-1 fields are the
+/// current ones without the last, `app_params`, whose postcard encoding when empty is a single
+/// zero byte (its length). `None` for anything else.
+fn upgrade_meta_v1(bytes: &[u8]) -> Option<Vec<u8>> {
+    let (&version, body) = bytes.split_first()?;
+    if version != META_V1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() + 1);
+    out.push(Meta::VERSION);
+    out.extend_from_slice(body);
+    out.push(0);
+    Some(out)
 }
 
 /// One block of the chain index.
@@ -139,14 +164,22 @@ impl Stored for UndoLog {
     const VERSION: u8 = 1;
 }
 
-/// Decodes a stored value, naming it in the error.
+/// Decodes a stored value, naming it in the error. Metadata of encoding version 1 is read as
+/// having empty [`Meta::app_params`].
 pub(crate) fn decode<T: Stored>(
     bytes: &[u8],
     what: impl FnOnce() -> String,
 ) -> Result<T, StoreError> {
-    storage::from_bytes(bytes).map_err(|source| StoreError::Corrupt {
-        what: what(),
-        source,
+    let upgraded = if T::KIND == Meta::KIND {
+        upgrade_meta_v1(bytes)
+    } else {
+        None
+    };
+    storage::from_bytes(upgraded.as_deref().unwrap_or(bytes)).map_err(|source| {
+        StoreError::Corrupt {
+            what: what(),
+            source,
+        }
     })
 }
 

@@ -37,6 +37,9 @@ pub struct StoreConfig {
     pub network: String,
     /// Seed consensus hashes (heights below the first block), as the application declares them.
     pub seeds: Vec<(u64, ConsensusHash)>,
+    /// The application's parameters (see [`Meta::app_params`]): stored at creation, checked
+    /// on every open. Empty by default.
+    pub app_params: Vec<u8>,
     /// How many recent blocks keep undo logs (the deepest rollback possible). Not stored: a
     /// node may change it between runs.
     pub undo_window: u64,
@@ -58,6 +61,7 @@ impl StoreConfig {
             first_block,
             network: network.into(),
             seeds: Vec::new(),
+            app_params: Vec::new(),
             undo_window: DEFAULT_UNDO_WINDOW,
         }
     }
@@ -65,6 +69,12 @@ impl StoreConfig {
     /// Sets the seed consensus hashes.
     pub fn with_seeds(mut self, seeds: Vec<(u64, ConsensusHash)>) -> Self {
         self.seeds = seeds;
+        self
+    }
+
+    /// Sets the application's parameters (see [`Meta::app_params`]).
+    pub fn with_app_params(mut self, params: impl Into<Vec<u8>>) -> Self {
+        self.app_params = params.into();
         self
     }
 
@@ -90,6 +100,7 @@ impl StoreConfig {
             first_block: self.first_block,
             network: self.network.clone(),
             namespaces: Vec::new(),
+            app_params: self.app_params.clone(),
         }
     }
 }
@@ -117,7 +128,8 @@ impl Store {
     /// Opens the store at `path`, creating it if the file does not exist (or is empty).
     ///
     /// An existing file must have been created for the same application: schema version, app
-    /// name and version, scheme, first block, network and seeds must all match, or
+    /// name and version, application parameters, scheme, first block, network and seeds must
+    /// all match, or
     /// the open fails with [`StoreError::Mismatch`] and the file is not written.
     pub fn open(path: impl AsRef<Path>, config: StoreConfig) -> Result<Store, StoreError> {
         let path = path.as_ref().to_path_buf();
@@ -272,7 +284,7 @@ fn check_meta(txn: &ReadTransaction, path: &Path, config: &StoreConfig) -> Resul
     let raw = raw.value();
     // The schema version is checked first and on its own, so that a future layout of `Meta`
     // still gets a clear message.
-    if raw.first() != Some(&Meta::VERSION) {
+    if raw.first() != Some(&Meta::VERSION) && raw.first() != Some(&schema::META_V1) {
         return Err(mismatch(
             "metadata encoding version",
             format!("{:?}", raw.first()),
@@ -281,7 +293,7 @@ fn check_meta(txn: &ReadTransaction, path: &Path, config: &StoreConfig) -> Resul
     }
     let stored: Meta = schema::decode(raw, || "store metadata".into())?;
     let want = config.meta();
-    let checks: [(&'static str, String, String); 6] = [
+    let checks: [(&'static str, String, String); 7] = [
         (
             "schema version",
             stored.schema_version.to_string(),
@@ -308,6 +320,11 @@ fn check_meta(txn: &ReadTransaction, path: &Path, config: &StoreConfig) -> Resul
             want.first_block.to_string(),
         ),
         ("network", stored.network.clone(), want.network.clone()),
+        (
+            "application parameters",
+            vc_chash::hex::encode(&stored.app_params),
+            vc_chash::hex::encode(&want.app_params),
+        ),
     ];
     for (field, stored, expected) in checks {
         if stored != expected {

@@ -130,6 +130,10 @@ fn opening_with_another_identity_fails_and_changes_nothing() {
                 .with_seeds(vec![(9, ConsensusHash::V2(Hash256([1; 32])))]),
             Some("seeds"),
         ),
+        (
+            good.clone().with_app_params(vec![1, 2, 3]),
+            Some("application parameters"),
+        ),
     ];
     for (cfg, want) in cases {
         match (Store::open(&path, cfg), want) {
@@ -574,4 +578,20 @@ fn revert_takes_back_changes_since_a_savepoint_and_nothing_before() {
         Store::read_meta(store.path()).unwrap().namespaces,
         vec!["names".to_string()]
     );
+}
+
+#[test]
+fn app_params_are_stored_and_must_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let with = config(Scheme::V2, 10).with_app_params(vec![1, 0xab]);
+    drop(Store::open(&path, with.clone()).unwrap());
+    assert_eq!(Store::read_meta(&path).unwrap().app_params, vec![1, 0xab]);
+    drop(Store::open(&path, with).unwrap());
+    for other in [vec![], vec![1, 0xac]] {
+        match Store::open(&path, config(Scheme::V2, 10).with_app_params(other)) {
+            Err(StoreError::Mismatch { field, .. }) => assert_eq!(field, "application parameters"),
+            other => panic!("got {other:?}"),
+        }
+    }
 }
