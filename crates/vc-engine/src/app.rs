@@ -77,6 +77,12 @@ pub struct AppSpec {
     /// watching source (Electrum), which finds transactions through these scripts' histories,
     /// with the same consensus hashes as on whole blocks. See `docs/electrum.md`. Default: none.
     pub markers: Vec<bitcoin::ScriptBuf>,
+    /// The application's parameters: consensus configuration beyond the version (for example
+    /// a registry script), in the application's own versioned encoding. They are stored in
+    /// the database's metadata ([`vc_store::Meta::app_params`]) and checked on every open, so
+    /// a database made with one setting refuses another; a tool rebuilds the application from
+    /// them. Default: empty.
+    pub params: Vec<u8>,
 }
 
 impl AppSpec {
@@ -100,6 +106,7 @@ impl AppSpec {
             staleness: DEFAULT_STALENESS,
             seeds: Vec::new(),
             markers: Vec::new(),
+            params: Vec::new(),
         }
     }
 
@@ -142,6 +149,12 @@ impl AppSpec {
     /// Declares a marker script.
     pub fn with_marker(mut self, script: bitcoin::ScriptBuf) -> Self {
         self.markers.push(script);
+        self
+    }
+
+    /// Sets the application's parameters (see [`AppSpec::params`]).
+    pub fn with_params(mut self, params: impl Into<Vec<u8>>) -> Self {
+        self.params = params.into();
         self
     }
 }

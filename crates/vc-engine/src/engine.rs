@@ -250,6 +250,7 @@ pub fn store_config(
         network.to_string(),
     )
     .with_seeds(spec.seeds.clone())
+    .with_app_params(spec.params.clone())
     .with_undo_window(undo_window)
 }
 
