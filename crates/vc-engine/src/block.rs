@@ -13,7 +13,7 @@ use vc_source::prefetch::Fetched;
 use vc_source::{WatchedBlock, pays};
 use vc_store::{BlockHeader, OutputData, StoredOp, Writer};
 
-use crate::app::{Application, HookError, Parsed, Reject, Stage};
+use crate::app::{AppSpec, Application, HookError, Parsed, Reject, Stage};
 use crate::context::{BlockInfo, BlockScope, OpContext, State};
 use crate::error::EngineError;
 
@@ -27,6 +27,18 @@ pub(crate) struct Recognizer {
 }
 
 impl Recognizer {
+    /// The recognizer `spec` declares; fails on a spec the engine cannot run (bad magic,
+    /// opcodes, payload limit or carrier rule).
+    pub fn for_spec(spec: &AppSpec) -> Result<Recognizer, EngineError> {
+        Ok(Recognizer {
+            carrier: Carrier::new(spec.carrier, spec.payload_limit)
+                .map_err(|e| EngineError::Spec(e.to_string()))?,
+            format: PayloadFormat::new(&spec.magic, &spec.opcodes, spec.payload_limit)
+                .map_err(|e| EngineError::Spec(e.to_string()))?,
+            markers: spec.markers.clone(),
+        })
+    }
+
     /// The payload of `tx` if it is one of the application's operations: (carrier vout,
     /// opcode, payload).
     pub fn payload<'t>(&self, tx: &'t Transaction) -> Option<(usize, u8, &'t [u8])> {
@@ -60,6 +72,59 @@ impl Recognizer {
             .skip(1)
             .any(|tx| self.payload(tx).is_some())
     }
+}
+
+/// A transaction's operation as the engine recognises it, before the application parses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Recognized<'t> {
+    /// The output that carries the payload.
+    pub vout: usize,
+    /// The opcode byte.
+    pub opcode: u8,
+    /// The whole payload (magic, opcode, body).
+    pub payload: &'t [u8],
+}
+
+impl<'t> Recognized<'t> {
+    /// The payload after the magic and the opcode: what [`OpContext::body`] gives a hook.
+    pub fn body(&self, spec: &AppSpec) -> &'t [u8] {
+        self.payload.get(spec.magic.len() + 1..).unwrap_or_default()
+    }
+}
+
+/// Whether `tx` carries one of `spec`'s operations, by exactly the rules the engine applies
+/// to every block (carrier rule, payload format, declared opcodes, marker scripts): the
+/// payload the application's `parse` would be given, or `None`. Fails only on a spec the
+/// engine cannot run.
+///
+/// ```
+/// use vc_engine::prelude::*;
+/// let spec = AppSpec::new("counter", "1", b"hi", 101).with_opcodes(b"+");
+/// let tx = bitcoin::Transaction {
+///     version: bitcoin::transaction::Version::ONE,
+///     lock_time: bitcoin::absolute::LockTime::ZERO,
+///     input: vec![],
+///     output: vec![bitcoin::TxOut {
+///         value: bitcoin::Amount::ZERO,
+///         script_pubkey: bitcoin::ScriptBuf::new_op_return(b"hi+1"),
+///     }],
+/// };
+/// let op = vc_engine::recognize(&spec, &tx)?.expect("an operation");
+/// assert_eq!((op.vout, op.opcode, op.body(&spec)), (0, b'+', &b"1"[..]));
+/// # Ok::<(), vc_engine::EngineError>(())
+/// ```
+pub fn recognize<'t>(
+    spec: &AppSpec,
+    tx: &'t Transaction,
+) -> Result<Option<Recognized<'t>>, EngineError> {
+    Ok(Recognizer::for_spec(spec)?
+        .payload(tx)
+        .map(|(vout, opcode, payload)| Recognized {
+            vout,
+            opcode,
+            payload,
+        }))
 }
 
 /// One operation the application did not accept.
@@ -347,5 +412,70 @@ impl Apply<'_> {
             }
         }
         Ok(parsed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use bitcoin::{Amount, ScriptBuf, TxOut, absolute::LockTime, transaction::Version};
+
+    use super::*;
+
+    fn tx(outputs: Vec<TxOut>) -> Transaction {
+        Transaction {
+            version: Version::ONE,
+            lock_time: LockTime::ZERO,
+            input: vec![],
+            output: outputs,
+        }
+    }
+
+    fn op_return(data: &[u8]) -> TxOut {
+        TxOut {
+            value: Amount::ZERO,
+            script_pubkey: ScriptBuf::new_op_return(
+                <&bitcoin::script::PushBytes>::try_from(data).unwrap(),
+            ),
+        }
+    }
+
+    #[test]
+    fn recognize_follows_opcodes_and_markers() {
+        let spec = AppSpec::new("t", "1", b"hi", 1).with_opcodes(b"+");
+        assert!(
+            recognize(&spec, &tx(vec![op_return(b"hi-1")]))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            recognize(&spec, &tx(vec![op_return(b"yo+1")]))
+                .unwrap()
+                .is_none()
+        );
+        let marker = ScriptBuf::new_op_return([7u8; 4]);
+        let marked = spec.clone().with_marker(marker.clone());
+        let unpaid = tx(vec![op_return(b"hi+1")]);
+        assert!(recognize(&spec, &unpaid).unwrap().is_some());
+        assert!(recognize(&marked, &unpaid).unwrap().is_none());
+        let paid = tx(vec![
+            TxOut {
+                value: Amount::from_sat(1),
+                script_pubkey: marker,
+            },
+            op_return(b"hi+1"),
+        ]);
+        let op = recognize(&marked, &paid).unwrap().unwrap();
+        assert_eq!((op.vout, op.opcode, op.payload), (1, b'+', &b"hi+1"[..]));
+    }
+
+    #[test]
+    fn recognize_refuses_an_unusable_spec() {
+        let spec = AppSpec::new("t", "1", b"", 1).with_opcodes(b"+");
+        assert!(matches!(
+            recognize(&spec, &tx(vec![])),
+            Err(EngineError::Spec(_))
+        ));
     }
 }

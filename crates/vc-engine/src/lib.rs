@@ -38,7 +38,7 @@ pub use app::{
     AppSpec, Application, DEFAULT_CONFIRMATIONS, DEFAULT_PAYLOAD_LIMIT, DEFAULT_STALENESS, Fail,
     HookError, Outcome, Parsed, Reject, Stage,
 };
-pub use block::{BlockReport, Rejected};
+pub use block::{BlockReport, Recognized, Rejected, recognize};
 pub use context::{BlockInfo, OpContext, State};
 pub use engine::{
     Checkpoint, DEFAULT_MAX_REORG_DEPTH, DEFAULT_UNDO_WINDOW, Engine, EngineConfig, NoObserver,
