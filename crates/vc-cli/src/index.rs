@@ -101,17 +101,7 @@ pub fn names_config(
     first_block: Option<u64>,
     registry: Option<ScriptBuf>,
 ) -> NamesConfig {
-    let base = if network == Network::Bitcoin {
-        NamesConfig::mainnet()
-    } else {
-        NamesConfig::regtest(1)
-    };
-    NamesConfig {
-        network,
-        first_block: first_block.unwrap_or(base.first_block),
-        registry,
-        ..base
-    }
+    NamesConfig::deployment(network, first_block, registry)
 }
 
 /// Parses `--registry`: `default` or a script in hex.
@@ -122,14 +112,6 @@ pub fn parse_registry(s: &str) -> Result<ScriptBuf> {
     let bytes = vc_chash::hex::decode(s)
         .with_context(|| format!("--registry {s:?} is neither `default` nor a script in hex"))?;
     Ok(ScriptBuf::from_bytes(bytes))
-}
-
-/// The registry script a database's rules version names (`1+registry:HEX`), if any.
-fn registry_of_version(version: &str) -> Result<Option<ScriptBuf>> {
-    match version.split_once("+registry:") {
-        None => Ok(None),
-        Some((_, hex)) => parse_registry(hex).map(Some),
-    }
 }
 
 /// Opens an existing names database, reading its network and first block from the file.
@@ -147,15 +129,9 @@ pub fn open_names_db(db: &Path) -> Result<(NamesConfig, Store)> {
         ))
         .into());
     }
-    let network: Network = meta
-        .network
-        .parse()
-        .with_context(|| format!("network {:?} in {}", meta.network, db.display()))?;
-    let config = names_config(
-        network,
-        Some(meta.first_block),
-        registry_of_version(&meta.app_version)?,
-    );
+    let config =
+        NamesConfig::from_meta(&meta).with_context(|| format!("reading {}", db.display()))?;
+    let network = config.network;
     let app = NamesApp::new(config.clone());
     let store = Store::open(
         db,
@@ -330,6 +306,9 @@ pub fn status(db: &Path) -> Result<ExitCode> {
                 store.config().app_name,
                 store.config().app_version
             );
+            if let Some(registry) = &config.registry {
+                println!("registry:        {}", registry.to_hex_string());
+            }
             println!("network:         {}", config.network);
             println!("first block:     {}", config.first_block);
             println!(

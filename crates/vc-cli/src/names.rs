@@ -8,11 +8,9 @@ use bitcoin::{Address, Network, Transaction};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use vc_chash::{ConsensusHash, hex};
-use vc_codec::carrier::Carrier;
 use vc_names::build::{self, Coin, Plan, ScriptKind, Wallet};
 use vc_names::price::name_price;
-use vc_names::state::NameRecord;
-use vc_names::wire::{self, NameOp, NamespaceParams};
+use vc_names::wire::{self, NamespaceParams};
 use vc_names::{lookup_name, lookup_namespace};
 use vc_source::Broadcaster;
 
@@ -168,19 +166,6 @@ enum SendOp {
     },
 }
 
-fn name_json(r: &NameRecord, network: Network) -> serde_json::Value {
-    json!({
-        "name": r.name,
-        "owner_script": hex::encode(&r.owner),
-        "owner_address": Address::from_script(bitcoin::Script::from_bytes(&r.owner), network).ok().map(|a| a.to_string()),
-        "value_hash": r.value_hash.map(|v| hex::encode(&v)),
-        "registered": r.registered,
-        "renewed": r.renewed,
-        "revoked": r.revoked,
-        "last_block": r.last_block,
-    })
-}
-
 fn unhex<const N: usize>(s: &str) -> Result<[u8; N]> {
     let invalid = || InputError::Invalid {
         what: "hex argument",
@@ -203,48 +188,8 @@ pub fn decode_json(raw_hex: &str, network: Network) -> Result<serde_json::Value>
             what: "the transaction",
             detail: format!("not a transaction: {e}"),
         })?;
-    let carried = Carrier::default()
-        .extract(&tx)
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .context("the transaction has no OP_RETURN payload")?;
-    let format =
-        vc_codec::payload::PayloadFormat::new(wire::MAGIC, &wire::OPCODES, wire::PAYLOAD_LIMIT)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let payload = format
-        .decode(carried.data)
-        .map_err(|e| anyhow::anyhow!("not a BNS payload: {e}"))?;
-    let op = NameOp::decode(payload.opcode, payload.body)?;
-    let outputs: Vec<serde_json::Value> = tx
-        .output
-        .iter()
-        .enumerate()
-        .map(|(i, o)| {
-            json!({
-                "index": i,
-                "value": o.value.to_sat(),
-                "script": hex::encode(o.script_pubkey.as_bytes()),
-                "address": Address::from_script(&o.script_pubkey, network).ok().map(|a| a.to_string()),
-            })
-        })
-        .collect();
-    let role = |i: usize| outputs.get(i).cloned();
-    let mut v = json!({
-        "txid": tx.compute_txid().to_string(),
-        "opcode": (payload.opcode as char).to_string(),
-        "payload_vout": carried.vout,
-        "fields": serde_json::to_value(&op)?,
-        "outputs": outputs,
-    });
-    match &op {
-        NameOp::NameRegistration { .. } => v["owner"] = json!(role(1)),
-        NameOp::NameTransfer { .. } => v["recipient"] = json!(role(1)),
-        NameOp::NamespaceReveal { .. } => v["reveal_address"] = json!(role(1)),
-        NameOp::NamePreorder { .. } | NameOp::NamespacePreorder { .. } => {
-            v["burn"] = json!(role(2))
-        }
-        _ => {}
-    }
-    Ok(v)
+    let config = vc_names::NamesConfig::deployment(network, None, None);
+    Ok(vc_names::cli::decode_json(&tx, &config)?)
 }
 
 /// Runs `names`.
@@ -255,7 +200,7 @@ pub fn run(cmd: NamesCommand) -> Result<ExitCode> {
             match lookup_name(&store, &name)? {
                 Some(r) => println!(
                     "{}",
-                    serde_json::to_string_pretty(&name_json(&r, config.network))?
+                    serde_json::to_string_pretty(&vc_names::cli::name_json(&r, config.network))?
                 ),
                 None => {
                     eprintln!("{name} is not registered");
@@ -266,7 +211,7 @@ pub fn run(cmd: NamesCommand) -> Result<ExitCode> {
         NamesCommand::List { db } => {
             let (config, store) = open_names_db(&db)?;
             for r in vc_names::all_names(&store)? {
-                println!("{}", name_json(&r, config.network));
+                println!("{}", vc_names::cli::name_json(&r, config.network));
             }
         }
         NamesCommand::Decode { tx, network } => {

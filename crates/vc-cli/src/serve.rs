@@ -7,11 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use bitcoin::Network;
-use serde_json::json;
-use vc_names::state::NAMES;
 use vc_serve::{Extension, ServeConfig, Server};
-use vc_store::{ReadOnlyStore, StateReadExt, StoreError, StoredOp, View};
+use vc_store::ReadOnlyStore;
 
 use crate::exit::InputError;
 
@@ -35,46 +32,6 @@ pub struct ServeArgs {
     threads: Option<usize>,
 }
 
-/// The names application's state lookups: `/v1/names/{name}`.
-struct NamesExtension {
-    staleness: u64,
-}
-
-impl Extension for NamesExtension {
-    fn collection(&self) -> &'static str {
-        "names"
-    }
-
-    fn staleness(&self) -> Option<u64> {
-        Some(self.staleness)
-    }
-
-    fn keys(&self, op: &StoredOp) -> Vec<String> {
-        let mut keys: Vec<String> = op
-            .records
-            .iter()
-            .filter_map(|r| vc_names::history::record_name(r))
-            .collect();
-        keys.dedup();
-        keys
-    }
-
-    fn lookup(&self, view: &View, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
-        Ok(view.get(&NAMES, &key.to_owned())?.map(|r| {
-            json!({
-                "name": r.name,
-                "owner": vc_chash::hex::encode(&r.owner),
-                "value_hash": r.value_hash.map(|v| vc_chash::hex::encode(&v)),
-                "registered": r.registered,
-                "renewed": r.renewed,
-                "revoked": r.revoked,
-                "last_block": r.last_block,
-                "last_txid": vc_chash::Hash256(r.last_txid).reversed().to_string(),
-            })
-        }))
-    }
-}
-
 pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     if !args.db.exists() {
         return Err(InputError::Missing(args.db.display().to_string()).into());
@@ -83,14 +40,9 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         .with_context(|| format!("opening {} read-only", args.db.display()))?;
     let meta = store.meta().clone();
     let extension: Option<Arc<dyn Extension>> = if meta.app_name == vc_names::app::APP_NAME {
-        let network: Network = meta
-            .network
-            .parse()
-            .with_context(|| format!("network {:?} in {}", meta.network, args.db.display()))?;
-        let config = crate::index::names_config(network, Some(meta.first_block), None);
-        Some(Arc::new(NamesExtension {
-            staleness: config.staleness,
-        }))
+        let config = vc_names::NamesConfig::from_meta(&meta)
+            .with_context(|| format!("reading {}", args.db.display()))?;
+        Some(Arc::new(vc_names::cli::NamesExtension::new(&config)))
     } else {
         None
     };

@@ -53,8 +53,9 @@ pub struct NamesConfig {
     /// The marker deployment: when set, every operation must also pay this script (at least
     /// one output, any value; the builders pay [`crate::build::DUST`]), and operations that do
     /// not are never seen. This is what lets the deployment run on an Electrum server (see
-    /// `docs/electrum.md`). It is part of consensus: the rules' version names it, so a
-    /// database made with one setting refuses to open with another.
+    /// `docs/electrum.md`). It is part of consensus: it is stored in the database's
+    /// application parameters ([`NamesConfig::params`]), so a database made with one setting
+    /// refuses to open with another.
     pub registry: Option<ScriptBuf>,
 }
 
@@ -91,6 +92,93 @@ impl NamesConfig {
             ..NamesConfig::mainnet()
         }
     }
+
+    /// The deployment on `network`: [`NamesConfig::mainnet`] on Bitcoin, the
+    /// [`NamesConfig::regtest`] rules (from block 1) elsewhere; `first_block` overrides the
+    /// first block, and `registry` makes it a marker deployment.
+    pub fn deployment(
+        network: Network,
+        first_block: Option<u64>,
+        registry: Option<ScriptBuf>,
+    ) -> Self {
+        let base = if network == Network::Bitcoin {
+            NamesConfig::mainnet()
+        } else {
+            NamesConfig::regtest(1)
+        };
+        NamesConfig {
+            network,
+            first_block: first_block.unwrap_or(base.first_block),
+            registry,
+            ..base
+        }
+    }
+
+    /// The application parameters this deployment stores in its database
+    /// ([`vc_engine::AppSpec::params`]): empty for the plain deployment; for a marker
+    /// deployment, a version byte (1) and then the registry script. Everything else the rules
+    /// depend on follows from the network and the first block, which the database stores too.
+    pub fn params(&self) -> Vec<u8> {
+        match &self.registry {
+            None => Vec::new(),
+            Some(r) => {
+                let mut out = vec![PARAMS_VERSION];
+                out.extend_from_slice(r.as_bytes());
+                out
+            }
+        }
+    }
+
+    /// The deployment a database was made for, from its metadata: network, first block and
+    /// parameters ([`NamesConfig::params`]).
+    pub fn from_meta(meta: &vc_store::Meta) -> Result<Self, ParamsError> {
+        if meta.app_name != APP_NAME {
+            return Err(ParamsError::OtherApp(meta.app_name.clone()));
+        }
+        if meta.app_version != APP_VERSION {
+            return Err(ParamsError::Version(meta.app_version.clone()));
+        }
+        let network: Network = meta
+            .network
+            .parse()
+            .map_err(|_| ParamsError::Network(meta.network.clone()))?;
+        let registry = match meta.app_params.split_first() {
+            None => None,
+            Some((&PARAMS_VERSION, script)) => Some(ScriptBuf::from_bytes(script.to_vec())),
+            Some((&v, _)) => return Err(ParamsError::ParamsVersion(v)),
+        };
+        Ok(NamesConfig::deployment(
+            network,
+            Some(meta.first_block),
+            registry,
+        ))
+    }
+}
+
+/// The encoding version of [`NamesConfig::params`].
+const PARAMS_VERSION: u8 = 1;
+
+/// Why a database's metadata does not describe a names deployment this build runs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParamsError {
+    /// The database belongs to another application.
+    #[error("the database belongs to application {0:?}, not {APP_NAME:?}")]
+    OtherApp(String),
+    /// Another version of the rules (databases made before the registry moved into the
+    /// parameters name it in the version, `1+registry:HEX`: index them again).
+    #[error(
+        "the database was made for rules version {0:?}; this build runs version {APP_VERSION:?}"
+    )]
+    Version(String),
+    /// The network name is unknown.
+    #[error("the database names an unknown network {0:?}")]
+    Network(String),
+    /// The parameters are in an encoding this build does not know.
+    #[error(
+        "the database's names parameters have encoding version {0}; this build reads version 1"
+    )]
+    ParamsVersion(u8),
 }
 
 /// A parsed BNS operation with the principal it came from.
@@ -180,11 +268,8 @@ fn burn_at(ctx: &OpContext, index: usize) -> Option<u64> {
 impl NamesApp {
     /// The naming system with `config`.
     pub fn new(config: NamesConfig) -> Self {
-        let version = match &config.registry {
-            None => APP_VERSION.to_owned(),
-            Some(r) => format!("{APP_VERSION}+registry:{}", hex::encode(r.as_bytes())),
-        };
-        let mut spec = AppSpec::new(APP_NAME, version, wire::MAGIC, config.first_block)
+        let mut spec = AppSpec::new(APP_NAME, APP_VERSION, wire::MAGIC, config.first_block)
+            .with_params(config.params())
             .with_opcodes(wire::OPCODES)
             .with_carrier(CarrierRule::Legacy)
             .with_payload_limit(wire::PAYLOAD_LIMIT)
@@ -781,4 +866,58 @@ pub fn all_names(store: &Store) -> Result<Vec<NameRecord>, StoreError> {
 /// A namespace's record.
 pub fn lookup_namespace(store: &Store, id: &str) -> Result<Option<NamespaceRecord>, StoreError> {
     store.view()?.get(&NAMESPACE_RECORDS, &id.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_database_made_for_a_deployment_rebuilds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        for config in [
+            NamesConfig::regtest(101),
+            NamesConfig::regtest(101).with_registry(default_registry_script()),
+            NamesConfig::mainnet(),
+        ] {
+            let path = dir.path().join(format!("{}.redb", config.params().len()));
+            let app = NamesApp::new(config.clone());
+            assert_eq!(app.spec().version, APP_VERSION);
+            let store_config = vc_engine::store_config(&app.spec(), config.network, 10);
+            drop(Store::open(&path, store_config).unwrap());
+            let meta = Store::read_meta(&path).unwrap();
+            assert_eq!(meta.app_params, config.params());
+            assert_eq!(NamesConfig::from_meta(&meta).unwrap(), config);
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+
+    #[test]
+    fn foreign_metadata_is_refused() {
+        let meta = |name: &str, version: &str, params: Vec<u8>| vc_store::Meta {
+            schema_version: vc_store::schema::SCHEMA_VERSION,
+            app_name: name.into(),
+            app_version: version.into(),
+            scheme: Scheme::Legacy.to_byte(),
+            first_block: 1,
+            network: "regtest".into(),
+            namespaces: Vec::new(),
+            app_params: params,
+        };
+        assert!(NamesConfig::from_meta(&meta(APP_NAME, "1", vec![])).is_ok());
+        assert_eq!(
+            NamesConfig::from_meta(&meta("other", "1", vec![])),
+            Err(ParamsError::OtherApp("other".into()))
+        );
+        assert!(matches!(
+            NamesConfig::from_meta(&meta(APP_NAME, "1+registry:00", vec![])),
+            Err(ParamsError::Version(_))
+        ));
+        assert_eq!(
+            NamesConfig::from_meta(&meta(APP_NAME, "1", vec![9, 1])),
+            Err(ParamsError::ParamsVersion(9))
+        );
+    }
 }

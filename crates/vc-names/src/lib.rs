@@ -32,6 +32,9 @@ pub struct ReadmeDoctests;
 
 pub mod app;
 pub mod build;
+#[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
+pub mod cli;
 pub mod history;
 pub mod price;
 pub mod scenario;
@@ -39,7 +42,7 @@ pub mod state;
 pub mod wire;
 
 pub use app::{
-    NamesApp, NamesConfig, NamesOp, all_names, burn_script, default_registry_script, lookup_name,
-    lookup_namespace,
+    NamesApp, NamesConfig, NamesOp, ParamsError, all_names, burn_script, default_registry_script,
+    lookup_name, lookup_namespace,
 };
 pub use wire::NameOp;
