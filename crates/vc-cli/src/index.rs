@@ -8,32 +8,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use bitcoin::{BlockHash, Network, ScriptBuf};
-use clap::{Args, Subcommand, ValueEnum};
+use bitcoin::{BlockHash, Network};
+use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use vc_chash::ConsensusHash;
-use vc_engine::{
-    BlockReport, Checkpoint, Engine, EngineConfig, Observer, ReorgReport, Stopped, store_config,
-};
-use vc_names::{NamesApp, NamesConfig};
+use vc_engine::{BlockReport, Checkpoint, EngineConfig, Observer, ReorgReport, Stopped};
+use vc_names::NamesConfig;
 use vc_store::{Store, StoreError};
 
 use crate::exit::InputError;
+use crate::registry;
 use crate::source::SourceSpec;
-
-/// The applications this binary carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum AppName {
-    /// The BNS-style naming system (`vc-names`).
-    Names,
-}
 
 /// `virtualchain index`.
 #[derive(Debug, Args)]
 pub struct IndexArgs {
-    /// The application.
-    #[arg(long, value_enum, default_value = "names")]
-    pub app: AppName,
+    /// The application, for a new database (default: names); an existing database is indexed
+    /// for the application it was made for.
+    #[arg(long)]
+    pub app: Option<String>,
     /// Where blocks come from: core://USER:PASS@HOST:PORT, core://HOST:PORT?cookie=PATH,
     /// core+rpc://... (no REST), blk:/path/to/blocks, or electrum://HOST:PORT /
     /// electrum+tls://HOST:PORT (light mode: needs --registry).
@@ -94,33 +87,10 @@ fn parse_checkpoint(s: &str) -> Result<Checkpoint, String> {
     })
 }
 
-/// The names deployment for `network` from `first_block`, with the registry script of a
-/// marker deployment.
-pub fn names_config(
-    network: Network,
-    first_block: Option<u64>,
-    registry: Option<ScriptBuf>,
-) -> NamesConfig {
-    NamesConfig::deployment(network, first_block, registry)
-}
-
-/// Parses `--registry`: `default` or a script in hex.
-pub fn parse_registry(s: &str) -> Result<ScriptBuf> {
-    if s == "default" {
-        return Ok(vc_names::default_registry_script());
-    }
-    let bytes = vc_chash::hex::decode(s)
-        .with_context(|| format!("--registry {s:?} is neither `default` nor a script in hex"))?;
-    Ok(ScriptBuf::from_bytes(bytes))
-}
-
-/// Opens an existing names database, reading its network and first block from the file.
+/// Opens an existing names database, reading its deployment from the file.
 pub fn open_names_db(db: &Path) -> Result<(NamesConfig, Store)> {
-    if !db.exists() {
-        return Err(InputError::Missing(db.display().to_string()).into());
-    }
-    let meta = Store::read_meta(db).with_context(|| format!("reading {}", db.display()))?;
-    if meta.app_name != vc_names::app::APP_NAME {
+    let (app, meta, store) = registry::open_db(db)?;
+    if app.app_name() != vc_names::app::APP_NAME {
         return Err(InputError::Foreign(format!(
             "{} belongs to application {:?}, not {:?}",
             db.display(),
@@ -129,19 +99,32 @@ pub fn open_names_db(db: &Path) -> Result<(NamesConfig, Store)> {
         ))
         .into());
     }
-    let config =
-        NamesConfig::from_meta(&meta).with_context(|| format!("reading {}", db.display()))?;
-    let network = config.network;
-    let app = NamesApp::new(config.clone());
-    let store = Store::open(
-        db,
-        store_config(
-            &vc_engine::Application::spec(&app),
-            network,
-            vc_engine::DEFAULT_UNDO_WINDOW,
-        ),
-    )?;
-    Ok((config, store))
+    Ok((registry::Names::config(&meta)?, store))
+}
+
+/// The application `index` runs on `db`: the one an existing database was made for (`--app`,
+/// if given, must agree), else `--app` (default: names). A file that cannot be read without
+/// crash recovery goes by `--app` too; opening it for writing checks its identity.
+fn app_for_index(app: Option<&str>, db: &Path) -> Result<&'static dyn registry::CliApp> {
+    let chosen = app.map(registry::by_cli_name).transpose()?;
+    let stored = match std::fs::metadata(db) {
+        Ok(m) if m.len() > 0 => Store::read_meta(db).ok(),
+        _ => None,
+    };
+    match (chosen, stored) {
+        (Some(chosen), Some(meta)) if chosen.app_name() != meta.app_name => {
+            Err(InputError::Foreign(format!(
+                "{} belongs to application {:?}, not {:?}",
+                db.display(),
+                meta.app_name,
+                chosen.app_name()
+            ))
+            .into())
+        }
+        (_, Some(meta)) => registry::by_stored_name(&meta.app_name),
+        (Some(chosen), None) => Ok(chosen),
+        (None, None) => registry::by_cli_name("names"),
+    }
 }
 
 /// Shows progress: a bar on a TTY, a log line every few seconds otherwise.
@@ -233,10 +216,13 @@ impl Observer for Progress {
 
 /// Runs `index`.
 pub fn index(args: IndexArgs) -> Result<ExitCode> {
-    let AppName::Names = args.app;
+    let app = app_for_index(args.app.as_deref(), &args.db)?;
     let source = SourceSpec::parse(&args.source)?.connect(args.network)?;
-    let registry = args.registry.as_deref().map(parse_registry).transpose()?;
-    let config = names_config(args.network, args.first_block, registry);
+    let options = registry::CreateOptions {
+        network: args.network,
+        first_block: args.first_block,
+        registry: args.registry.clone(),
+    };
     let mut engine_config = EngineConfig::default()
         .with_workers(args.workers)
         .with_poll_interval(Duration::from_secs_f64(args.poll_secs.max(0.05)))
@@ -250,8 +236,7 @@ pub fn index(args: IndexArgs) -> Result<ExitCode> {
     if args.commit_every_block {
         engine_config.commit.max_blocks = 1;
     }
-    let mut engine = Engine::open(NamesApp::new(config), &args.db, source, engine_config)
-        .with_context(|| format!("opening {}", args.db.display()))?;
+    let mut engine = app.open_engine(&options, &args.db, source, engine_config)?;
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = Arc::clone(&stop);
@@ -292,46 +277,47 @@ pub fn index(args: IndexArgs) -> Result<ExitCode> {
 
 /// Runs `status`.
 pub fn status(db: &Path) -> Result<ExitCode> {
-    let (config, store) = open_names_db(db)?;
+    let (app, meta, store) = registry::open_db(db)?;
     let view = store.view()?;
-    let names = vc_names::all_names(&store)?;
     match view.tip()? {
         Some(tip) => {
-            let ops: u64 = (config.first_block..=tip.height)
-                .filter_map(|h| view.chain_entry(h).ok().flatten())
-                .map(|e| u64::from(e.op_count))
+            let ops: u64 = view
+                .chain_range(meta.first_block, tip.height)?
+                .iter()
+                .map(|(_, e)| u64::from(e.op_count))
                 .sum();
-            println!(
-                "app:             {} {}",
-                store.config().app_name,
-                store.config().app_version
-            );
-            if let Some(registry) = &config.registry {
-                println!("registry:        {}", registry.to_hex_string());
-            }
-            println!("network:         {}", config.network);
-            println!("first block:     {}", config.first_block);
+            println!("app:             {} {}", meta.app_name, meta.app_version);
+            println!("network:         {}", meta.network);
+            println!("first block:     {}", meta.first_block);
             println!(
                 "tip:             {} {}",
                 tip.height,
                 tip.block_hash.reversed()
             );
             println!("consensus hash:  {}", tip.consensus_hash);
-            println!("blocks:          {}", tip.height + 1 - config.first_block);
+            println!("blocks:          {}", tip.height + 1 - meta.first_block);
             println!("operations:      {ops}");
-            println!(
-                "names:           {} ({} revoked)",
-                names.len(),
-                names.iter().filter(|n| n.revoked).count()
-            );
+            // The application's own lines (the names app: its registry and name counts).
+            for (label, value) in app.status(&meta, &store)? {
+                println!("{:<17}{value}", format!("{label}:"));
+            }
             if let Some((lo, hi)) = view.undo_heights()? {
                 println!("rollback window: blocks {lo} to {hi}");
             }
         }
         None => println!(
             "empty database (nothing indexed yet); first block {}",
-            config.first_block
+            meta.first_block
         ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `ops`.
+pub fn ops(db: &Path, height: u64) -> Result<ExitCode> {
+    let (app, meta, store) = registry::open_db(db)?;
+    for op in store.view()?.ops(height)? {
+        println!("{}", app.op_json(&meta, &op)?);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -389,7 +375,7 @@ fn aside(db: &Path, tag: &str) -> Result<PathBuf> {
 pub fn recover(cmd: RecoverCommand) -> Result<ExitCode> {
     match cmd {
         RecoverCommand::Reindex { db, from } => {
-            let (config, store) = open_names_db(&db)?;
+            let (_, meta, store) = registry::open_db(&db)?;
             let target = from.saturating_sub(1);
             match store.rollback_to(target) {
                 Ok(n) => {
@@ -403,7 +389,7 @@ pub fn recover(cmd: RecoverCommand) -> Result<ExitCode> {
                     println!(
                         "the undo logs do not reach height {from}; moved the database to {} — the next `virtualchain index` re-indexes from the first block ({})",
                         moved.display(),
-                        config.first_block
+                        meta.first_block
                     );
                 }
                 Err(e) => return Err(e.into()),
@@ -422,7 +408,7 @@ pub fn recover(cmd: RecoverCommand) -> Result<ExitCode> {
                 ch.parse::<ConsensusHash>()
                     .map_err(|e| anyhow::anyhow!("consensus hash {ch:?}: {e}"))?,
             );
-            let (config, store) = open_names_db(&db)?;
+            let (_, meta, store) = registry::open_db(&db)?;
             let store_cfg = store.config().clone();
             drop(store);
             let moved = aside(&db, "before-checkpoint")?;
@@ -439,13 +425,13 @@ pub fn recover(cmd: RecoverCommand) -> Result<ExitCode> {
                     return Err(anyhow::Error::new(e).context(format!(
                         "the snapshot was refused; {} is unchanged (network {})",
                         db.display(),
-                        config.network
+                        meta.network
                     )));
                 }
             }
         }
         RecoverCommand::Split { db, fork_height } => {
-            let (_, store) = open_names_db(&db)?;
+            let (_, _, store) = registry::open_db(&db)?;
             let (height, hash) = vc_engine::pin_branch(&store, fork_height)?;
             println!(
                 "pinned {} to block {hash} at height {height}: it will never roll back onto another branch. Keep the node on this branch, for example with `bitcoin-cli invalidateblock <the other branch's block at height {height}>`",

@@ -11,6 +11,7 @@ mod index;
 mod jsonl;
 mod light;
 mod names;
+mod registry;
 mod serve;
 mod source;
 
@@ -38,6 +39,16 @@ enum Command {
         /// The database.
         #[arg(long)]
         db: std::path::PathBuf,
+    },
+    /// The accepted operations of a block, one JSON object per line, as the database's
+    /// application renders them.
+    Ops {
+        /// The database.
+        #[arg(long)]
+        db: std::path::PathBuf,
+        /// The block height.
+        #[arg(long)]
+        height: u64,
     },
     /// The names application: show, list, decode, send.
     #[command(subcommand)]
@@ -90,6 +101,7 @@ fn main() -> ExitCode {
         Command::Chash(cmd) => chash::run(cmd),
         Command::Index(args) => index::index(args),
         Command::Status { db } => index::status(&db),
+        Command::Ops { db, height } => index::ops(&db, height),
         Command::Names(cmd) => names::run(cmd),
         Command::Recover(cmd) => index::recover(cmd),
         Command::Demo(args) => demo::run(args),

@@ -188,8 +188,7 @@ pub fn decode_json(raw_hex: &str, network: Network) -> Result<serde_json::Value>
             what: "the transaction",
             detail: format!("not a transaction: {e}"),
         })?;
-    let config = vc_names::NamesConfig::deployment(network, None, None);
-    Ok(vc_names::cli::decode_json(&tx, &config)?)
+    crate::registry::CliApp::decode(&crate::registry::Names, &tx, network)
 }
 
 /// Runs `names`.

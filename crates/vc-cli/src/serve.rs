@@ -11,6 +11,7 @@ use vc_serve::{Extension, ServeConfig, Server};
 use vc_store::ReadOnlyStore;
 
 use crate::exit::InputError;
+use crate::registry;
 
 /// Serve a database over HTTP: blocks, operations, consensus hashes, state and proofs.
 #[derive(Debug, clap::Args)]
@@ -39,12 +40,12 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     let store = ReadOnlyStore::open(&args.db)
         .with_context(|| format!("opening {} read-only", args.db.display()))?;
     let meta = store.meta().clone();
-    let extension: Option<Arc<dyn Extension>> = if meta.app_name == vc_names::app::APP_NAME {
-        let config = vc_names::NamesConfig::from_meta(&meta)
-            .with_context(|| format!("reading {}", args.db.display()))?;
-        Some(Arc::new(vc_names::cli::NamesExtension::new(&config)))
-    } else {
-        None
+    // The application's own endpoints, when this build carries it; the generic ones always.
+    let extension: Option<Arc<dyn Extension>> = match registry::by_stored_name(&meta.app_name) {
+        Ok(app) => app
+            .extension(&meta)
+            .with_context(|| format!("reading {}", args.db.display()))?,
+        Err(_) => None,
     };
     let mut config = ServeConfig::new(args.listen);
     config.request_timeout = Duration::from_millis(args.timeout_ms.max(1));

@@ -1,0 +1,294 @@
+//! The applications this binary carries, and what the generic commands (`index`, `status`,
+//! `serve`, `recover`) need from each: [`CliApp`]. A database names its application in its
+//! metadata ([`Meta::app_name`]); the commands look it up in [`APPS`] and never name an
+//! application themselves.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, Result};
+use bitcoin::hex::FromHex;
+use bitcoin::{Network, ScriptBuf, Transaction};
+use serde_json::Value;
+use vc_engine::{AppSpec, Application, Engine, EngineConfig, EngineError, Observer, SyncOutcome};
+use vc_names::{NamesApp, NamesConfig};
+use vc_serve::Extension;
+use vc_source::Source;
+use vc_store::{Meta, Store, StoredOp};
+
+use crate::exit::InputError;
+
+/// The application-specific `index` options, for a database that does not exist yet (an
+/// existing one is checked against them).
+#[derive(Clone, Debug)]
+pub struct CreateOptions {
+    /// The Bitcoin network.
+    pub network: Network,
+    /// The first block, if not the application's default.
+    pub first_block: Option<u64>,
+    /// `--registry` (the names app's marker deployment).
+    pub registry: Option<String>,
+}
+
+/// An engine with its application type erased: what `index` drives.
+pub trait Indexer {
+    /// [`Engine::sync`].
+    fn sync(
+        &mut self,
+        to: Option<u64>,
+        stop: &AtomicBool,
+        observer: &mut dyn Observer,
+    ) -> Result<SyncOutcome, EngineError>;
+    /// [`Engine::follow`].
+    fn follow(
+        &mut self,
+        to: Option<u64>,
+        stop: &AtomicBool,
+        observer: &mut dyn Observer,
+    ) -> Result<SyncOutcome, EngineError>;
+}
+
+impl<A: Application> Indexer for Engine<A> {
+    fn sync(
+        &mut self,
+        to: Option<u64>,
+        stop: &AtomicBool,
+        observer: &mut dyn Observer,
+    ) -> Result<SyncOutcome, EngineError> {
+        Engine::sync(self, to, stop, observer)
+    }
+
+    fn follow(
+        &mut self,
+        to: Option<u64>,
+        stop: &AtomicBool,
+        observer: &mut dyn Observer,
+    ) -> Result<SyncOutcome, EngineError> {
+        Engine::follow(self, to, stop, observer)
+    }
+}
+
+/// One application as the command-line tool presents it.
+pub trait CliApp: Sync {
+    /// The name `--app` takes (`names`).
+    fn cli_name(&self) -> &'static str;
+    /// The name the application stores in a database ([`Meta::app_name`]).
+    fn app_name(&self) -> &'static str;
+    /// The application's spec for a database, from its metadata (network, first block and
+    /// [`Meta::app_params`]).
+    fn spec(&self, meta: &Meta) -> Result<AppSpec>;
+    /// Opens (or creates) `db` for indexing with `opts`.
+    fn open_engine(
+        &self,
+        opts: &CreateOptions,
+        db: &Path,
+        source: Source,
+        config: EngineConfig,
+    ) -> Result<Box<dyn Indexer>>;
+    /// The HTTP extension of `virtualchain serve` for a database, if the application has one.
+    fn extension(&self, meta: &Meta) -> Result<Option<Arc<dyn Extension>>>;
+    /// Application lines of `status`: (label, value).
+    fn status(&self, meta: &Meta, store: &Store) -> Result<Vec<(&'static str, String)>>;
+    /// An accepted operation as JSON.
+    fn op_json(&self, meta: &Meta, op: &StoredOp) -> Result<Value>;
+    /// A raw transaction's operation as JSON, recognised as the engine would on `network`.
+    fn decode(&self, tx: &Transaction, network: Network) -> Result<Value>;
+}
+
+/// The names application (`vc-names`).
+#[derive(Debug)]
+pub struct Names;
+
+/// Parses `--registry`: `default` or a script in hex.
+pub fn parse_registry(s: &str) -> Result<ScriptBuf> {
+    if s == "default" {
+        return Ok(vc_names::default_registry_script());
+    }
+    let bytes = Vec::<u8>::from_hex(s)
+        .with_context(|| format!("--registry {s:?} is neither `default` nor a script in hex"))?;
+    Ok(ScriptBuf::from_bytes(bytes))
+}
+
+impl Names {
+    /// The deployment a database was made for.
+    pub fn config(meta: &Meta) -> Result<NamesConfig> {
+        Ok(NamesConfig::from_meta(meta)?)
+    }
+}
+
+impl CliApp for Names {
+    fn cli_name(&self) -> &'static str {
+        "names"
+    }
+
+    fn app_name(&self) -> &'static str {
+        vc_names::app::APP_NAME
+    }
+
+    fn spec(&self, meta: &Meta) -> Result<AppSpec> {
+        Ok(NamesApp::new(Names::config(meta)?).spec())
+    }
+
+    fn open_engine(
+        &self,
+        opts: &CreateOptions,
+        db: &Path,
+        source: Source,
+        config: EngineConfig,
+    ) -> Result<Box<dyn Indexer>> {
+        let registry = opts.registry.as_deref().map(parse_registry).transpose()?;
+        let names = NamesConfig::deployment(opts.network, opts.first_block, registry);
+        let engine = Engine::open(NamesApp::new(names), db, source, config)
+            .with_context(|| format!("opening {}", db.display()))?;
+        Ok(Box::new(engine))
+    }
+
+    fn extension(&self, meta: &Meta) -> Result<Option<Arc<dyn Extension>>> {
+        Ok(Some(Arc::new(vc_names::cli::NamesExtension::new(
+            &Names::config(meta)?,
+        ))))
+    }
+
+    fn status(&self, meta: &Meta, store: &Store) -> Result<Vec<(&'static str, String)>> {
+        let config = Names::config(meta)?;
+        let names = vc_names::all_names(store)?;
+        let mut lines = vec![(
+            "names",
+            format!(
+                "{} ({} revoked)",
+                names.len(),
+                names.iter().filter(|n| n.revoked).count()
+            ),
+        )];
+        if let Some(registry) = &config.registry {
+            lines.insert(0, ("registry", registry.to_hex_string()));
+        }
+        Ok(lines)
+    }
+
+    fn op_json(&self, _meta: &Meta, op: &StoredOp) -> Result<Value> {
+        Ok(vc_names::cli::op_json(op, vc_names::wire::MAGIC.len())?)
+    }
+
+    fn decode(&self, tx: &Transaction, network: Network) -> Result<Value> {
+        let config = NamesConfig::deployment(network, None, None);
+        Ok(vc_names::cli::decode_json(tx, &config)?)
+    }
+}
+
+/// Every application compiled in.
+pub static APPS: &[&dyn CliApp] = &[&Names];
+
+/// The application `--app` names.
+pub fn by_cli_name(name: &str) -> Result<&'static dyn CliApp> {
+    APPS.iter()
+        .copied()
+        .find(|a| a.cli_name() == name)
+        .ok_or_else(|| {
+            InputError::Invalid {
+                what: "--app",
+                detail: format!("{name:?} is not one of {}", cli_names().join(", ")),
+            }
+            .into()
+        })
+}
+
+/// The application a database was made for.
+pub fn by_stored_name(name: &str) -> Result<&'static dyn CliApp> {
+    APPS.iter()
+        .copied()
+        .find(|a| a.app_name() == name)
+        .ok_or_else(|| {
+            InputError::Foreign(format!(
+                "the database belongs to application {name:?}, which this build does not carry ({})",
+                APPS.iter().map(|a| a.app_name()).collect::<Vec<_>>().join(", ")
+            ))
+            .into()
+        })
+}
+
+/// The `--app` names, in registry order.
+pub fn cli_names() -> Vec<&'static str> {
+    APPS.iter().map(|a| a.cli_name()).collect()
+}
+
+/// Opens an existing database for its own application: reads the metadata, finds the
+/// application, rebuilds its spec from the stored parameters and opens the store with it.
+pub fn open_db(db: &Path) -> Result<(&'static dyn CliApp, Meta, Store)> {
+    if !db.exists() {
+        return Err(InputError::Missing(db.display().to_string()).into());
+    }
+    let meta = Store::read_meta(db).with_context(|| format!("reading {}", db.display()))?;
+    let app =
+        by_stored_name(&meta.app_name).with_context(|| format!("opening {}", db.display()))?;
+    let spec = app
+        .spec(&meta)
+        .with_context(|| format!("reading {}", db.display()))?;
+    let network: Network = meta
+        .network
+        .parse()
+        .with_context(|| format!("network {:?} in {}", meta.network, db.display()))?;
+    let store = Store::open(
+        db,
+        vc_engine::store_config(&spec, network, vc_engine::DEFAULT_UNDO_WINDOW),
+    )?;
+    Ok((app, meta, store))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use vc_chash::Scheme;
+    use vc_store::StoreConfig;
+
+    use super::*;
+
+    #[test]
+    fn every_app_is_found_by_both_names() {
+        for app in APPS {
+            assert_eq!(
+                by_cli_name(app.cli_name()).unwrap().app_name(),
+                app.app_name()
+            );
+            assert_eq!(
+                by_stored_name(app.app_name()).unwrap().cli_name(),
+                app.cli_name()
+            );
+        }
+        assert!(by_cli_name("nope").is_err());
+    }
+
+    #[test]
+    fn a_database_is_dispatched_by_its_stored_app_name() {
+        let dir = tempfile::tempdir().unwrap();
+        // A names marker deployment: opened through the registry with its stored parameters.
+        let path = dir.path().join("names.redb");
+        let names = NamesConfig::regtest(101).with_registry(vc_names::default_registry_script());
+        let spec = NamesApp::new(names.clone()).spec();
+        drop(Store::open(&path, vc_engine::store_config(&spec, Network::Regtest, 10)).unwrap());
+        let (app, meta, store) = open_db(&path).unwrap();
+        assert_eq!(app.cli_name(), "names");
+        assert_eq!(store.config().app_params, names.params());
+        let status = app.status(&meta, &store).unwrap();
+        assert_eq!(status[0].0, "registry");
+        assert!(app.extension(&meta).unwrap().is_some());
+
+        // An application this build does not carry is refused as foreign input.
+        let other = dir.path().join("other.redb");
+        drop(
+            Store::open(
+                &other,
+                StoreConfig::new("counter", "1", Scheme::V2, 1, "regtest"),
+            )
+            .unwrap(),
+        );
+        let err = open_db(&other).err().unwrap();
+        assert!(
+            err.chain()
+                .any(|c| matches!(c.downcast_ref::<InputError>(), Some(InputError::Foreign(_)))),
+            "{err:#}"
+        );
+    }
+}
