@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
-use bitcoin::hex::FromHex;
 use bitcoin::{Network, ScriptBuf, Transaction};
 use serde_json::Value;
 use vc_engine::{AppSpec, Application, Engine, EngineConfig, EngineError, Observer, SyncOutcome};
@@ -105,7 +104,7 @@ pub fn parse_registry(s: &str) -> Result<ScriptBuf> {
     if s == "default" {
         return Ok(vc_names::default_registry_script());
     }
-    let bytes = Vec::<u8>::from_hex(s)
+    let bytes = vc_chash::hex::decode(s)
         .with_context(|| format!("--registry {s:?} is neither `default` nor a script in hex"))?;
     Ok(ScriptBuf::from_bytes(bytes))
 }
@@ -162,7 +161,7 @@ impl CliApp for Names {
             ),
         )];
         if let Some(registry) = &config.registry {
-            lines.insert(0, ("registry", registry.to_hex_string()));
+            lines.insert(0, ("registry", vc_chash::hex::encode(registry.as_bytes())));
         }
         Ok(lines)
     }

@@ -134,7 +134,7 @@ pub fn decode_json(tx: &Transaction, config: &NamesConfig) -> Result<Value, Deco
             json!({
                 "index": i,
                 "value": o.value.to_sat(),
-                "script": o.script_pubkey.to_hex_string(),
+                "script": hex::encode(o.script_pubkey.as_bytes()),
                 "address": Address::from_script(&o.script_pubkey, network).ok().map(|a| a.to_string()),
             })
         })
