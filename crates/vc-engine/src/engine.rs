@@ -271,7 +271,7 @@ impl<A: Application> Engine<A> {
         check_source(&spec, &source)?;
         let store = match Store::open(db.as_ref(), store_config(&spec, network, undo)) {
             Err(vc_store::StoreError::Mismatch {
-                field: "network",
+                field: vc_store::MetaField::Network,
                 stored,
                 ..
             }) => {

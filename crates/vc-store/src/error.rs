@@ -25,7 +25,7 @@ pub enum StoreError {
         /// The database file.
         path: String,
         /// Which metadata field.
-        field: &'static str,
+        field: MetaField,
         /// The stored value.
         stored: String,
         /// The expected value.
@@ -135,6 +135,47 @@ impl<T, E: Into<redb::Error>> DbContext<T> for Result<T, E> {
         self.map_err(|e| StoreError::Db {
             context,
             source: Box::new(e.into()),
+        })
+    }
+}
+
+/// A field of a store's identity ([`crate::Meta`] and the seeds), as
+/// [`StoreError::Mismatch`] names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MetaField {
+    /// The encoding version byte of the metadata.
+    EncodingVersion,
+    /// [`crate::schema::SCHEMA_VERSION`].
+    SchemaVersion,
+    /// The application's name.
+    AppName,
+    /// The application's version.
+    AppVersion,
+    /// The consensus-hash scheme.
+    Scheme,
+    /// The application's first block.
+    FirstBlock,
+    /// The Bitcoin network.
+    Network,
+    /// The application's parameters.
+    AppParams,
+    /// The seed consensus hashes.
+    Seeds,
+}
+
+impl core::fmt::Display for MetaField {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            MetaField::EncodingVersion => "metadata encoding version",
+            MetaField::SchemaVersion => "schema version",
+            MetaField::AppName => "application name",
+            MetaField::AppVersion => "application version",
+            MetaField::Scheme => "consensus scheme",
+            MetaField::FirstBlock => "first block",
+            MetaField::Network => "network",
+            MetaField::AppParams => "application parameters",
+            MetaField::Seeds => "seeds",
         })
     }
 }

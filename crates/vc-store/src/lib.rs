@@ -62,7 +62,7 @@ mod state;
 mod store;
 mod writer;
 
-pub use error::StoreError;
+pub use error::{MetaField, StoreError};
 pub use read_only::ReadOnlyStore;
 pub use schema::{ChainEntry, Meta, OutputData, StoredOp};
 pub use state::{

@@ -8,7 +8,7 @@ use vc_chash::v2::mmr::{Mmr, peak_positions};
 use vc_chash::{ConsensusHash, Hash256, Scheme, Seeds};
 use vc_codec::storage::Stored;
 
-use crate::error::{DbContext, StoreError};
+use crate::error::{DbContext, MetaField, StoreError};
 use crate::schema::{
     self, CHAIN, ChainEntry, LOCAL, META, META_KEY, MMR, Meta, OPS, SCHEMA_VERSION, SEEDS, STATE,
     StoredOp, UNDO,
@@ -263,7 +263,7 @@ impl Store {
 
 /// Checks the file's identity against `config`.
 fn check_meta(txn: &ReadTransaction, path: &Path, config: &StoreConfig) -> Result<(), StoreError> {
-    let mismatch = |field: &'static str, stored: String, expected: String| StoreError::Mismatch {
+    let mismatch = |field: MetaField, stored: String, expected: String| StoreError::Mismatch {
         path: path.display().to_string(),
         field,
         stored,
@@ -286,42 +286,46 @@ fn check_meta(txn: &ReadTransaction, path: &Path, config: &StoreConfig) -> Resul
     // still gets a clear message.
     if raw.first() != Some(&Meta::VERSION) && raw.first() != Some(&schema::META_V1) {
         return Err(mismatch(
-            "metadata encoding version",
+            MetaField::EncodingVersion,
             format!("{:?}", raw.first()),
             Meta::VERSION.to_string(),
         ));
     }
     let stored: Meta = schema::decode(raw, || "store metadata".into())?;
     let want = config.meta();
-    let checks: [(&'static str, String, String); 7] = [
+    let checks: [(MetaField, String, String); 7] = [
         (
-            "schema version",
+            MetaField::SchemaVersion,
             stored.schema_version.to_string(),
             want.schema_version.to_string(),
         ),
         (
-            "application name",
+            MetaField::AppName,
             stored.app_name.clone(),
             want.app_name.clone(),
         ),
         (
-            "application version",
+            MetaField::AppVersion,
             stored.app_version.clone(),
             want.app_version.clone(),
         ),
         (
-            "consensus scheme",
+            MetaField::Scheme,
             scheme_name(stored.scheme),
             scheme_name(want.scheme),
         ),
         (
-            "first block",
+            MetaField::FirstBlock,
             stored.first_block.to_string(),
             want.first_block.to_string(),
         ),
-        ("network", stored.network.clone(), want.network.clone()),
         (
-            "application parameters",
+            MetaField::Network,
+            stored.network.clone(),
+            want.network.clone(),
+        ),
+        (
+            MetaField::AppParams,
             vc_chash::hex::encode(&stored.app_params),
             vc_chash::hex::encode(&want.app_params),
         ),
@@ -348,7 +352,7 @@ fn check_meta(txn: &ReadTransaction, path: &Path, config: &StoreConfig) -> Resul
         .collect();
     if stored_seeds != want_seeds {
         return Err(mismatch(
-            "seeds",
+            MetaField::Seeds,
             stored_seeds.join(","),
             want_seeds.join(","),
         ));

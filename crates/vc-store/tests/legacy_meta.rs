@@ -82,7 +82,9 @@ fn a_version_1_metadata_file_opens_with_empty_params() {
 
     // An old file has no parameters, so an application that now declares some is refused.
     match Store::open(&path, config.with_app_params(vec![1])) {
-        Err(StoreError::Mismatch { field, .. }) => assert_eq!(field, "application parameters"),
+        Err(StoreError::Mismatch { field, .. }) => {
+            assert_eq!(field, vc_store::MetaField::AppParams)
+        }
         other => panic!("got {other:?}"),
     }
 }

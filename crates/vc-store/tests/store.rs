@@ -8,7 +8,7 @@ use std::path::Path;
 use common::{Model, config, generate, write_block};
 use vc_chash::{ConsensusHash, Hash256, History, Scheme};
 use vc_store::replay::{self, DivergenceKind};
-use vc_store::{BlockHeader, StateReadExt, StateWriteExt, Store, StoreError, snapshot};
+use vc_store::{BlockHeader, MetaField, StateReadExt, StateWriteExt, Store, StoreError, snapshot};
 
 fn names(_store: &Store) -> vc_store::Namespace<String, u64> {
     common::NAMES
@@ -102,37 +102,37 @@ fn opening_with_another_identity_fails_and_changes_nothing() {
     let good = config(Scheme::V2, 10);
     let cases = [
         (good.clone().with_undo_window(5), None),
-        (config(Scheme::Legacy, 10), Some("consensus scheme")),
-        (config(Scheme::V2, 11), Some("first block")),
+        (config(Scheme::Legacy, 10), Some(MetaField::Scheme)),
+        (config(Scheme::V2, 11), Some(MetaField::FirstBlock)),
         (
             vc_store::StoreConfig {
                 network: "bitcoin".into(),
                 ..good.clone()
             },
-            Some("network"),
+            Some(MetaField::Network),
         ),
         (
             vc_store::StoreConfig {
                 app_name: "other".into(),
                 ..good.clone()
             },
-            Some("application name"),
+            Some(MetaField::AppName),
         ),
         (
             vc_store::StoreConfig {
                 app_version: "2.0.0".into(),
                 ..good.clone()
             },
-            Some("application version"),
+            Some(MetaField::AppVersion),
         ),
         (
             good.clone()
                 .with_seeds(vec![(9, ConsensusHash::V2(Hash256([1; 32])))]),
-            Some("seeds"),
+            Some(MetaField::Seeds),
         ),
         (
             good.clone().with_app_params(vec![1, 2, 3]),
-            Some("application parameters"),
+            Some(MetaField::AppParams),
         ),
     ];
     for (cfg, want) in cases {
@@ -590,7 +590,7 @@ fn app_params_are_stored_and_must_match() {
     drop(Store::open(&path, with).unwrap());
     for other in [vec![], vec![1, 0xac]] {
         match Store::open(&path, config(Scheme::V2, 10).with_app_params(other)) {
-            Err(StoreError::Mismatch { field, .. }) => assert_eq!(field, "application parameters"),
+            Err(StoreError::Mismatch { field, .. }) => assert_eq!(field, MetaField::AppParams),
             other => panic!("got {other:?}"),
         }
     }
