@@ -38,7 +38,7 @@ pub enum LightCommand {
 /// What every light query needs.
 #[derive(Debug, clap::Args)]
 pub struct Common {
-    /// The server (http://host:port or https://host[:port]; https servers are checked
+    /// The server (http://host:port or https://host\[:port\]; https servers are checked
     /// against Mozilla's root certificates).
     #[arg(long)]
     server: String,

@@ -1,7 +1,7 @@
 //! Snapshot files: a whole application instance in one portable file.
 //!
 //! ```text
-//! file  = "VCSNAP" 0x00 0x01 || frame* || end frame
+//! file  = "VCSNAP" 0x00 0x02 || frame* || end frame
 //! frame = u32 length (big-endian) || Frame (version byte || postcard)
 //! ```
 //!
@@ -36,8 +36,12 @@ use crate::schema::{
 use crate::store::{Store, StoreConfig, View};
 use crate::writer::{BlockHeader, CommitPolicy};
 
-/// The first 8 bytes of every snapshot file.
-pub const MAGIC: [u8; 8] = *b"VCSNAP\x00\x01";
+/// The first 8 bytes of every snapshot file: format 2, whose header carries the application's
+/// parameters.
+pub const MAGIC: [u8; 8] = *b"VCSNAP\x00\x02";
+
+/// The magic of format 1 (before application parameters), refused with a clear message.
+const MAGIC_V1: [u8; 8] = *b"VCSNAP\x00\x01";
 
 /// The largest frame accepted (a block with many large operations fits well below it).
 pub const MAX_FRAME: u32 = 64 << 20;
@@ -328,6 +332,11 @@ fn import_into(
     };
     let mut magic = [0u8; 8];
     r.exact(&mut magic)?;
+    if magic == MAGIC_V1 {
+        return Err(r.bad(
+            "a snapshot of format 1, made before stores kept application parameters: export it again with this version",
+        ));
+    }
     if magic != MAGIC {
         return Err(r.bad(format!(
             "not a snapshot file (magic {})",

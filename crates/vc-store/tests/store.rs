@@ -595,3 +595,24 @@ fn app_params_are_stored_and_must_match() {
         }
     }
 }
+
+#[test]
+fn a_snapshot_of_the_first_format_is_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("old.snap");
+    let mut bytes = b"VCSNAP\x00\x01".to_vec();
+    bytes.extend_from_slice(&[0; 64]);
+    std::fs::write(&snap, bytes).unwrap();
+    let err = snapshot::import(
+        &snap,
+        &dir.path().join("db"),
+        config(Scheme::V2, 0),
+        (0, ConsensusHash::V2(Hash256([0; 32]))),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("format 1"), "{err}");
+    assert!(
+        !dir.path().join("db").exists(),
+        "a refused import left a database"
+    );
+}

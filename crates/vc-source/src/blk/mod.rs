@@ -4,7 +4,7 @@
 //! Opening scans every blk file in parallel for block headers (seeking from record to record;
 //! block bodies are not read), links them into a tree and picks the best chain by cumulative
 //! work. Reading is safe while the node runs: [`BlkSource::refresh`] (also run by
-//! [`BlockSource::tip`]) scans what the node appended since, and a partly written record at the
+//! [`ChainView::tip`]) scans what the node appended since, and a partly written record at the
 //! end of the newest file is left for the next refresh.
 //!
 //! A block is only taken as the tip once its undo record exists. Core writes that record when it

@@ -9,7 +9,7 @@
 //!   `blockchain.headers.subscribe` subscription; a tip that does not extend the validated chain
 //!   is a reorganisation, found by walking back to the common ancestor.
 //! * **Operations** are found through the histories of the application's *marker scripts*
-//!   ([`BlockSource::watched`]): each transaction is fetched, checked to hash to its txid and
+//!   ([`WatchSource::watched`]): each transaction is fetched, checked to hash to its txid and
 //!   proven by `blockchain.transaction.get_merkle` against the validated header's merkle root.
 //!   A history that later omits a confirmed transaction whose block is still on the chain is
 //!   refused ([`Violation::Omission`]).
