@@ -16,8 +16,9 @@ pub struct ChainTip {
     pub hash: BlockHash,
 }
 
-/// A block with the size of its serialization, as a backend read it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A block with the size of its serialization, as a backend read it. Two are equal when their
+/// blocks and sizes are, however they were checked.
+#[derive(Clone, Debug)]
 pub struct FetchedBlock {
     /// The parsed block.
     pub block: Block,
@@ -27,6 +28,14 @@ pub struct FetchedBlock {
     /// decoding (then [`crate::valid`] need not hash them again).
     body_checked: bool,
 }
+
+impl PartialEq for FetchedBlock {
+    fn eq(&self, other: &Self) -> bool {
+        self.block == other.block && self.size == other.size
+    }
+}
+
+impl Eq for FetchedBlock {}
 
 impl FetchedBlock {
     /// A block whose body nobody has checked yet: [`crate::prefetch::Prefetch`] checks it.
