@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 use bitcoin::BlockHash;
 use bitcoin::hashes::Hash;
 use vc_chash::{ConsensusHash, Seeds};
-use vc_codec::carrier::Carrier;
-use vc_codec::payload::PayloadFormat;
 use vc_source::prefetch::{Prefetch, Selector, TxSelector};
 use vc_source::{ChainView, Source, SourceError};
 use vc_store::{CommitPolicy, Store, StoreConfig, Tip, Writer};
@@ -225,9 +223,7 @@ impl<A: Application> core::fmt::Debug for Engine<A> {
 /// Whether `spec` can run on `source`: a well-formed wire format, and marker scripts for a
 /// watching source.
 fn check_source(spec: &AppSpec, source: &Source) -> Result<(), EngineError> {
-    PayloadFormat::new(&spec.magic, &spec.opcodes, spec.payload_limit)
-        .map_err(|e| EngineError::Spec(e.to_string()))?;
-    Carrier::new(spec.carrier, spec.payload_limit).map_err(|e| EngineError::Spec(e.to_string()))?;
+    Recognizer::for_spec(spec)?;
     if matches!(source, Source::Watched(_)) && spec.markers.is_empty() {
         return Err(EngineError::NeedsMarkers {
             source_name: source.chain().name(),
@@ -332,21 +328,14 @@ impl<A: Application> Engine<A> {
         source: Source,
         config: EngineConfig,
     ) -> Result<Self, EngineError> {
-        let format = PayloadFormat::new(&spec.magic, &spec.opcodes, spec.payload_limit)
-            .map_err(|e| EngineError::Spec(e.to_string()))?;
-        let carrier = Carrier::new(spec.carrier, spec.payload_limit)
-            .map_err(|e| EngineError::Spec(e.to_string()))?;
+        let recognizer = Recognizer::for_spec(&spec)?;
         let pins = load_pins(&store)?;
         Ok(Engine {
             app,
             store,
             source,
             config,
-            recognizer: Recognizer {
-                carrier,
-                format,
-                markers: spec.markers.clone(),
-            },
+            recognizer,
             seeds: spec.seeds.iter().copied().collect(),
             spec,
             pins,
