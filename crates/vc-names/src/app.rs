@@ -37,6 +37,7 @@ pub fn default_registry_script() -> ScriptBuf {
 
 /// A deployment's parameters.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NamesConfig {
     /// The Bitcoin network (addresses in preorder hashes are rendered for it).
     pub network: Network,

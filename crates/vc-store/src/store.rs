@@ -22,8 +22,10 @@ use crate::writer::Writer;
 /// it too.
 pub const DEFAULT_UNDO_WINDOW: u64 = 1_000;
 
-/// What an application instance is; checked against the file on every open.
+/// What an application instance is; checked against the file on every open. Build one with
+/// [`StoreConfig::new`] and the `with_*` methods.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StoreConfig {
     /// The application's name.
     pub app_name: String,

@@ -92,6 +92,16 @@ fn proofs_are_served_from_the_store() {
     }
 }
 
+/// `config` with one change.
+fn with(
+    config: &vc_store::StoreConfig,
+    change: impl FnOnce(&mut vc_store::StoreConfig),
+) -> vc_store::StoreConfig {
+    let mut c = config.clone();
+    change(&mut c);
+    c
+}
+
 #[test]
 fn opening_with_another_identity_fails_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -105,24 +115,15 @@ fn opening_with_another_identity_fails_and_changes_nothing() {
         (config(Scheme::Legacy, 10), Some(MetaField::Scheme)),
         (config(Scheme::V2, 11), Some(MetaField::FirstBlock)),
         (
-            vc_store::StoreConfig {
-                network: "bitcoin".into(),
-                ..good.clone()
-            },
+            with(&good, |c| c.network = "bitcoin".into()),
             Some(MetaField::Network),
         ),
         (
-            vc_store::StoreConfig {
-                app_name: "other".into(),
-                ..good.clone()
-            },
+            with(&good, |c| c.app_name = "other".into()),
             Some(MetaField::AppName),
         ),
         (
-            vc_store::StoreConfig {
-                app_version: "2.0.0".into(),
-                ..good.clone()
-            },
+            with(&good, |c| c.app_version = "2.0.0".into()),
             Some(MetaField::AppVersion),
         ),
         (
