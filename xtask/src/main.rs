@@ -185,7 +185,7 @@ fn ci(root: &Path) -> Result<()> {
     step("demo", || demo(root))?;
     // README's main job: the names app over the committed fixture chain.
     step("names demo", || {
-        run("cargo", ["run", "-q", "-p", "vc-cli", "--", "demo"])
+        run("cargo", ["run", "-q", "-p", "virtualchain", "--", "demo"])
     })?;
     // Tests against a real node and a real electrs must run in CI, never skip: provision both
     // (cached after the first build) and make a missing one a failure.
@@ -367,7 +367,7 @@ fn is_root() -> bool {
 }
 
 fn release_binary() -> Result<PathBuf> {
-    run("cargo", ["build", "--release", "--quiet", "-p", "vc-cli"])?;
+    run("cargo", ["build", "--release", "--quiet", "-p", "virtualchain"])?;
     Ok(PathBuf::from("target/release/virtualchain"))
 }
 
@@ -621,7 +621,7 @@ fn bench_index(extra: &[String]) -> Result<()> {
     let ord = ord::provision()?;
     run(
         "cargo",
-        ["build", "--release", "-p", "vc-cli", "-p", "vc-bench"],
+        ["build", "--release", "-p", "virtualchain", "-p", "vc-bench"],
     )?;
     let cache = vc_testnode::cache_root().context("HOME is not set; set VC_CACHE_DIR")?;
     let target = env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
