@@ -148,9 +148,34 @@ pub trait Observer {
     fn on_reorg(&mut self, reorg: &ReorgReport) {
         let _ = reorg;
     }
-    /// Everything up to `height` is durable.
-    fn on_commit(&mut self, height: u64) {
-        let _ = height;
+    /// Everything up to `commit.height` is durable.
+    fn on_commit(&mut self, commit: &CommitReport) {
+        let _ = commit;
+    }
+    /// Nothing is left to apply: the database holds every block the source has with enough
+    /// confirmations. `chain_tip` is the source's tip; the next block to apply is the one that
+    /// gets its confirmations next. A follower then waits for the next poll.
+    fn on_caught_up(&mut self, chain_tip: u64) {
+        let _ = chain_tip;
+    }
+}
+
+/// A commit the engine made: everything up to `height` is durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CommitReport {
+    /// The newest durable block.
+    pub height: u64,
+    /// How long the commit took (the write transaction's two-phase commit and sync; after a
+    /// reorganisation, the fork search, the rollback and its commit). Wall clock, for metrics
+    /// only.
+    pub elapsed: Duration,
+}
+
+impl CommitReport {
+    /// A commit of everything up to `height` that took `elapsed`.
+    pub fn new(height: u64, elapsed: Duration) -> Self {
+        CommitReport { height, elapsed }
     }
 }
 
@@ -455,6 +480,7 @@ impl<A: Application> Engine<A> {
                 return Ok(());
             }
             let chain_tip = self.source.chain().tip()?;
+            let started = Instant::now();
             if let Some(reorg) = handle_reorg(
                 &self.store,
                 &mut writer,
@@ -465,13 +491,15 @@ impl<A: Application> Engine<A> {
             )? {
                 outcome.reorgs += 1;
                 observer.on_reorg(&reorg);
-                observer.on_commit(reorg.fork_height);
+                observer.on_commit(&CommitReport::new(reorg.fork_height, started.elapsed()));
             }
             let Some(target) = self.target(chain_tip.height, until) else {
+                observer.on_caught_up(chain_tip.height);
                 return Ok(());
             };
             let next = writer.next_height().max(first);
             if next > target {
+                observer.on_caught_up(chain_tip.height);
                 return Ok(());
             }
             observer.on_range(next, target, chain_tip.height);
@@ -507,9 +535,10 @@ impl<A: Application> Engine<A> {
                 outcome.blocks += 1;
             }
             if writer.pending_blocks() > 0 {
+                let started = Instant::now();
                 writer.commit()?;
                 if let Some((h, _)) = writer.tip() {
-                    observer.on_commit(h);
+                    observer.on_commit(&CommitReport::new(h, started.elapsed()));
                 }
             }
         }
@@ -626,8 +655,9 @@ impl<A: Application> Pass<'_, A> {
         }
         observer.on_block(&report);
         let at_tip = fetched.height == self.target;
+        let started = Instant::now();
         if writer.commit_if_due(&self.config.commit, at_tip)? {
-            observer.on_commit(fetched.height);
+            observer.on_commit(&CommitReport::new(fetched.height, started.elapsed()));
         }
         let stopped = if !self.app.should_continue(fetched.height) {
             Some(Stopped::AppDone)
@@ -637,8 +667,9 @@ impl<A: Application> Pass<'_, A> {
             None
         };
         if stopped.is_some() {
+            let started = Instant::now();
             writer.commit()?;
-            observer.on_commit(fetched.height);
+            observer.on_commit(&CommitReport::new(fetched.height, started.elapsed()));
         }
         Ok(stopped)
     }

@@ -41,7 +41,7 @@ pub use app::{
 pub use block::{BlockReport, Recognized, Rejected, recognize};
 pub use context::{BlockInfo, OpContext, State};
 pub use engine::{
-    Checkpoint, DEFAULT_MAX_REORG_DEPTH, DEFAULT_UNDO_WINDOW, Engine, EngineConfig, NoObserver,
-    Observer, ReorgReport, Stopped, SyncOutcome, pin_branch, store_config,
+    Checkpoint, CommitReport, DEFAULT_MAX_REORG_DEPTH, DEFAULT_UNDO_WINDOW, Engine, EngineConfig,
+    NoObserver, Observer, ReorgReport, Stopped, SyncOutcome, pin_branch, store_config,
 };
 pub use error::EngineError;

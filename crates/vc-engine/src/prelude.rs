@@ -18,5 +18,7 @@ pub use vc_store::{Namespace, StateKey, StateReadExt, StoreError};
 
 pub use crate::app::{AppSpec, Application, Fail, Outcome, Parsed, Reject, Stage};
 pub use crate::context::{BlockInfo, OpContext, State};
-pub use crate::engine::{Engine, EngineConfig, NoObserver, Observer, Stopped, SyncOutcome};
+pub use crate::engine::{
+    CommitReport, Engine, EngineConfig, NoObserver, Observer, Stopped, SyncOutcome,
+};
 pub use crate::error::EngineError;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::*;
 use vc_engine::prelude::*;
-use vc_engine::{BlockReport, Checkpoint, ReorgReport};
+use vc_engine::{BlockReport, Checkpoint, CommitReport, ReorgReport};
 use vc_source::mem::MemoryChain;
 use vc_store::CommitPolicy;
 
@@ -58,8 +58,8 @@ impl Observer for Record {
     fn on_reorg(&mut self, reorg: &ReorgReport) {
         self.reorgs.push(reorg.clone());
     }
-    fn on_commit(&mut self, height: u64) {
-        self.commits.push(height);
+    fn on_commit(&mut self, commit: &CommitReport) {
+        self.commits.push(commit.height);
     }
 }
 
