@@ -367,7 +367,10 @@ fn is_root() -> bool {
 }
 
 fn release_binary() -> Result<PathBuf> {
-    run("cargo", ["build", "--release", "--quiet", "-p", "virtualchain"])?;
+    run(
+        "cargo",
+        ["build", "--release", "--quiet", "-p", "virtualchain"],
+    )?;
     Ok(PathBuf::from("target/release/virtualchain"))
 }
 

@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
@@ -18,12 +19,17 @@ use vc_names::{NamesApp, NamesConfig};
 use vc_source::Source;
 use vc_source::blk::{BlkConfig, BlkSource};
 
-use crate::index::Progress;
+use crate::metrics::IndexMetrics;
+use crate::progress::Progress;
+
+// `FIXTURE`: the fixture chain's files, embedded by build.rs.
+include!(concat!(env!("OUT_DIR"), "/fixture.rs"));
 
 /// `virtualchain demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// The fixture directory (default: the repository's `testdata/regtest-chain`).
+    /// A fixture directory (default: the copy of `testdata/regtest-chain` built into the
+    /// binary).
     #[arg(long)]
     fixture: Option<PathBuf>,
     /// Keep the database here (default: a temporary file, removed afterwards).
@@ -31,13 +37,33 @@ pub struct DemoArgs {
     db: Option<PathBuf>,
 }
 
-fn default_fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/regtest-chain")
+/// Writes the embedded fixture into `dir`.
+fn unpack(dir: &Path) -> Result<()> {
+    if FIXTURE.is_empty() {
+        anyhow::bail!("this build carries no fixture chain; give one with --fixture");
+    }
+    for (rel, bytes) in FIXTURE {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Runs the demo.
 pub fn run(args: DemoArgs) -> Result<ExitCode> {
-    let fixture = args.fixture.unwrap_or_else(default_fixture);
+    let tmp = tempfile::tempdir()?;
+    let fixture = match args.fixture {
+        Some(dir) => dir,
+        None => {
+            let dir = tmp.path().join("regtest-chain");
+            unpack(&dir)?;
+            dir
+        }
+    };
     let manifest: serde_json::Value = serde_json::from_slice(
         &std::fs::read(fixture.join("chain.json"))
             .with_context(|| format!("reading {}/chain.json", fixture.display()))?,
@@ -53,14 +79,10 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         .to_owned();
     let expected_height = names["tip_height"].as_u64().unwrap_or_default();
 
-    let tmp = tempfile::tempdir()?;
     let db = args.db.unwrap_or_else(|| tmp.path().join("names.redb"));
     let source = BlkSource::open(BlkConfig::new(fixture.join("blocks"), Network::Regtest))
         .with_context(|| format!("opening {}/blocks", fixture.display()))?;
-    eprintln!(
-        "indexing the fixture chain ({}) with the names app from block {first_block}",
-        fixture.display()
-    );
+    tracing::info!("indexing the fixture chain with the names app from block {first_block}");
     // The fixture is a finished chain: every block counts, as it did when it was mined.
     let config = EngineConfig::default().with_confirmations(1);
     let mut engine = Engine::open(
@@ -69,12 +91,13 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         Source::blocks(source),
         config,
     )?;
-    let mut progress = Progress::new();
+    let metrics = Arc::new(IndexMetrics::new(1, 0));
+    let mut progress = Progress::new(Arc::clone(&metrics), 1, None);
     let outcome = engine.sync(None, &AtomicBool::new(false), &mut progress);
     progress.finish();
     let outcome = outcome?;
     let tip = outcome.tip.context("nothing was indexed")?;
-    let (blocks, ops) = progress.totals();
+    let (blocks, ops) = metrics.totals();
     println!("indexed {blocks} blocks, {ops} accepted operations");
     println!("tip height {} ({})", tip.height, tip.block_hash.reversed());
     println!("consensus hash {}", tip.consensus_hash);

@@ -63,6 +63,27 @@ pub enum InputError {
     /// The database belongs to another application, or its settings cannot be used.
     #[error("{0}")]
     Foreign(String),
+    /// A setting is missing or cannot be used (configuration, data directory).
+    #[error("{0}")]
+    Config(String),
+}
+
+/// `error` on one line: its message and each cause joined with ": ", leaving out a cause whose
+/// text the line already has (many errors repeat their source in their own message).
+pub fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        let text = text.trim();
+        if text.is_empty() || line.contains(text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(text);
+    }
+    line
 }
 
 /// What a person can do about `error`, when the binary knows more than the error says: after a
@@ -109,7 +130,7 @@ fn class(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
             InputError::Usage(_) => USAGE,
             InputError::Missing(_) => NO_INPUT,
             InputError::Invalid { .. } => DATA,
-            InputError::Foreign(_) => CONFIG,
+            InputError::Foreign(_) | InputError::Config(_) => CONFIG,
         });
     }
     if let Some(e) = cause.downcast_ref::<EngineError>() {
@@ -203,6 +224,26 @@ mod tests {
         assert!(advice.contains("invalidateblock 00000000000000000001c6b3"));
         // Other errors get no advice.
         assert!(remedies(&anyhow::anyhow!("something else")).is_none());
+    }
+
+    #[test]
+    fn a_cause_the_message_already_says_is_printed_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("listening on 127.0.0.1:1: {source}")]
+        struct Bind {
+            #[source]
+            source: std::io::Error,
+        }
+        let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "address in use");
+        let err = anyhow::Error::new(Bind { source: io }).context("starting the server");
+        assert_eq!(
+            one_line(&err),
+            "starting the server: listening on 127.0.0.1:1: address in use"
+        );
+        let plain = Err::<(), _>(std::io::Error::other("disk full"))
+            .context("writing x")
+            .unwrap_err();
+        assert_eq!(one_line(&plain), "writing x: disk full");
     }
 
     fn source(e: SourceError) -> anyhow::Error {

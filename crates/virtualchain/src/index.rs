@@ -1,6 +1,6 @@
 //! `index`, `status` and `recover`: running the engine and repairing after a deep fork.
 
-use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,13 +10,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use bitcoin::{BlockHash, Network};
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use vc_chash::ConsensusHash;
-use vc_engine::{BlockReport, Checkpoint, EngineConfig, Observer, ReorgReport, Stopped};
+use vc_engine::{Checkpoint, EngineConfig, Stopped};
 use vc_names::NamesConfig;
 use vc_store::{Store, StoreError};
 
+use crate::Globals;
 use crate::exit::InputError;
+use crate::metrics::IndexMetrics;
+use crate::progress::Progress;
 use crate::registry;
 use crate::source::SourceSpec;
 
@@ -30,43 +32,50 @@ pub struct IndexArgs {
     /// Where blocks come from: core://USER:PASS@HOST:PORT, core://HOST:PORT?cookie=PATH,
     /// core+rpc://... (no REST), blk:/path/to/blocks, or electrum://HOST:PORT /
     /// electrum+tls://HOST:PORT (light mode: needs --registry).
+    #[arg(long)]
+    pub source: String,
     /// The marker deployment of the names app: every operation pays the registry script
     /// (`default` for the built-in one, or the script in hex). Required for Electrum sources;
     /// part of consensus, so a database keeps the setting it was made with.
     #[arg(long)]
     pub registry: Option<String>,
+    /// The database file (created if missing; default: DATA_DIR/NETWORK/APP.redb).
     #[arg(long)]
-    pub source: String,
-    /// The database file (created if missing).
-    #[arg(long)]
-    pub db: PathBuf,
+    pub db: Option<PathBuf>,
     /// Stop at this height.
     #[arg(long)]
     pub to: Option<u64>,
-    /// Keep following the tip after catching up (Ctrl-C finishes the current commit and exits).
+    /// Keep following the tip after catching up (Ctrl-C or SIGTERM finishes the current commit
+    /// and exits 0).
     #[arg(long)]
     pub follow: bool,
-    /// The Bitcoin network.
-    #[arg(long, default_value = "bitcoin")]
-    pub network: Network,
-    /// The application's first block (default: the application's own for mainnet, 1 elsewhere).
+    /// The application's first block, for a new database (default: the application's own for
+    /// mainnet, 1 elsewhere); an existing database keeps its own.
     #[arg(long)]
     pub first_block: Option<u64>,
     /// Confirmations before a block is processed (default: 6).
     #[arg(long)]
     pub confirmations: Option<u64>,
-    /// Seconds between polls with --follow.
-    #[arg(long, default_value_t = 5.0)]
-    pub poll_secs: f64,
+    /// How often --follow polls the source: 5s, 500ms, 1m (a bare number is seconds).
+    #[arg(long, alias = "poll-secs", default_value = "5s", value_parser = crate::units::parse_duration)]
+    pub poll_interval: Duration,
     /// The deepest reorganisation rolled back automatically.
     #[arg(long, default_value_t = vc_engine::DEFAULT_MAX_REORG_DEPTH)]
     pub max_reorg_depth: u64,
-    /// Fetch threads.
-    #[arg(long, default_value_t = 4)]
-    pub workers: usize,
+    /// Threads fetching blocks from the source.
+    #[arg(long, alias = "workers", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
     /// Expected block hash at a height, HEIGHT:BLOCKHASH (repeatable).
     #[arg(long = "checkpoint", value_parser = parse_checkpoint)]
     pub checkpoints: Vec<Checkpoint>,
+    /// Serve Prometheus metrics (/metrics) and health (/healthz/live, /healthz/ready) on this
+    /// address, for example 127.0.0.1:9334.
+    #[arg(long, value_parser = crate::units::parse_listen)]
+    pub metrics_addr: Option<SocketAddr>,
+    /// /healthz/ready answers 200 while the database is at most this many blocks behind the
+    /// newest block with enough confirmations.
+    #[arg(long, default_value_t = 2)]
+    pub ready_lag: u64,
     /// Commit after every block (slower; used by crash tests to make every block a possible
     /// kill point).
     #[arg(long, hide = true)]
@@ -103,15 +112,19 @@ pub fn open_names_db(db: &Path) -> Result<(NamesConfig, Store)> {
 }
 
 /// The application `index` runs on `db`: the one an existing database was made for (`--app`,
-/// if given, must agree), else `--app` (default: names). A file that cannot be read without
-/// crash recovery goes by `--app` too; opening it for writing checks its identity.
-fn app_for_index(app: Option<&str>, db: &Path) -> Result<&'static dyn registry::CliApp> {
+/// if given, must agree), else `--app` (default: names); and the database's metadata, if it
+/// has any. A file that cannot be read without crash recovery goes by `--app` too; opening it
+/// for writing checks its identity.
+fn app_for_index(
+    app: Option<&str>,
+    db: &Path,
+) -> Result<(&'static dyn registry::CliApp, Option<vc_store::Meta>)> {
     let chosen = app.map(registry::by_cli_name).transpose()?;
     let stored = match std::fs::metadata(db) {
         Ok(m) if m.len() > 0 => Store::read_meta(db).ok(),
         _ => None,
     };
-    match (chosen, stored) {
+    let app = match (chosen, &stored) {
         (Some(chosen), Some(meta)) if chosen.app_name() != meta.app_name => {
             Err(InputError::Foreign(format!(
                 "{} belongs to application {:?}, not {:?}",
@@ -124,155 +137,146 @@ fn app_for_index(app: Option<&str>, db: &Path) -> Result<&'static dyn registry::
         (_, Some(meta)) => registry::by_stored_name(&meta.app_name),
         (Some(chosen), None) => Ok(chosen),
         (None, None) => registry::by_cli_name("names"),
-    }
-}
-
-/// Shows progress: a bar on a TTY, a log line every few seconds otherwise.
-pub struct Progress {
-    bar: Option<ProgressBar>,
-    tty: bool,
-    last_log: Instant,
-    blocks: u64,
-    ops: u64,
-    since: Instant,
-    target: u64,
-}
-
-impl Progress {
-    /// A progress display on stderr.
-    pub fn new() -> Self {
-        Progress {
-            bar: None,
-            tty: std::io::stderr().is_terminal(),
-            last_log: Instant::now(),
-            blocks: 0,
-            ops: 0,
-            since: Instant::now(),
-            target: 0,
-        }
-    }
-
-    /// Blocks and accepted operations seen.
-    pub fn totals(&self) -> (u64, u64) {
-        (self.blocks, self.ops)
-    }
-
-    /// Removes the bar.
-    pub fn finish(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-impl Observer for Progress {
-    fn on_range(&mut self, from: u64, to: u64, chain_tip: u64) {
-        self.target = to;
-        if self.tty {
-            self.finish();
-            let bar = ProgressBar::new(to - from + 1);
-            if let Ok(style) = ProgressStyle::with_template(
-                "{spinner} block {msg} [{bar:30}] {pos}/{len} · {per_sec} · ETA {eta}",
-            ) {
-                bar.set_style(style.progress_chars("=> "));
-            }
-            bar.enable_steady_tick(Duration::from_millis(200));
-            self.bar = Some(bar);
-        } else {
-            tracing::info!(from, to, chain_tip, "indexing");
-        }
-    }
-
-    fn on_block(&mut self, report: &BlockReport) {
-        self.blocks += 1;
-        self.ops += u64::from(report.accepted);
-        if let Some(bar) = &self.bar {
-            bar.inc(1);
-            bar.set_message(report.info.height.to_string());
-        } else if self.last_log.elapsed() >= Duration::from_secs(5) {
-            let rate = self.blocks as f64 / self.since.elapsed().as_secs_f64().max(1e-9);
-            tracing::info!(
-                height = report.info.height,
-                target = self.target,
-                blocks_per_s = format!("{rate:.1}"),
-                "progress"
-            );
-            self.last_log = Instant::now();
-        }
-        for r in &report.rejected {
-            tracing::debug!(height = report.info.height, txid = %r.txid, stage = %r.stage, "rejected: {}", r.reject);
-        }
-    }
-
-    fn on_reorg(&mut self, reorg: &ReorgReport) {
-        tracing::warn!(
-            fork = reorg.fork_height,
-            depth = reorg.depth,
-            old_tip = reorg.old_tip,
-            "reorganisation rolled back"
-        );
-    }
+    }?;
+    Ok((app, stored))
 }
 
 /// Runs `index`.
-pub fn index(args: IndexArgs) -> Result<ExitCode> {
-    let app = app_for_index(args.app.as_deref(), &args.db)?;
-    let source = SourceSpec::parse(&args.source)?.connect(args.network)?;
-    let options = registry::CreateOptions {
-        network: args.network,
-        first_block: args.first_block,
-        registry: args.registry.clone(),
-    };
-    let mut engine_config = EngineConfig::default()
-        .with_workers(args.workers)
-        .with_poll_interval(Duration::from_secs_f64(args.poll_secs.max(0.05)))
-        .with_max_reorg_depth(args.max_reorg_depth);
-    if let Some(k) = args.confirmations {
-        engine_config = engine_config.with_confirmations(k);
+pub fn index(args: IndexArgs, globals: &Globals) -> Result<ExitCode> {
+    // First of all, so that a signal at any moment after start-up finds it: Ctrl-C, SIGTERM
+    // and SIGHUP finish the block in progress, commit, and exit 0.
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                // A second signal: the user insists. Nothing committed is lost either way.
+                std::process::exit(130);
+            }
+        })
+        .context("installing the signal handler")?;
     }
+    let db = globals.db(args.db.clone(), args.app.as_deref().unwrap_or("names"))?;
+    let (app, stored) = app_for_index(args.app.as_deref(), &db)?;
+    // An existing database knows its network, first block and application parameters; flags
+    // that disagree are refused when it is opened.
+    let mut options = match &stored {
+        Some(meta) => app.stored_options(meta)?,
+        None => registry::CreateOptions {
+            network: Network::Bitcoin,
+            first_block: None,
+            registry: None,
+        },
+    };
+    if let Some(network) = globals.network {
+        if stored.is_some() && network != options.network {
+            return Err(InputError::Foreign(format!(
+                "{} is a {} database; --network {network} disagrees",
+                db.display(),
+                options.network
+            ))
+            .into());
+        }
+        options.network = network;
+    }
+    if args.first_block.is_some() {
+        options.first_block = args.first_block;
+    }
+    if args.registry.is_some() {
+        options.registry = args.registry.clone();
+    }
+    if stored.is_none() {
+        if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        tracing::info!(
+            db = %db.display(),
+            network = %options.network,
+            first_block = ?options.first_block,
+            "creating a new database"
+        );
+    }
+    let confirmations = args
+        .confirmations
+        .unwrap_or(EngineConfig::default().confirmations);
+    let metrics = Arc::new(IndexMetrics::new(confirmations, args.ready_lag));
+    if let Some(addr) = args.metrics_addr {
+        let bound = crate::metrics::serve(addr, Arc::clone(&metrics))?;
+        tracing::info!(url = %format!("http://{bound}/metrics"), "serving metrics and health");
+    }
+    let source = SourceSpec::parse(&args.source)?.connect(options.network)?;
+    let source = crate::metered::metered(source, &metrics);
+    let mut engine_config = EngineConfig::default()
+        .with_workers(usize::from(args.threads))
+        .with_poll_interval(args.poll_interval.max(Duration::from_millis(50)))
+        .with_max_reorg_depth(args.max_reorg_depth)
+        .with_confirmations(confirmations);
     for checkpoint in args.checkpoints {
         engine_config = engine_config.with_checkpoint(checkpoint);
     }
     if args.commit_every_block {
         engine_config.commit.max_blocks = 1;
     }
-    let mut engine = app.open_engine(&options, &args.db, source, engine_config)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = Arc::clone(&stop);
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                // A second Ctrl-C: the user insists. Nothing committed is lost either way.
-                std::process::exit(130);
-            }
-        })
-        .context("installing the Ctrl-C handler")?;
+    let mut engine = app.open_engine(&options, &db, source, engine_config)?;
+    if stop.load(Ordering::SeqCst) {
+        tracing::info!("stopped by a signal before indexing began");
+        return Ok(ExitCode::SUCCESS);
     }
-    let mut progress = Progress::new();
+    let tip = stored.as_ref().and(engine.tip()?);
+    let mut progress = Progress::new(Arc::clone(&metrics), confirmations, tip);
+    let started = Instant::now();
     let result = if args.follow {
         engine.follow(args.to, &stop, &mut progress)
     } else {
         engine.sync(args.to, &stop, &mut progress)
     };
     progress.finish();
+    drop(engine);
     let outcome = result?;
-    let (blocks, ops) = progress.totals();
-    match outcome.tip {
-        Some(tip) => eprintln!(
-            "indexed {blocks} blocks ({ops} operations, {} reorganisations); tip {} ({}), consensus hash {}",
-            outcome.reorgs,
+    summary(&metrics, &outcome, started.elapsed());
+    if outcome.stopped == Stopped::Interrupted {
+        tracing::info!("stopped by a signal; everything indexed so far is committed");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The run's summary line: blocks, operations accepted and rejected (by code), and the tip.
+fn summary(metrics: &IndexMetrics, outcome: &vc_engine::SyncOutcome, elapsed: Duration) {
+    let (blocks, accepted) = metrics.totals();
+    let rejected = metrics.rejected();
+    let rejected_total: u64 = rejected.values().sum();
+    let by_code = if rejected.is_empty() {
+        String::new()
+    } else {
+        let codes: Vec<String> = rejected.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        format!(" ({})", codes.join(", "))
+    };
+    let tip = match outcome.tip {
+        Some(tip) => format!(
+            "tip {} ({}), consensus hash {}",
             tip.height,
             tip.block_hash.reversed(),
             tip.consensus_hash
         ),
-        None => eprintln!(
-            "nothing to index yet (the chain is below the first block or lacks confirmations)"
-        ),
+        None => "nothing indexed yet (the chain is below the first block or lacks confirmations)"
+            .to_owned(),
+    };
+    tracing::info!(
+        blocks,
+        accepted,
+        rejected = rejected_total,
+        reorgs = outcome.reorgs,
+        seconds = format!("{:.1}", elapsed.as_secs_f64()),
+        "indexed {blocks} blocks in {:.1} s: {accepted} operations accepted, {rejected_total} rejected{by_code}, {} reorganisations; {tip}",
+        elapsed.as_secs_f64(),
+        outcome.reorgs,
+    );
+    if accepted == 0 && rejected_total > 0 {
+        tracing::warn!(
+            "every operation of this run was rejected: check --first-block and --network (RUST_LOG=vc_engine=debug lists each rejection)"
+        );
     }
-    if outcome.stopped == Stopped::Interrupted {
-        eprintln!("interrupted; everything indexed so far is committed");
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `status`.

@@ -5,26 +5,104 @@
 #![allow(clippy::print_stdout)]
 
 mod chash;
+mod config;
 mod demo;
 mod exit;
 mod index;
 mod jsonl;
 mod light;
+mod logging;
+mod metered;
+mod metrics;
 mod names;
+mod network;
+mod progress;
 mod registry;
 mod serve;
 mod source;
+mod units;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use bitcoin::Network;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Build and check virtual blockchains on top of Bitcoin.
+///
+/// Every option can also be set with an environment variable (VIRTUALCHAIN_ and the option's
+/// name, for example VIRTUALCHAIN_DB) or in a TOML file (--config, or virtualchain.toml in the
+/// data directory); flags win over variables, variables over the file. Logs go to stderr,
+/// filtered by RUST_LOG (default: info; for example RUST_LOG=vc_engine=debug shows each
+/// rejected operation).
 #[derive(Debug, Parser)]
-#[command(name = "virtualchain", version, about, long_about = None, after_help = exit::SUMMARY)]
-struct Cli {
+#[command(
+    name = "virtualchain",
+    version = version(),
+    about,
+    long_about,
+    after_help = exit::SUMMARY
+)]
+pub struct Cli {
+    /// A TOML configuration file (default: virtualchain.toml in the data directory, if present).
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "FILE"
+    )]
+    config: Option<PathBuf>,
+    /// The data directory: databases default to DATA_DIR/NETWORK/APP.redb (default:
+    /// $XDG_DATA_HOME/virtualchain or ~/.local/share/virtualchain).
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "DIR"
+    )]
+    data_dir: Option<PathBuf>,
+    /// The Bitcoin network: mainnet (or bitcoin), testnet (testnet3), testnet4, signet,
+    /// regtest. An existing database knows its own; the default for a new one is mainnet.
+    #[arg(long, global = true, help_heading = "Global options", value_parser = network::parse)]
+    network: Option<Network>,
+    /// How log lines are written on stderr.
+    #[arg(long, global = true, help_heading = "Global options", value_enum, default_value_t = logging::LogFormat::Text)]
+    log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The version line: the package version and, when built from a git checkout, its commit.
+const fn version() -> &'static str {
+    env!("VIRTUALCHAIN_VERSION_LINE")
+}
+
+/// What every command may need besides its own options.
+#[derive(Clone, Debug)]
+pub struct Globals {
+    /// `--data-dir`, or the default.
+    pub data_dir: Option<PathBuf>,
+    /// `--network`, if given (flag, variable or file).
+    pub network: Option<Network>,
+}
+
+impl Globals {
+    /// The database path: `db` if given, else DATA_DIR/NETWORK/APP.redb (the network defaults
+    /// to mainnet).
+    pub fn db(&self, db: Option<PathBuf>, app: &str) -> anyhow::Result<PathBuf> {
+        if let Some(db) = db {
+            return Ok(db);
+        }
+        let dir = self.data_dir.clone().ok_or_else(|| {
+            anyhow::Error::new(exit::InputError::Config(
+                "no --db, and no data directory (set --data-dir, or HOME)".into(),
+            ))
+        })?;
+        let network = self.network.unwrap_or(Network::Bitcoin);
+        Ok(dir
+            .join(network::dir_name(network))
+            .join(format!("{app}.redb")))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,40 +144,70 @@ enum Command {
     Light(light::LightCommand),
 }
 
-fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => {
-            // --help and --version.
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = e.print();
-            return ExitCode::from(exit::USAGE);
-        }
-        Err(e) => {
-            // One line, like every other error; the usage is one --help away.
-            let rendered = e.render().to_string();
-            let message: Vec<&str> = rendered
-                .lines()
-                .take_while(|l| !l.trim().is_empty())
-                .map(str::trim)
-                .collect();
-            eprintln!("{} (see --help)", message.join(" "));
-            return ExitCode::from(exit::USAGE);
+/// Parses the command line, the environment and the configuration file.
+fn parse() -> Result<(Cli, Option<PathBuf>), ExitCode> {
+    let command = config::with_env(Cli::command());
+    let parsed = match config::parse(command, std::env::args_os().collect()) {
+        Ok(parsed) => parsed,
+        Err(config::ParseError::Clap(e)) => return Err(clap_exit(e)),
+        Err(config::ParseError::Config(e)) => {
+            eprintln!("error: {e}");
+            return Err(ExitCode::from(exit::CONFIG));
         }
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    let cli = Cli::from_arg_matches(&parsed.matches).map_err(clap_exit)?;
+    Ok((cli, parsed.file))
+}
+
+/// Prints a clap error (or help) and gives its exit code.
+fn clap_exit(e: clap::Error) -> ExitCode {
+    match e {
+        e if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        e if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(exit::USAGE)
+        }
+        e => {
+            // One line, like every other error, keeping clap's suggestions ("tip: a similar
+            // argument exists") and leaving out the usage block, which is one --help away.
+            let rendered = e.render().to_string();
+            let mut lines = rendered
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("Usage:"))
+                .filter(|l| !l.starts_with("For more information"));
+            let first = lines
+                .next()
+                .unwrap_or("error: invalid arguments")
+                .to_owned();
+            let mut notes: Vec<&str> = lines.collect();
+            notes.push("see --help");
+            eprintln!("{first} ({})", notes.join("; "));
+            ExitCode::from(exit::USAGE)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let (cli, file) = match parse() {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
+    };
+    logging::init(cli.log_format);
+    if let Some(file) = file {
+        tracing::debug!(file = %file.display(), "read the configuration file");
+    }
+    let globals = Globals {
+        data_dir: cli.data_dir.clone().or_else(config::default_data_dir),
+        network: cli.network,
+    };
     let result = match cli.command {
         Command::Chash(cmd) => chash::run(cmd),
-        Command::Index(args) => index::index(args),
+        Command::Index(args) => index::index(args, &globals),
         Command::Status { db } => index::status(&db),
         Command::Ops { db, height } => index::ops(&db, height),
         Command::Names(cmd) => names::run(cmd),
@@ -111,8 +219,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            // One line: the error and its causes joined with ": ".
-            eprintln!("error: {e:#}");
+            // One line: the error and those of its causes that it does not already say.
+            eprintln!("error: {}", exit::one_line(&e));
             if let Some(advice) = exit::remedies(&e) {
                 eprintln!("{advice}");
             }

@@ -46,9 +46,15 @@ pub trait Indexer {
         stop: &AtomicBool,
         observer: &mut dyn Observer,
     ) -> Result<SyncOutcome, EngineError>;
+    /// The database's tip height.
+    fn tip(&self) -> Result<Option<u64>, EngineError>;
 }
 
 impl<A: Application> Indexer for Engine<A> {
+    fn tip(&self) -> Result<Option<u64>, EngineError> {
+        Ok(self.store().tip()?.map(|t| t.height))
+    }
+
     fn sync(
         &mut self,
         to: Option<u64>,
@@ -77,6 +83,9 @@ pub trait CliApp: Sync {
     /// The application's spec for a database, from its metadata (network, first block and
     /// [`Meta::app_params`]).
     fn spec(&self, meta: &Meta) -> Result<AppSpec>;
+    /// The options an existing database was made with (network, first block, application
+    /// parameters), so that `index` can resume it without them.
+    fn stored_options(&self, meta: &Meta) -> Result<CreateOptions>;
     /// Opens (or creates) `db` for indexing with `opts`.
     fn open_engine(
         &self,
@@ -127,6 +136,20 @@ impl CliApp for Names {
 
     fn spec(&self, meta: &Meta) -> Result<AppSpec> {
         Ok(NamesApp::new(Names::config(meta)?).spec())
+    }
+
+    fn stored_options(&self, meta: &Meta) -> Result<CreateOptions> {
+        let config = Names::config(meta)?;
+        Ok(CreateOptions {
+            network: meta
+                .network
+                .parse()
+                .with_context(|| format!("the database's network {:?}", meta.network))?,
+            first_block: Some(meta.first_block),
+            registry: config
+                .registry
+                .map(|script| vc_chash::hex::encode(script.as_bytes())),
+        })
     }
 
     fn open_engine(

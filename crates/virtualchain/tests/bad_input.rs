@@ -37,6 +37,12 @@ fn s(p: &Path) -> &str {
 #[test]
 fn unknown_flags_and_missing_arguments_are_usage_errors() {
     refused(&["--bogus"], 2, "--bogus");
+    // Clap's suggestion stays, on the same line.
+    refused(
+        &["index", "--sourc", "x"],
+        2,
+        "tip: a similar argument exists: '--source'",
+    );
     refused(&["status", "--db"], 2, "--db");
     refused(&["index", "--app", "names"], 2, "--source");
     refused(&["names", "send", "renew", "x.id"], 2, "--db is required");

@@ -43,7 +43,7 @@ fn index_cmd(node: &TestNode, db: &Path, first: u64) -> Command {
         "--db",
     ])
     .arg(db)
-    .args(["--commit-every-block", "--workers", "2"])
+    .args(["--commit-every-block", "--threads", "2"])
     .env("RUST_LOG", "warn")
     .stdout(Stdio::null())
     .stderr(Stdio::piped());

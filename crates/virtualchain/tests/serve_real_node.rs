@@ -40,7 +40,12 @@ fn index_cmd(node: &TestNode, db: &Path, first: u64, follow: bool) -> Command {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     if follow {
-        c.args(["--follow", "--poll-secs", "0.1", "--commit-every-block"]);
+        c.args([
+            "--follow",
+            "--poll-interval",
+            "100ms",
+            "--commit-every-block",
+        ]);
     }
     c
 }
