@@ -30,9 +30,10 @@ pub enum ChashCommand {
     Prove {
         #[command(flatten)]
         chain: ChainArgs,
-        /// Height N of the consensus hash the verifier trusts.
-        #[arg(long, value_name = "N")]
-        trusted: u64,
+        /// The consensus hash the verifier trusts, as N:CH like everywhere else, or just its
+        /// height N (the input gives CH(N); a CH that disagrees with the input is refused).
+        #[arg(long, value_name = "N[:CH]")]
+        trusted: String,
         /// Height M of the block to prove (first block <= M <= N).
         #[arg(long, value_name = "M")]
         height: u64,
@@ -100,7 +101,7 @@ pub fn run(cmd: ChashCommand) -> Result<ExitCode> {
             trusted,
             height,
             out,
-        } => prove(&chain, trusted, height, &out),
+        } => prove(&chain, &trusted, height, &out),
         ChashCommand::Verify {
             scheme,
             first_block,
@@ -174,7 +175,16 @@ fn compute(args: &ChainArgs) -> Result<ExitCode> {
     out.finish()
 }
 
-fn prove(args: &ChainArgs, trusted: u64, target: u64, out: &PathBuf) -> Result<ExitCode> {
+fn prove(args: &ChainArgs, trusted: &str, target: u64, out: &PathBuf) -> Result<ExitCode> {
+    let (trusted, expected) = if trusted.contains(':') {
+        let (n, ch) = parse_trusted(trusted)?;
+        (n, Some(ch))
+    } else {
+        let n = trusted
+            .parse()
+            .with_context(|| format!("--trusted {trusted:?}: expected N or N:CH"))?;
+        (n, None)
+    };
     if !(args.first_block <= target && target <= trusted) {
         bail!(
             "need first block {} <= --height {target} <= --trusted {trusted}",
@@ -201,6 +211,11 @@ fn prove(args: &ChainArgs, trusted: u64, target: u64, out: &PathBuf) -> Result<E
             "input ends at height {} before the trusted height {trusted}",
             chain.next_height().saturating_sub(1)
         );
+    }
+    if let (Some(want), Some((_, got))) = (expected, chain.tip())
+        && want != got
+    {
+        bail!("--trusted {trusted}:{want} disagrees with the input, whose CH({trusted}) is {got}");
     }
     let proof = proof::prove(&chain, trusted, target).map_err(|e| anyhow!("{e}"))?;
     fs::write(out, proof.encode()).with_context(|| format!("writing {}", out.display()))?;

@@ -210,7 +210,7 @@ fn main() -> ExitCode {
         Command::Index(args) => index::index(args, &globals),
         Command::Status { db } => index::status(&db),
         Command::Ops { db, height } => index::ops(&db, height),
-        Command::Names(cmd) => names::run(cmd),
+        Command::Names(cmd) => names::run(cmd, globals.network),
         Command::Recover(cmd) => index::recover(cmd),
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::serve(args),
@@ -226,5 +226,65 @@ fn main() -> ExitCode {
             }
             exit::exit_code(&e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+
+    fn parses(args: &[&str]) -> Cli {
+        let command = config::with_env(Cli::command());
+        let argv: Vec<std::ffi::OsString> = std::iter::once("virtualchain")
+            .chain(args.iter().copied())
+            .map(std::ffi::OsString::from)
+            .collect();
+        let matches = command
+            .try_get_matches_from(argv)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        Cli::from_arg_matches(&matches).unwrap()
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+        config::with_env(Cli::command()).debug_assert();
+    }
+
+    #[test]
+    fn buckets_take_one_comma_separated_list() {
+        let cli = parses(&[
+            "names",
+            "send",
+            "namespace-reveal",
+            "test",
+            "--reveal",
+            "bcrt1qn454ga9rqwkx6ax309knw5hs0z2erz7j2ulcnh",
+            "--lifetime",
+            "52595",
+            "--coeff",
+            "250",
+            "--base",
+            "4",
+            "--buckets",
+            "6,5,4,3,2,1,0,0,0,0,0,0,0,0,0,0",
+        ]);
+        let text = format!("{cli:?}");
+        assert!(
+            text.contains("buckets: [6, 5, 4, 3, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn every_network_name_is_taken_by_every_command() {
+        let cli = parses(&["--network", "mainnet", "names", "decode", "00"]);
+        assert_eq!(cli.network, Some(Network::Bitcoin));
+        let cli = parses(&["names", "decode", "00", "--network", "regtest"]);
+        assert_eq!(cli.network, Some(Network::Regtest));
+        let cli = parses(&["status", "--db", "x", "--network", "testnet4"]);
+        assert_eq!(cli.network, Some(Network::Testnet4));
     }
 }

@@ -37,11 +37,8 @@ pub enum NamesCommand {
     },
     /// Decodes a raw transaction's BNS operation as JSON (opcode and every field).
     Decode {
-        /// The transaction, hex.
+        /// The transaction, hex. Addresses are rendered for --network (default: mainnet).
         tx: String,
-        /// The network addresses are rendered for.
-        #[arg(long, default_value = "bitcoin")]
-        network: Network,
     },
     /// Builds, signs and broadcasts an operation.
     Send(SendArgs),
@@ -54,7 +51,7 @@ pub struct SendArgs {
     #[command(subcommand)]
     op: SendOp,
     /// The sender's key (WIF). Its coins fund the transaction.
-    #[arg(long, global = true, env = "VC_WIF")]
+    #[arg(long, global = true)]
     wif: Option<String>,
     /// The key's coins are P2PKH (default: P2WPKH).
     #[arg(long, global = true)]
@@ -101,8 +98,8 @@ enum SendOp {
         /// Price base.
         #[arg(long)]
         base: u8,
-        /// 16 price exponents (0-15) by name length, comma-separated.
-        #[arg(long, value_delimiter = ',', num_args = 16)]
+        /// 16 price exponents (0-15) by name length, comma-separated (6,5,4,3,...).
+        #[arg(long, value_delimiter = ',', required = true)]
         buckets: Vec<u8>,
         /// Divisor for names with digits, '-' or '_'.
         #[arg(long, default_value_t = 1)]
@@ -192,7 +189,7 @@ pub fn decode_json(raw_hex: &str, network: Network) -> Result<serde_json::Value>
 }
 
 /// Runs `names`.
-pub fn run(cmd: NamesCommand) -> Result<ExitCode> {
+pub fn run(cmd: NamesCommand, network: Option<Network>) -> Result<ExitCode> {
     match cmd {
         NamesCommand::Show { name, db } => {
             let (config, store) = open_names_db(&db)?;
@@ -213,7 +210,8 @@ pub fn run(cmd: NamesCommand) -> Result<ExitCode> {
                 println!("{}", vc_names::cli::name_json(&r, config.network));
             }
         }
-        NamesCommand::Decode { tx, network } => {
+        NamesCommand::Decode { tx } => {
+            let network = network.unwrap_or(Network::Bitcoin);
             println!(
                 "{}",
                 serde_json::to_string_pretty(&decode_json(&tx, network)?)?
@@ -231,7 +229,7 @@ fn send(args: SendArgs) -> Result<()> {
     let wif = args
         .wif
         .as_deref()
-        .ok_or(InputError::Usage("--wif (or VC_WIF) is required"))?;
+        .ok_or(InputError::Usage("--wif (or VIRTUALCHAIN_WIF) is required"))?;
     let source = args
         .source
         .as_deref()

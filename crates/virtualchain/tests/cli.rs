@@ -146,6 +146,36 @@ fn prove_and_verify_both_schemes() {
         ]);
         assert!(out.status.success(), "{}", stderr(&out));
         let trusted = format!("107:{ch}");
+        // --trusted takes N:CH here too, like everywhere else: the same proof, and a CH the
+        // input disagrees with is refused.
+        let prove_with = |trusted: &str, out: &str| {
+            virtualchain(&[
+                "chash",
+                "prove",
+                "--scheme",
+                scheme,
+                "--first-block",
+                "100",
+                "--trusted",
+                trusted,
+                "--height",
+                "101",
+                "--input",
+                &input,
+                "--out",
+                out,
+            ])
+        };
+        let again = dir.path().join(format!("{scheme}-again.proof"));
+        let out = prove_with(&trusted, again.to_str().unwrap());
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(fs::read(&again).unwrap(), fs::read(proof).unwrap());
+        let out = prove_with(&format!("107:{}", "0".repeat(ch.len())), "/dev/null");
+        assert!(
+            stderr(&out).contains("disagrees with the input"),
+            "{}",
+            stderr(&out)
+        );
         let verify_args = |trusted: &str, proof: &str| -> Vec<String> {
             [
                 "chash",
