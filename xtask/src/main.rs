@@ -177,6 +177,10 @@ fn ci(root: &Path) -> Result<()> {
             &[("RUSTDOCFLAGS", "-D warnings")],
         )
     })?;
+    step("CLI reference (docs/cli.md) is current", || {
+        check_cli_reference(root)
+    })?;
+    step("vc-chash on a no_std target", check_chash_no_std_target)?;
     // Every fuzz target, briefly (issue 8: about 20 s each fits the CI budget).
     step("fuzz (20 s per target)", || {
         fuzz::fuzz(root, &["--seconds".into(), "20".into()]).map(|_| ())
@@ -276,6 +280,66 @@ fn cargo_test(args: &[&str], envs: &[(&str, &str)]) -> Result<(u64, u64)> {
         "cargo test failed: {status} ({failed} failed)"
     );
     Ok((passed, failed))
+}
+
+/// docs/cli.md is what `virtualchain reference` prints: the reference cannot drift from the
+/// command's definitions.
+fn check_cli_reference(root: &Path) -> Result<()> {
+    let mut cmd = Command::new("cargo");
+    cmd.args(["run", "-q", "-p", "virtualchain", "--", "reference"]);
+    // The reference shows each option's variable; values set here must not leak into it.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("VIRTUALCHAIN_") {
+            cmd.env_remove(key);
+        }
+    }
+    let out = cmd.output().context("running `virtualchain reference`")?;
+    ensure!(
+        out.status.success(),
+        "`virtualchain reference` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let committed = std::fs::read(root.join("docs/cli.md")).context("reading docs/cli.md")?;
+    ensure!(
+        committed == out.stdout,
+        "docs/cli.md is out of date: regenerate it with \
+         `cargo run -p virtualchain -- reference > docs/cli.md`"
+    );
+    Ok(())
+}
+
+/// The host build alone does not prove that vc-chash is `no_std`: build it for a target without
+/// `std` when the toolchain has one installed (rustup targets come from outside the package
+/// registries, so CI cannot add one; it says so loudly instead).
+fn check_chash_no_std_target() -> Result<()> {
+    let installed = output("rustup", ["target", "list", "--installed"]).unwrap_or_default();
+    let no_std = installed
+        .lines()
+        .map(str::trim)
+        .find(|t| t.contains("-none") || *t == "wasm32-unknown-unknown" || t.starts_with("thumb"));
+    match no_std {
+        Some(target) => {
+            run(
+                "cargo",
+                [
+                    "build",
+                    "-p",
+                    "vc-chash",
+                    "--no-default-features",
+                    "--target",
+                    target,
+                ],
+            )?;
+            eprintln!("vc-chash builds for the no_std target {target}");
+        }
+        None => eprintln!(
+            "SKIPPED: no no_std target is installed (rustup target list --installed: {}); \
+             vc-chash's no_std build was checked on the host only. \
+             `rustup target add thumbv7em-none-eabi` enables this check.",
+            installed.split_whitespace().collect::<Vec<_>>().join(", ")
+        ),
+    }
+    Ok(())
 }
 
 /// vc-chash must stay a light-client crate: no_std, and only sha2 and ripemd as normal deps.

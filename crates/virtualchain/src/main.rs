@@ -7,6 +7,7 @@
 mod chash;
 mod config;
 mod demo;
+mod docs;
 mod exit;
 mod index;
 mod jsonl;
@@ -142,6 +143,14 @@ enum Command {
     /// Exit codes: 0 proven, 1 refuted, 2 unreachable or malformed.
     #[command(subcommand)]
     Light(light::LightCommand),
+    /// Print shell completions (for example: virtualchain completions bash >
+    /// /etc/bash_completion.d/virtualchain).
+    Completions(docs::CompletionsArgs),
+    /// Print the man page, or write every command's page into a directory.
+    Man(docs::ManArgs),
+    /// Print the Markdown reference of every command (docs/cli.md).
+    #[command(hide = true)]
+    Reference,
 }
 
 /// Parses the command line, the environment and the configuration file.
@@ -215,6 +224,9 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::serve(args),
         Command::Light(cmd) => return light::run(cmd),
+        Command::Completions(args) => docs::completions(&args),
+        Command::Man(args) => docs::man(&args),
+        Command::Reference => docs::reference(),
     };
     match result {
         Ok(code) => code,
