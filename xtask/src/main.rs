@@ -181,6 +181,9 @@ fn ci(root: &Path) -> Result<()> {
         check_cli_reference(root)
     })?;
     step("vc-chash on a no_std target", check_chash_no_std_target)?;
+    step("packages carry only what builds from them", || {
+        check_packages(root)
+    })?;
     // Every fuzz target, briefly (issue 8: about 20 s each fits the CI budget).
     step("fuzz (20 s per target)", || {
         fuzz::fuzz(root, &["--seconds".into(), "20".into()]).map(|_| ())
@@ -305,6 +308,48 @@ fn check_cli_reference(root: &Path) -> Result<()> {
         "docs/cli.md is out of date: regenerate it with \
          `cargo run -p virtualchain -- reference > docs/cli.md`"
     );
+    Ok(())
+}
+
+/// Every publishable crate's package holds both licence files and no test, benchmark or
+/// example that needs what a package cannot carry: the unpublished vc-testnode, or files of
+/// the repository outside the crate (`../../testdata`).
+fn check_packages(root: &Path) -> Result<()> {
+    let crates = [
+        "vc-chash",
+        "vc-codec",
+        "vc-source",
+        "vc-store",
+        "vc-engine",
+        "vc-names",
+        "vc-serve",
+        "vc-light",
+        "virtualchain",
+    ];
+    for name in crates {
+        let list = output("cargo", ["package", "--list", "--allow-dirty", "-p", name])?;
+        let files: Vec<&str> = list.lines().map(str::trim).collect();
+        for licence in ["LICENSE-MIT", "LICENSE-APACHE"] {
+            ensure!(
+                files.contains(&licence),
+                "the {name} package has no {licence}"
+            );
+        }
+        let dir = root.join("crates").join(name);
+        for file in files.iter().filter(|f| {
+            (f.starts_with("tests/") || f.starts_with("benches/") || f.starts_with("examples/"))
+                && f.ends_with(".rs")
+        }) {
+            let text = fs::read_to_string(dir.join(file))
+                .with_context(|| format!("reading {name}/{file}"))?;
+            ensure!(
+                !text.contains("vc_testnode") && !text.contains("\"../../testdata"),
+                "{name}/{file} is packaged but needs vc-testnode or the repository's testdata/: \
+                 exclude it in {name}/Cargo.toml"
+            );
+        }
+        eprintln!("{name}: {} files, self-contained", files.len());
+    }
     Ok(())
 }
 
