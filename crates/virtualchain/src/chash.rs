@@ -93,9 +93,9 @@ fn parse_trusted(s: &str) -> Result<(u64, ConsensusHash)> {
 }
 
 /// Runs one `chash` subcommand.
-pub fn run(cmd: ChashCommand) -> Result<ExitCode> {
+pub fn run(cmd: ChashCommand, json: bool) -> Result<ExitCode> {
     match cmd {
-        ChashCommand::Compute { chain } => compute(&chain),
+        ChashCommand::Compute { chain } => compute(&chain, json),
         ChashCommand::Prove {
             chain,
             trusted,
@@ -108,7 +108,7 @@ pub fn run(cmd: ChashCommand) -> Result<ExitCode> {
             trusted,
             height,
             proof,
-        } => verify(scheme, first_block, &trusted, height, &proof),
+        } => verify(scheme, first_block, &trusted, height, &proof, json),
     }
 }
 
@@ -155,7 +155,7 @@ impl Output {
     }
 }
 
-fn compute(args: &ChainArgs) -> Result<ExitCode> {
+fn compute(args: &ChainArgs, json: bool) -> Result<ExitCode> {
     let need_hash = args.scheme == Scheme::V2;
     let batches = stream_blocks(args.input.as_deref(), args.first_block, None, need_hash)?;
     let mut chain = MemoryHistory::with_retention(args.scheme, args.first_block, hashes_only());
@@ -163,10 +163,17 @@ fn compute(args: &ChainArgs) -> Result<ExitCode> {
     for batch in batches {
         for block in batch? {
             let s = chain.push_block(block.block_hash, &block.records);
-            out.line(format_args!(
-                "{} {} {}",
-                s.height, s.ops_hash, s.consensus_hash
-            ))?;
+            if json {
+                out.line(format_args!(
+                    "{{\"height\":{},\"ops_hash\":\"{}\",\"consensus_hash\":\"{}\"}}",
+                    s.height, s.ops_hash, s.consensus_hash
+                ))?;
+            } else {
+                out.line(format_args!(
+                    "{} {} {}",
+                    s.height, s.ops_hash, s.consensus_hash
+                ))?;
+            }
         }
         if out.closed {
             break;
@@ -228,6 +235,7 @@ fn verify(
     trusted: &str,
     target: u64,
     path: &PathBuf,
+    json: bool,
 ) -> Result<ExitCode> {
     let (n, ch) = parse_trusted(trusted)?;
     if ch.scheme() != scheme {
@@ -241,8 +249,20 @@ fn verify(
     let verified = proof::verify(&bytes, first_block, n, &ch, target)
         .map_err(|e| anyhow!("proof rejected: {e}"))?;
     let mut out = Output::new();
-    for r in &verified.records {
-        out.line(format_args!("{}", hex::encode(r)))?;
+    if json {
+        let records: Vec<String> = verified.records.iter().map(|r| hex::encode(r)).collect();
+        let answer = serde_json::json!({
+            "proven": true,
+            "height": target,
+            "trusted_height": n,
+            "trusted_consensus_hash": ch.to_string(),
+            "records": records,
+        });
+        out.line(format_args!("{answer}"))?;
+    } else {
+        for r in &verified.records {
+            out.line(format_args!("{}", hex::encode(r)))?;
+        }
     }
     out.finish()
 }

@@ -54,7 +54,7 @@ fn unpack(dir: &Path) -> Result<()> {
 }
 
 /// Runs the demo.
-pub fn run(args: DemoArgs) -> Result<ExitCode> {
+pub fn run(args: DemoArgs, json: bool) -> Result<ExitCode> {
     let tmp = tempfile::tempdir()?;
     let fixture = match args.fixture {
         Some(dir) => dir,
@@ -98,25 +98,50 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     let outcome = outcome?;
     let tip = outcome.tip.context("nothing was indexed")?;
     let (blocks, ops) = metrics.totals();
-    println!("indexed {blocks} blocks, {ops} accepted operations");
-    println!("tip height {} ({})", tip.height, tip.block_hash.reversed());
-    println!("consensus hash {}", tip.consensus_hash);
-    for n in vc_names::all_names(engine.store())? {
-        let owner = Address::from_script(bitcoin::Script::from_bytes(&n.owner), Network::Regtest)
-            .map(|a| a.to_string())
-            .unwrap_or_else(|_| vc_chash::hex::encode(&n.owner));
-        println!(
-            "  {:<10} owner {owner}{}",
-            n.name,
-            if n.revoked { " (revoked)" } else { "" }
-        );
+    let matches = tip.height == expected_height && tip.consensus_hash.to_string() == expected;
+    let names: Vec<(String, String, bool)> = vc_names::all_names(engine.store())?
+        .into_iter()
+        .map(|n| {
+            let owner =
+                Address::from_script(bitcoin::Script::from_bytes(&n.owner), Network::Regtest)
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|_| vc_chash::hex::encode(&n.owner));
+            (n.name, owner, n.revoked)
+        })
+        .collect();
+    if json {
+        let answer = serde_json::json!({
+            "blocks": blocks,
+            "accepted": ops,
+            "tip_height": tip.height,
+            "block_hash": tip.block_hash.reversed().to_string(),
+            "consensus_hash": tip.consensus_hash.to_string(),
+            "names": names.iter().map(|(name, owner, revoked)| serde_json::json!({
+                "name": name, "owner": owner, "revoked": revoked,
+            })).collect::<Vec<_>>(),
+            "expected_consensus_hash": expected,
+            "matches": matches,
+        });
+        println!("{answer}");
+    } else {
+        println!("indexed {blocks} blocks, {ops} accepted operations");
+        println!("tip height {} ({})", tip.height, tip.block_hash.reversed());
+        println!("consensus hash {}", tip.consensus_hash);
+        for (name, owner, revoked) in &names {
+            println!(
+                "  {name:<10} owner {owner}{}",
+                if *revoked { " (revoked)" } else { "" }
+            );
+        }
     }
-    if tip.height != expected_height || tip.consensus_hash.to_string() != expected {
+    if !matches {
         eprintln!(
             "MISMATCH: the fixture records consensus hash {expected} at height {expected_height}"
         );
         return Ok(ExitCode::FAILURE);
     }
-    println!("matches the consensus hash recorded when the chain was mined");
+    if !json {
+        println!("matches the consensus hash recorded when the chain was mined");
+    }
     Ok(ExitCode::SUCCESS)
 }

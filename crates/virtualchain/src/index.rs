@@ -375,25 +375,43 @@ fn aside(db: &Path, tag: &str) -> Result<PathBuf> {
     Ok(moved)
 }
 
+/// Prints a result: `json` when asked for JSON, else `text`.
+fn answer(json: bool, text: String, value: serde_json::Value) {
+    if json {
+        println!("{value}");
+    } else {
+        println!("{text}");
+    }
+}
+
 /// Runs `recover`.
-pub fn recover(cmd: RecoverCommand) -> Result<ExitCode> {
+pub fn recover(cmd: RecoverCommand, json: bool) -> Result<ExitCode> {
     match cmd {
         RecoverCommand::Reindex { db, from } => {
             let (_, meta, store) = registry::open_db(&db)?;
             let target = from.saturating_sub(1);
             match store.rollback_to(target) {
-                Ok(n) => {
-                    println!(
+                Ok(n) => answer(
+                    json,
+                    format!(
                         "rolled back {n} blocks; the next `virtualchain index` applies the chain from height {from}"
-                    );
-                }
+                    ),
+                    serde_json::json!({"rolled_back": n, "next_height": from}),
+                ),
                 Err(StoreError::RollbackTooDeep { .. }) => {
                     drop(store);
                     let moved = aside(&db, &format!("before-reindex-{from}"))?;
-                    println!(
-                        "the undo logs do not reach height {from}; moved the database to {} — the next `virtualchain index` re-indexes from the first block ({})",
-                        moved.display(),
-                        meta.first_block
+                    answer(
+                        json,
+                        format!(
+                            "the undo logs do not reach height {from}; moved the database to {} — the next `virtualchain index` re-indexes from the first block ({})",
+                            moved.display(),
+                            meta.first_block
+                        ),
+                        serde_json::json!({
+                            "moved_to": moved.display().to_string(),
+                            "next_height": meta.first_block,
+                        }),
                     );
                 }
                 Err(e) => return Err(e.into()),
@@ -417,12 +435,21 @@ pub fn recover(cmd: RecoverCommand) -> Result<ExitCode> {
             drop(store);
             let moved = aside(&db, "before-checkpoint")?;
             match vc_store::snapshot::import(&snapshot, &db, store_cfg, trusted) {
-                Ok((_, summary)) => println!(
-                    "installed the checkpoint: {} blocks up to {} verified against {}; the old database is at {}",
-                    summary.blocks,
-                    trusted.0,
-                    trusted.1,
-                    moved.display()
+                Ok((_, summary)) => answer(
+                    json,
+                    format!(
+                        "installed the checkpoint: {} blocks up to {} verified against {}; the old database is at {}",
+                        summary.blocks,
+                        trusted.0,
+                        trusted.1,
+                        moved.display()
+                    ),
+                    serde_json::json!({
+                        "blocks": summary.blocks,
+                        "trusted_height": trusted.0,
+                        "trusted_consensus_hash": trusted.1.to_string(),
+                        "moved_to": moved.display().to_string(),
+                    }),
                 ),
                 Err(e) => {
                     std::fs::rename(&moved, &db).ok();
@@ -437,9 +464,13 @@ pub fn recover(cmd: RecoverCommand) -> Result<ExitCode> {
         RecoverCommand::Split { db, fork_height } => {
             let (_, _, store) = registry::open_db(&db)?;
             let (height, hash) = vc_engine::pin_branch(&store, fork_height)?;
-            println!(
-                "pinned {} to block {hash} at height {height}: it will never roll back onto another branch. Keep the node on this branch, for example with `bitcoin-cli invalidateblock <the other branch's block at height {height}>`",
-                db.display()
+            answer(
+                json,
+                format!(
+                    "pinned {} to block {hash} at height {height}: it will never roll back onto another branch. Keep the node on this branch, for example with `bitcoin-cli invalidateblock <the other branch's block at height {height}>`",
+                    db.display()
+                ),
+                serde_json::json!({"pinned_height": height, "pinned_block": hash.to_string()}),
             );
         }
     }

@@ -66,6 +66,9 @@ pub struct Cli {
     /// regtest. An existing database knows its own; the default for a new one is mainnet.
     #[arg(long, global = true, help_heading = "Global options", value_parser = network::parse)]
     network: Option<Network>,
+    /// Print results as JSON (one object, or one per line for lists) instead of text.
+    #[arg(long, global = true, help_heading = "Global options")]
+    json: bool,
     /// How log lines are written on stderr.
     #[arg(long, global = true, help_heading = "Global options", value_enum, default_value_t = logging::LogFormat::Text)]
     log_format: logging::LogFormat,
@@ -215,13 +218,13 @@ fn main() -> ExitCode {
         network: cli.network,
     };
     let result = match cli.command {
-        Command::Chash(cmd) => chash::run(cmd),
+        Command::Chash(cmd) => chash::run(cmd, cli.json),
         Command::Index(args) => index::index(args, &globals),
         Command::Status { db } => index::status(&db),
         Command::Ops { db, height } => index::ops(&db, height),
         Command::Names(cmd) => names::run(cmd, globals.network),
-        Command::Recover(cmd) => index::recover(cmd),
-        Command::Demo(args) => demo::run(args),
+        Command::Recover(cmd) => index::recover(cmd, cli.json),
+        Command::Demo(args) => demo::run(args, cli.json),
         Command::Serve(args) => serve::serve(args),
         Command::Light(cmd) => return light::run(cmd),
         Command::Completions(args) => docs::completions(&args),

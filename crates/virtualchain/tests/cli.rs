@@ -196,6 +196,14 @@ fn prove_and_verify_both_schemes() {
         };
         let out = virtualchain(&verify_args(&trusted, proof));
         assert!(out.status.success(), "{}", stderr(&out));
+        // The same with --json: one object naming what was proven.
+        let mut json_args = verify_args(&trusted, proof);
+        json_args.push("--json".into());
+        let answer: serde_json::Value =
+            serde_json::from_str(&stdout(&virtualchain(&json_args))).unwrap();
+        assert_eq!(answer["proven"], true);
+        assert_eq!(answer["height"], 101);
+        assert_eq!(answer["records"].as_array().unwrap().len(), 2);
         // 101 % 3 = 2 records: in block order for v2, in the order the legacy ops hash sorts
         // them (it commits no order) for legacy.
         let mut want = [b"op-101-0".to_vec(), b"op-101-1".to_vec()];

@@ -339,6 +339,12 @@ fn version_names_the_commit_and_demo_runs_from_anywhere() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("matches the consensus hash recorded"));
+    // --json: one object with the same answer.
+    let out = bin().args(["demo", "--json"]).output().unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["matches"], true);
+    assert_eq!(answer["tip_height"], 387);
+    assert_eq!(answer["consensus_hash"], answer["expected_consensus_hash"]);
 }
 
 #[test]
@@ -357,4 +363,29 @@ fn json_logs_are_one_object_per_line_and_text_logs_have_no_colour_in_a_file() {
         !text(&out.stderr).contains('\u{1b}'),
         "colour codes in a pipe"
     );
+}
+
+#[test]
+fn the_example_configuration_file_is_valid_for_every_command() {
+    let example =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/virtualchain.toml.example");
+    for command in [&["index"][..]] {
+        let out = bin()
+            .args(command)
+            .arg("--config")
+            .arg(&example)
+            .arg("--data-dir")
+            .arg("/nonexistent/virtualchain")
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        // Parsed and accepted: what fails is the missing database, or the node that is not
+        // running here; never the file.
+        assert_ne!(out.status.code(), Some(78), "{command:?}: {err}");
+        assert_ne!(out.status.code(), Some(2), "{command:?}: {err}");
+        assert!(
+            !err.contains("virtualchain.toml.example"),
+            "{command:?}: {err}"
+        );
+    }
 }
