@@ -499,7 +499,10 @@ impl<A: Application> Engine<A> {
             };
             let next = writer.next_height().max(first);
             if next > target {
-                observer.on_caught_up(chain_tip.height);
+                // Caught up with the chain, not merely at the requested height.
+                if until.is_none_or(|u| next <= u) {
+                    observer.on_caught_up(chain_tip.height);
+                }
                 return Ok(());
             }
             observer.on_range(next, target, chain_tip.height);

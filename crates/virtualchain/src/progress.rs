@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressState, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle, TermLike};
 use vc_engine::{BlockReport, CommitReport, Observer, ReorgReport};
 
 use crate::logging;
@@ -56,17 +56,66 @@ impl Progress {
         }
     }
 
-    fn show(&mut self, bar: ProgressBar) {
-        self.finish();
+    /// The bar, created on first use: one bar for the whole run, restyled between catching up
+    /// and waiting (replacing it would leave the old one's line behind).
+    fn bar(&mut self) -> ProgressBar {
+        if let Some(bar) = &self.bar {
+            return bar.clone();
+        }
+        let bar = ProgressBar::with_draw_target(
+            Some(0),
+            ProgressDrawTarget::term_like(Box::new(ShortTerm(console::Term::buffered_stderr()))),
+        );
         bar.enable_steady_tick(Duration::from_millis(200));
         logging::set_bar(Some(bar.clone()));
-        self.bar = Some(bar);
+        self.bar = Some(bar.clone());
+        bar
     }
 }
 
 impl Drop for Progress {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+/// Standard error for the bar, two columns narrower than the terminal. indicatif pads its line
+/// to the full width to park the cursor at the edge; the terminal's echo of a Ctrl-C (`^C`)
+/// then wraps to a new line, the bar's clearing hits that line instead of the bar's, and the
+/// bar stays on screen after the process ends. Two spare columns hold the echo.
+#[derive(Debug)]
+struct ShortTerm(console::Term);
+
+impl TermLike for ShortTerm {
+    fn width(&self) -> u16 {
+        self.0.size().1.saturating_sub(2).max(20)
+    }
+    fn height(&self) -> u16 {
+        self.0.size().0
+    }
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_up(n)
+    }
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_down(n)
+    }
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_right(n)
+    }
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_left(n)
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.0.write_line(s)
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.0.write_str(s)
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        self.0.clear_line()
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        self.0.flush()
     }
 }
 
@@ -91,7 +140,7 @@ impl Observer for Progress {
         self.waiting_logged = false;
         self.metrics.chain_tip(chain_tip);
         if self.tty {
-            let bar = ProgressBar::new(to - from + 1);
+            let bar = self.bar();
             if let Ok(style) = ProgressStyle::with_template(
                 "{spinner} block {msg} [{bar:30}] {pos}/{len} blocks · {rate} · ETA {eta}",
             ) {
@@ -105,7 +154,9 @@ impl Observer for Progress {
                     .progress_chars("=> ");
                 bar.set_style(style);
             }
-            self.show(bar);
+            bar.set_length(to - from + 1);
+            bar.reset();
+            bar.set_message(from.to_string());
         } else {
             tracing::info!(from, to, chain_tip, "indexing blocks {from} to {to}");
         }
@@ -168,18 +219,15 @@ impl Observer for Progress {
             grouped(chain_tip)
         );
         if self.tty {
-            let showing = self
-                .bar
-                .as_ref()
-                .is_some_and(|b| b.length().is_none() && b.message() == message);
-            if !showing {
-                let bar = ProgressBar::new_spinner();
+            let bar = self.bar();
+            if !self.waiting_logged {
                 if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} · {elapsed}") {
                     bar.set_style(style);
                 }
-                bar.set_message(message);
-                self.show(bar);
+                bar.reset();
+                self.waiting_logged = true;
             }
+            bar.set_message(message);
         } else if !self.waiting_logged {
             tracing::info!(next, chain_tip, "{message}");
             self.waiting_logged = true;

@@ -389,3 +389,85 @@ fn the_example_configuration_file_is_valid_for_every_command() {
         );
     }
 }
+
+/// Runs `script` in a detached tmux session of `cols` columns; `None` without tmux.
+fn tmux_session(name: &str, cols: u16, script: &str) -> Option<()> {
+    let ok = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            &cols.to_string(),
+            "-y",
+            "20",
+            script,
+        ])
+        .status()
+        .ok()?
+        .success();
+    assert!(ok, "tmux new-session failed");
+    Some(())
+}
+
+fn tmux_screen(name: &str) -> String {
+    let out = Command::new("tmux")
+        .args(["capture-pane", "-p", "-t", name])
+        .output()
+        .unwrap();
+    text(&out.stdout)
+}
+
+#[test]
+fn on_a_terminal_the_bar_says_what_it_waits_for_and_ctrl_c_leaves_no_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("names.redb");
+    let script = format!(
+        "RUST_LOG=info {} index --network regtest --first-block 272 --confirmations 1 --follow \
+         --commit-every-block --source blk:{} --db {}; echo EXIT=$?; sleep 60",
+        env!("CARGO_BIN_EXE_virtualchain"),
+        blocks().display(),
+        db.display()
+    );
+    let session = format!("vc-progress-{}", std::process::id());
+    if tmux_session(&session, 160, &script).is_none() {
+        assert!(
+            std::env::var_os("VC_REQUIRE_TMUX").is_none(),
+            "VC_REQUIRE_TMUX is set but tmux cannot run"
+        );
+        eprintln!("SKIPPED: tmux is not installed; the progress bar's terminal test did not run");
+        return;
+    }
+    let kill = || {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &session])
+            .status();
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut screen = String::new();
+    while Instant::now() < deadline && !screen.contains("waiting for block 388") {
+        std::thread::sleep(Duration::from_millis(200));
+        screen = tmux_screen(&session);
+    }
+    if !screen.contains("waiting for block 388") {
+        kill();
+        panic!("no waiting line on the terminal:\n{screen}");
+    }
+    // Only the waiting line: the catch-up bar was replaced, not left behind.
+    assert!(!screen.contains("116/116 blocks"), "{screen}");
+    let _ = Command::new("tmux")
+        .args(["send-keys", "-t", &session, "C-c"])
+        .status();
+    while Instant::now() < deadline && !screen.contains("EXIT=") {
+        std::thread::sleep(Duration::from_millis(200));
+        screen = tmux_screen(&session);
+    }
+    kill();
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    assert!(screen.contains("13 operations accepted"), "{screen}");
+    assert!(
+        !screen.contains("waiting for block"),
+        "the bar stayed on screen after Ctrl-C:\n{screen}"
+    );
+}
