@@ -46,6 +46,27 @@ pub enum StoreError {
         #[source]
         source: StorageError,
     },
+    /// The file is damaged: redb's integrity check failed, redb failed on the file's contents
+    /// (its panics are caught at the store's boundary and reported here), or a stored value
+    /// disagrees with what its stored inputs recompute to. Nothing was answered from it.
+    #[error("{path}: the database is damaged ({what}): {detail}")]
+    Damaged {
+        /// The database file.
+        path: String,
+        /// What the store was doing ("reading the chain tip", "checking integrity").
+        what: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The file was not closed cleanly and no writer holds it: a read-only handle does not
+    /// repair it. Opening it for writing (the indexer) repairs it.
+    #[error(
+        "{path} needs recovery after an unclean shutdown; run `virtualchain index` (or open it for writing) once to repair it"
+    )]
+    NeedsRecovery {
+        /// The database file.
+        path: String,
+    },
     /// The store's own invariants do not hold (a missing row that must exist).
     #[error("store inconsistency: {0}")]
     Inconsistent(String),

@@ -47,10 +47,12 @@ impl History for View {
 
     /// Read from the `mmr` table: proofs cost O(log n) reads.
     fn mmr_node(&self, level: u8, index: u64) -> Result<Option<Hash256>, StoreError> {
-        let table = self.txn.open_table(MMR).ctx("opening the mmr table")?;
-        Ok(table
-            .get((level, index))
-            .ctx("reading an accumulator node")?
-            .map(|g| Hash256(g.value())))
+        self.guard("reading an accumulator node", || {
+            let table = self.txn.open_table(MMR).ctx("opening the mmr table")?;
+            Ok(table
+                .get((level, index))
+                .ctx("reading an accumulator node")?
+                .map(|g| Hash256(g.value())))
+        })
     }
 }

@@ -52,7 +52,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod check;
 mod error;
+mod guard;
 mod history;
 mod read_only;
 pub mod replay;
@@ -63,7 +65,7 @@ mod store;
 mod writer;
 
 pub use error::{MetaField, StoreError};
-pub use read_only::ReadOnlyStore;
+pub use read_only::{ReadOnlyStore, VerifyReport};
 pub use schema::{ChainEntry, Meta, OutputData, StoredOp};
 pub use state::{
     Namespace, RawEntry, StateAccess, StateKey, StateRead, StateReadExt, StateWriteExt,

@@ -57,14 +57,44 @@ impl core::fmt::Debug for ReadOnlyStore {
 }
 
 impl ReadOnlyStore {
-    /// Opens the store at `path` for reading. The file must exist and be a store.
+    /// Opens the store at `path` for reading. The file must exist and be a store. The file is
+    /// opened read-only and never written, so this works on a read-only file, beside a writer,
+    /// and leaves the file's bytes as they were.
+    ///
+    /// Fails with [`StoreError::NeedsRecovery`] on a file that a crashed writer left unclean
+    /// (it is never repaired here), [`StoreError::NotAStore`] on a file that is not a store,
+    /// and [`StoreError::Damaged`] when redb cannot make sense of the file's bytes.
     pub fn open(path: impl AsRef<Path>) -> Result<ReadOnlyStore, StoreError> {
         let path = path.as_ref().to_path_buf();
+        let shown = path.display().to_string();
+        crate::guard::guard(&shown, "opening the database", || Self::open_inner(path))
+    }
+
+    fn open_inner(path: PathBuf) -> Result<ReadOnlyStore, StoreError> {
         let not_a_store = || StoreError::NotAStore {
             path: path.display().to_string(),
         };
         let db = match builder().open_read_only(&path) {
+            Err(e) if is_foreign(&e) && damaged_header(&path) => {
+                return Err(StoreError::Damaged {
+                    path: path.display().to_string(),
+                    what: "opening the database".into(),
+                    detail: "redb's file header is damaged".into(),
+                });
+            }
             Err(e) if is_foreign(&e) => return Err(not_a_store()),
+            Err(redb::DatabaseError::RepairAborted) => {
+                return Err(StoreError::NeedsRecovery {
+                    path: path.display().to_string(),
+                });
+            }
+            Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail))) => {
+                return Err(StoreError::Damaged {
+                    path: path.display().to_string(),
+                    what: "opening the database".into(),
+                    detail,
+                });
+            }
             other => other.ctx("opening the database file read-only")?,
         };
         let txn = db.begin_read().ctx("starting a read")?;
@@ -111,8 +141,13 @@ impl ReadOnlyStore {
 
     /// A consistent view of the writer's last commit.
     pub fn view(&self) -> Result<View, StoreError> {
+        let shown = self.path.display().to_string();
+        let txn = crate::guard::guard(&shown, "starting a read", || {
+            self.db.begin_read().ctx("starting a read")
+        })?;
         Ok(View::new(
-            self.db.begin_read().ctx("starting a read")?,
+            txn,
+            &self.path,
             self.scheme,
             self.meta.first_block,
         ))
@@ -122,4 +157,49 @@ impl ReadOnlyStore {
     pub fn tip(&self) -> Result<Option<Tip>, StoreError> {
         self.view()?.tip()
     }
+
+    /// Checks the file and the newest block, without writing anything: what `virtualchain
+    /// status --verify` and `virtualchain serve` (at start) run.
+    ///
+    /// 1. redb's integrity check: every page checksum and the allocator state. redb offers it
+    ///    only on a writable handle (`Database::check_integrity`, which also repairs), so it
+    ///    runs on a copy-on-write overlay of the file: reads come from the file, writes stay in
+    ///    memory and are discarded. A check that a writer's commit overlapped is repeated.
+    /// 2. The tip's consensus hash, recomputed from its stored inputs
+    ///    ([`replay::verify_tip`](crate::replay::verify_tip)).
+    ///
+    /// Fails with [`StoreError::Damaged`] if either disagrees. Costs one read of the whole
+    /// file.
+    pub fn verify(&self) -> Result<VerifyReport, StoreError> {
+        crate::check::check_file(&self.path)?;
+        let tip = crate::replay::verify_tip(&self.view()?)?;
+        Ok(VerifyReport { tip })
+    }
+}
+
+/// Whether a file that redb does not recognise is a redb file with a damaged header rather
+/// than another kind of file: its first bytes are zeros (a zeroed page), or within a few bits
+/// of redb's magic number (bit rot).
+fn damaged_header(path: &Path) -> bool {
+    const MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1a, 0x0a, 0xa9, 0x0d, 0x0a];
+    let mut head = [0u8; 9];
+    let read =
+        std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head));
+    if read.is_err() {
+        return false;
+    }
+    let distance: u32 = head
+        .iter()
+        .zip(MAGIC)
+        .map(|(a, b)| (a ^ b).count_ones())
+        .sum();
+    head == [0; 9] || distance <= 8
+}
+
+/// What [`ReadOnlyStore::verify`] checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// The tip whose consensus hash was recomputed and matched (`None`: an empty store).
+    pub tip: Option<Tip>,
 }

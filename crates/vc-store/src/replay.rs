@@ -11,7 +11,7 @@ use vc_chash::{ConsensusHash, Hash256, hex};
 
 use crate::error::{DbContext, StoreError};
 use crate::schema::{self, CHAIN, ChainEntry, OPS, StoredOp};
-use crate::store::View;
+use crate::store::{Tip, View};
 
 /// What disagreed first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +72,10 @@ impl ReplayReport {
 /// Recomputes every block of `view` from its first block and compares. `trusted` is a
 /// `(height, consensus hash)` from a node the operator trusts; its height must be in the store.
 pub fn verify(view: &View, trusted: (u64, ConsensusHash)) -> Result<ReplayReport, StoreError> {
+    view.guard("replaying the chain", || verify_inner(view, trusted))
+}
+
+fn verify_inner(view: &View, trusted: (u64, ConsensusHash)) -> Result<ReplayReport, StoreError> {
     let tip = view.tip()?.map(|t| t.height);
     let first = view.first_block;
     if tip.is_none_or(|t| trusted.0 > t) || trusted.0 < first {
@@ -180,4 +184,122 @@ pub fn verify(view: &View, trusted: (u64, ConsensusHash)) -> Result<ReplayReport
         previous = Some(Hash256(entry.block_hash));
     }
     Ok(report(blocks, None))
+}
+
+/// Recomputes the newest block's hashes from its stored inputs and compares them with the
+/// stored ones: the ops hash from the block's stored records, the consensus hash from that ops
+/// hash, the stored consensus hashes of the earlier blocks it commits to (and, for v2, the
+/// block hash and the stored accumulator), and the operation count from the stored rows.
+/// Cheap: one block's operations and O(log n) chain entries.
+///
+/// Returns the verified tip (`None` for an empty store), or [`StoreError::Damaged`] naming
+/// what disagrees.
+pub fn verify_tip(view: &View) -> Result<Option<Tip>, StoreError> {
+    view.guard("verifying the tip", || {
+        let Some(tip) = view.tip()? else {
+            return Ok(None);
+        };
+        let height = tip.height;
+        let damaged = |detail: String| StoreError::Damaged {
+            path: view.path.to_string(),
+            what: format!("verifying block {height}, the tip"),
+            detail,
+        };
+        if height < view.first_block {
+            return Err(damaged(format!(
+                "the tip is below the first block {}",
+                view.first_block
+            )));
+        }
+        let entry = view
+            .chain_entry(height)?
+            .ok_or_else(|| damaged("the tip's chain entry is missing".into()))?;
+        let ops = view.ops(height)?;
+        if u32::try_from(ops.len()).ok() != Some(entry.op_count) {
+            return Err(damaged(format!(
+                "its chain entry counts {} operations, the store holds {}",
+                entry.op_count,
+                ops.len()
+            )));
+        }
+        let records: Vec<Vec<u8>> = ops.into_iter().flat_map(|op| op.records).collect();
+        let mmr = if view.scheme == vc_chash::Scheme::V2 {
+            // The accumulator before the tip.
+            match height.checked_sub(1) {
+                Some(below) if below >= view.first_block => view.mmr_after(below)?,
+                _ => Default::default(),
+            }
+        } else {
+            Default::default()
+        };
+        let mut appender = Appender::resume(view.scheme, view.first_block, height, mmr);
+        let hashed = appender
+            .append(
+                height,
+                Hash256(entry.block_hash),
+                &records,
+                |h| {
+                    use vc_chash::History;
+                    view.consensus_hash(h)
+                },
+                |_, _, _| {},
+            )
+            .map_err(|e| match e {
+                vc_chash::append::AppendError::Read { source, .. } => source,
+                other => damaged(other.to_string()),
+            })?;
+        if hashed.ops_hash.0 != entry.ops_hash {
+            return Err(damaged(format!(
+                "stored ops hash {}, recomputed {}",
+                hex::encode(&entry.ops_hash),
+                hex::encode(&hashed.ops_hash.0)
+            )));
+        }
+        if hashed.consensus_hash != tip.consensus_hash {
+            return Err(damaged(format!(
+                "stored consensus hash {}, recomputed {}",
+                tip.consensus_hash, hashed.consensus_hash
+            )));
+        }
+        if hashed.mmr_root.map(|r| r.0) != entry.mmr_root {
+            return Err(damaged(
+                "the stored accumulator root differs from the recomputed one".into(),
+            ));
+        }
+        Ok(Some(tip))
+    })
+}
+
+/// The number of accepted operations in blocks `from..=to`: the sum of the chain entries'
+/// counts, checked against the stored operation rows. An entry or row that does not read is
+/// an error, and the two disagreeing is [`StoreError::Damaged`]; nothing is skipped.
+pub fn operation_count(view: &View, from: u64, to: u64) -> Result<u64, StoreError> {
+    view.guard("counting operations", || {
+        let counted: u64 = view
+            .chain_range(from, to)?
+            .iter()
+            .map(|(_, e)| u64::from(e.op_count))
+            .sum();
+        let ops = view.txn.open_table(OPS).ctx("opening the ops table")?;
+        let mut rows = 0u64;
+        if from <= to {
+            for row in ops
+                .range((from, 0)..=(to, u32::MAX))
+                .ctx("reading operations")?
+            {
+                row.ctx("reading operations")?;
+                rows += 1;
+            }
+        }
+        if rows != counted {
+            return Err(StoreError::Damaged {
+                path: view.path.to_string(),
+                what: "counting operations".into(),
+                detail: format!(
+                    "the chain index counts {counted} operations in blocks {from} to {to}, the store holds {rows}"
+                ),
+            });
+        }
+        Ok(rows)
+    })
 }

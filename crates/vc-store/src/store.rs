@@ -212,6 +212,7 @@ impl Store {
     pub fn view(&self) -> Result<View, StoreError> {
         Ok(View::new(
             self.db.begin_read().ctx("starting a read")?,
+            &self.path,
             self.config.scheme,
             self.config.first_block,
         ))
@@ -371,6 +372,8 @@ fn scheme_name(b: u8) -> String {
 /// It implements [`vc_chash::History`], so proofs can be built straight from it.
 pub struct View {
     pub(crate) txn: ReadTransaction,
+    /// The file, for errors.
+    pub(crate) path: std::sync::Arc<str>,
     pub(crate) scheme: Scheme,
     pub(crate) first_block: u64,
     /// The namespace names in id order, read from the metadata on first use.
@@ -380,6 +383,7 @@ pub struct View {
 impl core::fmt::Debug for View {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("View")
+            .field("path", &self.path)
             .field("scheme", &self.scheme)
             .field("first_block", &self.first_block)
             .finish_non_exhaustive()
@@ -387,13 +391,23 @@ impl core::fmt::Debug for View {
 }
 
 impl View {
-    pub(crate) fn new(txn: ReadTransaction, scheme: Scheme, first_block: u64) -> View {
+    pub(crate) fn new(txn: ReadTransaction, path: &Path, scheme: Scheme, first_block: u64) -> View {
         View {
             txn,
+            path: path.display().to_string().into(),
             scheme,
             first_block,
             namespaces: OnceCell::new(),
         }
+    }
+
+    /// Runs redb reads, turning a panic on damaged bytes into [`StoreError::Damaged`].
+    pub(crate) fn guard<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        crate::guard::guard(&self.path, what, f)
     }
 
     /// The id of namespace `name` in this view, `None` if nothing was ever written to it.
@@ -410,18 +424,20 @@ impl View {
 
     /// The newest block in this view.
     pub fn tip(&self) -> Result<Option<Tip>, StoreError> {
-        let chain = self.txn.open_table(CHAIN).ctx("opening the chain table")?;
-        let Some((h, raw)) = chain.last().ctx("reading the chain tip")? else {
-            return Ok(None);
-        };
-        let height = h.value();
-        let entry: ChainEntry =
-            schema::decode(raw.value(), || format!("chain entry at height {height}"))?;
-        Ok(Some(Tip {
-            height,
-            block_hash: Hash256(entry.block_hash),
-            consensus_hash: self.consensus_hash_of(height, &entry)?,
-        }))
+        self.guard("reading the chain tip", || {
+            let chain = self.txn.open_table(CHAIN).ctx("opening the chain table")?;
+            let Some((h, raw)) = chain.last().ctx("reading the chain tip")? else {
+                return Ok(None);
+            };
+            let height = h.value();
+            let entry: ChainEntry =
+                schema::decode(raw.value(), || format!("chain entry at height {height}"))?;
+            Ok(Some(Tip {
+                height,
+                block_hash: Hash256(entry.block_hash),
+                consensus_hash: self.consensus_hash_of(height, &entry)?,
+            }))
+        })
     }
 
     /// The consensus hash an entry of the chain index holds, checked against the store's scheme
@@ -441,110 +457,124 @@ impl View {
 
     /// The chain-index entry of block `height`.
     pub fn chain_entry(&self, height: u64) -> Result<Option<ChainEntry>, StoreError> {
-        let chain = self.txn.open_table(CHAIN).ctx("opening the chain table")?;
-        schema::chain_entry(&chain, height)
+        self.guard("reading the chain index", || {
+            let chain = self.txn.open_table(CHAIN).ctx("opening the chain table")?;
+            schema::chain_entry(&chain, height)
+        })
     }
 
     /// The accepted operations of block `height`, in block order.
     pub fn ops(&self, height: u64) -> Result<Vec<StoredOp>, StoreError> {
-        let ops = self.txn.open_table(OPS).ctx("opening the ops table")?;
-        let mut out = Vec::new();
-        for row in ops
-            .range((height, 0)..=(height, u32::MAX))
-            .ctx("reading operations")?
-        {
-            let (k, v) = row.ctx("reading operations")?;
-            let (h, vtx) = k.value();
-            out.push(schema::decode(v.value(), || {
-                format!("operation at height {h}, vtxindex {vtx}")
-            })?);
-        }
-        Ok(out)
+        self.guard("reading operations", || {
+            let ops = self.txn.open_table(OPS).ctx("opening the ops table")?;
+            let mut out = Vec::new();
+            for row in ops
+                .range((height, 0)..=(height, u32::MAX))
+                .ctx("reading operations")?
+            {
+                let (k, v) = row.ctx("reading operations")?;
+                let (h, vtx) = k.value();
+                out.push(schema::decode(v.value(), || {
+                    format!("operation at height {h}, vtxindex {vtx}")
+                })?);
+            }
+            Ok(out)
+        })
     }
 
     /// The chain-index entries of blocks `from..=to` that this view holds, in height order:
     /// one range read instead of a lookup per block.
     pub fn chain_range(&self, from: u64, to: u64) -> Result<Vec<(u64, ChainEntry)>, StoreError> {
-        let chain = self.txn.open_table(CHAIN).ctx("opening the chain table")?;
-        let mut out = Vec::new();
-        if from > to {
-            return Ok(out);
-        }
-        for row in chain.range(from..=to).ctx("reading the chain index")? {
-            let (h, raw) = row.ctx("reading the chain index")?;
-            let height = h.value();
-            out.push((
-                height,
-                schema::decode(raw.value(), || format!("chain entry at height {height}"))?,
-            ));
-        }
-        Ok(out)
+        self.guard("reading the chain index", || {
+            let chain = self.txn.open_table(CHAIN).ctx("opening the chain table")?;
+            let mut out = Vec::new();
+            if from > to {
+                return Ok(out);
+            }
+            for row in chain.range(from..=to).ctx("reading the chain index")? {
+                let (h, raw) = row.ctx("reading the chain index")?;
+                let height = h.value();
+                out.push((
+                    height,
+                    schema::decode(raw.value(), || format!("chain entry at height {height}"))?,
+                ));
+            }
+            Ok(out)
+        })
     }
 
     /// The accepted operations of blocks `from..=to`, each with its height, in chain and block
     /// order.
     pub fn ops_range(&self, from: u64, to: u64) -> Result<Vec<(u64, StoredOp)>, StoreError> {
-        let ops = self.txn.open_table(OPS).ctx("opening the ops table")?;
-        let mut out = Vec::new();
-        if from > to {
-            return Ok(out);
-        }
-        for row in ops
-            .range((from, 0)..=(to, u32::MAX))
-            .ctx("reading operations")?
-        {
-            let (k, v) = row.ctx("reading operations")?;
-            let (h, vtx) = k.value();
-            out.push((
-                h,
-                schema::decode(v.value(), || {
-                    format!("operation at height {h}, vtxindex {vtx}")
-                })?,
-            ));
-        }
-        Ok(out)
+        self.guard("reading operations", || {
+            let ops = self.txn.open_table(OPS).ctx("opening the ops table")?;
+            let mut out = Vec::new();
+            if from > to {
+                return Ok(out);
+            }
+            for row in ops
+                .range((from, 0)..=(to, u32::MAX))
+                .ctx("reading operations")?
+            {
+                let (k, v) = row.ctx("reading operations")?;
+                let (h, vtx) = k.value();
+                out.push((
+                    h,
+                    schema::decode(v.value(), || {
+                        format!("operation at height {h}, vtxindex {vtx}")
+                    })?,
+                ));
+            }
+            Ok(out)
+        })
     }
 
     /// The seed consensus hashes.
     pub fn seeds(&self) -> Result<Seeds, StoreError> {
-        let seeds = self.txn.open_table(SEEDS).ctx("opening the seeds table")?;
-        let mut out = Seeds::new();
-        for row in seeds.iter().ctx("reading seeds")? {
-            let (h, ch) = row.ctx("reading seeds")?;
-            let ch = ConsensusHash::from_slice(self.scheme, ch.value()).ok_or_else(|| {
-                StoreError::Inconsistent(format!(
-                    "seed at height {} has the wrong length",
-                    h.value()
-                ))
-            })?;
-            out.insert(h.value(), ch);
-        }
-        Ok(out)
+        self.guard("reading seeds", || {
+            let seeds = self.txn.open_table(SEEDS).ctx("opening the seeds table")?;
+            let mut out = Seeds::new();
+            for row in seeds.iter().ctx("reading seeds")? {
+                let (h, ch) = row.ctx("reading seeds")?;
+                let ch = ConsensusHash::from_slice(self.scheme, ch.value()).ok_or_else(|| {
+                    StoreError::Inconsistent(format!(
+                        "seed at height {} has the wrong length",
+                        h.value()
+                    ))
+                })?;
+                out.insert(h.value(), ch);
+            }
+            Ok(out)
+        })
     }
 
     /// The heights whose undo logs are kept (the blocks a rollback can revert), oldest first.
     pub fn undo_heights(&self) -> Result<Option<(u64, u64)>, StoreError> {
-        let undo = self.txn.open_table(UNDO).ctx("opening the undo table")?;
-        let first = undo
-            .first()
-            .ctx("reading undo logs")?
-            .map(|(k, _)| k.value());
-        let last = undo
-            .last()
-            .ctx("reading undo logs")?
-            .map(|(k, _)| k.value());
-        Ok(first.zip(last))
+        self.guard("reading undo logs", || {
+            let undo = self.txn.open_table(UNDO).ctx("opening the undo table")?;
+            let first = undo
+                .first()
+                .ctx("reading undo logs")?
+                .map(|(k, _)| k.value());
+            let last = undo
+                .last()
+                .ctx("reading undo logs")?
+                .map(|(k, _)| k.value());
+            Ok(first.zip(last))
+        })
     }
 
     /// The v2 accumulator after block `height` (its peaks from the `mmr` table).
     pub fn mmr_after(&self, height: u64) -> Result<Mmr, StoreError> {
-        load_mmr(
-            &self.txn.open_table(MMR).ctx("opening the mmr table")?,
-            height
-                .checked_add(1)
-                .and_then(|n| n.checked_sub(self.first_block))
-                .unwrap_or(0),
-        )
+        self.guard("reading accumulator peaks", || {
+            load_mmr(
+                &self.txn.open_table(MMR).ctx("opening the mmr table")?,
+                height
+                    .checked_add(1)
+                    .and_then(|n| n.checked_sub(self.first_block))
+                    .unwrap_or(0),
+            )
+        })
     }
 }
 
@@ -587,14 +617,16 @@ pub(crate) fn is_foreign(e: &redb::DatabaseError) -> bool {
 
 impl StateRead for View {
     fn get_raw(&self, ns: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(id) = self.namespace_id(ns)? else {
-            return Ok(None);
-        };
-        let state = self.txn.open_table(STATE).ctx("opening the state table")?;
-        Ok(state
-            .get(raw_key(id, key).as_slice())
-            .ctx("reading state")?
-            .map(|v| v.value().to_vec()))
+        self.guard("reading state", || {
+            let Some(id) = self.namespace_id(ns)? else {
+                return Ok(None);
+            };
+            let state = self.txn.open_table(STATE).ctx("opening the state table")?;
+            Ok(state
+                .get(raw_key(id, key).as_slice())
+                .ctx("reading state")?
+                .map(|v| v.value().to_vec()))
+        })
     }
 
     fn range_raw(
@@ -603,17 +635,19 @@ impl StateRead for View {
         start: Option<&[u8]>,
         end: Option<&[u8]>,
     ) -> Result<Vec<RawEntry>, StoreError> {
-        let Some(id) = self.namespace_id(ns)? else {
-            return Ok(Vec::new());
-        };
-        let state = self.txn.open_table(STATE).ctx("opening the state table")?;
-        let (lo, hi) = raw_range(id, start, end);
-        let mut out = Vec::new();
-        schema::scan_state(&state, &lo, hi.as_deref(), |k, v| {
-            out.push((k.get(2..).unwrap_or_default().to_vec(), v.to_vec()));
-            Ok(())
-        })?;
-        Ok(out)
+        self.guard("scanning state", || {
+            let Some(id) = self.namespace_id(ns)? else {
+                return Ok(Vec::new());
+            };
+            let state = self.txn.open_table(STATE).ctx("opening the state table")?;
+            let (lo, hi) = raw_range(id, start, end);
+            let mut out = Vec::new();
+            schema::scan_state(&state, &lo, hi.as_deref(), |k, v| {
+                out.push((k.get(2..).unwrap_or_default().to_vec(), v.to_vec()));
+                Ok(())
+            })?;
+            Ok(out)
+        })
     }
 }
 
