@@ -169,6 +169,36 @@ impl Store {
         Ok(Store { db, path, config })
     }
 
+    /// Opens (or creates, when the backend is empty) a store on a redb storage backend instead
+    /// of a file: an application's own storage, or a test's backend that fails on purpose to
+    /// check what a failed write leaves behind. `name` stands for the file in messages
+    /// ([`Store::path`]). The identity is checked as in [`Store::open`].
+    ///
+    /// The store is opened in redb's exclusive mode (a backend need not support locks), so no
+    /// [`ReadOnlyStore`](crate::ReadOnlyStore) can follow it.
+    pub fn open_with_backend(
+        backend: impl redb::StorageBackend,
+        name: impl Into<PathBuf>,
+        config: StoreConfig,
+    ) -> Result<Store, StoreError> {
+        let path = name.into();
+        let fresh = backend.len().map_err(|source| StoreError::Io {
+            path: path.display().to_string(),
+            source,
+        })? == 0;
+        let db = Builder::new()
+            .create_with_backend(backend)
+            .ctx("opening the database")?;
+        let store = Store { db, path, config };
+        if fresh {
+            store.init()?;
+        } else {
+            let txn = store.db.begin_read().ctx("starting a read")?;
+            check_meta(&txn, &store.path, &store.config)?;
+        }
+        Ok(store)
+    }
+
     /// Reads the identity of the store at `path` without opening it for writing (a tool that
     /// serves several applications uses it to pick the right one). Fails on a file that needs
     /// crash recovery; open it with [`Store::open`] first.
