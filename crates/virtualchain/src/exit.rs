@@ -52,6 +52,15 @@ pub enum InputError {
     /// A file or directory that must exist does not.
     #[error("{0} does not exist")]
     Missing(String),
+    /// A path that exists (or is a link) but cannot be used as the input it names: a
+    /// directory where a file is needed, a symbolic-link loop, no permission.
+    #[error("cannot read {path}: {reason}")]
+    Unreadable {
+        /// The path.
+        path: String,
+        /// What it is, or the system's error.
+        reason: String,
+    },
     /// An argument that parsed as text but is not valid.
     #[error("{what}: {detail}")]
     Invalid {
@@ -128,7 +137,7 @@ fn class(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     if let Some(e) = cause.downcast_ref::<InputError>() {
         return Some(match e {
             InputError::Usage(_) => USAGE,
-            InputError::Missing(_) => NO_INPUT,
+            InputError::Missing(_) | InputError::Unreadable { .. } => NO_INPUT,
             InputError::Invalid { .. } => DATA,
             InputError::Foreign(_) | InputError::Config(_) => CONFIG,
         });
@@ -165,6 +174,8 @@ fn class(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
             StoreError::Snapshot { .. } => DATA,
             StoreError::Db { .. }
             | StoreError::Corrupt { .. }
+            | StoreError::Damaged { .. }
+            | StoreError::NeedsRecovery { .. }
             | StoreError::Inconsistent(_)
             | StoreError::Io { .. } => IO,
             _ => 1,

@@ -12,7 +12,6 @@ use bitcoin::{BlockHash, Network};
 use clap::{Args, Subcommand};
 use vc_chash::ConsensusHash;
 use vc_engine::{Checkpoint, EngineConfig, Stopped};
-use vc_names::NamesConfig;
 use vc_store::{Store, StoreError};
 
 use crate::Globals;
@@ -94,21 +93,6 @@ fn parse_checkpoint(s: &str) -> Result<Checkpoint, String> {
         ),
         consensus_hash: None,
     })
-}
-
-/// Opens an existing names database, reading its deployment from the file.
-pub fn open_names_db(db: &Path) -> Result<(NamesConfig, Store)> {
-    let (app, meta, store) = registry::open_db(db)?;
-    if app.app_name() != vc_names::app::APP_NAME {
-        return Err(InputError::Foreign(format!(
-            "{} belongs to application {:?}, not {:?}",
-            db.display(),
-            meta.app_name,
-            vc_names::app::APP_NAME
-        ))
-        .into());
-    }
-    Ok((registry::Names::config(&meta)?, store))
 }
 
 /// The application `index` runs on `db`: the one an existing database was made for (`--app`,
@@ -279,33 +263,99 @@ fn summary(metrics: &IndexMetrics, outcome: &vc_engine::SyncOutcome, elapsed: Du
     }
 }
 
-/// Runs `status`.
-pub fn status(db: &Path) -> Result<ExitCode> {
-    let (app, meta, store) = registry::open_db(db)?;
+/// What `status` reports, read from a verified view.
+struct StatusReport {
+    tip: vc_store::Tip,
+    operations: u64,
+    app_lines: Vec<(&'static str, String)>,
+    rollback: Option<(u64, u64)>,
+}
+
+/// Runs `status`: read-only, and nothing is answered from a file that fails a check. Every
+/// run checks the file ([`vc_store::ReadOnlyStore::verify`]: redb's page checksums, then the
+/// tip's consensus hash recomputed from its stored inputs) and the operation count against the
+/// stored rows, because a damaged page is otherwise read without complaint; `verify` adds the
+/// replay of every block's consensus hash from the stored records.
+pub fn status(db: &Path, verify: bool, json: bool) -> Result<ExitCode> {
+    let (app, store) = registry::open_read_only(db)?;
+    store
+        .verify()
+        .with_context(|| format!("checking {}", db.display()))?;
+    let meta = store.meta();
     let view = store.view()?;
-    match view.tip()? {
-        Some(tip) => {
-            let ops: u64 = view
-                .chain_range(meta.first_block, tip.height)?
+    let tip = vc_store::replay::verify_tip(&view)?;
+    if verify && let Some(tip) = &tip {
+        let report = vc_store::replay::verify(&view, (tip.height, tip.consensus_hash))?;
+        if let Some(d) = report.divergence {
+            return Err(StoreError::Damaged {
+                path: db.display().to_string(),
+                what: "replaying every block".into(),
+                detail: d.to_string(),
+            }
+            .into());
+        }
+    }
+    let report = match tip {
+        Some(tip) => Some(StatusReport {
+            operations: vc_store::replay::operation_count(&view, meta.first_block, tip.height)?,
+            app_lines: app.status(meta, &view)?,
+            rollback: view.undo_heights()?,
+            tip,
+        }),
+        None => None,
+    };
+    if json {
+        let mut out = serde_json::json!({
+            "app": meta.app_name,
+            "version": meta.app_version,
+            "network": meta.network,
+            "first_block": meta.first_block,
+            "scheme": store.scheme().name(),
+            "verified": verify,
+            "tip": null,
+            "consensus_hash": null,
+            "blocks": 0,
+            "operations": 0,
+        });
+        if let Some(r) = &report {
+            out["tip"] = serde_json::json!({
+                "height": r.tip.height,
+                "hash": r.tip.block_hash.reversed().to_string(),
+            });
+            out["consensus_hash"] = r.tip.consensus_hash.to_string().into();
+            out["blocks"] = (r.tip.height + 1 - meta.first_block).into();
+            out["operations"] = r.operations.into();
+            out["rollback_window"] = r.rollback.map_or(serde_json::Value::Null, |(lo, hi)| {
+                serde_json::json!([lo, hi])
+            });
+            let lines: serde_json::Map<String, serde_json::Value> = r
+                .app_lines
                 .iter()
-                .map(|(_, e)| u64::from(e.op_count))
-                .sum();
+                .map(|(k, v)| ((*k).to_owned(), v.clone().into()))
+                .collect();
+            out["app_status"] = lines.into();
+        }
+        println!("{out}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    match report {
+        Some(r) => {
             println!("app:             {} {}", meta.app_name, meta.app_version);
             println!("network:         {}", meta.network);
             println!("first block:     {}", meta.first_block);
             println!(
                 "tip:             {} {}",
-                tip.height,
-                tip.block_hash.reversed()
+                r.tip.height,
+                r.tip.block_hash.reversed()
             );
-            println!("consensus hash:  {}", tip.consensus_hash);
-            println!("blocks:          {}", tip.height + 1 - meta.first_block);
-            println!("operations:      {ops}");
+            println!("consensus hash:  {}", r.tip.consensus_hash);
+            println!("blocks:          {}", r.tip.height + 1 - meta.first_block);
+            println!("operations:      {}", r.operations);
             // The application's own lines (the names app: its registry and name counts).
-            for (label, value) in app.status(&meta, &store)? {
+            for (label, value) in &r.app_lines {
                 println!("{:<17}{value}", format!("{label}:"));
             }
-            if let Some((lo, hi)) = view.undo_heights()? {
+            if let Some((lo, hi)) = r.rollback {
                 println!("rollback window: blocks {lo} to {hi}");
             }
         }
@@ -314,14 +364,17 @@ pub fn status(db: &Path) -> Result<ExitCode> {
             meta.first_block
         ),
     }
+    if verify {
+        println!("verified:        every block's consensus hash, replayed from the stored records");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs `ops`.
+/// Runs `ops` (read-only).
 pub fn ops(db: &Path, height: u64) -> Result<ExitCode> {
-    let (app, meta, store) = registry::open_db(db)?;
+    let (app, store) = registry::open_read_only(db)?;
     for op in store.view()?.ops(height)? {
-        println!("{}", app.op_json(&meta, &op)?);
+        println!("{}", app.op_json(store.meta(), &op)?);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -116,18 +116,24 @@ enum Command {
     Chash(chash::ChashCommand),
     /// Index an application from a block source into a database.
     Index(index::IndexArgs),
-    /// A database's tip, consensus hash and counts.
+    /// A database's tip, consensus hash and counts. Read-only: it never writes the file, and
+    /// works beside a running `index` and on a read-only file. Every run checks the file
+    /// (redb's page checksums, one read of the file) and recomputes the tip's consensus hash
+    /// from its stored inputs; a damaged file exits 74.
     Status {
-        /// The database.
+        /// The database (default: DATA_DIR/NETWORK/names.redb).
         #[arg(long)]
-        db: std::path::PathBuf,
+        db: Option<PathBuf>,
+        /// Also replay every block's consensus hash from the stored records (a full audit).
+        #[arg(long)]
+        verify: bool,
     },
     /// The accepted operations of a block, one JSON object per line, as the database's
     /// application renders them.
     Ops {
-        /// The database.
+        /// The database (default: DATA_DIR/NETWORK/names.redb).
         #[arg(long)]
-        db: std::path::PathBuf,
+        db: Option<PathBuf>,
         /// The block height.
         #[arg(long)]
         height: u64,
@@ -204,6 +210,23 @@ fn clap_exit(e: clap::Error) -> ExitCode {
     }
 }
 
+/// redb can panic on a damaged file; vc-store catches those panics at its boundary and reports
+/// the file as damaged (exit 74). The default hook would still print each one as a crash
+/// first, so panics raised inside redb are left to that one error line. Any other panic is
+/// printed as usual.
+fn quiet_caught_store_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let in_redb = info.location().is_some_and(|l| {
+            let file = l.file().replace('\\', "/");
+            file.contains("/redb-") || file.starts_with("redb-")
+        });
+        if !in_redb {
+            default(info);
+        }
+    }));
+}
+
 fn main() -> ExitCode {
     let (cli, file) = match parse() {
         Ok(parsed) => parsed,
@@ -217,11 +240,16 @@ fn main() -> ExitCode {
         data_dir: cli.data_dir.clone().or_else(config::default_data_dir),
         network: cli.network,
     };
+    quiet_caught_store_panics();
     let result = match cli.command {
         Command::Chash(cmd) => chash::run(cmd, cli.json),
         Command::Index(args) => index::index(args, &globals),
-        Command::Status { db } => index::status(&db),
-        Command::Ops { db, height } => index::ops(&db, height),
+        Command::Status { db, verify } => globals
+            .db(db, "names")
+            .and_then(|db| index::status(&db, verify, cli.json)),
+        Command::Ops { db, height } => globals
+            .db(db, "names")
+            .and_then(|db| index::ops(&db, height)),
         Command::Names(cmd) => names::run(cmd, globals.network),
         Command::Recover(cmd) => index::recover(cmd, cli.json),
         Command::Demo(args) => demo::run(args, cli.json),

@@ -11,11 +11,10 @@ use vc_chash::{ConsensusHash, hex};
 use vc_names::build::{self, Coin, Plan, ScriptKind, Wallet};
 use vc_names::price::name_price;
 use vc_names::wire::{self, NamespaceParams};
-use vc_names::{lookup_name, lookup_namespace};
 use vc_source::Broadcaster;
+use vc_store::StateReadExt;
 
 use crate::exit::InputError;
-use crate::index::open_names_db;
 use crate::source::SourceSpec;
 
 /// `virtualchain names ...`.
@@ -188,12 +187,28 @@ pub fn decode_json(raw_hex: &str, network: Network) -> Result<serde_json::Value>
     crate::registry::CliApp::decode(&crate::registry::Names, &tx, network)
 }
 
+/// Opens a names database read-only (the query commands never write it) and takes a view.
+fn read_names_db(db: &std::path::Path) -> Result<(vc_names::NamesConfig, vc_store::View)> {
+    let (app, store) = crate::registry::open_read_only(db)?;
+    if app.app_name() != vc_names::app::APP_NAME {
+        return Err(InputError::Foreign(format!(
+            "{} belongs to application {:?}, not {:?}",
+            db.display(),
+            store.meta().app_name,
+            vc_names::app::APP_NAME
+        ))
+        .into());
+    }
+    let config = crate::registry::Names::config(store.meta())?;
+    Ok((config, store.view()?))
+}
+
 /// Runs `names`.
 pub fn run(cmd: NamesCommand, network: Option<Network>) -> Result<ExitCode> {
     match cmd {
         NamesCommand::Show { name, db } => {
-            let (config, store) = open_names_db(&db)?;
-            match lookup_name(&store, &name)? {
+            let (config, view) = read_names_db(&db)?;
+            match view.get(&vc_names::state::NAMES, &name)? {
                 Some(r) => println!(
                     "{}",
                     serde_json::to_string_pretty(&vc_names::cli::name_json(&r, config.network))?
@@ -205,8 +220,8 @@ pub fn run(cmd: NamesCommand, network: Option<Network>) -> Result<ExitCode> {
             }
         }
         NamesCommand::List { db } => {
-            let (config, store) = open_names_db(&db)?;
-            for r in vc_names::all_names(&store)? {
+            let (config, view) = read_names_db(&db)?;
+            for (_, r) in view.range(&vc_names::state::NAMES, None, None)? {
                 println!("{}", vc_names::cli::name_json(&r, config.network));
             }
         }
@@ -234,7 +249,7 @@ fn send(args: SendArgs) -> Result<()> {
         .source
         .as_deref()
         .ok_or(InputError::Usage("--source is required"))?;
-    let (config, store) = open_names_db(db)?;
+    let (config, view) = read_names_db(db)?;
     let network = config.network;
     let kind = if args.p2pkh {
         ScriptKind::P2pkh
@@ -242,7 +257,7 @@ fn send(args: SendArgs) -> Result<()> {
         ScriptKind::P2wpkh
     };
     let wallet = Wallet::from_wif(wif, kind, network)?;
-    let ch = match store.tip()?.map(|t| t.consensus_hash) {
+    let ch = match view.tip()?.map(|t| t.consensus_hash) {
         Some(ConsensusHash::Legacy(ch)) => ch,
         _ => bail!("{} has no consensus hash yet: index first", db.display()),
     };
@@ -252,7 +267,8 @@ fn send(args: SendArgs) -> Result<()> {
     };
     let namespace_params = |fqn: &str| -> Result<NamespaceParams> {
         let (_, ns) = wire::split_fqn(fqn)?;
-        Ok(lookup_namespace(&store, ns)?
+        Ok(view
+            .get(&vc_names::state::NAMESPACE_RECORDS, &ns.to_owned())?
             .with_context(|| format!("namespace {ns} is not revealed"))?
             .params)
     };

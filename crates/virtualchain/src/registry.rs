@@ -14,7 +14,7 @@ use vc_engine::{AppSpec, Application, Engine, EngineConfig, EngineError, Observe
 use vc_names::{NamesApp, NamesConfig};
 use vc_serve::Extension;
 use vc_source::Source;
-use vc_store::{Meta, Store, StoredOp};
+use vc_store::{Meta, ReadOnlyStore, StateReadExt, Store, StoredOp, View};
 
 use crate::exit::InputError;
 
@@ -96,8 +96,8 @@ pub trait CliApp: Sync {
     ) -> Result<Box<dyn Indexer>>;
     /// The HTTP extension of `virtualchain serve` for a database, if the application has one.
     fn extension(&self, meta: &Meta) -> Result<Option<Arc<dyn Extension>>>;
-    /// Application lines of `status`: (label, value).
-    fn status(&self, meta: &Meta, store: &Store) -> Result<Vec<(&'static str, String)>>;
+    /// Application lines of `status`: (label, value), read from `view`.
+    fn status(&self, meta: &Meta, view: &View) -> Result<Vec<(&'static str, String)>>;
     /// An accepted operation as JSON.
     fn op_json(&self, meta: &Meta, op: &StoredOp) -> Result<Value>;
     /// A raw transaction's operation as JSON, recognised as the engine would on `network`.
@@ -172,15 +172,15 @@ impl CliApp for Names {
         ))))
     }
 
-    fn status(&self, meta: &Meta, store: &Store) -> Result<Vec<(&'static str, String)>> {
+    fn status(&self, meta: &Meta, view: &View) -> Result<Vec<(&'static str, String)>> {
         let config = Names::config(meta)?;
-        let names = vc_names::all_names(store)?;
+        let names = view.range(&vc_names::state::NAMES, None, None)?;
         let mut lines = vec![(
             "names",
             format!(
                 "{} ({} revoked)",
                 names.len(),
-                names.iter().filter(|n| n.revoked).count()
+                names.iter().filter(|(_, n)| n.revoked).count()
             ),
         )];
         if let Some(registry) = &config.registry {
@@ -235,12 +235,54 @@ pub fn cli_names() -> Vec<&'static str> {
     APPS.iter().map(|a| a.cli_name()).collect()
 }
 
+/// Checks that `db` names an existing file: missing is [`InputError::Missing`]; a
+/// directory, a symbolic-link loop or an unreadable path is [`InputError::Unreadable`], saying
+/// which.
+pub fn existing_file(db: &Path) -> Result<()> {
+    match std::fs::metadata(db) {
+        Ok(m) if m.is_dir() => Err(InputError::Unreadable {
+            path: db.display().to_string(),
+            reason: "it is a directory, not a database file".into(),
+        }
+        .into()),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A dangling symbolic link is missing too, but say where it points.
+            match std::fs::read_link(db) {
+                Ok(target) => Err(InputError::Unreadable {
+                    path: db.display().to_string(),
+                    reason: format!(
+                        "it is a symbolic link to {}, which does not exist",
+                        target.display()
+                    ),
+                }
+                .into()),
+                Err(_) => Err(InputError::Missing(db.display().to_string()).into()),
+            }
+        }
+        Err(e) => Err(InputError::Unreadable {
+            path: db.display().to_string(),
+            reason: e.to_string(),
+        }
+        .into()),
+    }
+}
+
+/// Opens an existing database read-only for the commands that only read (`status`, `ops`,
+/// `names show`, `names list`): never writes the file, works beside a running `index`, on a
+/// read-only file, and refuses (never repairs) a file that needs recovery.
+pub fn open_read_only(db: &Path) -> Result<(&'static dyn CliApp, ReadOnlyStore)> {
+    existing_file(db)?;
+    let store = ReadOnlyStore::open(db).with_context(|| format!("reading {}", db.display()))?;
+    let app = by_stored_name(&store.meta().app_name)
+        .with_context(|| format!("opening {}", db.display()))?;
+    Ok((app, store))
+}
+
 /// Opens an existing database for its own application: reads the metadata, finds the
 /// application, rebuilds its spec from the stored parameters and opens the store with it.
 pub fn open_db(db: &Path) -> Result<(&'static dyn CliApp, Meta, Store)> {
-    if !db.exists() {
-        return Err(InputError::Missing(db.display().to_string()).into());
-    }
+    existing_file(db)?;
     let meta = Store::read_meta(db).with_context(|| format!("reading {}", db.display()))?;
     let app =
         by_stored_name(&meta.app_name).with_context(|| format!("opening {}", db.display()))?;
@@ -293,7 +335,7 @@ mod tests {
         let (app, meta, store) = open_db(&path).unwrap();
         assert_eq!(app.cli_name(), "names");
         assert_eq!(store.config().app_params, names.params());
-        let status = app.status(&meta, &store).unwrap();
+        let status = app.status(&meta, &store.view().unwrap()).unwrap();
         assert_eq!(status[0].0, "registry");
         assert!(app.extension(&meta).unwrap().is_some());
 

@@ -10,7 +10,6 @@ use anyhow::{Context, Result};
 use vc_serve::{Extension, ServeConfig, Server};
 use vc_store::ReadOnlyStore;
 
-use crate::exit::InputError;
 use crate::registry;
 
 /// Serve a database over HTTP: blocks, operations, consensus hashes, state and proofs.
@@ -34,11 +33,13 @@ pub struct ServeArgs {
 }
 
 pub fn serve(args: ServeArgs) -> Result<ExitCode> {
-    if !args.db.exists() {
-        return Err(InputError::Missing(args.db.display().to_string()).into());
-    }
+    registry::existing_file(&args.db)?;
     let store = ReadOnlyStore::open(&args.db)
         .with_context(|| format!("opening {} read-only", args.db.display()))?;
+    // A damaged file is reported, never served: redb's integrity check and the tip's hash.
+    store
+        .verify()
+        .with_context(|| format!("verifying {}", args.db.display()))?;
     let meta = store.meta().clone();
     // The application's own endpoints, when this build carries it; the generic ones always.
     let extension: Option<Arc<dyn Extension>> = match registry::by_stored_name(&meta.app_name) {
