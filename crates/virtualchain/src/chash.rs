@@ -246,8 +246,14 @@ fn verify(
         );
     }
     let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let verified = proof::verify(&bytes, first_block, n, &ch, target)
-        .map_err(|e| anyhow!("proof rejected: {e}"))?;
+    let verified = proof::verify(&bytes, first_block, n, &ch, target).map_err(|e| match e {
+        // Not a proof at all: bad data in an input file, not a refuted proof.
+        vc_chash::VerifyError::Decode(_) => anyhow::Error::new(crate::exit::InputError::Invalid {
+            what: "the proof file",
+            detail: format!("{} is not a proof: {e}", path.display()),
+        }),
+        e => anyhow!("proof rejected: {e}"),
+    })?;
     let mut out = Output::new();
     if json {
         let records: Vec<String> = verified.records.iter().map(|r| hex::encode(r)).collect();

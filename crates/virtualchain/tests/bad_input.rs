@@ -191,3 +191,65 @@ fn invalid_keys_and_data_are_bad_data() {
     refused(&["names", "decode", "0011"], 65, "not a transaction");
     assert_eq!(status(), before, "the database changed");
 }
+
+#[test]
+fn a_symlink_loop_or_a_directory_is_unreadable_input_not_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.redb");
+    let b = dir.path().join("b.redb");
+    std::os::unix::fs::symlink(&b, &a).unwrap();
+    std::os::unix::fs::symlink(&a, &b).unwrap();
+    for cmd in [&["status", "--db"][..], &["names", "list", "--db"][..]] {
+        let args: Vec<&str> = cmd.iter().copied().chain([s(&a)]).collect();
+        let (code, stderr) = run(&args);
+        assert_eq!(code, 66, "{stderr}");
+        assert!(!stderr.contains("does not exist"), "{stderr}");
+        assert!(stderr.contains("symbolic links"), "{stderr}");
+    }
+    let (code, stderr) = run(&["status", "--db", s(dir.path())]);
+    assert_eq!(code, 66, "{stderr}");
+    assert!(stderr.contains("directory"), "{stderr}");
+}
+
+#[test]
+fn block_files_of_another_network_are_a_wrong_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("names.redb");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/regtest-chain");
+    let (code, stderr) = run(&[
+        "index",
+        "--app",
+        "names",
+        "--network",
+        "testnet",
+        "--source",
+        &format!("blk:{}", s(&fixture.join("blocks"))),
+        "--db",
+        s(&db),
+    ]);
+    assert_eq!(code, 78, "{stderr}");
+    assert!(stderr.contains("regtest"), "{stderr}");
+}
+
+#[test]
+fn a_garbage_proof_file_is_bad_data_not_a_refutation() {
+    let dir = tempfile::tempdir().unwrap();
+    let proof = dir.path().join("proof.bin");
+    std::fs::write(&proof, b"\x00 certainly not a proof").unwrap();
+    let (code, stderr) = run(&[
+        "chash",
+        "verify",
+        "--scheme",
+        "legacy",
+        "--first-block",
+        "0",
+        "--trusted",
+        "5:2a9148d8b13939723d2aca16c75c6d68",
+        "--height",
+        "3",
+        "--proof",
+        s(&proof),
+    ]);
+    assert_eq!(code, 65, "{stderr}");
+    assert!(stderr.contains("not a proof"), "{stderr}");
+}

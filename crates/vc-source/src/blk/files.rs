@@ -267,6 +267,18 @@ impl FlatFile {
             let found = [head[0], head[1], head[2], head[3]];
             if found != magic {
                 let raw4 = [raw[0], raw[1], raw[2], raw[3]];
+                // Another network's records: a wrong setting, not a damaged file.
+                let of = |m: [u8; 4]| NETWORKS.into_iter().find(|n| n.magic().to_bytes() == m);
+                if let (Some(expected), Some(other)) = (of(magic), of(found)) {
+                    return Err(SourceError::WrongNetwork {
+                        source_name: "blk-files",
+                        expected,
+                        found: format!(
+                            "{other} (the network magic of the record at offset {pos} of {})",
+                            self.path.display()
+                        ),
+                    });
+                }
                 return Err(file_error(&self.path, pos, self.diagnose(raw4, pos, magic)));
             }
             let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
