@@ -86,6 +86,34 @@ pub enum LightError {
         /// What is wrong.
         detail: &'static str,
     },
+    /// The command's overall deadline passed before this request could be sent.
+    #[error("{url}: not sent: the overall deadline has passed")]
+    Deadline {
+        /// The request.
+        url: String,
+    },
+    /// A key's history lists more distinct blocks than the client proves
+    /// ([`MAX_HISTORY`](crate::MAX_HISTORY)).
+    #[error("{url}: the history lists {blocks} blocks, more than the {limit} this client proves")]
+    HistoryTooLong {
+        /// The request.
+        url: String,
+        /// How many distinct blocks it lists.
+        blocks: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The server's proof does not decode: it answered something that is not a proof.
+    #[error("{url}: the proof of block {height} is malformed")]
+    MalformedProof {
+        /// The request.
+        url: String,
+        /// The target block.
+        height: u64,
+        /// The decoding error.
+        #[source]
+        source: VerifyError,
+    },
     /// A proof failed verification: the server lied, or serves another chain.
     #[error("{url}: proof of block {height} against trusted block {trusted} refuted")]
     Refuted {
@@ -117,6 +145,9 @@ impl LightError {
             | LightError::Server { url, .. }
             | LightError::NotJson { url, .. }
             | LightError::Malformed { url, .. }
+            | LightError::Deadline { url }
+            | LightError::HistoryTooLong { url, .. }
+            | LightError::MalformedProof { url, .. }
             | LightError::Refuted { url, .. } => Some(url),
             LightError::BaseUrl { .. } | LightError::RootCertificates { .. } => None,
         }

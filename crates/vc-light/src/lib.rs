@@ -26,7 +26,7 @@
 
 mod error;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use ureq::http::Uri;
@@ -78,11 +78,25 @@ const MAX_BODY: u64 = 16 << 20;
 /// How long a request may take by default, connecting and reading included.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The longest timeout a client accepts (one day); a longer one is clamped to it, so that no
+/// deadline computed from it overflows.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+/// The most distinct blocks a key's history may list ([`LightClient::key`]). A client makes
+/// one proof request per listed block, so the server's list must not set the client's work:
+/// a longer history is refused with [`LightError::HistoryTooLong`].
+pub const MAX_HISTORY: usize = 1_000;
+
+/// The most characters of a server's error message kept (control characters escaped).
+pub const MAX_MESSAGE_CHARS: usize = 200;
+
 /// A client of one server.
 #[derive(Debug, Clone)]
 pub struct LightClient {
     base: String,
     agent: ureq::Agent,
+    timeout: Duration,
+    deadline: Option<Instant>,
 }
 
 /// Settings of a [`LightClient`] beyond its server: the timeout, and the root certificates
@@ -91,13 +105,24 @@ pub struct LightClient {
 pub struct LightClientBuilder {
     base: String,
     timeout: Duration,
+    deadline: Option<Instant>,
     roots_pem: Option<Vec<u8>>,
 }
 
 impl LightClientBuilder {
-    /// The longest a request may take, connecting and reading included (default 30 s).
+    /// The longest a request may take, connecting and reading included (default 30 s; at most
+    /// [`MAX_TIMEOUT`], a longer one is clamped).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = timeout.min(MAX_TIMEOUT);
+        self
+    }
+
+    /// One deadline for every request of the client: each request gets at most the time left
+    /// until it, and a request once it has passed fails with [`LightError::Deadline`] without
+    /// being sent. A command that makes several requests sets it so that its whole run is
+    /// bounded, whatever the server lists.
+    pub fn deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
         self
     }
 
@@ -126,7 +151,12 @@ impl LightClientBuilder {
             .tls_config(tls.build())
             .build()
             .into();
-        Ok(LightClient { base, agent })
+        Ok(LightClient {
+            base,
+            agent,
+            timeout: self.timeout,
+            deadline: self.deadline,
+        })
     }
 }
 
@@ -200,6 +230,7 @@ impl LightClient {
         LightClientBuilder {
             base: base.to_owned(),
             timeout: DEFAULT_TIMEOUT,
+            deadline: None,
             roots_pem: None,
         }
     }
@@ -212,7 +243,23 @@ impl LightClient {
     /// `GET path` (starting with `/`): the body of a 200 answer.
     pub fn get(&self, path: &str) -> Result<Vec<u8>, LightError> {
         let url = format!("{}{path}", self.base);
-        let mut resp = match self.agent.get(&url).call() {
+        let timeout = match self.deadline {
+            None => self.timeout,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(LightError::Deadline { url });
+                }
+                left.min(self.timeout)
+            }
+        };
+        let request = self
+            .agent
+            .get(&url)
+            .config()
+            .timeout_global(Some(timeout))
+            .build();
+        let mut resp = match request.call() {
             Ok(r) => r,
             Err(e) => return Err(LightError::transport(url, e)),
         };
@@ -234,9 +281,11 @@ impl LightClient {
         Err(LightError::Server {
             url,
             status,
-            code: field("code").unwrap_or_else(|| "-".into()),
-            message: field("message")
-                .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect()),
+            code: printable_text(&field("code").unwrap_or_else(|| "-".into()), 40),
+            message: printable_text(
+                &field("message").unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned()),
+                MAX_MESSAGE_CHARS,
+            ),
         })
     }
 
@@ -283,17 +332,26 @@ impl LightClient {
             &trusted.consensus_hash,
             m,
         )
-        .map_err(|source| LightError::Refuted {
-            url: self.url(&proof_path(trusted.height, m)),
-            height: m,
-            trusted: trusted.height,
-            source,
+        .map_err(|source| match source {
+            // Not a proof at all: the server answered nonsense, which proves nothing either way.
+            vc_chash::VerifyError::Decode(_) => LightError::MalformedProof {
+                url: self.url(&proof_path(trusted.height, m)),
+                height: m,
+                source,
+            },
+            source => LightError::Refuted {
+                url: self.url(&proof_path(trusted.height, m)),
+                height: m,
+                trusted: trusted.height,
+                source,
+            },
         })
     }
 
     /// A key of the application's collection (`/v1/{collection}/{key}`): its current state
     /// (unproven; `null` when the server gives none) and the heights of the blocks that
-    /// touched it, which [`verify`](Self::verify) can prove.
+    /// touched it, which [`verify`](Self::verify) can prove: sorted, each once, at most
+    /// [`MAX_HISTORY`] of them ([`LightError::HistoryTooLong`] beyond).
     pub fn key(&self, collection: &str, key: &str) -> Result<(Value, Vec<u64>), LightError> {
         let path = format!("/v1/{collection}/{}", encode_segment(key));
         let v = self.get_json(&path)?;
@@ -310,13 +368,41 @@ impl LightClient {
                 h.as_u64()
                     .ok_or_else(|| malformed("a history height is not an integer"))
             })
-            .collect::<Result<Vec<u64>, _>>()?;
-        Ok((v.get("state").cloned().unwrap_or(Value::Null), history))
+            .collect::<Result<std::collections::BTreeSet<u64>, _>>()?;
+        if history.len() > MAX_HISTORY {
+            return Err(LightError::HistoryTooLong {
+                url: self.url(&path),
+                blocks: history.len(),
+                limit: MAX_HISTORY,
+            });
+        }
+        Ok((
+            v.get("state").cloned().unwrap_or(Value::Null),
+            history.into_iter().collect(),
+        ))
     }
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
+}
+
+/// Server text made safe to print: control characters (terminal escapes included) escaped as
+/// `\u{..}`, and at most `max` characters kept (`...` marks a cut).
+pub fn printable_text(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}') {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn proof_path(trusted: u64, m: u64) -> String {
@@ -396,6 +482,35 @@ mod tests {
             matches!(bad, Err(LightError::RootCertificates { .. })),
             "{bad:?}"
         );
+    }
+
+    #[test]
+    fn server_text_is_escaped_and_trimmed() {
+        assert_eq!(printable_text("plain words", 50), "plain words");
+        let hostile = "\u{1b}[2J\u{1b}]0;owned\u{7}line\nbreak";
+        let shown = printable_text(hostile, 50);
+        assert!(!shown.chars().any(char::is_control), "{shown}");
+        assert!(shown.contains("\\u{1b}[2J"), "{shown}");
+        let long = "x".repeat(10_000);
+        assert_eq!(printable_text(&long, 200).len(), 203);
+    }
+
+    #[test]
+    fn an_extreme_timeout_is_clamped() {
+        let c = LightClient::builder("http://127.0.0.1:9")
+            .timeout(Duration::from_secs(u64::MAX))
+            .build()
+            .unwrap();
+        assert_eq!(c.timeout, MAX_TIMEOUT);
+    }
+
+    #[test]
+    fn a_passed_deadline_sends_nothing() {
+        let c = LightClient::builder("http://127.0.0.1:9")
+            .deadline(Instant::now())
+            .build()
+            .unwrap();
+        assert!(matches!(c.get("/v1/tip"), Err(LightError::Deadline { .. })));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! else an untrusted server says. Exit codes: 0 proven, 1 refuted, 2 unreachable or malformed.
 
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use vc_chash::VerifiedBlock;
 use vc_light::{LightClient, LightError, Trusted};
@@ -50,8 +50,8 @@ pub struct Common {
     /// into a false proof, only a failed one.
     #[arg(long)]
     first_block: Option<u64>,
-    /// Seconds to wait for each answer.
-    #[arg(long, default_value_t = 30)]
+    /// Seconds the whole command may take, every request included (1 to 86400).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     timeout: u64,
 }
 
@@ -63,7 +63,12 @@ fn parse_trusted(s: &str) -> Result<Trusted, String> {
 
 impl Common {
     fn client(&self) -> Result<(LightClient, u64), LightError> {
-        let client = LightClient::new(&self.server, Duration::from_secs(self.timeout.max(1)))?;
+        // One deadline for the whole command: the server's answers cannot stretch it.
+        let overall = Duration::from_secs(self.timeout.max(1)).min(vc_light::MAX_TIMEOUT);
+        let client = LightClient::builder(&self.server)
+            .timeout(overall)
+            .deadline(Instant::now() + overall)
+            .build()?;
         let first = match self.first_block {
             Some(f) => f,
             None => client.first_block()?,
@@ -81,14 +86,23 @@ pub fn run(cmd: LightCommand) -> ExitCode {
         Ok(code) => code,
         // One line: the error and its causes joined with ": ".
         Err(e) if e.is_refutation() => {
-            eprintln!("refuted: {:#}", anyhow::Error::new(e));
+            eprintln!(
+                "refuted: {}",
+                clean(&format!("{:#}", anyhow::Error::new(e)))
+            );
             REFUTED
         }
         Err(e) => {
-            eprintln!("error: {:#}", anyhow::Error::new(e));
+            eprintln!("error: {}", clean(&format!("{:#}", anyhow::Error::new(e))));
             UNANSWERED
         }
     })
+}
+
+/// Text that came from the server (or from records it served), made safe for a terminal:
+/// control characters escaped, and long text trimmed.
+fn clean(text: &str) -> String {
+    vc_light::printable_text(text, 1_000)
 }
 
 fn printable(record: &[u8]) -> String {
@@ -161,7 +175,10 @@ fn name_history(common: &Common, name: &str) -> Result<u8, LightError> {
         match NameHistory::replay(name, blocks.iter().map(|b| (b.height, &b.records[..]))) {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("refuted: the proven records do not form a history: {e}");
+                eprintln!(
+                    "refuted: the proven records do not form a history: {}",
+                    clean(&e.to_string())
+                );
                 return Ok(REFUTED);
             }
         };
@@ -174,16 +191,16 @@ fn name_history(common: &Common, name: &str) -> Result<u8, LightError> {
         println!(
             "  block {:>8}  {:<8}  owner {}  value {}  tx {}",
             e.height,
-            e.kind,
-            e.owner,
-            e.value_hash.as_deref().unwrap_or("-"),
-            e.txid
+            clean(e.kind),
+            clean(&e.owner),
+            clean(e.value_hash.as_deref().unwrap_or("-")),
+            clean(&e.txid)
         );
     }
     println!(
         "state: owner {}  value {}  {}",
-        replayed.owner.as_deref().unwrap_or("-"),
-        replayed.value_hash.as_deref().unwrap_or("-"),
+        clean(replayed.owner.as_deref().unwrap_or("-")),
+        clean(replayed.value_hash.as_deref().unwrap_or("-")),
         if replayed.revoked {
             "revoked"
         } else {
@@ -205,7 +222,10 @@ fn name_history(common: &Common, name: &str) -> Result<u8, LightError> {
             || str_field("value_hash") != replayed.value_hash
             || claimed_revoked != Some(replayed.revoked))
     {
-        eprintln!("refuted: the server's record of {name} contradicts its proven history: {state}");
+        eprintln!(
+            "refuted: the server's record of {name} contradicts its proven history: {}",
+            clean(&state.to_string())
+        );
         return Ok(REFUTED);
     }
     println!(
