@@ -386,9 +386,9 @@ pub enum RecoverCommand {
     /// `index` run applies the new branch. If the undo logs do not reach that far, the file is
     /// moved aside and the next run re-indexes from the first block.
     Reindex {
-        /// The database.
+        /// The database (default: DATA_DIR/NETWORK/names.redb).
         #[arg(long)]
-        db: PathBuf,
+        db: Option<PathBuf>,
         /// The first height to apply again (the fork height + 1).
         #[arg(long)]
         from: u64,
@@ -396,9 +396,10 @@ pub enum RecoverCommand {
     /// Accept a checkpoint: replace the database with a snapshot the application's developers
     /// publish for the new branch, verified against a trusted HEIGHT:CONSENSUS_HASH.
     Checkpoint {
-        /// The database (moved aside, then rebuilt from the snapshot).
+        /// The database, moved aside, then rebuilt from the snapshot (default:
+        /// DATA_DIR/NETWORK/names.redb).
         #[arg(long)]
-        db: PathBuf,
+        db: Option<PathBuf>,
         /// The snapshot file.
         #[arg(long)]
         snapshot: PathBuf,
@@ -410,9 +411,9 @@ pub enum RecoverCommand {
     /// above the fork, so that it never rolls back onto the new branch. Point it at a node that
     /// follows the old branch (`bitcoin-cli invalidateblock <first block of the new branch>`).
     Split {
-        /// The database.
+        /// The database (default: DATA_DIR/NETWORK/names.redb).
         #[arg(long)]
-        db: PathBuf,
+        db: Option<PathBuf>,
         /// The fork height (the last block both branches share).
         #[arg(long)]
         fork_height: u64,
@@ -438,9 +439,10 @@ fn answer(json: bool, text: String, value: serde_json::Value) {
 }
 
 /// Runs `recover`.
-pub fn recover(cmd: RecoverCommand, json: bool) -> Result<ExitCode> {
+pub fn recover(cmd: RecoverCommand, globals: &Globals, json: bool) -> Result<ExitCode> {
     match cmd {
         RecoverCommand::Reindex { db, from } => {
+            let db = globals.db(db, "names")?;
             let (_, meta, store) = registry::open_db(&db)?;
             let target = from.saturating_sub(1);
             match store.rollback_to(target) {
@@ -475,6 +477,7 @@ pub fn recover(cmd: RecoverCommand, json: bool) -> Result<ExitCode> {
             snapshot,
             trusted,
         } => {
+            let db = globals.db(db, "names")?;
             let (h, ch) = trusted
                 .split_once(':')
                 .with_context(|| format!("--trusted {trusted:?} is not HEIGHT:CONSENSUS_HASH"))?;
@@ -515,6 +518,7 @@ pub fn recover(cmd: RecoverCommand, json: bool) -> Result<ExitCode> {
             }
         }
         RecoverCommand::Split { db, fork_height } => {
+            let db = globals.db(db, "names")?;
             let (_, _, store) = registry::open_db(&db)?;
             let (height, hash) = vc_engine::pin_branch(&store, fork_height)?;
             answer(

@@ -50,9 +50,10 @@ pub struct Common {
     /// into a false proof, only a failed one.
     #[arg(long)]
     first_block: Option<u64>,
-    /// Seconds the whole command may take, every request included (1 to 86400).
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    timeout: u64,
+    /// How long the whole command may take, every request included: 30s, 500ms, 2m (a bare
+    /// number is seconds; at most 24h).
+    #[arg(long, default_value = "30s", value_parser = crate::units::parse_duration)]
+    timeout: Duration,
 }
 
 /// `HEIGHT:HASH`, with the cause of a failure in the message (clap shows only the error's own).
@@ -64,7 +65,10 @@ fn parse_trusted(s: &str) -> Result<Trusted, String> {
 impl Common {
     fn client(&self) -> Result<(LightClient, u64), LightError> {
         // One deadline for the whole command: the server's answers cannot stretch it.
-        let overall = Duration::from_secs(self.timeout.max(1)).min(vc_light::MAX_TIMEOUT);
+        let overall = self
+            .timeout
+            .max(Duration::from_millis(1))
+            .min(vc_light::MAX_TIMEOUT);
         let client = LightClient::builder(&self.server)
             .timeout(overall)
             .deadline(Instant::now() + overall)

@@ -250,8 +250,8 @@ fn main() -> ExitCode {
         Command::Ops { db, height } => globals
             .db(db, "names")
             .and_then(|db| index::ops(&db, height)),
-        Command::Names(cmd) => names::run(cmd, globals.network),
-        Command::Recover(cmd) => index::recover(cmd, cli.json),
+        Command::Names(cmd) => names::run(cmd, &globals),
+        Command::Recover(cmd) => index::recover(cmd, &globals, cli.json),
         Command::Demo(args) => demo::run(args, cli.json),
         Command::Serve(args) => serve::serve(args),
         Command::Light(cmd) => return light::run(cmd),

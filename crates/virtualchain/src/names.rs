@@ -24,15 +24,15 @@ pub enum NamesCommand {
     Show {
         /// The fully qualified name (`foo.test`).
         name: String,
-        /// The database.
+        /// The database (default: DATA_DIR/NETWORK/names.redb).
         #[arg(long)]
-        db: PathBuf,
+        db: Option<PathBuf>,
     },
     /// Every name, one JSON object per line.
     List {
-        /// The database.
+        /// The database (default: DATA_DIR/NETWORK/names.redb).
         #[arg(long)]
-        db: PathBuf,
+        db: Option<PathBuf>,
     },
     /// Decodes a raw transaction's BNS operation as JSON (opcode and every field).
     Decode {
@@ -59,7 +59,8 @@ pub struct SendArgs {
     /// core://HOST:PORT?cookie=PATH.
     #[arg(long, global = true)]
     source: Option<String>,
-    /// The names database (for the current consensus hash and prices).
+    /// The names database, for the current consensus hash and prices (default:
+    /// DATA_DIR/NETWORK/names.redb).
     #[arg(long, global = true)]
     db: Option<PathBuf>,
     /// The fee in satoshis.
@@ -204,10 +205,10 @@ fn read_names_db(db: &std::path::Path) -> Result<(vc_names::NamesConfig, vc_stor
 }
 
 /// Runs `names`.
-pub fn run(cmd: NamesCommand, network: Option<Network>) -> Result<ExitCode> {
+pub fn run(cmd: NamesCommand, globals: &crate::Globals) -> Result<ExitCode> {
     match cmd {
         NamesCommand::Show { name, db } => {
-            let (config, view) = read_names_db(&db)?;
+            let (config, view) = read_names_db(&globals.db(db, "names")?)?;
             match view.get(&vc_names::state::NAMES, &name)? {
                 Some(r) => println!(
                     "{}",
@@ -220,19 +221,24 @@ pub fn run(cmd: NamesCommand, network: Option<Network>) -> Result<ExitCode> {
             }
         }
         NamesCommand::List { db } => {
-            let (config, view) = read_names_db(&db)?;
+            let (config, view) = read_names_db(&globals.db(db, "names")?)?;
             for (_, r) in view.range(&vc_names::state::NAMES, None, None)? {
                 println!("{}", vc_names::cli::name_json(&r, config.network));
             }
         }
         NamesCommand::Decode { tx } => {
-            let network = network.unwrap_or(Network::Bitcoin);
+            let network = globals.network.unwrap_or(Network::Bitcoin);
             println!(
                 "{}",
                 serde_json::to_string_pretty(&decode_json(&tx, network)?)?
             );
         }
-        NamesCommand::Send(args) => send(args)?,
+        NamesCommand::Send(mut args) => {
+            if args.db.is_none() {
+                args.db = Some(globals.db(None, "names")?);
+            }
+            send(args)?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

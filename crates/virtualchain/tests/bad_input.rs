@@ -45,7 +45,11 @@ fn unknown_flags_and_missing_arguments_are_usage_errors() {
     );
     refused(&["status", "--db"], 2, "--db");
     refused(&["index", "--app", "names"], 2, "--source");
-    refused(&["names", "send", "renew", "x.id"], 2, "--db is required");
+    refused(
+        &["names", "send", "renew", "x.id"],
+        2,
+        "--wif (or VIRTUALCHAIN_WIF) is required",
+    );
     let (code, _) = run(&["--help"]);
     assert_eq!(code, 0);
 }

@@ -369,7 +369,12 @@ fn json_logs_are_one_object_per_line_and_text_logs_have_no_colour_in_a_file() {
 fn the_example_configuration_file_is_valid_for_every_command() {
     let example =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/virtualchain.toml.example");
-    for command in [&["index"][..], &["names", "decode", "00"]] {
+    for command in [
+        &["index"][..],
+        &["status"],
+        &["names", "list"],
+        &["names", "decode", "00"],
+    ] {
         let out = bin()
             .args(command)
             .arg("--config")
