@@ -135,7 +135,7 @@ pub fn pays(tx: &Transaction, scripts: &[ScriptBuf]) -> bool {
 /// height. Every source is one; it is all that reorganisation handling needs.
 ///
 /// The traits are **synchronous** and implementations are `Send + Sync`: the client libraries
-/// underneath (`bitcoincore-rpc`, `electrum-client`) and file reads block anyway, and a
+/// underneath (ureq for Core, `electrum-client`) and file reads block anyway, and a
 /// synchronous trait keeps applications free to use any async runtime or none. Parallelism comes
 /// from calling one source from several threads (each backend caps its own concurrency; see
 /// [`crate::prefetch`] for an ordered, memory-bounded pipeline over a range of heights).

@@ -1,8 +1,8 @@
 //! Bitcoin Core: JSON-RPC for control, REST's binary endpoints for bulk data.
 //!
 //! * Control (`getblockchaininfo`, `sendrawtransaction`, and everything when REST is off) goes
-//!   through `bitcoincore-rpc` with a cookie file or user/password; the node's chain is checked
-//!   against the expected network on connect.
+//!   through JSON-RPC ([`rpc::RpcClient`]) with a cookie file or user/password; the node's chain
+//!   is checked against the expected network on connect.
 //! * Bulk data goes through REST when the node runs with `-rest`: `/rest/block/<hash>.bin`,
 //!   `/rest/spenttxouts/<hash>.bin` (prevouts without `-txindex`), `/rest/headers/<hash>.bin`
 //!   and `/rest/blockhashbyheight/<h>.bin`, over keep-alive connections.
@@ -13,14 +13,12 @@
 
 use std::io::Cursor;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use bitcoin::block::Header;
 use bitcoin::consensus::Decodable;
 use bitcoin::{Amount, Block, BlockHash, Network, ScriptBuf, Transaction, TxOut, Txid};
-use bitcoincore_rpc::{Auth, Client, RpcApi};
 
 use crate::body::BodyError;
 use crate::error::SourceError;
@@ -28,13 +26,39 @@ use crate::source::{
     BlockSource, Broadcaster, ChainTip, ChainView, FetchedBlock, SpentOutputs, check_linked,
 };
 
-/// How to authenticate JSON-RPC.
-#[derive(Clone, Debug, PartialEq, Eq)]
+pub mod rpc;
+
+use rpc::{Auth, RpcClient};
+
+/// How to authenticate JSON-RPC. `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum CoreAuth {
     /// The node's `.cookie` file.
     Cookie(PathBuf),
     /// `-rpcuser` / `-rpcpassword`.
     UserPass(String, String),
+}
+
+impl From<CoreAuth> for Auth {
+    fn from(auth: CoreAuth) -> Auth {
+        match auth {
+            CoreAuth::Cookie(path) => Auth::CookieFile(path),
+            CoreAuth::UserPass(user, pass) => Auth::UserPass(user, pass),
+        }
+    }
+}
+
+impl std::fmt::Debug for CoreAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CoreAuth::Cookie(path) => f.debug_tuple("Cookie").field(path).finish(),
+            CoreAuth::UserPass(user, _) => f
+                .debug_tuple("UserPass")
+                .field(user)
+                .field(&"<redacted>")
+                .finish(),
+        }
+    }
 }
 
 /// Whether to use REST for bulk data.
@@ -151,8 +175,7 @@ pub fn core_chain_name(network: Network) -> &'static str {
 /// A Bitcoin Core node as a [`BlockSource`].
 pub struct CoreSource {
     config: CoreConfig,
-    rpc: Vec<Client>,
-    next_rpc: AtomicUsize,
+    rpc: RpcClient,
     http: Option<ureq::Agent>,
     gate: Gate,
 }
@@ -166,37 +189,15 @@ impl std::fmt::Debug for CoreSource {
     }
 }
 
-fn rpc_auth(auth: &CoreAuth) -> Auth {
-    match auth {
-        CoreAuth::Cookie(p) => Auth::CookieFile(p.clone()),
-        CoreAuth::UserPass(u, p) => Auth::UserPass(u.clone(), p.clone()),
-    }
-}
-
 impl CoreSource {
     /// Connects: checks credentials and the node's chain, and probes REST.
     pub fn connect(config: CoreConfig) -> Result<CoreSource, SourceError> {
         let n = config.max_in_flight.max(1);
-        let mut rpc = Vec::with_capacity(n);
-        for _ in 0..n {
-            let client = Client::new(&config.url, rpc_auth(&config.auth)).map_err(|e| {
-                let name = "core-rpc";
-                match &config.auth {
-                    CoreAuth::Cookie(p) => SourceError::Node {
-                        source_name: name,
-                        what: format!("reading the cookie file {}", p.display()),
-                        detail: e.to_string(),
-                        code: None,
-                        transient: false,
-                    },
-                    CoreAuth::UserPass(..) => classify_rpc(name, "connecting", e),
-                }
-            })?;
-            rpc.push(client);
-        }
+        let rpc = RpcClient::new(config.url.clone(), config.auth.clone().into())
+            .with_timeout(config.timeout)
+            .with_max_connections(n);
         let mut source = CoreSource {
             rpc,
-            next_rpc: AtomicUsize::new(0),
             http: None,
             gate: Gate::new(n),
             config,
@@ -311,10 +312,7 @@ impl CoreSource {
     ) -> Result<T, SourceError> {
         self.retrying(|| {
             let _pass = self.gate.enter();
-            let i = self.next_rpc.fetch_add(1, Ordering::Relaxed) % self.rpc.len();
-            self.rpc[i]
-                .call(method, args)
-                .map_err(|e| classify_rpc("core-rpc", method, e))
+            self.rpc.call(method, args)
         })
     }
 
@@ -432,40 +430,6 @@ impl CoreSource {
             }
             _ => Err(e),
         }
-    }
-}
-
-/// Turns a `bitcoincore-rpc` error into a typed one.
-fn classify_rpc(source_name: &'static str, method: &str, e: bitcoincore_rpc::Error) -> SourceError {
-    use bitcoincore_rpc::jsonrpc;
-    match e {
-        bitcoincore_rpc::Error::JsonRpc(jsonrpc::Error::Rpc(r)) => SourceError::Node {
-            source_name,
-            what: method.to_owned(),
-            // -28: warming up.
-            transient: r.code == -28,
-            detail: format!("{} (code {})", r.message, r.code),
-            code: Some(r.code),
-        },
-        bitcoincore_rpc::Error::JsonRpc(jsonrpc::Error::Json(j)) => SourceError::Malformed {
-            source_name,
-            what: format!("{method} response"),
-            detail: j.to_string(),
-        },
-        // An HTTP error status from the node's server: 401/403 are the credentials.
-        bitcoincore_rpc::Error::JsonRpc(jsonrpc::Error::Transport(t))
-            if matches!(
-                t.downcast_ref::<jsonrpc::simple_http::Error>(),
-                Some(jsonrpc::simple_http::Error::HttpErrorCode(401 | 403))
-            ) =>
-        {
-            SourceError::BadCredentials { source_name }
-        }
-        other => SourceError::Transport {
-            source_name,
-            what: method.to_owned(),
-            source: Box::new(other),
-        },
     }
 }
 
@@ -771,4 +735,21 @@ pub fn spent_from_verbose_block(v: &serde_json::Value) -> Result<SpentOutputs, S
         out.push(spent);
     }
     Ok(SpentOutputs(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_a_config_never_shows_the_password() {
+        let config = CoreConfig::new(
+            "http://127.0.0.1:8332",
+            CoreAuth::UserPass("alice".into(), "hunter2".into()),
+            Network::Bitcoin,
+        );
+        let shown = format!("{config:?}");
+        assert!(shown.contains("alice"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
 }
