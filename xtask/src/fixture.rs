@@ -19,7 +19,6 @@ use bitcoin::{BlockHash, Network};
 use serde_json::json;
 use vc_source::core::{CoreAuth, CoreConfig, CoreSource};
 use vc_source::{BlockSource, ChainView};
-use vc_testnode::bitcoincore_rpc::RpcApi;
 use vc_testnode::{Signer, TestNode};
 
 /// The fixture's place in the workspace.

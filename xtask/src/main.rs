@@ -414,7 +414,7 @@ fn check_chash_dependencies() -> Result<()> {
         "tokio",
         "reqwest",
         "electrum-client",
-        "bitcoincore-rpc",
+        "ureq",
     ] {
         ensure!(
             !tree.lines().any(|l| l

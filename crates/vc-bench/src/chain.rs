@@ -33,7 +33,6 @@ use vc_names::price::name_price;
 use vc_names::scenario::{Miner, Scenario, test_namespace_params};
 use vc_source::BlockSource;
 use vc_source::core::{CoreAuth, CoreConfig, CoreSource};
-use vc_testnode::bitcoincore_rpc::RpcApi;
 use vc_testnode::{KeyKind, Signer, TestNode, Utxo, op_return};
 
 /// Bumped whenever the generator changes what it makes (the cache is keyed by it).
@@ -335,7 +334,7 @@ pub fn generate(datadir: &Path) -> Result<ChainInfo> {
     for i in 0..FUNDING_BLOCKS {
         let s = i as usize % SIGNERS;
         let hash = node.mine(1, &pay.signers[s].address(KeyKind::P2wpkh))[0];
-        let block = node.rpc().get_block(&hash)?;
+        let block = node.block(&hash);
         let coinbase = &block.txdata[0];
         pay.pool[s].push_back(Utxo {
             outpoint: OutPoint::new(coinbase.compute_txid(), 0),
@@ -462,7 +461,7 @@ pub fn generate(datadir: &Path) -> Result<ChainInfo> {
         }
     }
     let tip_height = node.height();
-    let tip_hash = node.rpc().get_best_block_hash()?;
+    let tip_hash = node.best_block_hash();
     let consensus_hash = vc_chash::hex::encode(&scenario.consensus_hash()?);
     drop(scenario);
     node.stop();

@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand};
 use vc_chash::Scheme;
 use vc_engine::{Engine, EngineConfig, NoObserver};
 use vc_names::{NamesApp, NamesConfig};
+use vc_source::core::rpc::Auth;
 use vc_testnode::TestNode;
-use vc_testnode::bitcoincore_rpc::Auth;
 
 use vc_bench::{chain, measure, naive, report, runs};
 
@@ -109,7 +109,7 @@ fn main() -> Result<ExitCode> {
             db,
         } => {
             let source =
-                naive::NaiveSource::new(&url, Auth::CookieFile(cookie), bitcoin::Network::Regtest)?;
+                naive::NaiveSource::new(&url, Auth::CookieFile(cookie), bitcoin::Network::Regtest);
             let config = EngineConfig::default()
                 .with_workers(1)
                 .with_confirmations(1);

@@ -8,14 +8,14 @@
 use bitcoin::block::Header;
 use bitcoin::consensus::deserialize;
 use bitcoin::{Block, BlockHash, Network, Transaction, TxOut};
+use vc_source::core::rpc::{Auth, RpcClient};
 use vc_source::{BlockSource, ChainTip, ChainView, FetchedBlock, SourceError, SpentOutputs};
-use vc_testnode::bitcoincore_rpc::{Auth, Client, RpcApi};
 
 const NAME: &str = "naive-rpc";
 
 /// One-call-at-a-time JSON-RPC (see the module docs).
 pub struct NaiveSource {
-    client: Client,
+    client: RpcClient,
     network: Network,
 }
 
@@ -24,16 +24,6 @@ impl std::fmt::Debug for NaiveSource {
         f.debug_struct("NaiveSource")
             .field("network", &self.network)
             .finish_non_exhaustive()
-    }
-}
-
-fn node_err(what: impl Into<String>, e: impl std::fmt::Display) -> SourceError {
-    SourceError::Node {
-        source_name: NAME,
-        what: what.into(),
-        detail: e.to_string(),
-        code: None,
-        transient: false,
     }
 }
 
@@ -47,14 +37,13 @@ pub fn decode_hex(what: &str, s: &str) -> Result<Vec<u8>, SourceError> {
 }
 
 impl NaiveSource {
-    /// Connects to the node at `url` (`http://HOST:PORT`) with `auth`.
-    pub fn new(url: &str, auth: Auth, network: Network) -> Result<Self, SourceError> {
-        let client = Client::new(url, auth).map_err(|e| SourceError::Transport {
-            source_name: NAME,
-            what: "connect".into(),
-            source: Box::new(e),
-        })?;
-        Ok(NaiveSource { client, network })
+    /// A source for the node at `url` (`http://HOST:PORT`) with `auth` (nothing is sent
+    /// before the first call).
+    pub fn new(url: &str, auth: Auth, network: Network) -> Self {
+        NaiveSource {
+            client: RpcClient::new(url, auth),
+            network,
+        }
     }
 
     fn raw<T: bitcoin::consensus::Decodable>(
@@ -63,10 +52,7 @@ impl NaiveSource {
         method: &str,
         args: &[serde_json::Value],
     ) -> Result<T, SourceError> {
-        let hex: String = self
-            .client
-            .call(method, args)
-            .map_err(|e| node_err(what.clone(), e))?;
+        let hex: String = self.client.call(method, args)?;
         let bytes = decode_hex(&what, &hex)?;
         deserialize(&bytes).map_err(|e| SourceError::Malformed {
             source_name: NAME,
@@ -86,18 +72,18 @@ impl ChainView for NaiveSource {
     }
 
     fn tip(&self) -> Result<ChainTip, SourceError> {
-        let height = self
-            .client
-            .get_block_count()
-            .map_err(|e| node_err("getblockcount", e))?;
+        let height = self.client.call("getblockcount", &[])?;
         let hash = self.block_hash(height)?;
         Ok(ChainTip { height, hash })
     }
 
     fn block_hash(&self, height: u64) -> Result<BlockHash, SourceError> {
-        self.client
-            .get_block_hash(height)
-            .map_err(|e| node_err(format!("getblockhash {height}"), e))
+        let hash: String = self.client.call("getblockhash", &[height.into()])?;
+        hash.parse().map_err(|e| SourceError::Malformed {
+            source_name: NAME,
+            what: format!("getblockhash {height}"),
+            detail: format!("{e}"),
+        })
     }
 
     fn headers(&self, start: u64, count: usize) -> Result<Vec<Header>, SourceError> {
@@ -119,8 +105,7 @@ impl BlockSource for NaiveSource {
         let what = format!("getblock {hash}");
         let hex: String = self
             .client
-            .call("getblock", &[hash.to_string().into(), 0.into()])
-            .map_err(|e| node_err(what.clone(), e))?;
+            .call("getblock", &[hash.to_string().into(), 0.into()])?;
         let bytes = decode_hex(&what, &hex)?;
         let block: Block = deserialize(&bytes).map_err(|e| SourceError::Malformed {
             source_name: NAME,

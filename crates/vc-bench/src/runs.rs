@@ -12,7 +12,6 @@ use serde::Serialize;
 use vc_chash::{Hash256, Scheme};
 use vc_store::{BlockHeader, CommitPolicy, ReadOnlyStore, Store, StoreConfig};
 use vc_testnode::TestNode;
-use vc_testnode::bitcoincore_rpc::RpcApi;
 
 use crate::chain::CachedChain;
 use crate::measure::{self, Usage};
@@ -33,8 +32,8 @@ impl Blocks {
         let mut bytes = Vec::with_capacity(tip as usize + 1);
         let mut txs = Vec::with_capacity(tip as usize + 1);
         for h in 0..=tip {
-            let hash = rpc.get_block_hash(h)?;
-            let hex: String = rpc.call("getblock", &[hash.to_string().into(), 0.into()])?;
+            let hash: String = rpc.call("getblockhash", &[h.into()])?;
+            let hex: String = rpc.call("getblock", &[hash.into(), 0.into()])?;
             let raw = decode_hex(&format!("block {h}"), &hex)?;
             let block: Block = deserialize(&raw)?;
             txs.push(block.txdata.len() as u64);

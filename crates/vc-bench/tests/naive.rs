@@ -4,9 +4,9 @@
 
 use bitcoin::Network;
 use vc_bench::naive::NaiveSource;
+use vc_source::core::rpc::Auth;
 use vc_source::core::{CoreAuth, CoreConfig, CoreSource};
 use vc_source::{BlockSource, ChainView};
-use vc_testnode::bitcoincore_rpc::Auth;
 use vc_testnode::{Signer, TestNode, build_mixed_chain};
 
 #[test]
@@ -21,8 +21,7 @@ fn naive_source_agrees_with_core_rest() {
         &node.url(),
         Auth::CookieFile(node.cookie_file()),
         Network::Regtest,
-    )
-    .unwrap();
+    );
     let core = CoreSource::connect(CoreConfig::new(
         node.url(),
         CoreAuth::Cookie(node.cookie_file()),

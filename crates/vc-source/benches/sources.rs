@@ -20,7 +20,6 @@ use vc_source::blk::{BlkConfig, BlkSource};
 use vc_source::core::{CoreAuth, CoreConfig, CoreSource, RestMode};
 use vc_source::prefetch::Prefetch;
 use vc_source::{BlockSource, ChainView, SpentOutputs};
-use vc_testnode::bitcoincore_rpc::RpcApi;
 use vc_testnode::{Signer, TestNode};
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -65,7 +64,7 @@ fn naive(node: &TestNode, first: u64, last: u64) -> usize {
     let rpc = node.rpc();
     let mut bytes = 0;
     for h in first..=last {
-        let hash: BlockHash = rpc.get_block_hash(h).unwrap();
+        let hash: BlockHash = node.block_hash(h);
         let hex: String = rpc
             .call("getblock", &[hash.to_string().into(), 0.into()])
             .unwrap();
@@ -76,9 +75,7 @@ fn naive(node: &TestNode, first: u64, last: u64) -> usize {
             let mut outs: Vec<TxOut> = Vec::new();
             if i > 0 {
                 for input in &tx.input {
-                    let prev: Transaction = rpc
-                        .get_raw_transaction(&input.previous_output.txid, None)
-                        .unwrap();
+                    let prev: Transaction = node.raw_transaction(&input.previous_output.txid);
                     outs.push(prev.output[input.previous_output.vout as usize].clone());
                 }
             }

@@ -10,7 +10,6 @@ use vc_source::blk::{BlkConfig, BlkSource};
 use vc_source::core::{CoreAuth, CoreConfig, CoreSource, RestMode, spent_from_verbose_block};
 use vc_source::prefetch::Prefetch;
 use vc_source::{BlockSource, ChainView, SourceError};
-use vc_testnode::bitcoincore_rpc::RpcApi;
 use vc_testnode::{KINDS, KeyKind, Signer, TestNode};
 
 fn config(node: &TestNode, rest: RestMode) -> CoreConfig {

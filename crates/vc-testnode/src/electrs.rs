@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bitcoincore_rpc::RpcApi;
 use electrum_client::ElectrumApi;
 
 use crate::{TestNode, cache_root, find_exe, free_port, wait_or_kill};
@@ -141,7 +140,7 @@ impl Electrs {
     /// `blockchain.block.header` answers an error instead.
     pub fn wait_synced(&self, node: &TestNode) {
         let height = node.height();
-        let want = node.rpc().get_block_hash(height).expect("getblockhash");
+        let want = node.block_hash(height);
         let at = usize::try_from(height).expect("a height that fits usize");
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bitcoin::consensus::serialize;
+use bitcoin::consensus::{deserialize, serialize};
 use bitcoin::hashes::Hash;
 use bitcoin::key::{CompressedPublicKey, Keypair, TapTweak};
 use bitcoin::script::{Builder, PushBytesBuf};
@@ -34,10 +34,8 @@ use bitcoin::{
     Address, Amount, Block, BlockHash, Network, OutPoint, ScriptBuf, Sequence, Transaction, TxIn,
     TxOut, Txid, Witness, absolute, transaction,
 };
-use bitcoincore_rpc::{Auth, Client, RpcApi};
 use vc_chash::hex;
-
-pub use bitcoincore_rpc;
+use vc_source::core::rpc::{Auth, RpcClient};
 
 pub mod electrs;
 pub mod fake_core;
@@ -139,7 +137,7 @@ pub struct TestNode {
     /// The temporary directory behind `datadir`, deleted on drop (`None` for a kept one).
     _temp: Option<tempfile::TempDir>,
     rpc_port: u16,
-    client: Client,
+    client: RpcClient,
 }
 
 impl std::fmt::Debug for TestNode {
@@ -216,11 +214,10 @@ impl TestNode {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        let client = Client::new(
-            &format!("http://127.0.0.1:{rpc_port}"),
+        let client = RpcClient::new(
+            format!("http://127.0.0.1:{rpc_port}"),
             Auth::CookieFile(cookie.clone()),
-        )
-        .expect("an RPC client");
+        );
         let mut node = TestNode {
             child: Some(child),
             datadir,
@@ -230,7 +227,7 @@ impl TestNode {
         };
         // Wait for the RPC warm-up to end.
         loop {
-            match node.client.get_block_count() {
+            match node.client.call::<u64>("getblockcount", &[]) {
                 Ok(_) => break,
                 Err(e) => {
                     assert!(Instant::now() < deadline, "bitcoind RPC not ready: {e}");
@@ -254,8 +251,7 @@ impl TestNode {
         let tip = self.height();
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            let info: serde_json::Value =
-                self.client.call("getindexinfo", &[]).expect("getindexinfo");
+            let info: serde_json::Value = self.call("getindexinfo", &[]);
             if info["txindex"]["synced"] == true
                 && info["txindex"]["best_block_height"].as_u64() == Some(tip)
             {
@@ -274,8 +270,9 @@ impl TestNode {
         self.child.as_ref().map(Child::id)
     }
 
-    /// The JSON-RPC client (cookie authentication).
-    pub fn rpc(&self) -> &Client {
+    /// The JSON-RPC client (cookie authentication), for calls without a helper here:
+    /// `node.rpc().call::<u64>("getblockcount", &[])`.
+    pub fn rpc(&self) -> &RpcClient {
         &self.client
     }
 
@@ -306,29 +303,53 @@ impl TestNode {
 
     /// The current height.
     pub fn height(&self) -> u64 {
-        self.client.get_block_count().expect("getblockcount")
+        self.call("getblockcount", &[])
+    }
+
+    /// A JSON-RPC call that must succeed.
+    fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        params: &[serde_json::Value],
+    ) -> T {
+        self.client
+            .call(method, params)
+            .unwrap_or_else(|e| panic!("{method}: {e}"))
+    }
+
+    /// A JSON-RPC call whose answer is a hex-encoded consensus object.
+    fn call_hex<T: bitcoin::consensus::Decodable>(
+        &self,
+        method: &str,
+        params: &[serde_json::Value],
+    ) -> T {
+        let text: String = self.call(method, params);
+        let bytes = hex::decode(&text).unwrap_or_else(|e| panic!("{method}: not hex: {e}"));
+        deserialize(&bytes).unwrap_or_else(|e| panic!("{method}: {e}"))
     }
 
     /// Mines `n` blocks paying `address`.
     pub fn mine(&self, n: u64, address: &Address) -> Vec<BlockHash> {
-        self.client
-            .generate_to_address(n, address)
-            .expect("generatetoaddress")
+        let hashes: Vec<String> = self.call(
+            "generatetoaddress",
+            &[serde_json::json!(n), serde_json::json!(address.to_string())],
+        );
+        hashes
+            .iter()
+            .map(|h| h.parse().expect("a block hash"))
+            .collect()
     }
 
     /// Mines one block with exactly `txs` (after the coinbase), paying `address`.
     pub fn mine_with(&self, address: &Address, txs: &[Transaction]) -> BlockHash {
         let raw: Vec<String> = txs.iter().map(|tx| hex::encode(&serialize(tx))).collect();
-        let v: serde_json::Value = self
-            .client
-            .call(
-                "generateblock",
-                &[
-                    serde_json::json!(address.to_string()),
-                    serde_json::json!(raw),
-                ],
-            )
-            .expect("generateblock");
+        let v: serde_json::Value = self.call(
+            "generateblock",
+            &[
+                serde_json::json!(address.to_string()),
+                serde_json::json!(raw),
+            ],
+        );
         v["hash"]
             .as_str()
             .expect("a block hash")
@@ -338,31 +359,63 @@ impl TestNode {
 
     /// Broadcasts a transaction into the mempool.
     pub fn send(&self, tx: &Transaction) -> Txid {
-        self.client
-            .send_raw_transaction(tx)
-            .expect("sendrawtransaction")
+        let txid: String = self.call(
+            "sendrawtransaction",
+            &[serde_json::json!(hex::encode(&serialize(tx)))],
+        );
+        txid.parse().expect("a txid")
+    }
+
+    /// The hash of the block at `height` on the best chain.
+    pub fn block_hash(&self, height: u64) -> BlockHash {
+        let hash: String = self.call("getblockhash", &[serde_json::json!(height)]);
+        hash.parse().expect("a block hash")
+    }
+
+    /// The hash of the best chain's tip.
+    pub fn best_block_hash(&self) -> BlockHash {
+        let hash: String = self.call("getbestblockhash", &[]);
+        hash.parse().expect("a block hash")
+    }
+
+    /// The block with `hash`.
+    pub fn block(&self, hash: &BlockHash) -> Block {
+        self.call_hex(
+            "getblock",
+            &[serde_json::json!(hash.to_string()), serde_json::json!(0)],
+        )
     }
 
     /// The block at `height` on the best chain.
     pub fn block_at(&self, height: u64) -> Block {
-        let hash = self.client.get_block_hash(height).expect("getblockhash");
-        self.client.get_block(&hash).expect("getblock")
+        self.block(&self.block_hash(height))
+    }
+
+    /// The transaction `txid`, from the mempool or (with `-txindex`) any block.
+    pub fn raw_transaction(&self, txid: &Txid) -> Transaction {
+        self.call_hex(
+            "getrawtransaction",
+            &[
+                serde_json::json!(txid.to_string()),
+                serde_json::json!(false),
+            ],
+        )
     }
 
     /// Makes `hash` (and its descendants) invalid: the node reorgs to another branch.
     pub fn invalidate(&self, hash: &BlockHash) {
-        self.client.invalidate_block(hash).expect("invalidateblock");
+        self.call::<()>("invalidateblock", &[serde_json::json!(hash.to_string())]);
     }
 
     /// Undoes [`TestNode::invalidate`].
     pub fn reconsider(&self, hash: &BlockHash) {
-        self.client.reconsider_block(hash).expect("reconsiderblock");
+        self.call::<()>("reconsiderblock", &[serde_json::json!(hash.to_string())]);
     }
 
     /// Stops the node and waits for it to exit (flushing its block files).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = self.client.stop();
+            let _ = self.client.call::<serde_json::Value>("stop", &[]);
             wait_or_kill(&mut child, Duration::from_secs(30));
         }
     }

@@ -13,7 +13,6 @@ use bitcoin::Network;
 use vc_names::build::ScriptKind;
 use vc_names::scenario::{Scenario, seeded_wallet};
 use vc_store::Store;
-use vc_testnode::bitcoincore_rpc::RpcApi;
 use vc_testnode::{Electrs, TestNode};
 
 /// The names tests' regtest helpers (the scenario's miner, Core sources), shared rather than
@@ -204,7 +203,7 @@ fn names_send_preorders_and_registers_through_core() {
     let owner = wallet.address().to_string();
     index();
     let txid = send(&["preorder", "zzz.test", "--owner", &owner]);
-    let tx = node.rpc().get_raw_transaction(&txid, None).unwrap();
+    let tx = node.raw_transaction(&txid);
     node.mine_with(&sink, &[tx]);
     index();
     let txid = send(&[
@@ -215,7 +214,7 @@ fn names_send_preorders_and_registers_through_core() {
         "--value-hash",
         &"42".repeat(20),
     ]);
-    let tx = node.rpc().get_raw_transaction(&txid, None).unwrap();
+    let tx = node.raw_transaction(&txid);
     node.mine_with(&sink, &[tx]);
     index();
 
