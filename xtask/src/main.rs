@@ -3,6 +3,8 @@
 //! * `ci`: everything CI checks: formatting, clippy with `-D warnings`, all tests (with a real
 //!   regtest bitcoind and electrs, provisioned as `node` and `electrs` do), docs without warnings, vc-chash's dependency and no-default-features rules, every fuzz target for 20 s, the
 //!   cross-check against the independent Python reference, and the demo.
+//! * `deps`: only the dependency rules `ci` checks (vc-chash, vc-light, vc-source's backend
+//!   features).
 //! * `demo`: the main job on the embedded example chain: compute consensus hashes, prove an old
 //!   block from the newest hash, verify the proof.
 //! * `bench`: the benchmarks (`docs/benchmarks.md` records their figures); `bench sources`
@@ -39,6 +41,11 @@ fn main() -> Result<()> {
     env::set_current_dir(&root)?;
     match args.first().map(String::as_str) {
         Some("ci") => ci(&root),
+        Some("deps") => {
+            step("vc-chash dependency rules", check_chash_dependencies)?;
+            step("vc-light dependency rules", check_light_dependencies)?;
+            step("vc-source backend features", check_source_features)
+        }
         Some("demo") => demo(&root),
         Some("bench") => bench(&args[1..]),
         Some("node") => node::provision().map(|exe| println!("{}", exe.display())),
@@ -51,7 +58,7 @@ fn main() -> Result<()> {
         Some("fixture") => fixture::generate(&root, &node::provision()?),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | demo | node | electrs | fuzz [--seconds N] [TARGET ...] | fixture | bench [chash | store | sources | electrum | serve | index] [-- args]>"
+                "usage: cargo xtask <ci | deps | demo | node | electrs | fuzz [--seconds N] [TARGET ...] | fixture | bench [chash | store | sources | electrum | serve | index] [-- args]>"
             );
             bail!("unknown or missing command")
         }
@@ -170,6 +177,7 @@ fn ci(root: &Path) -> Result<()> {
     })?;
     step("vc-chash dependency rules", check_chash_dependencies)?;
     step("vc-light dependency rules", check_light_dependencies)?;
+    step("vc-source backend features", check_source_features)?;
     step("docs", || {
         run_with_env(
             "cargo",
@@ -431,21 +439,10 @@ fn check_chash_dependencies() -> Result<()> {
 /// client with TLS, so its normal dependencies hold no async runtime, server stack or database,
 /// and its TLS is rustls on ring, not aws-lc (which needs a C/cmake toolchain).
 fn check_light_dependencies() -> Result<()> {
-    let tree = output(
-        "cargo",
-        [
-            "tree", "-p", "vc-light", "-e", "normal", "--prefix", "none", "--format", "{p}",
-        ],
-    )?;
-    let mut crates: Vec<&str> = tree
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
-    crates.sort_unstable();
-    crates.dedup();
+    let crates = normal_crates(&["-p", "vc-light"])?;
     for banned in ["tokio", "axum", "hyper", "redb", "aws-lc-rs", "aws-lc-sys"] {
         ensure!(
-            !crates.contains(&banned),
+            !crates.iter().any(|c| c == banned),
             "vc-light depends on {banned} (`cargo tree -p vc-light -e normal -i {banned}` shows how)"
         );
     }
@@ -453,6 +450,57 @@ fn check_light_dependencies() -> Result<()> {
         "vc-light: {} crates, none of tokio, axum, hyper, redb, aws-lc",
         crates.len()
     );
+    Ok(())
+}
+
+/// The crates in `cargo tree -e normal` of `args` (a package, its features), by name, once each.
+fn normal_crates(args: &[&str]) -> Result<Vec<String>> {
+    let mut all = vec![
+        "tree", "-e", "normal", "--prefix", "none", "--format", "{p}",
+    ];
+    all.extend_from_slice(args);
+    let tree = output("cargo", &all)?;
+    let mut crates: Vec<String> = tree
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect();
+    crates.sort_unstable();
+    crates.dedup();
+    Ok(crates)
+}
+
+/// vc-source's backends are features: each builds alone, TLS (rustls, ring) comes only with
+/// `electrum`, and `blk` and `mem` compile no HTTP or Electrum client at all.
+fn check_source_features() -> Result<()> {
+    const TLS: [&str; 5] = ["rustls", "ring", "aws-lc-rs", "aws-lc-sys", "webpki-roots"];
+    let rules: [(&str, &[&str]); 4] = [
+        ("core", &["electrum-client"]),
+        ("blk", &["ureq", "electrum-client"]),
+        ("mem", &["ureq", "electrum-client"]),
+        ("electrum", &["ureq"]),
+    ];
+    for (feature, banned) in rules {
+        let args = [
+            "-p",
+            "vc-source",
+            "--no-default-features",
+            "--features",
+            feature,
+        ];
+        run("cargo", ["check"].iter().chain(&args))?;
+        let crates = normal_crates(&args)?;
+        let no_tls: &[&str] = if feature == "electrum" { &[] } else { &TLS };
+        for b in banned.iter().chain(no_tls) {
+            ensure!(
+                !crates.iter().any(|c| c == b),
+                "vc-source with only `{feature}` depends on {b} (`cargo tree {} -e normal -i {b}` \
+                 shows how)",
+                args.join(" ")
+            );
+        }
+        eprintln!("vc-source with only `{feature}`: {} crates", crates.len());
+    }
     Ok(())
 }
 

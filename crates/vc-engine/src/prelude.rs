@@ -11,7 +11,9 @@ pub use vc_chash::{ConsensusHash, Scheme};
 pub use vc_codec::carrier::CarrierRule;
 pub use vc_codec::record::{Record, RecordValue};
 pub use vc_codec::storage::Stored;
+#[cfg(feature = "blk")]
 pub use vc_source::blk::{BlkConfig, BlkSource};
+#[cfg(feature = "core")]
 pub use vc_source::core::{CoreAuth, CoreConfig, CoreSource};
 pub use vc_source::{BlockSource, ChainView, Source, WatchSource};
 pub use vc_store::{Namespace, StateKey, StateReadExt, StoreError};

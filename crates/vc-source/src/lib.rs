@@ -21,6 +21,10 @@
 //!   stale-branch helpers, for tests. [`WatchBlocks`] turns any block source into a watching
 //!   one.
 //!
+//! Each backend is a cargo feature of the same name (`core`, `blk`, `electrum`, `mem`; all on by
+//! default), so an application compiles only the clients it uses: TLS (rustls on ring) comes
+//! with `electrum` alone, an HTTP client with `core` alone.
+//!
 //! [`prefetch::Prefetch`] runs a source over a range of heights with several threads, yielding
 //! blocks in order with bounded memory, and validates every block once, whatever the backend
 //! ([`valid`]: hash, merkle root, duplicate transactions, spent outputs' shape).
@@ -44,11 +48,15 @@
 //! # Ok::<(), vc_source::SourceError>(())
 //! ```
 
+#[cfg(feature = "blk")]
 pub mod blk;
 pub mod body;
+#[cfg(feature = "core")]
 pub mod core;
+#[cfg(feature = "electrum")]
 pub mod electrum;
 mod error;
+#[cfg(feature = "mem")]
 pub mod mem;
 pub mod prefetch;
 mod source;
@@ -62,6 +70,6 @@ pub use source::{
 };
 
 /// The README's examples, compiled as doctests so they stay true.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "core", feature = "blk"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -70,7 +70,7 @@ pub fn check_spent(
         .map_err(|detail| unverified(source, height, Violation::SpentShape, detail))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "mem"))]
 mod tests {
     #![allow(clippy::unwrap_used)]
 

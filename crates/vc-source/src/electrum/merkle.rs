@@ -135,7 +135,7 @@ pub fn branch_for(txids: &[Txid], pos: usize) -> Vec<[u8; 32]> {
     branch
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "blk"))]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
