@@ -61,11 +61,15 @@ pub fn env_name(long: &str) -> String {
 }
 
 /// `cmd` with an environment variable on every long option, recursively. Secrets (passwords,
-/// keys) keep their values out of `--help`.
+/// keys, and source or RPC URLs, which may carry a password) keep their values out of
+/// `--help`.
 pub fn with_env(cmd: Command) -> Command {
     every_arg(cmd, &|arg| match arg.get_long().map(str::to_owned) {
         Some(long) if long != "help" && long != "version" => {
-            let secret = long.contains("pass") || long == "wif";
+            let secret = long.contains("pass")
+                || long == "wif"
+                || long == "source"
+                || long.ends_with("-url");
             arg.env(env_name(&long)).hide_env_values(secret)
         }
         _ => arg,
