@@ -19,7 +19,6 @@ use crate::exit::InputError;
 use crate::metrics::IndexMetrics;
 use crate::progress::Progress;
 use crate::registry;
-use crate::source::SourceSpec;
 
 /// `virtualchain index`.
 #[derive(Debug, Args)]
@@ -30,9 +29,12 @@ pub struct IndexArgs {
     pub app: Option<String>,
     /// Where blocks come from: core://USER:PASS@HOST:PORT, core://HOST:PORT?cookie=PATH,
     /// core+rpc://... (no REST), blk:/path/to/blocks, or electrum://HOST:PORT /
-    /// electrum+tls://HOST:PORT (light mode: needs --registry).
+    /// electrum+tls://HOST:PORT (light mode: needs --registry). Default: Bitcoin Core from
+    /// the --bitcoin-* options (its cookie in ~/.bitcoin and the network's port).
     #[arg(long)]
-    pub source: String,
+    pub source: Option<String>,
+    #[command(flatten)]
+    pub core: crate::source::CoreArgs,
     /// The marker deployment of the names app: every operation pays the registry script
     /// (`default` for the built-in one, or the script in hex). Required for Electrum sources;
     /// part of consensus, so a database keeps the setting it was made with.
@@ -189,7 +191,10 @@ pub fn index(args: IndexArgs, globals: &Globals) -> Result<ExitCode> {
         let bound = crate::metrics::serve(addr, Arc::clone(&metrics))?;
         tracing::info!(url = %format!("http://{bound}/metrics"), "serving metrics and health");
     }
-    let source = SourceSpec::parse(&args.source)?.connect(options.network)?;
+    let source = args
+        .core
+        .spec(args.source.as_deref(), options.network)?
+        .connect(options.network)?;
     let source = crate::metered::metered(source, &metrics);
     let mut engine_config = EngineConfig::default()
         .with_workers(usize::from(args.threads))

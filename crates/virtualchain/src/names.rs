@@ -15,7 +15,6 @@ use vc_source::Broadcaster;
 use vc_store::StateReadExt;
 
 use crate::exit::InputError;
-use crate::source::SourceSpec;
 
 /// `virtualchain names ...`.
 #[derive(Debug, Subcommand)]
@@ -56,9 +55,11 @@ pub struct SendArgs {
     #[arg(long, global = true)]
     p2pkh: bool,
     /// Bitcoin Core, to find coins and broadcast: core://USER:PASS@HOST:PORT or
-    /// core://HOST:PORT?cookie=PATH.
+    /// core://HOST:PORT?cookie=PATH (default: from the --bitcoin-* options).
     #[arg(long, global = true)]
     source: Option<String>,
+    #[command(flatten)]
+    core: crate::source::CoreArgs,
     /// The names database, for the current consensus hash and prices (default:
     /// DATA_DIR/NETWORK/names.redb).
     #[arg(long, global = true)]
@@ -251,10 +252,6 @@ fn send(args: SendArgs) -> Result<()> {
         .wif
         .as_deref()
         .ok_or(InputError::Usage("--wif (or VIRTUALCHAIN_WIF) is required"))?;
-    let source = args
-        .source
-        .as_deref()
-        .ok_or(InputError::Usage("--source is required"))?;
     let (config, view) = read_names_db(db)?;
     let network = config.network;
     let kind = if args.p2pkh {
@@ -350,7 +347,10 @@ fn send(args: SendArgs) -> Result<()> {
     }
     // A marker deployment's operations also pay its registry.
     .for_deployment(&config);
-    let core = SourceSpec::parse(source)?.core(network)?;
+    let core = args
+        .core
+        .spec(args.source.as_deref(), network)?
+        .core(network)?;
     let coins = pick_coins(&core.unspent(&wallet.script())?, &plan, args.fee)?;
     let tx = wallet.sign(&plan, &coins, args.fee)?;
     let raw = hex::encode(&bitcoin::consensus::serialize(&tx));

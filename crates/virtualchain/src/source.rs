@@ -210,9 +210,6 @@ impl SourceSpec {
     /// `http://[USER:PASS@]HOST[:PORT]`; default `127.0.0.1` and the network's port),
     /// `rpc_user` with `rpc_pass`, else the cookie file in `bitcoin_data_dir` (default
     /// `~/.bitcoin`), checked to exist.
-    // The `--bitcoin-*` flags of `index` (and the configuration file) call it; until they
-    // land, only the tests do.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn from_flags(
         network: Network,
         bitcoin_data_dir: Option<PathBuf>,
@@ -585,5 +582,72 @@ mod tests {
             .find(|a| a.get_long() == Some("source"))
             .unwrap();
         assert!(source.is_hide_env_values_set());
+    }
+}
+
+/// A password given on the command line, kept out of `Debug` output.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl core::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+/// Bitcoin Core as ord and electrs take it, for commands that read from or send to a node:
+/// `--source` (a URL), or these flags, or nothing (the cookie in `~/.bitcoin` and the
+/// network's default port).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct CoreArgs {
+    /// Bitcoin Core's data directory, for its cookie file (NETWORK's subdirectory is added;
+    /// default: ~/.bitcoin).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub bitcoin_data_dir: Option<PathBuf>,
+    /// Core's JSON-RPC address: HOST, HOST:PORT or http://[USER:PASS@]HOST[:PORT] (default:
+    /// 127.0.0.1 and the network's port: 8332, 18332, 48332, 38332, 18443).
+    #[arg(long, global = true, value_name = "URL")]
+    pub bitcoin_rpc_url: Option<String>,
+    /// Core's RPC user (with --bitcoin-rpc-pass; default: the cookie file).
+    #[arg(long, global = true, value_name = "USER")]
+    pub bitcoin_rpc_user: Option<String>,
+    /// Core's RPC password (with --bitcoin-rpc-user). Prefer VIRTUALCHAIN_BITCOIN_RPC_PASS or
+    /// the configuration file to the command line, which other users can read.
+    #[arg(long, global = true, value_name = "PASS")]
+    pub bitcoin_rpc_pass: Option<Secret>,
+}
+
+impl CoreArgs {
+    /// Whether any of the flags was given.
+    fn any(&self) -> bool {
+        self.bitcoin_data_dir.is_some()
+            || self.bitcoin_rpc_url.is_some()
+            || self.bitcoin_rpc_user.is_some()
+            || self.bitcoin_rpc_pass.is_some()
+    }
+
+    /// The source: `source` if given (and then none of the flags), else Core from the flags.
+    pub fn spec(&self, source: Option<&str>, network: Network) -> Result<SourceSpec> {
+        match source {
+            Some(url) if self.any() => bail!(
+                "--source {:?} and the --bitcoin-* options both name the source; give one",
+                redacted(url)
+            ),
+            Some(url) => SourceSpec::parse(url),
+            None => SourceSpec::from_flags(
+                network,
+                self.bitcoin_data_dir.clone(),
+                self.bitcoin_rpc_url.clone(),
+                self.bitcoin_rpc_user.clone(),
+                self.bitcoin_rpc_pass.clone().map(|p| p.0),
+            ),
+        }
     }
 }

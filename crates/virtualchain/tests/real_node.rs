@@ -170,7 +170,6 @@ fn names_send_preorders_and_registers_through_core() {
         .address();
     node.mine(100, &sink);
 
-    let source_url = source_url(&node);
     let index = || {
         let out = index_cmd(&node, &db, first).output().unwrap();
         assert!(
@@ -183,7 +182,15 @@ fn names_send_preorders_and_registers_through_core() {
         let out = Command::new(env!("CARGO_BIN_EXE_virtualchain"))
             .args(["names", "send"])
             .args(args)
-            .args(["--wif", &key.to_wif(), "--source", &source_url, "--db"])
+            // Core found the way ord and electrs find it: the cookie in its data directory
+            // and the RPC address, no URL with credentials.
+            .args(["--wif", &key.to_wif(), "--bitcoin-data-dir"])
+            .arg(node.datadir())
+            .args([
+                "--bitcoin-rpc-url",
+                &format!("127.0.0.1:{}", node.rpc_port()),
+            ])
+            .args(["--db"])
             .arg(&db)
             .env("RUST_LOG", "warn")
             .output()
@@ -216,7 +223,26 @@ fn names_send_preorders_and_registers_through_core() {
     ]);
     let tx = node.raw_transaction(&txid);
     node.mine_with(&sink, &[tx]);
-    index();
+    // The last block through the --bitcoin-* options instead of --source, and no --network or
+    // --first-block: the database has them.
+    node.mine(1, &sink);
+    let out = Command::new(env!("CARGO_BIN_EXE_virtualchain"))
+        .args(["index", "--confirmations", "1", "--bitcoin-data-dir"])
+        .arg(node.datadir())
+        .args([
+            "--bitcoin-rpc-url",
+            &format!("127.0.0.1:{}", node.rpc_port()),
+        ])
+        .arg("--db")
+        .arg(&db)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let show = Command::new(env!("CARGO_BIN_EXE_virtualchain"))
         .args(["names", "show", "zzz.test", "--db"])
