@@ -115,7 +115,7 @@ enum Command {
     #[command(subcommand)]
     Chash(chash::ChashCommand),
     /// Index an application from a block source into a database.
-    Index(index::IndexArgs),
+    Index(Box<index::IndexArgs>),
     /// A database's tip, consensus hash and counts. Read-only: it never writes the file, and
     /// works beside a running `index` and on a read-only file. Every run checks the file
     /// (redb's page checksums, one read of the file) and recomputes the tip's consensus hash
@@ -243,7 +243,7 @@ fn main() -> ExitCode {
     quiet_caught_store_panics();
     let result = match cli.command {
         Command::Chash(cmd) => chash::run(cmd, cli.json),
-        Command::Index(args) => index::index(args, &globals),
+        Command::Index(args) => index::index(*args, &globals),
         Command::Status { db, verify } => globals
             .db(db, "names")
             .and_then(|db| index::status(&db, verify, cli.json)),

@@ -39,7 +39,7 @@ pub enum NamesCommand {
         tx: String,
     },
     /// Builds, signs and broadcasts an operation.
-    Send(SendArgs),
+    Send(Box<SendArgs>),
 }
 
 /// `virtualchain names send`.
@@ -238,7 +238,7 @@ pub fn run(cmd: NamesCommand, globals: &crate::Globals) -> Result<ExitCode> {
             if args.db.is_none() {
                 args.db = Some(globals.db(None, "names")?);
             }
-            send(args)?
+            send(*args)?
         }
     }
     Ok(ExitCode::SUCCESS)
