@@ -75,6 +75,10 @@ pub enum InputError {
     /// A setting is missing or cannot be used (configuration, data directory).
     #[error("{0}")]
     Config(String),
+    /// The source cannot be reached as configured (no cookie file: the node is not running,
+    /// or another data directory).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// `error` on one line: its message and each cause joined with ": ", leaving out a cause whose
@@ -140,6 +144,7 @@ fn class(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
             InputError::Missing(_) | InputError::Unreadable { .. } => NO_INPUT,
             InputError::Invalid { .. } => DATA,
             InputError::Foreign(_) | InputError::Config(_) => CONFIG,
+            InputError::Unavailable(_) => UNAVAILABLE,
         });
     }
     if let Some(e) = cause.downcast_ref::<EngineError>() {

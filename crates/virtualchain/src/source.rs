@@ -231,12 +231,13 @@ impl SourceSpec {
                 None => {
                     let cookie = cookie_file(network, bitcoin_data_dir.as_deref())?;
                     if !cookie.exists() {
-                        bail!(
+                        return Err(crate::exit::InputError::Unavailable(format!(
                             "no cookie file at {} (is bitcoind running for {network} with this \
-                             data directory? give --bitcoin-data-dir, or --bitcoin-rpc-user and \
-                             --bitcoin-rpc-pass)",
+                             data directory? give --source, --bitcoin-data-dir, or \
+                             --bitcoin-rpc-user and --bitcoin-rpc-pass)",
                             cookie.display()
-                        );
+                        ))
+                        .into());
                     }
                     CoreAuth::Cookie(cookie)
                 }

@@ -20,6 +20,20 @@ fn run(args: &[&str]) -> (i32, String) {
     )
 }
 
+/// Runs the binary with extra environment variables; returns (exit code, standard error).
+fn run_with_env(args: &[&str], envs: &[(&str, &Path)]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_virtualchain"))
+        .args(args)
+        .envs(envs.iter().map(|(k, v)| (*k, *v)))
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run virtualchain");
+    (
+        out.status.code().expect("an exit code, not a signal"),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
 /// Asserts exit code `code` and a single `error: ` line containing `needle`.
 fn refused(args: &[&str], code: i32, needle: &str) {
     let (got, stderr) = run(args);
@@ -44,7 +58,15 @@ fn unknown_flags_and_missing_arguments_are_usage_errors() {
         "tip: a similar argument exists: '--source'",
     );
     refused(&["status", "--db"], 2, "--db");
-    refused(&["index", "--app", "names"], 2, "--source");
+    // No source at all: Core as ord finds it, and here no node runs (exit 69, naming the way
+    // out).
+    let home = tempfile::tempdir().unwrap();
+    let (code, err) = run_with_env(&["index", "--app", "names"], &[("HOME", home.path())]);
+    assert_eq!(code, 69, "{err}");
+    assert!(
+        err.contains("no cookie file") && err.contains("--source"),
+        "{err}"
+    );
     refused(
         &["names", "send", "renew", "x.id"],
         2,
