@@ -171,18 +171,6 @@ pub fn index(args: IndexArgs, globals: &Globals) -> Result<ExitCode> {
     if args.registry.is_some() {
         options.registry = args.registry.clone();
     }
-    if stored.is_none() {
-        if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        tracing::info!(
-            db = %db.display(),
-            network = %options.network,
-            first_block = ?options.first_block,
-            "creating a new database"
-        );
-    }
     let confirmations = args
         .confirmations
         .unwrap_or(EngineConfig::default().confirmations);
@@ -206,6 +194,18 @@ pub fn index(args: IndexArgs, globals: &Globals) -> Result<ExitCode> {
     }
     if args.commit_every_block {
         engine_config.commit.max_blocks = 1;
+    }
+    if stored.is_none() {
+        if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        tracing::info!(
+            db = %db.display(),
+            network = %options.network,
+            first_block = ?options.first_block,
+            "creating a new database"
+        );
     }
     let mut engine = app.open_engine(&options, &db, source, engine_config)?;
     if stop.load(Ordering::SeqCst) {
