@@ -72,3 +72,15 @@ impl IntoResponse for ApiError {
         (self.status(), Json(body)).into_response()
     }
 }
+
+/// The error code of an answer that did not come from an [`ApiError`] (hyper's and axum's
+/// own), by HTTP status.
+pub(crate) fn code_of_status(status: u16) -> &'static str {
+    match status {
+        404 => "no_route",
+        405 => "method_not_allowed",
+        503 => "overloaded",
+        500..=599 => "internal",
+        _ => "bad_request",
+    }
+}

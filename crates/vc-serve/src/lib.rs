@@ -64,6 +64,9 @@ pub use routes::OPENAPI;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+/// The default [`ServeConfig::max_fresh_window`].
+pub const DEFAULT_MAX_FRESH_WINDOW: u64 = 1024;
+
 /// Where and how the server listens.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -79,10 +82,15 @@ pub struct ServeConfig {
     pub max_request_bytes: usize,
     /// Threads answering requests (tokio workers); `None`: one per core.
     pub worker_threads: Option<usize>,
+    /// The largest `window` of `/v1/consensus/{ch}/fresh` for an application without a
+    /// staleness window of its own (with one, its window is the limit). A request reads up to
+    /// `window` consensus hashes; larger windows are refused with `400` before any read.
+    pub max_fresh_window: u64,
 }
 
 impl ServeConfig {
-    /// Defaults: 10 s per request, 1,024 requests at once, 2 KiB URIs, one worker per core.
+    /// Defaults: 10 s per request, 1,024 requests at once, 2 KiB URIs, one worker per core,
+    /// freshness windows of at most 1,024 blocks (when the application has none).
     pub fn new(listen: SocketAddr) -> Self {
         ServeConfig {
             listen,
@@ -90,6 +98,7 @@ impl ServeConfig {
             max_in_flight: 1024,
             max_request_bytes: 2048,
             worker_threads: None,
+            max_fresh_window: DEFAULT_MAX_FRESH_WINDOW,
         }
     }
 }
@@ -204,6 +213,7 @@ impl Server {
         api.route_layer(middleware::from_fn_with_state(s.clone(), routes::guard))
             .fallback(routes::no_route)
             .method_not_allowed_fallback(routes::not_allowed)
+            .layer(middleware::map_response(routes::jsonify))
             .with_state(s.clone())
     }
 

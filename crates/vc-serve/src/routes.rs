@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Path, RawQuery, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -48,18 +49,62 @@ where
         .map_err(|e| ApiError::Internal(format!("request task failed: {e}")))?
 }
 
+/// A block height in canonical decimal: digits only, no sign, no leading zero (`0` itself
+/// excepted), at most `u64::MAX`. `+300` and `0300` are refused, so that one height has one
+/// spelling.
 fn parse_height(what: &str, s: &str) -> Result<u64, ApiError> {
-    s.parse::<u64>()
-        .map_err(|_| ApiError::BadRequest(format!("{what} must be a block height, not {s:?}")))
+    let canonical = !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_digit())
+        && (s.len() == 1 || !s.starts_with('0'));
+    canonical
+        .then(|| s.parse::<u64>().ok())
+        .flatten()
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "{what} must be a block height in decimal without sign or leading zeros, not {:?}",
+                truncated(s)
+            ))
+        })
+}
+
+/// The longest piece of a request echoed back in an error message, in characters.
+const ECHO_CHARS: usize = 64;
+
+/// `s` cut to [`ECHO_CHARS`] characters (`...` marks a cut), for echoing request text in
+/// errors without echoing a whole long request.
+pub(crate) fn truncated(s: &str) -> String {
+    match s.char_indices().nth(ECHO_CHARS) {
+        Some((cut, _)) => format!("{}...", &s[..cut]),
+        None => s.to_owned(),
+    }
+}
+
+/// A path segment. Unlike axum's `Path`, whose rejections are plain text, a segment that is not
+/// UTF-8 once percent-decoded is refused with a JSON `400 bad_request`.
+pub(crate) struct Seg(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Seg {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(s)) => Ok(Seg(s)),
+            Err(e) => Err(ApiError::BadRequest(format!(
+                "path: {}",
+                truncated(&e.body_text())
+            ))),
+        }
+    }
 }
 
 fn parse_ch(scheme: Scheme, s: &str) -> Result<ConsensusHash, ApiError> {
     let ch: ConsensusHash = s
         .parse()
-        .map_err(|e| ApiError::BadRequest(format!("consensus hash {s:?}: {e}")))?;
+        .map_err(|e| ApiError::BadRequest(format!("consensus hash {:?}: {e}", truncated(s))))?;
     if ch.scheme() != scheme {
         return Err(ApiError::BadRequest(format!(
-            "consensus hash {s:?} is a {:?} hash; this store uses {scheme:?}",
+            "consensus hash {:?} is a {:?} hash; this store uses {scheme:?}",
+            truncated(s),
             ch.scheme()
         )));
     }
@@ -79,7 +124,8 @@ fn query<'a>(raw: &'a Option<String>, known: &[&str]) -> Result<Vec<(&'a str, &'
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         if !known.contains(&k) {
             return Err(ApiError::BadRequest(format!(
-                "unknown query parameter {k:?} (known: {})",
+                "unknown query parameter {:?} (known: {})",
+                truncated(k),
                 known.join(", ")
             )));
         }
@@ -138,7 +184,7 @@ pub(crate) async fn tip(State(s): St) -> Result<Response, ApiError> {
     .await
 }
 
-pub(crate) async fn block(State(s): St, Path(height): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn block(State(s): St, Seg(height): Seg) -> Result<Response, ApiError> {
     let height = parse_height("height", &height)?;
     blocking(s, move |s| {
         let view = view(s)?;
@@ -152,10 +198,7 @@ pub(crate) async fn block(State(s): St, Path(height): Path<String>) -> Result<Re
     .await
 }
 
-pub(crate) async fn block_ops(
-    State(s): St,
-    Path(height): Path<String>,
-) -> Result<Response, ApiError> {
+pub(crate) async fn block_ops(State(s): St, Seg(height): Seg) -> Result<Response, ApiError> {
     let height = parse_height("height", &height)?;
     blocking(s, move |s| {
         let view = view(s)?;
@@ -173,7 +216,7 @@ pub(crate) async fn block_ops(
     .await
 }
 
-pub(crate) async fn consensus(State(s): St, Path(ch): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn consensus(State(s): St, Seg(ch): Seg) -> Result<Response, ApiError> {
     blocking(s, move |s| {
         let ch = parse_ch(s.store.scheme(), &ch)?;
         let view = view(s)?;
@@ -201,23 +244,37 @@ pub(crate) async fn consensus(State(s): St, Path(ch): Path<String>) -> Result<Re
 
 pub(crate) async fn fresh(
     State(s): St,
-    Path(ch): Path<String>,
+    Seg(ch): Seg,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
+    // Everything the request asks is checked before the store is read: the answer reads up to
+    // `window` consensus hashes, so the window is bounded.
+    let ch = parse_ch(s.store.scheme(), &ch)?;
+    let q = query(&raw, &["height", "window"])?;
+    let height = param(&q, "height")
+        .ok_or_else(|| ApiError::BadRequest("missing query parameter height".into()))
+        .and_then(|h| parse_height("height", h))?;
+    let staleness = s.ext.as_ref().and_then(|e| e.staleness());
+    let limit = fresh_window_limit(staleness, s.config.max_fresh_window);
+    let window = match param(&q, "window") {
+        Some(w) => parse_height("window", w)?,
+        None => staleness.ok_or_else(|| {
+            ApiError::BadRequest(
+                "this application has no staleness window; give one with window=".into(),
+            )
+        })?,
+    };
+    if window > limit {
+        return Err(ApiError::BadRequest(format!(
+            "window {window} is beyond this server's limit of {limit} blocks{}",
+            if staleness.is_some() {
+                " (the application's staleness window)"
+            } else {
+                ""
+            }
+        )));
+    }
     blocking(s, move |s| {
-        let ch = parse_ch(s.store.scheme(), &ch)?;
-        let q = query(&raw, &["height", "window"])?;
-        let height = param(&q, "height")
-            .ok_or_else(|| ApiError::BadRequest("missing query parameter height".into()))
-            .and_then(|h| parse_height("height", h))?;
-        let window = match param(&q, "window") {
-            Some(w) => parse_height("window", w)?,
-            None => s.ext.as_ref().and_then(|e| e.staleness()).ok_or_else(|| {
-                ApiError::BadRequest(
-                    "this application has no staleness window; give one with window=".into(),
-                )
-            })?,
-        };
         let view = view(s)?;
         let tip = view.tip()?.map_or(0, |t| t.height);
         if height > tip.saturating_add(1) {
@@ -238,9 +295,16 @@ pub(crate) async fn fresh(
     .await
 }
 
+/// The largest `window` `/v1/consensus/{ch}/fresh` accepts: the application's staleness window
+/// when it has one (a larger window answers no question its rules ask), else the configured
+/// [`ServeConfig::max_fresh_window`].
+fn fresh_window_limit(staleness: Option<u64>, configured: u64) -> u64 {
+    staleness.unwrap_or(configured)
+}
+
 pub(crate) async fn proof(
     State(s): St,
-    Path(m): Path<String>,
+    Seg(m): Seg,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let m = parse_height("target height", &m)?;
@@ -293,7 +357,7 @@ pub(crate) async fn proof(
     .await
 }
 
-pub(crate) async fn lookup(State(s): St, Path(key): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn lookup(State(s): St, Seg(key): Seg) -> Result<Response, ApiError> {
     blocking(s, move |s| {
         let Some(ext) = s.ext.clone() else {
             return Err(ApiError::NoRoute("for state lookups".into()));
@@ -305,8 +369,9 @@ pub(crate) async fn lookup(State(s): St, Path(key): Path<String>) -> Result<Resp
         let state = ext.lookup(&view, &key)?;
         if state.is_none() && history.is_empty() {
             return Err(ApiError::NotFound(format!(
-                "no {} entry {key:?}",
-                ext.collection()
+                "no {} entry {:?}",
+                ext.collection(),
+                truncated(&key)
             )));
         }
         Ok(Json(json!({
@@ -346,10 +411,35 @@ pub(crate) async fn metrics(State(s): St) -> Result<Response, ApiError> {
 pub(crate) async fn no_route(State(s): St, req: Request) -> Response {
     let started = Instant::now();
     s.metrics.start();
-    let response = ApiError::NoRoute(req.uri().path().to_owned()).into_response();
+    // The path is echoed cut short: a 404 must not return a long request to its sender.
+    let path = format!("{:?}", truncated(req.uri().path()));
+    let response = ApiError::NoRoute(path).into_response();
     s.metrics
         .finish("unmatched", response.status().as_u16(), started.elapsed());
     response
+}
+
+/// Any error answer that is not JSON yet (a rejection of axum's own, should one reach the
+/// client) becomes `{"code": ..., "message": ...}` with its status and text.
+pub(crate) async fn jsonify(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let text = match axum::body::to_bytes(response.into_body(), 4096).await {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(_) => String::new(),
+    };
+    let message = match text.trim() {
+        "" => status.canonical_reason().unwrap_or("error").to_owned(),
+        t => truncated(t),
+    };
+    let body = json!({ "code": crate::error::code_of_status(status.as_u16()), "message": message });
+    (status, Json(body)).into_response()
 }
 
 pub(crate) async fn not_allowed() -> Response {

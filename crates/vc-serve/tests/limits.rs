@@ -1,0 +1,177 @@
+//! The server's limits, probed as an attacker would: every request's work is bounded before
+//! the store is read, and every refusal is JSON. (docs/security.md lists each limit with the
+//! test that proves it.)
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use vc_chash::Scheme;
+use vc_serve::{Extension, RunningServer, ServeConfig, Server};
+use vc_store::{ReadOnlyStore, StoreError, StoredOp, View};
+use vc_testnode::synthetic;
+
+const FIRST: u64 = 100;
+
+/// An application with a staleness window of 24 blocks and no state.
+struct Stale24;
+
+impl Extension for Stale24 {
+    fn collection(&self) -> &'static str {
+        "things"
+    }
+    fn staleness(&self) -> Option<u64> {
+        Some(24)
+    }
+    fn keys(&self, _: &StoredOp) -> Vec<String> {
+        Vec::new()
+    }
+    fn lookup(&self, _: &View, _: &str) -> Result<Option<Value>, StoreError> {
+        Ok(None)
+    }
+}
+
+fn serve(
+    path: &std::path::Path,
+    ext: Option<Arc<dyn Extension>>,
+    tune: impl FnOnce(&mut ServeConfig),
+) -> RunningServer {
+    let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
+    tune(&mut config);
+    Server::bind(ReadOnlyStore::open(path).unwrap(), ext, config)
+        .unwrap()
+        .spawn()
+        .unwrap()
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// (status, JSON body); panics unless the body is JSON.
+fn json(url: &str) -> (u16, Value) {
+    let mut r = agent().get(url).call().unwrap();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = r.body_mut().read_to_vec().unwrap();
+    assert!(
+        ct.starts_with("application/json"),
+        "{url}: {ct}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    (r.status().as_u16(), serde_json::from_slice(&body).unwrap())
+}
+
+#[test]
+fn a_fresh_window_beyond_the_limit_is_refused_before_any_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.redb");
+    let (_store, chs) = synthetic::create(&path, Scheme::V2, FIRST, 60).unwrap();
+    let ch = chs[10];
+
+    // With the application's staleness window (24), that is the limit.
+    let server = serve(&path, Some(Arc::new(Stale24)), |_| {});
+    let url = server.url();
+    let fresh = |q: &str| json(&format!("{url}/v1/consensus/{ch}/fresh?{q}"));
+    assert_eq!(fresh(&format!("height={}", FIRST + 20)).1["window"], 24);
+    assert_eq!(fresh(&format!("height={}&window=24", FIRST + 20)).0, 200);
+    for q in [
+        "height=120&window=25".to_owned(),
+        "height=120&window=18446744073709551615".to_owned(),
+        // Refused for the window even where the height is beyond the store.
+        "height=500001&window=18446744073709551615".to_owned(),
+    ] {
+        let (s, v) = fresh(&q);
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (400, Some("bad_request")),
+            "{q}: {v}"
+        );
+        assert!(
+            v["message"].as_str().unwrap().contains("limit of 24"),
+            "{v}"
+        );
+    }
+    server.shutdown().unwrap();
+
+    // Without one, the configured limit (default 1,024).
+    let server = serve(&path, None, |_| {});
+    let url = server.url();
+    let fresh = |q: &str| json(&format!("{url}/v1/consensus/{ch}/fresh?{q}")).0;
+    assert_eq!(fresh("height=150&window=1024"), 200);
+    assert_eq!(fresh("height=150&window=1025"), 400);
+    server.shutdown().unwrap();
+    let server = serve(&path, None, |c| c.max_fresh_window = 5);
+    let url = server.url();
+    let fresh = |q: &str| json(&format!("{url}/v1/consensus/{ch}/fresh?{q}")).0;
+    assert_eq!(fresh("height=115&window=5"), 200);
+    assert_eq!(fresh("height=115&window=6"), 400);
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn heights_have_one_spelling_and_errors_echo_little() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.redb");
+    let (_store, chs) = synthetic::create(&path, Scheme::V2, FIRST, 60).unwrap();
+    let server = serve(&path, Some(Arc::new(Stale24)), |_| {});
+    let url = server.url();
+    let ch = chs[10];
+
+    assert_eq!(json(&format!("{url}/v1/blocks/{}", FIRST + 3)).0, 200);
+    for bad in [
+        "+103",
+        "0103",
+        "00",
+        "1%2B2",
+        "%20103",
+        "103%20",
+        "18446744073709551616",
+    ] {
+        for path in [
+            format!("/v1/blocks/{bad}"),
+            format!("/v1/blocks/{bad}/ops"),
+            format!("/v1/proofs/{bad}"),
+            format!("/v1/proofs/110?trusted={bad}"),
+            format!("/v1/consensus/{ch}/fresh?height={bad}"),
+            format!("/v1/consensus/{ch}/fresh?height=110&window={bad}"),
+        ] {
+            let (s, v) = json(&format!("{url}{path}"));
+            assert_eq!(
+                (s, v["code"].as_str()),
+                (400, Some("bad_request")),
+                "{path}: {v}"
+            );
+        }
+    }
+    assert_eq!(json(&format!("{url}/v1/blocks/0")).0, 404);
+
+    // A path segment that is not UTF-8 once decoded: JSON, not text.
+    for path in ["/v1/blocks/%FF", "/v1/things/%C3%28", "/v1/consensus/%80"] {
+        let (s, v) = json(&format!("{url}{path}"));
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (400, Some("bad_request")),
+            "{path}: {v}"
+        );
+    }
+
+    // The 404 handler echoes at most 64 characters of the path.
+    let long = format!("/v2/{}", "x".repeat(1900));
+    let (s, v) = json(&format!("{url}{long}"));
+    assert_eq!((s, v["code"].as_str()), (404, Some("no_route")));
+    let message = v["message"].as_str().unwrap();
+    assert!(message.len() < 100, "{message}");
+    assert!(message.contains("/v2/xxx"), "{message}");
+    // Long URIs: refused, or not found, without an echo.
+    let (s, v) = json(&format!("{url}/v2/{}", "x".repeat(60_000)));
+    assert!([400, 404, 414, 431].contains(&s), "{s} {v}");
+    assert!(v.to_string().len() < 300, "{v}");
+    server.shutdown().unwrap();
+}
