@@ -28,6 +28,10 @@ pub enum ApiError {
     /// Too many requests are being answered at once (HTTP 503).
     #[error("the server is answering {0} requests already; retry later")]
     Overloaded(usize),
+    /// The request was abandoned (its client left, or it timed out) and its work stopped early.
+    /// No client sees it: its connection is gone, or it was answered `timeout` already.
+    #[error("the request was abandoned")]
+    Abandoned,
     /// Reading the store failed (HTTP 500).
     #[error("reading the store: {0}")]
     Store(#[from] StoreError),
@@ -44,7 +48,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::NoRoute(_) => "no_route",
             ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::Timeout(_) => "timeout",
+            ApiError::Timeout(_) | ApiError::Abandoned => "timeout",
             ApiError::Overloaded(_) => "overloaded",
             ApiError::Store(_) => "store",
             ApiError::Internal(_) => "internal",
@@ -57,7 +61,9 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Timeout(_) | ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout(_) | ApiError::Overloaded(_) | ApiError::Abandoned => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -65,7 +71,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status().is_server_error() {
+        if self.status().is_server_error() && !matches!(self, ApiError::Abandoned) {
             tracing::warn!(code = self.code(), error = %self, "request failed");
         }
         let body = serde_json::json!({ "code": self.code(), "message": self.to_string() });

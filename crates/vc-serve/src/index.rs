@@ -7,6 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use vc_chash::{ConsensusHash, Hash256, History};
 use vc_store::{StoreError, StoredOp, Tip, View};
 
+use crate::work::{Cancel, CheckedError};
+
+/// Blocks read per step of a refresh; the request's abandonment is checked between steps.
+const REFRESH_STEP: u64 = 2048;
+
 /// What an application adds to the server: a collection of keyed state (the names app: names),
 /// served at `/v1/{collection}/{key}` with the heights of every operation that touched the key.
 pub trait Extension: Send + Sync + 'static {
@@ -29,6 +34,9 @@ pub trait Extension: Send + Sync + 'static {
 #[derive(Debug, Default)]
 pub(crate) struct Index {
     tip: Option<(u64, Hash256)>,
+    /// A refresh stopped part way (its request was abandoned): the index holds a prefix of the
+    /// chain, and is at no tip until the next refresh completes it.
+    partial: bool,
     by_height: BTreeMap<u64, ConsensusHash>,
     by_hash: BTreeMap<ConsensusHash, u64>,
     keys: BTreeMap<String, BTreeSet<u64>>,
@@ -37,17 +45,20 @@ pub(crate) struct Index {
 impl Index {
     /// Whether the index describes exactly the chain of `view`'s tip.
     pub(crate) fn is_at(&self, tip: Option<(u64, Hash256)>) -> bool {
-        self.tip == tip
+        !self.partial && self.tip == tip
     }
 
     /// Brings the index to `view`'s tip (`tip`, read from `view` by the caller): drops the
-    /// blocks a reorg replaced, then reads the new ones with one range read per table.
+    /// blocks a reorg replaced, then reads the new ones with range reads of
+    /// [`REFRESH_STEP`] blocks. Between steps it stops if `cancel` is set, leaving the index
+    /// consistent (a prefix of the chain) for the next refresh to continue.
     pub(crate) fn refresh(
         &mut self,
         view: &View,
         tip: Option<Tip>,
         ext: Option<&dyn Extension>,
-    ) -> Result<(), StoreError> {
+        cancel: &Cancel,
+    ) -> Result<(), CheckedError> {
         let tip_id = tip.map(|t| (t.height, t.block_hash));
         if self.is_at(tip_id) {
             return Ok(());
@@ -56,6 +67,9 @@ impl Index {
         // earlier one, so everything below it matches too.
         let mut keep = None;
         for (&h, ch) in self.by_height.iter().rev() {
+            if cancel.is_set() {
+                return Err(CheckedError::Abandoned);
+            }
             if tip.is_some_and(|t| h <= t.height) && view.consensus_hash(h)?.as_ref() == Some(ch) {
                 keep = Some(h);
                 break;
@@ -84,23 +98,47 @@ impl Index {
             });
         }
         if let Some(t) = tip {
-            let from = keep.map_or(0, |h| h + 1);
-            for (h, entry) in view.chain_range(from, t.height)? {
-                let ch = view.consensus_hash_of(h, &entry)?;
-                self.by_height.insert(h, ch);
-                // A consensus hash names one block; if two ever collide, the lower one wins,
-                // as it did when both were indexed in order.
-                self.by_hash.entry(ch).or_insert(h);
-            }
-            if let Some(ext) = ext {
-                for (h, op) in view.ops_range(from, t.height)? {
-                    for key in ext.keys(&op) {
-                        self.keys.entry(key).or_default().insert(h);
-                    }
+            let mut from = keep.map_or_else(|| view.first_block(), |h| h + 1);
+            while from <= t.height {
+                if cancel.is_set() {
+                    self.partial = true;
+                    return Err(CheckedError::Abandoned);
+                }
+                let to = from.saturating_add(REFRESH_STEP - 1).min(t.height);
+                self.add(view, from, to, ext)?;
+                from = to.saturating_add(1);
+                if to == u64::MAX {
+                    break;
                 }
             }
         }
         self.tip = tip_id;
+        self.partial = false;
+        Ok(())
+    }
+
+    /// Indexes the blocks `from..=to` of `view`.
+    fn add(
+        &mut self,
+        view: &View,
+        from: u64,
+        to: u64,
+        ext: Option<&dyn Extension>,
+    ) -> Result<(), StoreError> {
+        for (h, entry) in view.chain_range(from, to)? {
+            let ch = view.consensus_hash_of(h, &entry)?;
+            self.by_height.insert(h, ch);
+            // A consensus hash names one block; if two ever collide, the lower one wins, as it
+            // did when both were indexed in order.
+            self.by_hash.entry(ch).or_insert(h);
+        }
+        if let Some(ext) = ext {
+            for (h, op) in view.ops_range(from, to)? {
+                for key in ext.keys(&op) {
+                    self.keys.entry(key).or_default().insert(h);
+                }
+            }
+        }
         Ok(())
     }
 

@@ -42,6 +42,7 @@ mod index;
 mod metrics;
 mod render;
 mod routes;
+mod work;
 
 use std::future::Future;
 use std::net::SocketAddr;

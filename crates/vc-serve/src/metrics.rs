@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// Upper bounds of the latency buckets, in microseconds (50 µs to 10 s).
 const BUCKETS_US: [u64; 14] = [
@@ -28,16 +28,74 @@ pub(crate) struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
     in_flight: AtomicI64,
+    work_running: AtomicI64,
+    work_peak: AtomicI64,
+    work_abandoned: AtomicU64,
+}
+
+/// The status recorded for a request dropped before it was answered (its client left): nginx's
+/// "client closed request".
+pub(crate) const ABANDONED: u16 = 499;
+
+/// One request in flight: counted in `vc_http_requests_in_flight` until dropped, and recorded
+/// when dropped, as answered ([`InFlight::answered`]) or abandoned (499).
+pub(crate) struct InFlight<'a> {
+    metrics: &'a Metrics,
+    route: String,
+    started: Instant,
+    status: u16,
+}
+
+impl InFlight<'_> {
+    /// The request was answered with `status`.
+    pub(crate) fn answered(&mut self, status: u16) {
+        self.status = status;
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.metrics
+            .record(&self.route, self.status, self.started.elapsed());
+    }
+}
+
+/// One blocking task running, counted in `vc_work_running` until dropped.
+pub(crate) struct Running<'a>(&'a Metrics);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.work_running.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
-    pub(crate) fn start(&self) {
+    /// A request starts; it is recorded when the returned guard drops.
+    pub(crate) fn start(&self, route: String) -> InFlight<'_> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight {
+            metrics: self,
+            route,
+            started: Instant::now(),
+            status: ABANDONED,
+        }
     }
 
-    /// Records one answered request.
-    pub(crate) fn finish(&self, route: &str, status: u16, elapsed: Duration) {
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    /// A request's blocking work starts.
+    pub(crate) fn work(&self) -> Running<'_> {
+        let now = self.work_running.fetch_add(1, Ordering::Relaxed) + 1;
+        self.work_peak.fetch_max(now, Ordering::Relaxed);
+        Running(self)
+    }
+
+    /// A request's blocking work stopped early because the request was abandoned.
+    pub(crate) fn work_abandoned(&self) {
+        self.work_abandoned.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records one request.
+    fn record(&self, route: &str, status: u16, elapsed: Duration) {
         let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         if let Ok(mut r) = self.requests.lock() {
             *r.entry((route.to_owned(), status)).or_default() += 1;
@@ -106,6 +164,23 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
+            "# HELP vc_work_running Requests' blocking work (store reads) running now; each holds \
+             a permit of max_in_flight until it has stopped.\n\
+             # TYPE vc_work_running gauge\n\
+             vc_work_running {}\n\
+             # HELP vc_work_running_peak The most blocking work ever running at once.\n\
+             # TYPE vc_work_running_peak gauge\n\
+             vc_work_running_peak {}\n\
+             # HELP vc_work_abandoned_total Blocking work stopped early because its request was \
+             abandoned (client gone, or timed out).\n\
+             # TYPE vc_work_abandoned_total counter\n\
+             vc_work_abandoned_total {}",
+            self.work_running.load(Ordering::Relaxed),
+            self.work_peak.load(Ordering::Relaxed),
+            self.work_abandoned.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            out,
             "# HELP vc_indexer_height The height of the store's newest committed block.\n\
              # TYPE vc_indexer_height gauge"
         );
@@ -129,11 +204,9 @@ mod tests {
     fn histogram_is_cumulative_and_counts_everything() {
         let m = Metrics::default();
         for us in [10, 60, 60, 20_000_000] {
-            m.start();
-            m.finish("/v1/tip", 200, Duration::from_micros(us));
+            m.record("/v1/tip", 200, Duration::from_micros(us));
         }
-        m.start();
-        m.finish("/v1/tip", 404, Duration::from_micros(1));
+        m.record("/v1/tip", 404, Duration::from_micros(1));
         let text = m.render(Some(7), "names");
         assert!(text.contains("vc_http_requests_total{route=\"/v1/tip\",status=\"200\"} 4"));
         assert!(text.contains("vc_http_requests_total{route=\"/v1/tip\",status=\"404\"} 1"));
@@ -144,5 +217,26 @@ mod tests {
         assert!(text.contains("vc_http_request_duration_seconds_sum{route=\"/v1/tip\"} 20.000131"));
         assert!(text.contains("vc_http_requests_in_flight 0"));
         assert!(text.contains("vc_indexer_height{app=\"names\"} 7"));
+    }
+
+    #[test]
+    fn gauges_are_released_by_their_guards() {
+        let m = Metrics::default();
+        {
+            let mut answered = m.start("/v1/tip".into());
+            answered.answered(200);
+            let _dropped = m.start("/v1/tip".into());
+            let _w1 = m.work();
+            let _w2 = m.work();
+            let text = m.render(None, "x");
+            assert!(text.contains("vc_http_requests_in_flight 2"), "{text}");
+            assert!(text.contains("vc_work_running 2"), "{text}");
+        }
+        let text = m.render(None, "x");
+        assert!(text.contains("vc_http_requests_in_flight 0"), "{text}");
+        assert!(text.contains("vc_work_running 0"), "{text}");
+        assert!(text.contains("vc_work_running_peak 2"), "{text}");
+        assert!(text.contains("vc_http_requests_total{route=\"/v1/tip\",status=\"200\"} 1"));
+        assert!(text.contains("vc_http_requests_total{route=\"/v1/tip\",status=\"499\"} 1"));
     }
 }

@@ -2,10 +2,10 @@
 //! pool, so a request is answered from a single commit of the indexer however long it takes.
 
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::Extension as Ext;
 use axum::extract::{FromRequestParts, MatchedPath, Path, RawQuery, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
@@ -22,6 +22,7 @@ use crate::error::ApiError;
 use crate::index::{Extension, Index};
 use crate::metrics::Metrics;
 use crate::render;
+use crate::work::{Cancel, Checked, Work};
 
 /// The OpenAPI document of this API (`docs/openapi.json` in the repository is the same file).
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -38,16 +39,34 @@ pub(crate) struct Shared {
 
 type St = State<Arc<Shared>>;
 
-/// Runs `f` on the blocking pool with the shared state.
-async fn blocking<T, F>(s: Arc<Shared>, f: F) -> Result<T, ApiError>
+/// Runs `f` on the blocking pool with the shared state and the request's abandonment flag.
+/// The work holds the request's permit until it returns, so abandoned work still counts
+/// against `max_in_flight` until it has stopped; `f` checks the flag in its loops.
+async fn blocking<T, F>(s: Arc<Shared>, work: Work, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
-    F: FnOnce(&Shared) -> Result<T, ApiError> + Send + 'static,
+    F: FnOnce(&Shared, &Cancel) -> Result<T, ApiError> + Send + 'static,
 {
-    tokio::task::spawn_blocking(move || f(&s))
-        .await
-        .map_err(|e| ApiError::Internal(format!("request task failed: {e}")))?
+    let permit = work.permit();
+    let cancel = work.cancel().clone();
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let result = cancel.check().and_then(|()| {
+            let _running = s.metrics.work();
+            f(&s, &cancel)
+        });
+        if matches!(result, Err(ApiError::Abandoned)) {
+            s.metrics.work_abandoned();
+        }
+        result
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("request task failed: {e}")))?
 }
+
+/// The request's work (permit and abandonment flag), which the guard middleware gives every
+/// matched route.
+type W = Ext<Work>;
 
 /// A block height in canonical decimal: digits only, no sign, no leading zero (`0` itself
 /// excepted), at most `u64::MAX`. `+300` and `0300` are refused, so that one height has one
@@ -144,7 +163,12 @@ fn view(s: &Shared) -> Result<View, ApiError> {
 
 /// The index brought to `view`'s tip. Readers share it while the tip is unchanged; the first
 /// request after a commit updates it.
-fn indexed<T>(s: &Shared, view: &View, f: impl FnOnce(&Index) -> T) -> Result<T, ApiError> {
+fn indexed<T>(
+    s: &Shared,
+    view: &View,
+    cancel: &Cancel,
+    f: impl FnOnce(&Index) -> T,
+) -> Result<T, ApiError> {
     let tip = view.tip()?;
     {
         let index = s.index.read().map_err(|_| poisoned())?;
@@ -153,7 +177,7 @@ fn indexed<T>(s: &Shared, view: &View, f: impl FnOnce(&Index) -> T) -> Result<T,
         }
     }
     let mut index = s.index.write().map_err(|_| poisoned())?;
-    index.refresh(view, tip, s.ext.as_deref())?;
+    index.refresh(view, tip, s.ext.as_deref(), cancel)?;
     Ok(f(&index))
 }
 
@@ -161,8 +185,8 @@ fn poisoned() -> ApiError {
     ApiError::Internal("the in-memory index was poisoned by a failed update".into())
 }
 
-pub(crate) async fn tip(State(s): St) -> Result<Response, ApiError> {
-    blocking(s, |s| {
+pub(crate) async fn tip(State(s): St, Ext(w): W) -> Result<Response, ApiError> {
+    blocking(s, w, |s, _| {
         let tip = view(s)?.tip()?;
         let meta = s.store.meta();
         Ok(Json(json!({
@@ -184,9 +208,9 @@ pub(crate) async fn tip(State(s): St) -> Result<Response, ApiError> {
     .await
 }
 
-pub(crate) async fn block(State(s): St, Seg(height): Seg) -> Result<Response, ApiError> {
+pub(crate) async fn block(State(s): St, Ext(w): W, Seg(height): Seg) -> Result<Response, ApiError> {
     let height = parse_height("height", &height)?;
-    blocking(s, move |s| {
+    blocking(s, w, move |s, _| {
         let view = view(s)?;
         let entry = view
             .chain_entry(height)?
@@ -198,9 +222,13 @@ pub(crate) async fn block(State(s): St, Seg(height): Seg) -> Result<Response, Ap
     .await
 }
 
-pub(crate) async fn block_ops(State(s): St, Seg(height): Seg) -> Result<Response, ApiError> {
+pub(crate) async fn block_ops(
+    State(s): St,
+    Ext(w): W,
+    Seg(height): Seg,
+) -> Result<Response, ApiError> {
     let height = parse_height("height", &height)?;
-    blocking(s, move |s| {
+    blocking(s, w, move |s, _| {
         let view = view(s)?;
         let entry = view
             .chain_entry(height)?
@@ -216,11 +244,11 @@ pub(crate) async fn block_ops(State(s): St, Seg(height): Seg) -> Result<Response
     .await
 }
 
-pub(crate) async fn consensus(State(s): St, Seg(ch): Seg) -> Result<Response, ApiError> {
-    blocking(s, move |s| {
+pub(crate) async fn consensus(State(s): St, Ext(w): W, Seg(ch): Seg) -> Result<Response, ApiError> {
+    blocking(s, w, move |s, c| {
         let ch = parse_ch(s.store.scheme(), &ch)?;
         let view = view(s)?;
-        let height = indexed(s, &view, |i| i.height_of(&ch))?;
+        let height = indexed(s, &view, c, |i| i.height_of(&ch))?;
         // The index may be newer than this view (another request refreshed it); the view is
         // the answer's authority.
         let found = match height {
@@ -244,6 +272,7 @@ pub(crate) async fn consensus(State(s): St, Seg(ch): Seg) -> Result<Response, Ap
 
 pub(crate) async fn fresh(
     State(s): St,
+    Ext(w): W,
     Seg(ch): Seg,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -274,7 +303,7 @@ pub(crate) async fn fresh(
             }
         )));
     }
-    blocking(s, move |s| {
+    blocking(s, w, move |s, c| {
         let view = view(s)?;
         let tip = view.tip()?.map_or(0, |t| t.height);
         if height > tip.saturating_add(1) {
@@ -283,7 +312,12 @@ pub(crate) async fn fresh(
                 tip.saturating_add(1)
             )));
         }
-        let fresh = is_fresh(&view, &view.seeds()?, window, height, &ch)?;
+        let seeds = view.seeds()?;
+        let checked = Checked {
+            inner: &view,
+            cancel: c,
+        };
+        let fresh = is_fresh(&checked, &seeds, window, height, &ch)?;
         Ok(Json(json!({
             "consensus_hash": ch.to_string(),
             "height": height,
@@ -304,6 +338,7 @@ fn fresh_window_limit(staleness: Option<u64>, configured: u64) -> u64 {
 
 pub(crate) async fn proof(
     State(s): St,
+    Ext(w): W,
     Seg(m): Seg,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -321,7 +356,7 @@ pub(crate) async fn proof(
             )));
         }
     };
-    blocking(s, move |s| {
+    blocking(s, w, move |s, c| {
         let view = view(s)?;
         let first = s.store.meta().first_block;
         let tip = view
@@ -339,8 +374,12 @@ pub(crate) async fn proof(
                 tip.height
             )));
         }
-        let proof = prove(&view, n, m).map_err(|e| match e {
-            ProveError::History(e) => ApiError::Store(e),
+        let checked = Checked {
+            inner: &view,
+            cancel: c,
+        };
+        let proof = prove(&checked, n, m).map_err(|e| match e {
+            ProveError::History(e) => e.into(),
             ProveError::InvalidRange { .. } => ApiError::BadRequest(e.to_string()),
             other => ApiError::Store(StoreError::Inconsistent(other.to_string())),
         })?;
@@ -357,14 +396,14 @@ pub(crate) async fn proof(
     .await
 }
 
-pub(crate) async fn lookup(State(s): St, Seg(key): Seg) -> Result<Response, ApiError> {
-    blocking(s, move |s| {
+pub(crate) async fn lookup(State(s): St, Ext(w): W, Seg(key): Seg) -> Result<Response, ApiError> {
+    blocking(s, w, move |s, c| {
         let Some(ext) = s.ext.clone() else {
             return Err(ApiError::NoRoute("for state lookups".into()));
         };
         let view = view(s)?;
         let tip = view.tip()?.map_or(0, |t| t.height);
-        let mut history = indexed(s, &view, |i| i.key_heights(&key))?;
+        let mut history = indexed(s, &view, c, |i| i.key_heights(&key))?;
         history.retain(|h| *h <= tip);
         let state = ext.lookup(&view, &key)?;
         if state.is_none() && history.is_empty() {
@@ -394,8 +433,8 @@ pub(crate) async fn openapi() -> Response {
     response
 }
 
-pub(crate) async fn metrics(State(s): St) -> Result<Response, ApiError> {
-    blocking(s, |s| {
+pub(crate) async fn metrics(State(s): St, Ext(w): W) -> Result<Response, ApiError> {
+    blocking(s, w, |s, _| {
         let height = view(s)?.tip()?.map(|t| t.height);
         let mut response =
             Body::from(s.metrics.render(height, &s.store.meta().app_name)).into_response();
@@ -409,13 +448,11 @@ pub(crate) async fn metrics(State(s): St) -> Result<Response, ApiError> {
 }
 
 pub(crate) async fn no_route(State(s): St, req: Request) -> Response {
-    let started = Instant::now();
-    s.metrics.start();
+    let mut in_flight = s.metrics.start("unmatched".to_owned());
     // The path is echoed cut short: a 404 must not return a long request to its sender.
     let path = format!("{:?}", truncated(req.uri().path()));
     let response = ApiError::NoRoute(path).into_response();
-    s.metrics
-        .finish("unmatched", response.status().as_u16(), started.elapsed());
+    in_flight.answered(response.status().as_u16());
     response
 }
 
@@ -447,21 +484,20 @@ pub(crate) async fn not_allowed() -> Response {
 }
 
 /// Limits and metrics around every matched route: the request's size, the number answered at
-/// once, and its time.
+/// once, and its time. The request is counted in flight until this future ends or is dropped
+/// (its client left), and its work is marked abandoned then.
 pub(crate) async fn guard(State(s): St, req: Request, next: Next) -> Response {
-    let started = Instant::now();
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    s.metrics.start();
+    let mut in_flight = s.metrics.start(route);
     let response = guarded(&s, req, next).await;
-    s.metrics
-        .finish(&route, response.status().as_u16(), started.elapsed());
+    in_flight.answered(response.status().as_u16());
     response
 }
 
-async fn guarded(s: &Shared, req: Request, next: Next) -> Response {
+async fn guarded(s: &Shared, mut req: Request, next: Next) -> Response {
     let limit = s.config.max_request_bytes;
     let declared = req
         .headers()
@@ -475,9 +511,12 @@ async fn guarded(s: &Shared, req: Request, next: Next) -> Response {
         ))
         .into_response();
     }
-    let Ok(_permit) = s.permits.clone().try_acquire_owned() else {
+    let Ok(permit) = s.permits.clone().try_acquire_owned() else {
         return ApiError::Overloaded(s.config.max_in_flight).into_response();
     };
+    // Dropped when this future ends or is dropped: the request's work stops at its next check.
+    let (work, _abandon) = Work::new(permit);
+    req.extensions_mut().insert(work);
     let timeout = s.config.request_timeout;
     match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(response) => response,

@@ -3,7 +3,10 @@
 //! test that proves it.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::io::Write;
+use std::net::TcpStream;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 use vc_chash::Scheme;
@@ -173,5 +176,99 @@ fn heights_have_one_spelling_and_errors_echo_little() {
     let (s, v) = json(&format!("{url}/v2/{}", "x".repeat(60_000)));
     assert!([400, 404, 414, 431].contains(&s), "{s} {v}");
     assert!(v.to_string().len() < 300, "{v}");
+    server.shutdown().unwrap();
+}
+/// A metric's value, `None` when `/metrics` does not answer (503 while the permits are taken).
+fn try_metric(url: &str, name: &str) -> Option<i64> {
+    let mut r = agent().get(&format!("{url}/metrics")).call().ok()?;
+    if r.status() != 200 {
+        return None;
+    }
+    let text = r.body_mut().read_to_string().ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+fn metric(url: &str, name: &str) -> i64 {
+    try_metric(url, name).unwrap_or_else(|| panic!("no metric {name}"))
+}
+
+/// A store of `n` blocks, and the consensus hash of its first block: a `fresh` request naming
+/// it at the tip with a window of `n` reads every block's consensus hash.
+fn big_store(dir: &std::path::Path, n: u64) -> (std::path::PathBuf, vc_chash::ConsensusHash) {
+    let path = dir.join("big.redb");
+    let (_store, chs) = synthetic::create(&path, Scheme::V2, FIRST, n).unwrap();
+    (path, chs[0])
+}
+
+/// Polls `/metrics` until `done` holds (retrying 503s), for at most 20 s.
+fn settle(url: &str, done: impl Fn(&dyn Fn(&str) -> Option<i64>) -> Option<bool>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let get = |name: &str| try_metric(url, name);
+        if done(&get) == Some(true) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not settle"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn abandoned_work_stops_and_holds_its_permit_until_it_has() {
+    const BLOCKS: u64 = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, ch) = big_store(dir.path(), BLOCKS);
+    let server = serve(&path, None, |c| {
+        c.max_in_flight = 4;
+        c.max_fresh_window = u64::MAX;
+    });
+    let url = server.url();
+    let expensive = format!(
+        "/v1/consensus/{ch}/fresh?height={}&window={BLOCKS}",
+        FIRST + BLOCKS
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(json(&format!("{url}{expensive}")).1["fresh"], true);
+    eprintln!("one expensive request: {:?}", started.elapsed());
+
+    // 100 requests sent, and their connections closed at once.
+    for _ in 0..100 {
+        let mut c = TcpStream::connect(server.local_addr()).unwrap();
+        c.write_all(format!("GET {expensive} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+            .unwrap();
+    }
+    // When idle, the only request in flight and the only work running are the metrics
+    // request's own; no more than 4 pieces of work ever ran at once; the abandoned ones
+    // stopped early.
+    settle(&url, |m| {
+        Some(m("vc_http_requests_in_flight")? == 1 && m("vc_work_running")? == 1)
+    });
+    assert!(metric(&url, "vc_work_running_peak") <= 4);
+    assert!(metric(&url, "vc_work_abandoned_total") >= 1);
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn timed_out_work_stops() {
+    const BLOCKS: u64 = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, ch) = big_store(dir.path(), BLOCKS);
+    let server = serve(&path, None, |c| {
+        c.request_timeout = Duration::from_millis(1);
+        c.max_fresh_window = u64::MAX;
+    });
+    let url = server.url();
+    let (s, v) = json(&format!(
+        "{url}/v1/consensus/{ch}/fresh?height={}&window={BLOCKS}",
+        FIRST + BLOCKS
+    ));
+    assert_eq!((s, v["code"].as_str()), (503, Some("timeout")));
+    settle(&url, |m| {
+        Some(m("vc_work_abandoned_total")? >= 1 && m("vc_work_running")? <= 1)
+    });
     server.shutdown().unwrap();
 }
