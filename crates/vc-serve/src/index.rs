@@ -48,6 +48,13 @@ impl Index {
         !self.partial && self.tip == tip
     }
 
+    /// Whether the index holds the chain of a view whose tip is `tip`: it is at that tip, or
+    /// beyond it on the same chain (a consensus hash commits to every earlier block).
+    pub(crate) fn serves(&self, tip: Option<&Tip>) -> bool {
+        self.is_at(tip.map(|t| (t.height, t.block_hash)))
+            || tip.is_some_and(|t| self.by_height.get(&t.height) == Some(&t.consensus_hash))
+    }
+
     /// Brings the index to `view`'s tip (`tip`, read from `view` by the caller): drops the
     /// blocks a reorg replaced, then reads the new ones with range reads of
     /// [`REFRESH_STEP`] blocks. Between steps it stops if `cancel` is set, leaving the index

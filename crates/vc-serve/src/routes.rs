@@ -161,8 +161,10 @@ fn view(s: &Shared) -> Result<View, ApiError> {
     Ok(s.store.view()?)
 }
 
-/// The index brought to `view`'s tip. Readers share it while the tip is unchanged; the first
-/// request after a commit updates it.
+/// The index, brought to `view`'s tip if it does not hold `view`'s chain already. Readers share
+/// it while it serves their views; the first request after a commit (or a reorg) updates it. A
+/// request reading an older commit than the index's uses the index as it is: the index holds
+/// its chain too, and every caller checks what the index says against its own view.
 fn indexed<T>(
     s: &Shared,
     view: &View,
@@ -170,19 +172,33 @@ fn indexed<T>(
     f: impl FnOnce(&Index) -> T,
 ) -> Result<T, ApiError> {
     let tip = view.tip()?;
+    if let Ok(index) = s.index.read()
+        && index.serves(tip.as_ref())
     {
-        let index = s.index.read().map_err(|_| poisoned())?;
-        if index.is_at(tip.map(|t| (t.height, t.block_hash))) {
-            return Ok(f(&index));
-        }
+        return Ok(f(&index));
     }
-    let mut index = s.index.write().map_err(|_| poisoned())?;
-    index.refresh(view, tip, s.ext.as_deref(), cancel)?;
+    let mut index = index_write(s);
+    // Another request may have updated it while this one waited.
+    if !index.serves(tip.as_ref()) {
+        index.refresh(view, tip, s.ext.as_deref(), cancel)?;
+    }
     Ok(f(&index))
 }
 
-fn poisoned() -> ApiError {
-    ApiError::Internal("the in-memory index was poisoned by a failed update".into())
+/// The index, for writing. A request that panicked while updating it (a damaged store) leaves
+/// it poisoned and possibly half-updated: it is emptied, to be rebuilt from the store, rather
+/// than failing every later request.
+fn index_write(s: &Shared) -> std::sync::RwLockWriteGuard<'_, Index> {
+    match s.index.write() {
+        Ok(index) => index,
+        Err(poisoned) => {
+            let mut index = poisoned.into_inner();
+            *index = Index::default();
+            s.index.clear_poison();
+            tracing::warn!("a failed request left the in-memory index half-updated; rebuilding it");
+            index
+        }
+    }
 }
 
 pub(crate) async fn tip(State(s): St, Ext(w): W) -> Result<Response, ApiError> {
@@ -522,5 +538,71 @@ async fn guarded(s: &Shared, mut req: Request, next: Next) -> Response {
         Ok(response) => response,
         Err(_) => ApiError::Timeout(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX))
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::work::Cancel;
+    use vc_testnode::synthetic;
+
+    fn shared(path: &std::path::Path) -> Shared {
+        Shared {
+            store: ReadOnlyStore::open(path).unwrap(),
+            ext: None,
+            index: RwLock::default(),
+            metrics: Metrics::default(),
+            permits: Arc::new(Semaphore::new(4)),
+            config: ServeConfig::new("127.0.0.1:0".parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn an_older_view_does_not_unwind_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let (store, _) = synthetic::create(&path, Scheme::V2, 100, 200).unwrap();
+        let s = shared(&path);
+        let cancel = Cancel::default();
+        let old = s.store.view().unwrap();
+        synthetic::extend(&store, 300, 319, 0).unwrap();
+        let new = s.store.view().unwrap();
+        let new_tip = new.tip().unwrap().map(|t| (t.height, t.block_hash));
+        let top = new.consensus_hash(319).unwrap().unwrap();
+
+        indexed(&s, &new, &cancel, |_| ()).unwrap();
+        // A request still reading the older commit: no reorg happened, so nothing is dropped
+        // (it was, and logged "dropping replaced blocks", then re-read by the next request).
+        let h = indexed(&s, &old, &cancel, |i| i.height_of(&top)).unwrap();
+        assert_eq!(h, Some(319));
+        assert!(s.index.read().unwrap().is_at(new_tip));
+
+        // A real reorg still replaces blocks.
+        store.rollback_to(309).unwrap();
+        synthetic::extend(&store, 310, 312, 1).unwrap();
+        let reorged = s.store.view().unwrap();
+        indexed(&s, &reorged, &cancel, |_| ()).unwrap();
+        let index = s.index.read().unwrap();
+        assert_eq!(index.height_of(&top), None);
+        assert!(index.is_at(reorged.tip().unwrap().map(|t| (t.height, t.block_hash))));
+    }
+
+    #[test]
+    fn a_poisoned_index_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let (_store, chs) = synthetic::create(&path, Scheme::V2, 100, 50).unwrap();
+        let s = shared(&path);
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _guard = s.index.write().unwrap();
+            std::panic::resume_unwind(Box::new("a damaged store"));
+        }));
+        assert!(s.index.is_poisoned());
+        let view = s.store.view().unwrap();
+        let h = indexed(&s, &view, &Cancel::default(), |i| i.height_of(&chs[7])).unwrap();
+        assert_eq!(h, Some(107));
     }
 }

@@ -46,7 +46,7 @@ impl Work {
 }
 
 /// Set when a request is abandoned: its work should stop at its next check.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Cancel(Arc<AtomicBool>);
 
 impl Cancel {
