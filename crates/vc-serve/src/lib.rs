@@ -37,6 +37,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod conn;
 mod error;
 mod index;
 mod metrics;
@@ -68,30 +69,71 @@ pub struct ReadmeDoctests;
 /// The default [`ServeConfig::max_fresh_window`].
 pub const DEFAULT_MAX_FRESH_WINDOW: u64 = 1024;
 
-/// Where and how the server listens.
+/// The largest [`ServeConfig::max_in_flight`] accepted.
+pub const MAX_IN_FLIGHT: usize = 1 << 20;
+
+/// The largest [`ServeConfig::worker_threads`] accepted.
+pub const MAX_WORKER_THREADS: usize = 1024;
+
+/// The smallest [`ServeConfig::max_header_bytes`] accepted (hyper's minimum buffer).
+pub const MIN_HEADER_BYTES: usize = 8192;
+
+/// The largest [`ServeConfig::max_header_bytes`] accepted.
+pub const MAX_HEADER_BYTES: usize = 1 << 20;
+
+/// The longest [`ServeConfig::request_timeout`] and [`ServeConfig::header_read_timeout`]
+/// accepted: one hour.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// The longest [`ServeConfig::shutdown_grace`] accepted.
+pub const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
+
+/// Where and how the server listens, and its limits (docs/security.md lists each with its
+/// test). [`Server::bind`] refuses values outside the documented bounds.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ServeConfig {
     /// The address to listen on (port 0: any free port; see [`Server::local_addr`]).
     pub listen: SocketAddr,
-    /// The longest a request may take before it is answered `503 timeout`.
+    /// The longest a request may take before it is answered `503 timeout`; its work stops at
+    /// its next check. Default 10 s; 1 ms to [`MAX_TIMEOUT`].
     pub request_timeout: Duration,
     /// How many requests are answered at once; more get `503 overloaded` at once instead of
-    /// queueing behind slow ones.
+    /// queueing behind slow ones. A request's work holds its place until it has stopped, even
+    /// when the request was abandoned. Default 1,024; 1 to [`MAX_IN_FLIGHT`].
     pub max_in_flight: usize,
-    /// The longest URI accepted, in bytes; requests may carry no body.
+    /// The longest URI accepted, in bytes; requests may carry no body. Default 2 KiB.
     pub max_request_bytes: usize,
-    /// Threads answering requests (tokio workers); `None`: one per core.
+    /// Threads answering requests (tokio workers); `None`: one per core. At most
+    /// [`MAX_WORKER_THREADS`].
     pub worker_threads: Option<usize>,
     /// The largest `window` of `/v1/consensus/{ch}/fresh` for an application without a
     /// staleness window of its own (with one, its window is the limit). A request reads up to
     /// `window` consensus hashes; larger windows are refused with `400` before any read.
+    /// Default [`DEFAULT_MAX_FRESH_WINDOW`].
     pub max_fresh_window: u64,
+    /// The most connections open at once. The server also keeps headroom under the process's
+    /// open-file limit (32 files plus 1/32 of the limit), whichever is lower. At the cap, a new
+    /// connection evicts the one waiting longest for a request head; if all are answering, the
+    /// new one is closed at once. Default 4,096; at least 1.
+    pub max_connections: usize,
+    /// The longest a connection may take to send a complete request head, counted from when it
+    /// opened or got its previous answer: the slow-sender timeout and the keep-alive idle
+    /// timeout. Default 10 s; 1 ms to [`MAX_TIMEOUT`].
+    pub header_read_timeout: Duration,
+    /// The most bytes of a request head buffered per connection; beyond it: `431`. Default
+    /// 16 KiB; [`MIN_HEADER_BYTES`] to [`MAX_HEADER_BYTES`].
+    pub max_header_bytes: usize,
+    /// After shutdown is asked, how long connections get to finish their requests before they
+    /// are dropped (and their work abandoned). Default 1 s; at most [`MAX_SHUTDOWN_GRACE`].
+    /// Shutdown takes at most this plus half a second.
+    pub shutdown_grace: Duration,
 }
 
 impl ServeConfig {
-    /// Defaults: 10 s per request, 1,024 requests at once, 2 KiB URIs, one worker per core,
-    /// freshness windows of at most 1,024 blocks (when the application has none).
+    /// The defaults: 10 s per request, 1,024 requests at once, 2 KiB URIs, one worker per
+    /// core, freshness windows of at most 1,024 blocks (when the application has none), 4,096
+    /// connections, 10 s to send a request head, 16 KiB heads, 1 s of shutdown grace.
     pub fn new(listen: SocketAddr) -> Self {
         ServeConfig {
             listen,
@@ -100,7 +142,45 @@ impl ServeConfig {
             max_request_bytes: 2048,
             worker_threads: None,
             max_fresh_window: DEFAULT_MAX_FRESH_WINDOW,
+            max_connections: 4096,
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+            shutdown_grace: Duration::from_secs(1),
         }
+    }
+
+    /// Why this configuration is refused, if it is.
+    fn check(&self) -> Result<(), String> {
+        let ms = Duration::from_millis(1);
+        let bad = |what: &str, range: String| Err(format!("{what} must be {range}"));
+        if !(1..=MAX_IN_FLIGHT).contains(&self.max_in_flight) {
+            return bad("max_in_flight", format!("1 to {MAX_IN_FLIGHT}"));
+        }
+        if self
+            .worker_threads
+            .is_some_and(|n| !(1..=MAX_WORKER_THREADS).contains(&n))
+        {
+            return bad("worker_threads", format!("1 to {MAX_WORKER_THREADS}"));
+        }
+        if !(ms..=MAX_TIMEOUT).contains(&self.request_timeout) {
+            return bad("request_timeout", "1 ms to 1 hour".into());
+        }
+        if !(ms..=MAX_TIMEOUT).contains(&self.header_read_timeout) {
+            return bad("header_read_timeout", "1 ms to 1 hour".into());
+        }
+        if !(MIN_HEADER_BYTES..=MAX_HEADER_BYTES).contains(&self.max_header_bytes) {
+            return bad(
+                "max_header_bytes",
+                format!("{MIN_HEADER_BYTES} to {MAX_HEADER_BYTES}"),
+            );
+        }
+        if self.shutdown_grace > MAX_SHUTDOWN_GRACE {
+            return bad("shutdown_grace", "at most 60 s".into());
+        }
+        if self.max_connections == 0 {
+            return bad("max_connections", "at least 1".into());
+        }
+        Ok(())
     }
 }
 
@@ -125,6 +205,9 @@ pub enum ServeError {
     /// The extension's collection name collides with a built-in endpoint.
     #[error("extension collection {0:?} is not a free path segment under /v1")]
     Collection(String),
+    /// A [`ServeConfig`] value is out of its documented bounds.
+    #[error("invalid server configuration: {0}")]
+    Config(String),
     /// The server thread panicked.
     #[error("the server thread panicked")]
     Panicked,
@@ -135,6 +218,7 @@ pub struct Server {
     listener: std::net::TcpListener,
     addr: SocketAddr,
     shared: Arc<routes::Shared>,
+    max_connections: usize,
 }
 
 impl core::fmt::Debug for Server {
@@ -144,6 +228,9 @@ impl core::fmt::Debug for Server {
             .finish_non_exhaustive()
     }
 }
+
+/// How long the runtime waits, at shutdown, for blocking work whose requests were dropped.
+const SHUTDOWN_STRAGGLERS: Duration = Duration::from_millis(500);
 
 const RESERVED: [&str; 6] = [
     "tip",
@@ -161,6 +248,7 @@ impl Server {
         extension: Option<Arc<dyn Extension>>,
         config: ServeConfig,
     ) -> Result<Server, ServeError> {
+        config.check().map_err(ServeError::Config)?;
         if let Some(ext) = &extension {
             let c = ext.collection();
             if c.is_empty() || c.contains(['/', '{', '}', '?', '#']) || RESERVED.contains(&c) {
@@ -182,16 +270,25 @@ impl Server {
             permits: Arc::new(Semaphore::new(config.max_in_flight)),
             config,
         });
+        let max_connections =
+            conn::connection_cap(shared.config.max_connections, conn::open_file_limit());
         Ok(Server {
             listener,
             addr,
             shared,
+            max_connections,
         })
     }
 
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The most connections it will hold open: [`ServeConfig::max_connections`], lowered to
+    /// keep headroom under the process's open-file limit.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
     }
 
     fn router(&self) -> Router {
@@ -218,7 +315,8 @@ impl Server {
             .with_state(s.clone())
     }
 
-    /// Answers requests until `shutdown` completes, then finishes the requests in progress
+    /// Answers requests until `shutdown` completes, then gives the requests in progress
+    /// [`ServeConfig::shutdown_grace`] to finish, drops what is left (its work is abandoned)
     /// and returns. Blocks the calling thread.
     pub fn run(
         self,
@@ -232,17 +330,19 @@ impl Server {
         let rt = rt.build().map_err(ServeError::Runtime)?;
         let router = self.router();
         let addr = self.addr;
-        rt.block_on(async move {
+        let cap = self.max_connections;
+        let result = rt.block_on(async move {
             let listener =
                 tokio::net::TcpListener::from_std(self.listener).map_err(ServeError::Io)?;
-            tracing::info!(%addr, "serving");
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-                .map_err(ServeError::Io)?;
-            tracing::info!(%addr, "server stopped");
+            tracing::info!(%addr, max_connections = cap, "serving");
+            conn::serve(listener, router, self.shared, cap, shutdown).await;
             Ok(())
-        })
+        });
+        // Work still running was abandoned with its connection and stops at its next check;
+        // the runtime does not wait longer for it.
+        rt.shutdown_timeout(SHUTDOWN_STRAGGLERS);
+        tracing::info!(%addr, "server stopped");
+        result
     }
 
     /// Answers requests on a thread of its own until [`RunningServer::shutdown`] (or drop).
@@ -284,7 +384,8 @@ impl RunningServer {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, answers the requests in progress, and waits for the thread.
+    /// Stops accepting, gives the requests in progress [`ServeConfig::shutdown_grace`] to
+    /// finish, and waits for the thread.
     pub fn shutdown(mut self) -> Result<(), ServeError> {
         self.stop_and_join()
     }

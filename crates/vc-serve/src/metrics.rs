@@ -31,6 +31,8 @@ pub(crate) struct Metrics {
     work_running: AtomicI64,
     work_peak: AtomicI64,
     work_abandoned: AtomicU64,
+    connections: AtomicI64,
+    connections_refused: AtomicU64,
 }
 
 /// The status recorded for a request dropped before it was answered (its client left): nginx's
@@ -70,7 +72,27 @@ impl Drop for Running<'_> {
     }
 }
 
+/// One open connection, counted in `vc_http_connections` until dropped.
+pub(crate) struct Connection(std::sync::Arc<crate::routes::Shared>);
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.0.metrics.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Metrics {
+    /// A connection was accepted; it is counted until the returned guard drops.
+    pub(crate) fn connection(shared: &std::sync::Arc<crate::routes::Shared>) -> Connection {
+        shared.metrics.connections.fetch_add(1, Ordering::Relaxed);
+        Connection(shared.clone())
+    }
+
+    /// A new connection was closed at once: the cap was reached with every connection busy.
+    pub(crate) fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A request starts; it is recorded when the returned guard drops.
     pub(crate) fn start(&self, route: String) -> InFlight<'_> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -174,10 +196,19 @@ impl Metrics {
              # HELP vc_work_abandoned_total Blocking work stopped early because its request was \
              abandoned (client gone, or timed out).\n\
              # TYPE vc_work_abandoned_total counter\n\
-             vc_work_abandoned_total {}",
+             vc_work_abandoned_total {}\n\
+             # HELP vc_http_connections Open connections.\n\
+             # TYPE vc_http_connections gauge\n\
+             vc_http_connections {}\n\
+             # HELP vc_http_connections_refused_total New connections closed at once: the cap \
+             was reached with every connection busy.\n\
+             # TYPE vc_http_connections_refused_total counter\n\
+             vc_http_connections_refused_total {}",
             self.work_running.load(Ordering::Relaxed),
             self.work_peak.load(Ordering::Relaxed),
             self.work_abandoned.load(Ordering::Relaxed),
+            self.connections.load(Ordering::Relaxed),
+            self.connections_refused.load(Ordering::Relaxed),
         );
         let _ = writeln!(
             out,

@@ -3,7 +3,7 @@
 //! test that proves it.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
@@ -235,20 +235,58 @@ fn abandoned_work_stops_and_holds_its_permit_until_it_has() {
     assert_eq!(json(&format!("{url}{expensive}")).1["fresh"], true);
     eprintln!("one expensive request: {:?}", started.elapsed());
 
-    // 100 requests sent, and their connections closed at once.
-    for _ in 0..100 {
+    // 100 requests sent, and their connections closed at once; then 100 sent, and closed
+    // while the first ones are at work.
+    let send = || {
         let mut c = TcpStream::connect(server.local_addr()).unwrap();
         c.write_all(format!("GET {expensive} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
             .unwrap();
+        c
+    };
+    for _ in 0..100 {
+        drop(send());
     }
+    let held: Vec<TcpStream> = (0..100).map(|_| send()).collect();
+    // Closed once the work holds every permit (the metrics request is refused then).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while agent()
+        .get(&format!("{url}/metrics"))
+        .call()
+        .unwrap()
+        .status()
+        != 503
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the work never filled the permits"
+        );
+    }
+    drop(held);
     // When idle, the only request in flight and the only work running are the metrics
-    // request's own; no more than 4 pieces of work ever ran at once; the abandoned ones
-    // stopped early.
+    // request's own; no more than 4 pieces of work ever ran at once, the rest were refused,
+    // and the abandoned work stopped early.
     settle(&url, |m| {
         Some(m("vc_http_requests_in_flight")? == 1 && m("vc_work_running")? == 1)
     });
-    assert!(metric(&url, "vc_work_running_peak") <= 4);
-    assert!(metric(&url, "vc_work_abandoned_total") >= 1);
+    let text = agent()
+        .get(&format!("{url}/metrics"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let count = |status: u16| -> i64 {
+        let prefix = format!(
+            "vc_http_requests_total{{route=\"/v1/consensus/{{ch}}/fresh\",status=\"{status}\"}} "
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(metric(&url, "vc_work_running_peak") <= 4, "{text}");
+    assert!(metric(&url, "vc_work_abandoned_total") >= 1, "{text}");
+    assert!(count(503) >= 96, "{text}");
+    assert!(count(499) >= 1 && count(499) <= 8, "{text}");
     server.shutdown().unwrap();
 }
 
@@ -271,4 +309,124 @@ fn timed_out_work_stops() {
         Some(m("vc_work_abandoned_total")? >= 1 && m("vc_work_running")? <= 1)
     });
     server.shutdown().unwrap();
+}
+
+/// Reads what the server sends until it closes the connection (or 15 s pass: `None`).
+fn read_to_close(c: &mut TcpStream) -> Option<Vec<u8>> {
+    c.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => return Some(out),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Some(out),
+            Err(_) => return None,
+        }
+    }
+}
+
+/// The status and JSON body of a raw answer.
+fn parse_answer(raw: &[u8]) -> (u16, Value) {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("{text:?}"));
+    let status = head[9..12].parse().unwrap();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{text}"
+    );
+    (status, serde_json::from_str(body).unwrap())
+}
+
+fn small_store(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("s.redb");
+    synthetic::create(&path, Scheme::V2, FIRST, 20).unwrap();
+    path
+}
+
+#[test]
+fn idle_connections_beyond_the_cap_do_not_lock_clients_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&small_store(dir.path()), None, |c| c.max_connections = 20);
+    let url = server.url();
+    let silent: Vec<TcpStream> = (0..60)
+        .map(|_| TcpStream::connect(server.local_addr()).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // A new client is served: it evicts a connection that has sent nothing.
+    assert_eq!(json(&format!("{url}/v1/tip")).0, 200);
+    let open = metric(&url, "vc_http_connections");
+    assert!(open <= 21, "{open} connections open");
+    drop(silent);
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn a_slow_request_head_is_dropped_after_the_header_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&small_store(dir.path()), None, |c| {
+        c.header_read_timeout = Duration::from_millis(300);
+    });
+    // Half a request head, then silence: closed, not held.
+    let mut slow = TcpStream::connect(server.local_addr()).unwrap();
+    slow.write_all(b"GET /v1/tip HTTP/1.1\r\nhost: x\r\nx-slow: ")
+        .unwrap();
+    assert!(
+        read_to_close(&mut slow).is_some(),
+        "the connection was held"
+    );
+    // An idle keep-alive connection too, after its answer.
+    let mut idle = TcpStream::connect(server.local_addr()).unwrap();
+    idle.write_all(b"GET /v1/tip HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
+    let raw = read_to_close(&mut idle).expect("the idle connection was held");
+    assert!(raw.starts_with(b"HTTP/1.1 200"));
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn oversized_and_malformed_heads_get_json_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&small_store(dir.path()), None, |_| {});
+    // 300 KB of a header that never ends: refused once the 16 KiB buffer is full.
+    let mut big = TcpStream::connect(server.local_addr()).unwrap();
+    let _ = big.write_all(b"GET /v1/tip HTTP/1.1\r\nhost: x\r\nx-big: ");
+    let chunk = vec![b'a'; 4096];
+    for _ in 0..75 {
+        if big.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    let (status, v) = parse_answer(&read_to_close(&mut big).unwrap());
+    assert_eq!(status, 431, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("16384"), "{v}");
+
+    let mut garbage = TcpStream::connect(server.local_addr()).unwrap();
+    garbage.write_all(b"NOT HTTP AT ALL\r\n\r\n").unwrap();
+    let (status, v) = parse_answer(&read_to_close(&mut garbage).unwrap());
+    assert_eq!((status, v["code"].as_str()), (400, Some("bad_request")));
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn shutdown_ends_whatever_clients_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&small_store(dir.path()), None, |_| {});
+    let mut half = TcpStream::connect(server.local_addr()).unwrap();
+    half.write_all(b"GET /v1/tip HTTP/1.1\r\nhost: x\r\n")
+        .unwrap();
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        idle.push(TcpStream::connect(server.local_addr()).unwrap());
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let started = std::time::Instant::now();
+    server.shutdown().unwrap();
+    let took = started.elapsed();
+    eprintln!("shutdown took {took:?}");
+    // 1 s of grace, and half a second for work: 2 s is the promise; generous for a loaded machine.
+    assert!(took < Duration::from_secs(4), "shutdown took {took:?}");
 }
