@@ -21,15 +21,36 @@ pub struct ServeArgs {
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1:8339")]
     listen: SocketAddr,
-    /// The longest a request may take, in milliseconds.
-    #[arg(long, default_value_t = 10_000)]
+    /// The longest a request may take, in milliseconds (1 to 3,600,000).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]
     timeout_ms: u64,
-    /// How many requests are answered at once; more are refused with 503.
-    #[arg(long, default_value_t = 1024)]
+    /// How many requests are answered at once; more are refused with 503 (1 to 1,048,576).
+    #[arg(long, default_value_t = 1024, value_parser = usize_in(1, vc_serve::MAX_IN_FLIGHT))]
     max_in_flight: usize,
-    /// Worker threads (default: one per core).
-    #[arg(long)]
+    /// Worker threads (default: one per core; 1 to 1,024).
+    #[arg(long, value_parser = usize_in(1, vc_serve::MAX_WORKER_THREADS))]
     threads: Option<usize>,
+    /// The most connections open at once (1 to 1,048,576); lowered to leave headroom under the
+    /// open-file limit (`ulimit -n`).
+    #[arg(long, default_value_t = 4096, value_parser = usize_in(1, 1 << 20))]
+    max_connections: usize,
+    /// The longest a connection may take to send a request head, in milliseconds; also the
+    /// keep-alive idle timeout (1 to 3,600,000).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]
+    header_timeout_ms: u64,
+    /// The largest freshness window for an application without a staleness window of its own
+    /// (0 to 1,000,000 blocks).
+    #[arg(long, default_value_t = vc_serve::DEFAULT_MAX_FRESH_WINDOW, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    max_fresh_window: u64,
+}
+
+/// The longest timeout accepted, in milliseconds: one hour.
+const MAX_MS: u64 = 3_600_000;
+
+/// A `usize` flag in `lo..=hi`, refused (exit 2) outside it.
+fn usize_in(lo: usize, hi: usize) -> clap::builder::RangedU64ValueParser<usize> {
+    let bound = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    clap::builder::RangedU64ValueParser::<usize>::new().range(bound(lo)..=bound(hi))
 }
 
 pub fn serve(args: ServeArgs) -> Result<ExitCode> {
@@ -49,14 +70,18 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         Err(_) => None,
     };
     let mut config = ServeConfig::new(args.listen);
-    config.request_timeout = Duration::from_millis(args.timeout_ms.max(1));
-    config.max_in_flight = args.max_in_flight.max(1);
+    config.request_timeout = Duration::from_millis(args.timeout_ms);
+    config.max_in_flight = args.max_in_flight;
     config.worker_threads = args.threads;
+    config.max_connections = args.max_connections;
+    config.header_read_timeout = Duration::from_millis(args.header_timeout_ms);
+    config.max_fresh_window = args.max_fresh_window;
     let server = Server::bind(store, extension, config)?;
     tracing::info!(
         db = %args.db.display(),
         app = %meta.app_name,
         url = %format!("http://{}", server.local_addr()),
+        max_connections = server.max_connections(),
         "serving; Ctrl-C or SIGTERM stops after the requests in progress"
     );
     server.run(shutdown_signal())?;
