@@ -16,9 +16,14 @@
 //! | `GET /v1/openapi.json` | the OpenAPI 3.1 document ([`OPENAPI`]) |
 //! | `GET /metrics` | Prometheus metrics |
 //!
-//! Errors are JSON (`{"code": "not_found", "message": "..."}`; see [`ApiError`]). Requests
-//! carry no body; their URI length, the number answered at once and their time are limited
-//! ([`ServeConfig`]). Shutdown is graceful: requests in progress are answered first.
+//! Errors are JSON (`{"code": "not_found", "message": "..."}`; see [`ApiError`]), hyper's own
+//! answers to malformed heads included. Anyone may connect, so every request's work is bounded
+//! before it starts ([`ServeConfig`] lists each limit with its default; `docs/security.md` has
+//! the threat model and the tests): the freshness window, requests answered at once (blocking
+//! work holds its permit until it has stopped, and stops when its request is abandoned or times
+//! out), request time, URI and head size, the time to send a request head (also the idle
+//! timeout), and open connections (with headroom under the open-file limit). Shutdown gives
+//! requests in progress [`ServeConfig::shutdown_grace`], then drops them.
 //!
 //! A proof is verified with [`vc_chash::verify`] against a consensus hash the client trusts;
 //! nothing the server says needs to be believed. The light client that does so is the
