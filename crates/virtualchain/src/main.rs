@@ -253,7 +253,7 @@ fn main() -> ExitCode {
         Command::Names(cmd) => names::run(cmd, &globals),
         Command::Recover(cmd) => index::recover(cmd, &globals, cli.json),
         Command::Demo(args) => demo::run(args, cli.json),
-        Command::Serve(args) => serve::serve(args),
+        Command::Serve(args) => serve::serve(args, &globals),
         Command::Light(cmd) => return light::run(cmd),
         Command::Completions(args) => docs::completions(&args),
         Command::Man(args) => docs::man(&args),

@@ -15,15 +15,16 @@ use crate::registry;
 /// Serve a database over HTTP: blocks, operations, consensus hashes, state and proofs.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// The database (read-only; `virtualchain index --follow` may write it meanwhile).
+    /// The database, read-only (`virtualchain index --follow` may write it meanwhile; default:
+    /// DATA_DIR/NETWORK/names.redb).
     #[arg(long)]
-    db: PathBuf,
-    /// The address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8339")]
+    db: Option<PathBuf>,
+    /// The address to listen on: IP:PORT or HOST:PORT (localhost:8339).
+    #[arg(long, default_value = "127.0.0.1:8339", value_parser = crate::units::parse_listen)]
     listen: SocketAddr,
-    /// The longest a request may take, in milliseconds (1 to 3,600,000).
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]
-    timeout_ms: u64,
+    /// The longest a request may take: 10s, 500ms (a bare number is seconds; 1ms to 1h).
+    #[arg(long, alias = "timeout-ms", default_value = "10s", value_parser = duration_up_to_an_hour)]
+    timeout: Duration,
     /// How many requests are answered at once; more are refused with 503 (1 to 1,048,576).
     #[arg(long, default_value_t = 1024, value_parser = usize_in(1, vc_serve::MAX_IN_FLIGHT))]
     max_in_flight: usize,
@@ -34,18 +35,27 @@ pub struct ServeArgs {
     /// open-file limit (`ulimit -n`).
     #[arg(long, default_value_t = 4096, value_parser = usize_in(1, 1 << 20))]
     max_connections: usize,
-    /// The longest a connection may take to send a request head, in milliseconds; also the
-    /// keep-alive idle timeout (1 to 3,600,000).
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]
-    header_timeout_ms: u64,
+    /// The longest a connection may take to send a request head; also the keep-alive idle
+    /// timeout (10s, 500ms; a bare number is seconds; 1ms to 1h).
+    #[arg(long, alias = "header-timeout-ms", default_value = "10s", value_parser = duration_up_to_an_hour)]
+    header_timeout: Duration,
     /// The largest freshness window for an application without a staleness window of its own
     /// (0 to 1,000,000 blocks).
     #[arg(long, default_value_t = vc_serve::DEFAULT_MAX_FRESH_WINDOW, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     max_fresh_window: u64,
 }
 
-/// The longest timeout accepted, in milliseconds: one hour.
-const MAX_MS: u64 = 3_600_000;
+/// The longest timeout accepted: one hour.
+const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// A duration from 1 ms to an hour (the units of every duration option).
+fn duration_up_to_an_hour(s: &str) -> Result<Duration, String> {
+    let d = crate::units::parse_duration(s)?;
+    if d < Duration::from_millis(1) || d > MAX_TIMEOUT {
+        return Err(format!("{s:?} is not between 1ms and 1h"));
+    }
+    Ok(d)
+}
 
 /// A `usize` flag in `lo..=hi`, refused (exit 2) outside it.
 fn usize_in(lo: usize, hi: usize) -> clap::builder::RangedU64ValueParser<usize> {
@@ -53,32 +63,33 @@ fn usize_in(lo: usize, hi: usize) -> clap::builder::RangedU64ValueParser<usize> 
     clap::builder::RangedU64ValueParser::<usize>::new().range(bound(lo)..=bound(hi))
 }
 
-pub fn serve(args: ServeArgs) -> Result<ExitCode> {
-    registry::existing_file(&args.db)?;
-    let store = ReadOnlyStore::open(&args.db)
-        .with_context(|| format!("opening {} read-only", args.db.display()))?;
+pub fn serve(args: ServeArgs, globals: &crate::Globals) -> Result<ExitCode> {
+    let db = globals.db(args.db.clone(), "names")?;
+    registry::existing_file(&db)?;
+    let store =
+        ReadOnlyStore::open(&db).with_context(|| format!("opening {} read-only", db.display()))?;
     // A damaged file is reported, never served: redb's integrity check and the tip's hash.
     store
         .verify()
-        .with_context(|| format!("verifying {}", args.db.display()))?;
+        .with_context(|| format!("verifying {}", db.display()))?;
     let meta = store.meta().clone();
     // The application's own endpoints, when this build carries it; the generic ones always.
     let extension: Option<Arc<dyn Extension>> = match registry::by_stored_name(&meta.app_name) {
         Ok(app) => app
             .extension(&meta)
-            .with_context(|| format!("reading {}", args.db.display()))?,
+            .with_context(|| format!("reading {}", db.display()))?,
         Err(_) => None,
     };
     let mut config = ServeConfig::new(args.listen);
-    config.request_timeout = Duration::from_millis(args.timeout_ms);
+    config.request_timeout = args.timeout;
     config.max_in_flight = args.max_in_flight;
     config.worker_threads = args.threads;
     config.max_connections = args.max_connections;
-    config.header_read_timeout = Duration::from_millis(args.header_timeout_ms);
+    config.header_read_timeout = args.header_timeout;
     config.max_fresh_window = args.max_fresh_window;
     let server = Server::bind(store, extension, config)?;
     tracing::info!(
-        db = %args.db.display(),
+        db = %db.display(),
         app = %meta.app_name,
         url = %format!("http://{}", server.local_addr()),
         max_connections = server.max_connections(),

@@ -23,13 +23,15 @@ fn extreme_numbers_are_usage_errors() {
         ("--max-in-flight", "2305843009213693952"),
         ("--max-in-flight", "0"),
         ("--max-in-flight", "18446744073709551616"),
-        ("--timeout-ms", "0"),
-        ("--timeout-ms", "18446744073709551615"),
+        ("--timeout", "0"),
+        ("--timeout", "2h"),
+        ("--timeout", "18446744073709551615"),
+        ("--timeout", "1e400"),
         ("--threads", "0"),
         ("--threads", "1000000"),
         ("--max-connections", "0"),
         ("--max-connections", "9223372036854775807"),
-        ("--header-timeout-ms", "0"),
+        ("--header-timeout", "0"),
         ("--max-fresh-window", "18446744073709551615"),
     ] {
         let out = Command::new(BIN)
