@@ -28,6 +28,9 @@ pub enum ApiError {
     /// Too many requests are being answered at once (HTTP 503).
     #[error("the server is answering {0} requests already; retry later")]
     Overloaded(usize),
+    /// Too many `/v1/events` streams are open (HTTP 503).
+    #[error("the server has {0} event streams open already; retry later")]
+    TooManyStreams(usize),
     /// Reading the store failed (HTTP 500).
     #[error("reading the store: {0}")]
     Store(#[from] StoreError),
@@ -46,6 +49,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Timeout(_) => "timeout",
             ApiError::Overloaded(_) => "overloaded",
+            ApiError::TooManyStreams(_) => "too_many_streams",
             ApiError::Store(_) => "store",
             ApiError::Internal(_) => "internal",
         }
@@ -57,7 +61,9 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Timeout(_) | ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout(_) | ApiError::Overloaded(_) | ApiError::TooManyStreams(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -37,11 +37,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod cors;
 mod error;
+mod events;
+mod health;
 mod index;
 mod metrics;
+mod page;
 mod render;
 mod routes;
+mod webhook;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -55,7 +60,9 @@ use axum::routing::get;
 use tokio::sync::{Semaphore, oneshot};
 use vc_store::ReadOnlyStore;
 
+pub use cors::Cors;
 pub use error::ApiError;
+pub use events::{EventsConfig, REORG_MEMORY};
 pub use index::Extension;
 pub use routes::OPENAPI;
 
@@ -79,6 +86,10 @@ pub struct ServeConfig {
     pub max_request_bytes: usize,
     /// Threads answering requests (tokio workers); `None`: one per core.
     pub worker_threads: Option<usize>,
+    /// Live events: `/v1/events` streams and webhooks.
+    pub events: EventsConfig,
+    /// Which browser origins may read `/v1/…` (CORS).
+    pub cors: Cors,
 }
 
 impl ServeConfig {
@@ -90,6 +101,8 @@ impl ServeConfig {
             max_in_flight: 1024,
             max_request_bytes: 2048,
             worker_threads: None,
+            events: EventsConfig::default(),
+            cors: Cors::default(),
         }
     }
 }
@@ -112,6 +125,9 @@ pub enum ServeError {
     /// Accepting or serving connections failed.
     #[error("serving: {0}")]
     Io(std::io::Error),
+    /// A webhook URL is not `http://HOST[:PORT]/PATH`.
+    #[error("{0}")]
+    Webhook(String),
     /// The extension's collection name collides with a built-in endpoint.
     #[error("extension collection {0:?} is not a free path segment under /v1")]
     Collection(String),
@@ -135,7 +151,8 @@ impl core::fmt::Debug for Server {
     }
 }
 
-const RESERVED: [&str; 6] = [
+const RESERVED: [&str; 7] = [
+    "events",
     "tip",
     "blocks",
     "consensus",
@@ -157,6 +174,9 @@ impl Server {
                 return Err(ServeError::Collection(c.to_owned()));
             }
         }
+        for url in &config.events.webhooks {
+            webhook::check_url(url).map_err(ServeError::Webhook)?;
+        }
         let bind = |source| ServeError::Bind {
             addr: config.listen,
             source,
@@ -170,6 +190,7 @@ impl Server {
             index: RwLock::default(),
             metrics: metrics::Metrics::default(),
             permits: Arc::new(Semaphore::new(config.max_in_flight)),
+            events: events::Hub::new(&config.events),
             config,
         });
         Ok(Server {
@@ -194,17 +215,31 @@ impl Server {
             .route("/v1/consensus/{ch}/fresh", get(routes::fresh))
             .route("/v1/proofs/{m}", get(routes::proof))
             .route("/v1/openapi.json", get(routes::openapi))
-            .route("/metrics", get(routes::metrics));
+            .route("/metrics", get(routes::metrics))
+            .route("/", get(page::index));
         if let Some(ext) = &s.ext {
             api = api.route(
                 &format!("/v1/{}/{{key}}", ext.collection()),
                 get(routes::lookup),
             );
         }
-        api.route_layer(middleware::from_fn_with_state(s.clone(), routes::guard))
+        let api = api
+            .route_layer(middleware::from_fn_with_state(s.clone(), routes::guard))
+            // Outside the guard: streams outlive the request timeout and have their own cap;
+            // health checks answer even when the server is overloaded.
+            .route("/v1/events", get(events::events))
+            .route("/healthz/live", get(health::live))
+            .route("/healthz/ready", get(health::ready))
             .fallback(routes::no_route)
             .method_not_allowed_fallback(routes::not_allowed)
-            .with_state(s.clone())
+            .with_state(s.clone());
+        match &s.config.cors {
+            Cors::Off => api,
+            cors => api.layer(middleware::from_fn_with_state(
+                Arc::new(cors.clone()),
+                cors::layer,
+            )),
+        }
     }
 
     /// Answers requests until `shutdown` completes, then finishes the requests in progress
@@ -221,7 +256,10 @@ impl Server {
         let rt = rt.build().map_err(ServeError::Runtime)?;
         let router = self.router();
         let addr = self.addr;
+        let shared = self.shared.clone();
         rt.block_on(async move {
+            // Streams and webhooks end when shutdown starts, so it does not wait on them.
+            let shutdown = events::start(&shared, shutdown);
             let listener =
                 tokio::net::TcpListener::from_std(self.listener).map_err(ServeError::Io)?;
             tracing::info!(%addr, "serving");

@@ -32,13 +32,14 @@ pub(crate) struct Shared {
     pub(crate) index: RwLock<Index>,
     pub(crate) metrics: Metrics,
     pub(crate) permits: Arc<Semaphore>,
+    pub(crate) events: crate::events::Hub,
     pub(crate) config: ServeConfig,
 }
 
 type St = State<Arc<Shared>>;
 
 /// Runs `f` on the blocking pool with the shared state.
-async fn blocking<T, F>(s: Arc<Shared>, f: F) -> Result<T, ApiError>
+pub(crate) async fn blocking<T, F>(s: Arc<Shared>, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&Shared) -> Result<T, ApiError> + Send + 'static,
@@ -68,7 +69,10 @@ fn parse_ch(scheme: Scheme, s: &str) -> Result<ConsensusHash, ApiError> {
 
 /// The parameters of a query string (`a=1&b=2`); unknown names are refused so that a typo is
 /// not silently ignored.
-fn query<'a>(raw: &'a Option<String>, known: &[&str]) -> Result<Vec<(&'a str, &'a str)>, ApiError> {
+pub(crate) fn query<'a>(
+    raw: &'a Option<String>,
+    known: &[&str],
+) -> Result<Vec<(&'a str, &'a str)>, ApiError> {
     let mut out = Vec::new();
     for pair in raw
         .as_deref()
@@ -88,7 +92,7 @@ fn query<'a>(raw: &'a Option<String>, known: &[&str]) -> Result<Vec<(&'a str, &'
     Ok(out)
 }
 
-fn param<'a>(q: &[(&'a str, &'a str)], name: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(q: &[(&'a str, &'a str)], name: &str) -> Option<&'a str> {
     q.iter().rev().find(|(k, _)| *k == name).map(|(_, v)| *v)
 }
 
