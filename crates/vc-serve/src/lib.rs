@@ -15,6 +15,9 @@
 //! | `GET /v1/{collection}/{key}` | an application's state of one key and the heights that touched it ([`Extension`]) |
 //! | `GET /v1/openapi.json` | the OpenAPI 3.1 document ([`OPENAPI`]) |
 //! | `GET /metrics` | Prometheus metrics |
+//! | `GET /v1/events?from=H` | live `apply` and `rollback` events as Server-Sent Events ([`EventsConfig`]) |
+//! | `GET /` | a small HTML page |
+//! | `GET /healthz/live`, `GET /healthz/ready` | liveness and readiness |
 //!
 //! Errors are JSON (`{"code": "not_found", "message": "..."}`; see [`ApiError`]). Requests
 //! carry no body; their URI length, the number answered at once and their time are limited
