@@ -4,9 +4,6 @@
 //! deliver the same events in order through failures; CORS, `/`, and the health checks.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -18,7 +15,7 @@ use vc_testnode::synthetic;
 #[path = "support/sse.rs"]
 mod sse;
 
-use sse::{Replica, Sse};
+use sse::{Log, Replica, Sse, delivered, receiver};
 
 const FIRST: u64 = 100;
 
@@ -213,49 +210,6 @@ fn bad_starts_and_extra_streams_are_refused_as_json() {
     assert_eq!(open.next().unwrap().data["height"], FIRST);
 }
 
-/// What a receiver was sent: status answered and body.
-type Log = Arc<Mutex<Vec<(u16, Value)>>>;
-
-/// A receiver that answers 500 to its first `fail` requests and 200 after, recording every
-/// body it was sent.
-fn receiver(fail: usize) -> (String, Log) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for (i, conn) in listener.incoming().enumerate() {
-            let Ok(mut conn) = conn else { continue };
-            let mut reader = BufReader::new(conn.try_clone().unwrap());
-            let mut len = 0;
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            assert!(line.starts_with("POST /hook "), "{line}");
-            loop {
-                line.clear();
-                reader.read_line(&mut line).unwrap();
-                if line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0; len];
-            reader.read_exact(&mut body).unwrap();
-            let status = if i < fail { 500 } else { 200 };
-            log.lock()
-                .unwrap()
-                .push((status, serde_json::from_slice(&body).unwrap()));
-            let _ = write!(
-                conn,
-                "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-            );
-        }
-    });
-    (url, seen)
-}
-
 #[test]
 fn webhooks_get_every_event_in_order_through_failures() {
     let dir = tempfile::tempdir().unwrap();
@@ -270,14 +224,6 @@ fn webhooks_get_every_event_in_order_through_failures() {
     // Let the webhooks start at the tip (they only send what comes next).
     std::thread::sleep(Duration::from_millis(300));
     let url = server.url();
-    let delivered = |log: &Log| -> Vec<Value> {
-        log.lock()
-            .unwrap()
-            .iter()
-            .filter(|(s, _)| *s == 200)
-            .map(|(_, v)| v.clone())
-            .collect()
-    };
     let wait_for = |log: &Log, done: &dyn Fn(&[Value]) -> bool| {
         let started = Instant::now();
         while !done(&delivered(log)) {
@@ -338,23 +284,7 @@ fn webhooks_get_every_event_in_order_through_failures() {
             ..Replica::default()
         };
         for body in delivered(log) {
-            let kind = body["type"].as_str().unwrap().to_owned();
-            let id = match kind.as_str() {
-                "apply" => format!(
-                    "{}:{}",
-                    body["height"],
-                    body["block_hash"].as_str().unwrap()
-                ),
-                _ => {
-                    let h = body["height"].as_u64().unwrap() - 1;
-                    format!("{h}:{}", replica.blocks[&h].block_hash)
-                }
-            };
-            replica.apply(&sse::Ev {
-                kind,
-                id: Some(id),
-                data: body.clone(),
-            });
+            replica.apply_body(&body);
         }
         if let Some(r) = rollbacks {
             assert_eq!(replica.rollbacks, r);

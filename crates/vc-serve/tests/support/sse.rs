@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -165,8 +166,85 @@ impl Replica {
         }
     }
 
+    /// Applies a webhook's payload (which carries no event id).
+    pub fn apply_body(&mut self, body: &Value) {
+        let kind = body["type"].as_str().unwrap().to_owned();
+        let id = match kind.as_str() {
+            "apply" => format!(
+                "{}:{}",
+                body["height"],
+                body["block_hash"].as_str().unwrap()
+            ),
+            _ => {
+                let h = body["height"].as_u64().unwrap() - 1;
+                match self.blocks.get(&h) {
+                    Some(b) => format!("{h}:{}", b.block_hash),
+                    None => "start".to_owned(),
+                }
+            }
+        };
+        self.apply(&Ev {
+            kind,
+            id: Some(id),
+            data: body.clone(),
+        });
+    }
+
     /// The newest block held.
     pub fn tip(&self) -> Option<(u64, &Held)> {
         self.blocks.last_key_value().map(|(h, b)| (*h, b))
     }
+}
+
+/// What a receiver was sent: status answered and body.
+pub type Log = Arc<Mutex<Vec<(u16, Value)>>>;
+
+/// A receiver that answers 500 to its first `fail` requests and 200 after, recording every
+/// body it was sent.
+pub fn receiver(fail: usize) -> (String, Log) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for (i, conn) in listener.incoming().enumerate() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut len = 0;
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            assert!(line.starts_with("POST /hook "), "{line}");
+            loop {
+                line.clear();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            let status = if i < fail { 500 } else { 200 };
+            log.lock()
+                .unwrap()
+                .push((status, serde_json::from_slice(&body).unwrap()));
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        }
+    });
+    (url, seen)
+}
+
+/// The bodies a receiver accepted (answered 200), in order.
+pub fn delivered(log: &Log) -> Vec<Value> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, v)| v.clone())
+        .collect()
 }
