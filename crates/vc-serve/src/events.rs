@@ -504,3 +504,53 @@ pub(crate) async fn events(
         .insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(n: u64) -> Event {
+        Event {
+            kind: "apply",
+            id: Some(n.to_string()),
+            data: json!({ "height": n }),
+        }
+    }
+
+    #[test]
+    fn a_stream_whose_client_reads_nothing_is_dropped_when_its_buffer_is_full() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (tx, mut rx) = mpsc::channel(2);
+            let sink = Sink {
+                tx,
+                slow: Some(Duration::from_millis(50)),
+                label: "test".into(),
+            };
+            assert!(sink.send(ev(1)).await);
+            assert!(sink.send(ev(2)).await);
+            // Full, and nobody reads: dropped after the limit instead of buffering more.
+            assert!(!sink.send(ev(3)).await);
+            assert_eq!(rx.recv().await, Some(ev(1)));
+            // Room again: accepted.
+            assert!(sink.send(ev(4)).await);
+            drop(rx);
+            assert!(!sink.send(ev(5)).await, "a closed stream takes nothing");
+        });
+    }
+
+    #[test]
+    fn event_ids_round_trip_and_bad_ones_are_refused() {
+        let hash = [7u8; 32];
+        let id = event_id(Some(&(12, hash)));
+        assert_eq!(Start::from_event_id(&id).unwrap(), Start::After(12, hash));
+        assert_eq!(event_id(None), "start");
+        assert_eq!(Start::from_event_id("start").unwrap(), Start::Empty);
+        for bad in ["", "12", "12:", "x:00", &format!("12:{}", "0".repeat(63))] {
+            assert!(Start::from_event_id(bad).is_err(), "{bad:?}");
+        }
+    }
+}
