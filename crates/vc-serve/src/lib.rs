@@ -21,7 +21,9 @@
 //!
 //! Errors are JSON (`{"code": "not_found", "message": "..."}`; see [`ApiError`]). Requests
 //! carry no body; their URI length, the number answered at once and their time are limited
-//! ([`ServeConfig`]). Shutdown is graceful: requests in progress are answered first.
+//! ([`ServeConfig`]). Shutdown is graceful: requests in progress are answered first, while event
+//! streams and webhook deliveries end at once so that shutdown never waits on them. `/v1`
+//! answers carry CORS headers for browsers ([`Cors`]).
 //!
 //! A proof is verified with [`vc_chash::verify`] against a consensus hash the client trusts;
 //! nothing the server says needs to be believed. The light client that does so is the
