@@ -1,7 +1,8 @@
 //! Project automation, run as `cargo xtask <command>`:
 //!
 //! * `ci`: everything CI checks: formatting, clippy with `-D warnings`, all tests (with a real
-//!   regtest bitcoind and electrs, provisioned as `node` and `electrs` do), docs without warnings, vc-chash's dependency and no-default-features rules, every fuzz target for 20 s, the
+//!   regtest bitcoind and electrs, provisioned as `node` and `electrs` do, and Debian's headless
+//!   `chromium` for the CORS browser test), docs without warnings, vc-chash's dependency and no-default-features rules, every fuzz target for 20 s, the
 //!   cross-check against the independent Python reference, and the demo.
 //! * `deps`: only the dependency rules `ci` checks (vc-chash, vc-light, vc-source's backend
 //!   features).
@@ -29,6 +30,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
 
+mod chromium;
 mod electrs;
 mod fixture;
 mod fuzz;
@@ -214,15 +216,32 @@ fn ci(root: &Path) -> Result<()> {
         electrs = electrs::provision()?;
         Ok(())
     })?;
+    // The CORS test runs in a real browser: headless Chromium, never skipped in CI.
+    let mut chromium = PathBuf::new();
+    step("chromium", || {
+        chromium = chromium::provision()?;
+        Ok(())
+    })?;
+    // The progress bar's terminal test runs the binary under tmux, never skipped in CI.
+    step("tmux", || {
+        if output("tmux", ["-V"]).is_err() {
+            ensure_debian_packages(&["tmux"], "the progress bar's terminal test", "PATH")?;
+        }
+        Ok(())
+    })?;
     let mut totals = (0, 0);
     step("tests", || {
         let exe = bitcoind.to_string_lossy();
         let electrs_exe = electrs.to_string_lossy();
+        let chromium_exe = chromium.to_string_lossy();
         let envs = [
             ("BITCOIND_EXE", &*exe),
             ("VC_REQUIRE_BITCOIND", "1"),
             ("ELECTRS_EXE", &*electrs_exe),
             ("VC_REQUIRE_ELECTRS", "1"),
+            ("CHROMIUM_EXE", &*chromium_exe),
+            ("VC_REQUIRE_CHROMIUM", "1"),
+            ("VC_REQUIRE_TMUX", "1"),
         ];
         // The engine's differential campaign runs on its own, uncaptured, so that its
         // summary and its "N random scenarios equal a fresh index" line show.

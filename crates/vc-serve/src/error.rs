@@ -32,6 +32,9 @@ pub enum ApiError {
     /// No client sees it: its connection is gone, or it was answered `timeout` already.
     #[error("the request was abandoned")]
     Abandoned,
+    /// Too many `/v1/events` streams are open (HTTP 503).
+    #[error("the server has {0} event streams open already; retry later")]
+    TooManyStreams(usize),
     /// Reading the store failed (HTTP 500).
     #[error("reading the store: {0}")]
     Store(#[from] StoreError),
@@ -50,6 +53,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Timeout(_) | ApiError::Abandoned => "timeout",
             ApiError::Overloaded(_) => "overloaded",
+            ApiError::TooManyStreams(_) => "too_many_streams",
             ApiError::Store(_) => "store",
             ApiError::Internal(_) => "internal",
         }
@@ -61,9 +65,10 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Timeout(_) | ApiError::Overloaded(_) | ApiError::Abandoned => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Timeout(_)
+            | ApiError::Overloaded(_)
+            | ApiError::Abandoned
+            | ApiError::TooManyStreams(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -15,6 +15,9 @@
 //! | `GET /v1/{collection}/{key}` | an application's state of one key and the heights that touched it ([`Extension`]) |
 //! | `GET /v1/openapi.json` | the OpenAPI 3.1 document ([`OPENAPI`]) |
 //! | `GET /metrics` | Prometheus metrics |
+//! | `GET /v1/events?from=H` | live `apply` and `rollback` events as Server-Sent Events ([`EventsConfig`]) |
+//! | `GET /` | a small HTML page |
+//! | `GET /healthz/live`, `GET /healthz/ready` | liveness and readiness |
 //!
 //! Errors are JSON (`{"code": "not_found", "message": "..."}`; see [`ApiError`]), hyper's own
 //! answers to malformed heads included. Anyone may connect, so every request's work is bounded
@@ -23,7 +26,9 @@
 //! work holds its permit until it has stopped, and stops when its request is abandoned or times
 //! out), request time, URI and head size, the time to send a request head (also the idle
 //! timeout), and open connections (with headroom under the open-file limit). Shutdown gives
-//! requests in progress [`ServeConfig::shutdown_grace`], then drops them.
+//! requests in progress [`ServeConfig::shutdown_grace`], then drops them; event streams and
+//! webhook deliveries end at once, so shutdown never waits on them. `/v1` answers carry CORS
+//! headers for browsers ([`Cors`]).
 //!
 //! A proof is verified with [`vc_chash::verify`] against a consensus hash the client trusts;
 //! nothing the server says needs to be believed. The light client that does so is the
@@ -43,11 +48,16 @@
 //! ```
 
 mod conn;
+mod cors;
 mod error;
+mod events;
+mod health;
 mod index;
 mod metrics;
+mod page;
 mod render;
 mod routes;
+mod webhook;
 mod work;
 
 use std::future::Future;
@@ -62,7 +72,9 @@ use axum::routing::get;
 use tokio::sync::{Semaphore, oneshot};
 use vc_store::ReadOnlyStore;
 
+pub use cors::Cors;
 pub use error::ApiError;
+pub use events::{EventsConfig, REORG_MEMORY};
 pub use index::Extension;
 pub use routes::OPENAPI;
 
@@ -133,6 +145,10 @@ pub struct ServeConfig {
     /// are dropped (and their work abandoned). Default 1 s; at most [`MAX_SHUTDOWN_GRACE`].
     /// Shutdown takes at most this plus half a second.
     pub shutdown_grace: Duration,
+    /// Live events: `/v1/events` streams and webhooks.
+    pub events: EventsConfig,
+    /// Which browser origins may read `/v1/…` (CORS).
+    pub cors: Cors,
 }
 
 impl ServeConfig {
@@ -151,6 +167,8 @@ impl ServeConfig {
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
             shutdown_grace: Duration::from_secs(1),
+            events: EventsConfig::default(),
+            cors: Cors::default(),
         }
     }
 
@@ -207,6 +225,9 @@ pub enum ServeError {
     /// Accepting or serving connections failed.
     #[error("serving: {0}")]
     Io(std::io::Error),
+    /// A webhook URL is not `http://HOST[:PORT]/PATH`.
+    #[error("{0}")]
+    Webhook(String),
     /// The extension's collection name collides with a built-in endpoint.
     #[error("extension collection {0:?} is not a free path segment under /v1")]
     Collection(String),
@@ -237,7 +258,8 @@ impl core::fmt::Debug for Server {
 /// How long the runtime waits, at shutdown, for blocking work whose requests were dropped.
 const SHUTDOWN_STRAGGLERS: Duration = Duration::from_millis(500);
 
-const RESERVED: [&str; 6] = [
+const RESERVED: [&str; 7] = [
+    "events",
     "tip",
     "blocks",
     "consensus",
@@ -260,6 +282,9 @@ impl Server {
                 return Err(ServeError::Collection(c.to_owned()));
             }
         }
+        for url in &config.events.webhooks {
+            webhook::check_url(url).map_err(ServeError::Webhook)?;
+        }
         let bind = |source| ServeError::Bind {
             addr: config.listen,
             source,
@@ -273,6 +298,7 @@ impl Server {
             index: RwLock::default(),
             metrics: metrics::Metrics::default(),
             permits: Arc::new(Semaphore::new(config.max_in_flight)),
+            events: events::Hub::new(&config.events),
             config,
         });
         let max_connections =
@@ -306,18 +332,32 @@ impl Server {
             .route("/v1/consensus/{ch}/fresh", get(routes::fresh))
             .route("/v1/proofs/{m}", get(routes::proof))
             .route("/v1/openapi.json", get(routes::openapi))
-            .route("/metrics", get(routes::metrics));
+            .route("/metrics", get(routes::metrics))
+            .route("/", get(page::index));
         if let Some(ext) = &s.ext {
             api = api.route(
                 &format!("/v1/{}/{{key}}", ext.collection()),
                 get(routes::lookup),
             );
         }
-        api.route_layer(middleware::from_fn_with_state(s.clone(), routes::guard))
+        let api = api
+            .route_layer(middleware::from_fn_with_state(s.clone(), routes::guard))
+            // Outside the guard: streams outlive the request timeout and have their own cap;
+            // health checks answer even when the server is overloaded.
+            .route("/v1/events", get(events::events))
+            .route("/healthz/live", get(health::live))
+            .route("/healthz/ready", get(health::ready))
             .fallback(routes::no_route)
             .method_not_allowed_fallback(routes::not_allowed)
             .layer(middleware::map_response(routes::jsonify))
-            .with_state(s.clone())
+            .with_state(s.clone());
+        match &s.config.cors {
+            Cors::Off => api,
+            cors => api.layer(middleware::from_fn_with_state(
+                Arc::new(cors.clone()),
+                cors::layer,
+            )),
+        }
     }
 
     /// Answers requests until `shutdown` completes, then gives the requests in progress
@@ -336,7 +376,10 @@ impl Server {
         let router = self.router();
         let addr = self.addr;
         let cap = self.max_connections;
+        let shared = self.shared.clone();
         let result = rt.block_on(async move {
+            // Streams and webhooks end when shutdown starts, so it does not wait on them.
+            let shutdown = events::start(&shared, shutdown);
             let listener =
                 tokio::net::TcpListener::from_std(self.listener).map_err(ServeError::Io)?;
             tracing::info!(%addr, max_connections = cap, "serving");

@@ -34,6 +34,7 @@ pub(crate) struct Shared {
     pub(crate) index: RwLock<Index>,
     pub(crate) metrics: Metrics,
     pub(crate) permits: Arc<Semaphore>,
+    pub(crate) events: crate::events::Hub,
     pub(crate) config: ServeConfig,
 }
 
@@ -62,6 +63,19 @@ where
     })
     .await
     .map_err(|e| ApiError::Internal(format!("request task failed: {e}")))?
+}
+
+/// Runs `f` on the blocking pool with the shared state, outside any request's permit: the
+/// event streams' and webhooks' store reads (each bounded in size), the page and the health
+/// checks (one tip read each), which must answer under overload.
+pub(crate) async fn background<T, F>(s: Arc<Shared>, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Shared) -> Result<T, ApiError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || f(&s))
+        .await
+        .map_err(|e| ApiError::Internal(format!("background task failed: {e}")))?
 }
 
 /// The request's work (permit and abandonment flag), which the guard middleware gives every
@@ -132,7 +146,10 @@ fn parse_ch(scheme: Scheme, s: &str) -> Result<ConsensusHash, ApiError> {
 
 /// The parameters of a query string (`a=1&b=2`); unknown names are refused so that a typo is
 /// not silently ignored.
-fn query<'a>(raw: &'a Option<String>, known: &[&str]) -> Result<Vec<(&'a str, &'a str)>, ApiError> {
+pub(crate) fn query<'a>(
+    raw: &'a Option<String>,
+    known: &[&str],
+) -> Result<Vec<(&'a str, &'a str)>, ApiError> {
     let mut out = Vec::new();
     for pair in raw
         .as_deref()
@@ -153,7 +170,7 @@ fn query<'a>(raw: &'a Option<String>, known: &[&str]) -> Result<Vec<(&'a str, &'
     Ok(out)
 }
 
-fn param<'a>(q: &[(&'a str, &'a str)], name: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(q: &[(&'a str, &'a str)], name: &str) -> Option<&'a str> {
     q.iter().rev().find(|(k, _)| *k == name).map(|(_, v)| *v)
 }
 
@@ -556,6 +573,7 @@ mod tests {
             index: RwLock::default(),
             metrics: Metrics::default(),
             permits: Arc::new(Semaphore::new(4)),
+            events: crate::events::Hub::new(&crate::EventsConfig::default()),
             config: ServeConfig::new("127.0.0.1:0".parse().unwrap()),
         }
     }

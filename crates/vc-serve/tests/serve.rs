@@ -245,10 +245,14 @@ fn endpoints_answer_from_the_store_and_errors_are_json() {
         "/v1/names/{key}",
         "/v1/openapi.json",
         "/metrics",
+        "/v1/events",
+        "/",
+        "/healthz/live",
+        "/healthz/ready",
     ] {
         assert!(doc["paths"].get(route).is_some(), "{route} undocumented");
     }
-    assert_eq!(doc["paths"].as_object().unwrap().len(), 9);
+    assert_eq!(doc["paths"].as_object().unwrap().len(), 13);
 
     // Metrics count what was asked.
     let (s, _, body) = get(&format!("{url}/metrics"));

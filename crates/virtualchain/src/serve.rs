@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use vc_serve::{Extension, ServeConfig, Server};
+use vc_serve::{Cors, Extension, ServeConfig, ServeError, Server};
 use vc_store::ReadOnlyStore;
 
+use crate::exit::InputError;
 use crate::registry;
 
 /// Serve a database over HTTP: blocks, operations, consensus hashes, state and proofs.
@@ -43,6 +44,24 @@ pub struct ServeArgs {
     /// (0 to 1,000,000 blocks).
     #[arg(long, default_value_t = vc_serve::DEFAULT_MAX_FRESH_WINDOW, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     max_fresh_window: u64,
+    /// POST every live event (apply, rollback) as JSON to this http:// URL, in order, retried
+    /// with back-off until accepted (repeatable).
+    #[arg(long = "webhook", value_name = "URL")]
+    webhooks: Vec<String>,
+    /// How many `/v1/events` streams may be open at once; more are refused with 503.
+    #[arg(long, default_value_t = 256)]
+    max_event_streams: usize,
+    /// A browser origin (`scheme://host[:port]`) allowed to read `/v1` (repeatable; default:
+    /// any origin).
+    #[arg(
+        long = "cors-origin",
+        value_name = "ORIGIN",
+        conflicts_with = "no_cors"
+    )]
+    cors_origins: Vec<String>,
+    /// Send no CORS headers: browsers may not read the API from other origins.
+    #[arg(long)]
+    no_cors: bool,
 }
 
 /// The longest timeout accepted: one hour.
@@ -87,7 +106,22 @@ pub fn serve(args: ServeArgs, globals: &crate::Globals) -> Result<ExitCode> {
     config.max_connections = args.max_connections;
     config.header_read_timeout = args.header_timeout;
     config.max_fresh_window = args.max_fresh_window;
-    let server = Server::bind(store, extension, config)?;
+    config.events.webhooks = args.webhooks;
+    config.events.max_streams = args.max_event_streams.max(1);
+    config.cors = if args.no_cors {
+        Cors::Off
+    } else if args.cors_origins.is_empty() || args.cors_origins.iter().any(|o| o == "*") {
+        Cors::Any
+    } else {
+        Cors::Origins(args.cors_origins)
+    };
+    let server = Server::bind(store, extension, config).map_err(|e| match e {
+        ServeError::Webhook(detail) => anyhow::Error::new(InputError::Invalid {
+            what: "--webhook",
+            detail,
+        }),
+        e => e.into(),
+    })?;
     tracing::info!(
         db = %db.display(),
         app = %meta.app_name,

@@ -6,49 +6,28 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bitcoin::Network;
 use serde_json::Value;
 use vc_chash::ConsensusHash;
 use vc_light::{LightClient, Trusted};
-use vc_names::build::ScriptKind;
-use vc_names::scenario::{Scenario, seeded_wallet};
 use vc_testnode::TestNode;
 
 #[path = "../../vc-names/tests/common/mod.rs"]
 mod common;
 
-use common::{Node, core, source_url};
+#[path = "support/revoked.rs"]
+mod revoked;
+
+use revoked::{index_cmd, wait_for};
 
 #[path = "support/serve.rs"]
 mod serve_support;
 
 use serve_support::serve;
-
-fn index_cmd(node: &TestNode, db: &Path, first: u64, follow: bool) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_virtualchain"));
-    c.args(["index", "--app", "names", "--network", "regtest"])
-        .args(["--confirmations", "1", "--first-block", &first.to_string()])
-        .args(["--source", &source_url(node), "--db"])
-        .arg(db)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if follow {
-        c.args([
-            "--follow",
-            "--poll-interval",
-            "100ms",
-            "--commit-every-block",
-        ]);
-    }
-    c
-}
 
 fn json(client: &LightClient, path: &str) -> Value {
     client.get_json(path).unwrap()
@@ -63,43 +42,17 @@ fn tip(client: &LightClient) -> Option<(u64, ConsensusHash)> {
     ))
 }
 
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn serve_answers_correctly_while_the_indexer_follows_a_reorg() {
     let Some(node) = TestNode::start() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let miner = Node(&node);
-    let mut s = Scenario::start(&miner, core(&node, true), &dir.path().join("s.redb"), 6).unwrap();
-    s.run_history().unwrap();
-    let first = s.engine().store().config().first_block;
-    let baz = vc_names::lookup_name(s.engine().store(), "baz.test")
-        .unwrap()
-        .unwrap();
-    assert!(baz.revoked);
-    let revoke_height = baz.last_block;
-    drop(s);
-    let sink = seeded_wallet(203, ScriptKind::P2wpkh, Network::Regtest)
-        .unwrap()
-        .address();
+    let (first, revoke_height, sink) = revoked::revoked_history(&node, dir.path());
 
     // The follower creates the database; the server opens it once it exists.
     let db = dir.path().join("follow.redb");
-    let mut follower = index_cmd(&node, &db, first, true).spawn().unwrap();
-    wait_for("the database", || {
-        vc_store::ReadOnlyStore::open(&db).is_ok_and(|s| s.tip().is_ok_and(|t| t.is_some()))
-    });
+    let mut follower = revoked::start_follower(&node, &db, first);
     let (mut server, url) = serve(&db);
     let client = LightClient::new(&url, Duration::from_secs(10)).unwrap();
     let node_tip = node.height();

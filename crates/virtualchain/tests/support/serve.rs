@@ -6,10 +6,17 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// Starts `virtualchain serve` on a free port and returns it with its base URL.
+#[allow(dead_code)]
 pub fn serve(db: &Path) -> (Child, String) {
+    serve_with(db, &[])
+}
+
+/// [`serve`] with more arguments.
+pub fn serve_with(db: &Path, extra: &[&str]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_virtualchain"))
         .args(["serve", "--listen", "127.0.0.1:0", "--db"])
         .arg(db)
+        .args(extra)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
