@@ -40,6 +40,7 @@ use vc_chash::hex;
 pub use bitcoincore_rpc;
 
 pub mod electrs;
+pub mod electrumx;
 pub mod fake_core;
 mod loopback;
 pub mod proxy;
