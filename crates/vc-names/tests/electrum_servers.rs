@@ -13,10 +13,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use bitcoin::Network;
-use common::{Node, marker_scenario, snapshot};
+use common::{Node, marker_scenario, preorder, snapshot};
 use vc_engine::{Engine, EngineConfig, NoObserver};
-use vc_names::scenario::{Scenario, test_namespace_params};
-use vc_names::{NamesApp, NamesConfig, build, default_registry_script, price::name_price};
+use vc_names::{NamesApp, NamesConfig, default_registry_script};
 use vc_source::Source;
 use vc_source::electrum::{ElectrumConfig, ElectrumSource};
 use vc_testnode::electrumx::{ElectrumX, NODE_ARGS};
@@ -60,21 +59,6 @@ impl Light {
             .unwrap_or_else(|e| panic!("{}: {e}", self.server));
         (outcome.reorgs, start.elapsed())
     }
-}
-
-/// A name preorder from wallet `who`, signed for the deployment.
-fn preorder(s: &mut Scenario<'_>, who: usize, name: &str) -> bitcoin::Transaction {
-    let price = name_price(name.split('.').next().unwrap(), &test_namespace_params());
-    let ch = s.consensus_hash().unwrap();
-    let p = build::plan_name_preorder(
-        name,
-        &s.wallet(who).script(),
-        &s.wallet(who).address(),
-        ch,
-        price,
-    )
-    .unwrap();
-    s.sign(who, &p).unwrap()
 }
 
 #[test]
