@@ -1,8 +1,9 @@
 //! Project automation, run as `cargo xtask <command>`:
 //!
 //! * `ci`: everything CI checks: formatting, clippy with `-D warnings`, all tests (with a real
-//!   regtest bitcoind and electrs, provisioned as `node` and `electrs` do, and Debian's headless
-//!   `chromium` for the CORS browser test), docs without warnings, vc-chash's dependency and no-default-features rules, every fuzz target for 20 s, the
+//!   regtest bitcoind, electrs and ElectrumX, provisioned as `node`, `electrs` and `electrumx`
+//!   do, Debian's headless `chromium` for the CORS browser test and `tmux` for the terminal
+//!   test), docs without warnings, vc-chash's dependency and no-default-features rules, every fuzz target for 20 s, the
 //!   cross-check against the independent Python reference, and the demo.
 //! * `deps`: only the dependency rules `ci` checks (vc-chash, vc-light, vc-source's backend
 //!   features).
@@ -15,6 +16,9 @@
 //!   clone; `BITCOIND_EXE` overrides) and print its path.
 //! * `electrs`: provision `electrs` for the Electrum tests (`cargo install electrs --locked` at a
 //!   pinned version, cached outside the clone; `ELECTRS_EXE` overrides) and print its path.
+//! * `electrumx`: provision ElectrumX, the second Electrum server of the tests (`e-x` and
+//!   `plyvel` from PyPI in a virtualenv, cached outside the clone; `ELECTRUMX_EXE` overrides)
+//!   and print its `electrumx_server`.
 //! * `fuzz [--seconds N] [TARGET ...]`: run the cargo-fuzz targets (on stable, through
 //!   `RUSTC_BOOTSTRAP=1`; cargo-fuzz installed if missing), seeded from the fixture chain.
 //! * `fixture`: regenerate `testdata/regtest-chain/` (a small real regtest chain as Core stored
@@ -32,6 +36,7 @@ use anyhow::{Context, Result, bail, ensure};
 
 mod chromium;
 mod electrs;
+mod electrumx;
 mod fixture;
 mod fuzz;
 mod node;
@@ -52,6 +57,7 @@ fn main() -> Result<()> {
         Some("bench") => bench(&args[1..]),
         Some("node") => node::provision().map(|exe| println!("{}", exe.display())),
         Some("electrs") => electrs::provision().map(|exe| println!("{}", exe.display())),
+        Some("electrumx") => electrumx::provision().map(|exe| println!("{}", exe.display())),
         Some("fuzz") => fuzz::fuzz(&root, &args[1..]).map(|lines| {
             for l in lines {
                 println!("{l}");
@@ -60,7 +66,7 @@ fn main() -> Result<()> {
         Some("fixture") => fixture::generate(&root, &node::provision()?),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | deps | demo | node | electrs | fuzz [--seconds N] [TARGET ...] | fixture | bench [chash | store | sources | electrum | serve | index] [-- args]>"
+                "usage: cargo xtask <ci | deps | demo | node | electrs | electrumx | fuzz [--seconds N] [TARGET ...] | fixture | bench [chash | store | sources | electrum | serve | index] [-- args]>"
             );
             bail!("unknown or missing command")
         }
@@ -216,6 +222,11 @@ fn ci(root: &Path) -> Result<()> {
         electrs = electrs::provision()?;
         Ok(())
     })?;
+    let mut electrumx = PathBuf::new();
+    step("electrumx", || {
+        electrumx = electrumx::provision()?;
+        Ok(())
+    })?;
     // The CORS test runs in a real browser: headless Chromium, never skipped in CI.
     let mut chromium = PathBuf::new();
     step("chromium", || {
@@ -234,6 +245,7 @@ fn ci(root: &Path) -> Result<()> {
         let exe = bitcoind.to_string_lossy();
         let electrs_exe = electrs.to_string_lossy();
         let chromium_exe = chromium.to_string_lossy();
+        let electrumx_exe = electrumx.to_string_lossy();
         let envs = [
             ("BITCOIND_EXE", &*exe),
             ("VC_REQUIRE_BITCOIND", "1"),
@@ -242,6 +254,8 @@ fn ci(root: &Path) -> Result<()> {
             ("CHROMIUM_EXE", &*chromium_exe),
             ("VC_REQUIRE_CHROMIUM", "1"),
             ("VC_REQUIRE_TMUX", "1"),
+            ("ELECTRUMX_EXE", &*electrumx_exe),
+            ("VC_REQUIRE_ELECTRUMX", "1"),
         ];
         // The engine's differential campaign runs on its own, uncaptured, so that its
         // summary and its "N random scenarios equal a fresh index" line show.

@@ -18,9 +18,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use bitcoin::Network;
-use common::{Node, core, marker_scenario, snapshot};
+use common::{Node, core, marker_scenario, preorder, snapshot};
 use vc_engine::{Engine, EngineConfig, EngineError, NoObserver};
-use vc_names::scenario::{Scenario, test_namespace_params};
+use vc_names::scenario::test_namespace_params;
 use vc_names::{NamesApp, NamesConfig, build, default_registry_script, price::name_price};
 use vc_source::electrum::{ElectrumConfig, ElectrumSource};
 use vc_source::{Source, SourceError, Violation, WatchSource};
@@ -45,21 +45,6 @@ fn marker_engine(source: Source, first: u64, db: &std::path::Path) -> Engine<Nam
 
 fn sync(engine: &mut Engine<NamesApp>) -> Result<vc_engine::SyncOutcome, EngineError> {
     engine.sync(None, &AtomicBool::new(false), &mut NoObserver)
-}
-
-/// A name preorder from wallet `who`, signed for the deployment.
-fn preorder(s: &mut Scenario<'_>, who: usize, name: &str) -> bitcoin::Transaction {
-    let price = name_price(name.split('.').next().unwrap(), &test_namespace_params());
-    let ch = s.consensus_hash().unwrap();
-    let p = build::plan_name_preorder(
-        name,
-        &s.wallet(who).script(),
-        &s.wallet(who).address(),
-        ch,
-        price,
-    )
-    .unwrap();
-    s.sign(who, &p).unwrap()
 }
 
 #[test]

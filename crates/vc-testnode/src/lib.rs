@@ -38,6 +38,7 @@ use vc_chash::hex;
 use vc_source::core::rpc::{Auth, RpcClient};
 
 pub mod electrs;
+pub mod electrumx;
 pub mod fake_core;
 mod loopback;
 pub mod proxy;

@@ -10,7 +10,9 @@
 //! - `blk:/path/to/blocks`: Core's block files, read directly;
 //! - `electrum://HOST:PORT` (plain TCP) or `electrum+tls://HOST:PORT` (TLS): an Electrum
 //!   server as a light-node source (the application must declare marker scripts: for names,
-//!   `--registry`).
+//!   `--registry`). Options in the query: `?ca=PATH` (TLS: trust only the CA certificates in
+//!   that PEM file), `?proxy=socks5://HOST:PORT` (connect through a SOCKS5 proxy such as Tor's;
+//!   the proxy resolves the server's name, so `.onion` hosts work); join both with `&`.
 //!
 //! Without `--source`, Core is found the way ord and electrs find it: [`SourceSpec::from_flags`]
 //! takes `--bitcoin-data-dir`, `--bitcoin-rpc-url`, `--bitcoin-rpc-user` and
@@ -48,6 +50,10 @@ pub enum SourceSpec {
     Electrum {
         /// `tcp://host:port` or `ssl://host:port`, as the Electrum client takes it.
         url: String,
+        /// `?ca=PATH`: the CA certificates to trust for TLS instead of the web PKI's.
+        ca: Option<PathBuf>,
+        /// `?proxy=socks5://HOST:PORT`: a SOCKS5 proxy.
+        proxy: Option<String>,
     },
 }
 
@@ -166,11 +172,34 @@ impl SourceSpec {
         }
         let shown = format!("source {:?}", redacted(s));
         for (prefix, scheme) in [("electrum://", "tcp"), ("electrum+tls://", "ssl")] {
-            if let Some(hostport) = s.strip_prefix(prefix) {
+            if let Some(after) = s.strip_prefix(prefix) {
+                let (hostport, query) = after.split_once('?').unwrap_or((after, ""));
+                let (mut ca, mut proxy) = (None, None);
+                for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+                    match kv.split_once('=') {
+                        Some(("ca", path)) if scheme == "ssl" && !path.is_empty() => {
+                            ca = Some(PathBuf::from(path));
+                        }
+                        Some(("proxy", p)) if !p.is_empty() => {
+                            let hostport = p
+                                .strip_prefix("socks5://")
+                                .or_else(|| p.strip_prefix("socks5h://"))
+                                .with_context(|| {
+                                    format!("source {s:?}: the proxy is socks5://HOST:PORT")
+                                })?;
+                            proxy = Some(hostport.to_owned());
+                        }
+                        _ => bail!(
+                            "source {s:?}: unknown option {kv:?} (electrum+tls:// takes ca=PATH, both take proxy=socks5://HOST:PORT)"
+                        ),
+                    }
+                }
                 match hostport.rsplit_once(':') {
                     Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
                         return Ok(SourceSpec::Electrum {
                             url: format!("{scheme}://{hostport}"),
+                            ca,
+                            proxy,
                         });
                     }
                     _ => bail!("{shown} needs HOST:PORT"),
@@ -261,10 +290,19 @@ impl SourceSpec {
                 BlkSource::open(BlkConfig::new(dir, network))
                     .with_context(|| format!("opening block files in {}", dir.display()))?,
             ),
-            SourceSpec::Electrum { url } => Source::watched(
-                ElectrumSource::connect(ElectrumConfig::new(url.clone(), network))
-                    .with_context(|| format!("connecting to {url}"))?,
-            ),
+            SourceSpec::Electrum { url, ca, proxy } => {
+                let mut config = ElectrumConfig::new(url.clone(), network);
+                if let Some(ca) = ca {
+                    config = config.with_ca(ca);
+                }
+                if let Some(proxy) = proxy {
+                    config = config.with_proxy(proxy);
+                }
+                Source::watched(
+                    ElectrumSource::connect(config)
+                        .with_context(|| format!("connecting to {url}"))?,
+                )
+            }
         })
     }
 
@@ -330,7 +368,18 @@ impl std::fmt::Display for SourceSpec {
                 }
             }
             SourceSpec::Blk(dir) => write!(f, "blk:{}", dir.display()),
-            SourceSpec::Electrum { url } => f.write_str(url),
+            SourceSpec::Electrum { url, ca, proxy } => {
+                f.write_str(url)?;
+                let mut sep = '?';
+                if let Some(ca) = ca {
+                    write!(f, "{sep}ca={}", ca.display())?;
+                    sep = '&';
+                }
+                if let Some(proxy) = proxy {
+                    write!(f, "{sep}proxy={}", redacted(proxy))?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -389,19 +438,37 @@ mod tests {
         assert_eq!(
             SourceSpec::parse("electrum://127.0.0.1:50001").unwrap(),
             SourceSpec::Electrum {
-                url: "tcp://127.0.0.1:50001".into()
+                url: "tcp://127.0.0.1:50001".into(),
+                ca: None,
+                proxy: None,
             }
         );
         assert_eq!(
             SourceSpec::parse("electrum+tls://electrum.example:50002").unwrap(),
             SourceSpec::Electrum {
-                url: "ssl://electrum.example:50002".into()
+                url: "ssl://electrum.example:50002".into(),
+                ca: None,
+                proxy: None,
+            }
+        );
+        assert_eq!(
+            SourceSpec::parse(
+                "electrum+tls://abc.onion:50002?ca=/etc/ca.pem&proxy=socks5://127.0.0.1:9050"
+            )
+            .unwrap(),
+            SourceSpec::Electrum {
+                url: "ssl://abc.onion:50002".into(),
+                ca: Some("/etc/ca.pem".into()),
+                proxy: Some("127.0.0.1:9050".into()),
             }
         );
         for bad in [
             "electrum://x",
             "electrum://:1",
             "electrum+tls://x:port",
+            "electrum://x:1?ca=/a.pem",
+            "electrum://x:1?proxy=http://p:1",
+            "electrum://x:1?timeout=3",
             "tcp://x:1",
             "core://u@h:1",
             "core://u:p@",

@@ -92,3 +92,25 @@ pub fn snapshot(store: &Store) -> Snapshot {
         namespace_preorders: view.range(&NAMESPACE_PREORDERS, None, None).unwrap(),
     }
 }
+
+/// A name preorder from wallet `who`, signed for the deployment.
+pub fn preorder(
+    s: &mut vc_names::scenario::Scenario<'_>,
+    who: usize,
+    name: &str,
+) -> bitcoin::Transaction {
+    let price = vc_names::price::name_price(
+        name.split('.').next().unwrap(),
+        &vc_names::scenario::test_namespace_params(),
+    );
+    let ch = s.consensus_hash().unwrap();
+    let p = vc_names::build::plan_name_preorder(
+        name,
+        &s.wallet(who).script(),
+        &s.wallet(who).address(),
+        ch,
+        price,
+    )
+    .unwrap();
+    s.sign(who, &p).unwrap()
+}

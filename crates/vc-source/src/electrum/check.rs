@@ -71,34 +71,72 @@ fn classify(what: String, e: electrum_client::Error) -> SourceError {
     }
 }
 
-/// Parses the answer to `blockchain.block.headers` for `count` headers from `start`: an object
-/// whose `hex` holds the headers back to back and whose `count` says how many.
+/// Parses the answer to `blockchain.block.headers` for `count` headers from `start`, in either
+/// of the protocol's shapes: up to 1.5 an object whose `hex` holds the headers back to back,
+/// from 1.6 one whose `headers` lists them one hex string each; in both, `count` says how
+/// many.
 ///
 /// electrum-client's own parser slices `hex` by the server's `count` without checking and
 /// panics when the count is larger (found by the `electrum_responses` fuzz target), so the
-/// source asks with a raw call and parses here: the count must match the bytes and not exceed
-/// what was asked for, and each header must decode. Nothing here validates the headers; that
-/// is [`super::headers::HeaderChain::connect`]'s work.
+/// source asks with a raw call and parses here: the count must match the headers sent and not
+/// exceed what was asked for, and each header must decode. Nothing here validates the headers;
+/// that is [`super::headers::HeaderChain::connect`]'s work.
 pub fn headers(
     start: u64,
     count: usize,
     answer: &serde_json::Value,
 ) -> Result<Vec<Header>, SourceError> {
     let what = || format!("{count} headers from {start}");
-    let hex = answer["hex"]
-        .as_str()
-        .ok_or_else(|| malformed(what(), "no hex string in the answer"))?;
     let claimed = answer["count"]
         .as_u64()
         .ok_or_else(|| malformed(what(), "no count in the answer"))?;
-    let bytes = vc_chash::hex::decode(hex).map_err(|e| malformed(what(), e))?;
-    if bytes.len() % 80 != 0 {
-        return Err(malformed(
-            what(),
-            format!("{} bytes of headers is not a multiple of 80", bytes.len()),
-        ));
-    }
-    let got = bytes.len() / 80;
+    let raws: Vec<Vec<u8>> = match (answer.get("hex"), answer.get("headers")) {
+        (Some(hex), None) => {
+            let hex = hex
+                .as_str()
+                .ok_or_else(|| malformed(what(), "`hex` is not a string"))?;
+            let bytes = vc_chash::hex::decode(hex).map_err(|e| malformed(what(), e))?;
+            if bytes.len() % 80 != 0 {
+                return Err(malformed(
+                    what(),
+                    format!("{} bytes of headers is not a multiple of 80", bytes.len()),
+                ));
+            }
+            bytes.chunks_exact(80).map(<[u8]>::to_vec).collect()
+        }
+        (None, Some(list)) => list
+            .as_array()
+            .ok_or_else(|| malformed(what(), "`headers` is not a list"))?
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let raw = h
+                    .as_str()
+                    .ok_or_else(|| malformed(what(), format!("header {i} is not a string")))
+                    .and_then(|h| {
+                        vc_chash::hex::decode(h)
+                            .map_err(|e| malformed(what(), format!("header {i}: {e}")))
+                    })?;
+                if raw.len() != 80 {
+                    return Err(malformed(
+                        what(),
+                        format!("header {i} is {} bytes, not 80", raw.len()),
+                    ));
+                }
+                Ok(raw)
+            })
+            .collect::<Result<_, _>>()?,
+        (Some(_), Some(_)) => {
+            return Err(malformed(what(), "both `hex` and `headers` in the answer"));
+        }
+        (None, None) => {
+            return Err(malformed(
+                what(),
+                "no hex string or headers list in the answer",
+            ));
+        }
+    };
+    let got = raws.len();
     if claimed != got as u64 {
         return Err(malformed(
             what(),
@@ -111,8 +149,7 @@ pub fn headers(
             format!("{got} headers for {count} asked"),
         ));
     }
-    bytes
-        .chunks_exact(80)
+    raws.iter()
         .enumerate()
         .map(|(i, raw)| {
             deserialize(raw).map_err(|e| {
@@ -279,6 +316,36 @@ mod tests {
             ask("a header", || client.block_header_raw(0)).unwrap(),
             serialize(&genesis)
         );
+    }
+
+    /// Protocol 1.6's shape of the same answer: one hex string per header.
+    fn answer_1_6(count: u64, headers: &[Header]) -> serde_json::Value {
+        let list: Vec<String> = headers.iter().map(|h| hex::encode(&serialize(h))).collect();
+        json!({"count": count, "headers": list, "max": 2016})
+    }
+
+    /// Protocol 1.6 answers `blockchain.block.headers` with a `headers` list: before, the
+    /// source refused it with "no hex string in the answer".
+    #[test]
+    fn both_protocol_shapes_of_a_header_answer_parse() {
+        let h = regtest_headers(3);
+        assert_eq!(headers(1, 3, &answer_1_6(3, &h)).unwrap(), h);
+        assert_eq!(headers(1, 5, &answer_1_6(3, &h)).unwrap(), h);
+        assert_eq!(headers(1, 3, &answer_1_6(0, &[])).unwrap(), vec![]);
+        let mut both = answer(3, &h);
+        both["headers"] = answer_1_6(3, &h)["headers"].clone();
+        for bad in [
+            answer_1_6(2, &h),
+            json!({"count": 1, "headers": ["00".repeat(79)]}),
+            json!({"count": 1, "headers": [7]}),
+            json!({"count": 1, "headers": "00"}),
+            both,
+        ] {
+            assert!(
+                matches!(headers(1, 5, &bad), Err(SourceError::Malformed { .. })),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

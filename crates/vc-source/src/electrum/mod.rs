@@ -34,8 +34,10 @@
 pub mod check;
 pub mod headers;
 pub mod merkle;
+pub mod session;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
@@ -43,11 +45,13 @@ use std::time::Duration;
 use bitcoin::block::Header;
 use bitcoin::consensus::deserialize;
 use bitcoin::{BlockHash, Network, ScriptBuf, Transaction, TxOut, Txid};
-use electrum_client::{Client, ConfigBuilder, ElectrumApi, Param};
+use electrum_client::raw_client::RawClient;
+use electrum_client::{ElectrumApi, Param};
 
 use crate::error::{SourceError, Violation};
 use crate::source::{Broadcaster, ChainTip, ChainView, WatchSource, WatchedBlock, WatchedTx, pays};
 use headers::HeaderChain;
+use session::{Endpoint, Session, Shared};
 
 const NAME: &str = "electrum";
 
@@ -57,39 +61,60 @@ const HEADER_BATCH: usize = 2016;
 /// Headers compared per request while looking for a fork point.
 const FORK_SEARCH_BATCH: u64 = 144;
 
-/// Transactions or branches asked for per batched request.
-const TX_BATCH: usize = 100;
-
 /// How to reach an Electrum server.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ElectrumConfig {
-    /// `tcp://HOST:PORT` (plain) or `ssl://HOST:PORT` (TLS, certificate checked against the
-    /// web PKI unless `validate_domain` is off).
+    /// `tcp://HOST:PORT` (plain) or `ssl://HOST:PORT` (TLS, the certificate checked against
+    /// the web PKI's roots, or against [`ElectrumConfig::ca`] when given).
     pub url: String,
     /// The network the server must serve.
     pub network: Network,
-    /// Connections opened (requests from several fetch threads spread over them).
+    /// Sessions opened (requests from several fetch threads spread over them; each sends one
+    /// request or batch at a time).
     pub connections: usize,
     /// Per-request timeout.
     pub timeout: Duration,
-    /// Reconnect-and-retry attempts per request.
+    /// Attempts after the first, per request, on a new connection (after the connection broke
+    /// or the server refused the request as too many).
     pub retries: u8,
-    /// Check the TLS certificate's name (turn off only for a self-signed test server).
-    pub validate_domain: bool,
+    /// Requests pipelined in one batch (transactions, merkle branches); servers process a
+    /// few at once and queue the rest.
+    pub batch: usize,
+    /// A PEM file of CA certificates that replace the web PKI's roots for `ssl://` (a
+    /// self-hosted server's own CA).
+    pub ca: Option<PathBuf>,
+    /// A SOCKS5 proxy, `HOST:PORT` or `socks5://HOST:PORT` (Tor: `127.0.0.1:9050`); the
+    /// server's name is resolved by the proxy.
+    pub proxy: Option<String>,
 }
 
 impl ElectrumConfig {
-    /// A configuration with 4 connections, a 30 s timeout and 2 retries.
+    /// A configuration with 4 sessions, a 30 s timeout, 4 retries, batches of 50, the web
+    /// PKI's roots and no proxy.
     pub fn new(url: impl Into<String>, network: Network) -> ElectrumConfig {
         ElectrumConfig {
             url: url.into(),
             network,
             connections: 4,
             timeout: Duration::from_secs(30),
-            retries: 2,
-            validate_domain: true,
+            retries: 4,
+            batch: 50,
+            ca: None,
+            proxy: None,
         }
+    }
+
+    /// Trusts only the CA certificates in the PEM file `path` for TLS.
+    pub fn with_ca(mut self, path: impl Into<PathBuf>) -> ElectrumConfig {
+        self.ca = Some(path.into());
+        self
+    }
+
+    /// Connects through the SOCKS5 proxy at `proxy` (`HOST:PORT` or `socks5://HOST:PORT`).
+    pub fn with_proxy(mut self, proxy: impl Into<String>) -> ElectrumConfig {
+        self.proxy = Some(proxy.into());
+        self
     }
 }
 
@@ -115,15 +140,22 @@ pub struct ElectrumStats {
     pub transactions: u64,
     /// Requests sent (a batch counts once).
     pub requests: u64,
+    /// Connections opened, each with its `server.version` handshake (reconnects included).
+    pub connections: u64,
+    /// Requests the server refused as too many (each retried after a pause).
+    pub refusals: u64,
 }
 
 /// An Electrum server, verified ([module docs](self)).
 pub struct ElectrumSource {
     config: ElectrumConfig,
-    /// One request at a time per connection: electrum-client lets threads share a connection,
+    endpoint: Endpoint,
+    /// One request at a time per session: electrum-client lets threads share a connection,
     /// but its hand-over of the reading role between them can lose a wake-up and leave every
-    /// waiting thread blocked (seen in CI with two prefetch workers on one connection).
-    clients: Vec<Mutex<Client>>,
+    /// waiting thread blocked (seen in CI with two prefetch workers on one connection). It
+    /// also bounds what one session asks of the server at once.
+    sessions: Vec<Mutex<Session>>,
+    shared: Shared,
     next_client: AtomicUsize,
     chain: RwLock<HeaderChain>,
     /// Serialises header syncs (the chain itself is read concurrently).
@@ -164,25 +196,22 @@ impl ElectrumSource {
     /// Connects, checks that the server serves `config.network` (its genesis header) and
     /// validates the server's whole header chain.
     pub fn connect(config: ElectrumConfig) -> Result<ElectrumSource, SourceError> {
-        let client_config = ConfigBuilder::new()
-            .timeout(Some(
-                u8::try_from(config.timeout.as_secs().max(1)).unwrap_or(u8::MAX),
-            ))
-            .retry(config.retries)
-            .validate_domain(config.validate_domain)
-            .build();
-        let clients = (0..config.connections.max(1))
-            .map(|_| {
-                check::ask(format!("connecting to {}", config.url), || {
-                    Client::from_config(&config.url, client_config.clone())
-                })
-            })
-            .map(|client| client.map(Mutex::new))
-            .collect::<Result<Vec<_>, _>>()?;
+        let endpoint = Endpoint::new(
+            &config.url,
+            config.ca.as_deref(),
+            config.proxy.as_deref(),
+            config.timeout,
+            config.retries,
+        )?;
+        let sessions = (0..config.connections.max(1))
+            .map(|_| Mutex::new(Session::new()))
+            .collect();
         let source = ElectrumSource {
             chain: RwLock::new(HeaderChain::new(config.network)),
             config,
-            clients,
+            endpoint,
+            sessions,
+            shared: Shared::default(),
             next_client: AtomicUsize::new(0),
             syncing: Mutex::new(()),
             history: Mutex::new(History::default()),
@@ -190,7 +219,7 @@ impl ElectrumSource {
             transactions: AtomicU64::new(0),
             requests: AtomicU64::new(0),
         };
-        let raw = check::ask("the genesis header", || source.client().block_header_raw(0))?;
+        let raw = source.call("the genesis header", |c| c.block_header_raw(0))?;
         let genesis: Header = deserialize(&raw).map_err(|e| malformed("the genesis header", e))?;
         let expected = bitcoin::constants::genesis_block(source.config.network).block_hash();
         if genesis.block_hash() != expected {
@@ -210,7 +239,19 @@ impl ElectrumSource {
             headers: self.headers_validated.load(Ordering::Relaxed),
             transactions: self.transactions.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
+            connections: self.shared.connections.load(Ordering::Relaxed),
+            refusals: self.shared.pacer.refusals(),
         }
+    }
+
+    /// The server's software and the protocol version it picked in the last `server.version`
+    /// handshake (between 1.4 and 1.6).
+    pub fn negotiated(&self) -> Option<(String, String)> {
+        self.shared
+            .negotiated
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The validated chain's tip.
@@ -222,19 +263,23 @@ impl ElectrumSource {
         }
     }
 
-    /// A connection for one request: a free one if any, else the next in turn.
-    fn client(&self) -> std::sync::MutexGuard<'_, Client> {
+    /// Runs `request` on a session: a free one if any, else the next in turn.
+    fn call<T>(
+        &self,
+        what: &str,
+        request: impl Fn(&RawClient<session::Tapped>) -> Result<T, electrum_client::Error>,
+    ) -> Result<T, SourceError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let start = self.next_client.fetch_add(1, Ordering::Relaxed);
-        let n = self.clients.len();
-        for i in 0..n {
-            if let Ok(guard) = self.clients[(start + i) % n].try_lock() {
-                return guard;
-            }
-        }
-        self.clients[start % n]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let n = self.sessions.len();
+        let mut session = (0..n)
+            .find_map(|i| self.sessions[(start + i) % n].try_lock().ok())
+            .unwrap_or_else(|| {
+                self.sessions[start % n]
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+            });
+        session.call(&self.endpoint, &self.shared, what, request)
     }
 
     fn read_chain(&self) -> std::sync::RwLockReadGuard<'_, HeaderChain> {
@@ -246,17 +291,21 @@ impl ElectrumSource {
     pub fn sync_headers(&self) -> Result<ChainTip, SourceError> {
         let _one_at_a_time = self.syncing.lock().unwrap_or_else(|p| p.into_inner());
         // The subscription's answer is the server's current tip; drain queued notifications
-        // so that they do not pile up on the connection.
+        // so that they do not pile up on the connection. (Always on the first session.)
         self.requests.fetch_add(1, Ordering::Relaxed);
-        // The lock ends here: the requests below take connections of their own.
-        let notification = {
-            let subscriber = self.clients[0].lock().unwrap_or_else(|p| p.into_inner());
-            let notification = check::ask("blockchain.headers.subscribe", || {
-                subscriber.block_headers_subscribe_raw()
-            })?;
-            while let Ok(Some(_)) = subscriber.block_headers_pop_raw() {}
-            notification
-        };
+        let notification = self.sessions[0]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .call(
+                &self.endpoint,
+                &self.shared,
+                "blockchain.headers.subscribe",
+                |c| {
+                    let tip = c.block_headers_subscribe_raw()?;
+                    while let Ok(Some(_)) = c.block_headers_pop_raw() {}
+                    Ok(tip)
+                },
+            )?;
         let server_tip = notification.height as u64;
         let tip_header: Header = deserialize(&notification.header)
             .map_err(|e| malformed("the subscription's tip header", e))?;
@@ -322,8 +371,8 @@ impl ElectrumSource {
     fn fetch_headers(&self, start: u64, count: usize) -> Result<Vec<Header>, SourceError> {
         let what = format!("{count} headers from {start}");
         let start_usize = usize::try_from(start).map_err(|_| malformed(what.clone(), "height"))?;
-        let answer = check::ask(what, || {
-            self.client().raw_call(
+        let answer = self.call(&what, |c| {
+            c.raw_call(
                 "blockchain.block.headers",
                 [Param::Usize(start_usize), Param::Usize(count)],
             )
@@ -394,9 +443,8 @@ impl ElectrumSource {
         }
         if history.as_of.is_none_or(|a| a < height) {
             let as_of = self.read_chain().tip_height();
-            let lists = check::ask("blockchain.scripthash.get_history", || {
-                self.client()
-                    .batch_script_get_history(scripts.iter().map(|s| s.as_script()))
+            let lists = self.call("blockchain.scripthash.get_history", |c| {
+                c.batch_script_get_history(scripts.iter().map(|s| s.as_script()))
             })?;
             if lists.len() != scripts.len() {
                 return Err(malformed(
@@ -450,9 +498,9 @@ impl ElectrumSource {
     /// Fetches `txids` (batched) and checks each hashes to its txid.
     fn transactions(&self, height: u64, txids: &[Txid]) -> Result<Vec<Transaction>, SourceError> {
         let mut out = Vec::with_capacity(txids.len());
-        for chunk in txids.chunks(TX_BATCH) {
-            let raws = check::ask(format!("{} transactions", chunk.len()), || {
-                self.client().batch_transaction_get_raw(chunk)
+        for chunk in txids.chunks(self.config.batch.max(1)) {
+            let raws = self.call(&format!("{} transactions", chunk.len()), |c| {
+                c.batch_transaction_get_raw(chunk)
             })?;
             if raws.len() != chunk.len() {
                 return Err(malformed(
@@ -480,13 +528,13 @@ impl ElectrumSource {
         let height_usize =
             usize::try_from(height).map_err(|_| malformed("a merkle request", "height"))?;
         let mut proofs = Vec::with_capacity(txs.len());
-        for chunk in txs.chunks(TX_BATCH) {
+        for chunk in txs.chunks(self.config.batch.max(1)) {
             let asks: Vec<(Txid, usize)> = chunk
                 .iter()
                 .map(|(txid, _)| (*txid, height_usize))
                 .collect();
-            let got = check::ask(format!("{} merkle branches", asks.len()), || {
-                self.client().batch_transaction_get_merkle(&asks)
+            let got = self.call(&format!("{} merkle branches", asks.len()), |c| {
+                c.batch_transaction_get_merkle(&asks)
             })?;
             if got.len() != asks.len() {
                 return Err(malformed(
@@ -646,8 +694,8 @@ impl WatchSource for ElectrumSource {
 
 impl Broadcaster for ElectrumSource {
     fn broadcast(&self, tx: &Transaction) -> Result<Txid, SourceError> {
-        check::ask("blockchain.transaction.broadcast", || {
-            self.client().transaction_broadcast(tx)
+        self.call("blockchain.transaction.broadcast", |c| {
+            c.transaction_broadcast(tx)
         })
     }
 }
