@@ -679,8 +679,9 @@ pub struct CoreArgs {
     /// default: ~/.bitcoin).
     #[arg(long, global = true, value_name = "DIR")]
     pub bitcoin_data_dir: Option<PathBuf>,
-    /// Core's JSON-RPC address: HOST, HOST:PORT or http://[USER:PASS@]HOST[:PORT] (default:
-    /// 127.0.0.1 and the network's port: 8332, 18332, 48332, 38332, 18443).
+    /// Core's JSON-RPC address: HOST, HOST:PORT or http://USER:PASS@HOST:PORT (user, password
+    /// and port optional; default: 127.0.0.1 and the network's port: 8332, 18332, 48332,
+    /// 38332, 18443).
     #[arg(long, global = true, value_name = "URL")]
     pub bitcoin_rpc_url: Option<String>,
     /// Core's RPC user (with --bitcoin-rpc-pass; default: the cookie file).
