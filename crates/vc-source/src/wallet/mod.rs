@@ -179,6 +179,20 @@ pub fn first_dust(outputs: &[TxOut]) -> Option<DustOutput> {
     })
 }
 
+/// Refuses the first fixed output of `slots` below its dust limit, naming its position in the
+/// transaction: what [`fund`] checks first, and what a writer can check before asking a node
+/// anything.
+pub fn check_dust(slots: &[Slot]) -> Result<(), WalletError> {
+    for (index, slot) in slots.iter().enumerate() {
+        if let Slot::Fixed(o) = slot
+            && let Some(d) = first_dust(std::slice::from_ref(o))
+        {
+            return Err(WalletError::Dust(DustOutput { index, ..d }));
+        }
+    }
+    Ok(())
+}
+
 /// Where a coin is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CoinStatus {
@@ -502,16 +516,7 @@ pub fn fund<E: std::error::Error + Send + Sync + 'static>(
             Slot::Change(_) => None,
         })
         .collect();
-    if let Some(d) = first_dust(&fixed_outputs) {
-        // Name the output by its position in the transaction.
-        let index = slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| matches!(s, Slot::Fixed(_)))
-            .nth(d.index)
-            .map_or(d.index, |(i, _)| i);
-        return Err(WalletError::Dust(DustOutput { index, ..d }));
-    }
+    check_dust(slots)?;
     let changes: Vec<&ScriptBuf> = slots
         .iter()
         .filter_map(|s| match s {
