@@ -2,9 +2,13 @@
 //!
 //! A [`Wallet`] holds one key (from WIF) and spends its own coins, P2WPKH (default) or P2PKH.
 //! Each `plan_*` function lays out an operation's outputs the way the rules expect them
-//! (OP_RETURN first, then the operation's outputs, with the change where BNS puts it);
-//! [`Wallet::sign`] funds, balances and signs the plan. Broadcasting goes through any
-//! [`vc_source::BlockSource`].
+//! (OP_RETURN first, then the operation's outputs, with the change where BNS puts it).
+//!
+//! Funding is the generic writer wallet's job ([`vc_source::wallet`]: coin selection that skips
+//! immature coinbases and follows the key's unconfirmed change, fee rates, dust checks,
+//! replacements): [`Plan::slots`] hands it the outputs and [`Wallet::sign_outputs`] signs what
+//! it picks. [`Wallet::sign`] is the simple path, with given coins and a given fee.
+//! Broadcasting goes through any [`vc_source::Broadcaster`].
 
 use bitcoin::hashes::Hash;
 use bitcoin::key::CompressedPublicKey;
@@ -14,6 +18,8 @@ use bitcoin::{
     Address, Amount, Network, OutPoint, PrivateKey, ScriptBuf, Sequence, Transaction, TxIn, TxOut,
     Witness, absolute, transaction,
 };
+
+use vc_source::wallet::{CoinStatus, Slot};
 
 use crate::app::burn_script;
 use crate::wire::{
@@ -94,6 +100,43 @@ impl Plan {
             None => self,
         }
     }
+
+    /// The transaction's outputs for the writer wallet ([`vc_source::wallet::fund`]): the
+    /// OP_RETURN carrying the operation, then the plan's outputs, the change paying `change`.
+    pub fn slots(&self, change: &ScriptBuf) -> Result<Vec<Slot>, BuildError> {
+        let mut slots = vec![Slot::Fixed(TxOut {
+            value: Amount::ZERO,
+            script_pubkey: op_return(&self.op.payload())?,
+        })];
+        slots.extend(self.outputs.iter().map(|o| match o {
+            PlannedOutput::Pay(t) => Slot::Fixed(t.clone()),
+            PlannedOutput::Change => Slot::Change(change.clone()),
+        }));
+        Ok(slots)
+    }
+}
+
+/// The position of the wallet's change in the transaction of a names operation, by the layout
+/// the `plan_*` functions give each operation (after the OP_RETURN at 0: 1 for preorders,
+/// ready, update and revoke; 2 for reveal, registration, renewal and transfer). `None` when
+/// `tx` carries no names operation. The caller checks the output pays the wallet: a change
+/// below the dust limit may have been left out.
+pub fn change_index(tx: &Transaction) -> Option<usize> {
+    let carried = vc_codec::carrier::Carrier::default().extract(tx).ok()??;
+    if carried.data.get(..2)? != &crate::wire::MAGIC[..] {
+        return None;
+    }
+    let op = NameOp::decode(*carried.data.get(2)?, carried.data.get(3..)?).ok()?;
+    Some(match op {
+        NameOp::NamespacePreorder { .. }
+        | NameOp::NamePreorder { .. }
+        | NameOp::NamespaceReady { .. }
+        | NameOp::NameUpdate { .. }
+        | NameOp::NameRevoke { .. } => 1,
+        NameOp::NamespaceReveal { .. }
+        | NameOp::NameRegistration { .. }
+        | NameOp::NameTransfer { .. } => 2,
+    })
 }
 
 fn pay(script: ScriptBuf, sat: u64) -> PlannedOutput {
@@ -317,14 +360,11 @@ impl Wallet {
     }
 
     /// Funds `plan` with `coins` (all of them are spent), pays `fee`, returns the change to the
-    /// wallet and signs. Output 0 is the OP_RETURN; coin 0 is input 0, the sender.
+    /// wallet and signs. Output 0 is the OP_RETURN; coin 0 is input 0, the sender. The writer
+    /// wallet ([`vc_source::wallet`]) chooses coins and fee instead; this is for callers that
+    /// already did.
     pub fn sign(&self, plan: &Plan, coins: &[Coin], fee: u64) -> Result<Transaction, BuildError> {
         let script = self.script();
-        for c in coins {
-            if c.txout.script_pubkey != script {
-                return Err(BuildError::ForeignCoin(c.outpoint));
-            }
-        }
         let have: u64 = coins.iter().map(|c| c.txout.value.to_sat()).sum();
         let paid: u64 = plan
             .outputs
@@ -339,18 +379,41 @@ impl Wallet {
             return Err(BuildError::Insufficient { have, need });
         }
         let change = have - paid - fee;
-        let mut output = vec![TxOut {
-            value: Amount::ZERO,
-            script_pubkey: op_return(&plan.op.payload())?,
-        }];
-        for o in &plan.outputs {
-            output.push(match o {
-                PlannedOutput::Pay(t) => t.clone(),
-                PlannedOutput::Change => TxOut {
+        let outputs: Vec<TxOut> = plan
+            .slots(&script)?
+            .into_iter()
+            .map(|s| match s {
+                Slot::Fixed(t) => t,
+                Slot::Change(script_pubkey) => TxOut {
                     value: Amount::from_sat(change),
-                    script_pubkey: script.clone(),
+                    script_pubkey,
                 },
-            });
+            })
+            .collect();
+        let coins: Vec<vc_source::wallet::Coin> = coins
+            .iter()
+            .map(|c| vc_source::wallet::Coin {
+                outpoint: c.outpoint,
+                txout: c.txout.clone(),
+                status: CoinStatus::Unconfirmed,
+            })
+            .collect();
+        self.sign_outputs(&coins, &outputs)
+    }
+
+    /// Signs a transaction spending `coins` (all the wallet's, in this order; coin 0 is the
+    /// sender) to `outputs`, with RBF signalled (nSequence `0xfffffffd`) and low-R signatures.
+    /// This is the signer [`vc_source::wallet::fund`] and [`vc_source::wallet::bump`] call.
+    pub fn sign_outputs(
+        &self,
+        coins: &[vc_source::wallet::Coin],
+        outputs: &[TxOut],
+    ) -> Result<Transaction, BuildError> {
+        let script = self.script();
+        for c in coins {
+            if c.txout.script_pubkey != script {
+                return Err(BuildError::ForeignCoin(c.outpoint));
+            }
         }
         let mut tx = Transaction {
             version: transaction::Version::TWO,
@@ -364,7 +427,7 @@ impl Wallet {
                     witness: Witness::new(),
                 })
                 .collect(),
-            output,
+            output: outputs.to_vec(),
         };
         let pk = self.key.public_key(&self.secp);
         for (i, coin) in coins.iter().enumerate() {
@@ -379,9 +442,11 @@ impl Wallet {
                     .map_err(|e| BuildError::Sign(e.to_string()))?
                     .to_byte_array(),
             };
+            // Low R: 71-byte signatures (72 with the sighash byte) almost always, so the size
+            // measured before the fee is set rarely moves after.
             let sig = bitcoin::ecdsa::Signature::sighash_all(
                 self.secp
-                    .sign_ecdsa(&Message::from_digest(sighash), &self.key.inner),
+                    .sign_ecdsa_low_r(&Message::from_digest(sighash), &self.key.inner),
             );
             match self.kind {
                 ScriptKind::P2wpkh => {
@@ -467,5 +532,56 @@ mod tests {
             w.sign(&plan, &[coin], 1_000),
             Err(BuildError::Insufficient { .. })
         ));
+    }
+
+    #[test]
+    fn change_index_finds_every_plans_change() {
+        let key = PrivateKey::new(
+            bitcoin::secp256k1::SecretKey::from_slice(&[5; 32]).unwrap(),
+            Network::Regtest,
+        );
+        let w = Wallet::from_key(key, ScriptKind::P2wpkh, Network::Regtest).unwrap();
+        let (me, a) = (w.script(), w.address());
+        let params = NamespaceParams {
+            lifetime: 100,
+            coeff: 1,
+            base: 2,
+            buckets: [1; 16],
+            nonalpha_discount: 1,
+            no_vowel_discount: 1,
+            version: 1,
+        };
+        let plans = [
+            plan_namespace_preorder("ns", &me, &a, [1; 16], 1_000).unwrap(),
+            plan_namespace_reveal("ns", params, &a).unwrap(),
+            plan_namespace_ready("ns").unwrap(),
+            plan_name_preorder("a.ns", &me, &a, [1; 16], 1_000).unwrap(),
+            plan_name_register("a.ns", &a, None).unwrap(),
+            plan_name_renew("a.ns", &a, 1_000).unwrap(),
+            plan_name_update("a.ns", [1; 16], [2; 20]).unwrap(),
+            plan_name_transfer("a.ns", &a, true, [1; 16]).unwrap(),
+            plan_name_revoke("a.ns").unwrap(),
+        ];
+        for plan in plans {
+            let coin = Coin {
+                outpoint: OutPoint::new(bitcoin::Txid::all_zeros(), 0),
+                txout: TxOut {
+                    value: Amount::from_sat(1_000_000),
+                    script_pubkey: me.clone(),
+                },
+            };
+            let tx = w.sign(&plan, &[coin], 1_000).unwrap();
+            let at = change_index(&tx).unwrap();
+            let slot = plan
+                .outputs
+                .iter()
+                .position(|o| *o == PlannedOutput::Change);
+            assert_eq!(Some(at - 1), slot, "{:?}", plan.op);
+            assert!(
+                tx.input
+                    .iter()
+                    .all(|i| i.sequence == Sequence::ENABLE_RBF_NO_LOCKTIME)
+            );
+        }
     }
 }

@@ -62,6 +62,7 @@ pub mod prefetch;
 mod source;
 pub mod undo;
 pub mod valid;
+pub mod wallet;
 
 pub use error::{SourceError, Violation};
 pub use source::{

@@ -8,10 +8,12 @@ use bitcoin::{Address, Network, Transaction};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use vc_chash::{ConsensusHash, hex};
-use vc_names::build::{self, Coin, Plan, ScriptKind, Wallet};
+use vc_names::build::{self, Plan, ScriptKind, Wallet};
 use vc_names::price::name_price;
 use vc_names::wire::{self, NamespaceParams};
 use vc_source::Broadcaster;
+use vc_source::wallet::node::{ChosenRate, CoreWallet, RateChoice, RateSource};
+use vc_source::wallet::{FeeChoice, FeeRate, Funded, WalletError};
 use vc_store::StateReadExt;
 
 use crate::exit::InputError;
@@ -43,11 +45,18 @@ pub enum NamesCommand {
 }
 
 /// `virtualchain names send`.
+///
+/// Coins come from the node: confirmed ones (`scantxoutset`) that no mempool transaction spends,
+/// plus the change of the key's own unconfirmed transactions, so consecutive sends chain
+/// without waiting for a block. Immature coinbases are skipped. The fee is the node's
+/// `estimatesmartfee` rate (never below its relay floor and 1 sat/vB) times the signed
+/// transaction's size; every output is checked against the dust limit before anything is sent.
+/// Transactions signal replaceability (BIP125), so `--bump TXID` can raise a stuck fee.
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    /// The operation.
+    /// The operation (omit it with --bump).
     #[command(subcommand)]
-    op: SendOp,
+    op: Option<SendOp>,
     /// The sender's key (WIF). Its coins fund the transaction.
     #[arg(long, global = true)]
     wif: Option<String>,
@@ -64,12 +73,34 @@ pub struct SendArgs {
     /// DATA_DIR/NETWORK/names.redb).
     #[arg(long, global = true)]
     db: Option<PathBuf>,
-    /// The fee in satoshis.
-    #[arg(long, global = true, default_value_t = 2_000)]
-    fee: u64,
+    /// The fee rate in sat/vB (decimals allowed: 1.5), instead of the node's estimate. Refused
+    /// below the node's relay floor.
+    #[arg(long, global = true, value_name = "SAT_PER_VB", value_parser = parse_fee_rate)]
+    fee_rate: Option<FeeRate>,
+    /// The confirmation target, in blocks, for the node's fee estimate (estimatesmartfee).
+    /// Without an estimate (regtest, a fresh node) the node's floor is paid, and said.
+    #[arg(long, global = true, default_value_t = 6)]
+    conf_target: u16,
+    /// An absolute fee in satoshis, whatever the transaction's size (overrides --fee-rate and
+    /// the estimate).
+    #[arg(long, global = true, value_name = "SAT", conflicts_with = "fee_rate")]
+    fee: Option<u64>,
+    /// Burn this many satoshis instead of the price (preorders and renewals). The rules accept
+    /// a burn above the price; this is how a price below the dust limit is paid.
+    #[arg(long, global = true, value_name = "SAT")]
+    burn: Option<u64>,
+    /// Replace the key's unconfirmed transaction TXID, still in the node's mempool, by the
+    /// same inputs and outputs with a higher fee (at --fee-rate or the estimate, and at least
+    /// what BIP125 requires), taken from its change. No operation is given with it.
+    #[arg(long, global = true, value_name = "TXID")]
+    bump: Option<bitcoin::Txid>,
     /// Build and sign but do not broadcast; print the raw transaction.
     #[arg(long, global = true)]
     dry_run: bool,
+}
+
+fn parse_fee_rate(s: &str) -> Result<FeeRate, String> {
+    FeeRate::parse_sat_per_vb(s)
 }
 
 /// The operations `names send` builds.
@@ -244,7 +275,7 @@ pub fn run(cmd: NamesCommand, globals: &crate::Globals) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn send(args: SendArgs) -> Result<()> {
+fn send(mut args: SendArgs) -> Result<()> {
     let db = args.db.as_deref().ok_or(InputError::Usage(
         "--db is required (for the consensus hash and prices)",
     ))?;
@@ -260,6 +291,43 @@ fn send(args: SendArgs) -> Result<()> {
         ScriptKind::P2wpkh
     };
     let wallet = Wallet::from_wif(wif, kind, network)?;
+    let sign = |coins: &[vc_source::wallet::Coin], outputs: &[bitcoin::TxOut]| {
+        wallet.sign_outputs(coins, outputs)
+    };
+    let connect = || -> Result<vc_source::core::CoreSource> {
+        args.core
+            .spec(args.source.as_deref(), network)?
+            .core(network)
+    };
+    if let Some(txid) = args.bump {
+        if args.op.is_some() {
+            return Err(
+                InputError::Usage("--bump replaces a sent transaction: give no operation").into(),
+            );
+        }
+        if args.fee.is_some() {
+            return Err(InputError::Usage("--bump takes --fee-rate, not --fee").into());
+        }
+        let core = connect()?;
+        let node = CoreWallet::new(&core, wallet.script());
+        let chosen = choose_rate(&node, &args)?;
+        let (funded, replaced) = node.bump(txid, build::change_index, chosen.rate, sign)?;
+        if replaced.descendant_count > 1 {
+            eprintln!(
+                "note: the replacement also evicts {} unconfirmed transaction(s) that spend {txid}'s outputs; send them again",
+                replaced.descendant_count - 1
+            );
+        }
+        return finish(
+            &core,
+            &funded,
+            args.dry_run,
+            || json!({"replaces": txid.to_string(), "replaced_fee": replaced.fee}),
+        );
+    }
+    let op = args.op.take().ok_or(InputError::Usage(
+        "name an operation (names send preorder ...), or --bump TXID",
+    ))?;
     let ch = match view.tip()?.map(|t| t.consensus_hash) {
         Some(ConsensusHash::Legacy(ch)) => ch,
         _ => bail!("{} has no consensus hash yet: index first", db.display()),
@@ -275,17 +343,29 @@ fn send(args: SendArgs) -> Result<()> {
             .with_context(|| format!("namespace {ns} is not revealed"))?
             .params)
     };
+    // What a preorder or renewal burns: the price, or --burn when it is at least the price.
+    let burn = |price: u64| -> Result<u64> {
+        match args.burn {
+            Some(b) if b < price => Err(InputError::Invalid {
+                what: "--burn",
+                detail: format!("{b} sat is below the price, {price} sat: the registration would be rejected as underpaid"),
+            }
+            .into()),
+            Some(b) => Ok(b),
+            None => Ok(price),
+        }
+    };
     let price = |fqn: &str| -> Result<u64> {
         let (label, _) = wire::split_fqn(fqn)?;
-        Ok(name_price(label, &namespace_params(fqn)?))
+        burn(name_price(label, &namespace_params(fqn)?))
     };
-    let plan: Plan = match args.op {
+    let plan: Plan = match op {
         SendOp::NamespacePreorder { id, reveal } => build::plan_namespace_preorder(
             &id,
             &wallet.script(),
             &check(reveal)?,
             ch,
-            config.namespace_prices.price(id.len()),
+            burn(config.namespace_prices.price(id.len()))?,
         )?,
         SendOp::NamespaceReveal {
             id,
@@ -347,59 +427,89 @@ fn send(args: SendArgs) -> Result<()> {
     }
     // A marker deployment's operations also pay its registry.
     .for_deployment(&config);
-    let core = args
-        .core
-        .spec(args.source.as_deref(), network)?
-        .core(network)?;
-    let coins = pick_coins(&core.unspent(&wallet.script())?, &plan, args.fee)?;
-    let tx = wallet.sign(&plan, &coins, args.fee)?;
-    let raw = hex::encode(&bitcoin::consensus::serialize(&tx));
-    if args.dry_run {
+    let slots = plan.slots(&wallet.script())?;
+    // A burn below the dust limit is refused before the node is asked anything.
+    vc_source::wallet::check_dust(&slots).map_err(burn_hint)?;
+    let core = connect()?;
+    let node = CoreWallet::new(&core, wallet.script());
+    let fee = match args.fee {
+        Some(sat) => FeeChoice::Absolute(sat),
+        None => FeeChoice::Rate(choose_rate(&node, &args)?.rate),
+    };
+    let funded = node.fund(&slots, fee, sign).map_err(burn_hint)?;
+    finish(
+        &core,
+        &funded,
+        args.dry_run,
+        || json!({"op": plan.op.name(), "fields": serde_json::to_value(&plan.op).unwrap_or_default()}),
+    )
+}
+
+/// The fee rate from --fee-rate or the node's estimate, saying so when the node had none.
+fn choose_rate(node: &CoreWallet<'_>, args: &SendArgs) -> Result<ChosenRate> {
+    let choice = match args.fee_rate {
+        Some(r) => RateChoice::Given(r),
+        None => RateChoice::Estimate(args.conf_target),
+    };
+    let chosen = node.fee_rate(choice)?;
+    if let RateSource::Floor { target, reason } = &chosen.source {
+        eprintln!(
+            "note: the node has no fee estimate for {target} blocks ({reason}): paying its floor, {}",
+            chosen.rate
+        );
+    }
+    Ok(chosen)
+}
+
+/// A dust burn's error, with what to do about it.
+fn burn_hint(e: WalletError) -> anyhow::Error {
+    match &e {
+        WalletError::Dust(d) if d.kind == "P2PKH" && d.index >= 2 && d.value > 0 => {
+            let detail = format!(
+                "output {} burns {} sat, below the dust limit of {} sat for its {} script, so no node would relay the transaction; the price is below the dust limit: burn at least {} sat with --burn {} (the rules accept a burn above the price)",
+                d.index, d.value, d.threshold, d.kind, d.threshold, d.threshold
+            );
+            anyhow::Error::new(InputError::Invalid {
+                what: "the burn",
+                detail,
+            })
+        }
+        _ => e.into(),
+    }
+}
+
+/// Checks the last things, then prints the raw transaction (dry run) or broadcasts it and
+/// prints its txid, fee and rate with `extra` fields.
+fn finish(
+    core: &vc_source::core::CoreSource,
+    funded: &Funded,
+    dry_run: bool,
+    extra: impl FnOnce() -> serde_json::Value,
+) -> Result<()> {
+    if let Some(d) = vc_source::wallet::first_dust(&funded.tx.output) {
+        return Err(WalletError::Dust(d).into());
+    }
+    let raw = hex::encode(&bitcoin::consensus::serialize(&funded.tx));
+    if dry_run {
         println!("{raw}");
         return Ok(());
     }
-    let txid = core.broadcast(&tx)?;
-    println!(
-        "{}",
-        json!({"txid": txid.to_string(), "op": plan.op.name(), "fields": serde_json::to_value(&plan.op)?})
-    );
+    let txid = core.broadcast(&funded.tx)?;
+    let mut v = json!({
+        "txid": txid.to_string(),
+        "fee": funded.fee,
+        "vsize": funded.vsize,
+        "fee_rate": funded.rate().to_string(),
+        "inputs": funded.inputs.iter().map(|c| json!({
+            "outpoint": c.outpoint.to_string(),
+            "unconfirmed": c.status == vc_source::wallet::CoinStatus::Unconfirmed,
+        })).collect::<Vec<_>>(),
+    });
+    if let (Some(v), serde_json::Value::Object(extra)) = (v.as_object_mut(), extra()) {
+        v.extend(extra);
+    }
+    println!("{v}");
     Ok(())
-}
-
-/// The largest coins first until they cover the plan, the fee and the change's dust floor.
-fn pick_coins(
-    utxos: &[(bitcoin::OutPoint, bitcoin::TxOut)],
-    plan: &Plan,
-    fee: u64,
-) -> Result<Vec<Coin>> {
-    let need: u64 = plan
-        .outputs
-        .iter()
-        .map(|o| match o {
-            build::PlannedOutput::Pay(t) => t.value.to_sat(),
-            build::PlannedOutput::Change => 0,
-        })
-        .sum::<u64>()
-        + fee
-        + build::DUST;
-    let mut sorted: Vec<&(bitcoin::OutPoint, bitcoin::TxOut)> = utxos.iter().collect();
-    sorted.sort_by(|a, b| b.1.value.cmp(&a.1.value).then(a.0.cmp(&b.0)));
-    let mut coins = Vec::new();
-    let mut have = 0u64;
-    for (outpoint, txout) in sorted {
-        if have >= need {
-            break;
-        }
-        have += txout.value.to_sat();
-        coins.push(Coin {
-            outpoint: *outpoint,
-            txout: txout.clone(),
-        });
-    }
-    if have < need {
-        bail!("the key's confirmed coins hold {have} sat; the operation needs {need} sat");
-    }
-    Ok(coins)
 }
 
 #[cfg(test)]

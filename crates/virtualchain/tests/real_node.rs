@@ -1,5 +1,6 @@
 //! The CLI against a real regtest bitcoind: `virtualchain index` killed with SIGKILL at random
-//! moments then resumed equals an uninterrupted run; `names send` preorders and registers a name;
+//! moments then resumed equals an uninterrupted run; `names send` preorders and registers a name,
+//! chains every operation through the mempool, bumps a fee and refuses dust and immature coins;
 //! `index --source electrum://` (with electrs) over the names marker deployment ends on the
 //! consensus hash a Core engine computed.
 
@@ -47,6 +48,51 @@ fn index_cmd(node: &TestNode, db: &Path, first: u64) -> Command {
     .stdout(Stdio::null())
     .stderr(Stdio::piped());
     c
+}
+
+/// `virtualchain names send ARGS` with `wif`'s key on `node`, with the names database `db`:
+/// Core found the way ord and electrs find it, the cookie in its data directory and the RPC
+/// address, no URL with credentials.
+fn names_send(node: &TestNode, db: &Path, wif: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_virtualchain"))
+        .args(["names", "send"])
+        .args(args)
+        .args(["--wif", wif, "--bitcoin-data-dir"])
+        .arg(node.datadir())
+        .args([
+            "--bitcoin-rpc-url",
+            &format!("127.0.0.1:{}", node.rpc_port()),
+        ])
+        .arg("--db")
+        .arg(db)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+/// `virtualchain names show NAME` from `db`, which must succeed.
+fn names_show(db: &Path, name: &str) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_virtualchain"))
+        .args(["names", "show", name, "--db"])
+        .arg(db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// [`index_cmd`], which must succeed.
+fn index_ok(node: &TestNode, db: &Path, first: u64) {
+    let out = index_cmd(node, db, first).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Per block: height, consensus hash, ops hash.
@@ -170,31 +216,9 @@ fn names_send_preorders_and_registers_through_core() {
         .address();
     node.mine(100, &sink);
 
-    let index = || {
-        let out = index_cmd(&node, &db, first).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let index = || index_ok(&node, &db, first);
     let send = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_virtualchain"))
-            .args(["names", "send"])
-            .args(args)
-            // Core found the way ord and electrs find it: the cookie in its data directory
-            // and the RPC address, no URL with credentials.
-            .args(["--wif", &key.to_wif(), "--bitcoin-data-dir"])
-            .arg(node.datadir())
-            .args([
-                "--bitcoin-rpc-url",
-                &format!("127.0.0.1:{}", node.rpc_port()),
-            ])
-            .args(["--db"])
-            .arg(&db)
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
+        let out = names_send(&node, &db, &key.to_wif(), args);
         assert!(
             out.status.success(),
             "{}",
@@ -244,17 +268,7 @@ fn names_send_preorders_and_registers_through_core() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let show = Command::new(env!("CARGO_BIN_EXE_virtualchain"))
-        .args(["names", "show", "zzz.test", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
-    assert!(
-        show.status.success(),
-        "{}",
-        String::from_utf8_lossy(&show.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    let v = names_show(&db, "zzz.test");
     assert_eq!(v["owner_address"], owner);
     assert_eq!(v["value_hash"], "42".repeat(20));
 }
@@ -331,4 +345,194 @@ fn index_from_electrum_with_the_registry_equals_core() {
         status.contains(&format!("tip:             {} ", want.height)),
         "{status}"
     );
+}
+
+/// The txids in the node's mempool.
+fn mempool(node: &TestNode) -> Vec<String> {
+    let mut m: Vec<String> = node.rpc().call("getrawmempool", &[]).unwrap();
+    m.sort();
+    m
+}
+
+/// `names send` from one key, as a user runs it: every operation back to back with no block
+/// between where the rules allow (each chains from the previous one's unconfirmed change), a
+/// block where they need one; then a key holding only an immature coinbase, a price below the
+/// dust limit, and a fee bump. Each ends in a transaction the node accepts or a clear error
+/// before anything is broadcast.
+#[test]
+fn names_send_chains_every_operation_and_fails_clearly() {
+    let Some(node) = TestNode::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("names.redb");
+    let miner = Node(&node);
+    let mut s = Scenario::start(&miner, core(&node, true), &db, 6).unwrap();
+    s.run_history().unwrap(); // namespace `test` is ready
+    let first = s.engine().store().config().first_block;
+    drop(s);
+
+    let key = |seed: u8| {
+        bitcoin::PrivateKey::new(
+            bitcoin::secp256k1::SecretKey::from_slice(&[seed; 32]).unwrap(),
+            Network::Regtest,
+        )
+    };
+    let address = |k: bitcoin::PrivateKey| {
+        vc_names::build::Wallet::from_key(k, ScriptKind::P2wpkh, Network::Regtest)
+            .unwrap()
+            .address()
+    };
+    // One coin only, so every send after the first must spend unconfirmed change.
+    let me = key(78);
+    node.mine(1, &address(me));
+    let sink = address(key(203));
+    node.mine(100, &sink);
+
+    let index = || index_ok(&node, &db, first);
+    let run = |k: bitcoin::PrivateKey, args: &[&str]| {
+        let out = names_send(&node, &db, &k.to_wif(), args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.success() {
+            Ok((
+                serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
+                stderr,
+            ))
+        } else {
+            Err(stderr)
+        }
+    };
+    let send = |args: &[&str]| -> serde_json::Value {
+        let (v, stderr) = run(me, args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        // Regtest has no fee estimate: the floor is paid, and said.
+        assert!(stderr.contains("no fee estimate"), "{stderr}");
+        assert!(mempool(&node).contains(&v["txid"].as_str().unwrap().to_owned()));
+        v
+    };
+    let chained = |v: &serde_json::Value| {
+        let inputs = v["inputs"].as_array().unwrap();
+        assert!(
+            inputs.iter().all(|i| i["unconfirmed"] == true),
+            "{v} should spend the previous send's change"
+        );
+    };
+    let mine_all = |expected: usize| {
+        assert_eq!(mempool(&node).len(), expected);
+        node.mine(1, &sink);
+        assert!(
+            mempool(&node).is_empty(),
+            "every transaction was valid and mined"
+        );
+        index();
+    };
+    let mine_str = address(me).to_string();
+    let sink_str = sink.to_string();
+    let value_hash = "42".repeat(20);
+    let zero_buckets = vec!["0"; 16].join(",");
+
+    index();
+    // Round 1: a namespace preorder and two name preorders, one after the other.
+    let v = send(&["namespace-preorder", "nsxy", "--reveal", &mine_str]);
+    assert_eq!(v["inputs"][0]["unconfirmed"], false);
+    let rate: f64 = v["fee_rate"]
+        .as_str()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rate >= 1.0, "{v}");
+    chained(&send(&["preorder", "aaa.test", "--owner", &mine_str]));
+    chained(&send(&["preorder", "bbb.test", "--owner", &mine_str]));
+    // A reveal or registration needs its preorder in an earlier block.
+    mine_all(3);
+    // Round 2.
+    send(&[
+        "namespace-reveal",
+        "nsxy",
+        "--reveal",
+        &mine_str,
+        "--lifetime",
+        "1000",
+        "--coeff",
+        "1",
+        "--base",
+        "2",
+        "--buckets",
+        &zero_buckets,
+    ]);
+    chained(&send(&["register", "aaa.test", "--owner", &mine_str]));
+    chained(&send(&["register", "bbb.test", "--owner", &mine_str]));
+    mine_all(3);
+    // Round 3. The key now also holds confirmed coins (the 5,500-sat owner and revealer
+    // outputs): the wallet spends those before unconfirmed change; either way nothing
+    // conflicts.
+    send(&["namespace-ready", "nsxy"]);
+    send(&["update", "aaa.test", "--value-hash", &value_hash]);
+    send(&["renew", "bbb.test"]);
+    mine_all(3);
+    // Round 4, and a fee bump of its last transaction.
+    send(&["transfer", "aaa.test", "--to", &sink_str]);
+    let revoke = send(&["revoke", "bbb.test"]);
+    let old = revoke["txid"].as_str().unwrap().to_owned();
+    let (bumped, _) = run(me, &["--bump", &old, "--fee-rate", "5"]).unwrap();
+    let new = bumped["txid"].as_str().unwrap().to_owned();
+    assert_eq!(bumped["replaces"], old.as_str());
+    assert!(bumped["fee"].as_u64().unwrap() > revoke["fee"].as_u64().unwrap());
+    assert!(bumped["fee"].as_u64().unwrap() >= 5 * bumped["vsize"].as_u64().unwrap());
+    let pool = mempool(&node);
+    assert!(pool.contains(&new) && !pool.contains(&old), "{pool:?}");
+    mine_all(2);
+    // Bumping a confirmed or an unknown transaction is a clear error.
+    let e = run(me, &["--bump", &new]).unwrap_err();
+    assert!(e.contains("already confirmed"), "{e}");
+    let e = run(me, &["--bump", &"ab".repeat(32)]).unwrap_err();
+    assert!(e.contains("not in the node's mempool"), "{e}");
+
+    // The effects: every operation was accepted.
+    let show = |name: &str| names_show(&db, name);
+    let aaa = show("aaa.test");
+    assert_eq!(aaa["owner_address"], sink_str.as_str());
+    assert_eq!(aaa["value_hash"], value_hash.as_str());
+    assert_eq!(show("bbb.test")["revoked"], true);
+
+    // A price below the dust limit: a name in nsxy costs 100 sat; nothing is broadcast.
+    let e = run(me, &["preorder", "cheap.nsxy", "--owner", &mine_str]).unwrap_err();
+    assert!(
+        e.contains("below the dust limit of 546 sat") && e.contains("--burn 546"),
+        "{e}"
+    );
+    // So is a namespace id of 8 letters or more (400 sat on regtest).
+    let e = run(
+        me,
+        &["namespace-preorder", "longname", "--reveal", &mine_str],
+    )
+    .unwrap_err();
+    assert!(e.contains("burns 400 sat"), "{e}");
+    assert!(mempool(&node).is_empty());
+    // Burning more than the price is how it is paid.
+    let v = send(&[
+        "preorder",
+        "cheap.nsxy",
+        "--owner",
+        &mine_str,
+        "--burn",
+        "546",
+    ]);
+    let tx = node.raw_transaction(&v["txid"].as_str().unwrap().parse().unwrap());
+    assert_eq!(tx.output[2].value.to_sat(), 546);
+
+    // A key holding only an immature coinbase: a clear error, nothing broadcast.
+    let young = key(79);
+    node.mine(1, &address(young));
+    let coin_height = node.height();
+    let before = mempool(&node);
+    let e = run(young, &["preorder", "ccc.test", "--owner", &mine_str]).unwrap_err();
+    assert!(
+        e.contains("immature coinbase output")
+            && e.contains(&format!("spendable from block {}", coin_height + 100)),
+        "{e}"
+    );
+    assert_eq!(mempool(&node), before);
 }

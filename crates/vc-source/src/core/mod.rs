@@ -305,7 +305,7 @@ impl CoreSource {
     }
 
     /// A JSON-RPC call through the pool, with retries.
-    fn call<T: serde::de::DeserializeOwned>(
+    pub(crate) fn call<T: serde::de::DeserializeOwned>(
         &self,
         method: &str,
         args: &[serde_json::Value],
