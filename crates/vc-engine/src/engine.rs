@@ -10,7 +10,7 @@ use bitcoin::hashes::Hash;
 use vc_chash::{ConsensusHash, Seeds};
 use vc_source::prefetch::{Prefetch, Selector, TxSelector};
 use vc_source::{ChainView, Source, SourceError};
-use vc_store::{CommitPolicy, Store, StoreConfig, Tip, Writer};
+use vc_store::{CommitPolicy, SourceTip, Store, StoreConfig, Tip, Writer};
 
 use crate::app::{AppSpec, Application, DEFAULT_CONFIRMATIONS};
 use crate::block::{Apply, BlockReport, Input, Recognizer};
@@ -233,6 +233,8 @@ pub struct Engine<A: Application> {
     recognizer: Recognizer,
     seeds: Seeds,
     pins: Vec<(u64, BlockHash)>,
+    /// The source tip last recorded in the store (for readers' readiness checks).
+    recorded_source_tip: Option<SourceTip>,
 }
 
 impl<A: Application> core::fmt::Debug for Engine<A> {
@@ -364,6 +366,7 @@ impl<A: Application> Engine<A> {
             seeds: spec.seeds.iter().copied().collect(),
             spec,
             pins,
+            recorded_source_tip: None,
         })
     }
 
@@ -480,6 +483,15 @@ impl<A: Application> Engine<A> {
                 return Ok(());
             }
             let chain_tip = self.source.chain().tip()?;
+            // Readers of the file (the server's readiness check) learn how far behind it is.
+            let seen = SourceTip::new(chain_tip.height, self.confirmations());
+            if self.recorded_source_tip != Some(seen) {
+                writer.set_source_tip(seen)?;
+                if writer.pending_blocks() == 0 {
+                    writer.commit()?;
+                }
+                self.recorded_source_tip = Some(seen);
+            }
             let started = Instant::now();
             if let Some(reorg) = handle_reorg(
                 &self.store,

@@ -149,6 +149,9 @@ pub struct ServeConfig {
     pub events: EventsConfig,
     /// Which browser origins may read `/v1/…` (CORS).
     pub cors: Cors,
+    /// `/healthz/ready` answers 200 while the store is at most this many blocks behind the
+    /// newest block with enough confirmations that its indexer last saw. Default 2.
+    pub ready_lag: u64,
 }
 
 impl ServeConfig {
@@ -169,6 +172,7 @@ impl ServeConfig {
             shutdown_grace: Duration::from_secs(1),
             events: EventsConfig::default(),
             cors: Cors::default(),
+            ready_lag: 2,
         }
     }
 

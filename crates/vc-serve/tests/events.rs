@@ -299,7 +299,7 @@ fn cors_the_page_and_health() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.redb");
     let empty = dir.path().join("e.redb");
-    let (_store, _) = synthetic::create(&path, Scheme::V2, FIRST, 5).unwrap();
+    let (store, _) = synthetic::create(&path, Scheme::V2, FIRST, 5).unwrap();
     let (_e, _) = synthetic::create(&empty, Scheme::V2, FIRST, 0).unwrap();
     let server = start_with(&path, |_| {});
     let url = server.url();
@@ -371,7 +371,26 @@ fn cors_the_page_and_health() {
         (s, &v["ready"], &v["tip"]["height"]),
         (200, &Value::Bool(true), &Value::from(h))
     );
-    assert!(v["lag_blocks"].is_null() && v.get("chain_tip").is_some());
+    // No indexer recorded its source's tip: ready, and the lag is unknown.
+    assert!(v["lag_blocks"].is_null() && v["chain_tip"].is_null(), "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("unknown"), "{v}");
+    // The indexer records what it saw of its source: ready only within --ready-lag.
+    for (chain_tip, confirmations, lag, ready) in [
+        (h + 10, 1, 10, false),
+        (h + 5, 6, 0, true),
+        (h + 2, 1, 2, true),
+    ] {
+        let mut w = store.writer().unwrap();
+        w.set_source_tip(vc_store::SourceTip::new(chain_tip, confirmations))
+            .unwrap();
+        w.commit().unwrap();
+        drop(w);
+        let (s, _, body) = get(&format!("{url}/healthz/ready"), &[], "GET");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["lag_blocks"], lag, "{v}");
+        assert_eq!(v["chain_tip"], chain_tip, "{v}");
+        assert_eq!((s == 200, &v["ready"]), (ready, &Value::Bool(ready)), "{v}");
+    }
     server.shutdown().unwrap();
 
     // A listed origin only; others get no CORS headers. An empty store is not ready.

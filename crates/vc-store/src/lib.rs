@@ -60,6 +60,7 @@ mod read_only;
 pub mod replay;
 pub mod schema;
 pub mod snapshot;
+mod source_tip;
 mod state;
 mod store;
 mod writer;
@@ -67,6 +68,7 @@ mod writer;
 pub use error::{MetaField, StoreError};
 pub use read_only::{ReadOnlyStore, VerifyReport};
 pub use schema::{ChainEntry, Meta, OutputData, StoredOp};
+pub use source_tip::SourceTip;
 pub use state::{
     Namespace, RawEntry, StateAccess, StateKey, StateRead, StateReadExt, StateWriteExt,
 };

@@ -578,6 +578,21 @@ impl View {
         })
     }
 
+    /// A node-local setting as of this view's commit (see [`Store::local`]).
+    pub fn local(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.guard("reading a local setting", || {
+            let table = match self.txn.open_table(LOCAL) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(e).ctx("opening the local settings"),
+            };
+            Ok(table
+                .get(key)
+                .ctx("reading a local setting")?
+                .map(|v| v.value().to_vec()))
+        })
+    }
+
     /// The heights whose undo logs are kept (the blocks a rollback can revert), oldest first.
     pub fn undo_heights(&self) -> Result<Option<(u64, u64)>, StoreError> {
         self.guard("reading undo logs", || {

@@ -19,8 +19,8 @@ use vc_chash::{ConsensusHash, Hash256};
 
 use crate::error::{DbContext, StoreError};
 use crate::schema::{
-    self, CHAIN, ChainEntry, META, META_KEY, MMR, Meta, OPS, STATE, StoredOp, UNDO, UndoEntry,
-    UndoLog,
+    self, CHAIN, ChainEntry, LOCAL, META, META_KEY, MMR, Meta, OPS, STATE, StoredOp, UNDO,
+    UndoEntry, UndoLog,
 };
 use crate::state::{RawEntry, StateAccess, StateRead, id_of, raw_key, raw_range};
 use crate::store::{Store, load_mmr};
@@ -217,6 +217,15 @@ impl<'s> Writer<'s> {
             new_namespaces: Vec::new(),
             ops: Vec::new(),
         })
+    }
+
+    /// Sets a node-local setting (see [`Store::local`]) in the open transaction: durable with
+    /// the next [`Writer::commit`], which it makes due even when no block is pending.
+    pub fn set_local(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let txn = self.txn()?;
+        let mut table = txn.open_table(LOCAL).ctx("opening the local settings")?;
+        table.insert(key, value).ctx("writing a local setting")?;
+        Ok(())
     }
 
     /// Makes everything applied so far durable (fsync). A no-op when nothing is pending.

@@ -62,6 +62,10 @@ pub struct ServeArgs {
     /// Send no CORS headers: browsers may not read the API from other origins.
     #[arg(long)]
     no_cors: bool,
+    /// /healthz/ready answers 200 while the database is at most this many blocks behind the
+    /// newest block with enough confirmations that the indexer last saw.
+    #[arg(long, default_value_t = 2)]
+    ready_lag: u64,
 }
 
 /// The longest timeout accepted: one hour.
@@ -106,6 +110,7 @@ pub fn serve(args: ServeArgs, globals: &crate::Globals) -> Result<ExitCode> {
     config.max_connections = args.max_connections;
     config.header_read_timeout = args.header_timeout;
     config.max_fresh_window = args.max_fresh_window;
+    config.ready_lag = args.ready_lag;
     config.events.webhooks = args.webhooks;
     config.events.max_streams = args.max_event_streams.max(1);
     config.cors = if args.no_cors {

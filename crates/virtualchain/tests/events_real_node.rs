@@ -122,6 +122,11 @@ fn the_event_stream_replays_to_the_database_across_a_real_reorg() {
     }
     let names = client.get_json("/v1/names/baz.test").unwrap();
     assert_eq!(names["state"]["revoked"], false);
+    // The server's readiness knows the node's tip, as the indexer recorded it in the file.
+    let ready = client.get_json("/healthz/ready").unwrap();
+    assert_eq!(ready["ready"], true, "{ready}");
+    assert_eq!(ready["chain_tip"], final_height, "{ready}");
+    assert_eq!(ready["lag_blocks"], 0, "{ready}");
 
     // The webhook saw the same history from the tip at the server's start: applied to the
     // database's chain below that point, it gives the same chain.
