@@ -384,6 +384,57 @@ pub fn ops(db: &Path, height: u64) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Runs `snapshot`: checks the file (a damaged one is refused, never exported), then writes
+/// the snapshot of one consistent commit to `out`, through a temporary file renamed at the end
+/// so that a failure leaves no partial snapshot.
+pub fn snapshot(db: &Path, out: &Path, json: bool) -> Result<ExitCode> {
+    let (_, store) = registry::open_read_only(db)?;
+    store
+        .verify()
+        .with_context(|| format!("verifying {}", db.display()))?;
+    let view = store.view()?;
+    let tip = view.tip()?;
+    let mut partial = out.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let summary = match vc_store::snapshot::export(&view, &partial) {
+        Ok(summary) => summary,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(anyhow::Error::new(e).context(format!("writing {}", out.display())));
+        }
+    };
+    std::fs::rename(&partial, out)
+        .with_context(|| format!("moving {} to {}", partial.display(), out.display()))?;
+    let (height, ch) = match tip {
+        Some(t) => (Some(t.height), Some(t.consensus_hash.to_string())),
+        None => (None, None),
+    };
+    answer(
+        json,
+        match (&height, &ch) {
+            (Some(h), Some(ch)) => format!(
+                "wrote {}: {} blocks, {} state entries, {} bytes, up to block {h} with consensus hash {ch} (install it with: virtualchain recover checkpoint --snapshot {} --trusted {h}:{ch})",
+                out.display(),
+                summary.blocks,
+                summary.state_entries,
+                summary.bytes,
+                out.display()
+            ),
+            _ => format!("wrote {}: an empty database", out.display()),
+        },
+        serde_json::json!({
+            "file": out.display().to_string(),
+            "blocks": summary.blocks,
+            "state_entries": summary.state_entries,
+            "bytes": summary.bytes,
+            "tip_height": height,
+            "consensus_hash": ch,
+        }),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `virtualchain recover`: the three ways out of a fork deeper than the automatic limit.
 #[derive(Debug, Subcommand)]
 pub enum RecoverCommand {

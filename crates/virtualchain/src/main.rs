@@ -138,6 +138,17 @@ enum Command {
         #[arg(long)]
         height: u64,
     },
+    /// Write a snapshot of a database (read-only; works beside a running `index`), to back it
+    /// up or publish it: `recover checkpoint` installs one only if it reproduces a trusted
+    /// consensus hash.
+    Snapshot {
+        /// The database (default: DATA_DIR/NETWORK/names.redb).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// The snapshot file to write (replaced if it exists).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// The names application: show, list, decode, send.
     #[command(subcommand)]
     Names(names::NamesCommand),
@@ -250,6 +261,9 @@ fn main() -> ExitCode {
         Command::Ops { db, height } => globals
             .db(db, "names")
             .and_then(|db| index::ops(&db, height)),
+        Command::Snapshot { db, out } => globals
+            .db(db, "names")
+            .and_then(|db| index::snapshot(&db, &out, cli.json)),
         Command::Names(cmd) => names::run(cmd, &globals),
         Command::Recover(cmd) => index::recover(cmd, &globals, cli.json),
         Command::Demo(args) => demo::run(args, cli.json),

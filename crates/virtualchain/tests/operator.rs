@@ -476,3 +476,61 @@ fn on_a_terminal_the_bar_says_what_it_waits_for_and_ctrl_c_leaves_no_line() {
         "the bar stayed on screen after Ctrl-C:\n{screen}"
     );
 }
+
+#[test]
+fn a_snapshot_taken_beside_the_indexer_installs_with_recover_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("names.redb");
+    let (mut child, rx) = follow(&db, &[]);
+    wait_for(&rx, "waiting for block 388");
+    // Read-only: the indexer keeps running and holding the file.
+    let file = dir.path().join("names.snap");
+    let out = bin()
+        .args(["snapshot", "--json", "--db"])
+        .arg(&db)
+        .arg("--out")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let written: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(written["tip_height"], 387);
+    assert_eq!(written["blocks"], 116);
+    assert!(!dir.path().join("names.snap.partial").exists());
+    terminate(&child);
+    assert_eq!(wait_exit(&mut child).code(), Some(0));
+    let before = text(&status(&db, &[]).stdout);
+
+    // Installed over the database: only if it reproduces the trusted consensus hash.
+    let ch = written["consensus_hash"].as_str().unwrap();
+    let wrong = format!("387:{}", "0".repeat(ch.len()));
+    let refused = bin()
+        .args(["recover", "checkpoint", "--db"])
+        .arg(&db)
+        .arg("--snapshot")
+        .arg(&file)
+        .args(["--trusted", &wrong])
+        .output()
+        .unwrap();
+    assert_ne!(refused.status.code(), Some(0));
+    assert_eq!(
+        text(&status(&db, &[]).stdout),
+        before,
+        "a refused snapshot changed nothing"
+    );
+    let installed = bin()
+        .args(["recover", "checkpoint", "--db"])
+        .arg(&db)
+        .arg("--snapshot")
+        .arg(&file)
+        .args(["--trusted", &format!("387:{ch}")])
+        .output()
+        .unwrap();
+    assert_eq!(
+        installed.status.code(),
+        Some(0),
+        "{}",
+        text(&installed.stderr)
+    );
+    assert_eq!(text(&status(&db, &[]).stdout), before);
+}
