@@ -45,13 +45,13 @@ use std::time::Duration;
 use bitcoin::block::Header;
 use bitcoin::consensus::deserialize;
 use bitcoin::{BlockHash, Network, ScriptBuf, Transaction, TxOut, Txid};
-use electrum_client::raw_client::RawClient;
-use electrum_client::{ElectrumApi, Param};
+use electrum_client::{GetHistoryRes, GetMerkleRes};
+use serde_json::Value;
 
 use crate::error::{SourceError, Violation};
 use crate::source::{Broadcaster, ChainTip, ChainView, WatchSource, WatchedBlock, WatchedTx, pays};
 use headers::HeaderChain;
-use session::{Endpoint, Session, Shared};
+use session::{Endpoint, Rpc, Session, Shared};
 
 const NAME: &str = "electrum";
 
@@ -60,6 +60,17 @@ const HEADER_BATCH: usize = 2016;
 
 /// Headers compared per request while looking for a fork point.
 const FORK_SEARCH_BATCH: u64 = 144;
+
+/// Headers below the validated tip asked for along with every tip check: they find a short
+/// reorganisation's fork point in the same round trip, and make the answer large enough that a
+/// padding server (ElectrumX) sends it at once.
+const TIP_OVERLAP: u64 = 8;
+
+/// Batches of watched transactions fetched ahead per range ([`ElectrumConfig::batch`] each).
+const RANGE_BATCHES: usize = 4;
+
+/// Transactions kept ready (watched and funding) before the cache is emptied.
+const CACHE_CAP: usize = 2000;
 
 /// How to reach an Electrum server.
 #[derive(Clone, Debug)]
@@ -131,6 +142,35 @@ struct History {
     blocks: BTreeMap<u64, BlockHash>,
 }
 
+/// A height's watched transactions, fetched and proven ahead of the engine's call.
+#[derive(Debug)]
+struct Ready {
+    /// The block they were proven against.
+    hash: BlockHash,
+    /// The txids the history listed there (the entry is used only while it still does).
+    txids: Vec<Txid>,
+    /// The transactions paying a watched script, with their positions, in block order.
+    found: Vec<(u32, Transaction)>,
+}
+
+/// A height of a range fetch: its block, the history's txids there and the checked
+/// transactions among them that pay a watched script.
+type Paying = (u64, BlockHash, Header, Vec<Txid>, Vec<(Txid, Transaction)>);
+
+/// What a range fetch left for later calls (bounded by [`CACHE_CAP`] transactions).
+#[derive(Debug, Default)]
+struct Cache {
+    ready: BTreeMap<u64, Ready>,
+    /// Funding transactions, checked against their txids.
+    funding: BTreeMap<Txid, Transaction>,
+}
+
+impl Cache {
+    fn size(&self) -> usize {
+        self.funding.len() + self.ready.values().map(|r| r.found.len()).sum::<usize>()
+    }
+}
+
 /// Counters for benchmarks and logs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ElectrumStats {
@@ -161,6 +201,9 @@ pub struct ElectrumSource {
     /// Serialises header syncs (the chain itself is read concurrently).
     syncing: Mutex<()>,
     history: Mutex<History>,
+    /// Ranges fetched ahead; one range fetch at a time.
+    cache: Mutex<Cache>,
+    filling: Mutex<()>,
     headers_validated: AtomicU64,
     transactions: AtomicU64,
     requests: AtomicU64,
@@ -215,12 +258,21 @@ impl ElectrumSource {
             next_client: AtomicUsize::new(0),
             syncing: Mutex::new(()),
             history: Mutex::new(History::default()),
+            cache: Mutex::new(Cache::default()),
+            filling: Mutex::new(()),
             headers_validated: AtomicU64::new(0),
             transactions: AtomicU64::new(0),
             requests: AtomicU64::new(0),
         };
-        let raw = source.call("the genesis header", |c| c.block_header_raw(0))?;
-        let genesis: Header = deserialize(&raw).map_err(|e| malformed("the genesis header", e))?;
+        let what = "the genesis header";
+        let raw = source.call(what, |c| {
+            c.call(what, "blockchain.block.header", vec![0.into()])
+        })?;
+        let genesis: Header = raw
+            .as_str()
+            .ok_or_else(|| malformed(what, "not a hex string"))
+            .and_then(|h| vc_chash::hex::decode(h).map_err(|e| malformed(what, e)))
+            .and_then(|b| deserialize(&b).map_err(|e| malformed(what, e)))?;
         let expected = bitcoin::constants::genesis_block(source.config.network).block_hash();
         if genesis.block_hash() != expected {
             return Err(SourceError::WrongNetwork {
@@ -267,7 +319,7 @@ impl ElectrumSource {
     fn call<T>(
         &self,
         what: &str,
-        request: impl Fn(&RawClient<session::Tapped>) -> Result<T, electrum_client::Error>,
+        request: impl Fn(&mut Rpc) -> Result<T, SourceError>,
     ) -> Result<T, SourceError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let start = self.next_client.fetch_add(1, Ordering::Relaxed);
@@ -290,25 +342,43 @@ impl ElectrumSource {
     /// server's chain forks from it) and returns the tip.
     pub fn sync_headers(&self) -> Result<ChainTip, SourceError> {
         let _one_at_a_time = self.syncing.lock().unwrap_or_else(|p| p.into_inner());
-        // The subscription's answer is the server's current tip; drain queued notifications
-        // so that they do not pile up on the connection. (Always on the first session.)
+        // The subscription's answer is the server's current tip (notifications the
+        // subscription queues are skipped by the codec). The headers from a little below the
+        // validated tip come in the same round trip: they usually hold the fork point and the
+        // new blocks, and they make the answer large. (Always on the first session.)
+        let ours = self.read_chain().tip_height();
+        let low = ours.saturating_sub(TIP_OVERLAP - 1);
+        let low_usize = usize::try_from(low).map_err(|_| malformed("a tip check", "height"))?;
+        let what = "blockchain.headers.subscribe";
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let notification = self.sessions[0]
+        let answers = self.sessions[0]
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .call(
-                &self.endpoint,
-                &self.shared,
-                "blockchain.headers.subscribe",
-                |c| {
-                    let tip = c.block_headers_subscribe_raw()?;
-                    while let Ok(Some(_)) = c.block_headers_pop_raw() {}
-                    Ok(tip)
-                },
-            )?;
-        let server_tip = notification.height as u64;
-        let tip_header: Header = deserialize(&notification.header)
-            .map_err(|e| malformed("the subscription's tip header", e))?;
+            .call(&self.endpoint, &self.shared, what, |c| {
+                c.batch(
+                    what,
+                    vec![
+                        (what.to_owned(), vec![]),
+                        (
+                            "blockchain.block.headers".to_owned(),
+                            vec![low_usize.into(), HEADER_BATCH.into()],
+                        ),
+                    ],
+                )
+            })?;
+        let [notification, overlap] = <[Value; 2]>::try_from(answers)
+            .map_err(|a| malformed(what, format!("{} answers for 2 requests", a.len())))?;
+        let server_tip = notification["height"]
+            .as_u64()
+            .ok_or_else(|| malformed(what, "no height in the answer"))?;
+        let tip_header: Header = notification["hex"]
+            .as_str()
+            .ok_or_else(|| malformed(what, "no hex header in the answer"))
+            .and_then(|h| vc_chash::hex::decode(h).map_err(|e| malformed(what, e)))
+            .and_then(|b| {
+                deserialize(&b).map_err(|e| malformed("the subscription's tip header", e))
+            })?;
+        let overlap = check::headers(low, HEADER_BATCH, &overlap)?;
         let (ours, known) = {
             let chain = self.read_chain();
             (
@@ -326,7 +396,19 @@ impl ElectrumSource {
             }
             return Ok(self.validated_tip());
         }
-        let fork = self.find_fork(ours.min(server_tip))?;
+        // The fork point among the overlap, and the new branch's first headers above it.
+        let near = {
+            let chain = self.read_chain();
+            overlap.iter().enumerate().rev().find_map(|(i, h)| {
+                let height = low + i as u64;
+                (height <= ours.min(server_tip) && chain.hash(height) == Some(h.block_hash()))
+                    .then(|| (height, overlap[i + 1..].to_vec()))
+            })
+        };
+        let (fork, mut pending) = match near {
+            Some(found) => found,
+            None => (self.find_fork(ours.min(server_tip))?, Vec::new()),
+        };
         if fork < ours {
             tracing::warn!(
                 fork,
@@ -337,10 +419,14 @@ impl ElectrumSource {
         let mut at = fork;
         let mut first = true;
         while at < server_tip {
-            let want = usize::try_from(server_tip - at)
-                .unwrap_or(HEADER_BATCH)
-                .min(HEADER_BATCH);
-            let got = self.fetch_headers(at + 1, want)?;
+            let got = if pending.is_empty() {
+                let want = usize::try_from(server_tip - at)
+                    .unwrap_or(HEADER_BATCH)
+                    .min(HEADER_BATCH);
+                self.fetch_headers(at + 1, want)?
+            } else {
+                std::mem::take(&mut pending)
+            };
             if got.is_empty() {
                 return Err(malformed(
                     format!("headers from {}", at + 1),
@@ -372,9 +458,10 @@ impl ElectrumSource {
         let what = format!("{count} headers from {start}");
         let start_usize = usize::try_from(start).map_err(|_| malformed(what.clone(), "height"))?;
         let answer = self.call(&what, |c| {
-            c.raw_call(
+            c.call(
+                &what,
                 "blockchain.block.headers",
-                [Param::Usize(start_usize), Param::Usize(count)],
+                vec![start_usize.into(), count.into()],
             )
         })?;
         check::headers(start, count, &answer)
@@ -412,6 +499,9 @@ impl ElectrumSource {
         if history.as_of.is_some_and(|a| a > fork) {
             history.as_of = Some(fork);
         }
+        drop(history);
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.ready.retain(|&h, _| h <= fork);
     }
 
     /// Makes sure the validated chain reaches `height`.
@@ -430,10 +520,16 @@ impl ElectrumSource {
         }
     }
 
-    /// The watched scripts' confirmed txids at `height`, refreshing the history when it was
-    /// fetched before the chain reached `height` (and checking that the refreshed one still
-    /// lists everything confirmed that it listed before).
-    fn txids_at(&self, height: u64, scripts: &[ScriptBuf]) -> Result<Vec<Txid>, SourceError> {
+    /// The watched scripts' confirmed txids at `height` and above, by height, from the first
+    /// height holding some up to about `limit` txids (at least that first height's), refreshing
+    /// the history when it was fetched before the chain reached `height` (and checking that the
+    /// refreshed one still lists everything confirmed that it listed before).
+    fn txids_from(
+        &self,
+        height: u64,
+        scripts: &[ScriptBuf],
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<Txid>)>, SourceError> {
         let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
         if history.scripts != scripts {
             *history = History {
@@ -443,23 +539,30 @@ impl ElectrumSource {
         }
         if history.as_of.is_none_or(|a| a < height) {
             let as_of = self.read_chain().tip_height();
-            let lists = self.call("blockchain.scripthash.get_history", |c| {
-                c.batch_script_get_history(scripts.iter().map(|s| s.as_script()))
-            })?;
+            let what = "blockchain.scripthash.get_history";
+            let calls: Vec<(String, Vec<Value>)> = scripts
+                .iter()
+                .map(|s| (what.to_owned(), vec![scripthash(s).into()]))
+                .collect();
+            let lists = self.call(what, |c| c.batch(what, calls.clone()))?;
             if lists.len() != scripts.len() {
                 return Err(malformed(
-                    "blockchain.scripthash.get_history",
+                    what,
                     format!("{} histories for {} scripts", lists.len(), scripts.len()),
                 ));
             }
             let mut by_height: BTreeMap<u64, BTreeSet<Txid>> = BTreeMap::new();
-            for entry in lists.iter().flatten() {
-                // Unconfirmed entries have height 0 or -1.
-                if let Ok(h) = u64::try_from(entry.height)
-                    && h > 0
-                    && h <= as_of
-                {
-                    by_height.entry(h).or_default().insert(entry.tx_hash);
+            for list in lists {
+                let list: Vec<GetHistoryRes> =
+                    serde_json::from_value(list).map_err(|e| malformed(what, e))?;
+                for entry in list {
+                    // Unconfirmed entries have height 0 or -1.
+                    if let Ok(h) = u64::try_from(entry.height)
+                        && h > 0
+                        && h <= as_of
+                    {
+                        by_height.entry(h).or_default().insert(entry.tx_hash);
+                    }
                 }
             }
             let chain = self.read_chain();
@@ -488,75 +591,224 @@ impl ElectrumSource {
             history.by_height = by_height;
             history.as_of = Some(as_of);
         }
-        Ok(history
-            .by_height
-            .get(&height)
-            .map(|s| s.iter().copied().collect())
-            .unwrap_or_default())
+        let mut out = Vec::new();
+        let mut total = 0;
+        for (&h, txids) in history.by_height.range(height..) {
+            if !out.is_empty() && total + txids.len() > limit {
+                break;
+            }
+            total += txids.len();
+            out.push((h, txids.iter().copied().collect()));
+        }
+        Ok(out)
+    }
+
+    /// Sends `calls` in batches of [`ElectrumConfig::batch`], one round trip each; the results
+    /// in order.
+    fn batched(
+        &self,
+        what: &str,
+        calls: Vec<(String, Vec<Value>)>,
+    ) -> Result<Vec<Value>, SourceError> {
+        let mut out = Vec::with_capacity(calls.len());
+        for chunk in calls.chunks(self.config.batch.max(1)) {
+            let what = format!("{what} ({} requests)", chunk.len());
+            let got = self.call(&what, |c| c.batch(&what, chunk.to_vec()))?;
+            if got.len() != chunk.len() {
+                return Err(malformed(
+                    what,
+                    format!("{} answers for {} requests", got.len(), chunk.len()),
+                ));
+            }
+            out.extend(got);
+        }
+        Ok(out)
+    }
+
+    /// The checked transaction `txid` from the server's answer `raw` (a hex string).
+    fn parse_tx(height: u64, txid: &Txid, raw: &Value) -> Result<Transaction, SourceError> {
+        let bytes = raw
+            .as_str()
+            .ok_or_else(|| malformed(format!("transaction {txid}"), "not a hex string"))
+            .and_then(|h| {
+                vc_chash::hex::decode(h).map_err(|e| malformed(format!("transaction {txid}"), e))
+            })?;
+        check::transaction(height, txid, &bytes)
     }
 
     /// Fetches `txids` (batched) and checks each hashes to its txid.
     fn transactions(&self, height: u64, txids: &[Txid]) -> Result<Vec<Transaction>, SourceError> {
-        let mut out = Vec::with_capacity(txids.len());
-        for chunk in txids.chunks(self.config.batch.max(1)) {
-            let raws = self.call(&format!("{} transactions", chunk.len()), |c| {
-                c.batch_transaction_get_raw(chunk)
-            })?;
-            if raws.len() != chunk.len() {
-                return Err(malformed(
-                    "blockchain.transaction.get",
-                    format!("{} answers for {} transactions", raws.len(), chunk.len()),
-                ));
-            }
-            for (txid, raw) in chunk.iter().zip(raws) {
-                out.push(check::transaction(height, txid, &raw)?);
-            }
-        }
+        let raws = self.batched(
+            "blockchain.transaction.get",
+            txids.iter().map(tx_get).collect(),
+        )?;
         self.transactions
             .fetch_add(txids.len() as u64, Ordering::Relaxed);
-        Ok(out)
+        txids
+            .iter()
+            .zip(&raws)
+            .map(|(txid, raw)| Self::parse_tx(height, txid, raw))
+            .collect()
     }
 
-    /// Proves each of `txs` (with their already checked txids) to be in the block `header`
-    /// at `height`; returns their positions.
-    fn prove(
+    /// Fetches and proves the watched transactions of `height` (whose txids are `first`) and of
+    /// the heights after it in `rest`, in a few batches: every transaction, then every merkle
+    /// branch together with the funding transactions `select` will want. Returns `height`'s
+    /// transactions paying a watched script, with their positions, in block order, and keeps
+    /// the other heights' in the cache (a height whose answers fail a check is left out, to be
+    /// fetched and reported on its own).
+    fn fetch_range(
         &self,
-        height: u64,
-        header: &Header,
-        txs: &[(Txid, Transaction)],
-    ) -> Result<Vec<u32>, SourceError> {
-        let height_usize =
-            usize::try_from(height).map_err(|_| malformed("a merkle request", "height"))?;
-        let mut proofs = Vec::with_capacity(txs.len());
-        for chunk in txs.chunks(self.config.batch.max(1)) {
-            let asks: Vec<(Txid, usize)> = chunk
+        ranges: &[(u64, Vec<Txid>)],
+        scripts: &[ScriptBuf],
+        select: &(dyn Fn(&Transaction) -> bool + Sync),
+    ) -> Result<Vec<(u32, Transaction)>, SourceError> {
+        let Some(&(height, _)) = ranges.first() else {
+            return Ok(Vec::new());
+        };
+        // Each height with its validated block.
+        let blocks: Vec<(u64, BlockHash, Header, &[Txid])> = {
+            let chain = self.read_chain();
+            ranges
                 .iter()
-                .map(|(txid, _)| (*txid, height_usize))
+                .map_while(|(h, txids)| {
+                    Some((*h, chain.hash(*h)?, *chain.header(*h)?, txids.as_slice()))
+                })
+                .collect()
+        };
+        let all: Vec<Txid> = blocks.iter().flat_map(|b| b.3.iter().copied()).collect();
+        let raws = self.batched(
+            "blockchain.transaction.get",
+            all.iter().map(tx_get).collect(),
+        )?;
+        self.transactions
+            .fetch_add(all.len() as u64, Ordering::Relaxed);
+        // A history also lists transactions that only spend from a script: drop them before
+        // proving (a merkle branch costs the server a block lookup).
+        let mut raws = raws.iter();
+        let mut paying: Vec<Paying> = Vec::new();
+        for &(h, hash, header, txids) in &blocks {
+            let checked: Result<Vec<(Txid, Transaction)>, SourceError> = txids
+                .iter()
+                .zip(raws.by_ref())
+                .map(|(txid, raw)| Ok((*txid, Self::parse_tx(h, txid, raw)?)))
                 .collect();
-            let got = self.call(&format!("{} merkle branches", asks.len()), |c| {
-                c.batch_transaction_get_merkle(&asks)
-            })?;
-            if got.len() != asks.len() {
-                return Err(malformed(
-                    "blockchain.transaction.get_merkle",
-                    format!("{} answers for {} requests", got.len(), asks.len()),
+            match checked {
+                Ok(txs) => {
+                    let txs = txs
+                        .into_iter()
+                        .filter(|(_, tx)| pays(tx, scripts))
+                        .collect();
+                    paying.push((h, hash, header, txids.to_vec(), txs));
+                }
+                Err(e) if h == height => return Err(e),
+                Err(_) => {}
+            }
+        }
+        // The branches and the funding transactions in the same round trips.
+        let mut calls: Vec<(String, Vec<Value>)> = Vec::new();
+        for (h, _, _, _, txs) in &paying {
+            for (txid, _) in txs {
+                calls.push((
+                    "blockchain.transaction.get_merkle".to_owned(),
+                    vec![txid.to_string().into(), (*h).into()],
                 ));
             }
-            proofs.extend(got);
         }
-        check::branches(height, header.merkle_root, txs, &proofs)
+        let proofs_asked = calls.len();
+        let funding: Vec<Txid> = {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            paying
+                .iter()
+                .flat_map(|p| p.4.iter())
+                .filter(|(_, tx)| !tx.is_coinbase() && select(tx))
+                .flat_map(|(_, tx)| tx.input.iter().map(|i| i.previous_output.txid))
+                .filter(|t| !cache.funding.contains_key(t))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        };
+        calls.extend(funding.iter().map(tx_get));
+        let answers = self.batched("merkle branches and funding transactions", calls)?;
+        self.transactions
+            .fetch_add(funding.len() as u64, Ordering::Relaxed);
+        let (proofs, funded) = answers.split_at(proofs_asked.min(answers.len()));
+        let mut proofs = proofs.iter();
+        let mut mine = Vec::new();
+        let mut ready = BTreeMap::new();
+        for (h, hash, header, txids, txs) in paying {
+            let got: Result<Vec<GetMerkleRes>, SourceError> = proofs
+                .by_ref()
+                .take(txs.len())
+                .map(|p| {
+                    serde_json::from_value(p.clone())
+                        .map_err(|e| malformed("blockchain.transaction.get_merkle", e))
+                })
+                .collect();
+            match got.and_then(|got| check::branches(h, header.merkle_root, &txs, &got)) {
+                Ok(positions) => {
+                    let mut found: Vec<(u32, Transaction)> = positions
+                        .into_iter()
+                        .zip(txs.into_iter().map(|(_, tx)| tx))
+                        .collect();
+                    found.sort_by_key(|(pos, _)| *pos);
+                    if h == height {
+                        mine = found;
+                    } else {
+                        ready.insert(h, Ready { hash, txids, found });
+                    }
+                }
+                Err(e) if h == height => return Err(e),
+                Err(_) => {}
+            }
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.size() > CACHE_CAP {
+            *cache = Cache::default();
+        }
+        cache.ready.extend(ready);
+        for (txid, raw) in funding.iter().zip(funded) {
+            // One that fails its check is fetched again, and reported, by its own block.
+            if let Ok(tx) = Self::parse_tx(height, txid, raw) {
+                cache.funding.insert(*txid, tx);
+            }
+        }
+        Ok(mine)
     }
 
-    /// The outputs `txs`' inputs spend, from their funding transactions.
+    /// `height`'s proven transactions from the cache, if a range fetch left them for the block
+    /// `hash` and the history still lists `txids` there.
+    fn take_ready(
+        &self,
+        height: u64,
+        hash: BlockHash,
+        txids: &[Txid],
+    ) -> Option<Vec<(u32, Transaction)>> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let ready = cache.ready.remove(&height)?;
+        (ready.hash == hash && ready.txids == txids).then_some(ready.found)
+    }
+
+    /// The outputs `txs`' inputs spend, from their funding transactions (fetched ahead by the
+    /// range fetch, or now).
     fn prevouts(&self, height: u64, txs: &[&Transaction]) -> Result<Vec<Vec<TxOut>>, SourceError> {
-        let funding: Vec<Txid> = txs
+        let needed: BTreeSet<Txid> = txs
             .iter()
             .flat_map(|t| t.input.iter().map(|i| i.previous_output.txid))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
             .collect();
-        let fetched = self.transactions(height, &funding)?;
-        let by_txid: BTreeMap<Txid, Transaction> = funding.into_iter().zip(fetched).collect();
+        let mut by_txid: BTreeMap<Txid, Transaction> = {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            needed
+                .iter()
+                .filter_map(|t| cache.funding.get(t).map(|tx| (*t, tx.clone())))
+                .collect()
+        };
+        let missing: Vec<Txid> = needed
+            .into_iter()
+            .filter(|t| !by_txid.contains_key(t))
+            .collect();
+        let fetched = self.transactions(height, &missing)?;
+        by_txid.extend(missing.into_iter().zip(fetched));
         txs.iter()
             .map(|tx| {
                 tx.input
@@ -590,21 +842,27 @@ impl ElectrumSource {
         select: &(dyn Fn(&Transaction) -> bool + Sync),
     ) -> Result<WatchedBlock, SourceError> {
         let (height, hash, header) = self.reach(height)?;
-        let txids = self.txids_at(height, scripts)?;
-        // A history also lists transactions that only spend from a script: drop them before
-        // proving (a merkle branch costs the server a block lookup).
-        let fetched = self.transactions(height, &txids)?;
-        let txs: Vec<(Txid, Transaction)> = txids
-            .into_iter()
-            .zip(fetched)
-            .filter(|(_, tx)| pays(tx, scripts))
-            .collect();
-        let positions = self.prove(height, &header, &txs)?;
-        let mut found: Vec<(u32, Transaction)> = positions
-            .into_iter()
-            .zip(txs.into_iter().map(|(_, tx)| tx))
-            .collect();
-        found.sort_by_key(|(pos, _)| *pos);
+        let limit = RANGE_BATCHES * self.config.batch.max(1);
+        let mut found = Vec::new();
+        let txids = self.txids_from(height, scripts, 0)?;
+        if let Some((h, txids)) = txids.first()
+            && *h == height
+        {
+            found = match self.take_ready(height, hash, txids) {
+                Some(found) => found,
+                None => {
+                    // One range fetch at a time: the others wait for it and take from it.
+                    let _one = self.filling.lock().unwrap_or_else(|p| p.into_inner());
+                    match self.take_ready(height, hash, txids) {
+                        Some(found) => found,
+                        None => {
+                            let ranges = self.txids_from(height, scripts, limit)?;
+                            self.fetch_range(&ranges, scripts, select)?
+                        }
+                    }
+                }
+            };
+        }
         let wanted: Vec<&Transaction> = found
             .iter()
             .filter(|(pos, tx)| *pos > 0 && select(tx))
@@ -629,6 +887,22 @@ impl ElectrumSource {
             txs,
         })
     }
+}
+
+/// An Electrum script hash: the script's SHA256, byte-reversed, in hex.
+fn scripthash(script: &ScriptBuf) -> String {
+    use bitcoin::hashes::{Hash, sha256};
+    let mut hash = sha256::Hash::hash(script.as_bytes()).to_byte_array();
+    hash.reverse();
+    vc_chash::hex::encode(&hash)
+}
+
+/// A `blockchain.transaction.get` request for `txid`.
+fn tx_get(txid: &Txid) -> (String, Vec<Value>) {
+    (
+        "blockchain.transaction.get".to_owned(),
+        vec![txid.to_string().into()],
+    )
 }
 
 impl ChainView for ElectrumSource {
@@ -694,8 +968,12 @@ impl WatchSource for ElectrumSource {
 
 impl Broadcaster for ElectrumSource {
     fn broadcast(&self, tx: &Transaction) -> Result<Txid, SourceError> {
-        self.call("blockchain.transaction.broadcast", |c| {
-            c.transaction_broadcast(tx)
-        })
+        let what = "blockchain.transaction.broadcast";
+        let hex = vc_chash::hex::encode(&bitcoin::consensus::serialize(tx));
+        let answer = self.call(what, |c| c.call(what, what, vec![hex.clone().into()]))?;
+        answer
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| malformed(what, format!("not a txid: {answer}")))
     }
 }

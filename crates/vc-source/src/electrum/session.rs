@@ -7,8 +7,13 @@
 //!   each connection itself (TCP, through a SOCKS5 proxy, TLS), sends
 //!   `server.version ["virtualchain-rs X.Y", ["1.4", "1.6"]]` on the bare stream, records the
 //!   version the server picks, and only then hands the stream to electrum-client's
-//!   [`RawClient`], which never reconnects. A request that fails on a broken connection is
-//!   retried on a new one, handshake included.
+//!   JSON-RPC codec here (`Rpc`), which never reconnects. A request that fails on a broken
+//!   connection is retried on a new one, handshake included.
+//! * **Real JSON-RPC batches.** `Rpc::batch` writes many requests as one JSON array, and
+//!   servers answer with one array. ElectrumX (since 1.19) pads its traffic and holds any
+//!   answer under 1 KiB for up to a second; electrum-client's pipelined "batches" are answered
+//!   one message per request, so their last few small answers waited that second. One large
+//!   answer goes at once.
 //! * **The server's limits.** A session sends one request (or one pipelined batch) at a time.
 //!   A server that answers "excessive resource usage" or "server busy" (ElectrumX's cost
 //!   limits, codes -101 and -102) gets a pause that doubles with each refusal and shrinks with
@@ -19,17 +24,16 @@
 //!   ([`SessionError::Closed`]).
 
 use std::collections::VecDeque;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use electrum_client::raw_client::RawClient;
 use electrum_client::socks::Socks5Stream;
+use serde_json::Value;
 
-use super::check;
 use super::{NAME, malformed};
 use crate::error::SourceError;
 
@@ -42,6 +46,8 @@ pub const PROTOCOL_MAX: &str = "1.6";
 
 /// The longest line accepted as the answer to `server.version`.
 const MAX_HANDSHAKE_LINE: usize = 64 * 1024;
+/// The longest answer line accepted (a batch of 2016 headers is about 330 KB).
+const MAX_LINE: u64 = 64 * 1024 * 1024;
 /// Bytes of the server's output kept to name its last words.
 const TAIL_BYTES: usize = 16 * 1024;
 /// The first pause after a refusal for too many requests.
@@ -444,9 +450,147 @@ impl Pacer {
     }
 }
 
-/// A live connection: the client and what the handshake agreed.
+/// A JSON-RPC codec on one connection, after its handshake: requests alone or as one JSON
+/// array, answers matched by id, notifications skipped.
+pub(crate) struct Rpc {
+    stream: BufReader<Tapped>,
+    next_id: u64,
+}
+
+fn transport(what: &str, e: std::io::Error) -> SourceError {
+    SourceError::Transport {
+        source_name: NAME,
+        what: what.to_owned(),
+        source: Box::new(e),
+    }
+}
+
+/// A server's error object as the typed error (its code kept for [`is_rate_limit`]).
+fn node_error(what: &str, error: &Value) -> SourceError {
+    SourceError::Node {
+        source_name: NAME,
+        what: what.to_owned(),
+        detail: error.to_string(),
+        code: error
+            .get("code")
+            .and_then(Value::as_i64)
+            .and_then(|c| i32::try_from(c).ok()),
+        transient: false,
+    }
+}
+
+impl Rpc {
+    /// One request (`what` names it in errors); its result.
+    pub(crate) fn call(
+        &mut self,
+        what: &str,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Result<Value, SourceError> {
+        self.batch(what, vec![(method.to_owned(), params)])?
+            .pop()
+            .ok_or_else(|| malformed(what, "no answer"))
+    }
+
+    /// `calls` written at once, as one JSON-RPC batch (a single call as a plain request); the
+    /// results in the order of `calls`. An error answer to any of them fails the whole batch.
+    pub(crate) fn batch(
+        &mut self,
+        what: &str,
+        calls: Vec<(String, Vec<Value>)>,
+    ) -> Result<Vec<Value>, SourceError> {
+        let n = calls.len() as u64;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let first = self.next_id;
+        self.next_id += n;
+        let mut requests: Vec<Value> = calls
+            .into_iter()
+            .zip(first..)
+            .map(|((method, params), id)| {
+                serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+            })
+            .collect();
+        let message = if requests.len() == 1 {
+            requests.swap_remove(0)
+        } else {
+            Value::Array(requests)
+        };
+        let mut line = message.to_string().into_bytes();
+        line.push(b'\n');
+        let stream = self.stream.get_mut();
+        stream
+            .write_all(&line)
+            .and_then(|()| stream.flush())
+            .map_err(|e| transport(what, e))?;
+        let mut results: Vec<Option<Value>> = vec![None; n as usize];
+        let mut missing = n;
+        while missing > 0 {
+            let items = match self.read_message(what)? {
+                Value::Array(items) => items,
+                other => vec![other],
+            };
+            for mut item in items {
+                let id = item.get("id").filter(|i| !i.is_null());
+                if id.is_none() && item.get("method").is_some() {
+                    continue; // a notification
+                }
+                if let Some(error) = item.get("error").filter(|e| !e.is_null()) {
+                    if id.is_none() {
+                        // A server's word on the session, not on a request: servers send it
+                        // before closing, and it is named from the stream's tail.
+                        return Err(transport(
+                            what,
+                            std::io::Error::new(
+                                std::io::ErrorKind::ConnectionAborted,
+                                "the server sent an error for no request",
+                            ),
+                        ));
+                    }
+                    return Err(node_error(what, error));
+                }
+                let slot = id
+                    .and_then(Value::as_u64)
+                    .and_then(|id| id.checked_sub(first))
+                    .filter(|i| *i < n)
+                    .and_then(|i| results.get_mut(i as usize))
+                    .ok_or_else(|| {
+                        let shown: String = item.to_string().chars().take(200).collect();
+                        malformed(what, format!("an answer to no request sent: {shown}"))
+                    })?;
+                if slot.is_none() {
+                    missing -= 1;
+                }
+                *slot = Some(item["result"].take());
+            }
+        }
+        Ok(results.into_iter().flatten().collect())
+    }
+
+    /// The next line from the server, parsed.
+    fn read_message(&mut self, what: &str) -> Result<Value, SourceError> {
+        let mut line = Vec::new();
+        let read = (&mut self.stream)
+            .take(MAX_LINE)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| transport(what, e))?;
+        if read == 0 {
+            return Err(transport(
+                what,
+                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the server closed"),
+            ));
+        }
+        if line.last() != Some(&b'\n') && read as u64 == MAX_LINE {
+            return Err(malformed(what, "an answer longer than 64 MiB"));
+        }
+        serde_json::from_slice(&line).map_err(|e| malformed(what, e))
+    }
+}
+
+/// A live connection: the codec and the stream's last bytes.
 struct Live {
-    client: RawClient<Tapped>,
+    rpc: Rpc,
     tail: Arc<Mutex<Tail>>,
 }
 
@@ -504,7 +648,7 @@ impl Session {
     }
 
     /// Connects and shakes hands when not connected.
-    fn connect(&mut self, endpoint: &Endpoint, shared: &Shared) -> Result<&Live, SourceError> {
+    fn connect(&mut self, endpoint: &Endpoint, shared: &Shared) -> Result<&mut Live, SourceError> {
         if self.live.is_none() {
             let mut stream = endpoint.open().map_err(|e| SourceError::Transport {
                 source_name: NAME,
@@ -518,12 +662,16 @@ impl Session {
                 Some((software, protocol));
             let tail = stream.tail.clone();
             self.live = Some(Live {
-                client: RawClient::from(stream),
+                // The handshake has read nothing past its own line.
+                rpc: Rpc {
+                    stream: BufReader::new(stream),
+                    next_id: 1,
+                },
                 tail,
             });
         }
         self.live
-            .as_ref()
+            .as_mut()
             .ok_or_else(|| malformed("a connection", "none after connecting"))
     }
 
@@ -535,7 +683,7 @@ impl Session {
         endpoint: &Endpoint,
         shared: &Shared,
         what: &str,
-        request: impl Fn(&RawClient<Tapped>) -> Result<T, electrum_client::Error>,
+        request: impl Fn(&mut Rpc) -> Result<T, SourceError>,
     ) -> Result<T, SourceError> {
         let mut attempt: u32 = 0;
         loop {
@@ -543,7 +691,7 @@ impl Session {
             let failure = match self.connect(endpoint, shared) {
                 Err(e @ SourceError::Transport { .. }) => Failure::Closed(e),
                 Err(e) => Failure::Fatal(e),
-                Ok(live) => match check::ask(what, || request(&live.client)) {
+                Ok(live) => match request(&mut live.rpc) {
                     Ok(value) => {
                         shared.pacer.ease();
                         return Ok(value);
@@ -612,7 +760,7 @@ fn diagnose(what: &str, e: SourceError, tail: &Mutex<Tail>) -> Failure {
                 .or_else(|| Some(std::io::Error::other("the connection broke")));
             Failure::Closed(closed(what, last_words, io))
         }
-        // electrum-client parses the empty read at the end of the stream as bad JSON.
+        // A line cut short by the close does not parse.
         SourceError::Malformed { .. } if tail.eof => {
             Failure::Closed(closed(what, tail.last_words(), None))
         }
