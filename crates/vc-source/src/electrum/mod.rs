@@ -89,8 +89,9 @@ pub struct ElectrumConfig {
     /// Attempts after the first, per request, on a new connection (after the connection broke
     /// or the server refused the request as too many).
     pub retries: u8,
-    /// Requests pipelined in one batch (transactions, merkle branches); servers process a
-    /// few at once and queue the rest.
+    /// Requests sent as one JSON-RPC batch (one JSON array, one answer array: transactions,
+    /// merkle branches), so that answers are few and large; servers process a few at once and
+    /// queue the rest.
     pub batch: usize,
     /// A PEM file of CA certificates that replace the web PKI's roots for `ssl://` (a
     /// self-hosted server's own CA).

@@ -14,7 +14,7 @@
 //!   answer under 1 KiB for up to a second; electrum-client's pipelined "batches" are answered
 //!   one message per request, so their last few small answers waited that second. One large
 //!   answer goes at once.
-//! * **The server's limits.** A session sends one request (or one pipelined batch) at a time.
+//! * **The server's limits.** A session sends one request (or one JSON-RPC batch) at a time.
 //!   A server that answers "excessive resource usage" or "server busy" (ElectrumX's cost
 //!   limits, codes -101 and -102) gets a pause that doubles with each refusal and shrinks with
 //!   each success, shared by every session of a source, and the request is retried
@@ -781,6 +781,134 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
+
+    /// A server that answers with `script` (what it writes, whatever it is asked) and records
+    /// what the client wrote.
+    struct Canned {
+        script: std::io::Cursor<Vec<u8>>,
+        written: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl Read for Canned {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.script.read(buf)
+        }
+    }
+
+    impl Write for Canned {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.written.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn canned(script: &str) -> (Rpc, Arc<Mutex<Vec<u8>>>) {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let stream = Tapped {
+            inner: Box::new(Canned {
+                script: std::io::Cursor::new(script.as_bytes().to_vec()),
+                written: written.clone(),
+            }),
+            tail: Arc::default(),
+        };
+        let rpc = Rpc {
+            stream: BufReader::new(stream),
+            next_id: 1,
+        };
+        (rpc, written)
+    }
+
+    fn calls(n: usize) -> Vec<(String, Vec<Value>)> {
+        (0..n)
+            .map(|i| {
+                (
+                    "blockchain.transaction.get".to_owned(),
+                    vec![Value::from(i)],
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_is_one_array_and_its_answers_come_back_in_call_order() {
+        // Answers out of order, split over two lines, with a notification between them.
+        let (mut rpc, written) = canned(concat!(
+            r#"[{"jsonrpc":"2.0","id":3,"result":"c"},{"jsonrpc":"2.0","id":1,"result":"a"}]"#,
+            "\n",
+            r#"{"jsonrpc":"2.0","method":"blockchain.headers.subscribe","params":[{"height":9}]}"#,
+            "\n",
+            r#"[{"jsonrpc":"2.0","id":2,"result":"b"}]"#,
+            "\n",
+        ));
+        let results = rpc.batch("test", calls(3)).unwrap();
+        assert_eq!(
+            results,
+            vec![Value::from("a"), Value::from("b"), Value::from("c")]
+        );
+        let sent: Value = serde_json::from_slice(&written.lock().unwrap()).unwrap();
+        let ids: Vec<u64> = sent
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ids, vec![1, 2, 3], "one JSON array, one line");
+        assert_eq!(rpc.next_id, 4);
+    }
+
+    #[test]
+    fn one_call_is_a_plain_request() {
+        let (mut rpc, written) = canned("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":7}\n");
+        assert_eq!(rpc.call("test", "m", vec![]).unwrap(), Value::from(7));
+        let sent: Value = serde_json::from_slice(&written.lock().unwrap()).unwrap();
+        assert!(sent.is_object() && sent["method"] == "m", "{sent}");
+    }
+
+    #[test]
+    fn errors_close_and_stray_answers_are_typed() {
+        // An error for a request: the server's code is kept (refusals are recognised by it).
+        let (mut rpc, _) = canned(
+            "{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-101,\"message\":\"excessive resource usage\"}}\n",
+        );
+        match rpc.call("test", "m", vec![]) {
+            Err(SourceError::Node {
+                code: Some(-101), ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        // An error for no request (a server's last word before closing): a transport error.
+        let (mut rpc, _) = canned(
+            "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":1,\"message\":\"use server.version\"}}\n",
+        );
+        assert!(matches!(
+            rpc.call("test", "m", vec![]),
+            Err(SourceError::Transport { .. })
+        ));
+        // An answer to a request never sent.
+        let (mut rpc, _) = canned("{\"jsonrpc\":\"2.0\",\"id\":99,\"result\":1}\n");
+        assert!(matches!(
+            rpc.call("test", "m", vec![]),
+            Err(SourceError::Malformed { .. })
+        ));
+        // The server closes before answering, or sends what is not JSON.
+        let (mut rpc, _) = canned("");
+        assert!(matches!(
+            rpc.call("test", "m", vec![]),
+            Err(SourceError::Transport { .. })
+        ));
+        let (mut rpc, _) = canned("not json\n");
+        assert!(matches!(
+            rpc.call("test", "m", vec![]),
+            Err(SourceError::Malformed { .. })
+        ));
+        // An empty batch asks nothing.
+        let (mut rpc, written) = canned("");
+        assert!(rpc.batch("test", Vec::new()).unwrap().is_empty());
+        assert!(written.lock().unwrap().is_empty());
+    }
 
     #[test]
     fn protocol_versions_between_1_4_and_1_6_are_accepted() {
