@@ -283,10 +283,16 @@ fn abandoned_work_stops_and_holds_its_permit_until_it_has() {
             .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
             .unwrap_or(0)
     };
+    // The bound: never more than the 4 permits' worth of work at once. How many of the held
+    // requests got a permit depends on the machine's speed (a permit freed by finished work
+    // goes to the next request to arrive), so the counts are bounded, not exact: most are
+    // refused, few ran, and the ones whose clients left stopped early.
     assert!(metric(&url, "vc_work_running_peak") <= 4, "{text}");
     assert!(metric(&url, "vc_work_abandoned_total") >= 1, "{text}");
-    assert!(count(503) >= 96, "{text}");
-    assert!(count(499) >= 1 && count(499) <= 8, "{text}");
+    let ran = count(200) - 1 + count(499);
+    assert!(ran <= 20, "{ran} of the held requests ran: {text}");
+    assert!(count(503) >= 80, "{text}");
+    assert!(count(499) >= 1, "{text}");
     server.shutdown().unwrap();
 }
 
