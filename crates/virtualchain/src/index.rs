@@ -35,6 +35,10 @@ pub struct IndexArgs {
     pub source: Option<String>,
     #[command(flatten)]
     pub core: crate::source::CoreArgs,
+    /// Reach an Electrum source through a SOCKS5 proxy, such as Tor's: socks5://HOST:PORT (the
+    /// same as ?proxy= in the source URL).
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
     /// The marker deployment of the names app: every operation pays the registry script
     /// (`default` for the built-in one, or the script in hex). Required for Electrum sources;
     /// part of consensus, so a database keeps the setting it was made with.
@@ -179,10 +183,9 @@ pub fn index(args: IndexArgs, globals: &Globals) -> Result<ExitCode> {
         let bound = crate::metrics::serve(addr, Arc::clone(&metrics))?;
         tracing::info!(url = %format!("http://{bound}/metrics"), "serving metrics and health");
     }
-    let source = args
-        .core
-        .spec(args.source.as_deref(), options.network)?
-        .connect(options.network)?;
+    let spec = args.core.spec(args.source.as_deref(), options.network)?;
+    let source =
+        crate::source::with_proxy(spec, args.proxy.as_deref())?.connect(options.network)?;
     let source = crate::metered::metered(source, &metrics);
     let mut engine_config = EngineConfig::default()
         .with_workers(usize::from(args.threads))

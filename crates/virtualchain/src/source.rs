@@ -403,6 +403,21 @@ mod tests {
     }
 
     #[test]
+    fn the_proxy_option_joins_electrum_sources_only() {
+        let spec = SourceSpec::parse("electrum://abc.onion:50001").unwrap();
+        let spec = with_proxy(spec, Some("socks5://127.0.0.1:9050")).unwrap();
+        assert!(
+            matches!(&spec, SourceSpec::Electrum { proxy: Some(p), .. } if p == "127.0.0.1:9050"),
+            "{spec:?}"
+        );
+        assert!(with_proxy(spec, Some("socks5://127.0.0.1:9050")).is_err());
+        let blk = SourceSpec::parse("blk:/tmp/blocks").unwrap();
+        assert!(with_proxy(blk, Some("socks5://127.0.0.1:9050")).is_err());
+        let plain = SourceSpec::parse("electrum://h:1").unwrap();
+        assert!(with_proxy(plain, Some("http://127.0.0.1:9050")).is_err());
+    }
+
+    #[test]
     fn parses_every_form() {
         assert_eq!(
             SourceSpec::parse("core://u:p@127.0.0.1:18443").unwrap(),
@@ -691,6 +706,38 @@ pub struct CoreArgs {
     /// the configuration file to the command line, which other users can read.
     #[arg(long, global = true, value_name = "PASS")]
     pub bitcoin_rpc_pass: Option<Secret>,
+}
+
+/// `--proxy socks5://HOST:PORT` for Electrum sources (the same as `?proxy=` in the URL), for
+/// Tor: the proxy resolves the server's name, so `.onion` hosts work.
+pub fn with_proxy(spec: SourceSpec, proxy: Option<&str>) -> Result<SourceSpec> {
+    let Some(given) = proxy else {
+        return Ok(spec);
+    };
+    let Some(hostport) = given.strip_prefix("socks5://").filter(|h| !h.is_empty()) else {
+        bail!(
+            "--proxy {:?}: the proxy is socks5://HOST:PORT",
+            redacted(given)
+        );
+    };
+    match spec {
+        SourceSpec::Electrum {
+            url,
+            ca,
+            proxy: None,
+        } => Ok(SourceSpec::Electrum {
+            url,
+            ca,
+            proxy: Some(hostport.to_owned()),
+        }),
+        SourceSpec::Electrum { .. } => {
+            bail!("--proxy and the source's ?proxy= both name a proxy; give one")
+        }
+        other => bail!(
+            "--proxy applies to Electrum sources; {other} connects directly (put Core or its \
+             files on this machine, or tunnel them)"
+        ),
+    }
 }
 
 impl CoreArgs {
