@@ -262,16 +262,7 @@ impl Store {
     /// A node-local setting (for example an engine's branch pins): data that belongs to this
     /// node, not to consensus, and is not exported in snapshots.
     pub fn local(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().ctx("starting a read")?;
-        let table = match txn.open_table(LOCAL) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(e).ctx("opening the local settings"),
-        };
-        Ok(table
-            .get(key)
-            .ctx("reading a local setting")?
-            .map(|v| v.value().to_vec()))
+        self.view()?.local(key)
     }
 
     /// Sets a node-local setting (committed at once). Waits for an active writer to finish.
