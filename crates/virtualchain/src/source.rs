@@ -181,12 +181,9 @@ impl SourceSpec {
                             ca = Some(PathBuf::from(path));
                         }
                         Some(("proxy", p)) if !p.is_empty() => {
-                            let hostport = p
-                                .strip_prefix("socks5://")
-                                .or_else(|| p.strip_prefix("socks5h://"))
-                                .with_context(|| {
-                                    format!("source {s:?}: the proxy is socks5://HOST:PORT")
-                                })?;
+                            let hostport = socks5(p).with_context(|| {
+                                format!("source {s:?}: the proxy is socks5://HOST:PORT")
+                            })?;
                             proxy = Some(hostport.to_owned());
                         }
                         _ => bail!(
@@ -708,13 +705,21 @@ pub struct CoreArgs {
     pub bitcoin_rpc_pass: Option<Secret>,
 }
 
+/// The `HOST:PORT` of a SOCKS5 proxy URL (`socks5://` or `socks5h://`; the proxy resolves
+/// names either way).
+fn socks5(url: &str) -> Option<&str> {
+    url.strip_prefix("socks5://")
+        .or_else(|| url.strip_prefix("socks5h://"))
+        .filter(|hostport| !hostport.is_empty())
+}
+
 /// `--proxy socks5://HOST:PORT` for Electrum sources (the same as `?proxy=` in the URL), for
 /// Tor: the proxy resolves the server's name, so `.onion` hosts work.
 pub fn with_proxy(spec: SourceSpec, proxy: Option<&str>) -> Result<SourceSpec> {
     let Some(given) = proxy else {
         return Ok(spec);
     };
-    let Some(hostport) = given.strip_prefix("socks5://").filter(|h| !h.is_empty()) else {
+    let Some(hostport) = socks5(given) else {
         bail!(
             "--proxy {:?}: the proxy is socks5://HOST:PORT",
             redacted(given)
