@@ -203,32 +203,27 @@ impl IndexMetrics {
     /// How many blocks the database is behind the newest block with enough confirmations, once
     /// the source's tip is known.
     pub fn lag(&self) -> Option<u64> {
-        if self.has_chain_tip.load(Ordering::Relaxed) == 0 {
-            return None;
-        }
-        let target = (self.chain_tip.load(Ordering::Relaxed) + 1).checked_sub(self.confirmations);
-        let Some(target) = target else {
-            return Some(0);
-        };
-        let tip = if self.has_tip.load(Ordering::Relaxed) == 0 {
-            None
-        } else {
-            Some(self.tip.load(Ordering::Relaxed))
-        };
-        Some(match tip {
-            Some(tip) => target.saturating_sub(tip),
-            None => target + 1,
-        })
+        let chain_tip = self.chain_tip_height()?;
+        Some(vc_store::SourceTip::new(chain_tip, self.confirmations).lag(self.tip_height()))
+    }
+
+    /// The database's tip, once known (the newest block applied, or the one it had at start).
+    pub fn tip_height(&self) -> Option<u64> {
+        (self.has_tip.load(Ordering::Relaxed) != 0).then(|| self.tip.load(Ordering::Relaxed))
+    }
+
+    /// The source's tip, once known.
+    fn chain_tip_height(&self) -> Option<u64> {
+        (self.has_chain_tip.load(Ordering::Relaxed) != 0)
+            .then(|| self.chain_tip.load(Ordering::Relaxed))
     }
 
     /// The readiness answer: (ready, JSON body).
     pub fn readiness(&self) -> (bool, String) {
         let lag = self.lag();
         let ready = lag.is_some_and(|l| l <= self.ready_lag);
-        let tip =
-            (self.has_tip.load(Ordering::Relaxed) != 0).then(|| self.tip.load(Ordering::Relaxed));
-        let chain_tip = (self.has_chain_tip.load(Ordering::Relaxed) != 0)
-            .then(|| self.chain_tip.load(Ordering::Relaxed));
+        let tip = self.tip_height();
+        let chain_tip = self.chain_tip_height();
         let reason = match lag {
             None => "the source's tip is not known yet".to_owned(),
             Some(l) if l <= self.ready_lag => format!(
@@ -278,20 +273,20 @@ impl IndexMetrics {
             "Operations accepted.",
             self.accepted.load(Ordering::Relaxed).to_string(),
         );
-        if self.has_tip.load(Ordering::Relaxed) != 0 {
+        if let Some(tip) = self.tip_height() {
             gauge(
                 "vc_index_tip_height",
                 "gauge",
                 "The database's newest block.",
-                self.tip.load(Ordering::Relaxed).to_string(),
+                tip.to_string(),
             );
         }
-        if self.has_chain_tip.load(Ordering::Relaxed) != 0 {
+        if let Some(chain_tip) = self.chain_tip_height() {
             gauge(
                 "vc_index_chain_tip_height",
                 "gauge",
                 "The source's newest block, at the last poll.",
-                self.chain_tip.load(Ordering::Relaxed).to_string(),
+                chain_tip.to_string(),
             );
         }
         if let Some(lag) = self.lag() {

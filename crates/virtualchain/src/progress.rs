@@ -22,8 +22,6 @@ pub struct Progress {
     range_blocks: u64,
     target: u64,
     confirmations: u64,
-    /// The newest block applied (or in the database at start).
-    last_height: Option<u64>,
     /// Whether the "waiting" line for the current tip was already logged.
     waiting_logged: bool,
 }
@@ -43,7 +41,6 @@ impl Progress {
             range_blocks: 0,
             target: 0,
             confirmations,
-            last_height: tip,
             waiting_logged: false,
         }
     }
@@ -138,7 +135,6 @@ impl Observer for Progress {
         self.range_blocks = 0;
         self.since = Instant::now();
         self.waiting_logged = false;
-        self.metrics.chain_tip(chain_tip);
         if self.tty {
             let bar = self.bar();
             if let Ok(style) = ProgressStyle::with_template(
@@ -165,7 +161,6 @@ impl Observer for Progress {
     fn on_block(&mut self, report: &BlockReport) {
         let height = report.info.height;
         self.range_blocks += 1;
-        self.last_height = Some(height);
         let codes: Vec<String> = report
             .rejected
             .iter()
@@ -192,7 +187,6 @@ impl Observer for Progress {
 
     fn on_reorg(&mut self, reorg: &ReorgReport) {
         self.metrics.reorg(reorg.fork_height, reorg.depth);
-        self.last_height = Some(reorg.fork_height);
         tracing::warn!(
             fork = reorg.fork_height,
             depth = reorg.depth,
@@ -208,9 +202,8 @@ impl Observer for Progress {
     }
 
     fn on_caught_up(&mut self, chain_tip: u64) {
-        self.metrics.chain_tip(chain_tip);
         // The next block to apply, and the chain height at which it has its confirmations.
-        let next = self.last_height.map_or(0, |h| h + 1);
+        let next = self.metrics.tip_height().map_or(0, |h| h + 1);
         let needs = next + self.confirmations.saturating_sub(1);
         let message = format!(
             "waiting for block {} (applied once the chain reaches {}; its tip is {})",
