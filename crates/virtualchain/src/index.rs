@@ -1,5 +1,5 @@
-//! `index`, `status`, `ops`, `snapshot` and `recover`: running the engine, reading and backing up its
-//! database, and repairing after a deep fork.
+//! `index`, `status`, `ops`, `snapshot` and `recover`: running the engine, reading and backing
+//! up its database, and repairing after a deep fork.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
