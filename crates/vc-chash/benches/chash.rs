@@ -59,6 +59,7 @@ fn ch_per_block(c: &mut Criterion) {
                     ops_hash: ops,
                     priors_hash: v2::priors_hash(black_box(&v2_priors)),
                     mmr_root: mmr.root(),
+                    state_root: None,
                 };
                 let ch = commitment.consensus_hash();
                 let mut next = mmr.clone();

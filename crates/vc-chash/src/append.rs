@@ -20,6 +20,7 @@
 //!         height,
 //!         Hash256([7; 32]),
 //!         &records,
+//!         None, // the state root: v3 chains only
 //!         |prior| Ok::<_, core::convert::Infallible>(hashes.get((prior - 100) as usize).copied()),
 //!         |_level, _index, _node| {},
 //!     )?;
@@ -48,9 +49,11 @@ pub struct Appended {
     pub ops_hash: Hash256,
     /// Its consensus hash.
     pub consensus_hash: ConsensusHash,
-    /// v2: the accumulator root after appending this block (the one the next block commits
-    /// to); `None` for legacy chains.
+    /// v2 and v3: the accumulator root after appending this block (the one the next block
+    /// commits to); `None` for legacy chains.
     pub mmr_root: Option<Hash256>,
+    /// v3: the state root the block committed; `None` for the other schemes.
+    pub state_root: Option<Hash256>,
 }
 
 impl Appended {
@@ -111,6 +114,13 @@ pub enum AppendError<E> {
     },
     /// The block is at height `u64::MAX`, after which no block could follow.
     LastHeight,
+    /// A v3 block came without its state root, or a legacy or v2 block with one.
+    StateRoot {
+        /// The block's height.
+        height: u64,
+        /// The chain's scheme.
+        scheme: Scheme,
+    },
 }
 
 impl<E: fmt::Display> fmt::Display for AppendError<E> {
@@ -150,6 +160,16 @@ impl<E: fmt::Display> fmt::Display for AppendError<E> {
             ),
             AppendError::LastHeight => {
                 write!(f, "no block can be appended at height {}", u64::MAX)
+            }
+            AppendError::StateRoot { height, scheme } => {
+                if scheme.commits_state() {
+                    write!(f, "block {height} of a {scheme} chain needs a state root")
+                } else {
+                    write!(
+                        f,
+                        "block {height} of a {scheme} chain cannot commit a state root"
+                    )
+                }
             }
         }
     }
@@ -207,7 +227,8 @@ impl Appender {
     }
 
     /// Appends the block at `height` (which must be [`Self::next_height`]) from its hash
-    /// (internal byte order; legacy ignores it) and its committed records in block order.
+    /// (internal byte order; legacy ignores it), its committed records in block order and, for
+    /// v3 only, the root of the application's state after the block ([`crate::state`]).
     ///
     /// `prior` reads the consensus hash of an earlier block (`Ok(None)` if there is none);
     /// `on_node` sees each accumulator node the block creates (v2), the new leaf first, as
@@ -218,9 +239,16 @@ impl Appender {
         height: u64,
         block_hash: Hash256,
         records: &[R],
+        state_root: Option<Hash256>,
         mut prior: impl FnMut(u64) -> Result<Option<ConsensusHash>, E>,
         on_node: impl FnMut(u8, u64, &Hash256),
     ) -> Result<Appended, AppendError<E>> {
+        if state_root.is_some() != self.scheme.commits_state() {
+            return Err(AppendError::StateRoot {
+                height,
+                scheme: self.scheme,
+            });
+        }
         if height != self.next_height {
             return Err(AppendError::NotNext {
                 height,
@@ -242,9 +270,10 @@ impl Appender {
                         &ops_hash, &priors,
                     )),
                     mmr_root: None,
+                    state_root: None,
                 }
             }
-            Scheme::V2 => {
+            Scheme::V2 | Scheme::V3 => {
                 if height.checked_sub(self.first_block) != Some(self.mmr.leaf_count()) {
                     return Err(AppendError::Accumulator {
                         height,
@@ -263,6 +292,7 @@ impl Appender {
                     ops_hash,
                     priors_hash: v2::priors_hash(&priors),
                     mmr_root: self.mmr.root(),
+                    state_root,
                 }
                 .consensus_hash();
                 self.mmr.push(ch, on_node);
@@ -271,6 +301,7 @@ impl Appender {
                     ops_hash,
                     consensus_hash: ConsensusHash::V2(ch),
                     mmr_root: Some(self.mmr.root()),
+                    state_root,
                 }
             }
         };
@@ -323,19 +354,26 @@ mod tests {
         let mut a = Appender::new(Scheme::V2, 10);
         let none: &[&[u8]] = &[];
         assert_eq!(
-            a.append(11, Hash256::ZERO, none, read(&[], 10), |_, _, _| {}),
+            a.append(11, Hash256::ZERO, none, None, read(&[], 10), |_, _, _| {}),
             Err(AppendError::NotNext {
                 height: 11,
                 expected: 10
             })
         );
         let first = a
-            .append(10, Hash256::ZERO, none, read(&[], 10), |_, _, _| {})
+            .append(10, Hash256::ZERO, none, None, read(&[], 10), |_, _, _| {})
             .unwrap();
         let before = a.clone();
         // Block 11's prior (block 10) is missing.
         assert_eq!(
-            a.append(11, Hash256::ZERO, none, read(&[], 10), |_, _, _| panic!()),
+            a.append(
+                11,
+                Hash256::ZERO,
+                none,
+                None,
+                read(&[], 10),
+                |_, _, _| panic!()
+            ),
             Err(AppendError::MissingPrior {
                 height: 11,
                 prior: 10
@@ -348,6 +386,7 @@ mod tests {
                 11,
                 Hash256::ZERO,
                 none,
+                None,
                 read(&legacy, 10),
                 |_, _, _| panic!()
             ),
@@ -359,7 +398,14 @@ mod tests {
         );
         // ... or unreadable.
         assert_eq!(
-            a.append(11, Hash256::ZERO, none, |_| Err("disk"), |_, _, _| panic!()),
+            a.append(
+                11,
+                Hash256::ZERO,
+                none,
+                None,
+                |_| Err("disk"),
+                |_, _, _| panic!()
+            ),
             Err(AppendError::Read {
                 height: 11,
                 prior: 10,
@@ -369,7 +415,7 @@ mod tests {
         assert_eq!(a, before);
         let chs = [first.consensus_hash];
         assert!(
-            a.append(11, Hash256::ZERO, none, read(&chs, 10), |_, _, _| {})
+            a.append(11, Hash256::ZERO, none, None, read(&chs, 10), |_, _, _| {})
                 .is_ok()
         );
     }
@@ -380,7 +426,7 @@ mod tests {
         let none: &[&[u8]] = &[];
         let chs = [ConsensusHash::V2(Hash256::ZERO); 2];
         assert_eq!(
-            a.append(12, Hash256::ZERO, none, read(&chs, 10), |_, _, _| {}),
+            a.append(12, Hash256::ZERO, none, None, read(&chs, 10), |_, _, _| {}),
             Err(AppendError::Accumulator {
                 height: 12,
                 first_block: 10,
@@ -391,7 +437,14 @@ mod tests {
         let chs = [ConsensusHash::Legacy([1; 16]); 2];
         let mut a = Appender::resume(Scheme::Legacy, 10, 12, Mmr::new());
         let block = a
-            .append(12, Hash256::ZERO, &[b"x"], read(&chs, 10), |_, _, _| {})
+            .append(
+                12,
+                Hash256::ZERO,
+                &[b"x"],
+                None,
+                read(&chs, 10),
+                |_, _, _| {},
+            )
             .unwrap();
         assert_eq!(block.mmr_root, None);
         assert_eq!(
@@ -411,6 +464,7 @@ mod tests {
                 u64::MAX,
                 Hash256::ZERO,
                 &[vec![1u8]],
+                None,
                 read(&[], u64::MAX),
                 |_, _, _| {}
             ),

@@ -86,6 +86,12 @@ impl Tagged {
         self
     }
 
+    /// Appends a big-endian `u32`.
+    pub(crate) fn u32(&mut self, v: u32) -> &mut Self {
+        self.0.update(v.to_be_bytes());
+        self
+    }
+
     /// Appends a big-endian `u64`.
     pub(crate) fn u64(&mut self, v: u64) -> &mut Self {
         self.0.update(v.to_be_bytes());

@@ -39,6 +39,13 @@ pub trait History {
     /// The Bitcoin block hash (internal byte order) at `height`.
     fn block_hash(&self, height: u64) -> Result<Option<Hash256>, Self::Error>;
 
+    /// v3: the root of the application's state after the block at `height`
+    /// ([`crate::state`]). The default has none, which is right for legacy and v2 chains.
+    fn state_root(&self, height: u64) -> Result<Option<Hash256>, Self::Error> {
+        let _ = height;
+        Ok(None)
+    }
+
     /// The v2 MMR node `(level, index)` (see [`crate::v2::mmr`]).
     ///
     /// The default recomputes it from consensus hashes, reading `2^level` of them; a store that
@@ -86,7 +93,7 @@ pub struct BlockSummary {
 pub struct Retain {
     /// Heights whose ops hash is kept; `None` keeps all.
     pub ops_hashes: Option<BTreeSet<u64>>,
-    /// Heights whose block hash is kept; `None` keeps all.
+    /// Heights whose block hash (and, for v3, state root) is kept; `None` keeps all.
     pub block_hashes: Option<BTreeSet<u64>>,
     /// Heights whose records are kept; `None` keeps all.
     pub records: Option<BTreeSet<u64>>,
@@ -117,6 +124,7 @@ pub struct MemoryHistory {
     block_hashes: BTreeMap<u64, Hash256>,
     records: BTreeMap<u64, Vec<Vec<u8>>>,
     mmr_nodes: BTreeMap<(u8, u64), Hash256>,
+    state_roots: BTreeMap<u64, Hash256>,
     retain: Retain,
 }
 
@@ -135,6 +143,7 @@ impl MemoryHistory {
             block_hashes: BTreeMap::new(),
             records: BTreeMap::new(),
             mmr_nodes: BTreeMap::new(),
+            state_roots: BTreeMap::new(),
             retain,
         }
     }
@@ -164,13 +173,29 @@ impl MemoryHistory {
     ///
     /// # Panics
     ///
-    /// If the block would be at height `u64::MAX` (see [`crate::append::AppendError::LastHeight`]): the
-    /// chain holds every earlier block's consensus hash, all of its own scheme, so the append
-    /// step has nothing else to refuse.
+    /// If the block would be at height `u64::MAX` (see [`crate::append::AppendError::LastHeight`]),
+    /// or if the chain is v3 (use [`MemoryHistory::push_block_with_state`]): the chain holds
+    /// every earlier block's consensus hash, all of its own scheme, so the append step has
+    /// nothing else to refuse.
     pub fn push_block<R: AsRef<[u8]>>(
         &mut self,
         block_hash: Hash256,
         records: &[R],
+    ) -> BlockSummary {
+        self.push_block_with_state(block_hash, records, None)
+    }
+
+    /// [`MemoryHistory::push_block`] with the state root the block commits: `Some` for v3
+    /// chains (see [`crate::state`]), `None` for the others.
+    ///
+    /// # Panics
+    ///
+    /// If the block would be at height `u64::MAX`, or `state_root` does not fit the scheme.
+    pub fn push_block_with_state<R: AsRef<[u8]>>(
+        &mut self,
+        block_hash: Hash256,
+        records: &[R],
+        state_root: Option<Hash256>,
     ) -> BlockSummary {
         let height = self.next_height();
         let (chs, first_block) = (&self.chs, self.appender.first_block());
@@ -179,6 +204,7 @@ impl MemoryHistory {
             height,
             block_hash,
             records,
+            state_root,
             |h| Ok::<_, Infallible>(ch_at(chs, first_block, h)),
             |level, index, hash| {
                 if keeps(keep, &(level, index)) {
@@ -197,6 +223,11 @@ impl MemoryHistory {
         }
         if keeps(&self.retain.block_hashes, &height) {
             self.block_hashes.insert(height, block_hash);
+        }
+        if let Some(root) = state_root
+            && keeps(&self.retain.block_hashes, &height)
+        {
+            self.state_roots.insert(height, root);
         }
         if keeps(&self.retain.records, &height) {
             self.records.insert(
@@ -243,6 +274,10 @@ impl History for MemoryHistory {
 
     fn mmr_node(&self, level: u8, index: u64) -> Result<Option<Hash256>, Infallible> {
         Ok(self.mmr_nodes.get(&(level, index)).copied())
+    }
+
+    fn state_root(&self, height: u64) -> Result<Option<Hash256>, Infallible> {
+        Ok(self.state_roots.get(&height).copied())
     }
 }
 

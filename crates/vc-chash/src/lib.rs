@@ -51,6 +51,7 @@ pub mod legacy;
 pub mod priors;
 pub mod proof;
 pub mod record;
+pub mod state;
 pub mod v2;
 
 mod digest;

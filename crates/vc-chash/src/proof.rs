@@ -6,7 +6,7 @@
 //! ```text
 //! magic    2 bytes  "vc"
 //! version  u8       1
-//! scheme   u8       1 = legacy, 2 = v2
+//! scheme   u8       1 = legacy, 2 = v2, 3 = v3
 //! first    u64 BE   the application's first block F
 //! trusted  u64 BE   n, the height of the trusted consensus hash
 //! target   u64 BE   m, the height whose records the proof authenticates
@@ -25,7 +25,7 @@ use crate::legacy::proof::LegacyProof;
 use crate::types::{ConsensusHash, Hash256, Scheme};
 use crate::v2::mmr::PathShapeError;
 use crate::v2::proof::V2Proof;
-use crate::wire::{DecodeError, DecodeErrorKind, Reader};
+use crate::wire::{DecodeError, DecodeErrorKind, Reader, read_preamble};
 
 /// The first two bytes of every proof.
 pub const MAGIC: [u8; 2] = *b"vc";
@@ -57,22 +57,7 @@ impl ProofHeader {
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        if r.array::<2>("magic")? != MAGIC {
-            return Err(DecodeError {
-                offset: 0,
-                kind: DecodeErrorKind::BadMagic,
-            });
-        }
-        let at = r.offset();
-        let version = r.u8("version")?;
-        if version != VERSION {
-            return Err(DecodeError {
-                offset: at,
-                kind: DecodeErrorKind::UnsupportedVersion(version),
-            });
-        }
-        let at = r.offset();
-        let byte = r.u8("scheme")?;
+        let (byte, at) = read_preamble(r, MAGIC, VERSION)?;
         let scheme = Scheme::from_byte(byte).ok_or(DecodeError {
             offset: at,
             kind: DecodeErrorKind::UnknownScheme(byte),
@@ -129,7 +114,7 @@ impl Proof {
         let header = ProofHeader::decode(&mut r)?;
         let proof = match header.scheme {
             Scheme::Legacy => Proof::Legacy(LegacyProof::decode_body(header, &mut r)?),
-            Scheme::V2 => Proof::V2(V2Proof::decode_body(header, &mut r)?),
+            Scheme::V2 | Scheme::V3 => Proof::V2(V2Proof::decode_body(header, &mut r)?),
         };
         r.finish()?;
         Ok(proof)
@@ -145,32 +130,16 @@ impl Proof {
         target: u64,
     ) -> Result<VerifiedBlock, VerifyError> {
         let h = self.header();
-        if h.scheme != trusted_ch.scheme() {
+        if !trusted_ch.fits(h.scheme) {
             return Err(VerifyError::SchemeMismatch {
                 proof: h.scheme,
                 trusted: trusted_ch.scheme(),
             });
         }
-        for (parameter, expected, found) in [
-            ("first block", first_block, h.first_block),
-            ("trusted height", trusted, h.trusted),
-            ("target height", target, h.target),
-        ] {
-            if expected != found {
-                return Err(VerifyError::ParameterMismatch {
-                    parameter,
-                    expected,
-                    found,
-                });
-            }
-        }
-        if !h.check_range() {
-            return Err(VerifyError::InvalidRange {
-                first_block,
-                trusted,
-                target,
-            });
-        }
+        check_question(
+            (first_block, trusted, target),
+            (h.first_block, h.trusted, h.target),
+        )?;
         match (self, trusted_ch) {
             (Proof::Legacy(p), ConsensusHash::Legacy(ch)) => p.verify(ch),
             (Proof::V2(p), ConsensusHash::V2(ch)) => p.verify(ch),
@@ -180,6 +149,36 @@ impl Proof {
             }),
         }
     }
+}
+
+/// Checks that a proof's `(first block, trusted height, target height)` are the ones asked
+/// about, and that `first block <= target <= trusted`.
+pub(crate) fn check_question(
+    asked: (u64, u64, u64),
+    found: (u64, u64, u64),
+) -> Result<(), VerifyError> {
+    let (first_block, trusted, target) = asked;
+    for (parameter, expected, found) in [
+        ("first block", first_block, found.0),
+        ("trusted height", trusted, found.1),
+        ("target height", target, found.2),
+    ] {
+        if expected != found {
+            return Err(VerifyError::ParameterMismatch {
+                parameter,
+                expected,
+                found,
+            });
+        }
+    }
+    if !(first_block <= target && target <= trusted) {
+        return Err(VerifyError::InvalidRange {
+            first_block,
+            trusted,
+            target,
+        });
+    }
+    Ok(())
 }
 
 /// Decodes and verifies a proof in one call; see [`Proof::verify`].
@@ -220,7 +219,7 @@ pub fn prove<H: History>(
     }
     Ok(match header.scheme {
         Scheme::Legacy => Proof::Legacy(LegacyProof::prove(history, header)?),
-        Scheme::V2 => Proof::V2(V2Proof::prove(history, header)?),
+        Scheme::V2 | Scheme::V3 => Proof::V2(V2Proof::prove(history, header)?),
     })
 }
 
@@ -231,7 +230,7 @@ pub fn prove<H: History>(
 pub fn retention_for(scheme: Scheme, first_block: u64, trusted: u64, target: u64) -> Retain {
     match scheme {
         Scheme::Legacy => crate::legacy::proof::retention(trusted, target),
-        Scheme::V2 => crate::v2::proof::retention(first_block, trusted, target),
+        Scheme::V2 | Scheme::V3 => crate::v2::proof::retention(first_block, trusted, target),
     }
 }
 
@@ -246,8 +245,10 @@ pub struct VerifiedBlock {
     pub consensus_hash: ConsensusHash,
     /// The block's ops hash (legacy: display order).
     pub ops_hash: Hash256,
-    /// The Bitcoin block hash, internal byte order (v2 only: legacy hashes do not bind it).
+    /// The Bitcoin block hash, internal byte order (v2 and v3: legacy hashes do not bind it).
     pub block_hash: Option<Hash256>,
+    /// v3: the root of the application's state after the block ([`crate::state`]).
+    pub state_root: Option<Hash256>,
     /// The block's consensus records. v2 commits their order, and they come in block order;
     /// legacy does not, and they come sorted by digest (the order its ops hash uses), so a
     /// server cannot choose it.
@@ -265,7 +266,8 @@ pub enum Step {
         /// The block whose consensus hash was recomputed.
         height: u64,
     },
-    /// Recomputing the target block's consensus hash from its records.
+    /// Recomputing the target block's consensus hash from its records (or, in a state
+    /// proof, from its state path).
     Target {
         /// The target height.
         height: u64,
@@ -336,6 +338,15 @@ pub enum VerifyError {
         /// Where.
         step: Step,
     },
+    /// A state proof is about another namespace or key than the one asked about.
+    KeyMismatch,
+    /// A state proof's path does not fit its key, or has a shape no tree has.
+    StatePath {
+        /// The target height.
+        height: u64,
+        /// What is wrong with the path.
+        error: crate::state::PathError,
+    },
     /// Legacy: the target block's records repeat one record. The legacy ops hash cannot tell a
     /// repeat from its own Merkle padding, so repeats are refused rather than believed.
     RepeatedRecord {
@@ -375,6 +386,12 @@ impl fmt::Display for VerifyError {
                 f,
                 "{step}: recomputed consensus hash differs from the trusted one"
             ),
+            VerifyError::KeyMismatch => {
+                f.write_str("the state proof is about another namespace or key")
+            }
+            VerifyError::StatePath { height, error } => {
+                write!(f, "state path at block {height}: {error}")
+            }
             VerifyError::RepeatedRecord { height } => write!(
                 f,
                 "target block {height}: a record is repeated, which the legacy ops hash cannot tell from padding"
@@ -493,7 +510,7 @@ pub(crate) mod read {
         height: u64,
     ) -> Result<ConsensusHash, ProveError<H::Error>> {
         let ch = required(h.consensus_hash(height), "consensus hash", height)?;
-        if ch.scheme() != h.scheme() {
+        if !ch.fits(h.scheme()) {
             return Err(ProveError::Missing {
                 what: "consensus hash of the chain's scheme",
                 height,

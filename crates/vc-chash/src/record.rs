@@ -247,7 +247,7 @@ impl core::error::Error for RecordError {}
 pub fn encode(scheme: Scheme, record: &Record) -> Result<Vec<u8>, RecordError> {
     match scheme {
         Scheme::Legacy => Ok(encode_legacy(record)),
-        Scheme::V2 => encode_v2(record),
+        Scheme::V2 | Scheme::V3 => encode_v2(record),
     }
 }
 

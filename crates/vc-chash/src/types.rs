@@ -71,14 +71,18 @@ pub enum Scheme {
     Legacy,
     /// The v2 scheme of `docs/consensus-hash-v2.md`: 256-bit with an accumulator.
     V2,
+    /// The v3 scheme of `docs/consensus-hash-v3.md`: v2 plus a commitment to the application's
+    /// whole state (a sparse Merkle tree; see [`crate::state`]).
+    V3,
 }
 
 impl Scheme {
-    /// The scheme's byte in proof and storage encodings (1 = legacy, 2 = v2).
+    /// The scheme's byte in proof and storage encodings (1 = legacy, 2 = v2, 3 = v3).
     pub fn to_byte(self) -> u8 {
         match self {
             Scheme::Legacy => 1,
             Scheme::V2 => 2,
+            Scheme::V3 => 3,
         }
     }
 
@@ -87,15 +91,26 @@ impl Scheme {
         match b {
             1 => Some(Scheme::Legacy),
             2 => Some(Scheme::V2),
+            3 => Some(Scheme::V3),
             _ => None,
         }
+    }
+
+    /// Whether this scheme's chains commit a state root (v3).
+    pub fn commits_state(self) -> bool {
+        matches!(self, Scheme::V3)
+    }
+
+    /// Whether this scheme keeps the accumulator (v2 and v3).
+    pub fn has_accumulator(self) -> bool {
+        matches!(self, Scheme::V2 | Scheme::V3)
     }
 
     /// The length in bytes of this scheme's consensus hashes.
     pub fn hash_len(self) -> usize {
         match self {
             Scheme::Legacy => 16,
-            Scheme::V2 => 32,
+            Scheme::V2 | Scheme::V3 => 32,
         }
     }
 
@@ -104,6 +119,7 @@ impl Scheme {
         match self {
             Scheme::Legacy => "legacy",
             Scheme::V2 => "v2",
+            Scheme::V3 => "v3",
         }
     }
 }
@@ -120,24 +136,35 @@ impl FromStr for Scheme {
         match s {
             "legacy" | "v1" => Ok(Scheme::Legacy),
             "v2" => Ok(Scheme::V2),
+            "v3" => Ok(Scheme::V3),
             _ => Err(ParseHashError::UnknownScheme),
         }
     }
 }
 
-/// A consensus hash of either scheme.
+/// A consensus hash of any scheme.
 ///
-/// Legacy consensus hashes are 16 bytes (shown as 32 hex characters), v2 ones 32 bytes.
+/// Legacy consensus hashes are 16 bytes (shown as 32 hex characters); v2 and v3 ones are 32
+/// bytes and share the [`ConsensusHash::V2`] variant, since a hash's bytes cannot say which of
+/// the two made it: the chain's [`Scheme`] does. Use [`ConsensusHash::fits`] to check a hash
+/// against a scheme.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ConsensusHash {
     /// A virtualchain v1 consensus hash: the first 16 bytes of a HASH160.
     Legacy([u8; 16]),
-    /// A v2 consensus hash.
+    /// A 256-bit consensus hash: scheme v2 or v3.
     V2(Hash256),
 }
 
 impl ConsensusHash {
-    /// The scheme this hash belongs to.
+    /// Whether this hash has the shape of `scheme`'s hashes (16 bytes for legacy, 32 for v2
+    /// and v3).
+    pub fn fits(&self, scheme: Scheme) -> bool {
+        self.as_bytes().len() == scheme.hash_len()
+    }
+
+    /// The first scheme with hashes of this shape: [`Scheme::Legacy`] or [`Scheme::V2`] (a v3
+    /// hash looks like a v2 one; see [`ConsensusHash::fits`]).
     pub fn scheme(&self) -> Scheme {
         match self {
             ConsensusHash::Legacy(_) => Scheme::Legacy,
@@ -157,7 +184,7 @@ impl ConsensusHash {
     pub fn from_slice(scheme: Scheme, bytes: &[u8]) -> Option<ConsensusHash> {
         match scheme {
             Scheme::Legacy => <[u8; 16]>::try_from(bytes).ok().map(ConsensusHash::Legacy),
-            Scheme::V2 => <[u8; 32]>::try_from(bytes)
+            Scheme::V2 | Scheme::V3 => <[u8; 32]>::try_from(bytes)
                 .ok()
                 .map(|b| ConsensusHash::V2(Hash256(b))),
         }
@@ -210,7 +237,9 @@ impl fmt::Display for ParseHashError {
                 f,
                 "a consensus hash has 32 (legacy) or 64 (v2) hex characters, got {n}"
             ),
-            ParseHashError::UnknownScheme => f.write_str("unknown scheme (expected legacy or v2)"),
+            ParseHashError::UnknownScheme => {
+                f.write_str("unknown scheme (expected legacy, v2 or v3)")
+            }
         }
     }
 }

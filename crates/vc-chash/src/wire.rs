@@ -19,6 +19,7 @@ pub struct DecodeError {
 
 /// The kinds of [`DecodeError`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DecodeErrorKind {
     /// The input ended while `needed` more bytes were required for `what`.
     UnexpectedEnd {
@@ -44,6 +45,9 @@ pub enum DecodeErrorKind {
     },
     /// Bytes left over after a complete proof.
     TrailingBytes(usize),
+    /// A field in a form the format forbids so that each proof has one encoding (padding
+    /// bits set, an empty hash spelled out).
+    NonCanonical(&'static str),
 }
 
 impl fmt::Display for DecodeError {
@@ -64,6 +68,7 @@ impl fmt::Display for DecodeError {
                 write!(f, "{what} count {count} is larger than the input allows")
             }
             DecodeErrorKind::TrailingBytes(n) => write!(f, "{n} trailing bytes after the proof"),
+            DecodeErrorKind::NonCanonical(what) => write!(f, "non-canonical {what}"),
         }
     }
 }
@@ -94,6 +99,11 @@ impl<'a> Reader<'a> {
             offset: self.pos,
             kind,
         }
+    }
+
+    /// An error of `kind` at an earlier `offset`.
+    pub(crate) fn error_at(&self, offset: usize, kind: DecodeErrorKind) -> DecodeError {
+        DecodeError { offset, kind }
     }
 
     pub(crate) fn bytes(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
@@ -177,6 +187,25 @@ impl<'a> Reader<'a> {
             n => Err(self.error(DecodeErrorKind::TrailingBytes(n))),
         }
     }
+}
+
+/// Reads a proof's magic and format version (refusing others) and returns its scheme byte
+/// with the byte's offset.
+pub(crate) fn read_preamble(
+    r: &mut Reader<'_>,
+    magic: [u8; 2],
+    version: u8,
+) -> Result<(u8, usize), DecodeError> {
+    if r.array::<2>("magic")? != magic {
+        return Err(r.error_at(0, DecodeErrorKind::BadMagic));
+    }
+    let at = r.offset();
+    let found = r.u8("version")?;
+    if found != version {
+        return Err(r.error_at(at, DecodeErrorKind::UnsupportedVersion(found)));
+    }
+    let at = r.offset();
+    Ok((r.u8("scheme")?, at))
 }
 
 /// The width of a count field.

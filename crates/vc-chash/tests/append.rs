@@ -1,4 +1,4 @@
-//! The append step over random chains of both schemes: a store-like appender (resumed from only
+//! The append step over random chains of every scheme: a store-like appender (resumed from only
 //! its next height and accumulator peaks, reading earlier hashes from a map) and
 //! [`MemoryHistory`] give the same hashes and accumulator nodes, and both equal the scheme's
 //! definition written out from its primitives.
@@ -19,7 +19,7 @@ type Block = (Hash256, Vec<Vec<u8>>);
 
 fn chain() -> impl Strategy<Value = (Scheme, u64, Vec<Block>, usize)> {
     (
-        prop_oneof![Just(Scheme::Legacy), Just(Scheme::V2)],
+        prop_oneof![Just(Scheme::Legacy), Just(Scheme::V2), Just(Scheme::V3)],
         0u64..2_000_000,
         prop::collection::vec(
             (
@@ -55,7 +55,7 @@ fn by_definition(
                 ConsensusHash::Legacy(legacy::consensus_hash(&ops, &priors)),
             )
         }
-        Scheme::V2 => {
+        Scheme::V2 | Scheme::V3 => {
             let ops = v2::ops_hash(&block.1);
             let priors: Vec<Hash256> = prior_heights(height, first)
                 .map(|h| match prior(h) {
@@ -76,11 +76,22 @@ fn by_definition(
                 ops_hash: ops,
                 priors_hash: v2::priors_hash(&priors),
                 mmr_root: mmr.root(),
+                state_root: state_root(scheme, block),
             }
             .consensus_hash();
             (ops, ConsensusHash::V2(ch))
         }
     }
+}
+
+/// The state root a v3 block commits in these chains (any value will do: the append step takes
+/// it as given).
+fn state_root(scheme: Scheme, block: &Block) -> Option<Hash256> {
+    scheme.commits_state().then(|| {
+        let mut root = block.0;
+        root.0[0] ^= 0x5A;
+        root
+    })
 }
 
 proptest! {
@@ -98,7 +109,7 @@ proptest! {
             let height = first + i as u64;
             if i % resume_every == 0 {
                 // Start again from what was stored, as a store does when it reopens.
-                let leaves = if scheme == Scheme::V2 { i as u64 } else { 0 };
+                let leaves = if scheme.has_accumulator() { i as u64 } else { 0 };
                 let peaks = vc_chash::v2::mmr::peak_positions(leaves)
                     .map(|p| nodes[&p])
                     .collect();
@@ -110,13 +121,14 @@ proptest! {
                     height,
                     block.0,
                     &block.1,
+                    state_root(scheme, block),
                     |h| Ok::<_, Infallible>(stored.get(&h).copied()),
                     |level, index, hash| {
                         assert!(nodes.insert((level, index), *hash).is_none(), "node made twice");
                     },
                 )
                 .unwrap();
-            let summary = memory.push_block(block.0, &block.1);
+            let summary = memory.push_block_with_state(block.0, &block.1, state_root(scheme, block));
             prop_assert_eq!(appended.summary(), summary);
             let (ops, ch) = by_definition(scheme, first, height, block, &earlier);
             prop_assert_eq!(appended.ops_hash, ops);
@@ -124,8 +136,10 @@ proptest! {
             prop_assert_eq!(appended.height, height);
             match scheme {
                 Scheme::Legacy => prop_assert_eq!(appended.mmr_root, None),
-                Scheme::V2 => prop_assert_eq!(appended.mmr_root, Some(memory.mmr().root())),
+                Scheme::V2 | Scheme::V3 => prop_assert_eq!(appended.mmr_root, Some(memory.mmr().root())),
             }
+            prop_assert_eq!(appended.state_root, state_root(scheme, block));
+            prop_assert_eq!(memory.state_root(height).unwrap(), state_root(scheme, block));
             prop_assert_eq!(appender.next_height(), memory.next_height());
             stored.insert(height, ch);
             earlier.push(ch);
@@ -134,7 +148,7 @@ proptest! {
         for ((level, index), hash) in &nodes {
             prop_assert_eq!(memory.mmr_node(*level, *index).unwrap(), Some(*hash));
         }
-        if scheme == Scheme::V2 {
+        if scheme.has_accumulator() {
             prop_assert_eq!(nodes.len() as u64, 2 * blocks.len() as u64 - u64::from(blocks.len().count_ones()));
         } else {
             prop_assert!(nodes.is_empty());

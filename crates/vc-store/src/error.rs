@@ -116,6 +116,21 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// A v3 state proof cannot be built: the store is not v3, a height is outside the chain, or
+    /// the namespace or key is longer than the proof format carries.
+    #[error(
+        "cannot build a state proof of `{namespace}` key {key_hex} at block {height}: {reason}"
+    )]
+    StateProof {
+        /// The namespace.
+        namespace: String,
+        /// The key, in hex.
+        key_hex: String,
+        /// The height asked about.
+        height: u64,
+        /// Why.
+        reason: String,
+    },
     /// A snapshot file is malformed, for another application, or fails verification.
     #[error("snapshot {path}: {reason}")]
     Snapshot {

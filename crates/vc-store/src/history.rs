@@ -1,11 +1,80 @@
-//! Proofs straight from the store: [`View`] implements [`vc_chash::History`].
+//! Proofs straight from the store: [`View`] implements [`vc_chash::History`], and serves v3
+//! state proofs from the versioned state tree.
 
 use vc_chash::history::History;
+use vc_chash::state::proof::{StateProof, StateProveError};
 use vc_chash::{ConsensusHash, Hash256, Scheme};
 
 use crate::error::{DbContext, StoreError};
 use crate::schema::MMR;
 use crate::store::View;
+use crate::tree::{self, SMT, SMT_VALUES, TreeAt};
+
+impl View {
+    /// v3: the state root as of block `height` (the tree's root node then); `None` for a
+    /// legacy or v2 store.
+    pub fn tree_root(&self, height: u64) -> Result<Option<Hash256>, StoreError> {
+        if !self.scheme.commits_state() {
+            return Ok(None);
+        }
+        self.guard("reading the state root", || {
+            let table = self.txn.open_table(SMT).ctx("opening the state tree")?;
+            tree::root_at(&table, height).map(Some)
+        })
+    }
+
+    /// v3: the proof that `key` of namespace `namespace` has its value as of block `target`
+    /// (or is absent then), against the consensus hash at `trusted`. See
+    /// [`vc_chash::state::proof`] for what a client checks.
+    pub fn state_proof(
+        &self,
+        namespace: &str,
+        key: &[u8],
+        trusted: u64,
+        target: u64,
+    ) -> Result<StateProof, StoreError> {
+        self.guard("building a state proof", || {
+            let nodes = self.txn.open_table(SMT).ctx("opening the state tree")?;
+            let values = self
+                .txn
+                .open_table(SMT_VALUES)
+                .ctx("opening the state tree values")?;
+            let mut value_error = None;
+            let tree = TreeAt {
+                table: &nodes,
+                height: target,
+            };
+            let proof = vc_chash::state::proof::prove(
+                self,
+                &tree,
+                |path| match tree::value_at(&values, path, target) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        value_error = Some(e);
+                        None
+                    }
+                },
+                trusted,
+                target,
+                namespace.as_bytes(),
+                key,
+            );
+            if let Some(e) = value_error {
+                return Err(e);
+            }
+            proof.map_err(|e| match e {
+                StateProveError::Chain(vc_chash::proof::ProveError::History(e))
+                | StateProveError::Tree(vc_chash::state::TreeError::Store(e)) => e,
+                other => StoreError::StateProof {
+                    namespace: namespace.to_owned(),
+                    key_hex: vc_chash::hex::encode(key),
+                    height: target,
+                    reason: other.to_string(),
+                },
+            })
+        })
+    }
+}
 
 impl History for View {
     type Error = StoreError;
@@ -43,6 +112,15 @@ impl History for View {
 
     fn block_hash(&self, height: u64) -> Result<Option<Hash256>, StoreError> {
         Ok(self.chain_entry(height)?.map(|e| Hash256(e.block_hash)))
+    }
+
+    /// v3: the root of the state tree as of `height` (`None` for other schemes, or a height
+    /// the chain does not have).
+    fn state_root(&self, height: u64) -> Result<Option<Hash256>, StoreError> {
+        if self.chain_entry(height)?.is_none() {
+            return Ok(None);
+        }
+        self.tree_root(height)
     }
 
     /// Read from the `mmr` table: proofs cost O(log n) reads.

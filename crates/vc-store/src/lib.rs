@@ -63,6 +63,7 @@ pub mod snapshot;
 mod source_tip;
 mod state;
 mod store;
+mod tree;
 mod writer;
 
 pub use error::{MetaField, StoreError};

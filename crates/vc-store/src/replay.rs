@@ -141,11 +141,13 @@ fn verify_inner(view: &View, trusted: (u64, ConsensusHash)) -> Result<ReplayRepo
                 ),
             ));
         }
+        let state_root = view.tree_root(height)?;
         let hashed = appender
             .append(
                 height,
                 Hash256(entry.block_hash),
                 &records,
+                state_root,
                 |p| {
                     let i = usize::try_from(p - first).ok();
                     Ok::<_, Infallible>(i.and_then(|i| recomputed.get(i).copied()))
@@ -223,7 +225,7 @@ pub fn verify_tip(view: &View) -> Result<Option<Tip>, StoreError> {
             )));
         }
         let records: Vec<Vec<u8>> = ops.into_iter().flat_map(|op| op.records).collect();
-        let mmr = if view.scheme == vc_chash::Scheme::V2 {
+        let mmr = if view.scheme.has_accumulator() {
             // The accumulator before the tip.
             match height.checked_sub(1) {
                 Some(below) if below >= view.first_block => view.mmr_after(below)?,
@@ -238,6 +240,7 @@ pub fn verify_tip(view: &View) -> Result<Option<Tip>, StoreError> {
                 height,
                 Hash256(entry.block_hash),
                 &records,
+                view.tree_root(height)?,
                 |h| {
                     use vc_chash::History;
                     view.consensus_hash(h)

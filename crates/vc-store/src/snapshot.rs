@@ -6,18 +6,28 @@
 //! ```
 //!
 //! Frames come in order: one [`Frame::Header`] (metadata, seeds, tip), every block from the
-//! first with its chain entry and operations ([`Frame::Block`]), the undo logs of the reorg
-//! window ([`Frame::Undo`]), the state in batches ([`Frame::State`]), and [`Frame::End`] with
-//! the SHA-256 of every byte before it (corruption, not trust: trust comes from the consensus
-//! hashes).
+//! first with its chain entry and operations ([`Frame::Block`], followed for v3 by the block's
+//! [`Frame::StateRoot`]), the undo logs of the reorg window ([`Frame::Undo`]), the state in
+//! batches ([`Frame::State`]), for v3 the state tree with every version ([`Frame::Tree`],
+//! [`Frame::TreeValues`]), and [`Frame::End`] with the SHA-256 of every byte before it
+//! (corruption, not trust: trust comes from the consensus hashes).
 //!
 //! [`import`] rebuilds a store from a snapshot in a temporary file next to the target: every
 //! block goes through the normal writer, so each consensus hash is recomputed from the records
 //! and compared with the one the snapshot carries, and the hash at the trusted height must equal
 //! the trusted one. Any mismatch, a truncated or corrupt file, or another application's snapshot
-//! is refused and leaves no database behind. The state cannot be proven by consensus hashes
-//! (they commit to operations, not state): a snapshot is as good as the node that made it, and
-//! [`crate::replay`] re-derives nothing more. Re-index from the operations when that matters.
+//! is refused and leaves no database behind.
+//!
+//! The state: under v3 every consensus hash commits the state root, so the import also proves
+//! the state. It recomputes the root of the imported state from scratch, walks the imported tree
+//! at the tip and recomputes every hash in it, and requires both to equal the root the tip's
+//! consensus hash commits (and every block's tree root to equal the root its consensus hash
+//! commits). With the trusted height at the tip, the imported state is then exactly the trusted
+//! one. (Older versions of the tree are checked only through their roots: a damaged inner node
+//! there would make proofs fail a client's verification, never pass it.) Under legacy and v2 the
+//! consensus hashes commit to operations, not state: such a snapshot's state is as good as the
+//! node that made it, and [`crate::replay`] re-derives nothing more. Re-index from the
+//! operations when that matters.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -34,6 +44,7 @@ use crate::schema::{
     self, CHAIN, ChainEntry, META, META_KEY, Meta, STATE, StoredOp, UNDO, UndoLog,
 };
 use crate::store::{Store, StoreConfig, View};
+use crate::tree;
 use crate::writer::{BlockHeader, CommitPolicy};
 
 /// The first 8 bytes of every snapshot file: format 2, whose header carries the application's
@@ -81,6 +92,17 @@ pub enum Frame {
     State(Vec<(Vec<u8>, Vec<u8>)>),
     /// The end, with the SHA-256 of every byte before this frame.
     End([u8; 32]),
+    /// v3: the state root the block before it committed (follows each [`Frame::Block`]).
+    StateRoot {
+        /// The height.
+        height: u64,
+        /// The state root.
+        root: [u8; 32],
+    },
+    /// v3: raw state tree entries, every version (see the store's `smt` table).
+    Tree(Vec<(Vec<u8>, Vec<u8>)>),
+    /// v3: raw state tree values, every version (see the store's `smt_values` table).
+    TreeValues(Vec<(Vec<u8>, Vec<u8>)>),
 }
 
 impl Stored for Frame {
@@ -182,6 +204,12 @@ pub fn export(view: &View, path: &Path) -> Result<SnapshotSummary, StoreError> {
             schema::decode(raw.value(), || format!("chain entry at height {height}"))?;
         let ops = view.ops(height)?;
         w.frame(&Frame::Block { height, entry, ops })?;
+        if let Some(root) = view.tree_root(height)? {
+            w.frame(&Frame::StateRoot {
+                height,
+                root: root.0,
+            })?;
+        }
         summary.blocks += 1;
     }
     let undo = view.txn.open_table(UNDO).ctx("opening the undo table")?;
@@ -203,6 +231,25 @@ pub fn export(view: &View, path: &Path) -> Result<SnapshotSummary, StoreError> {
     }
     if !batch.is_empty() {
         w.frame(&Frame::State(batch))?;
+    }
+    if view.scheme.commits_state() {
+        for (table, frame) in [
+            (tree::SMT, Frame::Tree as fn(_) -> Frame),
+            (tree::SMT_VALUES, Frame::TreeValues),
+        ] {
+            let table = view.txn.open_table(table).ctx("opening the state tree")?;
+            let mut batch = Vec::with_capacity(STATE_BATCH);
+            for row in table.iter().ctx("reading the state tree")? {
+                let (k, v) = row.ctx("reading the state tree")?;
+                batch.push((k.value().to_vec(), v.value().to_vec()));
+                if batch.len() == STATE_BATCH {
+                    w.frame(&frame(std::mem::take(&mut batch)))?;
+                }
+            }
+            if !batch.is_empty() {
+                w.frame(&frame(batch))?;
+            }
+        }
     }
     let digest: [u8; 32] = w.hash.clone().finalize().into();
     w.frame(&Frame::End(digest))?;
@@ -384,6 +431,8 @@ fn import_into(
         bytes: 0,
     };
     let mut trusted_seen = false;
+    // v3: every block's claimed state root, checked against the imported tree at the end.
+    let mut roots: Vec<(u64, Hash256)> = Vec::new();
     let mut w = store.writer()?;
     let policy = CommitPolicy::default();
     let mut frame = r.next()?;
@@ -399,6 +448,15 @@ fn import_into(
             block
                 .add_op(op)
                 .map_err(|e| r.bad(format!("block {height}: {e}")))?;
+        }
+        if config.scheme.commits_state() {
+            match r.next()?.0 {
+                Frame::StateRoot { height: h, root } if h == height => {
+                    block.claim_state_root(Hash256(root));
+                    roots.push((height, Hash256(root)));
+                }
+                _ => return Err(r.bad(format!("block {height} is not followed by its state root"))),
+            }
         }
         let got = block.finish()?;
         if got.ops_hash.0 != entry.ops_hash
@@ -480,6 +538,31 @@ fn import_into(
                         summary.state_entries += 1;
                     }
                 }
+                (Frame::Tree(entries), _) if config.scheme.commits_state() => {
+                    let mut nodes = txn.open_table(tree::SMT).ctx("opening the state tree")?;
+                    for (k, v) in entries {
+                        tree::check_entry(&k, &v).map_err(|e| r.bad(e))?;
+                        nodes
+                            .insert(k.as_slice(), v.as_slice())
+                            .ctx("writing the state tree")?;
+                    }
+                }
+                (Frame::TreeValues(entries), _) if config.scheme.commits_state() => {
+                    let mut values = txn
+                        .open_table(tree::SMT_VALUES)
+                        .ctx("opening the state tree values")?;
+                    for (k, v) in entries {
+                        if k.len() != 40 {
+                            return Err(r.bad(format!(
+                                "a state tree value key of {} bytes (40 expected)",
+                                k.len()
+                            )));
+                        }
+                        values
+                            .insert(k.as_slice(), v.as_slice())
+                            .ctx("writing the state tree values")?;
+                    }
+                }
                 (Frame::End(digest), before) => {
                     if digest != before {
                         return Err(r.bad(format!(
@@ -500,8 +583,60 @@ fn import_into(
                 r.offset
             )));
         }
+        drop(state);
+        drop(undo);
+        if config.scheme.commits_state() {
+            check_imported_state(&txn, &meta.namespaces, &roots).map_err(|e| r.bad(e))?;
+        }
     }
     txn.commit().ctx("committing the imported state")?;
     summary.bytes = r.offset;
     Ok(summary)
+}
+
+/// v3: checks the imported state and tree against the state roots the (verified) blocks
+/// committed: every block's tree root, the tree at the tip hash by hash, and the state itself.
+fn check_imported_state(
+    txn: &redb::WriteTransaction,
+    namespaces: &[String],
+    roots: &[(u64, Hash256)],
+) -> Result<(), String> {
+    let nodes = txn.open_table(tree::SMT).map_err(|e| e.to_string())?;
+    for (height, root) in roots {
+        let found = tree::root_at(&nodes, *height).map_err(|e| e.to_string())?;
+        if found != *root {
+            return Err(format!(
+                "the state tree's root at block {height} is {found}, its consensus hash commits {root}"
+            ));
+        }
+    }
+    let Some((tip, root)) = roots.last() else {
+        return Ok(());
+    };
+    let (walked, mut tree_leaves) = tree::walk(&nodes, *tip).map_err(|e| e.to_string())?;
+    if walked != *root {
+        return Err(format!(
+            "the state tree at the tip {tip} hashes to {walked}, its consensus hash commits {root}"
+        ));
+    }
+    let state = txn.open_table(STATE).map_err(|e| e.to_string())?;
+    let mut leaves = Vec::new();
+    for row in state.iter().map_err(|e| e.to_string())? {
+        let (k, v) = row.map_err(|e| e.to_string())?;
+        let path = crate::writer::tree_path(namespaces, k.value()).map_err(|e| e.to_string())?;
+        leaves.push((path, vc_chash::state::value_hash(v.value())));
+    }
+    let recomputed = vc_chash::state::root_of(&mut leaves);
+    if recomputed != *root {
+        return Err(format!(
+            "the imported state's root is {recomputed}, the tip {tip}'s consensus hash commits {root}"
+        ));
+    }
+    tree_leaves.sort_unstable();
+    if tree_leaves != leaves {
+        return Err(format!(
+            "the state tree at the tip {tip} holds other keys than the imported state"
+        ));
+    }
+    Ok(())
 }

@@ -222,6 +222,12 @@ impl Store {
             txn.open_table(STATE).ctx("creating the state table")?;
             txn.open_table(UNDO).ctx("creating the undo table")?;
             txn.open_table(MMR).ctx("creating the mmr table")?;
+            if self.config.scheme.commits_state() {
+                txn.open_table(crate::tree::SMT)
+                    .ctx("creating the state tree")?;
+                txn.open_table(crate::tree::SMT_VALUES)
+                    .ctx("creating the state tree values")?;
+            }
         }
         txn.commit().ctx("committing the initial write")?;
         tracing::info!(path = %self.path.display(), app = %self.config.app_name, "created store");

@@ -24,6 +24,7 @@ use crate::schema::{
 };
 use crate::state::{RawEntry, StateAccess, StateRead, id_of, raw_key, raw_range};
 use crate::store::{Store, load_mmr};
+use crate::tree::{self, NodeCache, SMT, SMT_VALUES, TreeWrite};
 
 /// When a batching writer commits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +69,8 @@ pub struct Writer<'s> {
     /// The namespace names in id order, as the open transaction's metadata lists them (a write
     /// to a new namespace appends to it).
     namespaces: Vec<String>,
+    /// v3: the newest state tree's nodes, as this writer last wrote or read them.
+    cache: NodeCache,
 }
 
 impl core::fmt::Debug for Writer<'_> {
@@ -95,7 +98,7 @@ fn load_position(store: &Store, txn: &WriteTransaction) -> Result<Position, Stor
         None => None,
     };
     let next = tip.map_or(cfg.first_block, |(h, _)| h + 1);
-    let mmr = if cfg.scheme == vc_chash::Scheme::V2 {
+    let mmr = if cfg.scheme.has_accumulator() {
         let table = txn.open_table(MMR).ctx("opening the mmr table")?;
         load_mmr(&table, next - cfg.first_block)?
     } else {
@@ -130,6 +133,7 @@ impl<'s> Writer<'s> {
             tip,
             appender,
             namespaces,
+            cache: NodeCache::default(),
         })
     }
 
@@ -138,6 +142,7 @@ impl<'s> Writer<'s> {
     fn discard_uncommitted(&mut self) {
         self.txn = None;
         self.pending = 0;
+        self.cache.clear();
         match begin(self.store).and_then(|txn| Ok((load_position(self.store, &txn)?, txn))) {
             Ok(((tip, appender, namespaces), txn)) => {
                 self.tip = tip;
@@ -216,6 +221,7 @@ impl<'s> Writer<'s> {
             journal: Vec::new(),
             new_namespaces: Vec::new(),
             ops: Vec::new(),
+            claimed_state_root: None,
         })
     }
 
@@ -291,7 +297,10 @@ impl<'s> Writer<'s> {
             return Ok(0);
         }
         let lowest = target.saturating_add(1).max(first);
-        let v2 = self.store.config.scheme == vc_chash::Scheme::V2;
+        let scheme = self.store.config.scheme;
+        let v2 = scheme.has_accumulator();
+        let namespaces = self.namespaces.clone();
+        self.cache.clear();
         let txn = self.txn()?;
         let (new_tip, new_mmr) = {
             let mut undo = txn.open_table(UNDO).ctx("opening the undo table")?;
@@ -310,6 +319,15 @@ impl<'s> Writer<'s> {
             let mut ops = txn.open_table(OPS).ctx("opening the ops table")?;
             let mut chain = txn.open_table(CHAIN).ctx("opening the chain table")?;
             let mut mmr = txn.open_table(MMR).ctx("opening the mmr table")?;
+            let mut tree_tables = if scheme.commits_state() {
+                Some((
+                    txn.open_table(SMT).ctx("opening the state tree")?,
+                    txn.open_table(SMT_VALUES)
+                        .ctx("opening the state tree values")?,
+                ))
+            } else {
+                None
+            };
             for height in (lowest..=tip).rev() {
                 let log: UndoLog = {
                     let raw = undo
@@ -328,6 +346,14 @@ impl<'s> Writer<'s> {
                         None => state.remove(entry.key.as_slice()),
                     }
                     .ctx("restoring state")?;
+                }
+                if let Some((nodes, values)) = &mut tree_tables {
+                    let paths = log
+                        .entries
+                        .iter()
+                        .map(|e| tree_path(&namespaces, &e.key))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    tree::remove_block(nodes, values, height, &paths)?;
                 }
                 ops.retain_in((height, 0)..=(height, u32::MAX), |_, _| false)
                     .ctx("removing operations")?;
@@ -371,6 +397,9 @@ pub struct BlockWriter<'w, 's> {
     /// Namespaces first written in this block, ids after the writer's.
     new_namespaces: Vec<String>,
     ops: Vec<StoredOp>,
+    /// Snapshot import (v3): the state root the block committed, taken as given because the
+    /// state arrives after the blocks; checked against the imported state at the end.
+    claimed_state_root: Option<Hash256>,
 }
 
 /// An overlay change: the raw key and what the overlay held for it before (`None`: nothing).
@@ -468,6 +497,12 @@ impl BlockWriter<'_, '_> {
         &self.ops
     }
 
+    /// Snapshot import: commit `root` as the block's state root instead of updating the tree
+    /// (the block must then change no state).
+    pub(crate) fn claim_state_root(&mut self, root: Hash256) {
+        self.claimed_state_root = Some(root);
+    }
+
     /// Applies the block to the transaction: state changes with their undo log, operations,
     /// chain-index entry, consensus hash and accumulator nodes. Returns the block's hashes.
     ///
@@ -480,9 +515,17 @@ impl BlockWriter<'_, '_> {
             overlay,
             new_namespaces,
             ops,
+            claimed_state_root,
             ..
         } = self;
-        match apply_block(writer, header, overlay, &new_namespaces, ops) {
+        match apply_block(
+            writer,
+            header,
+            overlay,
+            &new_namespaces,
+            ops,
+            claimed_state_root,
+        ) {
             Ok(summary) => Ok(summary),
             Err(e) => {
                 writer.discard_uncommitted();
@@ -600,6 +643,7 @@ fn apply_block(
     overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     new_namespaces: &[String],
     ops: Vec<StoredOp>,
+    claimed_state_root: Option<Hash256>,
 ) -> Result<BlockSummary, StoreError> {
     {
         let height = header.height;
@@ -644,6 +688,26 @@ fn apply_block(
                     previous,
                 });
             }
+            let scheme = writer.store.config.scheme;
+            let state_root = if !scheme.commits_state() {
+                None
+            } else if let Some(root) = claimed_state_root {
+                if !log.entries.is_empty() {
+                    return Err(StoreError::Inconsistent(format!(
+                        "block {height} claims its state root and changes state"
+                    )));
+                }
+                Some(root)
+            } else {
+                Some(update_tree(
+                    txn,
+                    &mut writer.cache,
+                    &namespaces,
+                    height,
+                    &log,
+                    &overlay,
+                )?)
+            };
             let mut undo = txn.open_table(UNDO).ctx("opening the undo table")?;
             undo.insert(height, schema::encode(&log)?.as_slice())
                 .ctx("writing the undo log")?;
@@ -660,12 +724,12 @@ fn apply_block(
             }
 
             let mut chain = txn.open_table(CHAIN).ctx("opening the chain table")?;
-            let scheme = writer.store.config.scheme;
             let mut nodes = Vec::new();
             let hashed = appender.append(
                 height,
                 header.block_hash,
                 &records,
+                state_root,
                 |h| {
                     let Some(e) = schema::chain_entry(&chain, h)? else {
                         return Ok(None);
@@ -705,4 +769,61 @@ fn apply_block(
         writer.pending += 1;
         Ok(summary)
     }
+}
+
+/// The tree path of a full state key (namespace id and key bytes).
+pub(crate) fn tree_path(namespaces: &[String], raw: &[u8]) -> Result<Hash256, StoreError> {
+    let id = raw
+        .get(..2)
+        .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+    let name = id.and_then(|i| namespaces.get(i)).ok_or_else(|| {
+        StoreError::Inconsistent(format!(
+            "state key {} is in no known namespace",
+            vc_chash::hex::encode(raw)
+        ))
+    })?;
+    Ok(vc_chash::state::key_path(
+        name.as_bytes(),
+        raw.get(2..).unwrap_or_default(),
+    ))
+}
+
+/// v3: applies the block's state changes (the keys its undo log names, with their new values
+/// from the overlay) to the state tree and returns the new state root.
+fn update_tree(
+    txn: &WriteTransaction,
+    cache: &mut NodeCache,
+    namespaces: &[String],
+    height: u64,
+    log: &UndoLog,
+    overlay: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+) -> Result<Hash256, StoreError> {
+    let mut nodes = txn.open_table(SMT).ctx("opening the state tree")?;
+    let mut values = txn
+        .open_table(SMT_VALUES)
+        .ctx("opening the state tree values")?;
+    let mut changes = Vec::with_capacity(log.entries.len());
+    for entry in &log.entries {
+        let path = tree_path(namespaces, &entry.key)?;
+        let new = overlay.get(&entry.key).and_then(Option::as_deref);
+        if let Some(v) = new {
+            values
+                .insert(tree::value_key(&path, height).as_slice(), v)
+                .ctx("writing state tree values")?;
+        }
+        changes.push(vc_chash::state::Change {
+            path,
+            value_hash: new.map(vc_chash::state::value_hash),
+        });
+    }
+    changes.sort_unstable_by_key(|c| c.path);
+    let mut tree = TreeWrite {
+        table: &mut nodes,
+        height,
+        cache,
+    };
+    vc_chash::state::update(&mut tree, &changes).map_err(|e| match e {
+        vc_chash::state::TreeError::Store(e) => e,
+        other => StoreError::Inconsistent(format!("state tree at block {height}: {other}")),
+    })
 }

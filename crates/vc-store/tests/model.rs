@@ -53,6 +53,48 @@ fn check(store: &Store, model: &Model) -> Result<(), TestCaseError> {
         }
         prop_assert_eq!(view.consensus_hash(tip + 1).unwrap(), None);
         prop_assert!(view.ops(tip + 1).unwrap().is_empty());
+        if model.scheme.commits_state() {
+            check_state_proofs(&view, model, tip)?;
+        }
+    }
+    Ok(())
+}
+
+/// v3: the store's state root at every height equals the model's, and state proofs of every
+/// key the model ever had, at a spread of heights, verify against the tip's consensus hash and
+/// give the model's value at that height.
+fn check_state_proofs(view: &vc_store::View, model: &Model, tip: u64) -> Result<(), TestCaseError> {
+    let trees = model.trees();
+    let trusted = view.consensus_hash(tip).unwrap().unwrap();
+    for h in FIRST..=tip {
+        prop_assert_eq!(
+            view.tree_root(h).unwrap(),
+            Some(trees[(h - FIRST) as usize].root())
+        );
+    }
+    let heights = [
+        FIRST,
+        (FIRST + tip) / 2,
+        tip.saturating_sub(1).max(FIRST),
+        tip,
+    ];
+    for m in heights {
+        let state = &model.states[(m - FIRST) as usize];
+        for i in 0..42u64 {
+            let key = format!("name{i}");
+            let proof = view.state_proof("names", key.as_bytes(), tip, m).unwrap();
+            let ok = vc_chash::state::proof::verify(
+                &proof.encode(),
+                FIRST,
+                tip,
+                &trusted,
+                m,
+                b"names",
+                key.as_bytes(),
+            )
+            .map_err(|e| TestCaseError::fail(format!("key {key} at {m}: {e}")))?;
+            prop_assert_eq!(ok.value, state.get(&key).map(|v| common::stored_u64(*v)));
+        }
     }
     Ok(())
 }
@@ -141,6 +183,11 @@ proptest! {
     #[test]
     fn v2_store_equals_model(steps in prop::collection::vec(step(), 1..40)) {
         run(Scheme::V2, steps)?;
+    }
+
+    #[test]
+    fn v3_store_equals_model_and_proves_its_state(steps in prop::collection::vec(step(), 1..40)) {
+        run(Scheme::V3, steps)?;
     }
 
     #[test]

@@ -246,6 +246,7 @@ impl LegacyProof {
             consensus_hash: ConsensusHash::Legacy(ch),
             ops_hash: ops,
             block_hash: None,
+            state_root: None,
             records: records.into_iter().map(|(_, r)| r.clone()).collect(),
         })
     }

@@ -1,4 +1,4 @@
-//! The v2 consensus hash: the default for new applications.
+//! The v2 consensus hash: the default for new applications (and, with a state root, v3).
 //!
 //! Specified in `docs/consensus-hash-v2.md`; in short (`H` is SHA-256, `u64` is big-endian, each
 //! hash input starts with a one-byte domain tag):
@@ -11,6 +11,10 @@
 //! mmr_root(k)    = root of the Merkle Mountain Range over CH(F), ..., CH(k-1) (see [`mmr`])
 //! CH(k)          = H(0x07 || u64 k || block_hash(k) || ops_hash(k) || priors_hash(k) || mmr_root(k))
 //! ```
+//!
+//! v3 (`docs/consensus-hash-v3.md`) is v2 with one more field, the state root
+//! ([`crate::state`]), and its own tag: `CH(k) = H(0x0C || ... || mmr_root(k) || state_root(k))`.
+//! Everything else, the accumulator included, is shared.
 //!
 //! `block_hash` is in Bitcoin's internal byte order (the double SHA-256 of the header as
 //! computed, not as displayed).
@@ -110,17 +114,29 @@ pub struct Commitment {
     pub priors_hash: Hash256,
     /// The MMR root over the consensus hashes of all earlier blocks of the application.
     pub mmr_root: Hash256,
+    /// v3 only: the root of the application's state after the block ([`crate::state`]).
+    /// `None` makes a v2 commitment, `Some` a v3 one.
+    pub state_root: Option<Hash256>,
 }
 
 impl Commitment {
-    /// `CH = H(0x07 || u64 height || block_hash || ops_hash || priors_hash || mmr_root)`.
+    /// v2: `CH = H(0x07 || u64 height || block_hash || ops_hash || priors_hash || mmr_root)`;
+    /// v3: `CH = H(0x0C || u64 height || block_hash || ops_hash || priors_hash || mmr_root ||
+    /// state_root)`.
     pub fn consensus_hash(&self) -> Hash256 {
-        let mut t = Tagged::new(tag::CONSENSUS);
+        let tag = match self.state_root {
+            None => tag::CONSENSUS,
+            Some(_) => crate::state::tag::CONSENSUS_V3,
+        };
+        let mut t = Tagged::new(tag);
         t.u64(self.height)
             .update(&self.block_hash.0)
             .update(&self.ops_hash.0)
             .update(&self.priors_hash.0)
             .update(&self.mmr_root.0);
+        if let Some(state_root) = &self.state_root {
+            t.update(&state_root.0);
+        }
         Hash256(t.finish())
     }
 }

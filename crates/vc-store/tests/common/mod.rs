@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use vc_chash::state::MemoryState;
 use vc_chash::{Hash256, MemoryHistory, Scheme};
 use vc_store::{
     BlockHeader, BlockWriter, Namespace, OutputData, StateWriteExt, StoreConfig, StoredOp, Writer,
@@ -161,15 +162,52 @@ impl Model {
         self.states.last().cloned().unwrap_or_default()
     }
 
-    /// The consensus hashes the model's chain must have, from vc-chash's in-memory history.
+    /// The consensus hashes the model's chain must have, from vc-chash's in-memory history
+    /// (v3: with the state roots of [`Model::trees`]).
     pub fn history(&self) -> MemoryHistory {
         let mut h = MemoryHistory::new(self.scheme, self.first);
+        let trees = self.trees();
         for (i, fork) in self.blocks.iter().enumerate() {
             let height = self.first + i as u64;
             let g = generate(height, *fork);
             let records: Vec<Vec<u8>> = g.ops.iter().flat_map(|o| o.records.clone()).collect();
-            h.push_block(g.hash, &records);
+            let root = self.scheme.commits_state().then(|| trees[i].root());
+            h.push_block_with_state(g.hash, &records, root);
         }
         h
     }
+
+    /// The state after each block as vc-chash's in-memory state tree, built from the model's
+    /// maps alone (keys and values in the store's encodings).
+    pub fn trees(&self) -> Vec<MemoryState> {
+        let mut tree = MemoryState::new();
+        let mut before: BTreeMap<String, u64> = BTreeMap::new();
+        let mut out = Vec::new();
+        for state in &self.states {
+            let mut changes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+            for (k, v) in state {
+                if before.get(k) != Some(v) {
+                    changes.push((k.as_bytes().to_vec(), Some(stored_u64(*v))));
+                }
+            }
+            for k in before.keys() {
+                if !state.contains_key(k) {
+                    changes.push((k.as_bytes().to_vec(), None));
+                }
+            }
+            tree.apply(
+                changes
+                    .iter()
+                    .map(|(k, v)| (b"names".as_slice(), k.as_slice(), v.clone())),
+            );
+            out.push(tree.clone());
+            before = state.clone();
+        }
+        out
+    }
+}
+
+/// A `u64` state value as the store keeps it (version byte and postcard).
+pub fn stored_u64(v: u64) -> Vec<u8> {
+    vc_codec::storage::to_bytes(&v).unwrap()
 }
