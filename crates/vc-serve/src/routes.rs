@@ -134,11 +134,12 @@ fn parse_ch(scheme: Scheme, s: &str) -> Result<ConsensusHash, ApiError> {
     let ch: ConsensusHash = s
         .parse()
         .map_err(|e| ApiError::BadRequest(format!("consensus hash {:?}: {e}", truncated(s))))?;
-    if ch.scheme() != scheme {
+    if !ch.fits(scheme) {
         return Err(ApiError::BadRequest(format!(
-            "consensus hash {:?} is a {:?} hash; this store uses {scheme:?}",
+            "consensus hash {:?} has {} hex digits; this store uses {scheme:?}, whose hashes have {}",
             truncated(s),
-            ch.scheme()
+            ch.as_bytes().len() * 2,
+            scheme.hash_len() * 2
         )));
     }
     Ok(ch)

@@ -94,6 +94,15 @@ fn parse_trusted(s: &str) -> Result<(u64, ConsensusHash)> {
 
 /// Runs one `chash` subcommand.
 pub fn run(cmd: ChashCommand, json: bool) -> Result<ExitCode> {
+    let scheme = match &cmd {
+        ChashCommand::Compute { chain } | ChashCommand::Prove { chain, .. } => chain.scheme,
+        ChashCommand::Verify { scheme, .. } => *scheme,
+    };
+    if scheme.commits_state() {
+        bail!(
+            "the {scheme} scheme commits each block's state root, which a list of records does not give: `chash` works with legacy and v2 (index a v3 chain with `virtualchain index --scheme v3`, and check its proofs with `virtualchain light`)"
+        );
+    }
     match cmd {
         ChashCommand::Compute { chain } => compute(&chain, json),
         ChashCommand::Prove {
@@ -238,7 +247,7 @@ fn verify(
     json: bool,
 ) -> Result<ExitCode> {
     let (n, ch) = parse_trusted(trusted)?;
-    if ch.scheme() != scheme {
+    if !ch.fits(scheme) {
         bail!(
             "--trusted hash has {} hex characters but the {scheme} scheme uses {}",
             ch.as_bytes().len() * 2,
