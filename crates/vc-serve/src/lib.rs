@@ -335,6 +335,7 @@ impl Server {
             .route("/v1/consensus/{ch}", get(routes::consensus))
             .route("/v1/consensus/{ch}/fresh", get(routes::fresh))
             .route("/v1/proofs/{m}", get(routes::proof))
+            .route("/v1/state/{namespace}/{key}", get(routes::state))
             .route("/v1/openapi.json", get(routes::openapi))
             .route("/metrics", get(routes::metrics))
             .route("/", get(page::index));

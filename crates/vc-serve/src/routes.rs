@@ -112,6 +112,23 @@ pub(crate) fn truncated(s: &str) -> String {
     }
 }
 
+/// Two path segments, refused like [`Seg`]'s.
+pub(crate) struct Seg2(String, String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Seg2 {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<(String, String)>::from_request_parts(parts, state).await {
+            Ok(Path((a, b))) => Ok(Seg2(a, b)),
+            Err(e) => Err(ApiError::BadRequest(format!(
+                "path: {}",
+                truncated(&e.body_text())
+            ))),
+        }
+    }
+}
+
 /// A path segment. Unlike axum's `Path`, whose rejections are plain text, a segment that is not
 /// UTF-8 once percent-decoded is refused with a JSON `400 bad_request`.
 pub(crate) struct Seg(String);
@@ -381,15 +398,7 @@ pub(crate) async fn proof(
     let trusted = param(&q, "trusted")
         .map(|n| parse_height("trusted", n))
         .transpose()?;
-    let json = match param(&q, "format") {
-        None | Some("binary") => false,
-        Some("json") => true,
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "format must be binary or json, not {other:?}"
-            )));
-        }
-    };
+    let json = wants_json(&q)?;
     blocking(s, w, move |s, c| {
         let view = view(s)?;
         let first = s.store.meta().first_block;
@@ -419,6 +428,91 @@ pub(crate) async fn proof(
         })?;
         if json {
             return Ok(Json(render::proof(&proof)).into_response());
+        }
+        let mut response = Body::from(proof.encode()).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        Ok(response)
+    })
+    .await
+}
+
+/// The proof's wire format a query asks for (`format=binary`, the default, or `format=json`).
+fn wants_json(q: &[(&str, &str)]) -> Result<bool, ApiError> {
+    match param(q, "format") {
+        None | Some("binary") => Ok(false),
+        Some("json") => Ok(true),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "format must be binary or json, not {:?}",
+            truncated(other)
+        ))),
+    }
+}
+
+/// `GET /v1/state/{namespace}/{key}?trusted=N[&height=M][&format=json][&key=utf8]`: the v3
+/// state proof of one key. The key is hex unless `key=utf8` says the segment is the key's
+/// text.
+pub(crate) async fn state(
+    State(s): St,
+    Ext(w): W,
+    Seg2(namespace, key): Seg2,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = query(&raw, &["trusted", "height", "format", "key"])?;
+    let json = wants_json(&q)?;
+    let key = match param(&q, "key") {
+        None | Some("hex") => vc_chash::hex::decode(&key).map_err(|e| {
+            ApiError::BadRequest(format!("key {:?} is not hex: {e}", truncated(&key)))
+        })?,
+        Some("utf8") => key.into_bytes(),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "key must be hex or utf8, not {:?}",
+                truncated(other)
+            )));
+        }
+    };
+    if namespace.len() > usize::from(u8::MAX) || key.len() > usize::from(u16::MAX) {
+        return Err(ApiError::BadRequest(
+            "state proofs carry namespaces of at most 255 bytes and keys of at most 65,535".into(),
+        ));
+    }
+    let trusted = param(&q, "trusted")
+        .map(|n| parse_height("trusted", n))
+        .transpose()?;
+    let height = param(&q, "height")
+        .map(|m| parse_height("height", m))
+        .transpose()?;
+    if !s.store.scheme().commits_state() {
+        return Err(ApiError::NotFound(format!(
+            "this store uses the {} scheme, which commits no state; state proofs need v3",
+            s.store.scheme()
+        )));
+    }
+    blocking(s, w, move |s, _c| {
+        let view = view(s)?;
+        let first = s.store.meta().first_block;
+        let tip = view
+            .tip()?
+            .ok_or_else(|| ApiError::NotFound("the store has no blocks yet".into()))?;
+        let n = trusted.unwrap_or(tip.height);
+        let m = height.unwrap_or(n);
+        if m < first || m > n {
+            return Err(ApiError::BadRequest(format!(
+                "need first block {first} <= height {m} <= trusted {n}"
+            )));
+        }
+        if n > tip.height {
+            return Err(ApiError::NotFound(format!(
+                "trusted height {n} is above the store's tip {}",
+                tip.height
+            )));
+        }
+        let proof = view.state_proof(&namespace, &key, n, m)?;
+        if json {
+            return Ok(Json(render::state_proof(&proof)).into_response());
         }
         let mut response = Body::from(proof.encode()).into_response();
         response.headers_mut().insert(
