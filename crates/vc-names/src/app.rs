@@ -58,6 +58,11 @@ pub struct NamesConfig {
     /// application parameters ([`NamesConfig::params`]), so a database made with one setting
     /// refuses to open with another.
     pub registry: Option<ScriptBuf>,
+    /// The consensus-hash scheme: [`Scheme::Legacy`] (BNS's, the default) or, for new
+    /// deployments, [`Scheme::V2`] or [`Scheme::V3`] (whose consensus hashes commit the names'
+    /// whole state, so that a light client proves a name's current record or its absence).
+    /// Stored in the database's metadata like every scheme.
+    pub scheme: Scheme,
 }
 
 impl NamesConfig {
@@ -72,6 +77,7 @@ impl NamesConfig {
             reveal_expiry: 52_595,
             namespace_prices: NamespacePrices::MAINNET,
             registry: None,
+            scheme: Scheme::Legacy,
         }
     }
 
@@ -115,6 +121,11 @@ impl NamesConfig {
         }
     }
 
+    /// This deployment under consensus-hash scheme `scheme`.
+    pub fn with_scheme(self, scheme: Scheme) -> Self {
+        NamesConfig { scheme, ..self }
+    }
+
     /// The application parameters this deployment stores in its database
     /// ([`vc_engine::AppSpec::params`]): empty for the plain deployment; for a marker
     /// deployment, a version byte (1) and then the registry script. Everything else the rules
@@ -148,11 +159,8 @@ impl NamesConfig {
             Some((&PARAMS_VERSION, script)) => Some(ScriptBuf::from_bytes(script.to_vec())),
             Some((&v, _)) => return Err(ParamsError::ParamsVersion(v)),
         };
-        Ok(NamesConfig::deployment(
-            network,
-            Some(meta.first_block),
-            registry,
-        ))
+        let scheme = Scheme::from_byte(meta.scheme).ok_or(ParamsError::Scheme(meta.scheme))?;
+        Ok(NamesConfig::deployment(network, Some(meta.first_block), registry).with_scheme(scheme))
     }
 }
 
@@ -180,6 +188,9 @@ pub enum ParamsError {
         "the database's names parameters have encoding version {0}; this build reads version 1"
     )]
     ParamsVersion(u8),
+    /// The scheme byte names no scheme this build knows.
+    #[error("the database names an unknown consensus-hash scheme (byte {0})")]
+    Scheme(u8),
 }
 
 /// A parsed BNS operation with the principal it came from.
@@ -274,7 +285,7 @@ impl NamesApp {
             .with_opcodes(wire::OPCODES)
             .with_carrier(CarrierRule::Legacy)
             .with_payload_limit(wire::PAYLOAD_LIMIT)
-            .with_scheme(Scheme::Legacy)
+            .with_scheme(config.scheme)
             .with_staleness(config.staleness);
         if let Some(registry) = &config.registry {
             spec = spec.with_marker(registry.clone());
@@ -294,7 +305,11 @@ impl NamesApp {
     }
 
     fn fresh(&self, state: &State<'_>, ch: &[u8; 16]) -> Result<(), Fail<Infallible>> {
-        if state.is_fresh(&ConsensusHash::Legacy(*ch))? {
+        if state
+            .fresh_hashes()?
+            .iter()
+            .any(|(_, c)| wire::payload_consensus_hash(c) == *ch)
+        {
             Ok(())
         } else {
             Err(reject(
@@ -616,10 +631,9 @@ impl NamesApp {
                 let mut found = None;
                 'search: for name in self.owned(state, sender)? {
                     for (_, ch) in fresh {
-                        if let ConsensusHash::Legacy(ch) = ch
-                            && name_consensus_hash(&name, ch) == *wanted
-                        {
-                            found = Some((name, *ch));
+                        let ch = wire::payload_consensus_hash(ch);
+                        if name_consensus_hash(&name, &ch) == *wanted {
+                            found = Some((name, ch));
                             break 'search;
                         }
                     }

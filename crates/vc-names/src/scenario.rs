@@ -14,7 +14,7 @@ use std::sync::atomic::AtomicBool;
 
 use bitcoin::secp256k1::SecretKey;
 use bitcoin::{Address, BlockHash, Network, OutPoint, PrivateKey, ScriptBuf, Transaction};
-use vc_chash::ConsensusHash;
+use vc_chash::Scheme;
 use vc_engine::{BlockReport, Engine, EngineConfig, EngineError, Observer, ReorgReport};
 use vc_source::{BlockSource, Source};
 
@@ -122,6 +122,19 @@ impl<'m> Scenario<'m> {
         wallets: u8,
         registry: Option<ScriptBuf>,
     ) -> Result<Self, ScenarioError> {
+        Self::start_with_scheme(miner, source, db, wallets, registry, Scheme::Legacy)
+    }
+
+    /// [`Scenario::start_with`] under consensus-hash scheme `scheme` (payloads then carry the
+    /// first 16 bytes of the 32-byte hashes of v2 and v3).
+    pub fn start_with_scheme(
+        miner: &'m dyn Miner,
+        source: Arc<dyn BlockSource>,
+        db: &Path,
+        wallets: u8,
+        registry: Option<ScriptBuf>,
+        scheme: Scheme,
+    ) -> Result<Self, ScenarioError> {
         let network = source.network();
         let first = source.tip().map_err(EngineError::from)?.height + 1;
         let blocks = Arc::clone(&source);
@@ -129,7 +142,8 @@ impl<'m> Scenario<'m> {
             network,
             registry,
             ..NamesConfig::regtest(first)
-        };
+        }
+        .with_scheme(scheme);
         let engine_config = EngineConfig::default()
             .with_confirmations(1)
             .with_workers(2);
@@ -200,10 +214,7 @@ impl<'m> Scenario<'m> {
     /// The consensus hash of the indexed tip, as a 16-byte payload field.
     pub fn consensus_hash(&self) -> Result<[u8; 16], ScenarioError> {
         match self.engine.store().tip().map_err(EngineError::from)? {
-            Some(tip) => match tip.consensus_hash {
-                ConsensusHash::Legacy(ch) => Ok(ch),
-                ConsensusHash::V2(_) => Err(ScenarioError::Unexpected("a v2 hash".into())),
-            },
+            Some(tip) => Ok(crate::wire::payload_consensus_hash(&tip.consensus_hash)),
             None => Err(ScenarioError::Unexpected("nothing indexed yet".into())),
         }
     }

@@ -185,6 +185,15 @@ pub fn name_hash16(fqn: &str) -> [u8; 16] {
     first16(&sha256::Hash::hash(fqn.as_bytes()).to_byte_array())
 }
 
+/// The 16 bytes a payload carries for consensus hash `ch`: a legacy hash itself, and the first
+/// 16 bytes of a v2 or v3 hash (the BNS wire format has 16 bytes for it; 128 bits still name
+/// one of the few fresh blocks beyond any grinding).
+pub fn payload_consensus_hash(ch: &vc_chash::ConsensusHash) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&ch.as_bytes()[..16]);
+    out
+}
+
 /// `SHA256(fqn || hex(consensus hash))[0..16]`: how an update names its name.
 pub fn name_consensus_hash(fqn: &str, consensus_hash: &[u8; 16]) -> [u8; 16] {
     let mut data = fqn.as_bytes().to_vec();
