@@ -31,7 +31,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use ureq::http::Uri;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
-use vc_chash::{ConsensusHash, VerifiedBlock};
+use vc_chash::state::proof::VerifiedState;
+use vc_chash::{ConsensusHash, Scheme, VerifiedBlock};
 
 pub use error::{LightError, ParseTrustedError, TransportError};
 
@@ -309,6 +310,68 @@ impl LightClient {
                 url: self.url(PATH),
                 detail: "no app.first_block",
             })
+    }
+
+    /// The consensus-hash scheme the server says its store uses (`/v1/tip`), `None` when it
+    /// names none (servers before v3 did not). Only a hint: a client that knows its
+    /// application's scheme should use that, so that a server cannot make it fall back from
+    /// state proofs to weaker ones.
+    pub fn scheme(&self) -> Result<Option<Scheme>, LightError> {
+        const PATH: &str = "/v1/tip";
+        let tip = self.get_json(PATH)?;
+        match tip.pointer("/app/scheme") {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .map(Some)
+                .ok_or_else(|| LightError::Malformed {
+                    url: self.url(PATH),
+                    detail: "app.scheme names no known scheme",
+                }),
+        }
+    }
+
+    /// Fetches and verifies the v3 state proof of `key` in `namespace` as of block `m`:
+    /// `Ok` only if it verifies against `trusted`, and then its value (or absence) is the
+    /// key's at `m`.
+    pub fn state(
+        &self,
+        first_block: u64,
+        trusted: &Trusted,
+        namespace: &str,
+        key: &[u8],
+        m: u64,
+    ) -> Result<VerifiedState, LightError> {
+        let path = format!(
+            "/v1/state/{}/{}?trusted={}&height={m}",
+            encode_segment(namespace),
+            vc_chash::hex::encode(key),
+            trusted.height
+        );
+        let bytes = self.get(&path)?;
+        vc_chash::state::proof::verify(
+            &bytes,
+            first_block,
+            trusted.height,
+            &trusted.consensus_hash,
+            m,
+            namespace.as_bytes(),
+            key,
+        )
+        .map_err(|source| match source {
+            vc_chash::VerifyError::Decode(_) => LightError::MalformedProof {
+                url: self.url(&path),
+                height: m,
+                source,
+            },
+            source => LightError::Refuted {
+                url: self.url(&path),
+                height: m,
+                trusted: trusted.height,
+                source,
+            },
+        })
     }
 
     /// Fetches the proof of block `m`'s records against trusted block `trusted`, unverified.

@@ -45,6 +45,12 @@ pub struct IndexArgs {
     /// part of consensus, so a database keeps the setting it was made with.
     #[arg(long)]
     pub registry: Option<String>,
+    /// The consensus-hash scheme of a new database: legacy, v2 or v3 (default: the
+    /// application's; legacy for names). v3 commits the whole state in every consensus hash,
+    /// so that `light name` proves a name's current record or its absence. An existing
+    /// database keeps its own.
+    #[arg(long, value_name = "SCHEME")]
+    pub scheme: Option<vc_chash::Scheme>,
     /// The database file (created if missing; default: DATA_DIR/NETWORK/APP.redb).
     #[arg(long)]
     pub db: Option<PathBuf>,
@@ -157,6 +163,7 @@ pub fn index(args: IndexArgs, globals: &Globals) -> Result<ExitCode> {
             network: Network::Bitcoin,
             first_block: None,
             registry: None,
+            scheme: None,
         },
     };
     if let Some(network) = globals.network {
@@ -175,6 +182,17 @@ pub fn index(args: IndexArgs, globals: &Globals) -> Result<ExitCode> {
     }
     if args.registry.is_some() {
         options.registry = args.registry.clone();
+    }
+    if let Some(scheme) = args.scheme {
+        if stored.is_some() && Some(scheme) != options.scheme {
+            return Err(InputError::Foreign(format!(
+                "{} is a {} database; --scheme {scheme} disagrees",
+                db.display(),
+                options.scheme.map_or("?".into(), |s| s.to_string())
+            ))
+            .into());
+        }
+        options.scheme = Some(scheme);
     }
     let confirmations = args
         .confirmations

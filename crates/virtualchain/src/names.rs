@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use bitcoin::{Address, Network, Transaction};
 use clap::{Args, Subcommand};
 use serde_json::json;
-use vc_chash::{ConsensusHash, hex};
+use vc_chash::hex;
 use vc_names::build::{self, Plan, ScriptKind, Wallet};
 use vc_names::price::name_price;
 use vc_names::wire::{self, NamespaceParams};
@@ -329,8 +329,8 @@ fn send(mut args: SendArgs) -> Result<()> {
         "name an operation (names send preorder ...), or --bump TXID",
     ))?;
     let ch = match view.tip()?.map(|t| t.consensus_hash) {
-        Some(ConsensusHash::Legacy(ch)) => ch,
-        _ => bail!("{} has no consensus hash yet: index first", db.display()),
+        Some(ch) => vc_names::wire::payload_consensus_hash(&ch),
+        None => bail!("{} has no consensus hash yet: index first", db.display()),
     };
     let check = |a: Address<bitcoin::address::NetworkUnchecked>| {
         a.require_network(network)

@@ -28,6 +28,8 @@ pub struct CreateOptions {
     pub first_block: Option<u64>,
     /// `--registry` (the names app's marker deployment).
     pub registry: Option<String>,
+    /// `--scheme`, if not the application's default.
+    pub scheme: Option<vc_chash::Scheme>,
 }
 
 /// An engine with its application type erased: what `index` drives.
@@ -149,6 +151,7 @@ impl CliApp for Names {
             registry: config
                 .registry
                 .map(|script| vc_chash::hex::encode(script.as_bytes())),
+            scheme: Some(config.scheme),
         })
     }
 
@@ -160,7 +163,10 @@ impl CliApp for Names {
         config: EngineConfig,
     ) -> Result<Box<dyn Indexer>> {
         let registry = opts.registry.as_deref().map(parse_registry).transpose()?;
-        let names = NamesConfig::deployment(opts.network, opts.first_block, registry);
+        let mut names = NamesConfig::deployment(opts.network, opts.first_block, registry);
+        if let Some(scheme) = opts.scheme {
+            names = names.with_scheme(scheme);
+        }
         let engine = Engine::open(NamesApp::new(names), db, source, config)
             .with_context(|| format!("opening {}", db.display()))?;
         Ok(Box::new(engine))
