@@ -5,6 +5,7 @@
 #![allow(clippy::print_stdout)]
 
 mod chash;
+mod compare;
 mod config;
 mod demo;
 mod docs;
@@ -163,6 +164,11 @@ enum Command {
     /// Exit codes: 0 proven, 1 refuted, 2 unreachable or malformed.
     #[command(subcommand)]
     Light(light::LightCommand),
+    /// Find the first height where two nodes' consensus hashes differ, by binary search over
+    /// their servers (`GET /v1/blocks/{h}`) or databases: at most 2*ceil(log2 n)+4 requests per
+    /// server for n common blocks. Prints that height, both answers and the last agreeing
+    /// height. Exit codes: 0 agree, 1 diverged, 2 unreachable or malformed.
+    Compare(compare::CompareArgs),
     /// Print shell completions (for example: virtualchain completions bash >
     /// /etc/bash_completion.d/virtualchain).
     Completions(docs::CompletionsArgs),
@@ -269,6 +275,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args, cli.json),
         Command::Serve(args) => serve::serve(args, &globals),
         Command::Light(cmd) => return light::run(cmd),
+        Command::Compare(args) => return compare::run(args, cli.json),
         Command::Completions(args) => docs::completions(&args),
         Command::Man(args) => docs::man(&args),
         Command::Reference => docs::reference(),
