@@ -10,6 +10,7 @@ mod config;
 mod demo;
 mod docs;
 mod exit;
+mod fetch;
 mod index;
 mod jsonl;
 mod light;
@@ -140,16 +141,10 @@ enum Command {
         height: u64,
     },
     /// Write a snapshot of a database (read-only; works beside a running `index`), to back it
-    /// up or publish it: `recover checkpoint` installs one only if it reproduces a trusted
-    /// consensus hash.
-    Snapshot {
-        /// The database (default: DATA_DIR/NETWORK/names.redb).
-        #[arg(long)]
-        db: Option<PathBuf>,
-        /// The snapshot file to write (replaced if it exists).
-        #[arg(long, value_name = "FILE")]
-        out: PathBuf,
-    },
+    /// up or publish it (`--out-dir` names it for `serve --snapshot-dir`); `recover checkpoint`
+    /// installs one, and `snapshot fetch` downloads and installs one, only if it reproduces a
+    /// trusted consensus hash.
+    Snapshot(index::SnapshotArgs),
     /// The names application: show, list, decode, send.
     #[command(subcommand)]
     Names(names::NamesCommand),
@@ -267,9 +262,7 @@ fn main() -> ExitCode {
         Command::Ops { db, height } => globals
             .db(db, "names")
             .and_then(|db| index::ops(&db, height)),
-        Command::Snapshot { db, out } => globals
-            .db(db, "names")
-            .and_then(|db| index::snapshot(&db, &out, cli.json)),
+        Command::Snapshot(args) => index::snapshot_command(args, &globals, cli.json),
         Command::Names(cmd) => names::run(cmd, &globals),
         Command::Recover(cmd) => index::recover(cmd, &globals, cli.json),
         Command::Demo(args) => demo::run(args, cli.json),
