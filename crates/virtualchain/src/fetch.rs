@@ -156,7 +156,62 @@ fn listed(agent: &ureq::Agent, base: &str, height: u64) -> Result<(String, Optio
     }
 }
 
-/// One request for the rest of the file: `Ok(true)` once `partial` is whole.
+/// Refuses a server whose application instance (`/v1/tip`: name, version, first block,
+/// network) is not `want`'s, before anything is downloaded. The import checks the snapshot
+/// itself, parameters included; this only spares a download that could not be imported.
+fn same_application(agent: &ureq::Agent, base: &str, want: &vc_store::StoreConfig) -> Result<()> {
+    let url = format!("{base}/v1/tip");
+    let mut resp = agent
+        .get(&url)
+        .call()
+        .map_err(|e| unavailable(format!("{url}: {e}")))?;
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(MAX_LISTING)
+        .read_to_vec()
+        .map_err(|e| unavailable(format!("{url}: {e}")))?;
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| unavailable(format!("{url}: the answer is not JSON: {e}")))?;
+    let text = |k: &str| {
+        v.pointer(&format!("/app/{k}"))
+            .and_then(Value::as_str)
+            .map(shown)
+    };
+    let theirs = (
+        text("name"),
+        text("version"),
+        v.pointer("/app/first_block").and_then(Value::as_u64),
+        text("network"),
+    );
+    let ours = (
+        Some(want.app_name.clone()),
+        Some(want.app_version.clone()),
+        Some(want.first_block),
+        Some(want.network.clone()),
+    );
+    if theirs != ours {
+        let show =
+            |(n, v, f, net): &(Option<String>, Option<String>, Option<u64>, Option<String>)| {
+                format!(
+                    "{} {} on {}, first block {}",
+                    n.as_deref().unwrap_or("?"),
+                    v.as_deref().unwrap_or("?"),
+                    net.as_deref().unwrap_or("?"),
+                    f.map_or_else(|| "?".into(), |f| f.to_string())
+                )
+            };
+        return Err(InputError::Config(format!(
+            "{base} serves {}, not {} (set --app, --network, --first-block as for `index`); nothing was downloaded",
+            show(&theirs),
+            show(&ours)
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// One request for the rest of the file: `Ok(())` once `partial` is whole.
 fn attempt(
     agent: &ureq::Agent,
     url: &str,
@@ -330,6 +385,7 @@ pub fn fetch(args: FetchArgs, globals: &Globals, json: bool) -> Result<ExitCode>
     let (height, trusted_ch) = (args.trusted.height, args.trusted.consensus_hash);
     let agent = agent(args.timeout.max(Duration::from_millis(1)));
 
+    same_application(&agent, &base, &config)?;
     let (claimed, bytes) = listed(&agent, &base, height)?;
     if claimed != trusted_ch.to_string() {
         return Err(invalid(format!(
@@ -345,6 +401,14 @@ pub fn fetch(args: FetchArgs, globals: &Globals, json: bool) -> Result<ExitCode>
     let url = format!("{base}/v1/snapshots/{height}");
     tracing::info!(%url, bytes = ?bytes, partial = %partial.display(), "fetching snapshot");
     download(&agent, &url, &partial, &etag_file, args.retries)?;
+    let got = std::fs::metadata(&partial).map_or(0, |m| m.len());
+    if bytes.is_some_and(|b| b != got) {
+        tracing::warn!(
+            listed = ?bytes,
+            got,
+            "the snapshot's size differs from the server's listing; importing it all the same (the import verifies it)"
+        );
+    }
 
     let forget = || {
         let _ = std::fs::remove_file(&partial);

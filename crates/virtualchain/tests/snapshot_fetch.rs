@@ -258,7 +258,8 @@ fn tampered_snapshots_and_untrusted_hashes_are_refused_leaving_nothing() {
         &[],
     );
     exits(&o, 69);
-    // Another application instance (first block) than the snapshot's: refused on import.
+    // Another application instance (first block) than the server's: refused before any
+    // download.
     let o = run(&[
         "--network",
         "regtest",
@@ -272,7 +273,13 @@ fn tampered_snapshots_and_untrusted_hashes_are_refused_leaving_nothing() {
         "--db",
         db.to_str().unwrap(),
     ]);
+    exits(&o, 78);
+    assert!(leftovers(&db).is_empty());
+    // Another deployment the server's /v1/tip does not show (the names app's registry
+    // parameter): downloaded, refused on import.
+    let o = fetch(&url, &p.trusted, &db, &["--registry", "default"]);
     exits(&o, 65);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("made for"));
     assert!(leftovers(&db).is_empty());
 }
 
@@ -285,6 +292,16 @@ struct CuttingServer {
 
 fn cutting_server(p: &Published, at: usize) -> CuttingServer {
     let (file, height) = (p.file.clone(), p.height);
+    let st = status(&p.db);
+    let tip = serde_json::json!({
+        "app": {
+            "name": st["app"],
+            "version": st["version"],
+            "first_block": st["first_block"],
+            "network": st["network"],
+        },
+    })
+    .to_string();
     let ch = p.trusted.split_once(':').unwrap().1.to_owned();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -310,7 +327,15 @@ fn cutting_server(p: &Published, at: usize) -> CuttingServer {
                     range = Some(v.trim().to_owned());
                 }
             }
-            if line.contains("/v1/snapshots ") || line.ends_with("/v1/snapshots HTTP/1.1\r\n") {
+            if line.contains("/v1/tip ") {
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{tip}",
+                    tip.len()
+                );
+                continue;
+            }
+            if line.contains("/v1/snapshots ") {
                 let list = format!(
                     r#"{{"snapshots":[{{"height":{height},"consensus_hash":"{ch}","bytes":{}}}]}}"#,
                     body.len()
