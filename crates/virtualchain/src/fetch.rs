@@ -104,11 +104,10 @@ fn agent(timeout: Duration) -> ureq::Agent {
         .into()
 }
 
-/// The server's listed snapshot at `height`: its consensus hash and size.
-fn listed(agent: &ureq::Agent, base: &str, height: u64) -> Result<(String, Option<u64>)> {
-    let url = format!("{base}/v1/snapshots");
+/// `GET url`: a JSON answer of at most [`MAX_LISTING`] bytes with status 200.
+fn get_json(agent: &ureq::Agent, url: &str) -> Result<Value> {
     let mut resp = agent
-        .get(&url)
+        .get(url)
         .call()
         .map_err(|e| unavailable(format!("{url}: {e}")))?;
     let status = resp.status().as_u16();
@@ -124,8 +123,14 @@ fn listed(agent: &ureq::Agent, base: &str, height: u64) -> Result<(String, Optio
             shown(&String::from_utf8_lossy(&body))
         )));
     }
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| unavailable(format!("{url}: the answer is not JSON: {e}")))?;
+    serde_json::from_slice(&body)
+        .map_err(|e| unavailable(format!("{url}: the answer is not JSON: {e}")))
+}
+
+/// The server's listed snapshot at `height`: its consensus hash and size.
+fn listed(agent: &ureq::Agent, base: &str, height: u64) -> Result<(String, Option<u64>)> {
+    let url = format!("{base}/v1/snapshots");
+    let v = get_json(agent, &url)?;
     let list = v
         .get("snapshots")
         .and_then(Value::as_array)
@@ -160,19 +165,7 @@ fn listed(agent: &ureq::Agent, base: &str, height: u64) -> Result<(String, Optio
 /// network) is not `want`'s, before anything is downloaded. The import checks the snapshot
 /// itself, parameters included; this only spares a download that could not be imported.
 fn same_application(agent: &ureq::Agent, base: &str, want: &vc_store::StoreConfig) -> Result<()> {
-    let url = format!("{base}/v1/tip");
-    let mut resp = agent
-        .get(&url)
-        .call()
-        .map_err(|e| unavailable(format!("{url}: {e}")))?;
-    let body = resp
-        .body_mut()
-        .with_config()
-        .limit(MAX_LISTING)
-        .read_to_vec()
-        .map_err(|e| unavailable(format!("{url}: {e}")))?;
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| unavailable(format!("{url}: the answer is not JSON: {e}")))?;
+    let v = get_json(agent, &format!("{base}/v1/tip"))?;
     let text = |k: &str| {
         v.pointer(&format!("/app/{k}"))
             .and_then(Value::as_str)
