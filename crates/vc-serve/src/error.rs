@@ -35,6 +35,12 @@ pub enum ApiError {
     /// Too many `/v1/events` streams are open (HTTP 503).
     #[error("the server has {0} event streams open already; retry later")]
     TooManyStreams(usize),
+    /// Too many snapshot downloads are in progress (HTTP 503).
+    #[error("the server has {0} snapshot downloads in progress already; retry later")]
+    TooManyDownloads(usize),
+    /// A range that starts beyond the end of a file of this many bytes (HTTP 416).
+    #[error("the range starts beyond the end of the {0}-byte file")]
+    RangeNotSatisfiable(u64),
     /// Reading the store failed (HTTP 500).
     #[error("reading the store: {0}")]
     Store(#[from] StoreError),
@@ -54,6 +60,8 @@ impl ApiError {
             ApiError::Timeout(_) | ApiError::Abandoned => "timeout",
             ApiError::Overloaded(_) => "overloaded",
             ApiError::TooManyStreams(_) => "too_many_streams",
+            ApiError::TooManyDownloads(_) => "too_many_downloads",
+            ApiError::RangeNotSatisfiable(_) => "range_not_satisfiable",
             ApiError::Store(_) => "store",
             ApiError::Internal(_) => "internal",
         }
@@ -68,7 +76,9 @@ impl ApiError {
             ApiError::Timeout(_)
             | ApiError::Overloaded(_)
             | ApiError::Abandoned
-            | ApiError::TooManyStreams(_) => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::TooManyStreams(_)
+            | ApiError::TooManyDownloads(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -13,6 +13,8 @@
 //! | `GET /v1/consensus/{ch}/fresh?height=H[&window=W]` | whether `ch` is fresh at `H` |
 //! | `GET /v1/proofs/{m}?trusted={n}[&format=json]` | the proof of block `m`'s records against `CH(n)` |
 //! | `GET /v1/{collection}/{key}` | an application's state of one key and the heights that touched it ([`Extension`]) |
+//! | `GET /v1/snapshots` | the published snapshots: height, consensus hash, size ([`SnapshotsConfig`]) |
+//! | `GET /v1/snapshots/{height}` | one snapshot's bytes, streamed, with HTTP ranges for resuming |
 //! | `GET /v1/openapi.json` | the OpenAPI 3.1 document ([`OPENAPI`]) |
 //! | `GET /metrics` | Prometheus metrics |
 //! | `GET /v1/events?from=H` | live `apply` and `rollback` events as Server-Sent Events ([`EventsConfig`]) |
@@ -57,6 +59,7 @@ mod metrics;
 mod page;
 mod render;
 mod routes;
+mod snapshots;
 mod webhook;
 mod work;
 
@@ -77,6 +80,7 @@ pub use error::ApiError;
 pub use events::{EventsConfig, REORG_MEMORY};
 pub use index::Extension;
 pub use routes::OPENAPI;
+pub use snapshots::{SnapshotsConfig, file_name as snapshot_file_name};
 
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]
@@ -147,6 +151,8 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
     /// Live events: `/v1/events` streams and webhooks.
     pub events: EventsConfig,
+    /// Published snapshots: `/v1/snapshots` ([`SnapshotsConfig`]).
+    pub snapshots: SnapshotsConfig,
     /// Which browser origins may read `/v1/…` (CORS).
     pub cors: Cors,
     /// `/healthz/ready` answers 200 while the store is at most this many blocks behind the
@@ -171,6 +177,7 @@ impl ServeConfig {
             max_header_bytes: 16 * 1024,
             shutdown_grace: Duration::from_secs(1),
             events: EventsConfig::default(),
+            snapshots: SnapshotsConfig::default(),
             cors: Cors::default(),
             ready_lag: 2,
         }
@@ -203,6 +210,9 @@ impl ServeConfig {
         }
         if self.shutdown_grace > MAX_SHUTDOWN_GRACE {
             return bad("shutdown_grace", "at most 60 s".into());
+        }
+        if self.snapshots.max_downloads == 0 {
+            return bad("snapshots.max_downloads", "at least 1".into());
         }
         if self.max_connections == 0 {
             return bad("max_connections", "at least 1".into());
@@ -262,8 +272,9 @@ impl core::fmt::Debug for Server {
 /// How long the runtime waits, at shutdown, for blocking work whose requests were dropped.
 const SHUTDOWN_STRAGGLERS: Duration = Duration::from_millis(500);
 
-const RESERVED: [&str; 7] = [
+const RESERVED: [&str; 8] = [
     "events",
+    "snapshots",
     "tip",
     "blocks",
     "consensus",
@@ -303,6 +314,7 @@ impl Server {
             metrics: metrics::Metrics::default(),
             permits: Arc::new(Semaphore::new(config.max_in_flight)),
             events: events::Hub::new(&config.events),
+            snapshot_downloads: Arc::new(Semaphore::new(config.snapshots.max_downloads)),
             config,
         });
         let max_connections =
@@ -336,6 +348,8 @@ impl Server {
             .route("/v1/consensus/{ch}/fresh", get(routes::fresh))
             .route("/v1/proofs/{m}", get(routes::proof))
             .route("/v1/state/{namespace}/{key}", get(routes::state))
+            .route("/v1/snapshots", get(snapshots::list))
+            .route("/v1/snapshots/{height}", get(snapshots::download))
             .route("/v1/openapi.json", get(routes::openapi))
             .route("/metrics", get(routes::metrics))
             .route("/", get(page::index));

@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) events: crate::events::Hub,
+    /// The places of snapshot downloads ([`crate::SnapshotsConfig::max_downloads`]).
+    pub(crate) snapshot_downloads: Arc<Semaphore>,
     pub(crate) config: ServeConfig,
 }
 
@@ -43,7 +45,7 @@ type St = State<Arc<Shared>>;
 /// Runs `f` on the blocking pool with the shared state and the request's abandonment flag.
 /// The work holds the request's permit until it returns, so abandoned work still counts
 /// against `max_in_flight` until it has stopped; `f` checks the flag in its loops.
-async fn blocking<T, F>(s: Arc<Shared>, work: Work, f: F) -> Result<T, ApiError>
+pub(crate) async fn blocking<T, F>(s: Arc<Shared>, work: Work, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&Shared, &Cancel) -> Result<T, ApiError> + Send + 'static,
@@ -85,7 +87,7 @@ type W = Ext<Work>;
 /// A block height in canonical decimal: digits only, no sign, no leading zero (`0` itself
 /// excepted), at most `u64::MAX`. `+300` and `0300` are refused, so that one height has one
 /// spelling.
-fn parse_height(what: &str, s: &str) -> Result<u64, ApiError> {
+pub(crate) fn parse_height(what: &str, s: &str) -> Result<u64, ApiError> {
     let canonical = !s.is_empty()
         && s.bytes().all(|b| b.is_ascii_digit())
         && (s.len() == 1 || !s.starts_with('0'));
@@ -131,7 +133,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Seg2 {
 
 /// A path segment. Unlike axum's `Path`, whose rejections are plain text, a segment that is not
 /// UTF-8 once percent-decoded is refused with a JSON `400 bad_request`.
-pub(crate) struct Seg(String);
+pub(crate) struct Seg(pub(crate) String);
 
 impl<S: Send + Sync> FromRequestParts<S> for Seg {
     type Rejection = ApiError;
@@ -669,6 +671,7 @@ mod tests {
             metrics: Metrics::default(),
             permits: Arc::new(Semaphore::new(4)),
             events: crate::events::Hub::new(&crate::EventsConfig::default()),
+            snapshot_downloads: Arc::new(Semaphore::new(1)),
             config: ServeConfig::new("127.0.0.1:0".parse().unwrap()),
         }
     }

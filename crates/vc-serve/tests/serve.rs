@@ -243,6 +243,8 @@ fn endpoints_answer_from_the_store_and_errors_are_json() {
         "/v1/consensus/{ch}/fresh",
         "/v1/proofs/{m}",
         "/v1/state/{namespace}/{key}",
+        "/v1/snapshots",
+        "/v1/snapshots/{height}",
         "/v1/names/{key}",
         "/v1/openapi.json",
         "/metrics",
@@ -253,7 +255,7 @@ fn endpoints_answer_from_the_store_and_errors_are_json() {
     ] {
         assert!(doc["paths"].get(route).is_some(), "{route} undocumented");
     }
-    assert_eq!(doc["paths"].as_object().unwrap().len(), 14);
+    assert_eq!(doc["paths"].as_object().unwrap().len(), 16);
 
     // Metrics count what was asked.
     let (s, _, body) = get(&format!("{url}/metrics"));

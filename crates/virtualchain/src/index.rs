@@ -406,16 +406,77 @@ pub fn ops(db: &Path, height: u64) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `virtualchain snapshot`.
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    #[command(subcommand)]
+    pub command: Option<SnapshotCommand>,
+    /// The database (default: DATA_DIR/NETWORK/names.redb).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// The snapshot file to write (replaced if it exists).
+    #[arg(long, value_name = "FILE", conflicts_with = "out_dir")]
+    pub out: Option<PathBuf>,
+    /// Write it into this directory as HEIGHT-CONSENSUSHASH.vcsnap, the name under which
+    /// `serve --snapshot-dir` publishes it.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+}
+
+/// `virtualchain snapshot fetch`.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Download a snapshot another node's `serve --snapshot-dir` publishes, resumably and in
+    /// bounded memory, and create a database from it only if replaying it reproduces the
+    /// trusted HEIGHT:CONSENSUS_HASH; `index` then continues from the next height.
+    Fetch(crate::fetch::FetchArgs),
+}
+
+/// Runs `snapshot` and `snapshot fetch`.
+pub fn snapshot_command(args: SnapshotArgs, globals: &Globals, json: bool) -> Result<ExitCode> {
+    if let Some(SnapshotCommand::Fetch(fetch)) = args.command {
+        return crate::fetch::fetch(fetch, globals, json);
+    }
+    let db = globals.db(args.db, "names")?;
+    match (args.out, args.out_dir) {
+        (Some(out), None) => snapshot(&db, Target::File(&out), json),
+        (None, Some(dir)) => snapshot(&db, Target::Dir(&dir), json),
+        _ => Err(InputError::Usage("snapshot needs --out FILE or --out-dir DIR").into()),
+    }
+}
+
+/// Where `snapshot` writes.
+pub enum Target<'a> {
+    /// This file.
+    File(&'a Path),
+    /// This directory, under the published name.
+    Dir(&'a Path),
+}
+
 /// Runs `snapshot`: checks the file (a damaged one is refused, never exported), then writes
-/// the snapshot of one consistent commit to `out`, through a temporary file renamed at the end
-/// so that a failure leaves no partial snapshot.
-pub fn snapshot(db: &Path, out: &Path, json: bool) -> Result<ExitCode> {
+/// the snapshot of one consistent commit to `target`, through a temporary file renamed at the
+/// end so that a failure leaves no partial snapshot.
+pub fn snapshot(db: &Path, target: Target<'_>, json: bool) -> Result<ExitCode> {
     let (_, store) = registry::open_read_only(db)?;
     store
         .verify()
         .with_context(|| format!("verifying {}", db.display()))?;
     let view = store.view()?;
     let tip = view.tip()?;
+    let out = match (target, &tip) {
+        (Target::File(out), _) => out.to_path_buf(),
+        (Target::Dir(dir), Some(t)) => {
+            dir.join(vc_serve::snapshot_file_name(t.height, &t.consensus_hash))
+        }
+        (Target::Dir(_), None) => {
+            return Err(InputError::Config(format!(
+                "{} is empty: there is nothing to publish",
+                db.display()
+            ))
+            .into());
+        }
+    };
+    let out = out.as_path();
     let mut partial = out.as_os_str().to_owned();
     partial.push(".partial");
     let partial = PathBuf::from(partial);

@@ -5,10 +5,12 @@
 #![allow(clippy::print_stdout)]
 
 mod chash;
+mod compare;
 mod config;
 mod demo;
 mod docs;
 mod exit;
+mod fetch;
 mod index;
 mod jsonl;
 mod light;
@@ -139,16 +141,10 @@ enum Command {
         height: u64,
     },
     /// Write a snapshot of a database (read-only; works beside a running `index`), to back it
-    /// up or publish it: `recover checkpoint` installs one only if it reproduces a trusted
-    /// consensus hash.
-    Snapshot {
-        /// The database (default: DATA_DIR/NETWORK/names.redb).
-        #[arg(long)]
-        db: Option<PathBuf>,
-        /// The snapshot file to write (replaced if it exists).
-        #[arg(long, value_name = "FILE")]
-        out: PathBuf,
-    },
+    /// up or publish it (`--out-dir` names it for `serve --snapshot-dir`); `recover checkpoint`
+    /// installs one, and `snapshot fetch` downloads and installs one, only if it reproduces a
+    /// trusted consensus hash.
+    Snapshot(index::SnapshotArgs),
     /// The names application: show, list, decode, send.
     #[command(subcommand)]
     Names(names::NamesCommand),
@@ -163,6 +159,11 @@ enum Command {
     /// Exit codes: 0 proven, 1 refuted, 2 unreachable or malformed.
     #[command(subcommand)]
     Light(light::LightCommand),
+    /// Find the first height where two nodes' consensus hashes differ, by binary search over
+    /// their servers (`GET /v1/blocks/{h}`) or databases: at most 2*ceil(log2 n)+4 requests per
+    /// server for n common blocks. Prints that height, both answers and the last agreeing
+    /// height. Exit codes: 0 agree, 1 diverged, 2 unreachable or malformed.
+    Compare(compare::CompareArgs),
     /// Print shell completions (for example: virtualchain completions bash >
     /// /etc/bash_completion.d/virtualchain).
     Completions(docs::CompletionsArgs),
@@ -261,14 +262,13 @@ fn main() -> ExitCode {
         Command::Ops { db, height } => globals
             .db(db, "names")
             .and_then(|db| index::ops(&db, height)),
-        Command::Snapshot { db, out } => globals
-            .db(db, "names")
-            .and_then(|db| index::snapshot(&db, &out, cli.json)),
+        Command::Snapshot(args) => index::snapshot_command(args, &globals, cli.json),
         Command::Names(cmd) => names::run(cmd, &globals),
         Command::Recover(cmd) => index::recover(cmd, &globals, cli.json),
         Command::Demo(args) => demo::run(args, cli.json),
         Command::Serve(args) => serve::serve(args, &globals),
         Command::Light(cmd) => return light::run(cmd),
+        Command::Compare(args) => return compare::run(args, cli.json),
         Command::Completions(args) => docs::completions(&args),
         Command::Man(args) => docs::man(&args),
         Command::Reference => docs::reference(),

@@ -14,7 +14,7 @@ use vc_engine::{AppSpec, Application, Engine, EngineConfig, EngineError, Observe
 use vc_names::{NamesApp, NamesConfig};
 use vc_serve::Extension;
 use vc_source::Source;
-use vc_store::{Meta, ReadOnlyStore, StateReadExt, Store, StoredOp, View};
+use vc_store::{Meta, ReadOnlyStore, StateReadExt, Store, StoreConfig, StoredOp, View};
 
 use crate::exit::InputError;
 
@@ -88,6 +88,9 @@ pub trait CliApp: Sync {
     /// The options an existing database was made with (network, first block, application
     /// parameters), so that `index` can resume it without them.
     fn stored_options(&self, meta: &Meta) -> Result<CreateOptions>;
+    /// The store configuration `index` would create a new database with, given `opts`: what a
+    /// fetched snapshot must have been made for.
+    fn new_store_config(&self, opts: &CreateOptions) -> Result<StoreConfig>;
     /// Opens (or creates) `db` for indexing with `opts`.
     fn open_engine(
         &self,
@@ -121,6 +124,16 @@ pub fn parse_registry(s: &str) -> Result<ScriptBuf> {
 }
 
 impl Names {
+    /// The deployment `opts` describe.
+    fn deployment(opts: &CreateOptions) -> Result<NamesConfig> {
+        let registry = opts.registry.as_deref().map(parse_registry).transpose()?;
+        let names = NamesConfig::deployment(opts.network, opts.first_block, registry);
+        Ok(match opts.scheme {
+            Some(scheme) => names.with_scheme(scheme),
+            None => names,
+        })
+    }
+
     /// The deployment a database was made for.
     pub fn config(meta: &Meta) -> Result<NamesConfig> {
         Ok(NamesConfig::from_meta(meta)?)
@@ -155,6 +168,15 @@ impl CliApp for Names {
         })
     }
 
+    fn new_store_config(&self, opts: &CreateOptions) -> Result<StoreConfig> {
+        let spec = NamesApp::new(Names::deployment(opts)?).spec();
+        Ok(vc_engine::store_config(
+            &spec,
+            opts.network,
+            vc_engine::DEFAULT_UNDO_WINDOW,
+        ))
+    }
+
     fn open_engine(
         &self,
         opts: &CreateOptions,
@@ -162,11 +184,7 @@ impl CliApp for Names {
         source: Source,
         config: EngineConfig,
     ) -> Result<Box<dyn Indexer>> {
-        let registry = opts.registry.as_deref().map(parse_registry).transpose()?;
-        let mut names = NamesConfig::deployment(opts.network, opts.first_block, registry);
-        if let Some(scheme) = opts.scheme {
-            names = names.with_scheme(scheme);
-        }
+        let names = Names::deployment(opts)?;
         let engine = Engine::open(NamesApp::new(names), db, source, config)
             .with_context(|| format!("opening {}", db.display()))?;
         Ok(Box::new(engine))
@@ -311,7 +329,6 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
 
     use vc_chash::Scheme;
-    use vc_store::StoreConfig;
 
     use super::*;
 

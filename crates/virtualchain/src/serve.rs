@@ -66,6 +66,14 @@ pub struct ServeArgs {
     /// newest block with enough confirmations that the indexer last saw.
     #[arg(long, default_value_t = 2)]
     ready_lag: u64,
+    /// Publish the snapshots in this directory (`virtualchain snapshot --out-dir DIR` writes
+    /// them as HEIGHT-CONSENSUSHASH.vcsnap) under /v1/snapshots, those whose consensus hash
+    /// the database holds at their height.
+    #[arg(long, value_name = "DIR")]
+    snapshot_dir: Option<PathBuf>,
+    /// How many snapshot downloads may run at once; more are refused with 503 (1 to 1,024).
+    #[arg(long, default_value_t = 8, value_parser = usize_in(1, 1024))]
+    max_snapshot_downloads: usize,
 }
 
 /// The longest timeout accepted: one hour.
@@ -111,6 +119,15 @@ pub fn serve(args: ServeArgs, globals: &crate::Globals) -> Result<ExitCode> {
     config.header_read_timeout = args.header_timeout;
     config.max_fresh_window = args.max_fresh_window;
     config.ready_lag = args.ready_lag;
+    if let Some(dir) = &args.snapshot_dir
+        && !dir.is_dir()
+    {
+        return Err(
+            InputError::Missing(format!("the snapshot directory {}", dir.display())).into(),
+        );
+    }
+    config.snapshots.dir = args.snapshot_dir;
+    config.snapshots.max_downloads = args.max_snapshot_downloads;
     config.events.webhooks = args.webhooks;
     config.events.max_streams = args.max_event_streams.max(1);
     config.cors = if args.no_cors {
