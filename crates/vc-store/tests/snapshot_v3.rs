@@ -1,0 +1,145 @@
+//! v3 snapshots carry the state tree, and an import proves the state: an honest snapshot
+//! imports into a store with the same state roots and state proofs, and a snapshot whose state,
+//! tree or claimed roots were changed (with its checksum made to match, so that only the
+//! consensus hashes can tell) is refused, leaving no database.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::Path;
+
+use common::{config, write_block};
+use sha2::{Digest, Sha256};
+use vc_chash::{History, Scheme};
+use vc_store::snapshot::{self, Frame};
+use vc_store::{Store, StoreError};
+
+const FIRST: u64 = 40;
+
+/// Rewrites the snapshot at `path` frame by frame through `edit`, with a fresh checksum.
+fn rewrite(path: &Path, mut edit: impl FnMut(&mut Frame)) {
+    let bytes = std::fs::read(path).unwrap();
+    let mut out = bytes[..8].to_vec();
+    let mut at = 8;
+    while at < bytes.len() {
+        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let mut frame: Frame = vc_codec::storage::from_bytes(&bytes[at + 4..at + 4 + len]).unwrap();
+        at += 4 + len;
+        if let Frame::End(digest) = &mut frame {
+            *digest = Sha256::digest(&out).into();
+        } else {
+            edit(&mut frame);
+        }
+        let body = vc_codec::storage::to_bytes(&frame).unwrap();
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(&body);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn v3_snapshots_carry_the_tree_and_imports_prove_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("src.redb"), config(Scheme::V3, FIRST)).unwrap();
+    let mut w = store.writer().unwrap();
+    for h in FIRST..FIRST + 30 {
+        write_block(&mut w, &common::NAMES, h, 0);
+    }
+    w.commit().unwrap();
+    drop(w);
+    let view = store.view().unwrap();
+    let tip = view.tip().unwrap().unwrap();
+    let trusted = (tip.height, tip.consensus_hash);
+    let snap = dir.path().join("snap");
+    snapshot::export(&view, &snap).unwrap();
+
+    // Honest: the same roots at every height, and proofs from the import verify.
+    let target = dir.path().join("ok.redb");
+    let (imported, _) =
+        snapshot::import(&snap, &target, config(Scheme::V3, FIRST), trusted).unwrap();
+    let iview = imported.view().unwrap();
+    for h in FIRST..=tip.height {
+        assert_eq!(iview.tree_root(h).unwrap(), view.tree_root(h).unwrap());
+    }
+    for key in ["name1", "name7", "name39", "absent"] {
+        for m in [FIRST + 3, tip.height] {
+            let proof = iview
+                .state_proof("names", key.as_bytes(), tip.height, m)
+                .unwrap();
+            let ok = vc_chash::state::proof::verify(
+                &proof.encode(),
+                FIRST,
+                tip.height,
+                &tip.consensus_hash,
+                m,
+                b"names",
+                key.as_bytes(),
+            )
+            .unwrap();
+            let honest = view
+                .state_proof("names", key.as_bytes(), tip.height, m)
+                .unwrap();
+            assert_eq!(proof, honest);
+            assert_eq!(ok.state_root, view.tree_root(m).unwrap().unwrap());
+        }
+    }
+    assert_eq!(
+        iview.consensus_hash(tip.height).unwrap(),
+        Some(tip.consensus_hash)
+    );
+
+    // Lies with a matching checksum.
+    type Edit = Box<dyn FnMut(&mut Frame)>;
+    let lies: Vec<(&str, Edit)> = vec![
+        (
+            "a state value",
+            Box::new(|f| {
+                if let Frame::State(entries) = f {
+                    let last = entries.last_mut().unwrap();
+                    last.1 = common::stored_u64(999_999_999);
+                }
+            }),
+        ),
+        (
+            "a state entry dropped",
+            Box::new(|f| {
+                if let Frame::State(entries) = f {
+                    entries.pop();
+                }
+            }),
+        ),
+        (
+            "a tree node",
+            Box::new(|f| {
+                if let Frame::Tree(entries) = f {
+                    for (_, v) in entries.iter_mut() {
+                        if v[0] == 1 {
+                            v[5] ^= 1;
+                        }
+                    }
+                }
+            }),
+        ),
+        (
+            "a claimed state root",
+            Box::new(|f| {
+                if let Frame::StateRoot { root, .. } = f {
+                    root[0] ^= 1;
+                }
+            }),
+        ),
+    ];
+    for (what, edit) in lies {
+        let bad = dir.path().join("bad");
+        std::fs::copy(&snap, &bad).unwrap();
+        rewrite(&bad, edit);
+        let target = dir.path().join("bad.redb");
+        match snapshot::import(&bad, &target, config(Scheme::V3, FIRST), trusted) {
+            Err(StoreError::Snapshot { reason, .. }) => {
+                assert!(!target.exists(), "{what}: a database was left behind");
+                eprintln!("{what}: refused: {reason}");
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+}
