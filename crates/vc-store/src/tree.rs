@@ -144,11 +144,22 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> NodeSource for TreeAt<'_, T
 /// levels, which every block touches, are not read back from the table each time. Only valid
 /// for the writer's own newest version; cleared whenever the writer goes back.
 #[derive(Default)]
-pub(crate) struct NodeCache(HashMap<(u16, Hash256), Node>);
+pub(crate) struct NodeCache(HashMap<(u16, Hash256), Node>, Option<Hash256>);
 
 impl NodeCache {
     pub(crate) fn clear(&mut self) {
         self.0.clear();
+        self.1 = None;
+    }
+
+    /// The newest state root, when this writer has computed it: a block that changes no
+    /// state commits it again without reading the tree.
+    pub(crate) fn root(&self) -> Option<Hash256> {
+        self.1
+    }
+
+    pub(crate) fn set_root(&mut self, root: Hash256) {
+        self.1 = Some(root);
     }
 }
 

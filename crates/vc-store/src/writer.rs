@@ -798,6 +798,11 @@ fn update_tree(
     log: &UndoLog,
     overlay: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 ) -> Result<Hash256, StoreError> {
+    if log.entries.is_empty()
+        && let Some(root) = cache.root()
+    {
+        return Ok(root);
+    }
     let mut nodes = txn.open_table(SMT).ctx("opening the state tree")?;
     let mut values = txn
         .open_table(SMT_VALUES)
@@ -822,8 +827,10 @@ fn update_tree(
         height,
         cache,
     };
-    vc_chash::state::update(&mut tree, &changes).map_err(|e| match e {
+    let root = vc_chash::state::update(&mut tree, &changes).map_err(|e| match e {
         vc_chash::state::TreeError::Store(e) => e,
         other => StoreError::Inconsistent(format!("state tree at block {height}: {other}")),
-    })
+    })?;
+    cache.set_root(root);
+    Ok(root)
 }
