@@ -26,6 +26,22 @@ pub enum LightCommand {
         #[arg(long)]
         height: u64,
     },
+    /// Any application on a v3 server: one state key's value, or its absence, proven with one
+    /// state proof.
+    State {
+        /// The state namespace (for the names app: names, namespaces, preorders, owners).
+        namespace: String,
+        /// The key: its text, or hex with --hex.
+        key: String,
+        /// The key is hex bytes, not text.
+        #[arg(long)]
+        hex: bool,
+        /// The height whose state to prove (default: the trusted height).
+        #[arg(long)]
+        height: Option<u64>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// The names app: a name's current record, or its absence, proven with one state proof
     /// on a v3 server; on a legacy or v2 server, its history with every step proven (which
     /// cannot show that no step was left out).
@@ -96,6 +112,13 @@ pub fn run(cmd: LightCommand) -> ExitCode {
             common,
             scheme,
         } => name_query(&common, &name, scheme),
+        LightCommand::State {
+            namespace,
+            key,
+            hex,
+            height,
+            common,
+        } => state_query(&common, &namespace, &key, hex, height),
     };
     ExitCode::from(match result {
         Ok(code) => code,
@@ -183,6 +206,51 @@ fn name_query(
     } else {
         name_history(&client, first, common, name)
     }
+}
+
+/// Any v3 application: one key's value at `height` (default: the trusted height), or its
+/// absence, from one state proof.
+fn state_query(
+    common: &Common,
+    namespace: &str,
+    key: &str,
+    hex: bool,
+    height: Option<u64>,
+) -> Result<u8, LightError> {
+    let key_bytes = if hex {
+        match vc_chash::hex::decode(key) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("error: --hex key {}: {e}", clean(key));
+                return Ok(UNANSWERED);
+            }
+        }
+    } else {
+        key.as_bytes().to_vec()
+    };
+    let m = height.unwrap_or(common.trusted.height);
+    if m > common.trusted.height {
+        eprintln!(
+            "error: --height {m} is above the trusted height {}: trust a newer consensus hash",
+            common.trusted.height
+        );
+        return Ok(UNANSWERED);
+    }
+    let (client, first) = common.client()?;
+    let proven = client.state(first, &common.trusted, namespace, &key_bytes, m)?;
+    println!(
+        "proven: {} key {} at block {m} against trusted block {} ({})",
+        clean(namespace),
+        clean(key),
+        common.trusted.height,
+        common.trusted.consensus_hash
+    );
+    match proven.value {
+        Some(v) => println!("value: {}", vc_chash::hex::encode(&v)),
+        None => println!("value: none (the key is absent)"),
+    }
+    println!("state root: {}", proven.state_root);
+    Ok(PROVEN)
 }
 
 /// v3: the name's record at the trusted height, or its absence, from one state proof.

@@ -255,6 +255,32 @@ fn light_name_proves_each_state_of_a_v3_history_and_refutes_a_server_hiding_the_
         text(&o)
     );
 
+    // The generic command: any namespace and key, at any height up to the trusted one.
+    let o = Command::new(env!("CARGO_BIN_EXE_virtualchain"))
+        .args(["light", "state", "names", "foo.test", "--server", &url])
+        .args([
+            "--trusted",
+            &at(tip),
+            "--height",
+            &(transfer - 1).to_string(),
+        ])
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let Answer::Present(bytes) = view
+        .state_proof("names", b"foo.test", tip, transfer - 1)
+        .unwrap()
+        .answer
+    else {
+        panic!("foo.test was registered before its transfer")
+    };
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&vc_chash::hex::encode(&bytes)),
+        "{}",
+        text(&o)
+    );
+
     // A server hiding the transfer is refuted, whichever way it lies.
     for lie in [
         Lie::OlderProof,
