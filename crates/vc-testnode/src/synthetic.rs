@@ -1,11 +1,11 @@
-//! Synthetic stores: a chain of any length with deterministic operations, written straight
-//! through the store's writer (no node, no application rules). For the proof server's tests
+//! Synthetic stores: a chain of any length with deterministic operations and state changes,
+//! written straight through the store's writer (no node, no application rules). For the proof server's tests
 //! and its benchmark, where only the chain's shape matters.
 
 use std::path::Path;
 
 use vc_chash::{ConsensusHash, Hash256, Scheme};
-use vc_store::{BlockHeader, OutputData, Store, StoreConfig, StoreError, StoredOp};
+use vc_store::{BlockHeader, OutputData, StateAccess, Store, StoreConfig, StoreError, StoredOp};
 
 /// splitmix64: the generator's only source of variety.
 pub fn mix(mut x: u64) -> u64 {
@@ -57,6 +57,28 @@ pub fn ops(height: u64, fork: u64) -> Vec<StoredOp> {
         .collect()
 }
 
+/// The state changes of block `height` on branch `fork`, in namespace [`STATE_NAMESPACE`]:
+/// each operation sets its key (`key0` to `key96`) to its first record, and one in eight deletes
+/// it instead. Only v3 chains commit them; legacy and v2 hashes do not depend on them.
+pub fn state_changes(height: u64, fork: u64) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    ops(height, fork)
+        .iter()
+        .map(|op| {
+            let key = op.payload[3..].to_vec();
+            let delete = mix(u64::from(op.txid[0]) << 8 | u64::from(op.txid[1])).is_multiple_of(8);
+            let value = if delete {
+                None
+            } else {
+                op.records.first().cloned()
+            };
+            (key, value)
+        })
+        .collect()
+}
+
+/// The state namespace of synthetic stores.
+pub const STATE_NAMESPACE: &str = "keys";
+
 /// The configuration of a synthetic store.
 pub fn config(scheme: Scheme, first_block: u64) -> StoreConfig {
     StoreConfig::new("synthetic", "1.0.0", scheme, first_block, "regtest")
@@ -85,6 +107,12 @@ pub fn extend(
         })?;
         for op in ops(height, fork) {
             block.add_op(op)?;
+        }
+        for (key, value) in state_changes(height, fork) {
+            match value {
+                Some(v) => block.put_raw(STATE_NAMESPACE, &key, v)?,
+                None => block.delete_raw(STATE_NAMESPACE, &key),
+            }
         }
         out.push(block.finish()?.consensus_hash);
         if (height - from) % 10_000 == 9_999 {

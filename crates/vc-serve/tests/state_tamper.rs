@@ -1,0 +1,303 @@
+//! A malicious server lying about v3 state: a proxy in front of an honest server rewrites each
+//! state proof it forwards (an older version of the entry, another key's path, a forged
+//! absence, a forged value, a swapped or altered sibling, a root from another height, a changed
+//! link, a truncation, a flipped byte). Over a thousand randomized lies, and the light client
+//! refutes every one; the honest proofs through the same proxy verify.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use vc_chash::state::EMPTY;
+use vc_chash::state::proof::{Answer, StateProof};
+use vc_chash::{Hash256, Scheme};
+use vc_light::{LightClient, LightError, Trusted};
+use vc_serve::{ServeConfig, Server};
+use vc_store::ReadOnlyStore;
+use vc_testnode::synthetic::{self, STATE_NAMESPACE, mix};
+
+const FIRST: u64 = 50;
+const BLOCKS: u64 = 400;
+
+/// Answers every request with the body it holds.
+struct Liar {
+    url: String,
+    body: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Liar {
+    fn start() -> Liar {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let body = Arc::new(Mutex::new(Vec::new()));
+        let shared = body.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let body = shared.lock().unwrap().clone();
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(head.as_bytes());
+                let _ = conn.write_all(&body);
+            }
+        });
+        Liar { url, body }
+    }
+
+    fn tell(&self, body: Vec<u8>) {
+        *self.body.lock().unwrap() = body;
+    }
+}
+
+fn flip(h: &mut Hash256, r: u64) {
+    h.0[(r % 32) as usize] ^= 1 << (r % 8);
+}
+
+/// One lie about the honest proof of `key` at `m` against `n`, or `None` when it does not
+/// apply to this proof.
+fn lie(
+    kind: u64,
+    r: u64,
+    honest: &StateProof,
+    fetch: &dyn Fn(&[u8], u64, u64) -> StateProof,
+) -> Option<(&'static str, Vec<u8>)> {
+    let (key, n, m) = (honest.key.clone(), honest.trusted, honest.target);
+    let mut p = honest.clone();
+    let name = match kind {
+        0 => {
+            // The entry as it was at an earlier height, with that height's path.
+            let earlier = FIRST + r % (m - FIRST + 1);
+            let old = fetch(&key, n, earlier);
+            if old.answer == p.answer && old.siblings == p.siblings {
+                return None;
+            }
+            p.answer = old.answer;
+            p.siblings = old.siblings;
+            "older version"
+        }
+        1 => {
+            // An earlier height's honest proof, as it is.
+            if m == FIRST {
+                return None;
+            }
+            return Some((
+                "older proof",
+                fetch(&key, n, FIRST + r % (m - FIRST)).encode(),
+            ));
+        }
+        2 => {
+            // Another key's proof, relabelled.
+            let other = format!("key{}", r % 97).into_bytes();
+            if other == key {
+                return None;
+            }
+            p = StateProof {
+                key: key.clone(),
+                ..fetch(&other, n, m)
+            };
+            "another key's path"
+        }
+        3 => {
+            if !matches!(p.answer, Answer::Present(_)) {
+                return None;
+            }
+            p.answer = if r.is_multiple_of(2) {
+                Answer::Empty
+            } else {
+                Answer::Other {
+                    path: Hash256([(r % 251) as u8; 32]),
+                    value_hash: Hash256([1; 32]),
+                }
+            };
+            "forged absence"
+        }
+        4 => {
+            match &mut p.answer {
+                Answer::Present(v) if !v.is_empty() => {
+                    let i = (r as usize >> 8) % v.len();
+                    v[i] ^= 1 << (r % 8);
+                }
+                Answer::Present(v) => v.push(1),
+                _ => p.answer = Answer::Present(format!("forged {r}").into_bytes()),
+            }
+            "wrong value"
+        }
+        5 => {
+            let present: Vec<usize> = (0..p.siblings.len())
+                .filter(|i| p.siblings[*i] != EMPTY)
+                .collect();
+            if present.len() < 2 {
+                return None;
+            }
+            let a = present[(r % present.len() as u64) as usize];
+            let b = present[((r >> 16) % present.len() as u64) as usize];
+            if a == b || p.siblings[a] == p.siblings[b] {
+                return None;
+            }
+            p.siblings.swap(a, b);
+            "swapped sibling"
+        }
+        6 => {
+            if p.siblings.is_empty() {
+                return None;
+            }
+            let i = (r % p.siblings.len() as u64) as usize;
+            if p.siblings[i] == EMPTY {
+                p.siblings[i] = Hash256([7; 32]);
+            } else {
+                flip(&mut p.siblings[i], r >> 8);
+            }
+            "altered sibling"
+        }
+        7 => {
+            // A whole proof against another trusted height, relabelled as against n.
+            if n == FIRST {
+                return None;
+            }
+            let other_n = m.max(FIRST) + (r % (n - m.max(FIRST)).max(1));
+            if other_n == n {
+                return None;
+            }
+            let mut q = fetch(&key, other_n, m.min(other_n));
+            q.trusted = n;
+            if m == n {
+                q.link = None;
+            }
+            p = q;
+            "root from another height"
+        }
+        8 => {
+            let link = p.link.as_mut()?;
+            match r % 4 {
+                0 => flip(link.state_root.as_mut()?, r >> 8),
+                1 => flip(&mut link.block_hash, r >> 8),
+                2 => {
+                    let s = link.path.siblings.first_mut()?;
+                    flip(s, r >> 8);
+                }
+                _ => flip(&mut link.priors_hash, r >> 8),
+            }
+            "link altered"
+        }
+        9 => {
+            let bytes = p.encode();
+            let cut = (r % bytes.len() as u64) as usize;
+            return Some(("truncated", bytes[..cut].to_vec()));
+        }
+        10 => {
+            let mut bytes = p.encode();
+            let i = (r % bytes.len() as u64) as usize;
+            bytes[i] ^= 1 << ((r >> 8) % 8);
+            return Some(("byte flipped", bytes));
+        }
+        11 => {
+            match (r % 3, &mut p.answer) {
+                (0, _) => {
+                    p.siblings.pop()?;
+                }
+                (1, _) => p.siblings.push(Hash256([3; 32])),
+                (_, Answer::Other { path, .. }) => flip(path, r >> 8),
+                _ => return None,
+            }
+            "path depth or other leaf changed"
+        }
+        12 => {
+            flip(
+                match r % 4 {
+                    0 => &mut p.block_hash,
+                    1 => &mut p.ops_hash,
+                    2 => &mut p.priors_hash,
+                    _ => &mut p.mmr_root,
+                },
+                r >> 8,
+            );
+            "block fields altered"
+        }
+        _ => return None,
+    };
+    Some((name, p.encode()))
+}
+
+#[test]
+fn a_thousand_state_lies_are_all_refuted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.redb");
+    let (_store, chs) = synthetic::create(&path, Scheme::V3, FIRST, BLOCKS).unwrap();
+    let server = Server::bind(
+        ReadOnlyStore::open(&path).unwrap(),
+        None,
+        ServeConfig::new("127.0.0.1:0".parse().unwrap()),
+    )
+    .unwrap()
+    .spawn()
+    .unwrap();
+    let honest = LightClient::new(&server.url(), Duration::from_secs(10)).unwrap();
+    let fetch = |key: &[u8], n: u64, m: u64| {
+        let p = format!(
+            "/v1/state/{STATE_NAMESPACE}/{}?trusted={n}&height={m}",
+            vc_chash::hex::encode(key)
+        );
+        StateProof::decode(&honest.get(&p).unwrap()).unwrap()
+    };
+    let liar = Liar::start();
+    let client = LightClient::new(&liar.url, Duration::from_secs(10)).unwrap();
+    let mut refuted: BTreeMap<&'static str, u32> = BTreeMap::new();
+    let (mut done, mut present, mut absent) = (0, 0, 0);
+    let mut i = 0u64;
+    while done < 1_200 {
+        i += 1;
+        let r = mix(i);
+        let n = FIRST + r % BLOCKS;
+        let m = FIRST + mix(r) % (n - FIRST + 1);
+        let key = format!("key{}", mix(r ^ 3) % 110).into_bytes();
+        let trusted = Trusted {
+            height: n,
+            consensus_hash: chs[(n - FIRST) as usize],
+        };
+        let proof = fetch(&key, n, m);
+        // Through the liar, the honest proof verifies: the proxy is sound.
+        if i % 40 == 1 {
+            liar.tell(proof.encode());
+            let ok = client
+                .state(FIRST, &trusted, STATE_NAMESPACE, &key, m)
+                .unwrap();
+            if ok.value.is_some() {
+                present += 1;
+            } else {
+                absent += 1;
+            }
+        }
+        let Some((what, bytes)) = lie(mix(r ^ 7) % 13, mix(r ^ 11), &proof, &fetch) else {
+            continue;
+        };
+        if bytes == proof.encode() {
+            continue;
+        }
+        liar.tell(bytes);
+        match client.state(FIRST, &trusted, STATE_NAMESPACE, &key, m) {
+            Err(LightError::Refuted { .. } | LightError::MalformedProof { .. }) => {
+                *refuted.entry(what).or_default() += 1;
+                done += 1;
+            }
+            other => panic!("lie {what:?} (key {key:?}, m {m}, n {n}) was not refuted: {other:?}"),
+        }
+    }
+    eprintln!(
+        "refuted {done} lies: {refuted:?}; honest checks: {present} present, {absent} absent"
+    );
+    assert!(
+        refuted.len() >= 12,
+        "every kind of lie was drawn: {refuted:?}"
+    );
+    assert!(present > 0 && absent > 0);
+}
