@@ -1,6 +1,7 @@
 //! Crash consistency: a child process applies, rolls back and commits blocks in a loop and is
 //! killed with SIGKILL at random moments. Every reopen must land on a block boundary with all
-//! invariants, and the chain must be exactly what an uninterrupted run computes.
+//! invariants, and the chain must be exactly what an uninterrupted run computes: every
+//! consensus hash and, the store being v3, every state root and state proof.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -16,6 +17,9 @@ use vc_store::{StateReadExt, Store};
 const CHILD_ENV: &str = "VC_STORE_CRASH_CHILD_DB";
 const FIRST: u64 = 1000;
 const KILLS: usize = 24;
+/// v3: the strictest scheme, whose consensus hashes also commit the state tree, so that the
+/// tree too must come back from every crash exactly as an uninterrupted run builds it.
+const SCHEME: Scheme = Scheme::V3;
 
 /// The branch a stored block was generated on (see `common::block_hash`).
 fn fork_of(hash: &[u8; 32]) -> u64 {
@@ -27,7 +31,7 @@ fn fork_of(hash: &[u8; 32]) -> u64 {
 #[ignore = "the child process of kill_nine_at_random_moments"]
 fn crash_child() {
     let path = std::env::var(CHILD_ENV).expect("run by kill_nine_at_random_moments");
-    let store = Store::open(&path, config(Scheme::V2, FIRST).with_undo_window(20)).unwrap();
+    let store = Store::open(&path, config(SCHEME, FIRST).with_undo_window(20)).unwrap();
     let ns = common::NAMES;
     let mut rng = mix(u64::from(std::process::id()) ^ Instant::now().elapsed().as_nanos() as u64);
     let mut next = || {
@@ -60,13 +64,13 @@ fn crash_child() {
 
 /// Opens the store after a crash and checks every invariant; returns the tip and its model.
 fn check_after_crash(path: &Path) -> (u64, Model) {
-    let store = Store::open(path, config(Scheme::V2, FIRST).with_undo_window(20)).unwrap();
+    let store = Store::open(path, config(SCHEME, FIRST).with_undo_window(20)).unwrap();
     let view = store.view().unwrap();
     let Some(tip) = view.tip().unwrap() else {
-        return (FIRST - 1, Model::new(Scheme::V2, FIRST));
+        return (FIRST - 1, Model::new(SCHEME, FIRST));
     };
     // The chain is contiguous, links, and every block is one the generator made.
-    let mut model = Model::new(Scheme::V2, FIRST);
+    let mut model = Model::new(SCHEME, FIRST);
     let mut prev = None;
     for h in FIRST..=tip.height {
         let e = view
@@ -101,6 +105,31 @@ fn check_after_crash(path: &Path) -> (u64, Model) {
             mem.consensus_hash(h).unwrap(),
             "CH at {h}"
         );
+    }
+    // The state tree equals the model's at every height, and proves the tip's state.
+    let trees = model.trees();
+    for h in FIRST..=tip.height {
+        assert_eq!(
+            view.tree_root(h).unwrap(),
+            Some(trees[(h - FIRST) as usize].root()),
+            "state root at {h}"
+        );
+    }
+    for (key, value) in model.state().iter().take(5) {
+        let p = view
+            .state_proof("names", key.as_bytes(), tip.height, tip.height)
+            .unwrap();
+        let ok = vc_chash::state::proof::verify(
+            &p.encode(),
+            FIRST,
+            tip.height,
+            &tip.consensus_hash,
+            tip.height,
+            b"names",
+            key.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(ok.value, Some(common::stored_u64(*value)));
     }
     // The undo logs cover a contiguous range ending at the tip.
     let (lo, hi) = view.undo_heights().unwrap().unwrap();
@@ -143,7 +172,7 @@ fn kill_nine_at_random_moments() {
 
     // Continuing after the last crash gives the same hashes as the uninterrupted model.
     let (tip, mut model) = check_after_crash(&path);
-    let store = Store::open(&path, config(Scheme::V2, FIRST).with_undo_window(20)).unwrap();
+    let store = Store::open(&path, config(SCHEME, FIRST).with_undo_window(20)).unwrap();
     let ns = common::NAMES;
     let mut w = store.writer().unwrap();
     for h in tip + 1..tip + 51 {
