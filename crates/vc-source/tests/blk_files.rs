@@ -102,7 +102,9 @@ fn records(path: &Path, key: [u8; 8], trailer: usize) -> Vec<(u64, usize)> {
     let mut out = Vec::new();
     let mut at = 0;
     while at + 8 <= raw.len() {
-        if raw[at] == 0 {
+        // Zeros on disk are a gap, unless they are an obfuscated magic's first bytes (a key
+        // byte equal to the magic byte).
+        if raw[at] == 0 && plain[at..at + 4] != [0xfa, 0xbf, 0xb5, 0xda] {
             at += 1;
             continue;
         }
@@ -294,6 +296,53 @@ fn zero_gaps_between_records_are_skipped() {
     let full = std::fs::read(&path).unwrap();
     let (start, _) = records(&path, key(dir.path()), 0)[3];
     // 4096 zero bytes on disk (a multiple of 8 keeps the rest aligned with the key).
+    let mut gapped = full[..start as usize].to_vec();
+    gapped.extend(std::iter::repeat_n(0u8, 4096));
+    gapped.extend_from_slice(&full[start as usize..]);
+    std::fs::write(&path, gapped).unwrap();
+    let source = open(dir.path()).unwrap();
+    assert_eq!(source.tip().unwrap().hash, m.tip.1);
+    for (h, (hash, ..)) in m.blocks.iter().enumerate() {
+        assert_eq!(source.block_hash(h as u64).unwrap(), *hash);
+        source.block(hash).unwrap();
+    }
+}
+
+/// A key equal to the regtest magic makes every record at an offset of 0 or 4 (mod 8) start
+/// with 4 zero bytes on disk: after a gap of zeros, the reader must find such a record where
+/// it starts, not where its first non-zero byte is.
+#[test]
+fn a_record_whose_obfuscated_start_is_zero_is_found_after_a_gap() {
+    let m = manifest();
+    let dir = copy();
+    let old = key(dir.path());
+    let new = [0xfa, 0xbf, 0xb5, 0xda, 0xfa, 0xbf, 0xb5, 0xda];
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap() == "xor.dat" {
+            continue;
+        }
+        // Only the records are obfuscated: preallocated zeros stay zeros.
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let trailer = if name.starts_with("rev") { 32 } else { 0 };
+        let mut raw = std::fs::read(&path).unwrap();
+        for (start, len) in records(&path, old, trailer) {
+            let start = start as usize;
+            for i in start..start + 8 + len + trailer {
+                raw[i] ^= old[i % 8] ^ new[i % 8];
+            }
+        }
+        std::fs::write(&path, raw).unwrap();
+    }
+    std::fs::write(dir.path().join("xor.dat"), new).unwrap();
+    let path = dir.path().join("blk00001.dat");
+    let full = std::fs::read(&path).unwrap();
+    let (start, _) = records(&path, new, 0)
+        .into_iter()
+        .skip(2)
+        .find(|(s, _)| s % 4 == 0)
+        .unwrap();
+    assert_eq!(full[start as usize..start as usize + 4], [0, 0, 0, 0]);
     let mut gapped = full[..start as usize].to_vec();
     gapped.extend(std::iter::repeat_n(0u8, 4096));
     gapped.extend_from_slice(&full[start as usize..]);

@@ -191,6 +191,33 @@ impl FlatFile {
         Ok(self.size)
     }
 
+    /// Where the record after a run of zeros starts: `written` (the first byte not zero on
+    /// disk), or up to 7 bytes before it when the record's first bytes are zero once obfuscated
+    /// (key bytes equal to the magic's: `xor.dat` can hold `fa` where regtest's magic starts
+    /// with `fa`). Never before `from`, the start of the zeros.
+    fn record_start(&self, from: u64, written: u64, magic: [u8; 4]) -> Result<u64, SourceError> {
+        let magic_at = |at: u64| -> Result<bool, SourceError> {
+            if at + 4 > self.size {
+                return Ok(false);
+            }
+            let mut head = [0u8; 4];
+            head.copy_from_slice(&self.read_raw(at, 4)?);
+            self.key.apply(at, &mut head);
+            Ok(head == magic)
+        };
+        if magic_at(written)? {
+            return Ok(written);
+        }
+        for back in 1..=7u64 {
+            match written.checked_sub(back).filter(|a| *a >= from) {
+                Some(at) if magic_at(at)? => return Ok(at),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        Ok(written)
+    }
+
     /// Names what the 4 bytes at a record start are, when they are not `magic`: another
     /// network's magic, or data that a different XOR key would turn into a magic.
     fn diagnose(&self, raw: [u8; 4], pos: u64, magic: [u8; 4]) -> String {
@@ -258,7 +285,7 @@ impl FlatFile {
                 if written >= self.size {
                     return Ok((spans, pos));
                 }
-                pos = written;
+                pos = self.record_start(pos, written, magic)?;
                 continue;
             }
             let mut head = [0u8; 8];
