@@ -8,7 +8,10 @@
 //! (`vc_names::scenario`: 6 funded wallets, 100 maturing blocks, and the scripted lifecycle of
 //! a namespace and its names, accepted and rejected operations alike). `chain.json`'s `names`
 //! entry records the names deployment's first block, its consensus hash at the tip and the
-//! names it holds, as the engine computed them while the chain was mined.
+//! names it holds, as the engine computed them while the chain was mined. `names_v3` records
+//! the same lifecycle played earlier on the chain under consensus-hash scheme v3 (its own
+//! deployment, first block and operations: payloads carry v3 hashes), whose state proofs show
+//! a transfer and a revoke.
 
 use std::fs;
 use std::path::Path;
@@ -55,7 +58,10 @@ pub fn generate(root: &Path, bitcoind: &Path) -> Result<()> {
     vc_testnode::mine_mixed(&node, &mut signer, 60);
     // The stale blocks stay invalidated: the new branch has more work either way.
 
-    let history = names_history(&node)?;
+    // The v3 history first, the legacy one last: the legacy deployment then runs to the
+    // chain's tip, which the demo indexes.
+    let history_v3 = names_history(&node, vc_chash::Scheme::V3)?;
+    let history = names_history(&node, vc_chash::Scheme::Legacy)?;
 
     let source = CoreSource::connect(CoreConfig::new(
         node.url(),
@@ -112,6 +118,7 @@ pub fn generate(root: &Path, bitcoind: &Path) -> Result<()> {
         "tip": { "height": tip.height, "hash": tip.hash.to_string() },
         "stale": stale.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "names": history,
+        "names_v3": history_v3,
         "blocks": blocks,
     });
     fs::write(
@@ -142,8 +149,9 @@ impl vc_names::scenario::Miner for Miner<'_> {
     }
 }
 
-/// Plays the names lifecycle on the node; returns what `chain.json` records about it.
-fn names_history(node: &TestNode) -> Result<serde_json::Value> {
+/// Plays the names lifecycle on the node under `scheme`; returns what `chain.json` records
+/// about it.
+fn names_history(node: &TestNode, scheme: vc_chash::Scheme) -> Result<serde_json::Value> {
     let source = CoreSource::connect(CoreConfig::new(
         node.url(),
         CoreAuth::Cookie(node.cookie_file()),
@@ -151,11 +159,13 @@ fn names_history(node: &TestNode) -> Result<serde_json::Value> {
     ))?;
     let dir = tempfile::tempdir()?;
     let miner = Miner(node);
-    let mut scenario = vc_names::scenario::Scenario::start(
+    let mut scenario = vc_names::scenario::Scenario::start_with_scheme(
         &miner,
         std::sync::Arc::new(source),
         &dir.path().join("names.redb"),
         6,
+        None,
+        scheme,
     )?;
     let reports = scenario.run_history()?;
     let store = scenario.engine().store();
@@ -174,6 +184,7 @@ fn names_history(node: &TestNode) -> Result<serde_json::Value> {
     let accepted: u32 = reports.iter().map(|r| r.accepted).sum();
     let rejected: usize = reports.iter().map(|r| r.rejected.len()).sum();
     Ok(json!({
+        "scheme": scheme.name(),
         "first_block": first_block,
         "tip_height": tip.height,
         "consensus_hash": tip.consensus_hash.to_string(),
