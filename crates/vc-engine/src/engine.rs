@@ -15,6 +15,7 @@ use vc_store::{CommitPolicy, SourceTip, Store, StoreConfig, Tip, Writer};
 use crate::app::{AppSpec, Application, DEFAULT_CONFIRMATIONS};
 use crate::block::{Apply, BlockReport, Input, Recognizer};
 use crate::error::EngineError;
+use crate::watch::ForkReport;
 
 /// The deepest reorganisation the engine rolls back on its own by default.
 pub const DEFAULT_MAX_REORG_DEPTH: u64 = 100;
@@ -143,6 +144,12 @@ pub trait Observer {
     /// A block was applied (it may not be committed yet).
     fn on_block(&mut self, report: &BlockReport) {
         let _ = report;
+    }
+    /// The fork watch found the database off the source's chain (see [`crate::watch`]). Called
+    /// before anything is rolled back, also for a fork deeper than the automatic limit (then
+    /// the sync stops with [`EngineError::DeepReorg`]).
+    fn on_fork(&mut self, fork: &ForkReport) {
+        let _ = fork;
     }
     /// A reorganisation was rolled back.
     fn on_reorg(&mut self, reorg: &ReorgReport) {
@@ -500,6 +507,7 @@ impl<A: Application> Engine<A> {
                 &self.config,
                 &self.pins,
                 chain_tip.height,
+                observer,
             )? {
                 outcome.reorgs += 1;
                 observer.on_reorg(&reorg);
@@ -783,49 +791,9 @@ fn save_pins(store: &Store, pins: &[(u64, BlockHash)]) -> Result<(), EngineError
     Ok(store.set_local(PINS_KEY, &raw)?)
 }
 
-/// The highest height in `first..=top` at which `agrees`, or `first - 1` when it agrees
-/// nowhere. Agreement is monotonic (blocks commit to their parents: once the store and the
-/// source differ at a height, they differ above it), so a fork `d` blocks below `top` is found
-/// with `O(log d)` calls: down in doubling steps to a height that agrees, then by bisection.
-fn find_fork(
-    top: u64,
-    first: u64,
-    mut agrees: impl FnMut(u64) -> Result<bool, EngineError>,
-) -> Result<u64, EngineError> {
-    if top < first {
-        return Ok(first.saturating_sub(1));
-    }
-    if agrees(top)? {
-        return Ok(top);
-    }
-    // `hi` disagrees; find an `lo` below it that agrees.
-    let (mut lo, mut hi) = (None, top);
-    let mut step = 1u64;
-    while lo.is_none() {
-        let h = hi.saturating_sub(step).max(first);
-        if agrees(h)? {
-            lo = Some(h);
-        } else if h == first {
-            return Ok(first.saturating_sub(1));
-        } else {
-            hi = h;
-            step = step.saturating_mul(2);
-        }
-    }
-    let mut lo = lo.unwrap_or(first);
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if agrees(mid)? {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    Ok(lo)
-}
-
-/// Detects a reorganisation against the source and rolls it back (committed). Returns what it
-/// did, or `None` when the database is on the source's chain.
+/// Runs the fork watch against the source and rolls back a fork within the automatic limit
+/// (committed). Returns what it rolled back, or `None` when the database is on the source's
+/// chain.
 fn handle_reorg(
     store: &Store,
     writer: &mut Writer<'_>,
@@ -833,6 +801,7 @@ fn handle_reorg(
     config: &EngineConfig,
     pins: &[(u64, BlockHash)],
     chain_tip: u64,
+    observer: &mut dyn Observer,
 ) -> Result<Option<ReorgReport>, EngineError> {
     writer.commit()?;
     let Some((tip, tip_hash)) = writer.tip() else {
@@ -849,13 +818,36 @@ fn handle_reorg(
     };
     let theirs =
         |h: u64| -> Result<[u8; 32], EngineError> { Ok(source.block_hash(h)?.to_byte_array()) };
-    let fork = find_fork(tip.min(chain_tip), first, |h| {
-        Ok(stored(h)? == Some(theirs(h)?))
-    })?;
-    if fork == tip {
-        return Ok(None);
-    }
+    // Above the source's tip nothing can be compared: a source behind the database is a fork
+    // at its tip at the highest.
+    let top = tip.min(chain_tip);
+    let found = crate::watch::watch(top, first, |h| Ok(stored(h)? == Some(theirs(h)?)))?;
+    let (fork, probes, search) = match found {
+        Some(f) => (f.fork_height, f.probes, f.search),
+        None if top == tip => return Ok(None),
+        None => (top, 0, 0),
+    };
     let depth = tip - fork;
+    let report = ForkReport {
+        fork_height: fork,
+        tip,
+        depth,
+        source_tip: chain_tip,
+        probe_requests: probes,
+        search_requests: search,
+        automatic: depth <= config.max_reorg_depth,
+    };
+    tracing::warn!(
+        fork,
+        depth,
+        tip,
+        source_tip = chain_tip,
+        probe_requests = probes,
+        search_requests = search,
+        "fork detected: the source's chain leaves the database's {depth} blocks below its tip, at height {fork} ({} requests)",
+        probes + search
+    );
+    observer.on_fork(&report);
     let new_branch_hash = source
         .block_hash(fork + 1)
         .unwrap_or(BlockHash::all_zeros());
@@ -884,35 +876,4 @@ fn handle_reorg(
         old_tip: tip,
         depth,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::find_fork;
-
-    #[test]
-    fn the_fork_point_is_found_in_logarithmic_calls() {
-        for first in [0u64, 7] {
-            for top in first..first + 300 {
-                for fork in (first.saturating_sub(1))..=top {
-                    let mut calls = 0u32;
-                    let found = find_fork(top, first, |h| {
-                        calls += 1;
-                        Ok(h <= fork)
-                    })
-                    .unwrap();
-                    let want = fork.max(first.saturating_sub(1));
-                    assert_eq!(found, want, "top {top}, fork {fork}, first {first}");
-                    let depth = top - fork.max(first.saturating_sub(1)).min(top);
-                    let bound = 2 * (64 - depth.leading_zeros()) + 2;
-                    assert!(
-                        calls <= bound,
-                        "depth {depth}: {calls} calls, bound {bound}"
-                    );
-                }
-            }
-        }
-    }
 }

@@ -94,6 +94,18 @@ pub enum EngineError {
         /// branch).
         new_branch_hash: BlockHash,
     },
+    /// The source's block hashes are not a chain: it agrees with the database at a height and
+    /// disagrees below it, which no honest source does (a block commits to its parent).
+    /// Nothing was rolled back.
+    #[error(
+        "the source is inconsistent: it agrees with the database at height {agrees_at} but not at height {differs_at} below it; nothing was rolled back"
+    )]
+    InconsistentSource {
+        /// A height where the source agrees with the database.
+        agrees_at: u64,
+        /// A lower height where it does not.
+        differs_at: u64,
+    },
     /// The database is pinned to another branch (`recover split`) than the source follows.
     #[error(
         "this database is pinned to block {pinned} at height {height}, but the source has {found} there; point it at a node that follows the pinned branch"

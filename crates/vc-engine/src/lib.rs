@@ -7,7 +7,9 @@
 //! (parse, prepare, apply, finalize, continue; see [`app`]), and saves the block's state
 //! changes, accepted operations and consensus hash atomically. It follows the tip by polling,
 //! rolls back reorganisations up to a limit ([`EngineConfig::max_reorg_depth`]) through the
-//! store's undo logs, and stops with the recovery options named when a fork is deeper.
+//! store's undo logs, and stops with the recovery options named when a fork is deeper. Every
+//! poll compares the database's blocks at geometric depths with the source's ([`watch`]), so a
+//! fork of any depth is detected at once and located in a logarithmic number of requests.
 //!
 //! A crash at any moment loses at most the blocks since the last commit, which the next run
 //! applies again: every commit ends on a block boundary.
@@ -33,6 +35,7 @@ pub mod context;
 mod engine;
 mod error;
 pub mod prelude;
+pub mod watch;
 
 pub use app::{
     AppSpec, Application, DEFAULT_CONFIRMATIONS, DEFAULT_PAYLOAD_LIMIT, DEFAULT_STALENESS, Fail,
@@ -45,3 +48,4 @@ pub use engine::{
     NoObserver, Observer, ReorgReport, Stopped, SyncOutcome, pin_branch, store_config,
 };
 pub use error::EngineError;
+pub use watch::ForkReport;
