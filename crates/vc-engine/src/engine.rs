@@ -14,6 +14,7 @@ use vc_store::{CommitPolicy, SourceTip, Store, StoreConfig, Tip, Writer};
 
 use crate::app::{AppSpec, Application, DEFAULT_CONFIRMATIONS};
 use crate::block::{Apply, BlockReport, Input, Recognizer};
+use crate::cross::Agreement;
 use crate::error::EngineError;
 use crate::watch::ForkReport;
 
@@ -47,7 +48,8 @@ pub struct EngineConfig {
     pub poll_interval: Duration,
     /// The deepest reorganisation rolled back automatically.
     pub max_reorg_depth: u64,
-    /// How many recent blocks keep undo logs (at least `max_reorg_depth`).
+    /// How many recent blocks keep undo logs (at least `max_reorg_depth`; default: every block,
+    /// so that [`Engine::rewind_to`] reverts a fork of any depth).
     pub undo_window: u64,
     /// Confirmations `K` a block needs before it is processed (at least 1: the tip itself).
     /// Default: [`DEFAULT_CONFIRMATIONS`].
@@ -57,6 +59,11 @@ pub struct EngineConfig {
     /// When batched blocks are committed during catch-up (every block at the tip is committed
     /// on its own).
     pub commit: CommitPolicy,
+    /// Other sources that must agree with the block source at every processed height (see
+    /// [`crate::cross`]); none by default.
+    pub witnesses: Vec<Source>,
+    /// What agreement among the block source and the witnesses means.
+    pub agreement: Agreement,
 }
 
 impl Default for EngineConfig {
@@ -70,6 +77,8 @@ impl Default for EngineConfig {
             confirmations: DEFAULT_CONFIRMATIONS,
             checkpoints: Vec::new(),
             commit: CommitPolicy::default(),
+            witnesses: Vec::new(),
+            agreement: Agreement::default(),
         }
     }
 }
@@ -114,6 +123,18 @@ impl EngineConfig {
     /// Adds a checkpoint.
     pub fn with_checkpoint(mut self, checkpoint: Checkpoint) -> Self {
         self.checkpoints.push(checkpoint);
+        self
+    }
+
+    /// Adds a source that must agree with the block source at every processed height.
+    pub fn with_witness(mut self, source: Source) -> Self {
+        self.witnesses.push(source);
+        self
+    }
+
+    /// Sets what agreement among the sources means (default: all of them).
+    pub fn with_agreement(mut self, agreement: Agreement) -> Self {
+        self.agreement = agreement;
         self
     }
 
@@ -363,6 +384,9 @@ impl<A: Application> Engine<A> {
         config: EngineConfig,
     ) -> Result<Self, EngineError> {
         let recognizer = Recognizer::for_spec(&spec)?;
+        for witness in &config.witnesses {
+            check_source(&spec, witness)?;
+        }
         let pins = load_pins(&store)?;
         Ok(Engine {
             app,
@@ -536,6 +560,7 @@ impl<A: Application> Engine<A> {
                 },
                 config: &self.config,
                 pins: &self.pins,
+                source: &self.source,
                 target,
             };
             for item in fetch_range(&self.source, &self.recognizer, &self.config, next, target) {
@@ -567,9 +592,10 @@ impl<A: Application> Engine<A> {
         }
     }
 
-    /// Rolls the database back to the end of block `height` (within the undo window), so that
-    /// the next sync re-applies everything above it from the source. The recovery for a fork
-    /// deeper than the automatic limit.
+    /// Rolls the database back to the end of block `height` (within the undo window: every
+    /// block by default), so that the next sync re-applies everything above it from the
+    /// source, in time proportional to the depth. The recovery for a fork deeper than the
+    /// automatic limit.
     pub fn rewind_to(&mut self, height: u64) -> Result<u64, EngineError> {
         Ok(self.store.rollback_to(height)?)
     }
@@ -642,6 +668,8 @@ struct Pass<'e, A> {
     apply: Apply<'e>,
     config: &'e EngineConfig,
     pins: &'e [(u64, BlockHash)],
+    /// The block source (named in cross-check reports).
+    source: &'e Source,
     /// The range's last height (blocks there are at the tip and committed on their own).
     target: u64,
 }
@@ -663,6 +691,7 @@ impl<A: Application> Pass<'_, A> {
             .iter()
             .filter(|c| c.height == fetched.height)
             .collect();
+        self.cross_check(writer, fetched)?;
         self.check_before(writer, fetched, &checkpoints)?;
         let report = self.apply.block(self.app, writer, fetched)?;
         for c in &checkpoints {
@@ -695,6 +724,33 @@ impl<A: Application> Pass<'_, A> {
             observer.on_commit(&CommitReport::new(fetched.height, started.elapsed()));
         }
         Ok(stopped)
+    }
+
+    /// Asks the witnesses for the block's height; a disagreement under the policy commits
+    /// everything before the block, and stops with every source's answer.
+    fn cross_check(&self, writer: &mut Writer<'_>, fetched: &Input) -> Result<(), EngineError> {
+        if self.config.witnesses.is_empty() {
+            return Ok(());
+        }
+        let recognizer = self.apply.recognizer;
+        let primary = crate::cross::primary_answer(self.source, fetched, recognizer);
+        let whole = matches!(self.source, Source::Blocks(_))
+            && primary.candidates.as_ref().is_some_and(Vec::is_empty);
+        let mut answers = vec![primary];
+        for w in &self.config.witnesses {
+            answers.push(crate::cross::witness_answer(w, fetched, recognizer, whole));
+        }
+        if crate::cross::agreed(&answers, self.config.agreement) {
+            return Ok(());
+        }
+        writer.commit()?;
+        let report = crate::error::Answers(answers);
+        tracing::error!(height = fetched.height, agreement = %self.config.agreement, "the sources disagree: {report}");
+        Err(EngineError::SourcesDisagree {
+            height: fetched.height,
+            agreement: self.config.agreement,
+            answers: report,
+        })
     }
 
     /// The block-hash checkpoints and branch pins at the block's height, checked before it is

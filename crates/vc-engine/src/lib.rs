@@ -32,6 +32,7 @@ pub struct AppGuideDoctests;
 pub mod app;
 mod block;
 pub mod context;
+pub mod cross;
 mod engine;
 mod error;
 pub mod prelude;
@@ -43,9 +44,10 @@ pub use app::{
 };
 pub use block::{BlockReport, Recognized, Rejected, recognize};
 pub use context::{BlockInfo, OpContext, State};
+pub use cross::{Agreement, SourceAnswer};
 pub use engine::{
     Checkpoint, CommitReport, DEFAULT_MAX_REORG_DEPTH, DEFAULT_UNDO_WINDOW, Engine, EngineConfig,
     NoObserver, Observer, ReorgReport, Stopped, SyncOutcome, pin_branch, store_config,
 };
-pub use error::EngineError;
+pub use error::{Answers, EngineError};
 pub use watch::ForkReport;

@@ -266,3 +266,33 @@ fn a_fork_beyond_the_automatic_limit_is_reported_before_the_engine_stops() {
     assert!(seen.reorgs.is_empty());
     assert_eq!(dump(e.store()), before);
 }
+
+#[test]
+fn a_fork_deeper_than_any_window_is_reverted_by_command_to_a_fresh_index() {
+    // The defaults: 100 blocks reverted automatically, every undo log kept.
+    let Indexed {
+        chain,
+        mut rng,
+        engine: mut e,
+        ..
+    } = indexed(31, 1_600, 2, EngineConfig::default().with_confirmations(1));
+    let tip = chain.height();
+    chain.truncate(tip - 1_500);
+    mine_random(&chain, &mut rng, 1_501, 2, None);
+    let fork_height = match e.sync(None, &AtomicBool::new(false), &mut NoObserver) {
+        Err(EngineError::DeepReorg {
+            fork_height, depth, ..
+        }) => {
+            assert_eq!(depth, 1_500);
+            fork_height
+        }
+        other => panic!("expected DeepReorg, got {other:?}"),
+    };
+    // `virtualchain recover revert --to FORK`: one undo log per block, no re-index.
+    assert_eq!(e.rewind_to(fork_height).unwrap(), 1_500);
+    let mut seen = Seen::default();
+    let out = e.sync(None, &AtomicBool::new(false), &mut seen).unwrap();
+    assert_eq!((out.reorgs, out.blocks), (0, 1_501));
+    assert!(seen.forks.is_empty());
+    assert_eq!(dump(e.store()), fresh(&Toy::new(Scheme::V2, FIRST), &chain));
+}

@@ -34,8 +34,9 @@ use crate::render;
 use crate::routes::{Shared, background, param, query};
 
 /// How many of its newest blocks a consumer remembers: the deepest reorg it can report block
-/// by block. The indexer's default undo window, the deepest reorg a store can follow.
-pub const REORG_MEMORY: u64 = vc_store::DEFAULT_UNDO_WINDOW;
+/// by block (a deeper one ends the stream with an error naming the fork, and the client
+/// resumes below it). Ten times the indexer's default automatic revert limit.
+pub const REORG_MEMORY: u64 = 1_000;
 
 /// The most blocks read from the store at once while a consumer catches up.
 const BATCH: u64 = 64;
