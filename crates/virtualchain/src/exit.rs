@@ -235,7 +235,10 @@ mod tests {
             let args = command.split_whitespace();
             crate::Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{command}: {e}"));
         }
-        assert!(advice.contains("--from 801") && advice.contains("--fork-height 800"));
+        assert!(
+            advice.contains("recover revert --db /var/lib/vc/names.redb --to 800")
+                && advice.contains("--fork-height 800")
+        );
         assert!(advice.contains("invalidateblock 00000000000000000001c6b3"));
         // Other errors get no advice.
         assert!(remedies(&anyhow::anyhow!("something else")).is_none());
