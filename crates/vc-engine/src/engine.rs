@@ -10,7 +10,7 @@ use bitcoin::hashes::Hash;
 use vc_chash::{ConsensusHash, Seeds};
 use vc_source::prefetch::{Prefetch, Selector, TxSelector};
 use vc_source::{ChainView, Source, SourceError};
-use vc_store::{CommitPolicy, SourceTip, Store, StoreConfig, Tip, Writer};
+use vc_store::{CommitPolicy, LastFork, SourceTip, Store, StoreConfig, Tip, Writer};
 
 use crate::app::{AppSpec, Application, DEFAULT_CONFIRMATIONS};
 use crate::block::{Apply, BlockReport, Input, Recognizer};
@@ -904,10 +904,23 @@ fn handle_reorg(
         probes + search
     );
     observer.on_fork(&report);
+    // For readers of the file (the server's events feed): committed with the rollback below,
+    // or on its own before stopping.
+    let seq = view.last_fork()?.map_or(1, |f| f.seq.saturating_add(1));
+    writer.set_last_fork(LastFork::new(
+        seq,
+        fork,
+        tip,
+        chain_tip,
+        probes,
+        search,
+        report.automatic,
+    ))?;
     let new_branch_hash = source
         .block_hash(fork + 1)
         .unwrap_or(BlockHash::all_zeros());
     if let Some(&(height, pinned)) = pins.iter().find(|(h, _)| *h > fork) {
+        writer.commit()?;
         return Err(EngineError::PinnedBranch {
             height,
             pinned,
@@ -915,6 +928,7 @@ fn handle_reorg(
         });
     }
     if depth > config.max_reorg_depth {
+        writer.commit()?;
         return Err(EngineError::DeepReorg {
             db: store.path().to_path_buf(),
             fork_height: fork,

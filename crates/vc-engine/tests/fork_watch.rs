@@ -1,7 +1,7 @@
 //! The geometric fork watch on in-memory chains: forks of every depth found at the first poll
 //! in `O(log n)` probe requests and located in `O(log d)` more, counted at the source; a
 //! source that contradicts itself refused; forks beyond the automatic limit reported before
-//! the engine stops.
+//! the engine stops; every detection recorded in the file for its readers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -17,6 +17,7 @@ use vc_engine::watch::probe_heights;
 use vc_engine::{ForkReport, ReorgReport};
 use vc_source::mem::MemoryChain;
 use vc_source::{BlockSource, ChainTip, ChainView, FetchedBlock, SourceError, SpentOutputs};
+use vc_store::LastFork;
 
 /// A memory chain that counts `block_hash` requests and can lie about the hash at one height.
 #[derive(Clone)]
@@ -153,7 +154,7 @@ fn forks_of_every_depth_are_found_at_the_first_poll_in_logarithmic_requests() {
     let toy = Toy::new(Scheme::V2, FIRST);
     // (depth, bisection requests): the fork lies between the probes 2^(j-1) and 2^j below the
     // tip, a bracket of 2^(j-1) heights, so the search takes j - 1 = ⌊log2(d - 1)⌋ requests.
-    for (depth, search) in [
+    for (n, (depth, search)) in [
         (1u64, 0u32),
         (2, 0),
         (6, 2),
@@ -161,7 +162,10 @@ fn forks_of_every_depth_are_found_at_the_first_poll_in_logarithmic_requests() {
         (100, 6),
         (1_000, 9),
         (2_000, 10),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let tip = chain.height();
         chain.truncate(tip - depth);
         // A longer branch, as a node that switched chains while the indexer was down serves.
@@ -188,6 +192,20 @@ fn forks_of_every_depth_are_found_at_the_first_poll_in_logarithmic_requests() {
         assert_eq!(at - before, fork.requests(), "depth {depth}");
         assert!(fork.automatic);
         assert_eq!(seen.reorgs[0].depth, depth);
+        // Recorded in the file for its readers (the server's events feed), one more each time.
+        let seq = u64::try_from(n).unwrap() + 1;
+        assert_eq!(
+            e.store().view().unwrap().last_fork().unwrap(),
+            Some(LastFork::new(
+                seq,
+                tip - depth,
+                tip,
+                chain.height(),
+                probes,
+                search,
+                true
+            ))
+        );
         eprintln!(
             "depth {depth}: detected with {} probe requests, located with {} more",
             fork.probe_requests, fork.search_requests
@@ -265,6 +283,13 @@ fn a_fork_beyond_the_automatic_limit_is_reported_before_the_engine_stops() {
     );
     assert!(seen.reorgs.is_empty());
     assert_eq!(dump(e.store()), before);
+    // The detection is recorded for the file's readers even though nothing was rolled back.
+    let recorded = e.store().view().unwrap().last_fork().unwrap().unwrap();
+    assert_eq!(
+        (recorded.seq, recorded.fork_height, recorded.depth()),
+        (1, tip - 150, 150)
+    );
+    assert!(!recorded.automatic);
 }
 
 #[test]

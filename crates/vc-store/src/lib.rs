@@ -56,6 +56,7 @@ mod check;
 mod error;
 mod guard;
 mod history;
+mod last_fork;
 mod read_only;
 pub mod replay;
 pub mod schema;
@@ -66,6 +67,7 @@ mod store;
 mod writer;
 
 pub use error::{MetaField, StoreError};
+pub use last_fork::LastFork;
 pub use read_only::{ReadOnlyStore, VerifyReport};
 pub use schema::{ChainEntry, Meta, OutputData, StoredOp};
 pub use source_tip::SourceTip;
