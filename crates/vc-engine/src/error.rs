@@ -148,7 +148,9 @@ impl EngineError {
     }
 }
 
-/// Every source's answer at a height, the block source's first.
+/// Every source's answer at a height, the block source's first, then the witnesses in the
+/// order they were added. Displayed numbered from `#1` (the block source), since two sources
+/// of one kind have the same name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Answers(pub Vec<crate::cross::SourceAnswer>);
 
@@ -158,7 +160,7 @@ impl core::fmt::Display for Answers {
             if i > 0 {
                 f.write_str("; ")?;
             }
-            write!(f, "{a}")?;
+            write!(f, "#{} {a}", i + 1)?;
         }
         Ok(())
     }

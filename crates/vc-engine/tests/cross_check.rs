@@ -157,11 +157,11 @@ fn a_witness_on_another_chain_stops_the_engine_before_the_block() {
     assert_eq!(answers.len(), 2);
     assert_eq!(answers[0].block_hash, Ok(chain.block_hash(FIRST).unwrap()));
     assert_eq!(answers[1].block_hash, Ok(other.block_hash(FIRST).unwrap()));
-    for a in &answers {
-        assert!(
-            text.contains(&a.block_hash.clone().unwrap().to_string()),
-            "{text}"
-        );
+    for (i, a) in answers.iter().enumerate() {
+        let hash = a.block_hash.clone().unwrap();
+        // Numbered, as both sources have the same name.
+        let want = format!("#{} {}: block {hash}", i + 1, a.source);
+        assert!(text.contains(&want), "{text}");
     }
     assert!(dump.chain.is_empty(), "a block was committed");
 }

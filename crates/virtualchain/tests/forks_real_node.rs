@@ -150,6 +150,10 @@ fn witnesses_agree_to_the_tip_and_a_hiding_one_stops_the_indexer() {
     let counts: Vec<&str> = report.matches(" candidates [").collect();
     assert_eq!(counts.len(), 2, "{report}");
     assert!(report.contains("0 candidates []"), "{report}");
+    assert!(
+        report.contains("#1 core-rest: block") && report.contains("#2 electrum: block"),
+        "{report}"
+    );
     eprintln!("{report}");
     // Nothing from that block was committed; everything before it was, and agrees.
     let got = snapshot_of(&lied, true);
