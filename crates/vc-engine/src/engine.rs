@@ -10,11 +10,13 @@ use bitcoin::hashes::Hash;
 use vc_chash::{ConsensusHash, Seeds};
 use vc_source::prefetch::{Prefetch, Selector, TxSelector};
 use vc_source::{ChainView, Source, SourceError};
-use vc_store::{CommitPolicy, SourceTip, Store, StoreConfig, Tip, Writer};
+use vc_store::{CommitPolicy, LastFork, SourceTip, Store, StoreConfig, Tip, Writer};
 
 use crate::app::{AppSpec, Application, DEFAULT_CONFIRMATIONS};
 use crate::block::{Apply, BlockReport, Input, Recognizer};
+use crate::cross::Agreement;
 use crate::error::EngineError;
+use crate::watch::ForkReport;
 
 /// The deepest reorganisation the engine rolls back on its own by default.
 pub const DEFAULT_MAX_REORG_DEPTH: u64 = 100;
@@ -46,7 +48,8 @@ pub struct EngineConfig {
     pub poll_interval: Duration,
     /// The deepest reorganisation rolled back automatically.
     pub max_reorg_depth: u64,
-    /// How many recent blocks keep undo logs (at least `max_reorg_depth`).
+    /// How many recent blocks keep undo logs (at least `max_reorg_depth`; default: every block,
+    /// so that [`Engine::rewind_to`] reverts a fork of any depth).
     pub undo_window: u64,
     /// Confirmations `K` a block needs before it is processed (at least 1: the tip itself).
     /// Default: [`DEFAULT_CONFIRMATIONS`].
@@ -56,6 +59,11 @@ pub struct EngineConfig {
     /// When batched blocks are committed during catch-up (every block at the tip is committed
     /// on its own).
     pub commit: CommitPolicy,
+    /// Other sources that must agree with the block source at every processed height (see
+    /// [`crate::cross`]); none by default.
+    pub witnesses: Vec<Source>,
+    /// What agreement among the block source and the witnesses means.
+    pub agreement: Agreement,
 }
 
 impl Default for EngineConfig {
@@ -69,6 +77,8 @@ impl Default for EngineConfig {
             confirmations: DEFAULT_CONFIRMATIONS,
             checkpoints: Vec::new(),
             commit: CommitPolicy::default(),
+            witnesses: Vec::new(),
+            agreement: Agreement::default(),
         }
     }
 }
@@ -116,6 +126,18 @@ impl EngineConfig {
         self
     }
 
+    /// Adds a source that must agree with the block source at every processed height.
+    pub fn with_witness(mut self, source: Source) -> Self {
+        self.witnesses.push(source);
+        self
+    }
+
+    /// Sets what agreement among the sources means (default: all of them).
+    pub fn with_agreement(mut self, agreement: Agreement) -> Self {
+        self.agreement = agreement;
+        self
+    }
+
     /// Sets when batched blocks are committed during catch-up.
     pub fn with_commit(mut self, policy: CommitPolicy) -> Self {
         self.commit = policy;
@@ -143,6 +165,12 @@ pub trait Observer {
     /// A block was applied (it may not be committed yet).
     fn on_block(&mut self, report: &BlockReport) {
         let _ = report;
+    }
+    /// The fork watch found the database off the source's chain (see [`crate::watch`]). Called
+    /// before anything is rolled back, also for a fork deeper than the automatic limit (then
+    /// the sync stops with [`EngineError::DeepReorg`]).
+    fn on_fork(&mut self, fork: &ForkReport) {
+        let _ = fork;
     }
     /// A reorganisation was rolled back.
     fn on_reorg(&mut self, reorg: &ReorgReport) {
@@ -356,6 +384,9 @@ impl<A: Application> Engine<A> {
         config: EngineConfig,
     ) -> Result<Self, EngineError> {
         let recognizer = Recognizer::for_spec(&spec)?;
+        for witness in &config.witnesses {
+            check_source(&spec, witness)?;
+        }
         let pins = load_pins(&store)?;
         Ok(Engine {
             app,
@@ -500,6 +531,7 @@ impl<A: Application> Engine<A> {
                 &self.config,
                 &self.pins,
                 chain_tip.height,
+                observer,
             )? {
                 outcome.reorgs += 1;
                 observer.on_reorg(&reorg);
@@ -528,6 +560,7 @@ impl<A: Application> Engine<A> {
                 },
                 config: &self.config,
                 pins: &self.pins,
+                source: &self.source,
                 target,
             };
             for item in fetch_range(&self.source, &self.recognizer, &self.config, next, target) {
@@ -559,9 +592,10 @@ impl<A: Application> Engine<A> {
         }
     }
 
-    /// Rolls the database back to the end of block `height` (within the undo window), so that
-    /// the next sync re-applies everything above it from the source. The recovery for a fork
-    /// deeper than the automatic limit.
+    /// Rolls the database back to the end of block `height` (within the undo window: every
+    /// block by default), so that the next sync re-applies everything above it from the
+    /// source, in time proportional to the depth. The recovery for a fork deeper than the
+    /// automatic limit.
     pub fn rewind_to(&mut self, height: u64) -> Result<u64, EngineError> {
         Ok(self.store.rollback_to(height)?)
     }
@@ -634,6 +668,8 @@ struct Pass<'e, A> {
     apply: Apply<'e>,
     config: &'e EngineConfig,
     pins: &'e [(u64, BlockHash)],
+    /// The block source (named in cross-check reports).
+    source: &'e Source,
     /// The range's last height (blocks there are at the tip and committed on their own).
     target: u64,
 }
@@ -655,6 +691,7 @@ impl<A: Application> Pass<'_, A> {
             .iter()
             .filter(|c| c.height == fetched.height)
             .collect();
+        self.cross_check(writer, fetched)?;
         self.check_before(writer, fetched, &checkpoints)?;
         let report = self.apply.block(self.app, writer, fetched)?;
         for c in &checkpoints {
@@ -687,6 +724,33 @@ impl<A: Application> Pass<'_, A> {
             observer.on_commit(&CommitReport::new(fetched.height, started.elapsed()));
         }
         Ok(stopped)
+    }
+
+    /// Asks the witnesses for the block's height; a disagreement under the policy commits
+    /// everything before the block, and stops with every source's answer.
+    fn cross_check(&self, writer: &mut Writer<'_>, fetched: &Input) -> Result<(), EngineError> {
+        if self.config.witnesses.is_empty() {
+            return Ok(());
+        }
+        let recognizer = self.apply.recognizer;
+        let primary = crate::cross::primary_answer(self.source, fetched, recognizer);
+        let whole = matches!(self.source, Source::Blocks(_))
+            && primary.candidates.as_ref().is_some_and(Vec::is_empty);
+        let mut answers = vec![primary];
+        for w in &self.config.witnesses {
+            answers.push(crate::cross::witness_answer(w, fetched, recognizer, whole));
+        }
+        if crate::cross::agreed(&answers, self.config.agreement) {
+            return Ok(());
+        }
+        writer.commit()?;
+        let report = crate::error::Answers(answers);
+        tracing::error!(height = fetched.height, agreement = %self.config.agreement, "the sources disagree: {report}");
+        Err(EngineError::SourcesDisagree {
+            height: fetched.height,
+            agreement: self.config.agreement,
+            answers: report,
+        })
     }
 
     /// The block-hash checkpoints and branch pins at the block's height, checked before it is
@@ -783,49 +847,9 @@ fn save_pins(store: &Store, pins: &[(u64, BlockHash)]) -> Result<(), EngineError
     Ok(store.set_local(PINS_KEY, &raw)?)
 }
 
-/// The highest height in `first..=top` at which `agrees`, or `first - 1` when it agrees
-/// nowhere. Agreement is monotonic (blocks commit to their parents: once the store and the
-/// source differ at a height, they differ above it), so a fork `d` blocks below `top` is found
-/// with `O(log d)` calls: down in doubling steps to a height that agrees, then by bisection.
-fn find_fork(
-    top: u64,
-    first: u64,
-    mut agrees: impl FnMut(u64) -> Result<bool, EngineError>,
-) -> Result<u64, EngineError> {
-    if top < first {
-        return Ok(first.saturating_sub(1));
-    }
-    if agrees(top)? {
-        return Ok(top);
-    }
-    // `hi` disagrees; find an `lo` below it that agrees.
-    let (mut lo, mut hi) = (None, top);
-    let mut step = 1u64;
-    while lo.is_none() {
-        let h = hi.saturating_sub(step).max(first);
-        if agrees(h)? {
-            lo = Some(h);
-        } else if h == first {
-            return Ok(first.saturating_sub(1));
-        } else {
-            hi = h;
-            step = step.saturating_mul(2);
-        }
-    }
-    let mut lo = lo.unwrap_or(first);
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if agrees(mid)? {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    Ok(lo)
-}
-
-/// Detects a reorganisation against the source and rolls it back (committed). Returns what it
-/// did, or `None` when the database is on the source's chain.
+/// Runs the fork watch against the source and rolls back a fork within the automatic limit
+/// (committed). Returns what it rolled back, or `None` when the database is on the source's
+/// chain.
 fn handle_reorg(
     store: &Store,
     writer: &mut Writer<'_>,
@@ -833,6 +857,7 @@ fn handle_reorg(
     config: &EngineConfig,
     pins: &[(u64, BlockHash)],
     chain_tip: u64,
+    observer: &mut dyn Observer,
 ) -> Result<Option<ReorgReport>, EngineError> {
     writer.commit()?;
     let Some((tip, tip_hash)) = writer.tip() else {
@@ -849,17 +874,53 @@ fn handle_reorg(
     };
     let theirs =
         |h: u64| -> Result<[u8; 32], EngineError> { Ok(source.block_hash(h)?.to_byte_array()) };
-    let fork = find_fork(tip.min(chain_tip), first, |h| {
-        Ok(stored(h)? == Some(theirs(h)?))
-    })?;
-    if fork == tip {
-        return Ok(None);
-    }
+    // Above the source's tip nothing can be compared: a source behind the database is a fork
+    // at its tip at the highest.
+    let top = tip.min(chain_tip);
+    let found = crate::watch::watch(top, first, |h| Ok(stored(h)? == Some(theirs(h)?)))?;
+    let (fork, probes, search) = match found {
+        Some(f) => (f.fork_height, f.probes, f.search),
+        None if top == tip => return Ok(None),
+        None => (top, 0, 0),
+    };
     let depth = tip - fork;
+    let report = ForkReport {
+        fork_height: fork,
+        tip,
+        depth,
+        source_tip: chain_tip,
+        probe_requests: probes,
+        search_requests: search,
+        automatic: depth <= config.max_reorg_depth,
+    };
+    tracing::warn!(
+        fork,
+        depth,
+        tip,
+        source_tip = chain_tip,
+        probe_requests = probes,
+        search_requests = search,
+        "fork detected: the source's chain leaves the database's {depth} blocks below its tip, at height {fork} ({} requests)",
+        probes + search
+    );
+    observer.on_fork(&report);
+    // For readers of the file (the server's events feed): committed with the rollback below,
+    // or on its own before stopping.
+    let seq = view.last_fork()?.map_or(1, |f| f.seq.saturating_add(1));
+    writer.set_last_fork(LastFork::new(
+        seq,
+        fork,
+        tip,
+        chain_tip,
+        probes,
+        search,
+        report.automatic,
+    ))?;
     let new_branch_hash = source
         .block_hash(fork + 1)
         .unwrap_or(BlockHash::all_zeros());
     if let Some(&(height, pinned)) = pins.iter().find(|(h, _)| *h > fork) {
+        writer.commit()?;
         return Err(EngineError::PinnedBranch {
             height,
             pinned,
@@ -867,6 +928,7 @@ fn handle_reorg(
         });
     }
     if depth > config.max_reorg_depth {
+        writer.commit()?;
         return Err(EngineError::DeepReorg {
             db: store.path().to_path_buf(),
             fork_height: fork,
@@ -884,35 +946,4 @@ fn handle_reorg(
         old_tip: tip,
         depth,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::find_fork;
-
-    #[test]
-    fn the_fork_point_is_found_in_logarithmic_calls() {
-        for first in [0u64, 7] {
-            for top in first..first + 300 {
-                for fork in (first.saturating_sub(1))..=top {
-                    let mut calls = 0u32;
-                    let found = find_fork(top, first, |h| {
-                        calls += 1;
-                        Ok(h <= fork)
-                    })
-                    .unwrap();
-                    let want = fork.max(first.saturating_sub(1));
-                    assert_eq!(found, want, "top {top}, fork {fork}, first {first}");
-                    let depth = top - fork.max(first.saturating_sub(1)).min(top);
-                    let bound = 2 * (64 - depth.leading_zeros()) + 2;
-                    assert!(
-                        calls <= bound,
-                        "depth {depth}: {calls} calls, bound {bound}"
-                    );
-                }
-            }
-        }
-    }
 }

@@ -94,6 +94,31 @@ pub enum EngineError {
         /// branch).
         new_branch_hash: BlockHash,
     },
+    /// The source's block hashes are not a chain: it agrees with the database at a height and
+    /// disagrees below it, which no honest source does (a block commits to its parent).
+    /// Nothing was rolled back.
+    #[error(
+        "the source is inconsistent: it agrees with the database at height {agrees_at} but not at height {differs_at} below it; nothing was rolled back"
+    )]
+    InconsistentSource {
+        /// A height where the source agrees with the database.
+        agrees_at: u64,
+        /// A lower height where it does not.
+        differs_at: u64,
+    },
+    /// The cross-checked sources disagree at a height (see [`crate::cross`]): nothing from the
+    /// block was committed.
+    #[error(
+        "the sources disagree on block {height} (agreement: {agreement}), nothing from it was committed: {answers}"
+    )]
+    SourcesDisagree {
+        /// The height.
+        height: u64,
+        /// The policy that was not met.
+        agreement: crate::cross::Agreement,
+        /// Every source's answer, the block source's first.
+        answers: Answers,
+    },
     /// The database is pinned to another branch (`recover split`) than the source follows.
     #[error(
         "this database is pinned to block {pinned} at height {height}, but the source has {found} there; point it at a node that follows the pinned branch"
@@ -120,5 +145,23 @@ impl EngineError {
             expected: format!("consensus hash {expected}"),
             found: format!("consensus hash {found}"),
         }
+    }
+}
+
+/// Every source's answer at a height, the block source's first, then the witnesses in the
+/// order they were added. Displayed numbered from `#1` (the block source), since two sources
+/// of one kind have the same name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answers(pub Vec<crate::cross::SourceAnswer>);
+
+impl core::fmt::Display for Answers {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, a) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "#{} {a}", i + 1)?;
+        }
+        Ok(())
     }
 }

@@ -7,7 +7,9 @@
 //! (parse, prepare, apply, finalize, continue; see [`app`]), and saves the block's state
 //! changes, accepted operations and consensus hash atomically. It follows the tip by polling,
 //! rolls back reorganisations up to a limit ([`EngineConfig::max_reorg_depth`]) through the
-//! store's undo logs, and stops with the recovery options named when a fork is deeper.
+//! store's undo logs, and stops with the recovery options named when a fork is deeper. Every
+//! poll compares the database's blocks at geometric depths with the source's ([`watch`]), so a
+//! fork of any depth is detected at once and located in a logarithmic number of requests.
 //!
 //! A crash at any moment loses at most the blocks since the last commit, which the next run
 //! applies again: every commit ends on a block boundary.
@@ -30,9 +32,11 @@ pub struct AppGuideDoctests;
 pub mod app;
 mod block;
 pub mod context;
+pub mod cross;
 mod engine;
 mod error;
 pub mod prelude;
+pub mod watch;
 
 pub use app::{
     AppSpec, Application, DEFAULT_CONFIRMATIONS, DEFAULT_PAYLOAD_LIMIT, DEFAULT_STALENESS, Fail,
@@ -40,8 +44,10 @@ pub use app::{
 };
 pub use block::{BlockReport, Recognized, Rejected, recognize};
 pub use context::{BlockInfo, OpContext, State};
+pub use cross::{Agreement, SourceAnswer};
 pub use engine::{
     Checkpoint, CommitReport, DEFAULT_MAX_REORG_DEPTH, DEFAULT_UNDO_WINDOW, Engine, EngineConfig,
     NoObserver, Observer, ReorgReport, Stopped, SyncOutcome, pin_branch, store_config,
 };
-pub use error::EngineError;
+pub use error::{Answers, EngineError};
+pub use watch::ForkReport;

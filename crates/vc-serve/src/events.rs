@@ -11,6 +11,12 @@
 //!
 //! An event's id (`Last-Event-ID` for SSE) is `HEIGHT:BLOCKHASH` of the client's newest block
 //! after the event, or `start` when it holds none.
+//!
+//! The indexer also records each fork its fork watch detects in the file
+//! ([`vc_store::LastFork`]); a follower that sees a new record emits one `fork` event before
+//! the rollbacks it causes (none when the fork is deeper than the indexer reverts on its own:
+//! they come once an operator reverts it). A `fork` is news, not chain data: it is not replayed
+//! to a client that resumes, and a new stream hears only of forks found after it started.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -27,15 +33,16 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use vc_chash::{Hash256, hex};
-use vc_store::{ChainEntry, StoreError, StoredOp, View};
+use vc_store::{ChainEntry, LastFork, StoreError, StoredOp, View};
 
 use crate::error::ApiError;
 use crate::render;
 use crate::routes::{Shared, background, param, query};
 
 /// How many of its newest blocks a consumer remembers: the deepest reorg it can report block
-/// by block. The indexer's default undo window, the deepest reorg a store can follow.
-pub const REORG_MEMORY: u64 = vc_store::DEFAULT_UNDO_WINDOW;
+/// by block (a deeper one ends the stream with an error naming the fork, and the client
+/// resumes below it). Ten times the indexer's default automatic revert limit.
+pub const REORG_MEMORY: u64 = 1_000;
 
 /// The most blocks read from the store at once while a consumer catches up.
 const BATCH: u64 = 64;
@@ -84,8 +91,9 @@ impl Default for EventsConfig {
     }
 }
 
-/// The newest block of the store: height and hash.
-type TipId = Option<(u64, [u8; 32])>;
+/// What a poll of the store found: its newest block (height and hash) and the sequence number
+/// of the last fork the indexer recorded.
+type TipId = (Option<(u64, [u8; 32])>, Option<u64>);
 
 /// What the consumers share: the store's tip as last polled, the shutdown flag, and the
 /// stream permits.
@@ -99,7 +107,7 @@ pub(crate) struct Hub {
 impl Hub {
     pub(crate) fn new(config: &EventsConfig) -> Hub {
         Hub {
-            tip: watch::Sender::new(None),
+            tip: watch::Sender::new((None, None)),
             closed: watch::Sender::new(false),
             streams: Arc::new(Semaphore::new(config.max_streams)),
         }
@@ -145,10 +153,14 @@ async fn poll(s: Arc<Shared>) {
             () = &mut closed => return,
             _ = ticker.tick() => {}
         }
-        let read = background(s.clone(), |s| Ok(s.store.tip()?)).await;
+        let read = background(s.clone(), |s| {
+            let view = s.store.view()?;
+            Ok((view.tip()?, view.last_fork()?))
+        })
+        .await;
         match read {
-            Ok(tip) => {
-                let id = tip.map(|t| (t.height, t.block_hash.0));
+            Ok((tip, fork)) => {
+                let id = (tip.map(|t| (t.height, t.block_hash.0)), fork.map(|f| f.seq));
                 s.events.tip.send_if_modified(|cur| {
                     let changed = *cur != id;
                     *cur = id;
@@ -163,7 +175,7 @@ async fn poll(s: Arc<Shared>) {
 /// One event for a client.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Event {
-    /// `apply`, `rollback` or `error`.
+    /// `apply`, `rollback`, `fork` or `error`.
     pub(crate) kind: &'static str,
     /// The client's newest block after this event (`HEIGHT:BLOCKHASH` or `start`).
     pub(crate) id: Option<String>,
@@ -214,6 +226,25 @@ fn apply(height: u64, entry: &ChainEntry, ch: String, ops: &[StoredOp]) -> Event
     }
 }
 
+/// The `fork` event for `f`; `held` is the client's newest block (unchanged by it).
+fn fork(f: &LastFork, held: Option<&(u64, [u8; 32])>) -> Event {
+    Event {
+        kind: "fork",
+        id: Some(event_id(held)),
+        data: json!({
+            "type": "fork",
+            "seq": f.seq,
+            "fork_height": f.fork_height,
+            "tip": f.tip,
+            "depth": f.depth(),
+            "source_tip": f.source_tip,
+            "probe_requests": f.probe_requests,
+            "search_requests": f.search_requests,
+            "automatic": f.automatic,
+        }),
+    }
+}
+
 /// Where a consumer starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Start {
@@ -247,6 +278,9 @@ pub(crate) struct Follower {
     held: VecDeque<(u64, [u8; 32])>,
     /// The next height to apply.
     next: u64,
+    /// The sequence number of the last fork record the client heard of (or that was there
+    /// when it started).
+    fork_seen: Option<u64>,
 }
 
 impl Follower {
@@ -290,13 +324,25 @@ impl Follower {
             held.pop_front();
         }
         let next = held.back().map_or(below, |(h, _)| h + 1);
-        Ok(Follower { first, held, next })
+        let fork_seen = view.last_fork()?.map(|f| f.seq);
+        Ok(Follower {
+            first,
+            held,
+            next,
+            fork_seen,
+        })
     }
 
     /// The events that bring the client to `view`, at most [`BATCH`] applies; `true` when
     /// the client is then at the view's tip.
     pub(crate) fn step(&mut self, view: &View) -> Result<(Vec<Event>, bool), ApiError> {
         let mut events = Vec::new();
+        if let Some(f) = view.last_fork()?
+            && self.fork_seen != Some(f.seq)
+        {
+            self.fork_seen = Some(f.seq);
+            events.push(fork(&f, self.held.back()));
+        }
         while let Some(&(h, hash)) = self.held.back() {
             if view.chain_entry(h)?.is_some_and(|e| e.block_hash == hash) {
                 break;

@@ -17,7 +17,7 @@
 //! | `GET /v1/snapshots/{height}` | one snapshot's bytes, streamed, with HTTP ranges for resuming |
 //! | `GET /v1/openapi.json` | the OpenAPI 3.1 document ([`OPENAPI`]) |
 //! | `GET /metrics` | Prometheus metrics |
-//! | `GET /v1/events?from=H` | live `apply` and `rollback` events as Server-Sent Events ([`EventsConfig`]) |
+//! | `GET /v1/events?from=H` | live `apply`, `rollback` and `fork` events as Server-Sent Events ([`EventsConfig`]) |
 //! | `GET /` | a small HTML page |
 //! | `GET /healthz/live`, `GET /healthz/ready` | liveness and readiness |
 //!

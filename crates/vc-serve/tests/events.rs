@@ -1,7 +1,8 @@
 //! Live events over synthetic stores: `/v1/events` replays and follows a writer through
 //! reorgs (a client that applies the events holds the store's chain), resumes from
 //! `Last-Event-ID`, refuses bad starts and extra streams, and ends at shutdown; webhooks
-//! deliver the same events in order through failures; CORS, `/`, and the health checks.
+//! deliver the same events in order through failures; a fork the indexer records is announced
+//! before its rollbacks; CORS, `/`, and the health checks.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use vc_chash::Scheme;
 use vc_serve::{Cors, EventsConfig, RunningServer, ServeConfig, Server};
-use vc_store::{ReadOnlyStore, Store};
+use vc_store::{LastFork, ReadOnlyStore, Store};
 use vc_testnode::synthetic;
 
 #[path = "support/sse.rs"]
@@ -208,6 +209,105 @@ fn bad_starts_and_extra_streams_are_refused_as_json() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(open.next().unwrap().data["height"], FIRST);
+}
+
+/// Records a fork in the store as the indexer does: with the rollback to `fork_height` in the
+/// same transaction when `automatic`, alone otherwise.
+fn record_fork(store: &Store, seq: u64, fork_height: u64, automatic: bool) {
+    let tip = store.tip().unwrap().unwrap().height;
+    let mut w = store.writer().unwrap();
+    w.set_last_fork(LastFork::new(
+        seq,
+        fork_height,
+        tip,
+        tip + 1,
+        14,
+        3,
+        automatic,
+    ))
+    .unwrap();
+    if automatic {
+        w.rollback_to(fork_height).unwrap();
+    }
+    w.commit().unwrap();
+}
+
+#[test]
+fn a_fork_the_indexer_records_is_announced_before_its_rollbacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.redb");
+    let (store, _) = synthetic::create(&path, Scheme::V2, FIRST, 40).unwrap();
+    // A fork found before the server started is old news.
+    record_fork(&store, 1, FIRST + 39, false);
+    let (hook, hook_log) = receiver(0);
+    let server = start_with(&path, |c| c.events.webhooks = vec![hook.clone()]);
+    // Let the webhook start at the tip (it only sends what comes next).
+    std::thread::sleep(Duration::from_millis(300));
+    let url = server.url();
+    let addr = server.local_addr().to_string();
+    let mut stream = Sse::open(&addr, &format!("/v1/events?from={FIRST}"), &[]);
+    let mut replica = Replica::default();
+    let (h, hash) = tip_hash(&url);
+    follow_to(&mut stream, &mut replica, h, &hash);
+    assert!(replica.forks.is_empty());
+
+    // Reverted automatically: the fork, then its 6 rollbacks, then the new branch.
+    record_fork(&store, 2, FIRST + 33, true);
+    synthetic::extend(&store, FIRST + 34, FIRST + 41, 1).unwrap();
+    let (h, hash) = tip_hash(&url);
+    follow_to(&mut stream, &mut replica, h, &hash);
+    assert_eq!(replica.rollbacks, 6);
+    assert_eq!(replica.forks.len(), 1);
+    let (rollbacks_before, f) = &replica.forks[0];
+    assert_eq!(*rollbacks_before, 0, "the fork comes before its rollbacks");
+    assert_eq!(
+        (&f["seq"], &f["fork_height"], &f["depth"], &f["automatic"]),
+        (
+            &Value::from(2),
+            &Value::from(FIRST + 33),
+            &Value::from(6),
+            &Value::Bool(true)
+        )
+    );
+    assert_eq!(
+        (&f["probe_requests"], &f["search_requests"]),
+        (&Value::from(14), &Value::from(3))
+    );
+    assert_same(&url, &replica);
+
+    // Beyond the indexer's limit: announced alone, the chain unchanged until it is reverted.
+    record_fork(&store, 3, FIRST + 20, false);
+    let ev = stream.next().unwrap();
+    replica.apply(&ev);
+    assert_eq!(
+        (ev.kind.as_str(), &ev.data["depth"], &ev.data["automatic"]),
+        ("fork", &Value::from(21), &Value::Bool(false))
+    );
+    store.rollback_to(FIRST + 20).unwrap();
+    synthetic::extend(&store, FIRST + 21, FIRST + 45, 2).unwrap();
+    let (h, hash) = tip_hash(&url);
+    follow_to(&mut stream, &mut replica, h, &hash);
+    assert_eq!((replica.rollbacks, replica.forks.len()), (6 + 21, 2));
+    assert_same(&url, &replica);
+
+    // The webhook got both forks too, in the same places.
+    let reaches_tip = |d: &[Value]| d.last().is_some_and(|v| v["block_hash"] == hash.as_str());
+    let started = Instant::now();
+    while !reaches_tip(&delivered(&hook_log)) {
+        assert!(started.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let kinds: Vec<Value> = delivered(&hook_log)
+        .iter()
+        .map(|v| v["type"].clone())
+        .filter(|t| t != "apply")
+        .collect();
+    let mut want = vec![Value::from("fork")];
+    want.extend(vec![Value::from("rollback"); 6]);
+    want.push(Value::from("fork"));
+    want.extend(vec![Value::from("rollback"); 21]);
+    assert_eq!(kinds, want);
+    server.shutdown().unwrap();
 }
 
 #[test]

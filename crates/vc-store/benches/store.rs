@@ -8,6 +8,12 @@
 //!   operation, one record and one state write per operation), one commit.
 //! * `rollback/6_blocks_of_100k`: roll back 6 blocks (each with 10 state changes) of a
 //!   100,000-block database and commit; the blocks are re-applied outside the timing.
+//! * `deep_rollback/D_of_1m` for D in 6, 10, 100, 1,000, 10,000: revert D blocks (one state
+//!   write each, an operation in one block of ten) of a 1,000,000-block database that keeps
+//!   every undo log, timing `rollback_to` alone (the commit after it, one fsync, is printed
+//!   apart); the blocks are re-applied outside the timing. The database is built once in big
+//!   transactions and cached under the target directory (`CARGO_TARGET_TMPDIR`); its size is
+//!   printed against the same chain with a 1,000-block undo window.
 //! * `state_reads/random_of_100k`: point reads of random keys among 100,000 through a read view.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
@@ -163,6 +169,98 @@ fn rollback(c: &mut Criterion) {
     g.finish();
 }
 
+/// Blocks in the deep-rollback database.
+const DEEP_BLOCKS: u64 = 1_000_000;
+
+/// Opens (building it the first time, or after a failed build) the cached 1,000,000-block
+/// database with an undo window of `window` blocks. A marker file says it is complete.
+fn deep_store(window: u64) -> Store {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("vc-store-bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    let tag = if window == vc_store::KEEP_ALL_UNDO {
+        "all".to_owned()
+    } else {
+        window.to_string()
+    };
+    let path = dir.join(format!("deep-1m-undo-{tag}.redb"));
+    let done = dir.join(format!("deep-1m-undo-{tag}.done"));
+    let cfg = StoreConfig::new("bench", "1", Scheme::V2, 0, "regtest").with_undo_window(window);
+    if !done.exists() {
+        let _ = std::fs::remove_file(&path);
+        let store = Store::open(&path, cfg.clone()).unwrap();
+        let started = Instant::now();
+        {
+            let mut w = store.writer().unwrap();
+            for i in 0..DEEP_BLOCKS {
+                deep_block(&mut w, i, 0);
+                if i % 100_000 == 99_999 {
+                    w.commit().unwrap();
+                }
+            }
+            w.commit().unwrap();
+        }
+        eprintln!(
+            "built {} ({DEEP_BLOCKS} blocks) in {:.1} s",
+            path.display(),
+            started.elapsed().as_secs_f64()
+        );
+        drop(store);
+        std::fs::write(&done, b"").unwrap();
+    }
+    Store::open(&path, cfg).unwrap()
+}
+
+/// A block of the deep-rollback database: one state write, an operation in one block of ten.
+fn deep_block(w: &mut Writer<'_>, i: u64, salt: u64) {
+    block(w, &NAMES, u32::from(i.is_multiple_of(10)), 1, salt);
+}
+
+fn deep_rollback(c: &mut Criterion) {
+    let pruned = deep_store(1_000);
+    let pruned_bytes = std::fs::metadata(pruned.path()).unwrap().len();
+    drop(pruned);
+    let store = deep_store(vc_store::KEEP_ALL_UNDO);
+    let all_bytes = std::fs::metadata(store.path()).unwrap().len();
+    eprintln!(
+        "disk: {all_bytes} bytes with every undo log, {pruned_bytes} bytes with a 1,000-block undo window: {} bytes ({:.1} bytes a block) more",
+        all_bytes.saturating_sub(pruned_bytes),
+        all_bytes.saturating_sub(pruned_bytes) as f64 / DEEP_BLOCKS as f64
+    );
+    let mut g = c.benchmark_group("deep_rollback");
+    g.sample_size(10).warm_up_time(Duration::from_secs(1));
+    for depth in [6u64, 10, 100, 1_000, 10_000] {
+        g.throughput(Throughput::Elements(depth));
+        let mut commits = Duration::ZERO;
+        let mut rounds = 0u32;
+        g.bench_function(format!("{depth}_of_1m"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for i in 0..iters {
+                    let mut w = store.writer().unwrap();
+                    let tip = w.tip().unwrap().0;
+                    let start = Instant::now();
+                    assert_eq!(w.rollback_to(tip - depth).unwrap(), depth);
+                    total += start.elapsed();
+                    let start = Instant::now();
+                    w.commit().unwrap();
+                    commits += start.elapsed();
+                    rounds += 1;
+                    for h in tip - depth + 1..=tip {
+                        deep_block(&mut w, h, i + 1);
+                    }
+                    w.commit().unwrap();
+                }
+                total
+            });
+        });
+        eprintln!(
+            "deep_rollback/{depth}_of_1m: the commit after the rollback took {:.2} ms on average",
+            commits.as_secs_f64() * 1e3 / f64::from(rounds.max(1))
+        );
+    }
+    g.finish();
+}
+
 fn state_reads(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
@@ -192,5 +290,5 @@ fn state_reads(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, commit, rollback, state_reads);
+criterion_group!(benches, commit, rollback, deep_rollback, state_reads);
 criterion_main!(benches);

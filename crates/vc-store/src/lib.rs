@@ -3,7 +3,7 @@
 //! One redb file holds one application instance: its identity ([`StoreConfig`], checked on
 //! every open), the chain index with each block's ops hash, consensus hash and v2 accumulator,
 //! the accepted operations with their transaction context, the application's typed state
-//! ([`Namespace`]), a per-block undo log for the last [`StoreConfig::undo_window`] blocks, and
+//! ([`Namespace`]), a per-block undo log (every block's by default; see [`StoreConfig::undo_window`]), and
 //! the seed consensus hashes. See [`schema`] for the tables.
 //!
 //! * Writing ([`Writer`], [`BlockWriter`]): each block is applied atomically (state changes,
@@ -56,6 +56,7 @@ mod check;
 mod error;
 mod guard;
 mod history;
+mod last_fork;
 mod read_only;
 pub mod replay;
 pub mod schema;
@@ -67,13 +68,14 @@ mod tree;
 mod writer;
 
 pub use error::{MetaField, StoreError};
+pub use last_fork::LastFork;
 pub use read_only::{ReadOnlyStore, VerifyReport};
 pub use schema::{ChainEntry, Meta, OutputData, StoredOp};
 pub use source_tip::SourceTip;
 pub use state::{
     Namespace, RawEntry, StateAccess, StateKey, StateRead, StateReadExt, StateWriteExt,
 };
-pub use store::{DEFAULT_UNDO_WINDOW, Store, StoreConfig, Tip, View};
+pub use store::{DEFAULT_UNDO_WINDOW, KEEP_ALL_UNDO, Store, StoreConfig, Tip, View};
 pub use writer::{BlockHeader, BlockWriter, CommitPolicy, Savepoint, Writer};
 
 /// The README's examples, compiled and run as doctests so they stay true.

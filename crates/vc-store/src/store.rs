@@ -16,11 +16,16 @@ use crate::schema::{
 use crate::state::{RawEntry, StateRead, id_of, raw_key, raw_range};
 use crate::writer::Writer;
 
-/// The default number of recent blocks whose undo logs are kept: ten times the engine's
-/// automatic reorganisation limit, so that after a fork deeper than that limit an operator can
-/// still roll back to the fork and re-apply the new branch. The one definition: the engine uses
-/// it too.
-pub const DEFAULT_UNDO_WINDOW: u64 = 1_000;
+/// The default number of recent blocks whose undo logs are kept: all of them
+/// ([`KEEP_ALL_UNDO`]), so that a fork of any depth is reverted with one undo log per block,
+/// in time proportional to its depth, never by re-indexing from the first block. A block's undo
+/// log holds only the previous values of the keys it changed (a few bytes for a block without
+/// operations), so the logs grow like the operations table; `docs/benchmarks.md` gives the
+/// figures. The one definition: the engine uses it too.
+pub const DEFAULT_UNDO_WINDOW: u64 = KEEP_ALL_UNDO;
+
+/// An undo window that keeps every block's undo log (no pruning).
+pub const KEEP_ALL_UNDO: u64 = u64::MAX;
 
 /// What an application instance is; checked against the file on every open. Build one with
 /// [`StoreConfig::new`] and the `with_*` methods.
@@ -42,8 +47,9 @@ pub struct StoreConfig {
     /// The application's parameters (see [`Meta::app_params`]): stored at creation, checked
     /// on every open. Empty by default.
     pub app_params: Vec<u8>,
-    /// How many recent blocks keep undo logs (the deepest rollback possible). Not stored: a
-    /// node may change it between runs.
+    /// How many recent blocks keep undo logs (the deepest rollback possible; default: every
+    /// block, [`KEEP_ALL_UNDO`]). Not stored: a node may change it between runs, and logs
+    /// pruned under a smaller window stay pruned.
     pub undo_window: u64,
 }
 

@@ -112,14 +112,13 @@ pub fn remedies(error: &anyhow::Error) -> Option<String> {
             let db = db.display();
             Some(format!(
                 "Recovery options:\n  \
-                 1. re-index the new branch from height {from}:\n       \
-                 virtualchain recover reindex --db {db} --from {from}\n  \
+                 1. revert to the fork (any depth, in time proportional to it), then index the new branch:\n       \
+                 virtualchain recover revert --db {db} --to {fork_height}\n  \
                  2. accept a checkpoint the application's developers publish for the new branch:\n       \
                  virtualchain recover checkpoint --db {db} --snapshot SNAPSHOT --trusted HEIGHT:CONSENSUS_HASH\n  \
                  3. stay on the old branch as a separate deployment:\n       \
                  virtualchain recover split --db {db} --fork-height {fork_height}\n     \
                  and keep the node on it: bitcoin-cli invalidateblock {new_branch_hash}",
-                from = fork_height + 1,
             ))
         }
         _ => None,
@@ -236,7 +235,10 @@ mod tests {
             let args = command.split_whitespace();
             crate::Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{command}: {e}"));
         }
-        assert!(advice.contains("--from 801") && advice.contains("--fork-height 800"));
+        assert!(
+            advice.contains("recover revert --db /var/lib/vc/names.redb --to 800")
+                && advice.contains("--fork-height 800")
+        );
         assert!(advice.contains("invalidateblock 00000000000000000001c6b3"));
         // Other errors get no advice.
         assert!(remedies(&anyhow::anyhow!("something else")).is_none());

@@ -31,9 +31,17 @@ pub struct IndexArgs {
     /// Where blocks come from: core://USER:PASS@HOST:PORT, core://HOST:PORT?cookie=PATH,
     /// core+rpc://... (no REST), blk:/path/to/blocks, or electrum://HOST:PORT /
     /// electrum+tls://HOST:PORT (light mode: needs --registry). Default: Bitcoin Core from
-    /// the --bitcoin-* options (its cookie in ~/.bitcoin and the network's port).
+    /// the --bitcoin-* options (its cookie in ~/.bitcoin and the network's port). Repeatable:
+    /// blocks are read from the first, and every other must agree with it at every processed
+    /// height (block hash, and the operations' transactions and spent outputs where both can
+    /// tell), under --agreement.
     #[arg(long)]
-    pub source: Option<String>,
+    pub source: Vec<String>,
+    /// With several --source: `all` (every source agrees) or `majority` (more than half give
+    /// the first source's answer). A disagreement stops the indexer, naming every source's
+    /// answer, and commits nothing from that block.
+    #[arg(long, default_value = "all", value_parser = parse_agreement)]
+    pub agreement: vc_engine::Agreement,
     #[command(flatten)]
     pub core: crate::source::CoreArgs,
     /// Reach an Electrum source through a SOCKS5 proxy, such as Tor's: socks5://HOST:PORT (the
@@ -71,9 +79,10 @@ pub struct IndexArgs {
     /// How often --follow polls the source: 5s, 500ms, 1m (a bare number is seconds).
     #[arg(long, alias = "poll-secs", default_value = "5s", value_parser = crate::units::parse_duration)]
     pub poll_interval: Duration,
-    /// The deepest reorganisation rolled back automatically.
-    #[arg(long, default_value_t = vc_engine::DEFAULT_MAX_REORG_DEPTH)]
-    pub max_reorg_depth: u64,
+    /// The deepest fork reverted automatically; a deeper one stops the indexer with the
+    /// recovery commands (`recover revert` reverts any depth).
+    #[arg(long, alias = "max-reorg-depth", default_value_t = vc_engine::DEFAULT_MAX_REORG_DEPTH)]
+    pub max_auto_revert: u64,
     /// Threads fetching blocks from the source.
     #[arg(long, alias = "workers", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: u16,
@@ -92,6 +101,10 @@ pub struct IndexArgs {
     /// kill point).
     #[arg(long, hide = true)]
     pub commit_every_block: bool,
+}
+
+fn parse_agreement(s: &str) -> Result<vc_engine::Agreement, String> {
+    s.parse()
 }
 
 fn parse_checkpoint(s: &str) -> Result<Checkpoint, String> {
@@ -202,15 +215,30 @@ pub fn index(args: IndexArgs, globals: &Globals) -> Result<ExitCode> {
         let bound = crate::metrics::serve(addr, Arc::clone(&metrics))?;
         tracing::info!(url = %format!("http://{bound}/metrics"), "serving metrics and health");
     }
-    let spec = args.core.spec(args.source.as_deref(), options.network)?;
-    let source =
-        crate::source::with_proxy(spec, args.proxy.as_deref())?.connect(options.network)?;
-    let source = crate::metered::metered(source, &metrics);
+    let connect = |url: Option<&str>| -> Result<vc_engine::prelude::Source> {
+        let spec = args.core.spec(url, options.network)?;
+        let source =
+            crate::source::with_proxy(spec, args.proxy.as_deref())?.connect(options.network)?;
+        Ok(crate::metered::metered(source, &metrics))
+    };
+    let (source, witnesses) = match args.source.split_first() {
+        Some((first, rest)) => (
+            connect(Some(first))?,
+            rest.iter()
+                .map(|url| connect(Some(url)))
+                .collect::<Result<Vec<_>>>()?,
+        ),
+        None => (connect(None)?, Vec::new()),
+    };
     let mut engine_config = EngineConfig::default()
         .with_workers(usize::from(args.threads))
         .with_poll_interval(args.poll_interval.max(Duration::from_millis(50)))
-        .with_max_reorg_depth(args.max_reorg_depth)
+        .with_max_reorg_depth(args.max_auto_revert)
         .with_confirmations(confirmations);
+    for witness in witnesses {
+        engine_config = engine_config.with_witness(witness);
+    }
+    engine_config = engine_config.with_agreement(args.agreement);
     for checkpoint in args.checkpoints {
         engine_config = engine_config.with_checkpoint(checkpoint);
     }
@@ -518,9 +546,23 @@ pub fn snapshot(db: &Path, target: Target<'_>, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `virtualchain recover`: the three ways out of a fork deeper than the automatic limit.
+/// `virtualchain recover`: the three ways out of a fork deeper than the automatic limit
+/// (revert, checkpoint, split), and re-indexing.
 #[derive(Debug, Subcommand)]
 pub enum RecoverCommand {
+    /// Revert to the fork: roll the database back to the end of block HEIGHT (the last block
+    /// both branches share) through its undo logs, one per reverted block, so any depth takes
+    /// time proportional to the depth; the next `index` run applies the new branch above it.
+    /// Nothing changes if the undo logs do not reach that far (a database made with a smaller
+    /// undo window): then use `recover reindex`.
+    Revert {
+        /// The database (default: DATA_DIR/NETWORK/names.redb).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// The fork height: the last block to keep.
+        #[arg(long, value_name = "HEIGHT")]
+        to: u64,
+    },
     /// Re-index from a height: roll the database back to just below HEIGHT so that the next
     /// `index` run applies the new branch. If the undo logs do not reach that far, the file is
     /// moved aside and the next run re-indexes from the first block.
@@ -580,6 +622,27 @@ fn answer(json: bool, text: String, value: serde_json::Value) {
 /// Runs `recover`.
 pub fn recover(cmd: RecoverCommand, globals: &Globals, json: bool) -> Result<ExitCode> {
     match cmd {
+        RecoverCommand::Revert { db, to } => {
+            let db = globals.db(db, "names")?;
+            let (_, _, store) = registry::open_db(&db)?;
+            let started = Instant::now();
+            let n = store.rollback_to(to).with_context(|| {
+                format!(
+                    "reverting {} to height {to} (`virtualchain recover reindex --from {}` re-indexes instead)",
+                    db.display(),
+                    to + 1
+                )
+            })?;
+            let seconds = started.elapsed().as_secs_f64();
+            answer(
+                json,
+                format!(
+                    "reverted {n} blocks in {seconds:.2} s; the database ends at height {to}, and the next `virtualchain index` applies the chain from height {}",
+                    to + 1
+                ),
+                serde_json::json!({"reverted": n, "tip_height": to, "next_height": to + 1, "seconds": seconds}),
+            );
+        }
         RecoverCommand::Reindex { db, from } => {
             let db = globals.db(db, "names")?;
             let (_, meta, store) = registry::open_db(&db)?;

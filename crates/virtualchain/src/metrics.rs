@@ -96,6 +96,9 @@ pub struct IndexMetrics {
     last_block_unix: AtomicU64,
     reorgs: AtomicU64,
     deepest_reorg: AtomicU64,
+    forks: AtomicU64,
+    deepest_fork: AtomicU64,
+    fork_requests: AtomicU64,
     inner: Mutex<Inner>,
 }
 
@@ -125,6 +128,9 @@ impl IndexMetrics {
             last_block_unix: AtomicU64::new(0),
             reorgs: AtomicU64::new(0),
             deepest_reorg: AtomicU64::new(0),
+            forks: AtomicU64::new(0),
+            deepest_fork: AtomicU64::new(0),
+            fork_requests: AtomicU64::new(0),
             inner: Mutex::default(),
         }
     }
@@ -170,6 +176,14 @@ impl IndexMetrics {
         self.deepest_reorg.fetch_max(depth, Ordering::Relaxed);
         self.set_tip(fork_height);
         self.inner().reorg_depth.observe(depth as f64);
+    }
+
+    /// The fork watch found a fork `depth` blocks deep, with `requests` source requests.
+    pub fn fork(&self, depth: u64, requests: u32) {
+        self.forks.fetch_add(1, Ordering::Relaxed);
+        self.deepest_fork.fetch_max(depth, Ordering::Relaxed);
+        self.fork_requests
+            .store(u64::from(requests), Ordering::Relaxed);
     }
 
     /// A commit took `elapsed`.
@@ -308,6 +322,24 @@ impl IndexMetrics {
             "gauge",
             "The deepest reorganisation rolled back by this process.",
             self.deepest_reorg.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            "vc_index_forks_detected_total",
+            "counter",
+            "Forks the geometric fork watch detected (rolled back or not).",
+            self.forks.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            "vc_index_fork_depth_max",
+            "gauge",
+            "The deepest fork detected by this process.",
+            self.deepest_fork.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            "vc_index_fork_requests",
+            "gauge",
+            "Source requests the last fork's detection and location took.",
+            self.fork_requests.load(Ordering::Relaxed).to_string(),
         );
         gauge(
             "vc_index_uptime_seconds",
@@ -486,4 +518,24 @@ fn reply(conn: &mut TcpStream, status: u16, kind: &str, body: &str) -> std::io::
     conn.write_all(head.as_bytes())?;
     conn.write_all(body.as_bytes())?;
     conn.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IndexMetrics;
+
+    #[test]
+    fn a_detected_fork_is_counted_with_its_depth_and_requests() {
+        let m = IndexMetrics::new(6, 2);
+        m.fork(2_000, 24);
+        m.fork(10, 17);
+        let text = m.render();
+        for line in [
+            "vc_index_forks_detected_total 2",
+            "vc_index_fork_depth_max 2000",
+            "vc_index_fork_requests 17",
+        ] {
+            assert!(text.contains(line), "no {line:?} in\n{text}");
+        }
+    }
 }

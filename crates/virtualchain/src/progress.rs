@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle, TermLike};
-use vc_engine::{BlockReport, CommitReport, Observer, ReorgReport};
+use vc_engine::{BlockReport, CommitReport, ForkReport, Observer, ReorgReport};
 
 use crate::logging;
 use crate::metrics::IndexMetrics;
@@ -183,6 +183,11 @@ impl Observer for Progress {
             self.last_log = Instant::now();
         }
         // The engine logs each rejection at debug level; the run's summary counts them by code.
+    }
+
+    fn on_fork(&mut self, fork: &ForkReport) {
+        // The engine logs the detection (heights and request counts); this counts it.
+        self.metrics.fork(fork.depth, fork.requests());
     }
 
     fn on_reorg(&mut self, reorg: &ReorgReport) {

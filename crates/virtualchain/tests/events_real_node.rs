@@ -3,7 +3,7 @@
 //! client follows `/v1/events` from the first block while a reorg replaces the block that
 //! revoked a name. Applying the stream's events (and, separately, the webhook's) to an empty map
 //! gives exactly the database's chain: every block's hash, consensus hash and operations, and
-//! the tip.
+//! the tip. The indexer's fork detection arrives as one `fork` event before the rollbacks.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -119,6 +119,13 @@ fn the_event_stream_replays_to_the_database_across_a_real_reorg() {
         );
         assert!(r.blocks[&revoke_height].operations.is_empty());
         assert_same(&client, first, &r);
+        // The indexer's fork detection, announced once, before the rollbacks.
+        assert_eq!(r.forks.len(), 1, "{:?}", r.forks);
+        let (rollbacks_before, fork) = &r.forks[0];
+        assert_eq!(*rollbacks_before, 0, "{fork}");
+        assert_eq!(fork["fork_height"], revoke_height - 1, "{fork}");
+        assert_eq!(fork["depth"], old_height - revoke_height + 1, "{fork}");
+        assert_eq!(fork["automatic"], true, "{fork}");
     }
     let names = client.get_json("/v1/names/baz.test").unwrap();
     assert_eq!(names["state"]["revoked"], false);
@@ -155,6 +162,7 @@ fn the_event_stream_replays_to_the_database_across_a_real_reorg() {
         hooked.apply_body(body);
     }
     assert_eq!(hooked.rollbacks, old_height - revoke_height + 1);
+    assert_eq!(hooked.forks.len(), 1, "{:?}", hooked.forks);
     assert_same(&client, first, &hooked);
 
     // SIGTERM with the stream still open: serve exits 0 promptly, ending the stream.

@@ -112,6 +112,20 @@ fn index_status_show_and_recover_over_the_fixture() {
     index(None);
     assert!(ok(&["status", "--db", db_s]).contains(&format!("consensus hash:  {ch}")));
 
+    // recover revert: to the end of a height, then index re-applies to the same hash.
+    let out = ok(&[
+        "recover",
+        "revert",
+        "--db",
+        db_s,
+        "--to",
+        &(tip - 10).to_string(),
+    ]);
+    assert!(out.contains("reverted 10 blocks"), "{out}");
+    assert!(ok(&["status", "--db", db_s]).contains(&format!("tip:             {}", tip - 10)));
+    index(None);
+    assert!(ok(&["status", "--db", db_s]).contains(&format!("consensus hash:  {ch}")));
+
     // recover split pins the branch; the same chain still indexes (nothing to do).
     let out = ok(&[
         "recover",

@@ -222,6 +222,7 @@ fn the_indexer_serves_metrics_and_says_when_it_is_ready() {
         "vc_index_source_errors_total{method=\"block\"} 0",
         "vc_index_commit_seconds_count ",
         "vc_index_reorgs_total 0",
+        "vc_index_forks_detected_total 0",
         "vc_index_seconds_since_last_block ",
     ] {
         assert!(metrics.contains(line), "no {line:?} in\n{metrics}");

@@ -124,14 +124,27 @@ pub struct Replica {
     pub blocks: BTreeMap<u64, Held>,
     pub applies: u64,
     pub rollbacks: u64,
+    /// Each `fork` event's data, with the number of rollbacks seen before it.
+    pub forks: Vec<(u64, Value)>,
 }
 
 impl Replica {
     /// Applies one event; panics when it does not fit what the replica holds.
     pub fn apply(&mut self, ev: &Ev) {
         let d = &ev.data;
-        let h = d["height"].as_u64().unwrap();
         assert_eq!(d["type"].as_str(), Some(ev.kind.as_str()), "{d}");
+        if ev.kind == "fork" {
+            // News about the indexer, not chain data: the client's newest block is unchanged.
+            assert_eq!(ev.id.as_deref(), Some(self.held_id().as_str()), "{d}");
+            assert_eq!(
+                d["depth"].as_u64().unwrap(),
+                d["tip"].as_u64().unwrap() - d["fork_height"].as_u64().unwrap(),
+                "{d}"
+            );
+            self.forks.push((self.rollbacks, d.clone()));
+            return;
+        }
+        let h = d["height"].as_u64().unwrap();
         match ev.kind.as_str() {
             "apply" => {
                 if let Some((&top, held)) = self.blocks.last_key_value() {
@@ -155,11 +168,7 @@ impl Replica {
                 assert_eq!(h, top, "rollback not of the newest block: {d}");
                 assert_eq!(d["block_hash"], held.block_hash.as_str(), "{d}");
                 self.blocks.remove(&h);
-                let want = match self.blocks.last_key_value() {
-                    Some((h, b)) => format!("{h}:{}", b.block_hash),
-                    None => "start".to_owned(),
-                };
-                assert_eq!(ev.id.as_deref(), Some(want.as_str()));
+                assert_eq!(ev.id.as_deref(), Some(self.held_id().as_str()));
                 self.rollbacks += 1;
             }
             other => panic!("unexpected event {other}: {d}"),
@@ -175,6 +184,7 @@ impl Replica {
                 body["height"],
                 body["block_hash"].as_str().unwrap()
             ),
+            "fork" => self.held_id(),
             _ => {
                 let h = body["height"].as_u64().unwrap() - 1;
                 match self.blocks.get(&h) {
@@ -188,6 +198,14 @@ impl Replica {
             id: Some(id),
             data: body.clone(),
         });
+    }
+
+    /// The event id of the newest block held (`start` for none).
+    pub fn held_id(&self) -> String {
+        match self.blocks.last_key_value() {
+            Some((h, b)) => format!("{h}:{}", b.block_hash),
+            None => "start".to_owned(),
+        }
     }
 
     /// The newest block held.
