@@ -462,8 +462,20 @@ impl<A: Application> Engine<A> {
         observer: &mut dyn Observer,
     ) -> Result<SyncOutcome, EngineError> {
         let mut outcome = SyncOutcome::empty();
+        let mut moved = 0u32;
         loop {
-            self.sync_into(until, stop, observer, &mut outcome)?;
+            match self.sync_into(until, stop, observer, &mut outcome) {
+                Ok(()) => moved = 0,
+                // The source changed under the pass (a reorganisation in progress: a block gone,
+                // its tip lower than a moment ago): nothing was committed from the pass that
+                // failed, so poll again, a few times, before calling it an error.
+                Err(e) if source_moved(&e) && moved < MOVED_RETRIES => {
+                    moved += 1;
+                    tracing::warn!(error = %e, attempt = moved, "the source changed during a pass; polling again");
+                    outcome.stopped = Stopped::Reached;
+                }
+                Err(e) => return Err(e),
+            }
             let done = match outcome.stopped {
                 Stopped::Reached => until.is_some_and(|u| {
                     self.store
@@ -845,6 +857,20 @@ fn save_pins(store: &Store, pins: &[(u64, BlockHash)]) -> Result<(), EngineError
         )))
     })?;
     Ok(store.set_local(PINS_KEY, &raw)?)
+}
+
+/// How many passes in a row [`Engine::follow`] retries after the source changed under them.
+const MOVED_RETRIES: u32 = 5;
+
+/// Whether `e` says the source changed while a pass was asking it: a height past its tip, a
+/// block it no longer has, or answers that contradict each other (a reorganisation half-way).
+fn source_moved(e: &EngineError) -> bool {
+    matches!(
+        e,
+        EngineError::Source(
+            vc_source::SourceError::PastTip { .. } | vc_source::SourceError::NotFound { .. }
+        ) | EngineError::InconsistentSource { .. }
+    )
 }
 
 /// Runs the fork watch against the source and rolls back a fork within the automatic limit

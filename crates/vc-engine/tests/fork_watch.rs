@@ -25,6 +25,9 @@ struct Counting {
     chain: MemoryChain,
     hash_requests: Arc<AtomicU32>,
     lie_at: Arc<std::sync::Mutex<Option<u64>>>,
+    /// Answers "past the tip" once for this height, as a node does in the middle of a
+    /// reorganisation.
+    vanish_once: Arc<std::sync::Mutex<Option<u64>>>,
 }
 
 impl Counting {
@@ -33,6 +36,7 @@ impl Counting {
             chain: chain.clone(),
             hash_requests: Arc::default(),
             lie_at: Arc::default(),
+            vanish_once: Arc::default(),
         }
     }
     fn requests(&self) -> u32 {
@@ -52,6 +56,16 @@ impl ChainView for Counting {
     }
     fn block_hash(&self, height: u64) -> Result<BlockHash, SourceError> {
         self.hash_requests.fetch_add(1, Ordering::SeqCst);
+        let mut vanish = self.vanish_once.lock().unwrap();
+        if *vanish == Some(height) {
+            *vanish = None;
+            return Err(SourceError::PastTip {
+                source_name: "counting",
+                height,
+                tip: height.saturating_sub(1),
+            });
+        }
+        drop(vanish);
         if *self.lie_at.lock().unwrap() == Some(height) {
             return Ok(BlockHash::from_raw_hash(bitcoin::hashes::Hash::all_zeros()));
         }
@@ -254,6 +268,36 @@ fn a_source_that_contradicts_itself_is_refused_without_a_change() {
         other => panic!("expected InconsistentSource, got {other:?}"),
     }
     assert_eq!(dump(e.store()), before);
+}
+
+/// A node half-way through a reorganisation answers one probe with "past my tip": `follow`
+/// polls again instead of stopping, and reaches the tip.
+#[test]
+fn follow_polls_again_when_the_source_moves_during_a_pass() {
+    let Indexed {
+        chain,
+        counting,
+        mut rng,
+        mut engine,
+        _dir,
+    } = indexed(
+        9,
+        40,
+        3,
+        config().with_poll_interval(std::time::Duration::from_millis(10)),
+    );
+    mine_random(&chain, &mut rng, 5, 2, None);
+    let tip = chain.tip().unwrap().height;
+    *counting.vanish_once.lock().unwrap() = Some(FIRST);
+    let outcome = engine
+        .follow(Some(tip), &AtomicBool::new(false), &mut NoObserver)
+        .unwrap();
+    assert_eq!(outcome.tip.map(|t| t.height), Some(tip));
+    assert_eq!(
+        *counting.vanish_once.lock().unwrap(),
+        None,
+        "the probe was asked"
+    );
 }
 
 #[test]

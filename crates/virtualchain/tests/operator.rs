@@ -33,7 +33,7 @@ fn text(bytes: &[u8]) -> String {
 /// `index --follow` on the fixture chain, with stderr read line by line on a thread.
 fn follow(db: &Path, extra: &[&str]) -> (Child, mpsc::Receiver<String>) {
     let mut child = bin()
-        .args(["index", "--network", "regtest", "--first-block", "272"])
+        .args(["index", "--network", "regtest", "--first-block", "388"])
         .args([
             "--confirmations",
             "1",
@@ -117,7 +117,7 @@ fn index(db: &Path, args: &[&str]) -> Output {
 }
 
 /// The flags a new regtest database of the fixture needs.
-const NEW: [&str; 4] = ["--network", "regtest", "--first-block", "272"];
+const NEW: [&str; 4] = ["--network", "regtest", "--first-block", "388"];
 
 fn status(db: &Path, extra: &[&str]) -> Output {
     bin()
@@ -134,7 +134,7 @@ fn sigterm_at_the_tip_exits_0_and_leaves_a_file_every_reader_opens_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("names.redb");
     let (mut child, rx) = follow(&db, &[]);
-    wait_for(&rx, "waiting for block 388");
+    wait_for(&rx, "waiting for block 504");
     terminate(&child);
     let exit = wait_exit(&mut child);
     assert_eq!(
@@ -150,7 +150,7 @@ fn sigterm_at_the_tip_exits_0_and_leaves_a_file_every_reader_opens_at_once() {
         text(&out.stderr)
     );
     assert!(
-        text(&out.stdout).contains("tip:             387"),
+        text(&out.stdout).contains("tip:             503"),
         "{}",
         text(&out.stdout)
     );
@@ -202,12 +202,12 @@ fn the_indexer_serves_metrics_and_says_when_it_is_ready() {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let (mut child, rx) = follow(&db, &["--metrics-addr", &addr]);
-    wait_for(&rx, "waiting for block 388");
+    wait_for(&rx, "waiting for block 504");
     let (code, body) = get(&addr, "/healthz/ready");
     assert_eq!(code, 200, "{body}");
     let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(ready["ready"], true);
-    assert_eq!(ready["tip_height"], 387);
+    assert_eq!(ready["tip_height"], 503);
     assert_eq!(ready["lag_blocks"], 0);
     assert_eq!(get(&addr, "/healthz/live").0, 200);
     let (code, metrics) = get(&addr, "/metrics");
@@ -215,8 +215,8 @@ fn the_indexer_serves_metrics_and_says_when_it_is_ready() {
     for line in [
         "vc_index_blocks_total 116",
         "vc_index_operations_accepted_total 13",
-        "vc_index_tip_height 387",
-        "vc_index_chain_tip_height 387",
+        "vc_index_tip_height 503",
+        "vc_index_chain_tip_height 503",
         "vc_index_operations_rejected_total{code=\"collision\"} 2",
         "vc_index_source_request_seconds_count{method=\"block\"} 116",
         "vc_index_source_errors_total{method=\"block\"} 0",
@@ -241,7 +241,7 @@ fn flags_beat_variables_and_variables_beat_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("names.redb");
     let (mut child, rx) = follow(&db, &[]);
-    wait_for(&rx, "waiting for block 388");
+    wait_for(&rx, "waiting for block 504");
     terminate(&child);
     wait_exit(&mut child);
     let missing = dir.path().join("missing.redb");
@@ -313,7 +313,7 @@ fn index_resumes_an_existing_database_without_its_network_or_first_block() {
     assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
     let err = text(&again.stderr);
     assert!(err.contains("13 operations accepted"), "{err}");
-    assert!(err.contains("tip 387"), "{err}");
+    assert!(err.contains("tip 503"), "{err}");
     // `mainnet` is a network name, and it disagrees with the file.
     let wrong = index(&db, &["--network", "mainnet"]);
     assert_eq!(wrong.status.code(), Some(78), "{}", text(&wrong.stderr));
@@ -344,7 +344,7 @@ fn version_names_the_commit_and_demo_runs_from_anywhere() {
     let out = bin().args(["demo", "--json"]).output().unwrap();
     let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(answer["matches"], true);
-    assert_eq!(answer["tip_height"], 387);
+    assert_eq!(answer["tip_height"], 503);
     assert_eq!(answer["consensus_hash"], answer["expected_consensus_hash"]);
 }
 
@@ -430,7 +430,7 @@ fn on_a_terminal_the_bar_says_what_it_waits_for_and_ctrl_c_leaves_no_line() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("names.redb");
     let script = format!(
-        "RUST_LOG=info {} index --network regtest --first-block 272 --confirmations 1 --follow \
+        "RUST_LOG=info {} index --network regtest --first-block 388 --confirmations 1 --follow \
          --commit-every-block --source blk:{} --db {}; echo EXIT=$?; sleep 60",
         env!("CARGO_BIN_EXE_virtualchain"),
         blocks().display(),
@@ -452,11 +452,11 @@ fn on_a_terminal_the_bar_says_what_it_waits_for_and_ctrl_c_leaves_no_line() {
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut screen = String::new();
-    while Instant::now() < deadline && !screen.contains("waiting for block 388") {
+    while Instant::now() < deadline && !screen.contains("waiting for block 504") {
         std::thread::sleep(Duration::from_millis(200));
         screen = tmux_screen(&session);
     }
-    if !screen.contains("waiting for block 388") {
+    if !screen.contains("waiting for block 504") {
         kill();
         panic!("no waiting line on the terminal:\n{screen}");
     }
@@ -483,7 +483,7 @@ fn a_snapshot_taken_beside_the_indexer_installs_with_recover_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("names.redb");
     let (mut child, rx) = follow(&db, &[]);
-    wait_for(&rx, "waiting for block 388");
+    wait_for(&rx, "waiting for block 504");
     // Read-only: the indexer keeps running and holding the file.
     let file = dir.path().join("names.snap");
     let out = bin()
@@ -495,7 +495,7 @@ fn a_snapshot_taken_beside_the_indexer_installs_with_recover_checkpoint() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let written: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(written["tip_height"], 387);
+    assert_eq!(written["tip_height"], 503);
     assert_eq!(written["blocks"], 116);
     assert!(!dir.path().join("names.snap.partial").exists());
     terminate(&child);
@@ -504,7 +504,7 @@ fn a_snapshot_taken_beside_the_indexer_installs_with_recover_checkpoint() {
 
     // Installed over the database: only if it reproduces the trusted consensus hash.
     let ch = written["consensus_hash"].as_str().unwrap();
-    let wrong = format!("387:{}", "0".repeat(ch.len()));
+    let wrong = format!("503:{}", "0".repeat(ch.len()));
     let refused = bin()
         .args(["recover", "checkpoint", "--db"])
         .arg(&db)
@@ -524,7 +524,7 @@ fn a_snapshot_taken_beside_the_indexer_installs_with_recover_checkpoint() {
         .arg(&db)
         .arg("--snapshot")
         .arg(&file)
-        .args(["--trusted", &format!("387:{ch}")])
+        .args(["--trusted", &format!("503:{ch}")])
         .output()
         .unwrap();
     assert_eq!(
