@@ -15,6 +15,11 @@ Usage:
       random JSON Lines chains; --state adds "state": [{"ns", "key", "value" or null}, ...]
   chash_reference.py verify-state --first-block F --trusted N:CH --height M --ns S --key HEX PROOF
       verifies a v3 state proof; prints "present VALUE_HEX" or "absent", or exits 1
+  chash_reference.py state-questions --first-block F --input CHAIN --count C [--seed S]
+      picks (trusted, height, ns, key) questions over a v3 chain, as JSON Lines
+  chash_reference.py state-check --first-block F --input CHAIN --questions Q --proofs DIR
+      checks proofs made elsewhere (DIR/q-I.bin for question I): they verify, equal the
+      reference's own proofs byte for byte, and every one-byte change or truncation is refused
   chash_reference.py vectors      (prints crates/vc-chash/tests/vectors/v2-vectors.txt)
   chash_reference.py vectors-v3   (prints crates/vc-chash/tests/vectors/v3-vectors.txt)
   chash_reference.py selftest     (checks the pure-Python RIPEMD-160 against published vectors)
@@ -813,6 +818,86 @@ def compute(scheme, first, lines, out):
             out.write("%d %s %s\n" % (k, ops, ch))
 
 
+def replay_v3(first, lines):
+    """A v3 Chain from JSON Lines input, with every block's state kept for proofs, and every
+    (ns, key) the input ever changed."""
+    chain, universe = Chain("v3", first), set()
+    for line in lines:
+        if not line.strip():
+            continue
+        block = json.loads(line)
+        changes = state_changes(block)
+        universe.update((ns, key) for ns, key, _ in changes)
+        chain.push(bytes.fromhex(block["block_hash"])[::-1],
+                   [bytes.fromhex(op) for op in block["ops"]], changes)
+    return chain, sorted(universe)
+
+
+def state_questions(first, lines, count, seed, out):
+    """Questions for a state-proof cross-check, as JSON Lines {"trusted", "height", "ns", "key"}:
+    at the tip and at random trusted heights, at m = n and m < n, a key present at m, a key the
+    chain used that is absent at m, and a key it never used."""
+    chain, universe = replay_v3(first, lines)
+    rng = random.Random(seed)
+    tip = first + len(chain.blocks) - 1
+    questions = []
+    while len(questions) < count:
+        n = tip if len(questions) % 2 == 0 else rng.randint(first, tip)
+        m = n if rng.random() < 0.4 else rng.randint(first, n)
+        entries = chain.block(m)["state"].entries
+        present = sorted(entries)
+        absent = [k for k in universe if k not in entries]
+        keys = [rng.choice(present)] if present else []
+        keys += [rng.choice(absent)] if absent else []
+        keys.append((rng.choice(universe)[0] if universe else b"names", b"never-%d" % len(questions)))
+        for ns, key in keys:
+            questions.append({"trusted": n, "height": m, "ns": ns.decode(), "key": key.hex()})
+    for q in questions[:count]:
+        out.write(json.dumps(q) + "\n")
+
+
+def state_check(first, lines, questions, proofs_dir, out):
+    """Checks the proofs DIR/q-I.bin made elsewhere for question I (0-based) of `questions`:
+    each must verify to this reference's own answer against its own CH(n), equal its own proof
+    byte for byte, and fail to verify with any one byte changed or cut short."""
+    chain, _ = replay_v3(first, lines)
+    kinds, refused = {}, 0
+    for i, line in enumerate(l for l in questions if l.strip()):
+        q = json.loads(line)
+        n, m, ns, key = q["trusted"], q["height"], q["ns"].encode(), bytes.fromhex(q["key"])
+        with open("%s/q-%d.bin" % (proofs_dir, i), "rb") as f:
+            proof = f.read()
+        where = "question %d (n=%d m=%d ns=%r key=%s)" % (i, n, m, q["ns"], q["key"])
+        trusted = chain.block(n)["ch"]
+        try:
+            got = verify_state_proof(proof, first, n, trusted, m, ns, key)
+        except ProofError as e:
+            raise SystemExit("%s: the proof is refused: %s" % (where, e))
+        value = chain.block(m)["state"].entries.get((ns, key))
+        if got[1] != value:
+            raise SystemExit("%s: the proof says %r, the reference %r" % (where, got, value))
+        if proof != chain.prove_state(n, m, ns, key):
+            raise SystemExit("%s: the proof differs from the reference's" % where)
+        for j in range(len(proof)):
+            for bad in (proof[:j] + bytes([proof[j] ^ 0x01]) + proof[j + 1:], proof[:j]):
+                try:
+                    verify_state_proof(bad, first, n, trusted, m, ns, key)
+                except ProofError:
+                    refused += 1
+                else:
+                    raise SystemExit("%s: a proof with byte %d changed or cut verifies" % (where, j))
+        kind = ["present", "absent-empty", "absent-leaf"][decode_state_proof(proof)["answer"][0]]
+        at = "m=n" if m == n else "m<n"
+        kinds[(kind, at)] = kinds.get((kind, at), 0) + 1
+    missing = [(k, at) for k in ("present", "absent-empty", "absent-leaf") for at in ("m=n", "m<n")
+               if (k, at) not in kinds]
+    if missing:
+        raise SystemExit("the questions cover no %s" % ", ".join("%s at %s" % m for m in missing))
+    out.write("%d state proofs verified and equal to the reference's (%s); %d changed or cut "
+              "proofs refused\n" % (sum(kinds.values()), ", ".join(
+                  "%s %s: %d" % (k, at, c) for (k, at), c in sorted(kinds.items())), refused))
+
+
 def generate(first, blocks, seed, out, with_state=False):
     """Random blocks; with_state adds random state changes (sets and deletions) over a small key
     universe, so that keys are deleted, come back and collide in prefixes. The state draws come
@@ -839,6 +924,9 @@ def generate(first, blocks, seed, out, with_state=False):
                 if srng.random() < 0.6:
                     value = bytes(srng.getrandbits(8) for _ in range(srng.randint(0, 24))).hex()
                 changes.append({"ns": ns, "key": key, "value": value})
+            if srng.random() < 0.003:
+                # Now and then a block deletes every key: the state becomes empty.
+                changes += [{"ns": ns, "key": key, "value": None} for ns, key in universe]
             line["state"] = changes
         out.write(json.dumps(line) + "\n")
 
@@ -863,6 +951,16 @@ def main():
     v.add_argument("--ns", required=True, help="the namespace, as text")
     v.add_argument("--key", required=True, help="the key, hex")
     v.add_argument("proof", help="the proof file")
+    q = sub.add_parser("state-questions")
+    q.add_argument("--first-block", type=int, required=True)
+    q.add_argument("--input", required=True)
+    q.add_argument("--count", type=int, required=True)
+    q.add_argument("--seed", type=int, default=0)
+    k = sub.add_parser("state-check")
+    k.add_argument("--first-block", type=int, required=True)
+    k.add_argument("--input", required=True)
+    k.add_argument("--questions", required=True)
+    k.add_argument("--proofs", required=True, help="directory of q-I.bin, one per question")
     sub.add_parser("vectors")
     sub.add_parser("vectors-v3")
     sub.add_parser("selftest")
@@ -888,6 +986,12 @@ def main():
             print("proof rejected: %s" % e, file=sys.stderr)
             sys.exit(1)
         print("present %s" % value.hex() if kind == "present" else "absent")
+    elif a.cmd == "state-questions":
+        with open(a.input) as f:
+            state_questions(a.first_block, f, a.count, a.seed, sys.stdout)
+    elif a.cmd == "state-check":
+        with open(a.input) as f, open(a.questions) as qs:
+            state_check(a.first_block, f, list(qs), a.proofs, sys.stdout)
     elif a.cmd == "vectors":
         vectors(sys.stdout)
     elif a.cmd == "vectors-v3":
