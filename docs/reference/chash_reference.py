@@ -277,7 +277,8 @@ class Chain:
 
     def prove(self, n, m):
         f = self.first
-        out = b"vc" + bytes([1, 1 if self.scheme == "legacy" else 2]) + u64(f) + u64(n) + u64(m)
+        scheme_byte = {"legacy": 1, "v2": 2, "v3": 3}[self.scheme]
+        out = b"vc" + bytes([1, scheme_byte]) + u64(f) + u64(n) + u64(m)
         target = self.block(m)
         if self.scheme == "legacy":
             walk, k = [n], n
@@ -294,12 +295,16 @@ class Chain:
             out += bytes([len(target["priors"])]) + b"".join(target["priors"])
         else:
             out += target["block_hash"] + target["priors_hash"] + target["mmr_root"]
+            if self.scheme == "v3":
+                out += target["state_root"]
         out += len(target["records"]).to_bytes(4, "big")
         for r in target["records"]:
             out += len(r).to_bytes(4, "big") + r
-        if self.scheme == "v2" and m < n:
+        if self.scheme in ("v2", "v3") and m < n:
             t = self.block(n)
             out += t["block_hash"] + t["ops"] + t["priors_hash"]
+            if self.scheme == "v3":
+                out += t["state_root"]
             siblings, left, bag = self.link(n, m)
             out += bytes([len(siblings)]) + b"".join(siblings)
             out += bytes([len(left)]) + b"".join(left)
@@ -767,6 +772,11 @@ def vectors_v3(out):
         for at_n in (True, False):
             for at_root in (True, False):
                 assert (label, at_n, at_root) in seen, (label, at_n, at_root)
+    w("# Section P: operation proofs (section 4: the v2 proof with scheme byte 3 and the state roots)\n")
+    w("# on the section C chain; they prove block m's records.\n")
+    for n, m in [(119, 119), (119, 118), (119, 115), (119, 100), (110, 103)]:
+        w("P trusted=%d target=%d ch=%s proof=%s\n" % (
+            n, m, chain.block(n)["ch"].hex(), chain.prove(n, m).hex()))
 
 
 # ---------------------------------------------------------------- driver

@@ -1,14 +1,15 @@
 //! Reproduces every line of `vectors/v3-vectors.txt`, which the independent Python reference
 //! (`docs/reference/chash_reference.py vectors-v3`) generated from `docs/consensus-hash-v3.md`:
 //! key paths, value hashes and state roots (section S), a 20-block v3 chain with state changes
-//! (section C), and state proofs of present and absent keys (section Q), which vc-chash must
-//! encode identically and verify to the same answer.
+//! (section C), state proofs of present and absent keys (section Q), which vc-chash must
+//! encode identically and verify to the same answer, and v3 operation proofs (section P).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 use std::collections::BTreeMap;
 
 use vc_chash::history::{History, MemoryHistory};
+use vc_chash::proof::{self, Proof};
 use vc_chash::state::proof::{self as state_proof, Answer, StateProof};
 use vc_chash::state::{self, MemoryState};
 use vc_chash::{ConsensusHash, Hash256, Scheme, hex, v2};
@@ -61,6 +62,8 @@ fn every_v3_vector_reproduces() {
     let mut state = MemoryState::new();
     // The state after each block of section C, by height, for the proofs of section Q.
     let mut states: BTreeMap<u64, MemoryState> = BTreeMap::new();
+    // Each block's records, for the operation proofs of section P.
+    let mut records_at: BTreeMap<u64, Vec<Vec<u8>>> = BTreeMap::new();
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for line in VECTORS.lines() {
         if line.is_empty() || line.starts_with('#') {
@@ -132,6 +135,7 @@ fn every_v3_vector_reproduces() {
                 assert_eq!(summary.ops_hash.to_string(), f["ops_hash"], "{line}");
                 assert_eq!(summary.consensus_hash.to_string(), f["ch"], "{line}");
                 states.insert(height, state.clone());
+                records_at.insert(height, records);
                 "C".to_string()
             }
             'Q' => {
@@ -179,6 +183,21 @@ fn every_v3_vector_reproduces() {
                 );
                 format!("Q {answer} {}", if m == n { "m=n" } else { "m<n" })
             }
+            'P' => {
+                let n: u64 = f["trusted"].parse().unwrap();
+                let m: u64 = f["target"].parse().unwrap();
+                let trusted = chain.consensus_hash(n).unwrap().unwrap();
+                assert_eq!(trusted.to_string(), f["ch"], "{line}");
+                let ours = proof::prove(&chain, n, m).unwrap().encode();
+                assert_eq!(hex::encode(&ours), f["proof"], "{line}");
+                let verified = Proof::decode(&hex::decode(f["proof"]).unwrap())
+                    .unwrap()
+                    .verify(FIRST, n, &trusted, m)
+                    .unwrap();
+                assert_eq!(verified.records, records_at[&m], "{line}");
+                assert_eq!(verified.state_root, Some(states[&m].root()), "{line}");
+                "P".to_string()
+            }
             other => panic!("unrecognised vector line kind {other:?}: {line}"),
         };
         *counts.entry(label).or_default() += 1;
@@ -188,6 +207,7 @@ fn every_v3_vector_reproduces() {
         seen,
         [
             "C",
+            "P",
             "Q absent-empty m<n",
             "Q absent-empty m=n",
             "Q absent-leaf m<n",
@@ -200,6 +220,7 @@ fn every_v3_vector_reproduces() {
         ]
     );
     assert_eq!(counts["C"], 20);
+    assert_eq!(counts["P"], 5);
     assert_eq!(counts["S path"], 10);
     assert_eq!(counts["S value"], 4);
     assert_eq!(counts["S root"], 11);
