@@ -565,46 +565,50 @@ fn release_binary() -> Result<PathBuf> {
 }
 
 /// `virtualchain chash compute` must agree line for line with the independent Python reference
-/// (`docs/reference/chash_reference.py`) on long random chains, in both schemes.
+/// (`docs/reference/chash_reference.py`) on long random chains, in every scheme (v3 with random
+/// state changes, deletions included); and the reference must verify, and reproduce byte for
+/// byte, the state proofs that `virtualchain chash state-prove` makes, and refuse every one-byte
+/// change of them.
 fn reference_cross_check(root: &Path) -> Result<()> {
     let py = python()?;
     let bin = release_binary()?;
+    let bin = bin.to_str().context("binary path")?;
     let reference = root.join("docs/reference/chash_reference.py");
+    let reference = reference.to_str().context("reference path")?;
     // The reference falls back to its own RIPEMD-160 where OpenSSL 3 hides it: check that.
-    run(py, [reference.as_os_str(), OsStr::new("selftest")])?;
+    run(py, [reference, "selftest"])?;
     let dir = root.join("target/xtask-reference");
     fs::create_dir_all(&dir)?;
-    for (first, blocks, seed) in [(0u64, 3_000u64, 1u64), (373_601, 40_000, 2), (7, 1, 3)] {
+    let chains: [(&[&str], u64, u64, u64); 6] = [
+        (&["legacy", "v2"], 0, 3_000, 1),
+        (&["legacy", "v2"], 373_601, 40_000, 2),
+        (&["legacy", "v2"], 7, 1, 3),
+        (&["v3"], 0, 3_000, 4),
+        (&["v3"], 373_601, 20_000, 5),
+        (&["v3"], 7, 1, 6),
+    ];
+    for (schemes, first, blocks, seed) in chains {
+        let with_state = schemes == ["v3"];
         let input = dir.join(format!("chain-{seed}.jsonl"));
-        let chain = output(
-            py,
-            [
-                reference.as_os_str(),
-                OsStr::new("generate"),
-                OsStr::new("--first-block"),
-                OsStr::new(&first.to_string()),
-                OsStr::new("--blocks"),
-                OsStr::new(&blocks.to_string()),
-                OsStr::new("--seed"),
-                OsStr::new(&seed.to_string()),
-            ],
-        )?;
-        fs::write(&input, chain)?;
-        for scheme in ["legacy", "v2"] {
-            let args = |prog: &[&OsStr]| -> Vec<std::ffi::OsString> {
-                let mut v: Vec<_> = prog.iter().map(|s| s.to_os_string()).collect();
-                for a in ["--scheme", scheme, "--first-block", &first.to_string()] {
-                    v.push(a.into());
-                }
-                v.push("--input".into());
-                v.push(input.clone().into());
-                v
-            };
-            let ours = output(
-                bin.to_str().context("binary path")?,
-                args(&[OsStr::new("chash"), OsStr::new("compute")]),
-            )?;
-            let theirs = output(py, args(&[reference.as_os_str(), OsStr::new("compute")]))?;
+        let input = input.to_str().context("input path")?;
+        let (first, blocks_s, seed_s) = (first.to_string(), blocks.to_string(), seed.to_string());
+        let mut generate = vec![reference, "generate", "--first-block", &first];
+        generate.extend(["--blocks", &blocks_s, "--seed", &seed_s]);
+        if with_state {
+            generate.push("--state");
+        }
+        fs::write(input, output(py, generate)?)?;
+        for scheme in schemes {
+            let args = [
+                "--scheme",
+                scheme,
+                "--first-block",
+                &first,
+                "--input",
+                input,
+            ];
+            let ours = output(bin, ["chash", "compute"].iter().chain(&args))?;
+            let theirs = output(py, [reference, "compute"].iter().chain(&args))?;
             ensure!(
                 ours.lines().count() as u64 == blocks,
                 "expected {blocks} lines of output"
@@ -624,9 +628,98 @@ fn reference_cross_check(root: &Path) -> Result<()> {
                 ours == theirs,
                 "{scheme} chain {seed}: outputs differ in length"
             );
-            eprintln!("{scheme}: {blocks} blocks from F={first} agree with the reference");
+            let what = if with_state {
+                " with state changes"
+            } else {
+                ""
+            };
+            eprintln!("{scheme}: {blocks} blocks{what} from F={first} agree with the reference");
         }
     }
+    state_proof_cross_check(py, bin, reference, &dir, 0, "chain-4.jsonl")
+}
+
+/// `virtualchain chash state-prove` answers questions the reference picks over a v3 chain
+/// (present and absent keys, at the trusted height and below it); the reference checks each
+/// proof (see `state-check` in `chash_reference.py`).
+fn state_proof_cross_check(
+    py: &str,
+    bin: &str,
+    reference: &str,
+    dir: &Path,
+    first: u64,
+    chain: &str,
+) -> Result<()> {
+    let input = dir.join(chain);
+    let input = input.to_str().context("input path")?;
+    let first = first.to_string();
+    let questions = output(
+        py,
+        [
+            reference,
+            "state-questions",
+            "--first-block",
+            &first,
+            "--input",
+            input,
+            "--count",
+            "60",
+            "--seed",
+            "7",
+        ],
+    )?;
+    let questions_path = dir.join("state-questions.jsonl");
+    fs::write(&questions_path, &questions)?;
+    let proofs = dir.join("state-proofs");
+    fs::create_dir_all(&proofs)?;
+    for (i, line) in questions.lines().enumerate() {
+        let q: serde_json::Value = serde_json::from_str(line)?;
+        let field = |name: &str| -> Result<String> {
+            Ok(match &q[name] {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) => n.to_string(),
+                other => bail!("question {i}: {name} is {other}"),
+            })
+        };
+        let out = proofs.join(format!("q-{i}.bin"));
+        output(
+            bin,
+            [
+                "chash",
+                "state-prove",
+                "--first-block",
+                &first,
+                "--input",
+                input,
+                "--trusted",
+                &field("trusted")?,
+                "--height",
+                &field("height")?,
+                "--namespace",
+                &field("ns")?,
+                "--key",
+                &field("key")?,
+                "--out",
+                out.to_str().context("proof path")?,
+            ],
+        )?;
+    }
+    let summary = output(
+        py,
+        [
+            reference,
+            "state-check",
+            "--first-block",
+            &first,
+            "--input",
+            input,
+            "--questions",
+            questions_path.to_str().context("questions path")?,
+            "--proofs",
+            proofs.to_str().context("proofs path")?,
+        ],
+    )?;
+    eprint!("v3 ({chain}): {summary}");
     Ok(())
 }
 

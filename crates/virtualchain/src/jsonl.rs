@@ -1,5 +1,7 @@
 //! Streaming reader for the chain input of `virtualchain chash`: one JSON object per line,
-//! `{"height": H, "block_hash": "<64 hex>", "ops": ["<hex record>", ...]}`, heights consecutive.
+//! `{"height": H, "block_hash": "<64 hex>", "ops": ["<hex record>", ...]}`, heights consecutive,
+//! plus for v3 the block's state changes in order,
+//! `"state": [{"ns": "<namespace>", "key": "<hex>", "value": "<hex>" or null}, ...]`.
 //!
 //! Parsing runs on its own thread and hands blocks over in batches through a bounded channel,
 //! so hashing and parsing overlap while memory stays bounded.
@@ -22,6 +24,28 @@ struct Line<'a> {
     block_hash: Option<Cow<'a, str>>,
     #[serde(borrow)]
     ops: Vec<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    state: Vec<ChangeLine<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ChangeLine<'a> {
+    #[serde(borrow)]
+    ns: Cow<'a, str>,
+    #[serde(borrow)]
+    key: Cow<'a, str>,
+    #[serde(borrow)]
+    value: Option<Cow<'a, str>>,
+}
+
+/// One state change of a block (v3 input).
+pub struct StateChange {
+    /// The namespace's name, UTF-8 bytes.
+    pub namespace: Vec<u8>,
+    /// The key.
+    pub key: Vec<u8>,
+    /// The new value, or `None` when the key is deleted.
+    pub value: Option<Vec<u8>>,
 }
 
 /// One block of input.
@@ -31,6 +55,8 @@ pub struct Block {
     pub block_hash: Hash256,
     /// Its serialized records.
     pub records: Vec<Vec<u8>>,
+    /// Its state changes, in order (v3; empty when the line has none).
+    pub state: Vec<StateChange>,
 }
 
 /// Blocks per batch handed from the parser thread.
@@ -79,7 +105,10 @@ impl BlockReader {
             (Some(h), true) => {
                 Hash256::from_display_hex(h).with_context(|| format!("{}: block_hash", at()))?
             }
-            (None, true) => bail!("{}: the v2 scheme needs \"block_hash\"", at()),
+            (None, true) => bail!(
+                "{}: the scheme needs \"block_hash\" (v2 and v3 bind the block hash)",
+                at()
+            ),
             (_, false) => Hash256::ZERO,
         };
         let records = parsed
@@ -88,9 +117,26 @@ impl BlockReader {
             .enumerate()
             .map(|(i, op)| hex::decode(op).with_context(|| format!("{}: ops[{i}]", at())))
             .collect::<Result<Vec<_>>>()?;
+        let state = parsed
+            .state
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let field = |f: &str| format!("{}: state[{i}].{f}", at());
+                Ok(StateChange {
+                    namespace: c.ns.as_bytes().to_vec(),
+                    key: hex::decode(&c.key).with_context(|| field("key"))?,
+                    value: match &c.value {
+                        Some(v) => Some(hex::decode(v).with_context(|| field("value"))?),
+                        None => None,
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Some(Block {
             block_hash,
             records,
+            state,
         }))
     }
 }
