@@ -100,25 +100,42 @@ fn scan_one(
             }
         }
     })?;
-    let mut body = match scanned {
+    // A source without bytes gives a decoded block: its spent outputs are then read for the
+    // whole block, as before, rather than decoding it a second time.
+    let (mut body, full) = match scanned {
         Some(body) => {
             valid::check_scanned(name, height, &hash, &body.header)?;
-            body
+            (body, None)
         }
         None => {
             let fetched = source.block(&hash)?;
             valid::check_block(name, height, &hash, &fetched)?;
-            ScannedBody::from_block(&fetched.block, fetched.size, filter)
+            let body = ScannedBody::from_block(&fetched.block, fetched.size, filter);
+            (body, Some(fetched.block))
         }
     };
     body.candidates.retain(|(_, tx)| select(tx));
     let positions: Vec<u32> = body.candidates.iter().map(|c| c.0).collect();
-    let mut spent = if positions.is_empty() {
-        Vec::new()
-    } else {
-        let spent = source.spent_outputs_at(&hash, &body.inputs, &positions)?;
-        valid::check_spent_at(name, height, &body.inputs, &positions, &spent)?;
-        spent
+    let mut spent = match full {
+        _ if positions.is_empty() => Vec::new(),
+        Some(block) => {
+            let all = source.spent_outputs(&hash, &block)?;
+            valid::check_spent(name, height, &block, &all)?;
+            let mut all = all.0;
+            positions
+                .iter()
+                .map(|&p| {
+                    all.get_mut(p as usize)
+                        .map(std::mem::take)
+                        .unwrap_or_default()
+                })
+                .collect()
+        }
+        None => {
+            let spent = source.spent_outputs_at(&hash, &body.inputs, &positions)?;
+            valid::check_spent_at(name, height, &body.inputs, &positions, &spent)?;
+            spent
+        }
     }
     .into_iter();
     let txs = body

@@ -256,6 +256,7 @@ impl<'a> Cur<'a> {
 pub struct Scanner {
     spans: Vec<TxSpan>,
     txids: Vec<[u8; 32]>,
+    keys: Vec<(u64, u32)>,
     sorted: Vec<[u8; 32]>,
 }
 
@@ -360,15 +361,31 @@ impl Scanner {
 
     /// The merkle root and uniqueness checks over `self.txids`.
     fn check(&mut self, header: &Header) -> Result<(), BodyError> {
-        self.sorted.clear();
-        self.sorted.extend_from_slice(&self.txids);
-        self.sorted.sort_unstable();
-        if let Some(w) = self.sorted.windows(2).find(|w| w[0] == w[1]) {
+        // Sorted by their first 8 bytes (big-endian, so in the order of the whole txids), the
+        // whole txids compared only on a tie: a repeat is adjacent, the smallest found first.
+        let ids = &self.txids;
+        let prefix = |t: &[u8; 32]| {
+            let mut p = [0u8; 8];
+            p.copy_from_slice(&t[..8]);
+            u64::from_be_bytes(p)
+        };
+        self.keys.clear();
+        self.keys
+            .extend(ids.iter().enumerate().map(|(i, t)| (prefix(t), i as u32)));
+        self.keys.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| ids[a.1 as usize].cmp(&ids[b.1 as usize]))
+        });
+        if let Some(w) = self
+            .keys
+            .windows(2)
+            .find(|w| w[0].0 == w[1].0 && ids[w[0].1 as usize] == ids[w[1].1 as usize])
+        {
             return Err(BodyError::Mutated {
-                txid: Txid::from_byte_array(w[0]),
+                txid: Txid::from_byte_array(ids[w[0].1 as usize]),
             });
         }
-        // In place over the sorted buffer's storage: level by level.
+        // Level by level, in place over a copy of the txids.
         self.sorted.clear();
         self.sorted.extend_from_slice(&self.txids);
         let mut len = self.sorted.len();
