@@ -220,6 +220,13 @@ impl<'a> Cur<'a> {
 
     /// A CompactSize, refused when not in its shortest form (as the decoder does).
     fn compact(&mut self) -> Result<u64, BodyError> {
+        // Almost every count and length fits in one byte.
+        if let Some(&b) = self.b.get(self.at)
+            && b < 0xfd
+        {
+            self.at += 1;
+            return Ok(u64::from(b));
+        }
         let at = self.at;
         let first = self.byte()?;
         let (n, min) = match first {
