@@ -904,7 +904,15 @@ const INDEX_SUITE: &str = "index";
 /// generated part of `docs/benchmarks.md` and `docs/benchmarks.json`.
 fn bench_index(extra: &[String]) -> Result<()> {
     let bitcoind = node::provision()?;
-    let ord = ord::provision()?;
+    // `-- --skip ord` (or naive,ord) runs without provisioning ord.
+    let skips_ord = extra
+        .windows(2)
+        .any(|w| w[0] == "--skip" && w[1].split(',').any(|p| p == "ord"));
+    let ord = if skips_ord {
+        None
+    } else {
+        Some(ord::provision()?)
+    };
     run(
         "cargo",
         ["build", "--release", "-p", "virtualchain", "-p", "vc-bench"],
@@ -912,24 +920,25 @@ fn bench_index(extra: &[String]) -> Result<()> {
     let cache = vc_testnode::cache_root().context("HOME is not set; set VC_CACHE_DIR")?;
     let target = env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
     let release = Path::new(&target).join("release");
-    let (cache, cli, ord) = (
+    let (cache, cli) = (
         cache.to_string_lossy().into_owned(),
         release.join("virtualchain").to_string_lossy().into_owned(),
-        ord.to_string_lossy().into_owned(),
     );
+    let ord = ord.map(|o| o.to_string_lossy().into_owned());
     let mut args = vec![
         "run",
         "--cache",
         &cache,
         "--cli",
         &cli,
-        "--ord",
-        &ord,
         "--markdown",
         "docs/benchmarks.md",
         "--json",
         "docs/benchmarks.json",
     ];
+    if let Some(ord) = &ord {
+        args.extend(["--ord", ord.as_str()]);
+    }
     args.extend(extra.iter().map(String::as_str));
     let bench = release.join("vc-bench");
     run_with_env(

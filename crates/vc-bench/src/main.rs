@@ -32,9 +32,19 @@ enum Command {
         /// The `virtualchain` binary (a release build).
         #[arg(long)]
         cli: PathBuf,
-        /// The `ord` binary.
+        /// The `ord` binary (without it, run (5) is skipped).
         #[arg(long)]
-        ord: PathBuf,
+        ord: Option<PathBuf>,
+        /// The chains to run on (comma-separated: small, mainnet).
+        #[arg(long, value_delimiter = ',', default_value = "small,mainnet")]
+        chains: Vec<String>,
+        /// Parts to leave out while still writing the reports (comma-separated, as --only).
+        #[arg(long, value_delimiter = ',')]
+        skip: Vec<String>,
+        /// The previous indexer's `virtualchain` binary: each chain is indexed once with it
+        /// from the blk files, and every height's hashes must equal run (2)'s.
+        #[arg(long)]
+        reference_cli: Option<PathBuf>,
         /// Repetitions of each run (the report gives medians).
         #[arg(long, default_value_t = 3)]
         reps: usize,
@@ -44,16 +54,20 @@ enum Command {
         /// The JSON report.
         #[arg(long)]
         json: PathBuf,
-        /// Run only these parts (comma-separated: raw, blk, rest, naive, ord, commit) and print
-        /// the figures without writing the reports (for profiling and quick checks).
+        /// Run only these parts (comma-separated: raw, floor, blk, rest, naive, ord, commit;
+        /// naive and ord run on the small chain only) and print the figures without writing
+        /// the reports (for profiling and quick checks).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
-    /// Generate the cached chain if it is missing.
+    /// Generate a cached chain if it is missing.
     Chain {
         /// Cache directory.
         #[arg(long)]
         cache: PathBuf,
+        /// Which chain: `small` or `mainnet`.
+        #[arg(long, default_value = "small")]
+        shape: String,
     },
     /// Run a command and write its wall time, CPU time and peak RSS to `--out`.
     Measure {
@@ -87,13 +101,29 @@ fn main() -> Result<ExitCode> {
             cache,
             cli,
             ord,
+            chains,
+            skip,
+            reference_cli,
             reps,
             markdown,
             json,
             only,
-        } => run(cache, cli, ord, reps.max(1), &markdown, &json, &only),
-        Command::Chain { cache } => {
-            chain::ensure(&cache)?;
+        } => run(&Options {
+            cache,
+            cli,
+            ord,
+            chains,
+            skip,
+            reference_cli,
+            reps: reps.max(1),
+            markdown,
+            json,
+            only,
+        }),
+        Command::Chain { cache, shape } => {
+            let shape = chain::Shape::named(&shape)
+                .with_context(|| format!("no chain shape called {shape:?}"))?;
+            chain::ensure(&cache, &shape)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Measure { out, argv } => {
@@ -131,24 +161,92 @@ fn first_line(program: &PathBuf, arg: &str) -> String {
         .unwrap_or_else(|| format!("{} (no version)", program.display()))
 }
 
-fn run(
+/// What `vc-bench run` was asked to do.
+struct Options {
     cache: PathBuf,
     cli: PathBuf,
-    ord: PathBuf,
+    ord: Option<PathBuf>,
+    chains: Vec<String>,
+    skip: Vec<String>,
+    reference_cli: Option<PathBuf>,
     reps: usize,
-    markdown: &std::path::Path,
-    json: &std::path::Path,
-    only: &[String],
-) -> Result<ExitCode> {
-    const PARTS: [&str; 6] = ["raw", "blk", "rest", "naive", "ord", "commit"];
-    if let Some(bad) = only.iter().find(|p| !PARTS.contains(&p.as_str())) {
-        anyhow::bail!("--only: unknown part {bad:?}; choose from {PARTS:?}");
+    markdown: PathBuf,
+    json: PathBuf,
+    only: Vec<String>,
+}
+
+const PARTS: [&str; 7] = ["raw", "floor", "blk", "rest", "naive", "ord", "commit"];
+
+impl Options {
+    fn wanted(&self, part: &str) -> bool {
+        (self.only.is_empty() || self.only.iter().any(|p| p == part))
+            && !self.skip.iter().any(|p| p == part)
+            && (part != "ord" || self.ord.is_some())
     }
-    let wanted = |part: &str| only.is_empty() || only.iter().any(|p| p == part);
-    ensure!(cli.exists(), "no virtualchain binary at {}", cli.display());
-    ensure!(ord.exists(), "no ord binary at {}", ord.display());
-    let chain = chain::ensure(&cache)?;
-    let work = tempfile::tempdir()?;
+}
+
+fn run(o: &Options) -> Result<ExitCode> {
+    if let Some(bad) = o
+        .only
+        .iter()
+        .chain(&o.skip)
+        .find(|p| !PARTS.contains(&p.as_str()))
+    {
+        anyhow::bail!("--only/--skip: unknown part {bad:?}; choose from {PARTS:?}");
+    }
+    ensure!(
+        o.cli.exists(),
+        "no virtualchain binary at {}",
+        o.cli.display()
+    );
+    if let Some(ord) = &o.ord {
+        ensure!(ord.exists(), "no ord binary at {}", ord.display());
+    }
+    let shapes = o
+        .chains
+        .iter()
+        .map(|c| chain::Shape::named(c).with_context(|| format!("no chain called {c:?}")))
+        .collect::<Result<Vec<_>>>()?;
+    let mut chains = Vec::new();
+    for shape in &shapes {
+        chains.push(run_chain(o, shape)?);
+    }
+    let mut commit = Vec::new();
+    if o.wanted("commit") {
+        eprintln!("consensus hash + commit of empty blocks");
+        let work = tempfile::tempdir()?;
+        commit.push(runs::commit_rate(work.path(), Scheme::Legacy, o.reps)?);
+        commit.push(runs::commit_rate(work.path(), Scheme::V2, o.reps)?);
+    }
+    let bitcoind = vc_testnode::bitcoind_exe()
+        .map(|exe| first_line(&exe, "-version"))
+        .unwrap_or_default();
+    let r = report::Report {
+        date: first_line(&PathBuf::from("date"), "-u"),
+        machine: measure::machine(),
+        repetitions: o.reps,
+        bitcoind,
+        ord: o
+            .ord
+            .as_ref()
+            .map_or_else(|| "ord not run".into(), |ord| first_line(ord, "--version")),
+        chains,
+        goals: report::commit_goals(&commit),
+        commit,
+    };
+    if o.only.is_empty() {
+        report::write(&r, &o.markdown, &o.json)?;
+    } else {
+        eprintln!("--only: a partial run; the reports are left as they are");
+    }
+    eprint!("{}", report::markdown(&r));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every run on the chain of `shape`, on a node started on a copy of it (removed after).
+fn run_chain(o: &Options, shape: &chain::Shape) -> Result<report::ChainReport> {
+    let chain = chain::ensure(&o.cache, shape)?;
+    let work = tempfile::tempdir_in(o.cache.join("bench-chain"))?;
     let datadir = work.path().join("node");
     chain::copy_tree(&chain.datadir, &datadir)?;
     // ord needs -txindex; every run gets the same node.
@@ -162,58 +260,53 @@ fn run(
         node.height(),
         chain.info.tip_height
     );
-    eprintln!("loading {} blocks into memory", chain.info.tip_height + 1);
+    eprintln!(
+        "chain {}: loading {} blocks into memory",
+        shape.version,
+        chain.info.tip_height + 1
+    );
     let blocks = runs::Blocks::load(&node, chain.info.tip_height)?;
     let bench = runs::Bench {
         chain: &chain,
         node: &node,
         blocks: &blocks,
-        cli,
-        ord: ord.clone(),
+        cli: o.cli.clone(),
+        ord: o.ord.clone().unwrap_or_default(),
         work: work.path().to_path_buf(),
     };
+    // The naive fetcher and ord take minutes on the small chain: they run there only.
+    let small = *shape == chain::Shape::SMALL;
     let mut results = Vec::new();
-    if wanted("raw") {
+    if o.wanted("raw") {
         eprintln!("(1) raw");
-        results.push(bench.raw(reps)?);
+        results.push(bench.raw(o.reps)?);
+    }
+    if o.wanted("floor") {
+        eprintln!("(1b) SHA-256d floor");
+        results.push(bench.floor(o.reps)?);
     }
     for (n, key) in [(2, "blk"), (3, "rest"), (4, "naive")] {
-        if wanted(key) {
+        if o.wanted(key) && (small || key != "naive") {
             eprintln!("({n}) {key}");
-            results.push(bench.index(key, reps)?);
+            results.push(bench.index(key, o.reps)?);
         }
     }
-    if wanted("ord") {
+    let mut reference_heights = None;
+    if let Some(reference) = &o.reference_cli
+        && o.wanted("blk")
+    {
+        eprintln!("previous indexer: {}", reference.display());
+        reference_heights = Some(bench.compare_with(reference, &bench.db_of("blk"))?);
+    }
+    if o.wanted("ord") && small {
         eprintln!("(5) ord");
-        results.push(bench.ord(reps)?);
+        results.push(bench.ord(o.reps)?);
     }
-    let mut commit = Vec::new();
-    if wanted("commit") {
-        eprintln!("consensus hash + commit of empty blocks");
-        commit.push(runs::commit_rate(work.path(), Scheme::Legacy, reps)?);
-        commit.push(runs::commit_rate(work.path(), Scheme::V2, reps)?);
-    }
-    let bitcoind = vc_testnode::bitcoind_exe()
-        .map(|exe| first_line(&exe, "-version"))
-        .unwrap_or_default();
-    let goals = report::goals(&results, &commit);
-    let r = report::Report {
-        date: first_line(&PathBuf::from("date"), "-u"),
-        machine: measure::machine(),
-        repetitions: reps,
-        bitcoind,
-        ord: first_line(&ord, "--version"),
+    Ok(report::ChainReport {
+        goals: report::goals(&results),
         chain: chain.info.clone(),
         chain_bytes: blocks.span(0, chain.info.tip_height).bytes,
         runs: results,
-        commit,
-        goals,
-    };
-    if only.is_empty() {
-        report::write(&r, markdown, json)?;
-    } else {
-        eprintln!("--only: a partial run; the reports are left as they are");
-    }
-    eprint!("{}", report::markdown(&r));
-    Ok(ExitCode::SUCCESS)
+        reference_heights,
+    })
 }

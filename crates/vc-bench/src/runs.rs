@@ -3,7 +3,8 @@
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use bitcoin::Block;
@@ -97,6 +98,11 @@ pub struct RunResult {
     pub max_rss_bytes: Option<u64>,
     /// Database size on disk after the run, bytes (`None` for raw).
     pub db_bytes: Option<u64>,
+    /// The 99th percentile of a concurrent `getblockchaininfo` loop's latencies over all
+    /// repetitions, milliseconds (REST runs only: the polite-neighbour check).
+    pub neighbour_p99_ms: Option<f64>,
+    /// How many `getblockchaininfo` calls that percentile is over.
+    pub neighbour_calls: Option<usize>,
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -132,7 +138,17 @@ fn summarize(key: &str, label: &str, span: Span, reps: &[Rep]) -> RunResult {
         bitcoind_cpu_secs: bcpu,
         max_rss_bytes: reps.iter().filter_map(|r| r.rss).max(),
         db_bytes: reps.iter().filter_map(|r| r.db).max(),
+        neighbour_p99_ms: None,
+        neighbour_calls: None,
     }
+}
+
+/// The `q` quantile (0 to 1) of `v`, nearest rank.
+pub fn quantile(v: &[f64], q: f64) -> Option<f64> {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let rank = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len().max(1));
+    s.get(rank - 1).copied()
 }
 
 /// Everything the runs share.
@@ -174,18 +190,56 @@ impl Bench<'_> {
     /// Run (1): deserialize every block the indexer processes from bytes in memory, one
     /// thread.
     pub fn raw(&self, reps: usize) -> Result<RunResult> {
+        self.in_memory(
+            "raw",
+            "raw lower bound: deserialize blocks from memory (1 thread)",
+            reps,
+            |bytes| {
+                let block: Block = deserialize(bytes)?;
+                black_box(&block);
+                Ok(block.txdata.len() as u64)
+            },
+        )
+    }
+
+    /// Run (1b): the floor of a checked scan, double SHA-256 over every byte of every block
+    /// the indexer processes, from memory, one thread (`sha2`, with SHA-NI where the CPU has
+    /// it).
+    pub fn floor(&self, reps: usize) -> Result<RunResult> {
+        use sha2::{Digest, Sha256};
+        self.in_memory(
+            "floor",
+            "SHA-256d floor: double SHA-256 of every block's bytes from memory (1 thread)",
+            reps,
+            |bytes| {
+                black_box(Sha256::digest(Sha256::digest(bytes)));
+                Ok(0)
+            },
+        )
+    }
+
+    /// `reps` timed passes of `each` over the bytes of every block the indexer processes, on
+    /// this thread. `each` returns the block's transaction count (or 0 if it does not look).
+    fn in_memory(
+        &self,
+        key: &str,
+        label: &str,
+        reps: usize,
+        each: impl Fn(&[u8]) -> Result<u64>,
+    ) -> Result<RunResult> {
         let span = self.blocks.span(self.first(), self.tip());
         let mut out = Vec::new();
         for _ in 0..reps {
             let started = Instant::now();
             let mut txs = 0u64;
             for bytes in &self.blocks.bytes[self.first() as usize..=self.tip() as usize] {
-                let block: Block = deserialize(bytes)?;
-                txs += block.txdata.len() as u64;
-                black_box(&block);
+                txs += each(bytes)?;
             }
             let wall = started.elapsed().as_secs_f64();
-            ensure!(txs == span.transactions, "raw run miscounted transactions");
+            ensure!(
+                txs == 0 || txs == span.transactions,
+                "{key} run miscounted transactions"
+            );
             out.push(Rep {
                 wall,
                 cpu: wall,
@@ -194,12 +248,7 @@ impl Bench<'_> {
                 db: None,
             });
         }
-        Ok(summarize(
-            "raw",
-            "raw lower bound: deserialize blocks from memory (1 thread)",
-            span,
-            &out,
-        ))
+        Ok(summarize(key, label, span, &out))
     }
 
     fn index_job(&self, tag: &str, source: &str) -> Job {
@@ -306,17 +355,86 @@ impl Bench<'_> {
             other => anyhow::bail!("no indexing run called {other:?}"),
         };
         let mut out = Vec::new();
+        let mut latencies = Vec::new();
         for rep in 0..reps {
-            out.push(self.run_job(key, &job, rep)?);
+            // While the indexer reads over REST, a neighbour asks the same node for
+            // getblockchaininfo in a loop: how long it waits is the politeness figure.
+            let neighbour = key == "rest";
+            let done = AtomicBool::new(false);
+            let (r, lat) = std::thread::scope(|s| {
+                let probe = s.spawn(|| {
+                    let mut lat = Vec::new();
+                    while neighbour && !done.load(Ordering::SeqCst) {
+                        let t = Instant::now();
+                        let ok = self
+                            .node
+                            .rpc()
+                            .call::<serde_json::Value>("getblockchaininfo", &[])
+                            .is_ok();
+                        if ok {
+                            lat.push(t.elapsed().as_secs_f64() * 1e3);
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    lat
+                });
+                let r = self.run_job(key, &job, rep);
+                done.store(true, Ordering::SeqCst);
+                (r, probe.join().unwrap_or_default())
+            });
+            out.push(r?);
+            latencies.extend(lat);
             self.check_db(&job.db)?;
             eprintln!("  {key} #{rep}: {:.2} s", out[rep].wall);
         }
-        Ok(summarize(
-            key,
-            label,
-            self.blocks.span(self.first(), self.tip()),
-            &out,
-        ))
+        let mut result = summarize(key, label, self.blocks.span(self.first(), self.tip()), &out);
+        if !latencies.is_empty() {
+            result.neighbour_p99_ms = quantile(&latencies, 0.99);
+            result.neighbour_calls = Some(latencies.len());
+        }
+        Ok(result)
+    }
+
+    /// The correctness gate: indexes the chain once from the blk files with `reference` (the
+    /// previous indexer's binary) and compares every height's block hash, ops hash and
+    /// consensus hash with the database `db` of the current indexer. Returns the number of
+    /// heights compared.
+    pub fn compare_with(&self, reference: &Path, db: &Path) -> Result<u64> {
+        let mut job = self.index_job(
+            "reference",
+            &format!("blk:{}", self.node.blocks_dir().display()),
+        );
+        job.argv[0] = reference.to_string_lossy().into_owned();
+        let _ = self.run_job("reference", &job, 0)?;
+        self.check_db(&job.db)?;
+        let ours = ReadOnlyStore::open(db)?.view()?;
+        let theirs = ReadOnlyStore::open(&job.db)?.view()?;
+        let (a, b) = (
+            ours.chain_range(self.first(), self.tip())?,
+            theirs.chain_range(self.first(), self.tip())?,
+        );
+        ensure!(
+            a.len() == b.len() && a.len() as u64 == self.tip() - self.first() + 1,
+            "{} heights indexed, the reference indexed {}",
+            a.len(),
+            b.len()
+        );
+        for ((h, x), (_, y)) in a.iter().zip(&b) {
+            ensure!(
+                x.block_hash == y.block_hash
+                    && x.ops_hash == y.ops_hash
+                    && x.consensus_hash == y.consensus_hash,
+                "height {h}: the indexer and the reference disagree (consensus hash {} against {})",
+                vc_chash::hex::encode(&x.consensus_hash),
+                vc_chash::hex::encode(&y.consensus_hash)
+            );
+        }
+        Ok(a.len() as u64)
+    }
+
+    /// The database the last repetition of run `key` left.
+    pub fn db_of(&self, key: &str) -> PathBuf {
+        self.work.join(format!("{key}.redb"))
     }
 
     /// Run (5): ord with its runes index, from an empty data directory to the tip.

@@ -4,12 +4,12 @@ use core::cell::OnceCell;
 
 use bitcoin::block::Header;
 use bitcoin::hashes::Hash;
-use bitcoin::{Block, BlockHash, ScriptBuf, Transaction, TxOut, Txid};
+use bitcoin::{BlockHash, ScriptBuf, Transaction, TxOut, Txid};
 use vc_chash::{ConsensusHash, Hash256, Scheme, Seeds};
 use vc_codec::carrier::Carrier;
 use vc_codec::payload::PayloadFormat;
 use vc_codec::record;
-use vc_source::prefetch::Fetched;
+use vc_source::prefetch::ScannedBlock;
 use vc_source::{WatchedBlock, pays};
 use vc_store::{BlockHeader, OutputData, StoredOp, Writer};
 
@@ -61,16 +61,6 @@ impl Recognizer {
                 None
             }
         }
-    }
-
-    /// Whether any non-coinbase transaction of `block` carries one of the application's
-    /// payloads (then the engine needs the block's spent outputs).
-    pub fn selects(&self, block: &Block) -> bool {
-        block
-            .txdata
-            .iter()
-            .skip(1)
-            .any(|tx| self.payload(tx).is_some())
     }
 }
 
@@ -157,27 +147,19 @@ pub(crate) struct Input {
 }
 
 impl Input {
-    pub fn from_block(f: Fetched) -> Input {
-        let tx_count = f.block.txdata.len();
-        let mut spent = f.spent.map(|s| s.0.into_iter());
-        let txs = f
-            .block
-            .txdata
-            .into_iter()
-            .enumerate()
-            .map(|(i, tx)| {
-                let s = spent.as_mut().and_then(Iterator::next);
-                (u32::try_from(i).unwrap_or(u32::MAX), tx, s)
-            })
-            .skip(1)
-            .collect();
+    pub fn from_scanned(s: ScannedBlock) -> Input {
         Input {
-            height: f.height,
-            hash: f.hash,
-            header: f.block.header,
-            size: f.size,
-            tx_count,
-            txs,
+            height: s.height,
+            hash: s.hash,
+            header: s.header,
+            size: s.size,
+            tx_count: s.tx_count,
+            txs: s
+                .txs
+                .into_iter()
+                .filter(|t| t.index > 0)
+                .map(|t| (t.index, t.tx, t.spent))
+                .collect(),
         }
     }
 
@@ -468,6 +450,59 @@ mod tests {
         ]);
         let op = recognize(&marked, &paid).unwrap().unwrap();
         assert_eq!((op.vout, op.opcode, op.payload), (1, b'+', &b"hi+1"[..]));
+    }
+
+    /// The block sources hand the engine only the transactions the scan filter picks: every
+    /// transaction the recognizer accepts must be one, whatever push form or marker it uses.
+    #[test]
+    fn every_recognized_transaction_is_a_scan_candidate() {
+        let marker = ScriptBuf::new_op_return([7u8; 4]);
+        let pay_marker = TxOut {
+            value: Amount::from_sat(1),
+            script_pubkey: marker.clone(),
+        };
+        let raw = |b: Vec<u8>| TxOut {
+            value: Amount::ZERO,
+            script_pubkey: ScriptBuf::from_bytes(b),
+        };
+        let mut outputs = vec![
+            op_return(b"hi+1"),
+            op_return(b"hi-1"),
+            op_return(b"yo+1"),
+            raw(vec![0x6a, 0x4c, 3, b'h', b'i', b'+']),
+            raw(vec![0x6a, 0x4d, 3, 0, b'h', b'i', b'+']),
+            raw(vec![0x6a, 0x4e, 3, 0, 0, 0, b'h', b'i', b'+']),
+            raw(vec![0x6a, 0x00]),
+            raw(vec![0x6a]),
+            raw(vec![0x6a, 4, b'h', b'i', b'+', b'1', 0x51]),
+            pay_marker,
+        ];
+        outputs.push(raw(vec![0x00, 0x14, 1, 2]));
+        for spec in [
+            AppSpec::new("t", "1", b"hi", 1).with_opcodes(b"+"),
+            AppSpec::new("t", "1", b"hi", 1)
+                .with_opcodes(b"+")
+                .with_marker(marker.clone()),
+        ] {
+            let r = Recognizer::for_spec(&spec).unwrap();
+            let filter = vc_source::scan::ScanFilter::new(r.format.magic(), &r.markers);
+            let mut recognized = 0;
+            // Every ordered pair and triple of outputs.
+            for a in &outputs {
+                for b in &outputs {
+                    for c in [None, Some(&outputs[0]), Some(&outputs[9])] {
+                        let mut outs = vec![a.clone(), b.clone()];
+                        outs.extend(c.cloned());
+                        let t = tx(outs);
+                        if r.payload(&t).is_some() {
+                            recognized += 1;
+                            assert!(filter.matches(&t), "{t:?}");
+                        }
+                    }
+                }
+            }
+            assert!(recognized > 10);
+        }
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use bitcoin::BlockHash;
 use bitcoin::hashes::Hash;
 use vc_chash::{ConsensusHash, Seeds};
-use vc_source::prefetch::{Prefetch, Selector, TxSelector};
+use vc_source::prefetch::{Prefetch, TxSelector};
+use vc_source::scan::ScanFilter;
 use vc_source::{ChainView, Source, SourceError};
 use vc_store::{CommitPolicy, LastFork, SourceTip, Store, StoreConfig, Tip, Writer};
 
@@ -637,20 +638,26 @@ fn fetch_range(
 ) -> Box<dyn Iterator<Item = Result<Input, SourceError>>> {
     match source {
         Source::Blocks(blocks) => {
-            let select: Selector = {
+            // Each block's bytes are scanned in place: only the transactions the recognizer
+            // accepts are decoded, and only theirs spent outputs fetched.
+            let select: TxSelector = {
                 let r = recognizer.clone();
-                Arc::new(move |b| r.selects(b))
+                Arc::new(move |tx| r.payload(tx).is_some())
             };
+            let filter = ScanFilter::new(recognizer.format.magic(), &recognizer.markers);
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let hash_threads = (cores / config.workers.max(1)).max(1);
             Box::new(
-                Prefetch::selective(
+                Prefetch::scanned(
                     Arc::clone(blocks),
-                    next,
-                    target + 1,
+                    next..target + 1,
                     config.workers,
                     config.window,
+                    filter,
                     select,
+                    hash_threads,
                 )
-                .map(|r| r.map(Input::from_block)),
+                .map(|r| r.map(Input::from_scanned)),
             )
         }
         Source::Watched(watching) => {

@@ -59,6 +59,7 @@ mod error;
 #[cfg(feature = "mem")]
 pub mod mem;
 pub mod prefetch;
+pub mod scan;
 mod source;
 pub mod undo;
 pub mod valid;
@@ -67,7 +68,7 @@ pub mod wallet;
 pub use error::{SourceError, Violation};
 pub use source::{
     BlockSource, Broadcaster, ChainTip, ChainView, FetchedBlock, Source, SpentOutputs, WatchBlocks,
-    WatchSource, WatchedBlock, WatchedTx, check_linked, pays,
+    WatchSource, WatchedBlock, WatchedTx, check_linked, pays, spent_outputs_via_block,
 };
 
 /// The README's examples, compiled as doctests so they stay true.

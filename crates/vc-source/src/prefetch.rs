@@ -5,6 +5,8 @@
 //! [`Prefetch::selective`] fetches spent outputs only for the blocks a selector picks (an engine
 //! needs them only for blocks that carry its application's operations), and runs the selector on
 //! the worker threads.
+//! [`Prefetch::scanned`] reads each block's bytes and scans them in place ([`crate::scan`]),
+//! yielding only the transactions an application may want, with their spent outputs.
 //! [`Prefetch::watched`] does the same over a watching source ([`WatchSource::watched`]),
 //! yielding [`WatchedBlock`]s.
 //!
@@ -15,6 +17,7 @@
 //! A worker never runs more than `window` heights ahead of the consumer, so at most `window`
 //! blocks are in memory however slow the consumer is.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
@@ -24,7 +27,8 @@ use std::thread::JoinHandle;
 use bitcoin::{Block, BlockHash, ScriptBuf, Transaction};
 
 use crate::error::SourceError;
-use crate::source::{BlockSource, SpentOutputs, WatchSource, WatchedBlock};
+use crate::scan::{ScanFilter, ScannedBody, Scanner};
+use crate::source::{BlockSource, SpentOutputs, WatchSource, WatchedBlock, WatchedTx};
 use crate::valid;
 
 /// One fetched and validated block with everything an engine needs. Only
@@ -43,6 +47,114 @@ pub struct Fetched {
     /// The outputs its inputs spend; `None` when a [`Prefetch::selective`] selector declined
     /// the block.
     pub spent: Option<SpentOutputs>,
+}
+
+/// One block scanned and validated, reduced to the transactions an application may want. Only
+/// [`Prefetch::scanned`] makes one, after the checks in [`crate::valid`] (the merkle root and
+/// uniqueness of every transaction, checked from the bytes).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ScannedBlock {
+    /// Its height.
+    pub height: u64,
+    /// Its hash.
+    pub hash: BlockHash,
+    /// Its header.
+    pub header: bitcoin::block::Header,
+    /// Serialized size in bytes.
+    pub size: usize,
+    /// Its transaction count.
+    pub tx_count: usize,
+    /// The candidates the selector kept, by position, each with its spent outputs.
+    pub txs: Vec<WatchedTx>,
+}
+
+thread_local! {
+    /// Each worker's block buffer and scanner, reused from block to block (and freed by the
+    /// worker, never by the consumer).
+    static SCRATCH: RefCell<(Vec<u8>, Scanner)> = RefCell::new((Vec::new(), Scanner::new()));
+}
+
+fn scan_one(
+    source: &dyn BlockSource,
+    height: u64,
+    filter: &ScanFilter,
+    select: &TxSelector,
+    threads: usize,
+) -> Result<ScannedBlock, SourceError> {
+    let name = source.name();
+    let hash = source.block_hash(height)?;
+    let scanned = SCRATCH.with(|cell| {
+        let mut scratch = cell.borrow_mut();
+        let (buf, scanner) = &mut *scratch;
+        if !source.block_bytes(&hash, buf)? {
+            return Ok(None);
+        }
+        match scanner.scan(buf, filter, threads) {
+            Ok(body) => Ok::<_, SourceError>(Some(body)),
+            Err(e) => {
+                // Refused bytes are read again the long way below, so that the error is the
+                // backend's own (a file and offset, a mismatch), as for any other block.
+                tracing::debug!(source = name, height, %hash, "scan refused the block: {e}");
+                Ok(None)
+            }
+        }
+    })?;
+    // A source without bytes gives a decoded block: its spent outputs are then read for the
+    // whole block, as before, rather than decoding it a second time.
+    let (mut body, full) = match scanned {
+        Some(body) => {
+            valid::check_scanned(name, height, &hash, &body.header)?;
+            (body, None)
+        }
+        None => {
+            let fetched = source.block(&hash)?;
+            valid::check_block(name, height, &hash, &fetched)?;
+            let body = ScannedBody::from_block(&fetched.block, fetched.size, filter);
+            (body, Some(fetched.block))
+        }
+    };
+    body.candidates.retain(|(_, tx)| select(tx));
+    let positions: Vec<u32> = body.candidates.iter().map(|c| c.0).collect();
+    let mut spent = match full {
+        _ if positions.is_empty() => Vec::new(),
+        Some(block) => {
+            let all = source.spent_outputs(&hash, &block)?;
+            valid::check_spent(name, height, &block, &all)?;
+            let mut all = all.0;
+            positions
+                .iter()
+                .map(|&p| {
+                    all.get_mut(p as usize)
+                        .map(std::mem::take)
+                        .unwrap_or_default()
+                })
+                .collect()
+        }
+        None => {
+            let spent = source.spent_outputs_at(&hash, &body.inputs, &positions)?;
+            valid::check_spent_at(name, height, &body.inputs, &positions, &spent)?;
+            spent
+        }
+    }
+    .into_iter();
+    let txs = body
+        .candidates
+        .into_iter()
+        .map(|(index, tx)| WatchedTx {
+            index,
+            tx,
+            spent: spent.next(),
+        })
+        .collect();
+    Ok(ScannedBlock {
+        height,
+        hash,
+        header: body.header,
+        size: body.size,
+        tx_count: body.inputs.len(),
+        txs,
+    })
 }
 
 /// Decides, on a worker thread, whether a block's spent outputs are needed.
@@ -143,6 +255,31 @@ impl Prefetch<Fetched> {
             workers,
             window,
             Arc::new(move |h| fetch_one(source.as_ref(), h, Some(&select))),
+        )
+    }
+}
+
+impl Prefetch<ScannedBlock> {
+    /// Like [`Prefetch::new`], but scans each block's bytes in place ([`crate::scan`]) for the
+    /// candidates `filter` picks, keeps those `select` accepts (decoded), and fetches spent
+    /// outputs only for them. Blocks are hashed on up to `hash_threads` threads each when large.
+    /// A source without bytes ([`BlockSource::block_bytes`]) is read whole and filtered the
+    /// same way.
+    pub fn scanned(
+        source: Arc<dyn BlockSource>,
+        range: std::ops::Range<u64>,
+        workers: usize,
+        window: usize,
+        filter: ScanFilter,
+        select: TxSelector,
+        hash_threads: usize,
+    ) -> Prefetch<ScannedBlock> {
+        Prefetch::start(
+            range.start,
+            range.end,
+            workers,
+            window,
+            Arc::new(move |h| scan_one(source.as_ref(), h, &filter, &select, hash_threads)),
         )
     }
 }

@@ -170,6 +170,54 @@ pub trait BlockSource: ChainView {
     /// The outputs spent by `block` (whose hash is `hash`): one list per transaction, in block
     /// order, with one output per input; none for the coinbase.
     fn spent_outputs(&self, hash: &BlockHash, block: &Block) -> Result<SpentOutputs, SourceError>;
+
+    /// Replaces `buf`'s contents with block `hash`'s serialization and returns `true`, when the
+    /// backend has the bytes (blk files, Core REST); returns `false` when it only gives decoded
+    /// blocks (the default). [`crate::prefetch::Prefetch::scanned`] scans the bytes in place
+    /// ([`crate::scan`]) and validates them; the buffer is reused from block to block.
+    fn block_bytes(&self, hash: &BlockHash, buf: &mut Vec<u8>) -> Result<bool, SourceError> {
+        let _ = (hash, buf);
+        Ok(false)
+    }
+
+    /// The outputs spent by the transactions at `positions` (ascending, never the coinbase's
+    /// 0) of block `hash`, whose transactions have `inputs[i]` inputs each: one list per
+    /// position, one output per input. The default reads the whole block and all its spent
+    /// outputs ([`spent_outputs_via_block`]); a backend that can decode less overrides it.
+    fn spent_outputs_at(
+        &self,
+        hash: &BlockHash,
+        inputs: &[u32],
+        positions: &[u32],
+    ) -> Result<Vec<Vec<TxOut>>, SourceError> {
+        let _ = inputs;
+        spent_outputs_via_block(self, hash, positions)
+    }
+}
+
+/// [`BlockSource::spent_outputs_at`] the long way: the whole block, all its spent outputs, and
+/// the lists at `positions` kept.
+pub fn spent_outputs_via_block<S: BlockSource + ?Sized>(
+    source: &S,
+    hash: &BlockHash,
+    positions: &[u32],
+) -> Result<Vec<Vec<TxOut>>, SourceError> {
+    let fetched = source.block(hash)?;
+    let mut all = source.spent_outputs(hash, &fetched.block)?.0;
+    positions
+        .iter()
+        .map(|&p| {
+            all.get_mut(p as usize)
+                .map(std::mem::take)
+                .ok_or_else(|| SourceError::Mismatch {
+                    source_name: source.name(),
+                    detail: format!(
+                        "block {hash} has {} transactions, no position {p}",
+                        all.len()
+                    ),
+                })
+        })
+        .collect()
 }
 
 /// A source that delivers only the transactions paying scripts the caller watches, each proven
@@ -217,6 +265,17 @@ impl<T: BlockSource + ?Sized> BlockSource for Arc<T> {
     }
     fn spent_outputs(&self, hash: &BlockHash, block: &Block) -> Result<SpentOutputs, SourceError> {
         (**self).spent_outputs(hash, block)
+    }
+    fn block_bytes(&self, hash: &BlockHash, buf: &mut Vec<u8>) -> Result<bool, SourceError> {
+        (**self).block_bytes(hash, buf)
+    }
+    fn spent_outputs_at(
+        &self,
+        hash: &BlockHash,
+        inputs: &[u32],
+        positions: &[u32],
+    ) -> Result<Vec<Vec<TxOut>>, SourceError> {
+        (**self).spent_outputs_at(hash, inputs, positions)
     }
 }
 

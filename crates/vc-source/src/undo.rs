@@ -168,8 +168,8 @@ impl<'a> Reader<'a> {
         Ok(ScriptBuf::from_bytes(s))
     }
 
-    /// One spent coin (`TxInUndoFormatter` + `TxOutCompression`).
-    pub fn coin(&mut self) -> Result<TxOut, UndoError> {
+    /// A coin's height code, legacy version and amount (checked), up to its script.
+    fn coin_amount(&mut self) -> Result<u64, UndoError> {
         let code = self.varint()?;
         if code >> 1 > 0 {
             // The legacy transaction version, always written as 0 since Core 0.15.
@@ -180,10 +180,32 @@ impl<'a> Reader<'a> {
         if amount > Amount::MAX_MONEY.to_sat() {
             return self.fail(at, format!("amount {amount} exceeds 21 million BTC"));
         }
+        Ok(amount)
+    }
+
+    /// One spent coin (`TxInUndoFormatter` + `TxOutCompression`).
+    pub fn coin(&mut self) -> Result<TxOut, UndoError> {
+        let amount = self.coin_amount()?;
         Ok(TxOut {
             value: Amount::from_sat(amount),
             script_pubkey: self.script()?,
         })
+    }
+}
+
+impl Reader<'_> {
+    /// Skips one spent coin without building it: the varints are read and the amount is
+    /// checked as [`Reader::coin`] does, but the script is not copied (nor a P2PK key
+    /// decompressed, so a key that is not a curve point goes unnoticed here).
+    pub fn skip_coin(&mut self) -> Result<(), UndoError> {
+        self.coin_amount()?;
+        let len = match self.varint()? {
+            0 | 1 => 20,
+            2..=5 => 32,
+            n => n - 6,
+        };
+        self.take(usize::try_from(len).unwrap_or(usize::MAX))?;
+        Ok(())
     }
 }
 
@@ -223,6 +245,62 @@ pub fn decode_block_undo(bytes: &[u8]) -> Result<Vec<Vec<TxOut>>, UndoError> {
             coins.push(r.coin()?);
         }
         out.push(coins);
+    }
+    if r.offset() != bytes.len() {
+        return r.fail(
+            r.offset(),
+            format!("{} bytes after the block undo", bytes.len() - r.offset()),
+        );
+    }
+    Ok(out)
+}
+
+/// Decodes only the coins of the transactions at `positions` (ascending, never the coinbase's
+/// 0) of a `CBlockUndo`, skipping the others' ([`Reader::skip_coin`]), and checks the whole
+/// record against the block's shape: `inputs[i]` coins for each transaction `i` but the
+/// coinbase, every byte used. One list per position.
+pub fn decode_block_undo_at(
+    bytes: &[u8],
+    inputs: &[u32],
+    positions: &[u32],
+) -> Result<Vec<Vec<TxOut>>, UndoError> {
+    let mut r = Reader::new(bytes);
+    let txs = r.compact_size()?;
+    if txs + 1 != inputs.len() as u64 {
+        return r.fail(
+            0,
+            format!(
+                "undo for {txs} transactions, the block has {} besides the coinbase",
+                inputs.len().saturating_sub(1)
+            ),
+        );
+    }
+    let mut out = Vec::with_capacity(positions.len());
+    let mut wanted = positions.iter().copied().peekable();
+    for (i, &want) in inputs.iter().enumerate().skip(1) {
+        let at = r.offset();
+        let n = r.compact_size()?;
+        if n != u64::from(want) {
+            return r.fail(
+                at,
+                format!("transaction {i} has {want} inputs but {n} spent coins"),
+            );
+        }
+        if wanted.peek() == Some(&(i as u32)) {
+            wanted.next();
+            let mut coins = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                coins.push(r.coin()?);
+            }
+            out.push(coins);
+        } else {
+            for _ in 0..n {
+                r.skip_coin()?;
+            }
+        }
+    }
+    if let Some(p) = wanted.next() {
+        return r.fail(0, format!("no transaction at position {p}"));
     }
     if r.offset() != bytes.len() {
         return r.fail(
@@ -349,5 +427,39 @@ mod tests {
         assert!(
             decode_block_undo(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err()
         );
+    }
+
+    #[test]
+    fn partial_decoding_keeps_the_positions_and_checks_the_shape() {
+        // Three transactions besides the coinbase: 1, 2 and 1 inputs, scripts of every
+        // compressed kind and a raw one.
+        let mut b = vec![0x03, 0x01];
+        b.extend([5 * 2 + 1, 0x00, 0x09, 0x00]);
+        b.extend([0x11; 20]);
+        b.push(0x02);
+        b.extend([7 * 2, 0x00, 0x07, 0x02]);
+        b.extend([0x22; 32]);
+        b.extend([7 * 2, 0x00, 0x07, 0x06 + 3, 0x51, 0x52, 0x53]);
+        b.push(0x01);
+        b.extend([3 * 2, 0x00, 0x08, 0x01]);
+        b.extend([0x33; 20]);
+        let all = decode_block_undo(&b).unwrap();
+        let inputs = [0, 1, 2, 1];
+        for positions in [vec![], vec![1], vec![2], vec![1, 3], vec![1, 2, 3]] {
+            let got = decode_block_undo_at(&b, &inputs, &positions).unwrap();
+            let want: Vec<Vec<TxOut>> =
+                positions.iter().map(|&p| all[p as usize].clone()).collect();
+            assert_eq!(got, want, "positions {positions:?}");
+        }
+        // The wrong shape, a position past the block, trailing or missing bytes.
+        assert!(decode_block_undo_at(&b, &[0, 1, 1, 1], &[1]).is_err());
+        assert!(decode_block_undo_at(&b, &[0, 1, 2], &[1]).is_err());
+        assert!(decode_block_undo_at(&b, &inputs, &[4]).is_err());
+        let mut extra = b.clone();
+        extra.push(0);
+        assert!(decode_block_undo_at(&extra, &inputs, &[1]).is_err());
+        for cut in 0..b.len() {
+            assert!(decode_block_undo_at(&b[..cut], &inputs, &[2]).is_err());
+        }
     }
 }

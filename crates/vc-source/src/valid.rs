@@ -37,15 +37,7 @@ pub fn check_block(
     hash: &BlockHash,
     fetched: &FetchedBlock,
 ) -> Result<(), SourceError> {
-    let got = fetched.block.block_hash();
-    if got != *hash {
-        return Err(unverified(
-            source,
-            height,
-            Violation::BlockHash,
-            format!("asked for block {hash}, got block {got}"),
-        ));
-    }
+    check_scanned(source, height, hash, &fetched.block.header)?;
     if fetched.body_checked() {
         return Ok(());
     }
@@ -56,6 +48,55 @@ pub fn check_block(
         };
         unverified(source, height, violation, format!("block {hash}: {e}"))
     })
+}
+
+/// Checks that a block (scanned or decoded) is the one asked for: its header hashes to
+/// `hash`.
+pub fn check_scanned(
+    source: &'static str,
+    height: u64,
+    hash: &BlockHash,
+    header: &bitcoin::block::Header,
+) -> Result<(), SourceError> {
+    let got = header.block_hash();
+    if got != *hash {
+        return Err(unverified(
+            source,
+            height,
+            Violation::BlockHash,
+            format!("asked for block {hash}, got block {got}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that `spent` holds one list per position, each with one output per input of the
+/// transaction there (`inputs` per transaction).
+pub fn check_spent_at(
+    source: &'static str,
+    height: u64,
+    inputs: &[u32],
+    positions: &[u32],
+    spent: &[Vec<bitcoin::TxOut>],
+) -> Result<(), SourceError> {
+    let bad = |detail: String| unverified(source, height, Violation::SpentShape, detail);
+    if spent.len() != positions.len() {
+        return Err(bad(format!(
+            "{} spent-output lists for {} transactions",
+            spent.len(),
+            positions.len()
+        )));
+    }
+    for (&p, list) in positions.iter().zip(spent) {
+        let want = inputs.get(p as usize).copied().unwrap_or(0) as usize;
+        if p == 0 || list.len() != want {
+            return Err(bad(format!(
+                "transaction {p} has {want} inputs but {} spent outputs",
+                list.len()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Checks that `spent` has `block`'s shape.

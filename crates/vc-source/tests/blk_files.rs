@@ -440,3 +440,46 @@ fn a_stored_block_the_node_has_not_connected_is_not_the_tip() {
     assert_eq!(source.tip().unwrap().height, m.tip.0 - 1);
     assert_eq!(source.height_of(&m.tip.1), None);
 }
+
+/// `Prefetch::scanned` over the fixture gives, at every height, exactly the candidates that
+/// decoding the whole block and filtering finds, with the same spent outputs (read from the
+/// undo records without decoding the other coins), and the block's size and transaction
+/// count. The fixture's names operations and foreign OP_RETURNs make candidates, its stale
+/// blocks siblings.
+#[test]
+fn scanning_finds_what_decoding_and_filtering_find() {
+    use vc_source::scan::ScanFilter;
+    let source = Arc::new(open(&fixture().join("blocks")).unwrap());
+    let tip = source.tip().unwrap().height;
+    // The names magic, and a one-byte magic that many OP_RETURN pushes start with.
+    for magic in [&b"id"[..], &[0x69][..]] {
+        let filter = ScanFilter::new(magic, &[]);
+        let select: vc_source::prefetch::TxSelector = Arc::new(|_| true);
+        let scanned =
+            Prefetch::scanned(source.clone(), 0..tip + 1, 3, 8, filter.clone(), select, 2);
+        let mut candidates = 0;
+        for (height, got) in (0..=tip).zip(scanned) {
+            let got = got.unwrap();
+            let hash = source.block_hash(height).unwrap();
+            let block = source.block(&hash).unwrap();
+            assert_eq!((got.hash, got.size), (hash, block.size));
+            assert_eq!(got.tx_count, block.block.txdata.len());
+            let want: Vec<usize> = (1..block.block.txdata.len())
+                .filter(|&i| filter.matches(&block.block.txdata[i]))
+                .collect();
+            let at: Vec<usize> = got.txs.iter().map(|t| t.index as usize).collect();
+            assert_eq!(at, want, "height {height}");
+            if want.is_empty() {
+                continue;
+            }
+            let spent = source.spent_outputs(&hash, &block.block).unwrap().0;
+            for t in &got.txs {
+                let i = t.index as usize;
+                assert_eq!(t.tx, block.block.txdata[i]);
+                assert_eq!(t.spent.as_ref(), Some(&spent[i]), "height {height} tx {i}");
+            }
+            candidates += want.len();
+        }
+        assert!(candidates > 0, "the fixture has candidates for {magic:?}");
+    }
+}

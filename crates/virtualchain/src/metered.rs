@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bitcoin::block::Header;
-use bitcoin::{Block, BlockHash, Network, ScriptBuf, Transaction};
+use bitcoin::{Block, BlockHash, Network, ScriptBuf, Transaction, TxOut};
 use vc_source::{
     BlockSource, ChainTip, ChainView, FetchedBlock, Source, SourceError, SpentOutputs, WatchSource,
     WatchedBlock,
@@ -64,6 +64,21 @@ impl<S: BlockSource + ?Sized> BlockSource for Metered<S> {
 
     fn spent_outputs(&self, hash: &BlockHash, block: &Block) -> Result<SpentOutputs, SourceError> {
         self.time("spent_outputs", || self.inner.spent_outputs(hash, block))
+    }
+
+    fn block_bytes(&self, hash: &BlockHash, buf: &mut Vec<u8>) -> Result<bool, SourceError> {
+        self.time("block", || self.inner.block_bytes(hash, buf))
+    }
+
+    fn spent_outputs_at(
+        &self,
+        hash: &BlockHash,
+        inputs: &[u32],
+        positions: &[u32],
+    ) -> Result<Vec<Vec<TxOut>>, SourceError> {
+        self.time("spent_outputs", || {
+            self.inner.spent_outputs_at(hash, inputs, positions)
+        })
     }
 }
 

@@ -169,6 +169,21 @@ impl FlatFile {
         Ok(buf)
     }
 
+    /// Reads `len` de-obfuscated bytes at `pos` into `buf` (replacing its contents, keeping
+    /// its allocation).
+    pub fn read_into(&self, pos: u64, len: usize, buf: &mut Vec<u8>) -> Result<(), SourceError> {
+        // Only growth is zeroed: the bytes are overwritten by the read anyway.
+        if buf.len() < len {
+            buf.resize(len, 0);
+        } else {
+            buf.truncate(len);
+        }
+        read_at(&self.file, pos, buf)
+            .map_err(|e| file_error(&self.path, pos, format!("reading {len} bytes: {e}")))?;
+        self.key.apply(pos, buf);
+        Ok(())
+    }
+
     /// Reads `len` de-obfuscated bytes at `pos`.
     pub fn read(&self, pos: u64, len: usize) -> Result<Vec<u8>, SourceError> {
         let mut buf = self.read_raw(pos, len)?;

@@ -31,11 +31,13 @@ use bitcoin::{Block, BlockHash, Network, TxOut};
 
 pub use files::XorKey;
 
-use self::files::{FlatFile, file_error, numbered_files, numbered_path};
+use self::files::{FlatFile, Span, file_error, numbered_files, numbered_path};
 use self::index::{ChainIndex, Loc};
-use self::rev::{RevFile, read_spent};
+use self::rev::{RevFile, read_spent, read_spent_at};
 use crate::error::SourceError;
-use crate::source::{BlockSource, ChainTip, ChainView, FetchedBlock, SpentOutputs};
+use crate::source::{
+    BlockSource, ChainTip, ChainView, FetchedBlock, SpentOutputs, spent_outputs_via_block,
+};
 
 const NAME: &str = "blk-files";
 
@@ -340,19 +342,24 @@ impl BlkSource {
         Ok(rev)
     }
 
-    /// The outputs block `hash` spends, from its undo record.
-    fn undo_of(&self, hash: &BlockHash, block: &Block) -> Result<Undo, SourceError> {
-        let (file, height, has_siblings) = {
+    /// Where block `hash`'s undo record is. `block` is needed only to tell the records of
+    /// siblings apart: without it, a block with siblings is [`UndoAt::NeedsBlock`].
+    fn undo_at(&self, hash: &BlockHash, block: Option<&Block>) -> Result<UndoAt, SourceError> {
+        let (file, height, prev, has_siblings) = {
             let index = self.read_index();
             let entry = index.get(hash).ok_or_else(|| SourceError::NotFound {
                 source_name: NAME,
                 what: format!("block {hash}"),
             })?;
             if entry.height == 0 {
-                return Ok(Undo::Genesis);
+                return Ok(UndoAt::Genesis);
             }
-            (entry.loc.file, entry.height, index.has_sibling(hash))
+            let prev = entry.header.prev_blockhash;
+            (entry.loc.file, entry.height, prev, index.has_sibling(hash))
         };
+        if has_siblings && block.is_none() {
+            return Ok(UndoAt::NeedsBlock);
+        }
         let rev = self.rev_file(file)?;
         let (known, rev_file) = {
             let rev = lock(&rev);
@@ -363,20 +370,46 @@ impl BlkSource {
             None => {
                 // Not matched yet: pair the file's best chain (computed outside the rev lock).
                 let lone_chain = self.read_index().lone_chain_in_file(file);
-                lock(&rev).locate(*hash, block, &lone_chain, has_siblings)?
+                lock(&rev).locate(*hash, prev, block, &lone_chain, has_siblings)?
             }
         };
-        match span {
-            Some(span) => Ok(Undo::Found(read_spent(&rev_file, span, hash, block)?)),
-            None => Ok(Undo::Missing(file_error(
+        Ok(match span {
+            Some(span) => UndoAt::Found(rev_file, span),
+            None => UndoAt::Missing(file_error(
                 &rev_file.path,
                 0,
                 format!(
                     "no undo record for block {hash} (height {height}): the node has not \
                      connected it yet, or the file is incomplete"
                 ),
-            ))),
-        }
+            )),
+        })
+    }
+
+    /// The outputs block `hash` spends, from its undo record.
+    fn undo_of(&self, hash: &BlockHash, block: &Block) -> Result<Undo, SourceError> {
+        Ok(match self.undo_at(hash, Some(block))? {
+            UndoAt::Genesis => Undo::Genesis,
+            UndoAt::Found(file, span) => Undo::Found(read_spent(&file, span, hash, block)?),
+            UndoAt::Missing(e) => Undo::Missing(e),
+            UndoAt::NeedsBlock => {
+                return Err(SourceError::Mismatch {
+                    source_name: NAME,
+                    detail: format!("the undo record of block {hash} needs the block"),
+                });
+            }
+        })
+    }
+
+    /// Where block `hash` is.
+    fn loc_of(&self, hash: &BlockHash) -> Result<Loc, SourceError> {
+        self.read_index()
+            .get(hash)
+            .map(|e| e.loc)
+            .ok_or_else(|| SourceError::NotFound {
+                source_name: NAME,
+                what: format!("block {hash}"),
+            })
     }
 
     fn past_tip(&self, height: u64, tip: usize) -> SourceError {
@@ -386,6 +419,15 @@ impl BlkSource {
             tip: tip.saturating_sub(1) as u64,
         }
     }
+}
+
+/// Where a block's undo record is.
+enum UndoAt {
+    Genesis,
+    Found(FlatFile, Span),
+    Missing(SourceError),
+    /// The block has siblings: the whole block is needed to tell their records apart.
+    NeedsBlock,
 }
 
 enum Undo {
@@ -442,14 +484,7 @@ impl ChainView for BlkSource {
 
 impl BlockSource for BlkSource {
     fn block(&self, hash: &BlockHash) -> Result<FetchedBlock, SourceError> {
-        let loc =
-            self.read_index()
-                .get(hash)
-                .map(|e| e.loc)
-                .ok_or_else(|| SourceError::NotFound {
-                    source_name: NAME,
-                    what: format!("block {hash}"),
-                })?;
+        let loc = self.loc_of(hash)?;
         let file = self.blk_file(loc.file)?;
         let bytes = file.read(loc.span.offset, loc.span.len as usize)?;
         let fetched = FetchedBlock::decode(&bytes, self.config.check_merkle_root)
@@ -478,5 +513,27 @@ impl BlockSource for BlkSource {
                 detail: format!("spent outputs of block {hash}: {detail}"),
             })?;
         Ok(spent)
+    }
+
+    fn block_bytes(&self, hash: &BlockHash, buf: &mut Vec<u8>) -> Result<bool, SourceError> {
+        let loc = self.loc_of(hash)?;
+        self.blk_file(loc.file)?
+            .read_into(loc.span.offset, loc.span.len as usize, buf)?;
+        Ok(true)
+    }
+
+    /// Decodes only the coins of `positions` from the undo record (the others are skipped),
+    /// except for a block with siblings, whose record is told apart with the whole block.
+    fn spent_outputs_at(
+        &self,
+        hash: &BlockHash,
+        inputs: &[u32],
+        positions: &[u32],
+    ) -> Result<Vec<Vec<TxOut>>, SourceError> {
+        match self.undo_at(hash, None)? {
+            UndoAt::Found(file, span) => read_spent_at(&file, span, hash, inputs, positions),
+            UndoAt::Missing(e) => Err(e),
+            UndoAt::Genesis | UndoAt::NeedsBlock => spent_outputs_via_block(self, hash, positions),
+        }
     }
 }

@@ -114,22 +114,29 @@ impl RevFile {
     /// Finds (and remembers) the undo record of `block` (hash `hash`): its span, or `None` when
     /// the file holds none. `lone_chain` is the file's best chain for pairing; `has_siblings`
     /// says whether another child of the block's parent was found.
+    ///
+    /// Only a block with siblings needs `block` itself (to tell the siblings' records apart);
+    /// without it such a block is not located.
     pub fn locate(
         &mut self,
         hash: BlockHash,
-        block: &Block,
+        prev: BlockHash,
+        block: Option<&Block>,
         lone_chain: &[(BlockHash, BlockHash)],
         has_siblings: bool,
     ) -> Result<Option<Span>, SourceError> {
         if !self.claimed.contains_key(&hash) {
             self.extend()?;
             let found = if has_siblings {
-                self.among_siblings(&hash, block)?
+                match block {
+                    Some(block) => self.among_siblings(&hash, block)?,
+                    None => None,
+                }
             } else {
                 self.pair(lone_chain)?;
                 match self.claimed.get(&hash) {
                     Some(_) => None,
-                    None => self.first_match(&block.header.prev_blockhash)?,
+                    None => self.first_match(&prev)?,
                 }
             };
             if let Some(k) = found {
@@ -223,6 +230,28 @@ pub(crate) fn read_spent(
         )
     })?;
     Ok(spent)
+}
+
+/// The outputs spent by the transactions at `positions` of the block `hash` whose undo record
+/// is at `span`, checked against the block's shape (`inputs` per transaction).
+pub(crate) fn read_spent_at(
+    file: &FlatFile,
+    span: Span,
+    hash: &BlockHash,
+    inputs: &[u32],
+    positions: &[u32],
+) -> Result<Vec<Vec<TxOut>>, SourceError> {
+    let bytes = file.read(span.offset, span.len as usize)?;
+    crate::undo::decode_block_undo_at(&bytes, inputs, positions).map_err(|e| {
+        file_error(
+            &file.path,
+            span.offset + e.offset as u64,
+            format!(
+                "the undo record of block {hash} does not fit it: {}",
+                e.detail
+            ),
+        )
+    })
 }
 
 /// The last push of a script, if it is push-only.

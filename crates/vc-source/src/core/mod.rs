@@ -24,6 +24,7 @@ use crate::body::BodyError;
 use crate::error::SourceError;
 use crate::source::{
     BlockSource, Broadcaster, ChainTip, ChainView, FetchedBlock, SpentOutputs, check_linked,
+    spent_outputs_via_block,
 };
 
 pub mod rpc;
@@ -627,6 +628,36 @@ impl BlockSource for CoreSource {
             })?;
         Ok(spent)
     }
+
+    fn block_bytes(&self, hash: &BlockHash, buf: &mut Vec<u8>) -> Result<bool, SourceError> {
+        let Some(agent) = &self.http else {
+            return Ok(false);
+        };
+        *buf = self.rest_about(agent, &format!("block/{hash}.bin"), hash, || {
+            format!("block {hash}")
+        })?;
+        Ok(true)
+    }
+
+    /// Over REST, decodes only the outputs of `positions` from `spenttxouts` (the others are
+    /// skipped); over JSON-RPC, the whole block's.
+    fn spent_outputs_at(
+        &self,
+        hash: &BlockHash,
+        inputs: &[u32],
+        positions: &[u32],
+    ) -> Result<Vec<Vec<TxOut>>, SourceError> {
+        let Some(agent) = &self.http else {
+            return spent_outputs_via_block(self, hash, positions);
+        };
+        let bytes = self.rest_about(agent, &format!("spenttxouts/{hash}.bin"), hash, || {
+            format!("spent outputs of block {hash}")
+        })?;
+        decode_spent_at(&bytes, inputs, positions).map_err(|detail| SourceError::Mismatch {
+            source_name: "core-rest",
+            detail: format!("spent outputs of block {hash}: {detail}"),
+        })
+    }
 }
 
 impl Broadcaster for CoreSource {
@@ -697,6 +728,81 @@ pub fn decode_spent(bytes: &[u8]) -> Result<SpentOutputs, String> {
     Ok(SpentOutputs(out))
 }
 
+/// Like [`decode_spent`], but decodes only the lists at `positions` (ascending), skipping the
+/// other outputs in place, and checks the body against the block's shape: `inputs[i]` outputs
+/// for each transaction `i`, none for the coinbase, every byte used.
+pub fn decode_spent_at(
+    bytes: &[u8],
+    inputs: &[u32],
+    positions: &[u32],
+) -> Result<Vec<Vec<TxOut>>, String> {
+    let mut cur = Cursor::new(bytes);
+    let count = |c: &mut Cursor<&[u8]>| -> Result<u64, String> {
+        let pos = c.position();
+        Ok(bitcoin::VarInt::consensus_decode(c)
+            .map_err(|e| format!("{e} at byte offset {pos}"))?
+            .0)
+    };
+    let txs = count(&mut cur)?;
+    if txs != inputs.len() as u64 {
+        return Err(format!(
+            "{txs} spent-output lists for {} transactions",
+            inputs.len()
+        ));
+    }
+    let mut out = Vec::with_capacity(positions.len());
+    let mut wanted = positions.iter().copied().peekable();
+    for (i, &want) in inputs.iter().enumerate() {
+        let want = if i == 0 { 0 } else { u64::from(want) };
+        let n = count(&mut cur)?;
+        if n != want {
+            return Err(format!(
+                "transaction {i} has {want} inputs but {n} spent outputs"
+            ));
+        }
+        if wanted.peek() == Some(&(i as u32)) {
+            wanted.next();
+            let mut spent = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                let pos = cur.position();
+                spent.push(
+                    TxOut::consensus_decode(&mut cur)
+                        .map_err(|e| format!("{e} at byte offset {pos}"))?,
+                );
+            }
+            out.push(spent);
+        } else {
+            for _ in 0..n {
+                let pos = cur.position();
+                // The value, then the script's length and bytes.
+                let skip = 8u64;
+                let script_at = pos + skip;
+                if script_at > bytes.len() as u64 {
+                    return Err(format!("truncated output at byte offset {pos}"));
+                }
+                cur.set_position(script_at);
+                let len = count(&mut cur)?;
+                let end = cur.position().saturating_add(len);
+                if end > bytes.len() as u64 {
+                    return Err(format!("truncated output at byte offset {pos}"));
+                }
+                cur.set_position(end);
+            }
+        }
+    }
+    if let Some(p) = wanted.next() {
+        return Err(format!("no transaction at position {p}"));
+    }
+    if cur.position() as usize != bytes.len() {
+        return Err(format!(
+            "{} trailing bytes at byte offset {}",
+            bytes.len() as u64 - cur.position(),
+            cur.position()
+        ));
+    }
+    Ok(out)
+}
+
 fn hex_bytes(s: &str) -> Option<Vec<u8>> {
     vc_chash::hex::decode(s.trim()).ok()
 }
@@ -740,6 +846,38 @@ pub fn spent_from_verbose_block(v: &serde_json::Value) -> Result<SpentOutputs, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spent_outputs_at_positions_match_the_whole_decoding() {
+        let out = |v: u64, s: &[u8]| TxOut {
+            value: Amount::from_sat(v),
+            script_pubkey: ScriptBuf::from_bytes(s.to_vec()),
+        };
+        let lists = vec![
+            vec![],
+            vec![out(1, &[0x51])],
+            vec![out(2, &[7; 300]), out(3, &[])],
+            vec![out(4, &[0x00, 0x14])],
+        ];
+        let mut bytes = bitcoin::consensus::serialize(&bitcoin::VarInt(4));
+        for l in &lists {
+            bytes.extend(bitcoin::consensus::serialize(l));
+        }
+        assert_eq!(decode_spent(&bytes).unwrap().0, lists);
+        let inputs = [0, 1, 2, 1];
+        for positions in [vec![], vec![2], vec![1, 3], vec![1, 2, 3]] {
+            let want: Vec<Vec<TxOut>> = positions
+                .iter()
+                .map(|&p| lists[p as usize].clone())
+                .collect();
+            assert_eq!(decode_spent_at(&bytes, &inputs, &positions).unwrap(), want);
+        }
+        assert!(decode_spent_at(&bytes, &[0, 1, 1, 1], &[1]).is_err());
+        assert!(decode_spent_at(&bytes, &inputs, &[4]).is_err());
+        for cut in 0..bytes.len() {
+            assert!(decode_spent_at(&bytes[..cut], &inputs, &[3]).is_err());
+        }
+    }
 
     #[test]
     fn debug_of_a_config_never_shows_the_password() {
