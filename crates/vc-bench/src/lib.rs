@@ -13,6 +13,9 @@
 //! plus the consensus-hash-and-commit rate of empty blocks. It writes the figures to a JSON
 //! file and into the generated part of `docs/benchmarks.md`.
 //!
+//! `schemes` ([`v3`]) indexes the same chain under the legacy, v2 and v3 consensus-hash
+//! schemes and compares their speed and disk use.
+//!
 //! The other subcommands are its parts: `chain` (only generate the chain), `measure` (the
 //! one-child wrapper that reads a command's CPU time and peak RSS) and `naive-index` (run 4's
 //! indexer process).
@@ -22,6 +25,7 @@ pub mod measure;
 pub mod naive;
 pub mod report;
 pub mod runs;
+pub mod v3;
 
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

@@ -13,7 +13,7 @@ use vc_names::{NamesApp, NamesConfig};
 use vc_source::core::rpc::Auth;
 use vc_testnode::TestNode;
 
-use vc_bench::{chain, measure, naive, report, runs};
+use vc_bench::{chain, measure, naive, report, runs, v3};
 
 #[derive(Parser)]
 #[command(about = "End-to-end indexing benchmark (see `cargo xtask bench index`)")]
@@ -59,6 +59,28 @@ enum Command {
         /// the reports (for profiling and quick checks).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+    },
+    /// Index a cached chain under the legacy, v2 and v3 schemes and compare them (see
+    /// `vc_bench::v3`); with --markdown and --json, write the figures there.
+    Schemes {
+        /// Cache directory (the chain goes under bench-chain/).
+        #[arg(long)]
+        cache: PathBuf,
+        /// Which chain: `small` or `mainnet`.
+        #[arg(long, default_value = "small")]
+        shape: String,
+        /// The `virtualchain` binary (a release build).
+        #[arg(long)]
+        cli: PathBuf,
+        /// Repetitions of each scheme (the report gives medians).
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// The Markdown report (its `vc-bench schemes` part is replaced).
+        #[arg(long, requires = "json")]
+        markdown: Option<PathBuf>,
+        /// The JSON report (its `schemes` member is replaced).
+        #[arg(long, requires = "markdown")]
+        json: Option<PathBuf>,
     },
     /// Generate a cached chain if it is missing.
     Chain {
@@ -120,6 +142,23 @@ fn main() -> Result<ExitCode> {
             json,
             only,
         }),
+        Command::Schemes {
+            cache,
+            shape,
+            cli,
+            reps,
+            markdown,
+            json,
+        } => {
+            let shape = chain::Shape::named(&shape)
+                .with_context(|| format!("no chain shape called {shape:?}"))?;
+            let r = v3::measure(&cache, &shape, &cli, reps.max(1))?;
+            if let (Some(md), Some(json)) = (markdown, json) {
+                v3::write(&r, &md, &json)?;
+            }
+            eprint!("{}", v3::markdown(&r));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Chain { cache, shape } => {
             let shape = chain::Shape::named(&shape)
                 .with_context(|| format!("no chain shape called {shape:?}"))?;

@@ -275,19 +275,25 @@ pub fn write(r: &Report, md: &Path, json: &Path) -> Result<()> {
     let generated = markdown(r);
     let old =
         fs::read_to_string(md).unwrap_or_else(|_| format!("# Benchmarks\n\n{BEGIN}\n{END}\n"));
-    let new = match (old.find(BEGIN), old.find(END)) {
+    let new = splice(&old, BEGIN, END, &generated);
+    fs::write(md, new).with_context(|| format!("writing {}", md.display()))?;
+    Ok(())
+}
+
+/// `old` with the part from `begin` to `end` (both included) replaced by `generated`, which
+/// starts with `begin` and ends with `end`; `generated` is appended if `old` has no such part.
+pub fn splice(old: &str, begin: &str, end: &str, generated: &str) -> String {
+    match (old.find(begin), old.find(end)) {
         (Some(b), Some(e)) if b < e => {
             format!(
                 "{}{}{}",
                 &old[..b],
                 generated.trim_end(),
-                &old[e + END.len()..]
+                &old[e + end.len()..]
             )
         }
         _ => format!("{}\n{}", old.trim_end(), generated),
-    };
-    fs::write(md, new).with_context(|| format!("writing {}", md.display()))?;
-    Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Criterion benchmarks of vc-store (v2 scheme, database files in a temporary directory).
+//! Criterion benchmarks of vc-store (v2 scheme unless named, database files in a temporary
+//! directory).
 //!
 //! * `commit/empty_x1000_one_commit`: 1,000 empty blocks (consensus hash, accumulator nodes,
 //!   chain entry, undo log) applied in one write transaction and committed (catch-up mode).
@@ -15,17 +16,24 @@
 //!   transactions and cached under the target directory (`CARGO_TARGET_TMPDIR`); its size is
 //!   printed against the same chain with a 1,000-block undo window.
 //! * `state_reads/random_of_100k`: point reads of random keys among 100,000 through a read view.
+//! * `million_keys/{v2,v3}/...`: on a store holding 1,000,000 keys (built once in 100 blocks of
+//!   10,000 puts and cached under `CARGO_TARGET_TMPDIR`, then copied): `apply_1000` times one
+//!   block changing 1,000 random keys from `begin_block` to `finish` (inside the write
+//!   transaction; the commit follows untimed), `apply_1000_commit` the same with its durable
+//!   commit, `apply_empty` one block changing nothing (commit every 1,000 blocks, untimed).
+//!   Bytes on disk per key and the growth per block are printed at start-up.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 use std::hint::black_box;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use vc_chash::{Hash256, Scheme};
 use vc_store::{
-    BlockHeader, Namespace, OutputData, StateReadExt, StateWriteExt, Store, StoreConfig, StoredOp,
-    Writer,
+    BlockHeader, Namespace, OutputData, StateAccess, StateReadExt, StateWriteExt, Store,
+    StoreConfig, StoredOp, Writer,
 };
 
 fn hash(height: u64, salt: u64) -> Hash256 {
@@ -37,8 +45,12 @@ fn hash(height: u64, salt: u64) -> Hash256 {
 }
 
 fn open(dir: &tempfile::TempDir) -> Store {
-    let cfg = StoreConfig::new("bench", "1", Scheme::V2, 0, "regtest");
-    Store::open(dir.path().join("bench.redb"), cfg).unwrap()
+    open_at(&dir.path().join("bench.redb"), Scheme::V2)
+}
+
+fn open_at(path: &Path, scheme: Scheme) -> Store {
+    let cfg = StoreConfig::new("bench", "1", scheme, 0, "regtest");
+    Store::open(path, cfg).unwrap()
 }
 
 /// Applies the next block with `ops` operations and `writes` state writes; `salt` makes a branch.
@@ -290,5 +302,189 @@ fn state_reads(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, commit, rollback, deep_rollback, state_reads);
+/// Keys in the `million_keys` stores, and how many each bulk block puts.
+const MILLION: u64 = 1_000_000;
+const BULK: u64 = 10_000;
+
+/// Key `i`'s value in block `salt`: 40 to 100 bytes, like a name record.
+fn record(i: u64, salt: u64) -> Vec<u8> {
+    let len = 40 + ((i.wrapping_mul(7919) ^ salt) % 61) as usize;
+    (0..len)
+        .map(|j| (i ^ salt).rotate_left(j as u32 % 64) as u8 ^ j as u8)
+        .collect()
+}
+
+/// Applies the next block, setting key `i` to `record(i, height)` for every `i` of `keys`.
+fn put_block(w: &mut Writer<'_>, keys: impl Iterator<Item = u64>) {
+    let height = w.next_height();
+    let prev = w.tip().map_or(Hash256::ZERO, |t| t.1);
+    let mut b = w
+        .begin_block(BlockHeader {
+            height,
+            block_hash: hash(height, 0),
+            prev_hash: prev,
+        })
+        .unwrap();
+    for i in keys {
+        b.put_raw("names", &i.to_be_bytes(), record(i, height))
+            .unwrap();
+    }
+    b.finish().unwrap();
+}
+
+/// The store of 1,000,000 keys under `scheme`, built once (100 blocks of 10,000 puts, a commit
+/// every 10) and kept under the target directory (`CARGO_TARGET_TMPDIR`).
+fn million_store(scheme: Scheme) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("vc-store-bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("store-1m-{}-v1.redb", scheme.name()));
+    if path.exists() {
+        return path;
+    }
+    let partial = path.with_extension("partial");
+    let _ = std::fs::remove_file(&partial);
+    let started = Instant::now();
+    {
+        let store = open_at(&partial, scheme);
+        let mut w = store.writer().unwrap();
+        for block in 0..MILLION / BULK {
+            put_block(&mut w, block * BULK..(block + 1) * BULK);
+            if block % 10 == 9 {
+                w.commit().unwrap();
+            }
+        }
+        w.commit().unwrap();
+    }
+    eprintln!(
+        "built the {scheme} store of {MILLION} keys in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    std::fs::rename(&partial, &path).unwrap();
+    path
+}
+
+/// Bytes the file takes on disk.
+fn disk_bytes(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().blocks() * 512
+}
+
+/// Entries and bytes per table of the database at `path` (redb's own accounting: the bytes its
+/// entries store, and the pages its tree takes).
+fn table_sizes(path: &Path) -> (String, u64) {
+    use redb::{ReadableDatabase, ReadableTableMetadata, TableHandle};
+    let db = redb::Database::builder().open_read_only(path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let (mut out, mut total) = (String::new(), 0);
+    for handle in txn.list_tables().unwrap() {
+        let name = handle.name().to_owned();
+        let table = txn.open_untyped_table(handle).unwrap();
+        let s = table.stats().unwrap();
+        // redb's default page size.
+        let pages = (s.leaf_pages() + s.branch_pages()) * 4096;
+        out += &format!(
+            "\n  {name}: {} entries, {:.1} MB stored, {:.1} MB of pages",
+            table.len().unwrap(),
+            s.stored_bytes() as f64 / 1e6,
+            pages as f64 / 1e6
+        );
+        total += s.stored_bytes();
+    }
+    (out, total)
+}
+
+/// A random key below 1,000,000 (xorshift).
+fn next_key(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x % MILLION
+}
+
+fn million_keys(c: &mut Criterion) {
+    let mut g = c.benchmark_group("million_keys");
+    g.sample_size(10);
+    for scheme in [Scheme::V2, Scheme::V3] {
+        let cached = million_store(scheme);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bench.redb");
+        std::fs::copy(&cached, &path).unwrap();
+        let built = disk_bytes(&path);
+        let (tables, stored) = table_sizes(&path);
+        eprintln!(
+            "{scheme} store of {MILLION} keys (100 blocks of {BULK} puts): {built} bytes on disk, \
+             {:.1} per key; entries store {stored} bytes, {:.1} per key; by table:{tables}",
+            built as f64 / MILLION as f64,
+            stored as f64 / MILLION as f64,
+        );
+        let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+        // Growth: 100 more blocks of 1,000 changed keys, each committed.
+        {
+            let store = open_at(&path, scheme);
+            let mut w = store.writer().unwrap();
+            for _ in 0..100 {
+                put_block(&mut w, (0..1_000).map(|_| next_key(&mut x)));
+                w.commit().unwrap();
+            }
+        }
+        let (_, grown) = table_sizes(&path);
+        eprintln!(
+            "{scheme}: 100 more blocks of 1,000 changes add {:.1} KB of stored entries per block \
+             (the file: {} to {} bytes)",
+            grown.saturating_sub(stored) as f64 / 100.0 / 1e3,
+            built,
+            disk_bytes(&path)
+        );
+        let store = open_at(&path, scheme);
+        let name = scheme.name();
+        // One writer throughout, as the engine keeps one: its cache of the newest tree's nodes
+        // stays warm from block to block.
+        let mut w = store.writer().unwrap();
+        for (bench, with_commit) in [("apply_1000", false), ("apply_1000_commit", true)] {
+            g.bench_function(format!("{name}/{bench}"), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let keys: Vec<u64> = (0..1_000).map(|_| next_key(&mut x)).collect();
+                        let start = Instant::now();
+                        put_block(&mut w, keys.into_iter());
+                        if with_commit {
+                            w.commit().unwrap();
+                            total += start.elapsed();
+                        } else {
+                            total += start.elapsed();
+                            w.commit().unwrap();
+                        }
+                    }
+                    total
+                });
+            });
+        }
+        g.bench_function(format!("{name}/apply_empty"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for i in 0..iters {
+                    let start = Instant::now();
+                    put_block(&mut w, std::iter::empty());
+                    total += start.elapsed();
+                    if i % 1_000 == 999 {
+                        w.commit().unwrap();
+                    }
+                }
+                w.commit().unwrap();
+                total
+            });
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    commit,
+    rollback,
+    deep_rollback,
+    state_reads,
+    million_keys
+);
 criterion_main!(benches);
