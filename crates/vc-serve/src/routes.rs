@@ -403,22 +403,7 @@ pub(crate) async fn proof(
     let json = wants_json(&q)?;
     blocking(s, w, move |s, c| {
         let view = view(s)?;
-        let first = s.store.meta().first_block;
-        let tip = view
-            .tip()?
-            .ok_or_else(|| ApiError::NotFound("the store has no blocks yet".into()))?;
-        let n = trusted.unwrap_or(tip.height);
-        if m < first || m > n {
-            return Err(ApiError::BadRequest(format!(
-                "need first block {first} <= target {m} <= trusted {n}"
-            )));
-        }
-        if n > tip.height {
-            return Err(ApiError::NotFound(format!(
-                "trusted height {n} is above the store's tip {}",
-                tip.height
-            )));
-        }
+        let (n, m) = proof_heights(s, &view, trusted, Some(m), "target")?;
         let checked = Checked {
             inner: &view,
             cancel: c,
@@ -431,14 +416,49 @@ pub(crate) async fn proof(
         if json {
             return Ok(Json(render::proof(&proof)).into_response());
         }
-        let mut response = Body::from(proof.encode()).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
-        Ok(response)
+        Ok(binary(proof.encode()))
     })
     .await
+}
+
+/// The trusted height `n` (default: the tip) and the target `m` (default: `n`) of a proof,
+/// checked against the store: `first block <= m <= n <= tip`. `what` names the target in
+/// messages.
+fn proof_heights(
+    s: &Shared,
+    view: &View,
+    trusted: Option<u64>,
+    target: Option<u64>,
+    what: &str,
+) -> Result<(u64, u64), ApiError> {
+    let first = s.store.meta().first_block;
+    let tip = view
+        .tip()?
+        .ok_or_else(|| ApiError::NotFound("the store has no blocks yet".into()))?;
+    let n = trusted.unwrap_or(tip.height);
+    let m = target.unwrap_or(n);
+    if m < first || m > n {
+        return Err(ApiError::BadRequest(format!(
+            "need first block {first} <= {what} {m} <= trusted {n}"
+        )));
+    }
+    if n > tip.height {
+        return Err(ApiError::NotFound(format!(
+            "trusted height {n} is above the store's tip {}",
+            tip.height
+        )));
+    }
+    Ok((n, m))
+}
+
+/// A proof's bytes as an `application/octet-stream` answer.
+fn binary(bytes: Vec<u8>) -> Response {
+    let mut response = Body::from(bytes).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    response
 }
 
 /// The proof's wire format a query asks for (`format=binary`, the default, or `format=json`).
@@ -495,33 +515,12 @@ pub(crate) async fn state(
     }
     blocking(s, w, move |s, _c| {
         let view = view(s)?;
-        let first = s.store.meta().first_block;
-        let tip = view
-            .tip()?
-            .ok_or_else(|| ApiError::NotFound("the store has no blocks yet".into()))?;
-        let n = trusted.unwrap_or(tip.height);
-        let m = height.unwrap_or(n);
-        if m < first || m > n {
-            return Err(ApiError::BadRequest(format!(
-                "need first block {first} <= height {m} <= trusted {n}"
-            )));
-        }
-        if n > tip.height {
-            return Err(ApiError::NotFound(format!(
-                "trusted height {n} is above the store's tip {}",
-                tip.height
-            )));
-        }
+        let (n, m) = proof_heights(s, &view, trusted, height, "height")?;
         let proof = view.state_proof(&namespace, &key, n, m)?;
         if json {
             return Ok(Json(render::state_proof(&proof)).into_response());
         }
-        let mut response = Body::from(proof.encode()).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
-        Ok(response)
+        Ok(binary(proof.encode()))
     })
     .await
 }
