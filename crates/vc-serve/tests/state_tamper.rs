@@ -6,9 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use vc_chash::state::EMPTY;
@@ -19,45 +16,12 @@ use vc_serve::{ServeConfig, Server};
 use vc_store::ReadOnlyStore;
 use vc_testnode::synthetic::{self, STATE_NAMESPACE, mix};
 
+#[path = "support/liar.rs"]
+mod liar;
+use liar::Liar;
+
 const FIRST: u64 = 50;
 const BLOCKS: u64 = 400;
-
-/// Answers every request with the body it holds.
-struct Liar {
-    url: String,
-    body: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Liar {
-    fn start() -> Liar {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let body = Arc::new(Mutex::new(Vec::new()));
-        let shared = body.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { continue };
-                let mut reader = BufReader::new(conn.try_clone().unwrap());
-                let mut line = String::new();
-                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                    line.clear();
-                }
-                let body = shared.lock().unwrap().clone();
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = conn.write_all(head.as_bytes());
-                let _ = conn.write_all(&body);
-            }
-        });
-        Liar { url, body }
-    }
-
-    fn tell(&self, body: Vec<u8>) {
-        *self.body.lock().unwrap() = body;
-    }
-}
 
 fn flip(h: &mut Hash256, r: u64) {
     h.0[(r % 32) as usize] ^= 1 << (r % 8);
