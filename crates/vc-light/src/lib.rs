@@ -359,19 +359,7 @@ impl LightClient {
             namespace.as_bytes(),
             key,
         )
-        .map_err(|source| match source {
-            vc_chash::VerifyError::Decode(_) => LightError::MalformedProof {
-                url: self.url(&path),
-                height: m,
-                source,
-            },
-            source => LightError::Refuted {
-                url: self.url(&path),
-                height: m,
-                trusted: trusted.height,
-                source,
-            },
-        })
+        .map_err(|source| self.unproven(&path, m, trusted, source))
     }
 
     /// Fetches the proof of block `m`'s records against trusted block `trusted`, unverified.
@@ -395,20 +383,31 @@ impl LightClient {
             &trusted.consensus_hash,
             m,
         )
-        .map_err(|source| match source {
-            // Not a proof at all: the server answered nonsense, which proves nothing either way.
+        .map_err(|source| self.unproven(&proof_path(trusted.height, m), m, trusted, source))
+    }
+
+    /// Why the answer to `path` proved nothing: not a proof at all (the server answered
+    /// nonsense, which proves nothing either way), or a proof that failed verification.
+    fn unproven(
+        &self,
+        path: &str,
+        m: u64,
+        trusted: &Trusted,
+        source: vc_chash::VerifyError,
+    ) -> LightError {
+        match source {
             vc_chash::VerifyError::Decode(_) => LightError::MalformedProof {
-                url: self.url(&proof_path(trusted.height, m)),
+                url: self.url(path),
                 height: m,
                 source,
             },
             source => LightError::Refuted {
-                url: self.url(&proof_path(trusted.height, m)),
+                url: self.url(path),
                 height: m,
                 trusted: trusted.height,
                 source,
             },
-        })
+        }
     }
 
     /// A key of the application's collection (`/v1/{collection}/{key}`): its current state
