@@ -13,6 +13,10 @@
 //!
 //! Every value except raw state values and MMR nodes is `version || postcard` through
 //! [`vc_codec::storage`].
+//!
+//! A rollback leaves the `mmr` nodes of the blocks it reverted in place: a node is only read
+//! when it lies within the tip's leaf count, and the block that takes the same position writes
+//! its own node over the stale one. Every other table holds nothing above the tip.
 
 use redb::TableDefinition;
 use serde::{Deserialize, Serialize};

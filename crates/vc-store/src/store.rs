@@ -631,8 +631,26 @@ pub(crate) fn load_mmr(
     table: &impl ReadableTable<(u8, u64), [u8; 32]>,
     leaves: u64,
 ) -> Result<Mmr, StoreError> {
+    mmr_prefix(table, &Mmr::new(), leaves)
+}
+
+/// The accumulator over the first `leaves` leaves of `current` (after a rollback): the peaks
+/// the two share, the tall ones when few blocks were reverted, are taken from `current`; the
+/// others are read from the table.
+pub(crate) fn mmr_prefix(
+    table: &impl ReadableTable<(u8, u64), [u8; 32]>,
+    current: &Mmr,
+    leaves: u64,
+) -> Result<Mmr, StoreError> {
+    let known: Vec<((u8, u64), Hash256)> = peak_positions(current.leaf_count())
+        .zip(current.peaks().iter().copied())
+        .collect();
     let mut peaks = Vec::new();
     for (level, index) in peak_positions(leaves) {
+        if let Some((_, hash)) = known.iter().find(|(p, _)| *p == (level, index)) {
+            peaks.push(*hash);
+            continue;
+        }
         let node = table
             .get((level, index))
             .ctx("reading accumulator peaks")?

@@ -92,6 +92,80 @@ fn proofs_are_served_from_the_store() {
     }
 }
 
+/// A rollback leaves the reverted blocks' accumulator nodes in the table: a shorter branch
+/// on top, committed or not, reopened or not, must still prove and hash exactly as a chain
+/// that never had the reverted blocks.
+#[test]
+fn proofs_after_a_rollback_ignore_the_reverted_accumulator_nodes() {
+    for scheme in [Scheme::V2, Scheme::V3] {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, mut model) = build(&dir.path().join("db"), scheme, 50, 300, 50);
+        // Reverts 150 blocks: nodes up to level 7 of the old branch stay behind.
+        assert_eq!(store.rollback_to(199).unwrap(), 150);
+        model.rollback_to(199);
+        let ns = names(&store);
+        let mut w = store.writer().unwrap();
+        for _ in 0..41 {
+            let h = w.next_height();
+            write_block(&mut w, &ns, h, 1);
+            model.apply(1);
+        }
+        // A second, shallower rollback inside the open transaction, then a few more blocks.
+        w.rollback_to(230).unwrap();
+        model.rollback_to(230);
+        for _ in 0..3 {
+            let h = w.next_height();
+            write_block(&mut w, &ns, h, 2);
+            model.apply(2);
+        }
+        w.commit().unwrap();
+        drop(w);
+        let check = |store: &Store| {
+            assert_matches_model(store, &model);
+            let view = store.view().unwrap();
+            let mem = model.history();
+            let tip = model.tip().unwrap();
+            assert_eq!(tip, 233);
+            for (n, m) in [
+                (tip, 50u64),
+                (tip, 199),
+                (tip, 200),
+                (tip, 231),
+                (tip, tip),
+                (230, 120),
+            ] {
+                let proof = vc_chash::prove(&view, n, m).unwrap();
+                assert_eq!(proof, vc_chash::prove(&mem, n, m).unwrap(), "proof {n} {m}");
+                let trusted = view.consensus_hash(n).unwrap().unwrap();
+                vc_chash::verify(&proof.encode(), 50, n, &trusted, m).unwrap();
+            }
+        };
+        check(&store);
+        let path = store.path().to_path_buf();
+        drop(store);
+        let store = Store::open(&path, config(scheme, 50)).unwrap();
+        check(&store);
+        // Growing back past the old tip overwrites every stale node.
+        let mut w = store.writer().unwrap();
+        for _ in 0..80 {
+            let h = w.next_height();
+            write_block(&mut w, &ns, h, 3);
+            model.apply(3);
+        }
+        w.commit().unwrap();
+        drop(w);
+        assert_matches_model(&store, &model);
+        let view = store.view().unwrap();
+        let mem = model.history();
+        for m in [50u64, 200, 299, 313] {
+            assert_eq!(
+                vc_chash::prove(&view, 313, m).unwrap(),
+                vc_chash::prove(&mem, 313, m).unwrap()
+            );
+        }
+    }
+}
+
 /// `config` with one change.
 fn with(
     config: &vc_store::StoreConfig,
