@@ -7,6 +7,9 @@
 //! - **A header-read timeout**: a connection must send a complete request head within
 //!   [`ServeConfig::header_read_timeout`] of being opened or answered, else it is closed; so it
 //!   is also the keep-alive idle timeout.
+//! - **A write timeout**: a write that waits [`ServeConfig::write_timeout`] with no byte taken
+//!   by the peer fails, and the connection is closed ([`WriteDeadline`]), so that a client that
+//!   stops reading an answer does not keep its connection forever.
 //! - **A head size limit**: hyper buffers at most [`ServeConfig::max_header_bytes`] per
 //!   connection, and answers `431` beyond it.
 //! - **JSON errors**: the answers hyper writes itself (400, 414, 431, empty) are rewritten as
@@ -273,7 +276,10 @@ async fn connection(
     let _open = Metrics::connection(&shared);
     let config = &shared.config;
     let _ = stream.set_nodelay(true);
-    let io = TokioIo::new(JsonErrors::new(stream, config.max_header_bytes));
+    let io = TokioIo::new(WriteDeadline::new(
+        JsonErrors::new(stream, config.max_header_bytes),
+        config.write_timeout,
+    ));
     let busy_conns = conns.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let busy = Busy::new(&busy_conns, id);
@@ -428,6 +434,86 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for JsonErrors<S> {
         let this = self.get_mut();
         ready!(this.poll_pending(cx))?;
         Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}
+
+/// A stream whose writes fail with [`io::ErrorKind::TimedOut`] once one has waited `timeout`
+/// without the peer taking a byte. Any progress starts the wait over, so a slow reader keeps
+/// its connection; one that reads nothing loses it.
+struct WriteDeadline<S> {
+    inner: S,
+    timeout: Duration,
+    /// Since when the pending write, flush or shutdown has been waiting.
+    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> WriteDeadline<S> {
+    fn new(inner: S, timeout: Duration) -> Self {
+        WriteDeadline {
+            inner,
+            timeout,
+            waiting: None,
+        }
+    }
+
+    /// `poll`'s result, or the timeout's error once it has been pending for `timeout`.
+    fn within<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if poll.is_ready() {
+            self.waiting = None;
+            return poll;
+        }
+        let timeout = self.timeout;
+        let waiting = self
+            .waiting
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        // Polling the timer registers this task to be woken when it expires.
+        if waiting.as_mut().poll(cx).is_ready() {
+            self.waiting = None;
+            tracing::debug!(?timeout, "closing a connection whose peer stopped reading");
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer took nothing written for the write timeout",
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.within(cx, poll)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_flush(cx);
+        this.within(cx, poll)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.within(cx, poll)
     }
 }
 

@@ -142,6 +142,11 @@ pub struct ServeConfig {
     /// opened or got its previous answer: the slow-sender timeout and the keep-alive idle
     /// timeout. Default 10 s; 1 ms to [`MAX_TIMEOUT`].
     pub header_read_timeout: Duration,
+    /// The longest a write to a connection may wait with no byte taken before the connection
+    /// is closed: a peer that stops reading an answer (a snapshot download, an event stream)
+    /// fills its socket's buffer, and would otherwise hold the connection open for good.
+    /// Default 30 s; 1 ms to [`MAX_TIMEOUT`].
+    pub write_timeout: Duration,
     /// The most bytes of a request head buffered per connection; beyond it: `431`. Default
     /// 16 KiB; [`MIN_HEADER_BYTES`] to [`MAX_HEADER_BYTES`].
     pub max_header_bytes: usize,
@@ -163,7 +168,8 @@ pub struct ServeConfig {
 impl ServeConfig {
     /// The defaults: 10 s per request, 1,024 requests at once, 2 KiB URIs, one worker per
     /// core, freshness windows of at most 1,024 blocks (when the application has none), 4,096
-    /// connections, 10 s to send a request head, 16 KiB heads, 1 s of shutdown grace.
+    /// connections, 10 s to send a request head, 30 s for a stalled write, 16 KiB heads, 1 s
+    /// of shutdown grace.
     pub fn new(listen: SocketAddr) -> Self {
         ServeConfig {
             listen,
@@ -174,6 +180,7 @@ impl ServeConfig {
             max_fresh_window: DEFAULT_MAX_FRESH_WINDOW,
             max_connections: 4096,
             header_read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
             max_header_bytes: 16 * 1024,
             shutdown_grace: Duration::from_secs(1),
             events: EventsConfig::default(),
@@ -201,6 +208,9 @@ impl ServeConfig {
         }
         if !(ms..=MAX_TIMEOUT).contains(&self.header_read_timeout) {
             return bad("header_read_timeout", "1 ms to 1 hour".into());
+        }
+        if !(ms..=MAX_TIMEOUT).contains(&self.write_timeout) {
+            return bad("write_timeout", "1 ms to 1 hour".into());
         }
         if !(MIN_HEADER_BYTES..=MAX_HEADER_BYTES).contains(&self.max_header_bytes) {
             return bad(

@@ -175,6 +175,41 @@ fn a_download_holds_its_place_until_its_client_leaves_or_stalls() {
     drop(first);
     eventually_downloads(&url, len);
 
+    // The stalled connection itself is closed once a write has waited the write timeout:
+    // reading drains what the socket buffers held, then meets the end of the stream.
+    let server = serve(&db, &dir, |c| {
+        c.snapshots.slow_client = Duration::from_secs(3600);
+        c.write_timeout = Duration::from_millis(300);
+    });
+    let mut first = stalled(&server.url(), &path);
+    std::thread::sleep(Duration::from_millis(1_500));
+    let start = Instant::now();
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    let closed = loop {
+        match first.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => received += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            // The 10 s read timeout of `stalled`: the server kept the connection.
+            Err(_) => break false,
+        }
+    };
+    assert!(
+        closed,
+        "the stalled connection stayed open ({received} bytes read)"
+    );
+    assert!(
+        received < len,
+        "the whole snapshot arrived: nothing stalled"
+    );
+    assert!(start.elapsed() < Duration::from_secs(10));
+    drop(server);
+    let server = serve(&db, &dir, |c| {
+        c.snapshots.max_downloads = 1;
+        c.snapshots.slow_client = Duration::from_secs(3600);
+    });
+
     // Shutdown does not wait on a stalled download.
     let _stuck = stalled(&server.url(), &path);
     let start = Instant::now();

@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// timeout (10s, 500ms; a bare number is seconds; 1ms to 1h).
     #[arg(long, alias = "header-timeout-ms", default_value = "10s", value_parser = duration_up_to_an_hour)]
     header_timeout: Duration,
+    /// The longest a write may wait for a client that stopped reading before its connection
+    /// is closed (30s, 500ms; a bare number is seconds; 1ms to 1h).
+    #[arg(long, default_value = "30s", value_parser = duration_up_to_an_hour)]
+    write_timeout: Duration,
     /// The largest freshness window for an application without a staleness window of its own
     /// (0 to 1,000,000 blocks).
     #[arg(long, default_value_t = vc_serve::DEFAULT_MAX_FRESH_WINDOW, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
@@ -117,6 +121,7 @@ pub fn serve(args: ServeArgs, globals: &crate::Globals) -> Result<ExitCode> {
     config.worker_threads = args.threads;
     config.max_connections = args.max_connections;
     config.header_read_timeout = args.header_timeout;
+    config.write_timeout = args.write_timeout;
     config.max_fresh_window = args.max_fresh_window;
     config.ready_lag = args.ready_lag;
     if let Some(dir) = &args.snapshot_dir
