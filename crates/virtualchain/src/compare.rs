@@ -32,7 +32,8 @@ const UNANSWERED: u8 = 2;
 #[derive(Debug, clap::Args)]
 pub struct CompareArgs {
     /// A node's HTTP server (`virtualchain serve`): http://host:port or https://host\[:port\]
-    /// (give two, or one with one --db).
+    /// (give two, or one with one --db). Nodes are read from the command line only, never from
+    /// the environment or the configuration file.
     #[arg(long = "server", value_name = "URL")]
     servers: Vec<String>,
     /// A local database, read-only (give two, or one with one --server).

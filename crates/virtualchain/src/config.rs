@@ -60,31 +60,49 @@ pub fn env_name(long: &str) -> String {
     format!("{ENV_PREFIX}{}", long.to_uppercase().replace('-', "_"))
 }
 
-/// `cmd` with an environment variable on every long option, recursively. Secrets (passwords,
-/// keys, and source or RPC URLs, which may carry a password) keep their values out of
-/// `--help`.
+/// Options taken from the command line alone, as (command, long option): the
+/// nodes `compare` compares are named there. A `VIRTUALCHAIN_DB` or a top-level `db` in the
+/// file, meant for the commands that work on one database, would otherwise add a third node
+/// beside two `--server`s.
+const COMMAND_LINE_ONLY: &[(&str, &str)] = &[("compare", "db"), ("compare", "server")];
+
+/// `cmd` with an environment variable on every long option, recursively, except those of
+/// [`COMMAND_LINE_ONLY`]. Secrets (passwords, keys, and source or RPC URLs, which may carry a
+/// password) keep their values out of `--help`.
 pub fn with_env(cmd: Command) -> Command {
-    every_arg(cmd, &|arg| match arg.get_long().map(str::to_owned) {
-        Some(long) if long != "help" && long != "version" => {
-            let secret = long.contains("pass")
-                || long == "wif"
-                || long == "source"
-                || long.ends_with("-url");
-            arg.env(env_name(&long)).hide_env_values(secret)
-        }
-        _ => arg,
-    })
+    every_arg(
+        cmd,
+        &|command, arg| match arg.get_long().map(str::to_owned) {
+            Some(long)
+                if COMMAND_LINE_ONLY
+                    .iter()
+                    .any(|(c, only)| *c == command && *only == long) =>
+            {
+                arg
+            }
+            Some(long) if long != "help" && long != "version" => {
+                let secret = long.contains("pass")
+                    || long == "wif"
+                    || long == "source"
+                    || long.ends_with("-url");
+                arg.env(env_name(&long)).hide_env_values(secret)
+            }
+            _ => arg,
+        },
+    )
 }
 
 /// `cmd` with no option required, recursively: the first parse, which finds the configuration
 /// file and which options the command line and environment already set.
 fn relaxed(cmd: Command) -> Command {
-    every_arg(cmd, &|arg| arg.required(false))
+    every_arg(cmd, &|_, arg| arg.required(false))
 }
 
-/// `cmd` with `f` applied to every argument of it and of its subcommands, recursively.
-fn every_arg(cmd: Command, f: &dyn Fn(clap::Arg) -> clap::Arg) -> Command {
-    let cmd = cmd.mut_args(f);
+/// `cmd` with `f` applied to every argument of it and of its subcommands, recursively, with
+/// the name of the command the argument belongs to.
+fn every_arg(cmd: Command, f: &dyn Fn(&str, clap::Arg) -> clap::Arg) -> Command {
+    let name = cmd.get_name().to_owned();
+    let cmd = cmd.mut_args(|arg| f(&name, arg));
     let names: Vec<String> = cmd
         .get_subcommands()
         .map(|s| s.get_name().to_owned())
@@ -274,6 +292,12 @@ fn file_args(
         else {
             continue; // another command's option, from a shared table
         };
+        if COMMAND_LINE_ONLY
+            .iter()
+            .any(|(command, only)| path.last().is_some_and(|c| c == command) && *only == long)
+        {
+            continue;
+        }
         let id = arg.get_id().as_str();
         if let Some(ValueSource::CommandLine | ValueSource::EnvVariable) =
             leaf_matches.value_source(id)

@@ -141,6 +141,55 @@ fn two_servers_diverging_at_a_planted_height_are_found_within_the_bound() {
     assert_eq!(json_of(&o)["agree_up_to"], tip);
 }
 
+/// The nodes come from the command line only: a `VIRTUALCHAIN_DB` in the environment or a `db`
+/// in the configuration file (for the commands that work on one database) adds no third node.
+#[test]
+fn the_environment_and_the_file_add_no_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.redb");
+    let other = dir.path().join("other.redb");
+    store(&a, 10, 60, None);
+    store(&other, 10, 60, Some(30));
+    let (_s1, u1) = serve(&a);
+    let (_s2, u2) = serve(&a);
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(
+        data.join("virtualchain.toml"),
+        format!(
+            "db = {:?}\nserver = \"http://127.0.0.1:9\"\n",
+            other.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let run = |env: &[(&str, &str)]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_virtualchain"));
+        c.args(["--data-dir", data.to_str().unwrap(), "compare", "--json"])
+            .args(["--server", &u1, "--server", &u2])
+            .env("RUST_LOG", "warn")
+            .env_remove("VIRTUALCHAIN_DB")
+            .env_remove("VIRTUALCHAIN_SERVER");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    for env in [
+        vec![],
+        vec![("VIRTUALCHAIN_DB", other.to_str().unwrap())],
+        vec![("VIRTUALCHAIN_SERVER", "http://127.0.0.1:9")],
+    ] {
+        let o = run(&env);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{env:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(json_of(&o)["result"], "agree", "{env:?}");
+    }
+}
+
 #[test]
 fn divergence_at_the_first_block_and_at_the_tip() {
     let dir = tempfile::tempdir().unwrap();
