@@ -40,10 +40,7 @@ impl View {
                 .open_table(SMT_VALUES)
                 .ctx("opening the state tree values")?;
             let mut value_error = None;
-            let tree = TreeAt {
-                table: &nodes,
-                height: target,
-            };
+            let tree = TreeAt::new(&nodes, target);
             let proof = vc_chash::state::proof::prove(
                 self,
                 &tree,

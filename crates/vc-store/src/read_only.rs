@@ -115,6 +115,9 @@ impl ReadOnlyStore {
             ))
         })?;
         drop(table);
+        if scheme.commits_state() {
+            crate::tree::check_layout(&txn, &path)?;
+        }
         drop(txn);
         Ok(ReadOnlyStore {
             db,

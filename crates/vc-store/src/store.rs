@@ -393,6 +393,9 @@ fn check_meta(txn: &ReadTransaction, path: &Path, config: &StoreConfig) -> Resul
             want_seeds.join(","),
         ));
     }
+    if config.scheme.commits_state() {
+        crate::tree::check_layout(txn, path)?;
+    }
     Ok(())
 }
 

@@ -826,15 +826,12 @@ fn update_tree(
         });
     }
     changes.sort_unstable_by_key(|c| c.path);
-    let mut tree = TreeWrite {
-        table: &mut nodes,
-        height,
-        cache,
-    };
+    let mut tree = TreeWrite::new(&mut nodes, height, cache);
     let root = vc_chash::state::update(&mut tree, &changes).map_err(|e| match e {
         vc_chash::state::TreeError::Store(e) => e,
         other => StoreError::Inconsistent(format!("state tree at block {height}: {other}")),
     })?;
+    tree.flush()?;
     cache.set_root(root);
     Ok(root)
 }

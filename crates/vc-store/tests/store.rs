@@ -166,6 +166,34 @@ fn proofs_after_a_rollback_ignore_the_reverted_accumulator_nodes() {
     }
 }
 
+/// A v3 file written by the first layout of the state tree (one node to an entry, table `smt`)
+/// is refused by both kinds of handle: its tree would read as empty.
+#[test]
+fn a_v3_file_of_the_first_tree_layout_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let (store, _) = build(&path, Scheme::V3, 10, 5, 5);
+    drop(store);
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let old: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("smt");
+            let mut t = txn.open_table(old).unwrap();
+            t.insert(&[0u8, 0][..], &[0u8][..]).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let field = |e: StoreError| match e {
+        StoreError::Mismatch { field, .. } => field,
+        other => panic!("{other}"),
+    };
+    let e = Store::open(&path, config(Scheme::V3, 10)).err().unwrap();
+    assert_eq!(field(e), MetaField::SchemaVersion);
+    let e = vc_store::ReadOnlyStore::open(&path).err().unwrap();
+    assert_eq!(field(e), MetaField::SchemaVersion);
+}
+
 /// `config` with one change.
 fn with(
     config: &vc_store::StoreConfig,
