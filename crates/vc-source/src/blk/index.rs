@@ -6,7 +6,7 @@
 //! the block with the most cumulative work; among equal work, the block stored first wins, which
 //! is the order Core received them in (Core too prefers the first-seen of two equal tips).
 //!
-//! Mainnet has about 900,000 blocks, so the layout is compact: one 128-byte node per linked
+//! Mainnet has about 900,000 blocks, so the layout is compact: one 120-byte node per linked
 //! block in a vector (the header without its parent's hash, which is the parent node's hash),
 //! found by hash through an open-addressing table of node numbers (4 bytes a slot), and the best
 //! chain as node numbers. [`ChainIndex::heap_bytes`] says what it all takes.
@@ -47,8 +47,9 @@ pub(crate) struct Entry {
 /// No node: the genesis block's parent, an empty table slot.
 const NONE: u32 = u32::MAX;
 
-/// A linked block. Cumulative work is kept in 128 bits: a chain's total work is what its miners
-/// hashed (mainnet's is about 2^95), and a sum that would not fit saturates.
+/// A linked block (120 bytes). Cumulative work is kept in 128 bits, as two words so that the
+/// node needs no 16-byte alignment: a chain's total work is what its miners hashed (mainnet's
+/// is about 2^95), and a sum that would not fit saturates.
 #[derive(Clone, Copy, Debug)]
 struct Node {
     hash: BlockHash,
@@ -62,11 +63,14 @@ struct Node {
     file: u32,
     len: u32,
     offset: u64,
-    work: u128,
-    children: u32,
+    work: [u64; 2],
 }
 
 impl Node {
+    fn work(&self) -> u128 {
+        u128::from(self.work[0]) | (u128::from(self.work[1]) << 64)
+    }
+
     fn loc(&self) -> Loc {
         Loc {
             file: self.file,
@@ -186,6 +190,10 @@ pub(crate) struct ChainIndex {
     by_file: BTreeMap<u32, Vec<u32>>,
     /// The linked block with the most work (first stored on ties), kept as blocks link.
     top: Option<u32>,
+    /// Nodes with at least one linked child, a bit each.
+    has_child: Vec<u64>,
+    /// Nodes with several linked children (forks: rare).
+    forks: HashSet<u32>,
     /// The target and work of the last header's bits, which most headers repeat.
     last_work: Option<(CompactTarget, Target, u128)>,
 }
@@ -202,8 +210,17 @@ impl ChainIndex {
             chain: Vec::new(),
             by_file: BTreeMap::new(),
             top: None,
+            has_child: Vec::new(),
+            forks: HashSet::new(),
             last_work: None,
         }
+    }
+
+    /// Gives back the capacity reserved beyond what is held (after a large scan).
+    pub fn shrink(&mut self) {
+        self.nodes.shrink_to_fit();
+        self.chain.shrink_to_fit();
+        self.has_child.shrink_to_fit();
     }
 
     /// Makes room for `more` headers (a scan's results) without reallocating per header:
@@ -255,8 +272,13 @@ impl ChainIndex {
     /// is known. Returns whether the header was new. A header without valid proof of work (a
     /// damaged or forged file) is ignored: Core never stores one, and its claimed work could
     /// overflow the chain's total.
+    #[cfg(test)]
     pub fn add(&mut self, header: Header, loc: Loc) -> bool {
-        let hash = header.block_hash();
+        self.add_hashed(header, header.block_hash(), loc)
+    }
+
+    /// [`ChainIndex::add`] with the header's hash computed already (`hash` must be it).
+    pub fn add_hashed(&mut self, header: Header, hash: BlockHash, loc: Loc) -> bool {
         let Some(own) = self.checked_work(&header, hash) else {
             tracing::warn!(
                 file = loc.file,
@@ -306,7 +328,7 @@ impl ChainIndex {
             NONE => (0, own),
             p => {
                 let p = &self.nodes[p as usize];
-                (p.height + 1, p.work.saturating_add(own))
+                (p.height + 1, p.work().saturating_add(own))
             }
         };
         let id = match u32::try_from(self.nodes.len()) {
@@ -328,18 +350,24 @@ impl ChainIndex {
             file: loc.file,
             len: loc.span.len,
             offset: loc.span.offset,
-            work: total,
-            children: 0,
+            // The low and high words.
+            work: [total as u64, (total >> 64) as u64],
         });
         self.table.insert(id, &self.nodes);
         self.by_file.entry(loc.file).or_default().push(id);
         if parent != NONE {
-            let p = &mut self.nodes[parent as usize];
-            p.children = p.children.saturating_add(1);
+            let (word, bit) = (parent as usize / 64, 1u64 << (parent % 64));
+            if self.has_child.len() <= word {
+                self.has_child.resize(word + 1, 0);
+            }
+            if self.has_child[word] & bit != 0 {
+                self.forks.insert(parent);
+            }
+            self.has_child[word] |= bit;
         }
         let beats = |top: u32| {
             let t = &self.nodes[top as usize];
-            (total, Reverse(loc.order())) > (t.work, Reverse(t.loc().order()))
+            (total, Reverse(loc.order())) > (t.work(), Reverse(t.loc().order()))
         };
         if self.top.is_none_or(beats) {
             self.top = Some(id);
@@ -356,7 +384,7 @@ impl ChainIndex {
         self.nodes
             .iter()
             .filter(|n| !excluded.contains(&n.hash))
-            .max_by_key(|n| (n.work, Reverse(n.loc().order())))
+            .max_by_key(|n| (n.work(), Reverse(n.loc().order())))
             .map(|n| n.hash)
     }
 
@@ -428,7 +456,7 @@ impl ChainIndex {
     fn id_has_sibling(&self, id: u32) -> bool {
         match self.nodes[id as usize].parent {
             NONE => false,
-            p => self.nodes[p as usize].children > 1,
+            p => self.forks.contains(&p),
         }
     }
 
@@ -507,6 +535,8 @@ impl ChainIndex {
         self.nodes.capacity() * size_of::<Node>()
             + self.table.slots.capacity() * size_of::<u32>()
             + self.chain.capacity() * size_of::<u32>()
+            + self.has_child.capacity() * size_of::<u64>()
+            + self.forks.capacity() * (size_of::<u32>() + 1)
             + self
                 .by_file
                 .values()
@@ -616,6 +646,11 @@ mod tests {
         );
         assert!(index.has_sibling(&b1.block_hash()) && !index.has_sibling(&b2.block_hash()));
         assert_eq!(index.on_chain(&b1.block_hash()), None);
+    }
+
+    #[test]
+    fn a_node_takes_120_bytes() {
+        assert_eq!(std::mem::size_of::<Node>(), 120);
     }
 
     #[test]

@@ -142,8 +142,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The headers found in one blk file, and where its next scan starts (with the file's size).
-type Scanned = (Vec<(Header, Loc)>, ScannedFile);
+/// The headers found in one blk file (with their hashes), and where its next scan starts
+/// (with the file's size).
+type Scanned = (Vec<(Header, BlockHash, Loc)>, ScannedFile);
 
 /// The headers of the records in one blk file from `from`, and where to continue.
 fn scan_blk(
@@ -158,8 +159,10 @@ fn scan_blk(
     let (spans, end) = file.scan(from, magic, 0, growing)?;
     let mut out = Vec::with_capacity(spans.len());
     for span in &spans {
+        let (header, hash) = file.header(*span)?;
         out.push((
-            file.header(*span)?,
+            header,
+            hash,
             Loc {
                 file: number,
                 span: *span,
@@ -223,6 +226,11 @@ impl BlkSource {
             origin,
         };
         source.refresh()?;
+        source
+            .index
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .shrink();
         if source.config.index_file.is_some()
             && (source.origin != IndexOrigin::Loaded
                 || source.read_index().len() >= loaded + RESAVE_AFTER)
@@ -336,8 +344,8 @@ impl BlkSource {
             let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
             index.reserve(results.iter().map(|r| r.0.len()).sum());
             for (n, (found, next)) in chunk.iter().map(|t| t.0).zip(results) {
-                for (header, loc) in found {
-                    index.add(header, loc);
+                for (header, hash, loc) in found {
+                    index.add_hashed(header, hash, loc);
                 }
                 scan.next.insert(n, next);
             }

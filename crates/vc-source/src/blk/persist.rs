@@ -159,6 +159,7 @@ pub(crate) fn load(
         let mut raw = [0u8; 80];
         raw.copy_from_slice(&b[..80]);
         let header: Header = deserialize(&raw).map_err(|e| Refused::Unusable(e.to_string()))?;
+        let hash = crate::body::header_hash(&raw);
         let loc = Loc {
             file: u32_at(&b, 80),
             span: Span {
@@ -173,7 +174,7 @@ pub(crate) fn load(
         if loc.span.offset >= newest.0 {
             *newest = (loc.span.offset, raw);
         }
-        index.add(header, loc);
+        index.add_hashed(header, hash, loc);
     }
     let sum: [u8; 32] = r.hash.clone().finalize().into();
     let mut stored = [0u8; 32];

@@ -66,25 +66,36 @@ pub(crate) struct Loaded {
     pub damage: Option<String>,
 }
 
-/// The hashes of `headers`, computed on all cores for long chains.
-fn hash_all(headers: &[Header]) -> Vec<BlockHash> {
+/// The hashes of the 80-byte headers in `raw`, computed on all cores for long chains.
+fn hash_all(raw: &[u8]) -> Vec<BlockHash> {
     const CHUNK: usize = 50_000;
+    let hash = |h: &[u8]| {
+        let mut b = [0u8; 80];
+        b.copy_from_slice(h);
+        crate::body::header_hash(&b)
+    };
+    let headers = raw.chunks_exact(HEADER as usize);
     if headers.len() < 2 * CHUNK {
-        return headers.iter().map(Header::block_hash).collect();
+        return headers.map(hash).collect();
     }
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let per = headers.len().div_ceil(threads).max(CHUNK);
+    let per = per_thread(headers.len(), CHUNK);
     let mut out = vec![BlockHash::all_zeros(); headers.len()];
     std::thread::scope(|s| {
-        for (src, dst) in headers.chunks(per).zip(out.chunks_mut(per)) {
+        for (src, dst) in raw.chunks(per * HEADER as usize).zip(out.chunks_mut(per)) {
             s.spawn(move || {
-                for (h, d) in src.iter().zip(dst) {
-                    *d = h.block_hash();
+                for (h, d) in src.chunks_exact(HEADER as usize).zip(dst) {
+                    *d = hash(h);
                 }
             });
         }
     });
     out
+}
+
+/// Items per thread for `n` items split over the machine's cores, at least `min` each.
+fn per_thread(n: usize, min: usize) -> usize {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    n.div_ceil(threads).max(min)
 }
 
 impl HeaderCache {
@@ -98,7 +109,8 @@ impl HeaderCache {
             .truncate(false)
             .open(path)
             .map_err(fail)?;
-        let mut bytes = Vec::new();
+        let size = file.metadata().map_or(0, |m| m.len());
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
         file.read_to_end(&mut bytes).map_err(fail)?;
         let genesis = bitcoin::constants::genesis_block(network).header;
         let genesis_hash = genesis.block_hash();
@@ -140,7 +152,8 @@ impl HeaderCache {
                     Err(_) => break,
                 }
             }
-            let hashes = hash_all(&headers);
+            let mut hashes = hash_all(&body[..whole * HEADER as usize]);
+            hashes.truncate(headers.len());
             // The linked prefix: header i must name header i - 1; when it does not, header
             // i - 1 is not committed to by anything either and goes too.
             let mut keep = usize::from(hashes.first() == Some(&genesis_hash));
