@@ -156,17 +156,21 @@ impl HeaderCache {
             hashes.truncate(headers.len());
             // The linked prefix: header i must name header i - 1; when it does not, header
             // i - 1 is not committed to by anything either and goes too.
-            let mut keep = usize::from(hashes.first() == Some(&genesis_hash));
-            while keep < headers.len() && headers[keep].prev_blockhash == hashes[keep - 1] {
+            let starts_well = hashes.first() == Some(&genesis_hash);
+            let mut keep = usize::from(starts_well);
+            while starts_well
+                && keep < headers.len()
+                && headers[keep].prev_blockhash == hashes[keep - 1]
+            {
                 keep += 1;
             }
-            if keep < headers.len() {
+            if starts_well && keep < headers.len() {
                 damage = Some(format!(
                     "header {keep} does not link to the one below it (the file is damaged)"
                 ));
                 keep = keep.saturating_sub(1).max(1);
             }
-            if hashes.first() != Some(&genesis_hash) {
+            if !starts_well {
                 fresh(&mut damage, "its first header is not the genesis header")
             } else {
                 let (mut headers, mut hashes) = (headers, hashes);
@@ -335,7 +339,8 @@ mod tests {
         let (_, loaded) = HeaderCache::open(&path, Network::Regtest).unwrap();
         assert!(loaded.damage.unwrap().contains("cut short"));
         assert_eq!(loaded.headers, headers[..40]);
-        for at in [0, 3, 9, 39] {
+        // The magic, the genesis hash, and the genesis header itself.
+        for at in [0, 3, 9, 39, 40, 80, 119] {
             let mut bad = clean.clone();
             bad[at] ^= 0x10;
             std::fs::write(&path, &bad).unwrap();
