@@ -352,6 +352,27 @@ mod tests {
     }
 
     #[test]
+    fn every_flipped_byte_keeps_a_prefix_of_the_chain_and_never_panics() {
+        let (_dir, path, headers) = written(12);
+        let clean = std::fs::read(&path).unwrap();
+        // Every byte of the preamble and the first headers, then a spread.
+        for at in (0..clean.len()).filter(|i| *i < 300 || i % 7 == 0) {
+            let mut bad = clean.clone();
+            bad[at] ^= 0x08;
+            std::fs::write(&path, &bad).unwrap();
+            let (_, loaded) = HeaderCache::open(&path, Network::Regtest).unwrap();
+            let n = loaded.headers.len();
+            assert!(n >= 1, "byte {at}");
+            // The tip may be the damaged header (nothing vouches for it; the source validates
+            // it again), everything below it is the chain as written.
+            assert_eq!(loaded.headers[..n - 1], headers[..n - 1], "byte {at}");
+            if n < headers.len() {
+                assert!(loaded.damage.is_some(), "byte {at}");
+            }
+        }
+    }
+
+    #[test]
     fn another_networks_cache_is_refused_and_left_alone() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("headers");
