@@ -11,7 +11,8 @@
 //!   block from the newest hash, verify the proof.
 //! * `bench`: the benchmarks (`docs/benchmarks.md` records their figures); `bench sources`
 //!   runs a regtest node provisioned as `node` does, `bench electrum` also an electrs, `bench
-//!   serve` the proof server under 64 concurrent clients.
+//!   serve` the proof server under 64 concurrent clients, `bench scale` the blk index, the
+//!   Electrum header cache and a deep first block on a synthetic 900,000-block directory.
 //! * `node`: provision a regtest-capable `bitcoind` (built once from source, cached outside the
 //!   clone; `BITCOIND_EXE` overrides) and print its path.
 //! * `electrs`: provision `electrs` for the Electrum tests (`cargo install electrs --locked` at a
@@ -66,7 +67,7 @@ fn main() -> Result<()> {
         Some("fixture") => fixture::generate(&root, &node::provision()?),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | deps | demo | node | electrs | electrumx | fuzz [--seconds N] [TARGET ...] | fixture | bench [chash | store | sources | electrum | serve | index] [-- args]>"
+                "usage: cargo xtask <ci | deps | demo | node | electrs | electrumx | fuzz [--seconds N] [TARGET ...] | fixture | bench [chash | store | sources | electrum | serve | index | scale] [-- args]>"
             );
             bail!("unknown or missing command")
         }
@@ -853,9 +854,10 @@ fn bench(args: &[String]) -> Result<()> {
         .filter(|(name, _, _)| suite.is_none_or(|s| s == *name))
         .collect();
     let index = suite.is_none_or(|s| s == INDEX_SUITE);
-    if selected.is_empty() && !index {
+    let scale = suite.is_none_or(|s| s == SCALE_SUITE);
+    if selected.is_empty() && !index && !scale {
         let mut names: Vec<&str> = BENCHES.iter().map(|b| b.0).collect();
-        names.push(INDEX_SUITE);
+        names.extend([INDEX_SUITE, SCALE_SUITE]);
         bail!("unknown benchmark suite {suite:?}; choose one of {names:?}");
     }
     for (name, package, target) in selected {
@@ -893,7 +895,42 @@ fn bench(args: &[String]) -> Result<()> {
         // Arguments after `--` are criterion's unless the suite was named.
         bench_index(if suite.is_some() { extra } else { &[] })?;
     }
+    if scale {
+        bench_scale(if suite.is_some() { extra } else { &[] })?;
+    }
     Ok(())
+}
+
+/// Mainnet scale, simulated: `vc-bench scale` (see `crates/vc-bench/src/scale.rs`).
+const SCALE_SUITE: &str = "scale";
+
+/// `cargo xtask bench scale [-- VC-BENCH SCALE ARGS]`: builds the release `vc-bench` and runs
+/// `vc-bench scale` (generating the synthetic directory once, cached), which rewrites its part
+/// of `docs/benchmarks.md` and the `scale` member of `docs/benchmarks.json`. The rollback
+/// figure is quoted from criterion's last `deep_rollback` run (`cargo xtask bench store`).
+fn bench_scale(extra: &[String]) -> Result<()> {
+    run("cargo", ["build", "--release", "-p", "vc-bench"])?;
+    let cache = vc_testnode::cache_root().context("HOME is not set; set VC_CACHE_DIR")?;
+    let target = env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    let cache = cache.to_string_lossy().into_owned();
+    let criterion = Path::new(&target)
+        .join("criterion")
+        .to_string_lossy()
+        .into_owned();
+    let mut args = vec![
+        "scale",
+        "--cache",
+        &cache,
+        "--criterion",
+        &criterion,
+        "--markdown",
+        "docs/benchmarks.md",
+        "--json",
+        "docs/benchmarks.json",
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    let bench = Path::new(&target).join("release").join("vc-bench");
+    run(&bench.to_string_lossy(), args)
 }
 
 /// The end-to-end suite: not criterion, but `vc-bench run` (see `crates/vc-bench`).

@@ -13,6 +13,9 @@
 //! plus the consensus-hash-and-commit rate of empty blocks. It writes the figures to a JSON
 //! file and into the generated part of `docs/benchmarks.md`.
 //!
+//! `scale` ([`scale`]) measures the blk index, the Electrum header cache and a deep first
+//! block on a synthetic blocks directory of mainnet's length.
+//!
 //! `schemes` ([`v3`]) indexes the same chain under the legacy, v2 and v3 consensus-hash
 //! schemes and compares their speed and disk use.
 //!
@@ -25,6 +28,7 @@ pub mod measure;
 pub mod naive;
 pub mod report;
 pub mod runs;
+pub mod scale;
 pub mod v3;
 
 /// The README's examples, compiled as doctests so they stay true.

@@ -13,7 +13,7 @@ use vc_names::{NamesApp, NamesConfig};
 use vc_source::core::rpc::Auth;
 use vc_testnode::TestNode;
 
-use vc_bench::{chain, measure, naive, report, runs, v3};
+use vc_bench::{chain, measure, naive, report, runs, scale, v3};
 
 #[derive(Parser)]
 #[command(about = "End-to-end indexing benchmark (see `cargo xtask bench index`)")]
@@ -81,6 +81,42 @@ enum Command {
         /// The JSON report (its `schemes` member is replaced).
         #[arg(long, requires = "markdown")]
         json: Option<PathBuf>,
+    },
+    /// Mainnet scale, simulated (see `vc_bench::scale`): the blk index, the Electrum header
+    /// cache and a deep first block on a synthetic directory of mainnet's length; with
+    /// --markdown and --json, write the figures there.
+    Scale {
+        /// Cache directory (the directory goes under bench-chain/).
+        #[arg(long)]
+        cache: PathBuf,
+        /// Blocks above the genesis block.
+        #[arg(long, default_value_t = 900_000)]
+        blocks: u64,
+        /// Repetitions of each measurement (the report gives medians).
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// A `target/criterion` directory holding a `deep_rollback` run to quote.
+        #[arg(long)]
+        criterion: Option<PathBuf>,
+        /// The Markdown report (its `vc-bench scale` part is replaced).
+        #[arg(long, requires = "json")]
+        markdown: Option<PathBuf>,
+        /// The JSON report (its `scale` member is replaced).
+        #[arg(long, requires = "markdown")]
+        json: Option<PathBuf>,
+    },
+    /// Open a blocks directory once with the blk source and write the figures (a part of
+    /// `scale`, run as its own process for its peak RSS).
+    ScaleOpen {
+        /// The blocks directory.
+        #[arg(long)]
+        blocks: PathBuf,
+        /// The block index file.
+        #[arg(long)]
+        index: Option<PathBuf>,
+        /// Where the figures go (JSON).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Generate a cached chain if it is missing.
     Chain {
@@ -157,6 +193,26 @@ fn main() -> Result<ExitCode> {
                 v3::write(&r, &md, &json)?;
             }
             eprint!("{}", v3::markdown(&r));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Scale {
+            cache,
+            blocks,
+            reps,
+            criterion,
+            markdown,
+            json,
+        } => {
+            let r = scale::measure(&cache, blocks, reps.max(1), criterion.as_deref())?;
+            if let (Some(md), Some(json)) = (markdown, json) {
+                scale::write(&r, &md, &json)?;
+            }
+            eprint!("{}", scale::markdown(&r));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ScaleOpen { blocks, index, out } => {
+            let opened = scale::open_once(&blocks, index.as_deref())?;
+            std::fs::write(out, serde_json::to_vec(&opened)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Chain { cache, shape } => {

@@ -268,16 +268,84 @@ pub fn markdown(r: &Report) -> String {
 
 /// Writes the JSON report to `json` and replaces the generated part of `md` (creating the
 /// file with a heading if it does not exist).
+/// Members of the old file that other commands write (`schemes`, `scale`) are kept.
 pub fn write(r: &Report, md: &Path, json: &Path) -> Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(r)?;
-    bytes.push(b'\n');
-    fs::write(json, bytes).with_context(|| format!("writing {}", json.display()))?;
+    let mut text = serde_json::to_string_pretty(r)?;
+    text.push('\n');
+    let ours = serde_json::to_value(r)?;
+    if let Ok(old) = fs::read_to_string(json)
+        && let Ok(serde_json::Value::Object(old)) = serde_json::from_str(&old)
+    {
+        for (key, value) in old.iter().filter(|(k, _)| ours.get(k.as_str()).is_none()) {
+            text = set_member(&text, key, value)?;
+        }
+    }
+    fs::write(json, text).with_context(|| format!("writing {}", json.display()))?;
     let generated = markdown(r);
     let old =
         fs::read_to_string(md).unwrap_or_else(|_| format!("# Benchmarks\n\n{BEGIN}\n{END}\n"));
     let new = splice(&old, BEGIN, END, &generated);
     fs::write(md, new).with_context(|| format!("writing {}", md.display()))?;
     Ok(())
+}
+
+/// Writes one command's own part of the reports: the Markdown between `begin` and `end` in `md`
+/// (appended if missing) and the member `key` of the JSON object in `json`, leaving the rest
+/// of both as it is (`vc-bench schemes`, `vc-bench scale`).
+pub fn write_section(
+    (md, begin, end, markdown): (&Path, &str, &str, &str),
+    (json, key, value): (&Path, &str, &serde_json::Value),
+) -> Result<()> {
+    let text = fs::read_to_string(json).with_context(|| format!("reading {}", json.display()))?;
+    let text =
+        set_member(&text, key, value).with_context(|| format!("updating {}", json.display()))?;
+    fs::write(json, text).with_context(|| format!("writing {}", json.display()))?;
+    let old = fs::read_to_string(md).with_context(|| format!("reading {}", md.display()))?;
+    let new = splice(&old, begin, end, markdown);
+    fs::write(md, new).with_context(|| format!("writing {}", md.display()))?;
+    Ok(())
+}
+
+/// `text`, a JSON object pretty-printed as serde_json prints it (two spaces a level), with its
+/// top-level member `key` set to `value`: replaced where it is, or added as the last member.
+/// The rest of the text is left as it is, so that a diff shows only this member.
+pub fn set_member(text: &str, key: &str, value: &serde_json::Value) -> Result<String> {
+    let printed = serde_json::to_string_pretty(value)?;
+    // What the file will say, parsed back: serde_json's float parsing does not always give back
+    // the very float it printed, so the check compares text parsed both ways.
+    let mut want: serde_json::Value = serde_json::from_str(text)?;
+    want.as_object_mut()
+        .context("not a JSON object")?
+        .insert(key.to_owned(), serde_json::from_str(&printed)?);
+    let pretty = printed.replace('\n', "\n  ");
+    // Top-level members start a line with exactly two spaces (strings hold no raw newline).
+    let opening = format!("\n  \"{key}\": ");
+    let out = match text.find(&opening) {
+        Some(at) => {
+            let start = at + opening.len();
+            let rest = &text[start..];
+            let end = rest
+                .find(",\n  \"")
+                .or_else(|| rest.rfind("\n}"))
+                .context("not a pretty-printed JSON object")?;
+            format!("{}{pretty}{}", &text[..start], &rest[end..])
+        }
+        None => {
+            let body = text
+                .trim_end()
+                .strip_suffix('}')
+                .context("not a JSON object")?
+                .trim_end();
+            if body == "{" {
+                format!("{{\n  \"{key}\": {pretty}\n}}\n")
+            } else {
+                format!("{body},\n  \"{key}\": {pretty}\n}}\n")
+            }
+        }
+    };
+    let got: serde_json::Value = serde_json::from_str(&out)?;
+    anyhow::ensure!(got == want, "could not set its member {key:?} in place");
+    Ok(out)
 }
 
 /// `old` with the part from `begin` to `end` (both included) replaced by `generated`, which
@@ -402,5 +470,13 @@ mod tests {
         assert!(text.contains("| (2) blk | 100 |"));
         let back: serde_json::Value = serde_json::from_slice(&fs::read(&json).unwrap()).unwrap();
         assert_eq!(back["chains"][0]["runs"][1]["key"], "blk");
+        // The members other commands write survive a new report (they were dropped before).
+        let mut with_others = back.clone();
+        with_others["schemes"] = serde_json::json!({"runs": [1, 2]});
+        with_others["scale"] = serde_json::json!(3);
+        fs::write(&json, serde_json::to_vec_pretty(&with_others).unwrap()).unwrap();
+        write(&report, &md, &json).unwrap();
+        let again: serde_json::Value = serde_json::from_slice(&fs::read(&json).unwrap()).unwrap();
+        assert_eq!(again, with_others);
     }
 }

@@ -8,15 +8,13 @@ mod common;
 
 use std::sync::atomic::AtomicBool;
 
-use bitcoin::block::Header;
 use bitcoin::{Block, BlockHash, Network, ScriptBuf, Transaction};
 use common::*;
 use vc_engine::prelude::*;
 use vc_engine::{Agreement, SourceAnswer};
 use vc_source::mem::MemoryChain;
 use vc_source::{
-    BlockSource, ChainTip, ChainView, FetchedBlock, SourceError, SpentOutputs, WatchSource,
-    WatchedBlock,
+    BlockSource, ChainView, FetchedBlock, SourceError, SpentOutputs, WatchSource, WatchedBlock,
 };
 
 const FIRST: u64 = 2;
@@ -29,23 +27,7 @@ struct Liar {
     at: u64,
 }
 
-impl ChainView for Liar {
-    fn name(&self) -> &'static str {
-        "liar"
-    }
-    fn network(&self) -> Network {
-        self.chain.network()
-    }
-    fn tip(&self) -> Result<ChainTip, SourceError> {
-        self.chain.tip()
-    }
-    fn block_hash(&self, height: u64) -> Result<BlockHash, SourceError> {
-        self.chain.block_hash(height)
-    }
-    fn headers(&self, start: u64, count: usize) -> Result<Vec<Header>, SourceError> {
-        self.chain.headers(start, count)
-    }
-}
+memory_chain_view!(Liar, "liar");
 
 impl BlockSource for Liar {
     fn block(&self, hash: &BlockHash) -> Result<FetchedBlock, SourceError> {

@@ -415,3 +415,35 @@ pub fn mine_random(
         chain.push(txs);
     }
 }
+
+/// Implements `ChainView` for a wrapper whose `chain` field is a `MemoryChain`, by
+/// delegation, under the name `$name` (for wrappers that change only what blocks say).
+#[macro_export]
+macro_rules! memory_chain_view {
+    ($ty:ty, $name:literal) => {
+        impl vc_source::ChainView for $ty {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn network(&self) -> bitcoin::Network {
+                self.chain.network()
+            }
+            fn tip(&self) -> Result<vc_source::ChainTip, vc_source::SourceError> {
+                self.chain.tip()
+            }
+            fn block_hash(
+                &self,
+                height: u64,
+            ) -> Result<bitcoin::BlockHash, vc_source::SourceError> {
+                self.chain.block_hash(height)
+            }
+            fn headers(
+                &self,
+                start: u64,
+                count: usize,
+            ) -> Result<Vec<bitcoin::block::Header>, vc_source::SourceError> {
+                self.chain.headers(start, count)
+            }
+        }
+    };
+}

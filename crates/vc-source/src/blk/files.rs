@@ -12,9 +12,9 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bitcoin::Network;
 use bitcoin::block::Header;
 use bitcoin::consensus::deserialize;
+use bitcoin::{BlockHash, Network};
 use vc_chash::hex;
 
 use crate::error::SourceError;
@@ -354,8 +354,8 @@ impl FlatFile {
         }
     }
 
-    /// The block header at the start of a blk record.
-    pub fn header(&self, span: Span) -> Result<Header, SourceError> {
+    /// The block header at the start of a blk record, with its hash.
+    pub fn header(&self, span: Span) -> Result<(Header, BlockHash), SourceError> {
         if span.len < 80 {
             return Err(file_error(
                 &self.path,
@@ -363,8 +363,11 @@ impl FlatFile {
                 format!("a block record of {} bytes cannot hold a header", span.len),
             ));
         }
-        let bytes = self.read(span.offset, 80)?;
-        deserialize(&bytes).map_err(|e| file_error(&self.path, span.offset, e.to_string()))
+        let mut raw = [0u8; 80];
+        raw.copy_from_slice(&self.read(span.offset, 80)?);
+        let header =
+            deserialize(&raw).map_err(|e| file_error(&self.path, span.offset, e.to_string()))?;
+        Ok((header, crate::body::header_hash(&raw)))
     }
 }
 

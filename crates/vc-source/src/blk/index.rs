@@ -5,14 +5,19 @@
 //! whose parent has not been seen waits as an orphan until it shows up. The best chain ends at
 //! the block with the most cumulative work; among equal work, the block stored first wins, which
 //! is the order Core received them in (Core too prefers the first-seen of two equal tips).
+//!
+//! Mainnet has about 900,000 blocks, so the layout is compact: one 120-byte node per linked
+//! block in a vector (the header without its parent's hash, which is the parent node's hash),
+//! found by hash through an open-addressing table of node numbers (4 bytes a slot), and the best
+//! chain as node numbers. [`ChainIndex::heap_bytes`] says what it all takes.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 
-use bitcoin::block::Header;
-use bitcoin::pow::Target;
-use bitcoin::pow::Work;
-use bitcoin::{BlockHash, Network};
+use bitcoin::block::{Header, Version};
+use bitcoin::pow::{CompactTarget, Target};
+use bitcoin::{BlockHash, Network, TxMerkleNode};
 
 use super::files::Span;
 
@@ -31,14 +36,140 @@ impl Loc {
     }
 }
 
-/// A block linked to the genesis block.
-#[derive(Clone, Debug)]
+/// A block linked to the genesis block, as callers see it.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Entry {
     pub header: Header,
     pub loc: Loc,
     pub height: u64,
-    /// Work of this block and all its ancestors.
-    pub work: Work,
+}
+
+/// No node: the genesis block's parent, an empty table slot.
+const NONE: u32 = u32::MAX;
+
+/// A linked block (120 bytes). Cumulative work is kept in 128 bits, as two words so that the
+/// node needs no 16-byte alignment: a chain's total work is what its miners hashed (mainnet's
+/// is about 2^95), and a sum that would not fit saturates.
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    hash: BlockHash,
+    merkle_root: TxMerkleNode,
+    version: i32,
+    time: u32,
+    bits: u32,
+    nonce: u32,
+    parent: u32,
+    height: u32,
+    file: u32,
+    len: u32,
+    offset: u64,
+    work: [u64; 2],
+}
+
+impl Node {
+    fn work(&self) -> u128 {
+        u128::from(self.work[0]) | (u128::from(self.work[1]) << 64)
+    }
+
+    fn loc(&self) -> Loc {
+        Loc {
+            file: self.file,
+            span: Span {
+                offset: self.offset,
+                len: self.len,
+            },
+        }
+    }
+}
+
+/// The work a header's target stands for, in 128 bits (saturating: no valid header comes near).
+fn work_of(header: &Header) -> u128 {
+    let bytes = header.work().to_le_bytes();
+    let (low, high) = bytes.split_at(16);
+    if high.iter().any(|b| *b != 0) {
+        return u128::MAX;
+    }
+    let mut b = [0u8; 16];
+    b.copy_from_slice(low);
+    u128::from_le_bytes(b)
+}
+
+/// Node numbers by block hash: open addressing with linear probing over a power-of-two table,
+/// at most half full. Hashes are mixed with a per-process key, so files crafted to collide
+/// cannot make lookups slow.
+#[derive(Debug)]
+struct Table {
+    slots: Vec<u32>,
+    len: usize,
+    keys: RandomState,
+}
+
+impl Table {
+    fn new() -> Table {
+        Table {
+            slots: vec![NONE; 1024],
+            len: 0,
+            keys: RandomState::new(),
+        }
+    }
+
+    fn start(&self, hash: &BlockHash) -> usize {
+        self.keys.hash_one(hash) as usize & (self.slots.len() - 1)
+    }
+
+    fn find(&self, hash: &BlockHash, nodes: &[Node]) -> Option<u32> {
+        let mask = self.slots.len() - 1;
+        let mut i = self.start(hash);
+        loop {
+            match self.slots[i] {
+                NONE => return None,
+                id if nodes[id as usize].hash == *hash => return Some(id),
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    /// Adds node `id` (whose hash is not in the table yet).
+    fn insert(&mut self, id: u32, nodes: &[Node]) {
+        if (self.len + 1) * 2 > self.slots.len() {
+            let mut bigger = Table {
+                slots: vec![NONE; self.slots.len() * 2],
+                len: 0,
+                keys: self.keys.clone(),
+            };
+            for &old in self.slots.iter().filter(|s| **s != NONE) {
+                bigger.place(old, nodes);
+            }
+            *self = bigger;
+        }
+        self.place(id, nodes);
+    }
+
+    fn place(&mut self, id: u32, nodes: &[Node]) {
+        let mask = self.slots.len() - 1;
+        let mut i = self.start(&nodes[id as usize].hash);
+        while self.slots[i] != NONE {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = id;
+        self.len += 1;
+    }
+
+    /// Makes room for `more` entries without growing again.
+    fn reserve(&mut self, more: usize, nodes: &[Node]) {
+        let want = ((self.len + more) * 2).next_power_of_two();
+        if want > self.slots.len() {
+            let mut bigger = Table {
+                slots: vec![NONE; want],
+                len: 0,
+                keys: self.keys.clone(),
+            };
+            for &old in self.slots.iter().filter(|s| **s != NONE) {
+                bigger.place(old, nodes);
+            }
+            *self = bigger;
+        }
+    }
 }
 
 /// Headers found so far and the best chain.
@@ -47,19 +178,24 @@ pub(crate) struct ChainIndex {
     genesis: BlockHash,
     /// The network's easiest target: a header claiming an easier one is not a block.
     max_target: Target,
-    entries: HashMap<BlockHash, Entry>,
+    nodes: Vec<Node>,
+    table: Table,
     /// Headers whose parent has not been found yet, by parent.
     orphans: HashMap<BlockHash, Vec<(Header, Loc)>>,
-    /// Every hash seen (linked or orphan), to skip blocks stored twice.
-    seen: HashSet<BlockHash>,
-    /// The best chain by height.
-    chain: Vec<BlockHash>,
+    /// The hashes of the orphans, to skip orphans stored twice.
+    orphan_hashes: HashSet<BlockHash>,
+    /// The best chain by height, as node numbers.
+    chain: Vec<u32>,
     /// Linked blocks per blk file.
-    by_file: BTreeMap<u32, Vec<BlockHash>>,
-    /// How many linked children each block has.
-    children: HashMap<BlockHash, u32>,
+    by_file: BTreeMap<u32, Vec<u32>>,
     /// The linked block with the most work (first stored on ties), kept as blocks link.
-    top: Option<BlockHash>,
+    top: Option<u32>,
+    /// Nodes with at least one linked child, a bit each.
+    has_child: Vec<u64>,
+    /// Nodes with several linked children (forks: rare).
+    forks: HashSet<u32>,
+    /// The target and work of the last header's bits, which most headers repeat.
+    last_work: Option<(CompactTarget, Target, u128)>,
 }
 
 impl ChainIndex {
@@ -67,79 +203,193 @@ impl ChainIndex {
         ChainIndex {
             genesis: bitcoin::constants::genesis_block(network).block_hash(),
             max_target: bitcoin::consensus::Params::new(network).max_attainable_target,
-            entries: HashMap::new(),
+            nodes: Vec::new(),
+            table: Table::new(),
             orphans: HashMap::new(),
-            seen: HashSet::new(),
+            orphan_hashes: HashSet::new(),
             chain: Vec::new(),
             by_file: BTreeMap::new(),
-            children: HashMap::new(),
             top: None,
+            has_child: Vec::new(),
+            forks: HashSet::new(),
+            last_work: None,
         }
+    }
+
+    /// Gives back the capacity reserved beyond what is held (after a large scan).
+    pub fn shrink(&mut self) {
+        self.nodes.shrink_to_fit();
+        self.chain.shrink_to_fit();
+        self.has_child.shrink_to_fit();
+    }
+
+    /// Makes room for `more` headers (a scan's results) without reallocating per header:
+    /// capacity grows by what is asked, or by an eighth, whichever is more.
+    pub fn reserve(&mut self, more: usize) {
+        if self.nodes.capacity() - self.nodes.len() < more {
+            self.nodes.reserve_exact(more.max(self.nodes.len() / 8));
+        }
+        self.table.reserve(more, &self.nodes);
+    }
+
+    fn find(&self, hash: &BlockHash) -> Option<u32> {
+        self.table.find(hash, &self.nodes)
+    }
+
+    fn header_of(&self, node: &Node) -> Header {
+        Header {
+            version: Version::from_consensus(node.version),
+            prev_blockhash: match node.parent {
+                NONE => BlockHash::from_raw_hash(bitcoin::hashes::Hash::all_zeros()),
+                p => self.nodes[p as usize].hash,
+            },
+            merkle_root: node.merkle_root,
+            time: node.time,
+            bits: CompactTarget::from_consensus(node.bits),
+            nonce: node.nonce,
+        }
+    }
+
+    /// The work of `header`'s bits, if they are within the network's limit and `hash` meets
+    /// them.
+    fn checked_work(&mut self, header: &Header, hash: BlockHash) -> Option<u128> {
+        let (target, work) = match self.last_work {
+            Some((bits, target, work)) if bits == header.bits => (target, work),
+            _ => {
+                let target = header.target();
+                if target == Target::ZERO || target > self.max_target {
+                    return None;
+                }
+                let work = work_of(header);
+                self.last_work = Some((header.bits, target, work));
+                (target, work)
+            }
+        };
+        target.is_met_by(hash).then_some(work)
     }
 
     /// Adds a header found at `loc`, linking it (and any orphans waiting for it) when its parent
     /// is known. Returns whether the header was new. A header without valid proof of work (a
     /// damaged or forged file) is ignored: Core never stores one, and its claimed work could
     /// overflow the chain's total.
+    #[cfg(test)]
     pub fn add(&mut self, header: Header, loc: Loc) -> bool {
-        let target = header.target();
-        if target == Target::ZERO
-            || target > self.max_target
-            || header.validate_pow(target).is_err()
-        {
+        self.add_hashed(header, header.block_hash(), loc)
+    }
+
+    /// [`ChainIndex::add`] with the header's hash computed already (`hash` must be it).
+    pub fn add_hashed(&mut self, header: Header, hash: BlockHash, loc: Loc) -> bool {
+        let Some(own) = self.checked_work(&header, hash) else {
             tracing::warn!(
                 file = loc.file,
                 offset = loc.span.offset,
                 "a block header without valid proof of work; ignored"
             );
             return false;
-        }
-        let hash = header.block_hash();
-        if !self.seen.insert(hash) {
+        };
+        if self.find(&hash).is_some()
+            || (!self.orphan_hashes.is_empty() && self.orphan_hashes.contains(&hash))
+        {
             return false;
         }
-        let mut work = vec![(hash, header, loc)];
-        while let Some((hash, header, loc)) = work.pop() {
-            let linked = if hash == self.genesis {
-                Some((0, header.work()))
+        let mut work = vec![(hash, header, loc, own)];
+        while let Some((hash, header, loc, own)) = work.pop() {
+            let parent = if hash == self.genesis {
+                Some(NONE)
             } else {
-                self.entries
-                    .get(&header.prev_blockhash)
-                    .map(|p| (p.height + 1, p.work + header.work()))
+                self.parent_of(&header)
             };
-            match linked {
-                Some((height, total)) => {
-                    self.entries.insert(
-                        hash,
-                        Entry {
-                            header,
-                            loc,
-                            height,
-                            work: total,
-                        },
-                    );
-                    self.by_file.entry(loc.file).or_default().push(hash);
-                    if height > 0 {
-                        *self.children.entry(header.prev_blockhash).or_default() += 1;
+            match parent {
+                Some(parent) => {
+                    if !self.link(hash, &header, loc, parent, own) {
+                        continue;
                     }
-                    let beats = |top: &BlockHash| {
-                        self.entries.get(top).is_none_or(|t| {
-                            (total, Reverse(loc.order())) > (t.work, Reverse(t.loc.order()))
-                        })
+                    let waiting = if self.orphans.is_empty() {
+                        None
+                    } else {
+                        self.orphans.remove(&hash)
                     };
-                    if self.top.as_ref().is_none_or(beats) {
-                        self.top = Some(hash);
-                    }
-                    if let Some(children) = self.orphans.remove(&hash) {
-                        work.extend(children.into_iter().map(|(h, l)| (h.block_hash(), h, l)));
+                    if let Some(children) = waiting {
+                        for (h, l) in children {
+                            let child = h.block_hash();
+                            self.orphan_hashes.remove(&child);
+                            work.push((child, h, l, work_of(&h)));
+                        }
                     }
                 }
-                None => self
-                    .orphans
-                    .entry(header.prev_blockhash)
-                    .or_default()
-                    .push((header, loc)),
+                None => {
+                    self.orphan_hashes.insert(hash);
+                    self.orphans
+                        .entry(header.prev_blockhash)
+                        .or_default()
+                        .push((header, loc));
+                }
             }
+        }
+        true
+    }
+
+    /// The node of `header`'s parent, if linked. Blocks mostly come in chain order (in the
+    /// files, and always in a saved index), so the last node linked is tried first: it saves a
+    /// lookup at a random place of a large table.
+    fn parent_of(&self, header: &Header) -> Option<u32> {
+        match self.nodes.last() {
+            Some(last) if last.hash == header.prev_blockhash => {
+                u32::try_from(self.nodes.len() - 1).ok()
+            }
+            _ => self.find(&header.prev_blockhash),
+        }
+    }
+
+    /// Stores a block whose parent is node `parent` (or none, for the genesis block).
+    fn link(&mut self, hash: BlockHash, header: &Header, loc: Loc, parent: u32, own: u128) -> bool {
+        let (height, total) = match parent {
+            NONE => (0, own),
+            p => {
+                let p = &self.nodes[p as usize];
+                (p.height + 1, p.work().saturating_add(own))
+            }
+        };
+        let id = match u32::try_from(self.nodes.len()) {
+            Ok(id) if id != NONE => id,
+            _ => {
+                tracing::warn!("more than 4 billion blocks in the files; the rest are ignored");
+                return false;
+            }
+        };
+        self.nodes.push(Node {
+            hash,
+            merkle_root: header.merkle_root,
+            version: header.version.to_consensus(),
+            time: header.time,
+            bits: header.bits.to_consensus(),
+            nonce: header.nonce,
+            parent,
+            height,
+            file: loc.file,
+            len: loc.span.len,
+            offset: loc.span.offset,
+            // The low and high words.
+            work: [total as u64, (total >> 64) as u64],
+        });
+        self.table.insert(id, &self.nodes);
+        self.by_file.entry(loc.file).or_default().push(id);
+        if parent != NONE {
+            let (word, bit) = (parent as usize / 64, 1u64 << (parent % 64));
+            if self.has_child.len() <= word {
+                self.has_child.resize(word + 1, 0);
+            }
+            if self.has_child[word] & bit != 0 {
+                self.forks.insert(parent);
+            }
+            self.has_child[word] |= bit;
+        }
+        let beats = |top: u32| {
+            let t = &self.nodes[top as usize];
+            (total, Reverse(loc.order())) > (t.work(), Reverse(t.loc().order()))
+        };
+        if self.top.is_none_or(beats) {
+            self.top = Some(id);
         }
         true
     }
@@ -148,69 +398,105 @@ impl ChainIndex {
     /// first.
     pub fn best(&self, excluded: &BTreeSet<BlockHash>) -> Option<BlockHash> {
         if excluded.is_empty() {
-            return self.top;
+            return self.top.map(|t| self.nodes[t as usize].hash);
         }
-        self.entries
+        self.nodes
             .iter()
-            .filter(|(h, _)| !excluded.contains(*h))
-            .max_by_key(|(_, e)| (e.work, Reverse(e.loc.order())))
-            .map(|(h, _)| *h)
+            .filter(|n| !excluded.contains(&n.hash))
+            .max_by_key(|n| (n.work(), Reverse(n.loc().order())))
+            .map(|n| n.hash)
     }
 
     /// Makes the chain ending at `tip` the best chain.
     pub fn set_tip(&mut self, tip: BlockHash) {
-        let Some(entry) = self.entries.get(&tip) else {
+        let Some(id) = self.find(&tip) else {
             return;
         };
-        let height = entry.height as usize;
+        let height = self.nodes[id as usize].height as usize;
         self.chain.truncate(height + 1);
-        self.chain.resize(height + 1, tip);
-        let mut at = tip;
+        self.chain.resize(height + 1, id);
+        let mut at = id;
         for h in (0..=height).rev() {
             if self.chain[h] == at && h != height {
                 break;
             }
             self.chain[h] = at;
-            match self.entries.get(&at) {
-                Some(e) if h > 0 => at = e.header.prev_blockhash,
-                _ => break,
+            match self.nodes[at as usize].parent {
+                NONE => break,
+                p => at = p,
             }
         }
     }
 
-    pub fn chain(&self) -> &[BlockHash] {
-        &self.chain
+    /// The number of blocks on the best chain (its height plus one).
+    pub fn chain_len(&self) -> usize {
+        self.chain.len()
     }
 
-    pub fn get(&self, hash: &BlockHash) -> Option<&Entry> {
-        self.entries.get(hash)
+    /// The hash of the best chain's block at `height`.
+    pub fn chain_hash(&self, height: usize) -> Option<BlockHash> {
+        self.chain
+            .get(height)
+            .map(|id| self.nodes[*id as usize].hash)
+    }
+
+    /// The best chain's tip.
+    pub fn chain_tip(&self) -> Option<BlockHash> {
+        self.chain.last().map(|id| self.nodes[*id as usize].hash)
+    }
+
+    /// The header of the best chain's block at `height`.
+    pub fn chain_header(&self, height: usize) -> Option<Header> {
+        self.chain
+            .get(height)
+            .map(|id| self.header_of(&self.nodes[*id as usize]))
+    }
+
+    pub fn get(&self, hash: &BlockHash) -> Option<Entry> {
+        let node = &self.nodes[self.find(hash)? as usize];
+        Some(Entry {
+            header: self.header_of(node),
+            loc: node.loc(),
+            height: u64::from(node.height),
+        })
+    }
+
+    fn id_on_chain(&self, id: u32) -> bool {
+        self.chain.get(self.nodes[id as usize].height as usize) == Some(&id)
     }
 
     /// Whether `hash` is on the best chain.
     pub fn on_chain(&self, hash: &BlockHash) -> Option<u64> {
-        let e = self.entries.get(hash)?;
-        (self.chain.get(e.height as usize) == Some(hash)).then_some(e.height)
+        let id = self.find(hash)?;
+        self.id_on_chain(id)
+            .then_some(u64::from(self.nodes[id as usize].height))
+    }
+
+    fn id_has_sibling(&self, id: u32) -> bool {
+        match self.nodes[id as usize].parent {
+            NONE => false,
+            p => self.forks.contains(&p),
+        }
     }
 
     /// Whether another block found has the same parent as `hash`.
     pub fn has_sibling(&self, hash: &BlockHash) -> bool {
-        self.entries.get(hash).is_some_and(|e| {
-            e.height > 0 && self.children.get(&e.header.prev_blockhash).copied() > Some(1)
-        })
+        self.find(hash).is_some_and(|id| self.id_has_sibling(id))
     }
 
     /// The best-chain blocks above the genesis block stored in blk file `file` that have no
     /// sibling, with their parents, by height.
     pub fn lone_chain_in_file(&self, file: u32) -> Vec<(BlockHash, BlockHash)> {
-        let mut out: Vec<(u64, BlockHash, BlockHash)> = self
+        let mut out: Vec<(u32, BlockHash, BlockHash)> = self
             .by_file
             .get(&file)
             .into_iter()
             .flatten()
-            .filter(|h| !self.has_sibling(h))
-            .filter_map(|h| {
-                let height = self.on_chain(h).filter(|h| *h > 0)?;
-                Some((height, *h, self.entries.get(h)?.header.prev_blockhash))
+            .filter(|&&id| !self.id_has_sibling(id) && self.id_on_chain(id))
+            .filter_map(|&id| {
+                let n = &self.nodes[id as usize];
+                let parent = self.nodes.get(n.parent as usize)?;
+                Some((n.height, n.hash, parent.hash))
             })
             .collect();
         out.sort_unstable_by_key(|(height, _, _)| *height);
@@ -219,11 +505,9 @@ impl ChainIndex {
 
     /// Linked blocks that are not on the best chain, in file order.
     pub fn stale(&self) -> Vec<BlockHash> {
-        let mut stale: Vec<(Loc, BlockHash)> = self
-            .entries
-            .iter()
-            .filter(|(h, _)| self.on_chain(h).is_none())
-            .map(|(h, e)| (e.loc, *h))
+        let mut stale: Vec<(Loc, BlockHash)> = (0..self.nodes.len() as u32)
+            .filter(|&id| !self.id_on_chain(id))
+            .map(|id| (self.nodes[id as usize].loc(), self.nodes[id as usize].hash))
             .collect();
         stale.sort_unstable_by_key(|(loc, _)| loc.order());
         stale.into_iter().map(|(_, h)| h).collect()
@@ -231,7 +515,54 @@ impl ChainIndex {
 
     /// How many headers wait for a parent that was never found.
     pub fn orphan_count(&self) -> usize {
-        self.orphans.values().map(Vec::len).sum()
+        self.orphan_hashes.len()
+    }
+
+    /// How many headers the index holds (linked and orphans).
+    pub fn len(&self) -> usize {
+        self.nodes.len() + self.orphan_hashes.len()
+    }
+
+    /// Every header held with where it is: linked blocks parents first, then orphans. Adding
+    /// them in this order to an empty index rebuilds this one.
+    pub fn for_each_record(&self, mut f: impl FnMut(&Header, Loc)) {
+        for node in &self.nodes {
+            f(&self.header_of(node), node.loc());
+        }
+        for (header, loc) in self.orphans.values().flatten() {
+            f(header, *loc);
+        }
+    }
+
+    /// The best chain's hashes, by height.
+    #[cfg(test)]
+    pub fn chain(&self) -> Vec<BlockHash> {
+        self.chain
+            .iter()
+            .map(|id| self.nodes[*id as usize].hash)
+            .collect()
+    }
+
+    /// The heap memory the index holds, in bytes (capacities, not lengths).
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let orphans: usize = self
+            .orphans
+            .values()
+            .map(|v| size_of::<BlockHash>() + 24 + v.capacity() * size_of::<(Header, Loc)>())
+            .sum();
+        self.nodes.capacity() * size_of::<Node>()
+            + self.table.slots.capacity() * size_of::<u32>()
+            + self.chain.capacity() * size_of::<u32>()
+            + self.has_child.capacity() * size_of::<u64>()
+            + self.forks.capacity() * (size_of::<u32>() + 1)
+            + self
+                .by_file
+                .values()
+                .map(|v| v.capacity() * size_of::<u32>() + 48)
+                .sum::<usize>()
+            + orphans
+            + self.orphan_hashes.capacity() * (size_of::<BlockHash>() + 1)
     }
 }
 
@@ -334,6 +665,11 @@ mod tests {
         );
         assert!(index.has_sibling(&b1.block_hash()) && !index.has_sibling(&b2.block_hash()));
         assert_eq!(index.on_chain(&b1.block_hash()), None);
+    }
+
+    #[test]
+    fn a_node_takes_120_bytes() {
+        assert_eq!(std::mem::size_of::<Node>(), 120);
     }
 
     #[test]

@@ -16,9 +16,15 @@
 //! Every problem with the files is a [`SourceError::File`] naming the file and byte offset: a
 //! wrong or missing `xor.dat` key, another network's magic, a corrupt or truncated record, a
 //! missing rev file.
+//!
+//! With [`BlkConfig::index_file`] the block index is kept on disk between runs (mainnet's
+//! 900,000 headers lie in thousands of blk files; reading them back from one file is much
+//! faster than seeking to each). The file is checked before use and rebuilt when it is damaged
+//! or belongs to another directory ([`IndexOrigin`]).
 
 mod files;
 mod index;
+mod persist;
 mod rev;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,6 +39,7 @@ pub use files::XorKey;
 
 use self::files::{FlatFile, Span, file_error, numbered_files, numbered_path};
 use self::index::{ChainIndex, Loc};
+use self::persist::{Refused, Scanned as ScannedFile};
 use self::rev::{RevFile, read_spent, read_spent_at};
 use crate::error::SourceError;
 use crate::source::{
@@ -57,6 +64,10 @@ pub struct BlkConfig {
     /// deserializing the block (`docs/benchmarks.md`); off trusts the node's files as Core does
     /// when it reads them back.
     pub check_merkle_root: bool,
+    /// Where to keep the block index between runs (default: nowhere, every open scans the blk
+    /// files). Outside the blocks directory, which belongs to the node. See
+    /// [`BlkSource::index_origin`].
+    pub index_file: Option<PathBuf>,
 }
 
 impl BlkConfig {
@@ -67,14 +78,40 @@ impl BlkConfig {
             network,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             check_merkle_root: true,
+            index_file: None,
         }
     }
+
+    /// Keeps the block index in `path` between runs.
+    pub fn with_index_file(mut self, path: impl Into<PathBuf>) -> BlkConfig {
+        self.index_file = Some(path.into());
+        self
+    }
 }
+
+/// Where [`BlkSource::open`] took its block index from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IndexOrigin {
+    /// Scanned from the blk files: no index file configured, or none written yet.
+    Scanned,
+    /// Read from [`BlkConfig::index_file`]; only what the node appended since was scanned.
+    Loaded,
+    /// The index file was unusable for the reason given (damaged, truncated, another
+    /// directory's or network's): the blk files were scanned again and the file rewritten.
+    Rebuilt {
+        /// What was wrong with the file.
+        reason: String,
+    },
+}
+
+/// Headers added since the index was read back before [`BlkSource::open`] writes it again.
+const RESAVE_AFTER: usize = 1_000;
 
 /// Scan positions: where the next refresh continues in each blk file.
 #[derive(Debug, Default)]
 struct ScanState {
-    next: BTreeMap<u32, u64>,
+    next: BTreeMap<u32, ScannedFile>,
     /// The newest file at the last scan: it may have grown since.
     last: Option<u32>,
 }
@@ -89,6 +126,7 @@ pub struct BlkSource {
     revs: Mutex<BTreeMap<u32, Arc<Mutex<RevFile>>>>,
     /// Open blk files, shared by readers.
     blks: Mutex<BTreeMap<u32, FlatFile>>,
+    origin: IndexOrigin,
 }
 
 impl std::fmt::Debug for BlkSource {
@@ -104,8 +142,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The headers found in one blk file, and where its next scan starts.
-type Scanned = (Vec<(Header, Loc)>, u64);
+/// The headers found in one blk file (with their hashes), and where its next scan starts
+/// (with the file's size).
+type Scanned = (Vec<(Header, BlockHash, Loc)>, ScannedFile);
 
 /// The headers of the records in one blk file from `from`, and where to continue.
 fn scan_blk(
@@ -120,8 +159,10 @@ fn scan_blk(
     let (spans, end) = file.scan(from, magic, 0, growing)?;
     let mut out = Vec::with_capacity(spans.len());
     for span in &spans {
+        let (header, hash) = file.header(*span)?;
         out.push((
-            file.header(*span)?,
+            header,
+            hash,
             Loc {
                 file: number,
                 span: *span,
@@ -134,25 +175,69 @@ fn scan_blk(
         Some(last) if growing => last.offset - 8,
         _ => end,
     };
-    Ok((out, next))
+    Ok((
+        out,
+        ScannedFile {
+            next,
+            size: file.size,
+        },
+    ))
 }
 
 impl BlkSource {
-    /// Opens `config.blocks_dir`: reads the key, scans every blk file in parallel and selects the
-    /// best chain.
+    /// Opens `config.blocks_dir`: reads the key, scans every blk file in parallel (or reads the
+    /// index file and scans what is new) and selects the best chain.
     pub fn open(config: BlkConfig) -> Result<BlkSource, SourceError> {
         let key = XorKey::load(&config.blocks_dir)?;
+        let fresh = || (ChainIndex::new(config.network), ScanState::default());
+        let ((index, scan), origin) = match &config.index_file {
+            None => (fresh(), IndexOrigin::Scanned),
+            Some(path) => match persist::load(path, &config.blocks_dir, config.network, key) {
+                Ok(l) => (
+                    (
+                        l.index,
+                        ScanState {
+                            next: l.files,
+                            last: l.last,
+                        },
+                    ),
+                    IndexOrigin::Loaded,
+                ),
+                Err(Refused::Missing) => (fresh(), IndexOrigin::Scanned),
+                Err(Refused::Unusable(reason)) => {
+                    tracing::warn!(
+                        file = %path.display(),
+                        %reason,
+                        "the block index file is unusable; scanning the blk files again"
+                    );
+                    (fresh(), IndexOrigin::Rebuilt { reason })
+                }
+            },
+        };
+        let loaded = index.len();
         let source = BlkSource {
             magic: config.network.magic().to_bytes(),
-            index: RwLock::new(ChainIndex::new(config.network)),
-            scan: Mutex::new(ScanState::default()),
+            index: RwLock::new(index),
+            scan: Mutex::new(scan),
             revs: Mutex::new(BTreeMap::new()),
             blks: Mutex::new(BTreeMap::new()),
             key,
             config,
+            origin,
         };
         source.refresh()?;
-        if source.read_index().chain().is_empty() {
+        source
+            .index
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .shrink();
+        if source.config.index_file.is_some()
+            && (source.origin != IndexOrigin::Loaded
+                || source.read_index().len() >= loaded + RESAVE_AFTER)
+        {
+            source.save_index()?;
+        }
+        if source.read_index().chain_len() == 0 {
             return Err(file_error(
                 &source.config.blocks_dir,
                 0,
@@ -172,6 +257,40 @@ impl BlkSource {
             );
         }
         Ok(source)
+    }
+
+    /// Where the block index came from when the source was opened.
+    pub fn index_origin(&self) -> &IndexOrigin {
+        &self.origin
+    }
+
+    /// Writes the block index to [`BlkConfig::index_file`] (nothing without one). Opening
+    /// writes it when it scanned more than a few blocks; a long-running reader may call this
+    /// now and then so that its next start scans less.
+    pub fn save_index(&self) -> Result<(), SourceError> {
+        let Some(path) = &self.config.index_file else {
+            return Ok(());
+        };
+        let scan = lock(&self.scan);
+        let index = self.read_index();
+        persist::save(
+            path,
+            self.config.network,
+            self.key,
+            &index,
+            &scan.next,
+            scan.last,
+        )
+    }
+
+    /// The heap memory the block index takes, in bytes.
+    pub fn index_heap_bytes(&self) -> usize {
+        self.read_index().heap_bytes()
+    }
+
+    /// The number of headers indexed (on any branch, orphans included).
+    pub fn indexed_headers(&self) -> usize {
+        self.read_index().len()
     }
 
     /// The key read from `xor.dat`.
@@ -213,16 +332,20 @@ impl BlkSource {
             .iter()
             .filter_map(|n| match scan.next.get(n) {
                 None => Some((*n, 0)),
-                Some(&at) if scan.last.is_some_and(|l| *n >= l) => Some((*n, at)),
+                Some(at) if scan.last.is_some_and(|l| *n >= l) => Some((*n, at.next)),
                 Some(_) => None,
             })
             .collect();
-        let results = self.scan_parallel(&todo, last)?;
-        {
+        // A few files per thread at a time, added in file order: the headers found wait in
+        // memory only until their batch is indexed.
+        let batch = self.config.threads.max(1) * 4;
+        for chunk in todo.chunks(batch) {
+            let results = self.scan_parallel(chunk, last)?;
             let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
-            for (n, (found, next)) in todo.iter().map(|t| t.0).zip(results) {
-                for (header, loc) in found {
-                    index.add(header, loc);
+            index.reserve(results.iter().map(|r| r.0.len()).sum());
+            for (n, (found, next)) in chunk.iter().map(|t| t.0).zip(results) {
+                for (header, hash, loc) in found {
+                    index.add_hashed(header, hash, loc);
                 }
                 scan.next.insert(n, next);
             }
@@ -282,7 +405,7 @@ impl BlkSource {
                 ));
             };
             // The tip of the last selection was checked then: polling an idle node reads no block.
-            let current = self.read_index().chain().last() == Some(&hash);
+            let current = self.read_index().chain_tip() == Some(hash);
             let connected = current || {
                 let block = self.block(&hash)?.block;
                 match self.undo_of(&hash, &block)? {
@@ -293,7 +416,7 @@ impl BlkSource {
             if connected {
                 let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
                 index.set_tip(hash);
-                let height = index.chain().len() as u64 - 1;
+                let height = index.chain_len() as u64 - 1;
                 return Ok(ChainTip { height, hash });
             }
             tracing::debug!(block = %hash, "no undo record yet: not connected by the node");
@@ -451,32 +574,25 @@ impl ChainView for BlkSource {
 
     fn block_hash(&self, height: u64) -> Result<BlockHash, SourceError> {
         let index = self.read_index();
-        let chain = index.chain();
         usize::try_from(height)
             .ok()
-            .and_then(|h| chain.get(h))
-            .copied()
-            .ok_or_else(|| self.past_tip(height, chain.len()))
+            .and_then(|h| index.chain_hash(h))
+            .ok_or_else(|| self.past_tip(height, index.chain_len()))
     }
 
     fn headers(&self, start: u64, count: usize) -> Result<Vec<Header>, SourceError> {
         let index = self.read_index();
-        let chain = index.chain();
+        let len = index.chain_len();
         let end = start.saturating_add(count as u64);
-        if end > chain.len() as u64 {
-            return Err(self.past_tip(end - 1, chain.len()));
+        if end > len as u64 {
+            return Err(self.past_tip(end - 1, len));
         }
         // Both bounds fit in usize: they are at most the chain's length.
-        chain[start as usize..end as usize]
-            .iter()
+        (start as usize..end as usize)
             .map(|h| {
                 index
-                    .get(h)
-                    .map(|e| e.header)
-                    .ok_or_else(|| SourceError::NotFound {
-                        source_name: NAME,
-                        what: format!("header {h}"),
-                    })
+                    .chain_header(h)
+                    .ok_or_else(|| self.past_tip(h as u64, len))
             })
             .collect()
     }

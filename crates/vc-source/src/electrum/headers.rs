@@ -38,6 +38,40 @@ impl HeaderChain {
         }
     }
 
+    /// A chain of headers validated earlier (read back from
+    /// [`super::ElectrumConfig::header_cache`]): `headers` from the genesis block, each linked
+    /// to the one below it, with their `hashes`. Every header but the last is vouched for by
+    /// its successor; the last one is validated again by every rule, and left out if it fails.
+    pub(crate) fn from_validated(
+        network: Network,
+        mut headers: Vec<Header>,
+        mut hashes: Vec<BlockHash>,
+    ) -> HeaderChain {
+        let genesis = bitcoin::constants::genesis_block(network).header;
+        if headers.first() != Some(&genesis) || hashes.len() != headers.len() {
+            return HeaderChain::new(network);
+        }
+        let last = (headers.len() > 1).then(|| (headers.pop(), hashes.pop()));
+        let mut chain = HeaderChain {
+            network,
+            params: Params::new(network),
+            headers,
+            hashes,
+        };
+        if let Some((Some(last), _)) = last {
+            let below = chain.tip_height();
+            if let Err(e) = chain.connect("electrum", below, &[last]) {
+                tracing::warn!(error = %e, "the header cache's tip fails validation; dropped");
+            }
+        }
+        chain
+    }
+
+    /// The headers from the genesis block to the tip.
+    pub(crate) fn all(&self) -> &[Header] {
+        &self.headers
+    }
+
     /// The network.
     pub fn network(&self) -> Network {
         self.network

@@ -31,6 +31,7 @@
 //! # Ok::<(), vc_source::SourceError>(())
 //! ```
 
+mod cache;
 pub mod check;
 pub mod headers;
 pub mod merkle;
@@ -99,6 +100,10 @@ pub struct ElectrumConfig {
     /// A SOCKS5 proxy, `HOST:PORT` or `socks5://HOST:PORT` (Tor: `127.0.0.1:9050`); the
     /// server's name is resolved by the proxy.
     pub proxy: Option<String>,
+    /// A file keeping the validated headers between runs (default: none, every start
+    /// validates the server's whole chain). A restart validates only the headers added since;
+    /// a damaged file is rebuilt from its last sound header, another network's is refused.
+    pub header_cache: Option<PathBuf>,
 }
 
 impl ElectrumConfig {
@@ -114,7 +119,14 @@ impl ElectrumConfig {
             batch: 50,
             ca: None,
             proxy: None,
+            header_cache: None,
         }
+    }
+
+    /// Keeps the validated headers in `path` between runs.
+    pub fn with_header_cache(mut self, path: impl Into<PathBuf>) -> ElectrumConfig {
+        self.header_cache = Some(path.into());
+        self
     }
 
     /// Trusts only the CA certificates in the PEM file `path` for TLS.
@@ -199,6 +211,8 @@ pub struct ElectrumSource {
     shared: Shared,
     next_client: AtomicUsize,
     chain: RwLock<HeaderChain>,
+    /// Where validated headers are kept between runs.
+    header_cache: Option<Mutex<cache::HeaderCache>>,
     /// Serialises header syncs (the chain itself is read concurrently).
     syncing: Mutex<()>,
     history: Mutex<History>,
@@ -238,8 +252,26 @@ fn unverified(height: u64, violation: Violation, detail: String) -> SourceError 
 
 impl ElectrumSource {
     /// Connects, checks that the server serves `config.network` (its genesis header) and
-    /// validates the server's whole header chain.
+    /// validates the server's whole header chain (with [`ElectrumConfig::header_cache`], only
+    /// the headers not in the cache).
     pub fn connect(config: ElectrumConfig) -> Result<ElectrumSource, SourceError> {
+        let (chain, header_cache) = match &config.header_cache {
+            None => (HeaderChain::new(config.network), None),
+            Some(path) => {
+                let (file, loaded) = cache::HeaderCache::open(path, config.network)?;
+                if let Some(damage) = &loaded.damage {
+                    tracing::warn!(
+                        file = %path.display(),
+                        %damage,
+                        kept = loaded.headers.len(),
+                        "electrum: the header cache was damaged; rebuilding from its sound part"
+                    );
+                }
+                let chain =
+                    HeaderChain::from_validated(config.network, loaded.headers, loaded.hashes);
+                (chain, Some(Mutex::new(file)))
+            }
+        };
         let endpoint = Endpoint::new(
             &config.url,
             config.ca.as_deref(),
@@ -251,7 +283,8 @@ impl ElectrumSource {
             .map(|_| Mutex::new(Session::new()))
             .collect();
         let source = ElectrumSource {
-            chain: RwLock::new(HeaderChain::new(config.network)),
+            chain: RwLock::new(chain),
+            header_cache,
             config,
             endpoint,
             sessions,
@@ -440,6 +473,12 @@ impl ElectrumSource {
                 let base = if first { fork } else { chain.tip_height() };
                 chain.connect(NAME, base, &got)?;
                 at = chain.tip_height();
+                if let Some(cache) = &self.header_cache {
+                    cache
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .rewrite_from(base + 1, chain.all())?;
+                }
             }
             if first && fork < ours {
                 // Only once the new branch validated: a server must not be able to wipe the
