@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, ensure};
 use serde::Serialize;
 
 use crate::chain::ChainInfo;
@@ -267,17 +267,58 @@ pub fn markdown(r: &Report) -> String {
 }
 
 /// Writes the JSON report to `json` and replaces the generated part of `md` (creating the
-/// file with a heading if it does not exist).
+/// file with a heading if it does not exist). Members of the old `json` that are not the
+/// report's (the `schemes` member `vc-bench schemes` writes) are kept, after the report's.
 pub fn write(r: &Report, md: &Path, json: &Path) -> Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(r)?;
-    bytes.push(b'\n');
-    fs::write(json, bytes).with_context(|| format!("writing {}", json.display()))?;
+    let mut text = serde_json::to_string_pretty(r)?;
+    text.push('\n');
+    if let Ok(old) = fs::read(json)
+        && let Ok(serde_json::Value::Object(old)) = serde_json::from_slice(&old)
+    {
+        let ours = serde_json::to_value(r)?;
+        for (key, value) in old {
+            if ours.get(&key).is_none() {
+                text = set_last_member(&text, &key, &value)
+                    .with_context(|| format!("keeping member {key:?} of {}", json.display()))?;
+            }
+        }
+    }
+    fs::write(json, text).with_context(|| format!("writing {}", json.display()))?;
     let generated = markdown(r);
     let old =
         fs::read_to_string(md).unwrap_or_else(|_| format!("# Benchmarks\n\n{BEGIN}\n{END}\n"));
     let new = splice(&old, BEGIN, END, &generated);
     fs::write(md, new).with_context(|| format!("writing {}", md.display()))?;
     Ok(())
+}
+
+/// `text`, a pretty-printed JSON object, with its member `key` set to `value` as its last
+/// member, the rest of the text untouched (so that the `vc-bench run` report keeps its order
+/// and a diff shows only this member). A `key` that is already there must be the last member.
+pub(crate) fn set_last_member(text: &str, key: &str, value: &serde_json::Value) -> Result<String> {
+    let mut want: serde_json::Value = serde_json::from_str(text)?;
+    want.as_object_mut()
+        .context("not a JSON object")?
+        .insert(key.to_owned(), value.clone());
+    let body = text
+        .trim_end()
+        .strip_suffix('}')
+        .context("not a JSON object")?
+        .trim_end();
+    let member = format!(",\n  \"{key}\": ");
+    let body = body.find(&member).map_or(body, |at| &body[..at]);
+    let pretty = serde_json::to_string_pretty(value)?.replace('\n', "\n  ");
+    let out = if body == "{" {
+        format!("{{\n  \"{key}\": {pretty}\n}}\n")
+    } else {
+        format!("{body}{member}{pretty}\n}}\n")
+    };
+    let got: serde_json::Value = serde_json::from_str(&out)?;
+    ensure!(
+        got == want && out.matches(&format!("\n  \"{key}\": ")).count() == 1,
+        "its member {key:?} is not the last one; left as it is"
+    );
+    Ok(out)
 }
 
 /// `old` with the part from `begin` to `end` (both included) replaced by `generated`, which
@@ -368,6 +409,12 @@ mod tests {
             format!("# T\n\nprose before\n\n{BEGIN}\nold\n{END}\n\nprose after\n"),
         )
         .unwrap();
+        // A member `vc-bench schemes` wrote, and an old value of one of the report's own.
+        fs::write(
+            &json,
+            "{\n  \"date\": \"yesterday\",\n  \"schemes\": {\n    \"runs\": [1]\n  }\n}\n",
+        )
+        .unwrap();
         let report = Report {
             date: "today".into(),
             machine: "m".into(),
@@ -402,5 +449,19 @@ mod tests {
         assert!(text.contains("| (2) blk | 100 |"));
         let back: serde_json::Value = serde_json::from_slice(&fs::read(&json).unwrap()).unwrap();
         assert_eq!(back["chains"][0]["runs"][1]["key"], "blk");
+        assert_eq!(back["date"], "today");
+        // The other member is kept (it used to be dropped), as the last one.
+        assert_eq!(back["schemes"], serde_json::json!({"runs": [1]}));
+        let text = fs::read_to_string(&json).unwrap();
+        assert!(text.ends_with("\"schemes\": {\n    \"runs\": [\n      1\n    ]\n  }\n}\n"));
+        assert!(text.starts_with("{\n  \"date\": \"today\",\n"), "{text}");
+    }
+
+    #[test]
+    fn a_member_that_is_not_last_is_left_alone() {
+        let text = "{\n  \"schemes\": 1,\n  \"runs\": 2\n}\n";
+        assert!(set_last_member(text, "schemes", &serde_json::json!(3)).is_err());
+        let empty = set_last_member("{}\n", "schemes", &serde_json::json!(3)).unwrap();
+        assert_eq!(empty, "{\n  \"schemes\": 3\n}\n");
     }
 }

@@ -246,41 +246,12 @@ pub fn markdown(r: &Schemes) -> String {
     s
 }
 
-/// `text`, a pretty-printed JSON object, with its member `key` set to `value` as its last
-/// member, the rest of the text untouched (so that the `vc-bench run` report keeps its order
-/// and a diff shows only this member). A `key` that is already there must be the last member.
-fn set_last_member(text: &str, key: &str, value: &serde_json::Value) -> Result<String> {
-    let mut want: serde_json::Value = serde_json::from_str(text)?;
-    want.as_object_mut()
-        .context("not a JSON object")?
-        .insert(key.to_owned(), value.clone());
-    let body = text
-        .trim_end()
-        .strip_suffix('}')
-        .context("not a JSON object")?
-        .trim_end();
-    let member = format!(",\n  \"{key}\": ");
-    let body = body.find(&member).map_or(body, |at| &body[..at]);
-    let pretty = serde_json::to_string_pretty(value)?.replace('\n', "\n  ");
-    let out = if body == "{" {
-        format!("{{\n  \"{key}\": {pretty}\n}}\n")
-    } else {
-        format!("{body}{member}{pretty}\n}}\n")
-    };
-    let got: serde_json::Value = serde_json::from_str(&out)?;
-    ensure!(
-        got == want && out.matches(&format!("\n  \"{key}\": ")).count() == 1,
-        "its member {key:?} is not the last one; left as it is"
-    );
-    Ok(out)
-}
-
 /// Replaces the generated part of `md` (between [`BEGIN`] and [`END`]; appended if missing)
 /// and sets the `schemes` member of the JSON report `json` (the last member: see
-/// `set_last_member`), leaving the rest of both as it is.
+/// `report::set_last_member`), leaving the rest of both as it is.
 pub fn write(r: &Schemes, md: &Path, json: &Path) -> Result<()> {
     let text = fs::read_to_string(json).with_context(|| format!("reading {}", json.display()))?;
-    let text = set_last_member(&text, "schemes", &serde_json::to_value(r)?)
+    let text = crate::report::set_last_member(&text, "schemes", &serde_json::to_value(r)?)
         .with_context(|| format!("updating {}", json.display()))?;
     fs::write(json, text).with_context(|| format!("writing {}", json.display()))?;
     let old = fs::read_to_string(md).with_context(|| format!("reading {}", md.display()))?;
@@ -355,13 +326,5 @@ mod tests {
         let doc: serde_json::Value = serde_json::from_slice(&fs::read(&json).unwrap()).unwrap();
         assert_eq!(doc["runs"], serde_json::json!([1]));
         assert_eq!(doc["schemes"]["runs"][2]["scheme"], "v3");
-    }
-
-    #[test]
-    fn a_member_that_is_not_last_is_left_alone() {
-        let text = "{\n  \"schemes\": 1,\n  \"runs\": 2\n}\n";
-        assert!(set_last_member(text, "schemes", &serde_json::json!(3)).is_err());
-        let empty = set_last_member("{}\n", "schemes", &serde_json::json!(3)).unwrap();
-        assert_eq!(empty, "{\n  \"schemes\": 3\n}\n");
     }
 }
