@@ -13,8 +13,9 @@
 //! plus the consensus-hash-and-commit rate of empty blocks. It writes the figures to a JSON
 //! file and into the generated part of `docs/benchmarks.md`.
 //!
-//! `schemes` ([`v3`]) indexes the same chain under the legacy, v2 and v3 consensus-hash
-//! schemes and compares their speed and disk use.
+//! `schemes` ([`v3`]) indexes the small chain made for each of the
+//! legacy, v2 and v3 consensus-hash schemes (same seed and shape, each embedding its scheme's
+//! consensus hashes) under its scheme and compares their speed and disk use.
 //!
 //! The other subcommands are its parts: `chain` (only generate the chain), `measure` (the
 //! one-child wrapper that reads a command's CPU time and peak RSS) and `naive-index` (run 4's

@@ -60,13 +60,14 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
-    /// Index a cached chain under the legacy, v2 and v3 schemes and compare them (see
-    /// `vc_bench::v3`); with --markdown and --json, write the figures there.
+    /// Index the cached chains made for the legacy, v2 and v3 schemes, each under its own
+    /// scheme, and compare them (see `vc_bench::v3`); with --markdown and --json, write the
+    /// figures there.
     Schemes {
-        /// Cache directory (the chain goes under bench-chain/).
+        /// Cache directory (the chains go under bench-chain/).
         #[arg(long)]
         cache: PathBuf,
-        /// Which chain: `small` or `mainnet`.
+        /// Which chain: `small`, `mainnet` or `tiny`.
         #[arg(long, default_value = "small")]
         shape: String,
         /// The `virtualchain` binary (a release build).
@@ -87,9 +88,12 @@ enum Command {
         /// Cache directory.
         #[arg(long)]
         cache: PathBuf,
-        /// Which chain: `small` or `mainnet`.
+        /// Which chain: `small`, `mainnet` or `tiny`.
         #[arg(long, default_value = "small")]
         shape: String,
+        /// The consensus-hash scheme whose hashes its names operations carry.
+        #[arg(long, default_value = "legacy")]
+        scheme: Scheme,
     },
     /// Run a command and write its wall time, CPU time and peak RSS to `--out`.
     Measure {
@@ -159,10 +163,14 @@ fn main() -> Result<ExitCode> {
             eprint!("{}", v3::markdown(&r));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Chain { cache, shape } => {
+        Command::Chain {
+            cache,
+            shape,
+            scheme,
+        } => {
             let shape = chain::Shape::named(&shape)
                 .with_context(|| format!("no chain shape called {shape:?}"))?;
-            chain::ensure(&cache, &shape)?;
+            chain::ensure(&cache, &shape, scheme)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Measure { out, argv } => {
@@ -284,7 +292,7 @@ fn run(o: &Options) -> Result<ExitCode> {
 
 /// Every run on the chain of `shape`, on a node started on a copy of it (removed after).
 fn run_chain(o: &Options, shape: &chain::Shape) -> Result<report::ChainReport> {
-    let chain = chain::ensure(&o.cache, shape)?;
+    let chain = chain::ensure(&o.cache, shape, Scheme::Legacy)?;
     let work = tempfile::tempdir_in(o.cache.join("bench-chain"))?;
     let datadir = work.path().join("node");
     chain::copy_tree(&chain.datadir, &datadir)?;

@@ -424,6 +424,7 @@ mod tests {
             chains: vec![ChainReport {
                 chain: ChainInfo {
                     version: "v1".into(),
+                    scheme: "legacy".into(),
                     tip_height: 99,
                     tip_hash: "h".into(),
                     first_block: 1,
