@@ -937,8 +937,9 @@ fn bench_scale(extra: &[String]) -> Result<()> {
 const INDEX_SUITE: &str = "index";
 
 /// `cargo xtask bench index [-- VC-BENCH RUN ARGS]`: provisions bitcoind and ord, builds the
-/// release `virtualchain` and `vc-bench`, and runs the end-to-end benchmark, which rewrites the
-/// generated part of `docs/benchmarks.md` and `docs/benchmarks.json`.
+/// release `virtualchain` and `vc-bench`, and runs the end-to-end benchmark (the scheme
+/// comparison of `vc-bench schemes` included, as its part `schemes`), which rewrites the
+/// generated parts of `docs/benchmarks.md` and `docs/benchmarks.json`.
 fn bench_index(extra: &[String]) -> Result<()> {
     let bitcoind = node::provision()?;
     // `-- --skip ord` (or naive,ord) runs without provisioning ord.

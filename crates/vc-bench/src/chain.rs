@@ -18,6 +18,13 @@
 //! The generator indexes each block with the names engine right after mining it (as the
 //! scenario does), which gives the consensus hashes preorders embed and the tip's consensus
 //! hash that every benchmark run must reproduce.
+//!
+//! A chain is made for one consensus-hash scheme (the one the names engine runs under while
+//! generating): its preorders embed that scheme's hashes (for v2 and v3, the first 16 bytes of
+//! the 32-byte hash), so its operations are accepted when it is indexed under that scheme and
+//! stale under the others. The chains of one shape for different schemes come from the same
+//! seed: the same transactions, blocks and sizes, except the 16 hash bytes of each preorder
+//! (and so the transaction and block hashes).
 
 use std::collections::VecDeque;
 use std::fs;
@@ -28,6 +35,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail, ensure};
 use bitcoin::{Address, Amount, BlockHash, Network, OutPoint, ScriptBuf, Transaction, TxOut};
 use serde::{Deserialize, Serialize};
+use vc_chash::Scheme;
 use vc_names::build;
 use vc_names::price::name_price;
 use vc_names::scenario::{Miner, Scenario, test_namespace_params};
@@ -36,7 +44,7 @@ use vc_source::core::{CoreAuth, CoreConfig, CoreSource};
 use vc_testnode::{KeyKind, Signer, TestNode, Utxo, op_return};
 
 /// Bumped whenever the generator changes what it makes for [`Shape::SMALL`] (the cache is
-/// keyed by it).
+/// keyed by it, and by the scheme: see [`Shape::key`]).
 pub const VERSION: &str = "v1";
 /// Blocks of payments (after funding) at least, for [`Shape::SMALL`].
 pub const PAYLOAD_BLOCKS: u64 = 500;
@@ -93,12 +101,35 @@ impl Shape {
         fan_out: 150,
     };
 
-    /// The shape called `name` (`small` or `mainnet`).
+    /// A tiny chain (`t1`) for tests: 10 blocks of 20 to 39 transactions, names operations in
+    /// every block (35 of them).
+    pub const TINY: Shape = Shape {
+        version: "t1",
+        payload_blocks: 10,
+        min_txs: 0,
+        min_bytes: 0,
+        payments: (20, 20),
+        heavy: (0, 0),
+        names_every: 1,
+        fan_out: 4,
+    };
+
+    /// The shape called `name` (`small`, `mainnet` or `tiny`).
     pub fn named(name: &str) -> Option<Shape> {
         match name {
             "small" | "v1" => Some(Shape::SMALL),
             "mainnet" | "m1" => Some(Shape::MAINNET),
+            "tiny" | "t1" => Some(Shape::TINY),
             _ => None,
+        }
+    }
+
+    /// The cache key of this shape's chain for `scheme`: the version for legacy (the key the
+    /// chains had before there was a scheme to choose), `VERSION-SCHEME` for the others.
+    pub fn key(&self, scheme: Scheme) -> String {
+        match scheme {
+            Scheme::Legacy => self.version.to_owned(),
+            other => format!("{}-{}", self.version, other.name()),
         }
     }
 }
@@ -119,6 +150,9 @@ const MIN_OUTPUT: u64 = 2_000;
 pub struct ChainInfo {
     /// The generator version that made it.
     pub version: String,
+    /// The consensus-hash scheme it was made for (its preorders carry that scheme's hashes).
+    #[serde(default = "legacy_name")]
+    pub scheme: String,
     /// The tip's height.
     pub tip_height: u64,
     /// The tip's hash.
@@ -131,10 +165,16 @@ pub struct ChainInfo {
     pub names_ops: u64,
     /// Names operations the engine rejected (0 for a well-formed chain).
     pub names_rejected: u64,
-    /// The names consensus hash at the tip (hex): every indexing run must end on it.
+    /// The names consensus hash at the tip (hex; 32 bytes for v2 and v3): every indexing run
+    /// under [`ChainInfo::scheme`] must end on it.
     pub consensus_hash: String,
     /// Seconds the generation took.
     pub generation_secs: f64,
+}
+
+/// The scheme of a chain whose `chain.json` names none (made before chains had schemes).
+fn legacy_name() -> String {
+    Scheme::Legacy.name().to_owned()
 }
 
 /// The cached chain: a bitcoind data directory and its [`ChainInfo`].
@@ -146,15 +186,22 @@ pub struct CachedChain {
     pub info: ChainInfo,
 }
 
-/// The cached chain of `shape` under `cache` (`<cache>/bench-chain/<version>`), generated
-/// first if it is missing.
-pub fn ensure(cache: &Path, shape: &Shape) -> Result<CachedChain> {
+/// The cached chain of `shape` for `scheme` under `cache` (`<cache>/bench-chain/<key>`, see
+/// [`Shape::key`]), generated first if it is missing.
+pub fn ensure(cache: &Path, shape: &Shape, scheme: Scheme) -> Result<CachedChain> {
     let root = cache.join("bench-chain");
-    let dir = root.join(shape.version);
+    let key = shape.key(scheme);
+    let dir = root.join(&key);
     let info_file = dir.join("chain.json");
     if info_file.exists() {
         let info: ChainInfo = serde_json::from_slice(&fs::read(&info_file)?)
             .with_context(|| format!("reading {}", info_file.display()))?;
+        ensure!(
+            info.scheme == scheme.name(),
+            "{} holds a chain for scheme {}, not {scheme}",
+            info_file.display(),
+            info.scheme
+        );
         eprintln!(
             "bench chain: {} (cached; {} blocks, {} transactions)",
             dir.display(),
@@ -166,7 +213,7 @@ pub fn ensure(cache: &Path, shape: &Shape) -> Result<CachedChain> {
             info,
         });
     }
-    let tmp = root.join(format!("{}.partial", shape.version));
+    let tmp = root.join(format!("{key}.partial"));
     if tmp.exists() {
         fs::remove_dir_all(&tmp)?;
     }
@@ -175,7 +222,7 @@ pub fn ensure(cache: &Path, shape: &Shape) -> Result<CachedChain> {
         "bench chain: generating into {} (once per machine)",
         tmp.display()
     );
-    let info = generate(&tmp.join("node"), shape)?;
+    let info = generate(&tmp.join("node"), shape, scheme)?;
     fs::write(tmp.join("chain.json"), serde_json::to_vec_pretty(&info)?)?;
     if dir.exists() {
         fs::remove_dir_all(&dir)?;
@@ -490,10 +537,11 @@ impl Payments {
     }
 }
 
-/// Generates a chain of `shape` on a fresh node in `datadir`, stops the node cleanly and
-/// returns what the chain holds.
-pub fn generate(datadir: &Path, shape: &Shape) -> Result<ChainInfo> {
+/// Generates a chain of `shape` for `scheme` on a fresh node in `datadir`, stops the node
+/// cleanly and returns what the chain holds.
+pub fn generate(datadir: &Path, shape: &Shape, scheme: Scheme) -> Result<ChainInfo> {
     let started = Instant::now();
+    let key = shape.key(scheme);
     let mut node = TestNode::start_in(datadir, &["-txindex=1"])
         .context("no bitcoind: run `cargo xtask node` or set BITCOIND_EXE")?;
     let mut pay = Payments::new();
@@ -519,11 +567,13 @@ pub fn generate(datadir: &Path, shape: &Shape) -> Result<ChainInfo> {
     ))?);
     let db_dir = tempfile::tempdir()?;
     let miner = NodeMiner(&node);
-    let mut scenario = Scenario::start(
+    let mut scenario = Scenario::start_with_scheme(
         &miner,
         source,
         &db_dir.path().join("gen.redb"),
         NAMES_WALLETS,
+        None,
+        scheme,
     )?;
     let first_block = FUNDING_BLOCKS + 1;
     let mut transactions = node.height() + 1; // the coinbases so far
@@ -687,8 +737,7 @@ pub fn generate(datadir: &Path, shape: &Shape) -> Result<ChainInfo> {
         payload += 1;
         if payload.is_multiple_of(50) {
             eprintln!(
-                "bench chain {}: {payload} payload blocks, {transactions} transactions, {:.0} MB, {:.0} s",
-                shape.version,
+                "bench chain {key}: {payload} payload blocks, {transactions} transactions, {:.0} MB, {:.0} s",
                 bytes as f64 / 1e6,
                 started.elapsed().as_secs_f64()
             );
@@ -696,11 +745,19 @@ pub fn generate(datadir: &Path, shape: &Shape) -> Result<ChainInfo> {
     }
     let tip_height = node.height();
     let tip_hash = node.best_block_hash();
-    let consensus_hash = vc_chash::hex::encode(&scenario.consensus_hash()?);
+    // The whole hash (for legacy, the 16 bytes preorders carry; for v2 and v3, 32).
+    let consensus_hash = scenario
+        .engine()
+        .store()
+        .tip()?
+        .context("the generator indexed nothing")?
+        .consensus_hash
+        .to_string();
     drop(scenario);
     node.stop();
     Ok(ChainInfo {
         version: shape.version.into(),
+        scheme: scheme.name().to_owned(),
         tip_height,
         tip_hash: tip_hash.to_string(),
         first_block,

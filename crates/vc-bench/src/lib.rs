@@ -10,14 +10,15 @@
 //!    `getrawtransaction` per input) feeding the same engine;
 //! 5. ord with its runes index, from empty to the tip;
 //!
-//! plus the consensus-hash-and-commit rate of empty blocks. It writes the figures to a JSON
-//! file and into the generated part of `docs/benchmarks.md`.
+//! plus the consensus-hash-and-commit rate of empty blocks, and the scheme comparison below. It
+//! writes the figures to a JSON file and into the generated parts of `docs/benchmarks.md`.
 //!
 //! `scale` ([`scale`]) measures the blk index, the Electrum header cache and a deep first
 //! block on a synthetic blocks directory of mainnet's length.
 //!
-//! `schemes` ([`v3`]) indexes the same chain under the legacy, v2 and v3 consensus-hash
-//! schemes and compares their speed and disk use.
+//! `schemes` ([`v3`], also a part of `run`) indexes the small chain made for each of the
+//! legacy, v2 and v3 consensus-hash schemes (same seed and shape, each embedding its scheme's
+//! consensus hashes) under its scheme and compares their speed and disk use.
 //!
 //! The other subcommands are its parts: `chain` (only generate the chain), `measure` (the
 //! one-child wrapper that reads a command's CPU time and peak RSS) and `naive-index` (run 4's

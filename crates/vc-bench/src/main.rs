@@ -24,7 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Generate the cached chain if missing, then run every measurement and write the report.
+    /// Generate the cached chains if missing, then run every measurement (the scheme
+    /// comparison of `schemes` included) and write the reports.
     Run {
         /// Cache directory (the chain goes under bench-chain/).
         #[arg(long)]
@@ -54,19 +55,21 @@ enum Command {
         /// The JSON report.
         #[arg(long)]
         json: PathBuf,
-        /// Run only these parts (comma-separated: raw, floor, blk, rest, naive, ord, commit;
-        /// naive and ord run on the small chain only) and print the figures without writing
-        /// the reports (for profiling and quick checks).
+        /// Run only these parts (comma-separated: raw, floor, blk, rest, naive, ord, commit,
+        /// schemes; naive and ord run on the small chain only, schemes on the small chains
+        /// made for each scheme, as `vc-bench schemes`) and print the figures without
+        /// writing the reports (for profiling and quick checks).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
-    /// Index a cached chain under the legacy, v2 and v3 schemes and compare them (see
-    /// `vc_bench::v3`); with --markdown and --json, write the figures there.
+    /// Index the cached chains made for the legacy, v2 and v3 schemes, each under its own
+    /// scheme, and compare them (see `vc_bench::v3`); with --markdown and --json, write the
+    /// figures there.
     Schemes {
-        /// Cache directory (the chain goes under bench-chain/).
+        /// Cache directory (the chains go under bench-chain/).
         #[arg(long)]
         cache: PathBuf,
-        /// Which chain: `small` or `mainnet`.
+        /// Which chain: `small`, `mainnet` or `tiny`.
         #[arg(long, default_value = "small")]
         shape: String,
         /// The `virtualchain` binary (a release build).
@@ -123,9 +126,12 @@ enum Command {
         /// Cache directory.
         #[arg(long)]
         cache: PathBuf,
-        /// Which chain: `small` or `mainnet`.
+        /// Which chain: `small`, `mainnet` or `tiny`.
         #[arg(long, default_value = "small")]
         shape: String,
+        /// The consensus-hash scheme whose hashes its names operations carry.
+        #[arg(long, default_value = "legacy")]
+        scheme: Scheme,
     },
     /// Run a command and write its wall time, CPU time and peak RSS to `--out`.
     Measure {
@@ -215,10 +221,14 @@ fn main() -> Result<ExitCode> {
             std::fs::write(out, serde_json::to_vec(&opened)?)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Chain { cache, shape } => {
+        Command::Chain {
+            cache,
+            shape,
+            scheme,
+        } => {
             let shape = chain::Shape::named(&shape)
                 .with_context(|| format!("no chain shape called {shape:?}"))?;
-            chain::ensure(&cache, &shape)?;
+            chain::ensure(&cache, &shape, scheme)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Measure { out, argv } => {
@@ -270,7 +280,9 @@ struct Options {
     only: Vec<String>,
 }
 
-const PARTS: [&str; 7] = ["raw", "floor", "blk", "rest", "naive", "ord", "commit"];
+const PARTS: [&str; 8] = [
+    "raw", "floor", "blk", "rest", "naive", "ord", "commit", "schemes",
+];
 
 impl Options {
     fn wanted(&self, part: &str) -> bool {
@@ -303,8 +315,11 @@ fn run(o: &Options) -> Result<ExitCode> {
         .map(|c| chain::Shape::named(c).with_context(|| format!("no chain called {c:?}")))
         .collect::<Result<Vec<_>>>()?;
     let mut chains = Vec::new();
-    for shape in &shapes {
-        chains.push(run_chain(o, shape)?);
+    // The runs on a chain's node (`--only schemes` or `--only commit` starts none).
+    if PARTS[..6].iter().any(|p| o.wanted(p)) {
+        for shape in &shapes {
+            chains.push(run_chain(o, shape)?);
+        }
     }
     let mut commit = Vec::new();
     if o.wanted("commit") {
@@ -313,6 +328,12 @@ fn run(o: &Options) -> Result<ExitCode> {
         commit.push(runs::commit_rate(work.path(), Scheme::Legacy, o.reps)?);
         commit.push(runs::commit_rate(work.path(), Scheme::V2, o.reps)?);
     }
+    let schemes = if o.wanted("schemes") {
+        eprintln!("the small chain under each scheme (vc-bench schemes)");
+        Some(v3::measure(&o.cache, &chain::Shape::SMALL, &o.cli, o.reps)?)
+    } else {
+        None
+    };
     let bitcoind = vc_testnode::bitcoind_exe()
         .map(|exe| first_line(&exe, "-version"))
         .unwrap_or_default();
@@ -331,16 +352,22 @@ fn run(o: &Options) -> Result<ExitCode> {
     };
     if o.only.is_empty() {
         report::write(&r, &o.markdown, &o.json)?;
+        if let Some(schemes) = &schemes {
+            v3::write(schemes, &o.markdown, &o.json)?;
+        }
     } else {
         eprintln!("--only: a partial run; the reports are left as they are");
     }
     eprint!("{}", report::markdown(&r));
+    if let Some(schemes) = &schemes {
+        eprint!("{}", v3::markdown(schemes));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Every run on the chain of `shape`, on a node started on a copy of it (removed after).
 fn run_chain(o: &Options, shape: &chain::Shape) -> Result<report::ChainReport> {
-    let chain = chain::ensure(&o.cache, shape)?;
+    let chain = chain::ensure(&o.cache, shape, Scheme::Legacy)?;
     let work = tempfile::tempdir_in(o.cache.join("bench-chain"))?;
     let datadir = work.path().join("node");
     chain::copy_tree(&chain.datadir, &datadir)?;

@@ -436,6 +436,12 @@ mod tests {
             format!("# T\n\nprose before\n\n{BEGIN}\nold\n{END}\n\nprose after\n"),
         )
         .unwrap();
+        // A member `vc-bench schemes` wrote, and an old value of one of the report's own.
+        fs::write(
+            &json,
+            "{\n  \"date\": \"yesterday\",\n  \"schemes\": {\n    \"runs\": [1]\n  }\n}\n",
+        )
+        .unwrap();
         let report = Report {
             date: "today".into(),
             machine: "m".into(),
@@ -445,6 +451,7 @@ mod tests {
             chains: vec![ChainReport {
                 chain: ChainInfo {
                     version: "v1".into(),
+                    scheme: "legacy".into(),
                     tip_height: 99,
                     tip_hash: "h".into(),
                     first_block: 1,
