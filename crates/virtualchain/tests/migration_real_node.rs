@@ -348,3 +348,180 @@ fn names_migrate_from_one_regtest_chain_to_another_and_proofs_span_both() {
     let meta = Store::read_meta(&boot).unwrap();
     assert_eq!(meta.app_params, config.app_params);
 }
+
+/// The failure rules of `docs/migration.md` section 7 on two real chains: a reveal that does
+/// not open its commit is refused and a matching one still binds; a reorganisation of B that
+/// removes the binding rolls the database back to H_A (the commit and reveal, mined again
+/// together in one block, do not bind: the reveal must follow its commit) until a new reveal
+/// binds; and a deep fork of A after the migration is ignored.
+#[test]
+fn failure_rules_on_two_real_chains() {
+    let (Some(a), Some(b)) = (TestNode::start(), TestNode::start()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.redb");
+    let dbs = db.to_string_lossy().into_owned();
+    let (url_a, url_b) = (source_url(&a), source_url(&b));
+    let authority = seeded_wallet(91, ScriptKind::P2wpkh, Network::Regtest).unwrap();
+    let authority_addr = authority.address().to_string();
+    let sink = seeded_wallet(201, ScriptKind::P2wpkh, Network::Regtest)
+        .unwrap()
+        .address();
+    for node in [&a, &b] {
+        node.mine(1, &authority.address());
+        node.mine(100, &sink);
+    }
+    b.mine(5, &sink);
+    let first = (a.height() + 1).to_string();
+    let index = || {
+        ok(&[
+            "index",
+            "--network",
+            "regtest",
+            "--confirmations",
+            "1",
+            "--scheme",
+            "v2",
+            "--first-block",
+            &first,
+            "--migration-authority",
+            &authority_addr,
+            "--migration-confirmations",
+            K,
+            "--migration-window",
+            W,
+            "--source",
+            &url_a,
+            "--migrate-to",
+            &url_b,
+            "--db",
+            &dbs,
+        ]);
+        serde_json::from_str::<serde_json::Value>(&ok(&["status", "--db", &dbs, "--json"])).unwrap()
+    };
+    a.mine(3, &sink);
+    index();
+    let h_a = a.height() + 2;
+    let announce_height = a.height() + 1;
+    send(
+        &a,
+        &db,
+        &authority,
+        &wif(91),
+        &[
+            "migrate-announce",
+            "--last-block",
+            &h_a.to_string(),
+            "--genesis",
+            &b.block_hash(0).to_string(),
+            "--anchor",
+            &b.best_block_hash().to_string(),
+        ],
+    );
+    a.mine(2, &sink);
+    let status = index();
+    assert_eq!(status["tip"]["height"], h_a);
+    let ch_a = status["consensus_hash"].clone();
+
+    // A commit, a reveal with another salt (refused), then the matching reveal (binds).
+    let salt = "11".repeat(32);
+    send(
+        &b,
+        &db,
+        &authority,
+        &wif(91),
+        &["migrate-commit", "--salt", &salt],
+    );
+    let commit_height = b.height();
+    send(
+        &b,
+        &db,
+        &authority,
+        &wif(91),
+        &["migrate-reveal", "--salt", &"22".repeat(32)],
+    );
+    b.mine(1, &sink);
+    let status = index();
+    assert_eq!(
+        status["tip"]["height"], h_a,
+        "a mismatched reveal binds nothing"
+    );
+    assert_eq!(status["segments"].as_array().unwrap().len(), 1);
+    send(
+        &b,
+        &db,
+        &authority,
+        &wif(91),
+        &["migrate-reveal", "--salt", &salt],
+    );
+    let reveal_height = b.height();
+    assert!(reveal_height - commit_height <= 3);
+    b.mine(1, &sink);
+    let status = index();
+    assert_eq!(
+        status["segments"][1]["chain_first"], reveal_height,
+        "{status}"
+    );
+    assert_eq!(
+        status["tip"]["height"],
+        h_a + 1 + (b.height() - reveal_height)
+    );
+
+    // B drops the commit's block and everything after: back to H_A, still frozen. The commit
+    // and the reveals return to the mempool and are mined again together in one block, where
+    // no reveal follows its commit.
+    b.invalidate(&b.block_hash(commit_height));
+    b.mine(6, &sink);
+    let status = index();
+    assert_eq!(status["tip"]["height"], h_a, "{status}");
+    assert_eq!(status["consensus_hash"], ch_a);
+    assert_eq!(status["segments"].as_array().unwrap().len(), 1);
+    // A reveal of a new salt without its commit is refused; a new commit and reveal bind.
+    let salt = "33".repeat(32);
+    send(
+        &b,
+        &db,
+        &authority,
+        &wif(91),
+        &["migrate-reveal", "--salt", &salt],
+    );
+    b.mine(1, &sink);
+    assert_eq!(index()["tip"]["height"], h_a, "a reveal without its commit");
+    send(
+        &b,
+        &db,
+        &authority,
+        &wif(91),
+        &["migrate-commit", "--salt", &salt],
+    );
+    send(
+        &b,
+        &db,
+        &authority,
+        &wif(91),
+        &["migrate-reveal", "--salt", &salt],
+    );
+    let reveal_height = b.height();
+    b.mine(1, &sink);
+    let status = index();
+    assert_eq!(
+        status["segments"][1]["chain_first"], reveal_height,
+        "{status}"
+    );
+    let tip = status["tip"]["height"].as_u64().unwrap();
+    assert!(tip > h_a);
+
+    // A deep fork of A below the announcement, longer than A: ignored, B wins.
+    a.invalidate(&a.block_hash(announce_height - 1));
+    a.mine(20, &sink);
+    b.mine(1, &sink);
+    let status = index();
+    assert_eq!(status["tip"]["height"], tip + 1, "{status}");
+    let view_ch = |h: u64| {
+        let store = ReadOnlyStore::open(&db).unwrap();
+        let view = store.view().unwrap();
+        view.chain_entry(h).unwrap().unwrap().consensus_hash
+    };
+    assert_eq!(vc_chash::hex::encode(&view_ch(h_a)), ch_a.as_str().unwrap());
+}
