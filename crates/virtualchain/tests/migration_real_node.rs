@@ -63,6 +63,43 @@ fn wif(seed: u8) -> String {
     .to_wif()
 }
 
+/// A names deployment that can migrate, indexed from chain A's `source`.
+struct Deployment<'a> {
+    scheme: &'a str,
+    first: &'a str,
+    authority: &'a str,
+    source: &'a str,
+}
+
+impl Deployment<'_> {
+    /// `index` into `db` with `extra` arguments, which must succeed.
+    fn index(&self, db: &str, extra: &[&str]) {
+        let mut args = vec![
+            "index",
+            "--network",
+            "regtest",
+            "--confirmations",
+            "1",
+            "--scheme",
+            self.scheme,
+            "--first-block",
+            self.first,
+            "--migration-authority",
+            self.authority,
+            "--migration-confirmations",
+            K,
+            "--migration-window",
+            W,
+            "--source",
+            self.source,
+            "--db",
+            db,
+        ];
+        args.extend_from_slice(extra);
+        ok(&args);
+    }
+}
+
 /// Per block: consensus hash, ops hash, block hash.
 type Chain = Vec<(Vec<u8>, [u8; 32], [u8; 32])>;
 
@@ -145,32 +182,13 @@ fn names_migrate_from_one_regtest_chain_to_another_and_proofs_span_both() {
     b.mine(100, &sink);
 
     let authority_addr = authority.address().to_string();
-    // `index` of the migrating deployment into `db`, with `extra` arguments.
-    let index_into = |db: &str, extra: &[&str]| {
-        let mut args = vec![
-            "index",
-            "--network",
-            "regtest",
-            "--confirmations",
-            "1",
-            "--scheme",
-            "v3",
-            "--first-block",
-            &first,
-            "--migration-authority",
-            &authority_addr,
-            "--migration-confirmations",
-            K,
-            "--migration-window",
-            W,
-            "--source",
-            &url_a,
-            "--db",
-            db,
-        ];
-        args.extend_from_slice(extra);
-        ok(&args);
+    let deployment = Deployment {
+        scheme: "v3",
+        first: &first,
+        authority: &authority_addr,
+        source: &url_a,
     };
+    let index_into = |db: &str, extra: &[&str]| deployment.index(db, extra);
     let index = |extra: &[&str]| index_into(&dbs, extra);
     index(&[]);
 
@@ -374,30 +392,14 @@ fn failure_rules_on_two_real_chains() {
     }
     b.mine(5, &sink);
     let first = (a.height() + 1).to_string();
+    let deployment = Deployment {
+        scheme: "v2",
+        first: &first,
+        authority: &authority_addr,
+        source: &url_a,
+    };
     let index = || {
-        ok(&[
-            "index",
-            "--network",
-            "regtest",
-            "--confirmations",
-            "1",
-            "--scheme",
-            "v2",
-            "--first-block",
-            &first,
-            "--migration-authority",
-            &authority_addr,
-            "--migration-confirmations",
-            K,
-            "--migration-window",
-            W,
-            "--source",
-            &url_a,
-            "--migrate-to",
-            &url_b,
-            "--db",
-            &dbs,
-        ]);
+        deployment.index(&dbs, &["--migrate-to", &url_b]);
         serde_json::from_str::<serde_json::Value>(&ok(&["status", "--db", &dbs, "--json"])).unwrap()
     };
     a.mine(3, &sink);
