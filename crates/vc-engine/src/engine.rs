@@ -421,6 +421,9 @@ impl<A: Application> Engine<A> {
         for witness in &config.witnesses {
             check_source(&spec, witness)?;
         }
+        if let Some(target) = &config.migrate_to {
+            check_source(&spec, target)?;
+        }
         let pins = load_pins(&store)?;
         Ok(Engine {
             app,

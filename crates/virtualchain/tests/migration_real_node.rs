@@ -20,7 +20,7 @@ use bitcoin::Network;
 use vc_names::build::{ScriptKind, Wallet};
 use vc_names::scenario::{Scenario, seeded_wallet};
 use vc_store::{ReadOnlyStore, Store};
-use vc_testnode::TestNode;
+use vc_testnode::{Electrs, TestNode};
 
 #[path = "../../vc-names/tests/common/mod.rs"]
 mod common;
@@ -53,6 +53,41 @@ fn send(node: &TestNode, db: &Path, wallet: &Wallet, wif: &str, args: &[&str]) {
         .unwrap()
         .address();
     node.mine_with(&sink, &[tx]);
+}
+
+/// `names send migrate-announce` on `a`: A ends at `last`, the state goes to `b` (its genesis,
+/// its tip as the anchor).
+fn announce(a: &TestNode, b: &TestNode, db: &Path, authority: &Wallet, wif: &str, last: u64) {
+    send(
+        a,
+        db,
+        authority,
+        wif,
+        &[
+            "migrate-announce",
+            "--last-block",
+            &last.to_string(),
+            "--genesis",
+            &b.block_hash(0).to_string(),
+            "--anchor",
+            &b.best_block_hash().to_string(),
+        ],
+    );
+}
+
+/// Two regtest nodes that never connect, the migration authority (key `seed`) funded with a
+/// mature coin on each, and the address their other blocks pay.
+fn funded_chains(seed: u8) -> Option<(TestNode, TestNode, Wallet, bitcoin::Address)> {
+    let (a, b) = (TestNode::start()?, TestNode::start()?);
+    let authority = seeded_wallet(seed, ScriptKind::P2wpkh, Network::Regtest).unwrap();
+    let sink = seeded_wallet(201, ScriptKind::P2wpkh, Network::Regtest)
+        .unwrap()
+        .address();
+    for node in [&a, &b] {
+        node.mine(1, &authority.address());
+        node.mine(100, &sink);
+    }
+    Some((a, b, authority, sink))
 }
 
 fn wif(seed: u8) -> String {
@@ -374,22 +409,14 @@ fn names_migrate_from_one_regtest_chain_to_another_and_proofs_span_both() {
 /// binds; and a deep fork of A after the migration is ignored.
 #[test]
 fn failure_rules_on_two_real_chains() {
-    let (Some(a), Some(b)) = (TestNode::start(), TestNode::start()) else {
+    let Some((a, b, authority, sink)) = funded_chains(91) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("m.redb");
     let dbs = db.to_string_lossy().into_owned();
     let (url_a, url_b) = (source_url(&a), source_url(&b));
-    let authority = seeded_wallet(91, ScriptKind::P2wpkh, Network::Regtest).unwrap();
     let authority_addr = authority.address().to_string();
-    let sink = seeded_wallet(201, ScriptKind::P2wpkh, Network::Regtest)
-        .unwrap()
-        .address();
-    for node in [&a, &b] {
-        node.mine(1, &authority.address());
-        node.mine(100, &sink);
-    }
     b.mine(5, &sink);
     let first = (a.height() + 1).to_string();
     let deployment = Deployment {
@@ -406,21 +433,7 @@ fn failure_rules_on_two_real_chains() {
     index();
     let h_a = a.height() + 2;
     let announce_height = a.height() + 1;
-    send(
-        &a,
-        &db,
-        &authority,
-        &wif(91),
-        &[
-            "migrate-announce",
-            "--last-block",
-            &h_a.to_string(),
-            "--genesis",
-            &b.block_hash(0).to_string(),
-            "--anchor",
-            &b.best_block_hash().to_string(),
-        ],
-    );
+    announce(&a, &b, &db, &authority, &wif(91), h_a);
     a.mine(2, &sink);
     let status = index();
     assert_eq!(status["tip"]["height"], h_a);
@@ -526,4 +539,99 @@ fn failure_rules_on_two_real_chains() {
         view.chain_entry(h).unwrap().unwrap().consensus_hash
     };
     assert_eq!(vc_chash::hex::encode(&view_ch(h_a)), ch_a.as_str().unwrap());
+}
+
+/// A marker deployment (the names registry) follows chain B through an Electrum server
+/// (electrs on B) after the migration, and ends equal to the same migration followed through
+/// B's Core.
+#[test]
+fn a_marker_deployment_follows_the_target_chain_through_electrum() {
+    let Some((a, b, authority, sink)) = funded_chains(92) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("electrum.redb");
+    let dbs = db.to_string_lossy().into_owned();
+    let url_a = source_url(&a);
+    let authority_addr = authority.address().to_string();
+    let Some(electrs) = Electrs::start(&b) else {
+        return;
+    };
+    let url_b = format!("electrum://127.0.0.1:{}", electrs.port());
+    let first = (a.height() + 1).to_string();
+    let deployment = Deployment {
+        scheme: "v2",
+        first: &first,
+        authority: &authority_addr,
+        source: &url_a,
+    };
+    let index = |db: &str, target: &str| {
+        deployment.index(db, &["--registry", "default", "--migrate-to", target]);
+    };
+    // Without the registry the target chain's Electrum server would miss operations: refused.
+    let plain = dir.path().join("plain.redb");
+    let out = cli::run(&[
+        "index",
+        "--network",
+        "regtest",
+        "--scheme",
+        "v2",
+        "--first-block",
+        &first,
+        "--migration-authority",
+        &authority_addr,
+        "--source",
+        &url_a,
+        "--migrate-to",
+        &url_b,
+        "--db",
+        &plain.to_string_lossy(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(78),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("marker scripts"));
+    a.mine(2, &sink);
+    index(&dbs, &url_b);
+    let h_a = a.height() + 2;
+    announce(&a, &b, &db, &authority, &wif(92), h_a);
+    a.mine(2, &sink);
+    index(&dbs, &url_b);
+    let salt = "44".repeat(32);
+    send(
+        &b,
+        &db,
+        &authority,
+        &wif(92),
+        &["migrate-commit", "--salt", &salt],
+    );
+    send(
+        &b,
+        &db,
+        &authority,
+        &wif(92),
+        &["migrate-reveal", "--salt", &salt],
+    );
+    let reveal_height = b.height();
+    b.mine(3, &sink);
+    electrs.wait_synced(&b);
+    index(&dbs, &url_b);
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(&["status", "--db", &dbs, "--json"])).unwrap();
+    assert_eq!(
+        status["segments"][1]["chain_first"], reveal_height,
+        "{status}"
+    );
+    assert_eq!(
+        status["tip"]["height"],
+        h_a + 1 + (b.height() - reveal_height)
+    );
+
+    // The same deployment following B through Core: the same hashes.
+    let core_db = dir.path().join("core.redb");
+    index(&core_db.to_string_lossy(), &source_url(&b));
+    assert_eq!(contents(&core_db), contents(&db));
 }
