@@ -406,6 +406,54 @@ fn names_migrate_from_one_regtest_chain_to_another_and_proofs_span_both() {
     // `serve` over the migrated database and `compare` against the bootstrapped one agree at
     // every height, across both segments.
     let (mut server, url) = serve_support::serve(&db);
+    // The light client of the CLI, trusting B's newest hash: foo.test's current record (its
+    // transfer on B) and the block of its registration on A; trusting CH_A(H_A): its owner
+    // on A.
+    let tip: serde_json::Value =
+        serde_json::from_str(&ok(&["status", "--db", &dbs, "--json"])).unwrap();
+    let trusted_b = format!(
+        "{}:{}",
+        tip["tip"]["height"],
+        tip["consensus_hash"].as_str().unwrap()
+    );
+    let now = ok(&[
+        "light",
+        "name",
+        "foo.test",
+        "--server",
+        &url,
+        "--trusted",
+        &trusted_b,
+    ]);
+    let script_hex = |w: &Wallet| vc_chash::hex::encode(w.script().as_bytes());
+    assert!(
+        now.contains(&format!("owner {}", script_hex(&authority))),
+        "{now}"
+    );
+    let trusted_a = format!("{h_a}:{ch_a}");
+    let then = ok(&[
+        "light",
+        "name",
+        "foo.test",
+        "--server",
+        &url,
+        "--trusted",
+        &trusted_a,
+    ]);
+    assert!(
+        then.contains(&format!("owner {}", script_hex(&owner))),
+        "{then}"
+    );
+    ok(&[
+        "light",
+        "verify",
+        "--server",
+        &url,
+        "--trusted",
+        &trusted_b,
+        "--height",
+        &registered.to_string(),
+    ]);
     let out = cli::run(&[
         "compare",
         "--json",
