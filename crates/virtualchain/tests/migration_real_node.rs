@@ -416,30 +416,25 @@ fn names_migrate_from_one_regtest_chain_to_another_and_proofs_span_both() {
         tip["tip"]["height"],
         tip["consensus_hash"].as_str().unwrap()
     );
-    let now = ok(&[
-        "light",
-        "name",
-        "foo.test",
-        "--server",
-        &url,
-        "--trusted",
-        &trusted_b,
-    ]);
+    let light_foo = |trusted: &str| {
+        ok(&[
+            "light",
+            "name",
+            "foo.test",
+            "--server",
+            &url,
+            "--trusted",
+            trusted,
+        ])
+    };
+    let now = light_foo(&trusted_b);
     let script_hex = |w: &Wallet| vc_chash::hex::encode(w.script().as_bytes());
     assert!(
         now.contains(&format!("owner {}", script_hex(&authority))),
         "{now}"
     );
     let trusted_a = format!("{h_a}:{ch_a}");
-    let then = ok(&[
-        "light",
-        "name",
-        "foo.test",
-        "--server",
-        &url,
-        "--trusted",
-        &trusted_a,
-    ]);
+    let then = light_foo(&trusted_a);
     assert!(
         then.contains(&format!("owner {}", script_hex(&owner))),
         "{then}"
