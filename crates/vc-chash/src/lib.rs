@@ -19,6 +19,10 @@
 //!   geometric priors kept, and a Merkle Mountain Range over all earlier consensus hashes so that
 //!   a proof needs O(log n) hashes.
 //!
+//! [`migration`] holds the rules of cross-chain migration (`docs/migration.md`): the bodies of
+//! the announcement, commit and reveal, the binding commitment, and the records that carry the
+//! consensus-hash chain across the boundary.
+//!
 //! # Example
 //!
 //! Compute a v2 chain, prove an old block from the newest consensus hash, and verify the proof:
@@ -48,6 +52,7 @@ pub mod fresh;
 pub mod hex;
 pub mod history;
 pub mod legacy;
+pub mod migration;
 pub mod priors;
 pub mod proof;
 pub mod record;

@@ -83,6 +83,10 @@ pub struct AppSpec {
     /// a database made with one setting refuses another; a tool rebuilds the application from
     /// them. Default: empty.
     pub params: Vec<u8>,
+    /// The migration policy (`docs/migration.md`): when set, the chain can move to another
+    /// blockchain through the three operations it declares. Schemes v2 and v3 only. Default:
+    /// none.
+    pub migration: Option<crate::migrate::MigrationPolicy>,
 }
 
 impl AppSpec {
@@ -107,6 +111,7 @@ impl AppSpec {
             seeds: Vec::new(),
             markers: Vec::new(),
             params: Vec::new(),
+            migration: None,
         }
     }
 
@@ -149,6 +154,12 @@ impl AppSpec {
     /// Declares a marker script.
     pub fn with_marker(mut self, script: bitcoin::ScriptBuf) -> Self {
         self.markers.push(script);
+        self
+    }
+
+    /// Declares a migration policy (see [`AppSpec::migration`]).
+    pub fn with_migration(mut self, policy: crate::migrate::MigrationPolicy) -> Self {
+        self.migration = Some(policy);
         self
     }
 

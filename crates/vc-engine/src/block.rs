@@ -16,6 +16,7 @@ use vc_store::{BlockHeader, OutputData, StoredOp, Writer};
 use crate::app::{AppSpec, Application, HookError, Parsed, Reject, Stage};
 use crate::context::{BlockInfo, BlockScope, OpContext, State};
 use crate::error::EngineError;
+use crate::migrate::MigrationRules;
 
 /// How an operation is recognised: the carrier rule, the payload format and the marker
 /// scripts together.
@@ -30,10 +31,29 @@ impl Recognizer {
     /// The recognizer `spec` declares; fails on a spec the engine cannot run (bad magic,
     /// opcodes, payload limit or carrier rule).
     pub fn for_spec(spec: &AppSpec) -> Result<Recognizer, EngineError> {
+        let mut opcodes = spec.opcodes.clone();
+        if let Some(policy) = &spec.migration {
+            if spec.scheme == Scheme::Legacy {
+                return Err(EngineError::Spec(
+                    "a migration policy needs consensus-hash scheme v2 or v3".into(),
+                ));
+            }
+            let ops = policy.opcodes();
+            if ops.iter().any(|o| opcodes.contains(o))
+                || ops[0] == ops[1]
+                || ops[1] == ops[2]
+                || ops[0] == ops[2]
+            {
+                return Err(EngineError::Spec(
+                    "the migration opcodes must be distinct and none of the application's".into(),
+                ));
+            }
+            opcodes.extend_from_slice(&ops);
+        }
         Ok(Recognizer {
             carrier: Carrier::new(spec.carrier, spec.payload_limit)
                 .map_err(|e| EngineError::Spec(e.to_string()))?,
-            format: PayloadFormat::new(&spec.magic, &spec.opcodes, spec.payload_limit)
+            format: PayloadFormat::new(&spec.magic, &opcodes, spec.payload_limit)
                 .map_err(|e| EngineError::Spec(e.to_string()))?,
             markers: spec.markers.clone(),
         })
@@ -206,6 +226,25 @@ pub(crate) struct Apply<'a> {
     pub scheme: Scheme,
     pub staleness: u64,
     pub seeds: &'a Seeds,
+    /// The migration rules, when the application declares a policy.
+    pub migration: Option<MigrationRules<'a>>,
+    /// Set to `H_A` when a block accepted a migration announcement.
+    pub announced: core::cell::Cell<Option<u64>>,
+}
+
+/// The stored form of an accepted operation that committed `records`.
+fn stored_op(ctx: &OpContext, records: Vec<Vec<u8>>) -> StoredOp {
+    StoredOp {
+        txid: ctx.txid.to_byte_array(),
+        txindex: ctx.txindex,
+        vtxindex: ctx.vtxindex,
+        opcode: ctx.opcode,
+        payload: ctx.payload.clone(),
+        senders: output_data(&ctx.senders),
+        outputs: output_data(&ctx.outputs),
+        fee: ctx.fee,
+        records,
+    }
 }
 
 fn sum_values(outs: &[bitcoin::TxOut]) -> Option<u64> {
@@ -237,7 +276,9 @@ impl Apply<'_> {
             time: fetched.header.time,
         };
         let mut rejected = Vec::new();
-        let parsed = self.parse_all(app, fetched, &mut rejected)?;
+        let (parsed, migration_ops) = self.parse_all(app, fetched, &mut rejected)?;
+        let mut migration_ops = migration_ops.into_iter().peekable();
+        let mut bound = false;
 
         let verdicts = app.prepare(&info, &parsed);
         let header = BlockHeader {
@@ -259,6 +300,9 @@ impl Apply<'_> {
             source: Box::new(source),
         };
         for (i, p) in parsed.iter().enumerate() {
+            while let Some(m) = migration_ops.next_if(|m| m.vtxindex < p.ctx.vtxindex) {
+                accepted += self.migration_op(&mut bw, &m, &mut bound, &mut rejected)?;
+            }
             let verdict = match verdicts.get(i).cloned().flatten() {
                 Some(reject) => Err((Stage::Prepare, reject)),
                 None => {
@@ -295,19 +339,12 @@ impl Apply<'_> {
                 .map(|r| record::encode(self.scheme, r))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| fault(Some(p.ctx.txid), e.into()))?;
-            bw.add_op(StoredOp {
-                txid: p.ctx.txid.to_byte_array(),
-                txindex: p.ctx.txindex,
-                vtxindex: p.ctx.vtxindex,
-                opcode: p.ctx.opcode,
-                payload: p.ctx.payload.clone(),
-                senders: output_data(&p.ctx.senders),
-                outputs: output_data(&p.ctx.outputs),
-                fee: p.ctx.fee,
-                records,
-            })
-            .map_err(|e| fault(Some(p.ctx.txid), e.into()))?;
+            bw.add_op(stored_op(&p.ctx, records))
+                .map_err(|e| fault(Some(p.ctx.txid), e.into()))?;
             accepted += 1;
+        }
+        for m in migration_ops {
+            accepted += self.migration_op(&mut bw, &m, &mut bound, &mut rejected)?;
         }
         {
             let mut state = State::new(&mut bw, &scope);
@@ -334,13 +371,52 @@ impl Apply<'_> {
         })
     }
 
+    /// Applies one migration operation (`docs/migration.md`); returns 1 if it was accepted.
+    fn migration_op(
+        &self,
+        bw: &mut vc_store::BlockWriter<'_, '_>,
+        ctx: &OpContext,
+        bound: &mut bool,
+        rejected: &mut Vec<Rejected>,
+    ) -> Result<u32, EngineError> {
+        let Some(rules) = &self.migration else {
+            return Ok(0);
+        };
+        match rules.apply(bw, ctx, bound)? {
+            Ok(record) => {
+                if ctx.opcode == rules.policy.announce
+                    && let Ok(a) = vc_chash::migration::Announcement::decode(ctx.body())
+                {
+                    self.announced.set(Some(a.last_height));
+                }
+                bw.add_op(stored_op(ctx, vec![record]))?;
+                Ok(1)
+            }
+            Err(reject) => {
+                tracing::info!(height = ctx.height, txid = %ctx.txid, "migration operation rejected: {reject}");
+                rejected.push(Rejected {
+                    txid: ctx.txid,
+                    vtxindex: Some(ctx.vtxindex),
+                    opcode: ctx.opcode,
+                    stage: Stage::Apply,
+                    reject,
+                });
+                Ok(0)
+            }
+        }
+    }
+
+    /// Parses the block's candidates: the application's operations, and apart from them the
+    /// migration operations (which the engine applies itself), numbered together.
+    #[allow(clippy::type_complexity)]
     fn parse_all<A: Application>(
         &self,
         app: &A,
         fetched: &Input,
         rejected: &mut Vec<Rejected>,
-    ) -> Result<Vec<Parsed<A::Op>>, EngineError> {
+    ) -> Result<(Vec<Parsed<A::Op>>, Vec<OpContext>), EngineError> {
         let mut parsed = Vec::new();
+        let mut migration = Vec::new();
         for (txindex, tx, spent) in &fetched.txs {
             let Some((vout, opcode, payload)) = self.recognizer.payload(tx) else {
                 continue;
@@ -364,7 +440,7 @@ impl Apply<'_> {
                     ));
                 }
             };
-            let vtxindex = u32::try_from(parsed.len()).unwrap_or(u32::MAX);
+            let vtxindex = u32::try_from(parsed.len() + migration.len()).unwrap_or(u32::MAX);
             let ctx = OpContext {
                 height: fetched.height,
                 txid,
@@ -379,6 +455,14 @@ impl Apply<'_> {
                 fee,
                 body_start: self.recognizer.format.magic().len() + 1,
             };
+            if self
+                .migration
+                .as_ref()
+                .is_some_and(|m| m.policy.is_migration_opcode(opcode))
+            {
+                migration.push(ctx);
+                continue;
+            }
             match app.parse(&ctx) {
                 Ok(op) => parsed.push(Parsed { ctx, op }),
                 Err(reject) => {
@@ -393,7 +477,7 @@ impl Apply<'_> {
                 }
             }
         }
-        Ok(parsed)
+        Ok((parsed, migration))
     }
 }
 

@@ -1,5 +1,6 @@
 //! The engine: sync to a height, follow the tip, roll back reorganisations.
 
+use std::cell::Cell;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,13 +11,14 @@ use bitcoin::hashes::Hash;
 use vc_chash::{ConsensusHash, Seeds};
 use vc_source::prefetch::{Prefetch, TxSelector};
 use vc_source::scan::ScanFilter;
-use vc_source::{ChainView, Source, SourceError};
+use vc_source::{Source, SourceError};
 use vc_store::{CommitPolicy, LastFork, SourceTip, Store, StoreConfig, Tip, Writer};
 
 use crate::app::{AppSpec, Application, DEFAULT_CONFIRMATIONS};
 use crate::block::{Apply, BlockReport, Input, Recognizer};
 use crate::cross::Agreement;
 use crate::error::EngineError;
+use crate::migrate::{BindingSearch, MigrationRules};
 use crate::watch::ForkReport;
 
 /// The deepest reorganisation the engine rolls back on its own by default.
@@ -65,6 +67,10 @@ pub struct EngineConfig {
     pub witnesses: Vec<Source>,
     /// What agreement among the block source and the witnesses means.
     pub agreement: Agreement,
+    /// The source of the chain an announced migration moves to (`docs/migration.md`): read
+    /// once the chain is frozen, to find the binding and then every later block. None by
+    /// default: a frozen chain then waits.
+    pub migrate_to: Option<Source>,
 }
 
 impl Default for EngineConfig {
@@ -80,6 +86,7 @@ impl Default for EngineConfig {
             commit: CommitPolicy::default(),
             witnesses: Vec::new(),
             agreement: Agreement::default(),
+            migrate_to: None,
         }
     }
 }
@@ -136,6 +143,12 @@ impl EngineConfig {
     /// Sets what agreement among the sources means (default: all of them).
     pub fn with_agreement(mut self, agreement: Agreement) -> Self {
         self.agreement = agreement;
+        self
+    }
+
+    /// Sets the source of the chain a migration moves to (see [`EngineConfig::migrate_to`]).
+    pub fn with_migration_target(mut self, source: Source) -> Self {
+        self.migrate_to = Some(source);
         self
     }
 
@@ -247,6 +260,26 @@ impl SyncOutcome {
             stopped: Stopped::Reached,
         }
     }
+}
+
+/// Which chain a pass reads.
+enum Lane {
+    /// Follow a chain.
+    Follow(Follow),
+    /// The chain is frozen at `last_height` by `ann`: find the binding.
+    Frozen {
+        ann: vc_chash::migration::Announcement,
+        last_height: u64,
+    },
+}
+
+/// A chain being followed: its source at virtual heights, the lowest height it serves, the
+/// binding that opened it, and the announced last block.
+struct Follow {
+    source: Source,
+    first: u64,
+    boundary: Option<vc_chash::migration::BoundaryRecord>,
+    cap: Option<u64>,
 }
 
 /// The database key of the branch pins (`recover split`).
@@ -388,6 +421,9 @@ impl<A: Application> Engine<A> {
         for witness in &config.witnesses {
             check_source(&spec, witness)?;
         }
+        if let Some(target) = &config.migrate_to {
+            check_source(&spec, target)?;
+        }
         let pins = load_pins(&store)?;
         Ok(Engine {
             app,
@@ -511,7 +547,8 @@ impl<A: Application> Engine<A> {
     }
 
     /// Syncs until there is nothing left to apply (or a stop), in passes: each pass handles a
-    /// reorganisation, then fetches and applies a range of blocks.
+    /// reorganisation, then fetches and applies a range of blocks. With a migration policy, each
+    /// pass first works out which chain it reads ([`Lane`]).
     fn sync_into(
         &mut self,
         until: Option<u64>,
@@ -526,7 +563,19 @@ impl<A: Application> Engine<A> {
                 outcome.stopped = Stopped::Interrupted;
                 return Ok(());
             }
-            let chain_tip = self.source.chain().tip()?;
+            writer.commit()?;
+            let lane = match self.lane()? {
+                Lane::Frozen { ann, last_height } => {
+                    if self.bind(&mut writer, &ann, last_height)? {
+                        continue;
+                    }
+                    observer.on_caught_up(last_height);
+                    return Ok(());
+                }
+                Lane::Follow(lane) => lane,
+            };
+            let source = lane.source.clone();
+            let chain_tip = source.chain().tip()?;
             // Readers of the file (the server's readiness check) learn how far behind it is.
             let seen = SourceTip::new(chain_tip.height, self.confirmations());
             if self.recorded_source_tip != Some(seen) {
@@ -540,7 +589,7 @@ impl<A: Application> Engine<A> {
             if let Some(reorg) = handle_reorg(
                 &self.store,
                 &mut writer,
-                self.source.chain(),
+                &lane,
                 &self.config,
                 &self.pins,
                 chain_tip.height,
@@ -549,11 +598,25 @@ impl<A: Application> Engine<A> {
                 outcome.reorgs += 1;
                 observer.on_reorg(&reorg);
                 observer.on_commit(&CommitReport::new(reorg.fork_height, started.elapsed()));
+                if reorg.fork_height < lane.first {
+                    // The binding's block left the target chain: search again.
+                    continue;
+                }
+            }
+            if let (Some(last), Some((tip, _))) = (lane.cap, writer.tip())
+                && tip == last
+                && lane.first <= last
+                && let Some(policy) = &self.spec.migration
+                && chain_tip.height.saturating_add(1) >= last.saturating_add(policy.confirmations)
+            {
+                self.freeze(&mut writer, &lane, last)?;
+                continue;
             }
             let Some(target) = self.target(chain_tip.height, until) else {
                 observer.on_caught_up(chain_tip.height);
                 return Ok(());
             };
+            let target = lane.cap.map_or(target, |c| target.min(c));
             let next = writer.next_height().max(first);
             if next > target {
                 // Caught up with the chain, not merely at the requested height.
@@ -570,23 +633,48 @@ impl<A: Application> Engine<A> {
                     scheme: self.spec.scheme,
                     staleness: self.spec.staleness,
                     seeds: &self.seeds,
+                    migration: self.spec.migration.as_ref().map(|policy| MigrationRules {
+                        policy,
+                        boundary: lane.boundary.map(|b| (lane.first, b)),
+                    }),
+                    announced: Cell::new(None),
                 },
                 config: &self.config,
                 pins: &self.pins,
-                source: &self.source,
+                source: &source,
                 target,
             };
-            for item in fetch_range(&self.source, &self.recognizer, &self.config, next, target) {
-                let fetched = item?;
-                if let Some((_, tip_hash)) = writer.tip()
-                    && fetched.header.prev_blockhash.to_byte_array() != tip_hash.0
+            let mut unbound = false;
+            for item in fetch_range(&source, &self.recognizer, &self.config, next, target) {
+                let mut fetched = item?;
+                if let Some(last) = pass.apply.announced.get()
+                    && fetched.height > last
                 {
-                    // The chain changed under the prefetch: re-check from the top.
-                    tracing::info!(
-                        height = fetched.height,
-                        "the source's chain changed during the fetch"
-                    );
+                    // An announcement in this pass ends the chain at `last`.
                     break;
+                }
+                if let Some((_, tip_hash)) = writer.tip() {
+                    if lane.boundary.is_some() && fetched.height == lane.first {
+                        // The first block of the target chain: it continues the chain at the
+                        // frozen tip, and must carry the binding reveal.
+                        let carries = lane.boundary.as_ref().is_some_and(|b| {
+                            self.spec.migration.as_ref().is_some_and(|p| {
+                                crate::migrate::carries_binding(&self.recognizer, p, b, &fetched)
+                            })
+                        });
+                        if !carries {
+                            unbound = true;
+                            break;
+                        }
+                        fetched.header.prev_blockhash = BlockHash::from_byte_array(tip_hash.0);
+                    } else if fetched.header.prev_blockhash.to_byte_array() != tip_hash.0 {
+                        // The chain changed under the prefetch: re-check from the top.
+                        tracing::info!(
+                            height = fetched.height,
+                            "the source's chain changed during the fetch"
+                        );
+                        break;
+                    }
                 }
                 if let Some(stopped) = pass.block(&mut writer, &fetched, stop, observer)? {
                     outcome.blocks += 1;
@@ -594,6 +682,13 @@ impl<A: Application> Engine<A> {
                     return Ok(());
                 }
                 outcome.blocks += 1;
+            }
+            if unbound {
+                tracing::warn!(
+                    height = lane.first,
+                    "the target chain's block no longer carries the binding: searching again"
+                );
+                writer.remove_segments_above(lane.first.saturating_sub(1))?;
             }
             if writer.pending_blocks() > 0 {
                 let started = Instant::now();
@@ -603,6 +698,134 @@ impl<A: Application> Engine<A> {
                 }
             }
         }
+    }
+
+    /// Which chain the next pass reads, from the committed segments and state.
+    fn lane(&self) -> Result<Lane, EngineError> {
+        let view = self.store.view()?;
+        let pending = match &self.spec.migration {
+            Some(_) => crate::migrate::pending_announcement(&view)?,
+            None => None,
+        };
+        let cap = pending.map(|(_, a)| a.last_height);
+        let segments = view.segments()?;
+        // The first chain, read through the engine's own source.
+        let first_chain = || {
+            Lane::Follow(Follow {
+                source: self.source.clone(),
+                first: self.spec.first_block,
+                boundary: None,
+                cap,
+            })
+        };
+        let Some(last) = segments.last() else {
+            return Ok(first_chain());
+        };
+        if let Some(last_height) = last.last_height {
+            let Some((_, ann)) = pending else {
+                return Err(EngineError::Store(vc_store::StoreError::Inconsistent(
+                    format!("the chain is frozen at {last_height} but no migration is pending"),
+                )));
+            };
+            return Ok(Lane::Frozen { ann, last_height });
+        }
+        let Some(boundary) = last.boundary() else {
+            return Ok(first_chain());
+        };
+        let target = self.config.migrate_to.as_ref().ok_or_else(|| {
+            EngineError::Spec(format!(
+                "the chain migrated to {} at height {}: give a source for it",
+                last.chain(),
+                last.first_height
+            ))
+        })?;
+        Ok(Lane::Follow(Follow {
+            source: crate::migrate::shifted_source(target, last.first_height, last.chain_first),
+            first: last.first_height,
+            boundary: Some(boundary),
+            // The announcement that opened this segment is still pending until its first block
+            // is applied: it does not end this segment.
+            cap: cap.filter(|c| *c >= last.first_height),
+        }))
+    }
+
+    /// Closes the segment being read at `last` (the announced last block, now final).
+    fn freeze(&self, writer: &mut Writer<'_>, lane: &Follow, last: u64) -> Result<(), EngineError> {
+        let view = self.store.view()?;
+        let mut segment = match view.segments()?.pop() {
+            Some(s) => s,
+            None => vc_store::Segment {
+                first_height: self.spec.first_block,
+                last_height: None,
+                magic: crate::migrate::network_magic(lane.source.chain().network()),
+                genesis: lane.source.chain().block_hash(0)?.to_byte_array(),
+                chain_first: self.spec.first_block,
+                binding: Vec::new(),
+            },
+        };
+        segment.last_height = Some(last);
+        writer.put_segment(&segment)?;
+        writer.commit()?;
+        tracing::warn!(
+            last,
+            "the migration announcement is final: the chain is frozen at block {last}"
+        );
+        Ok(())
+    }
+
+    /// Looks for the binding of `ann` on the target chain; records the segment it opens and
+    /// returns `true` when it is final.
+    fn bind(
+        &self,
+        writer: &mut Writer<'_>,
+        ann: &vc_chash::migration::Announcement,
+        last: u64,
+    ) -> Result<bool, EngineError> {
+        let (Some(policy), Some(target)) = (&self.spec.migration, &self.config.migrate_to) else {
+            tracing::info!(
+                last,
+                "frozen at block {last}: no source for the target chain"
+            );
+            return Ok(false);
+        };
+        let view = self.store.view()?;
+        let entry = view.chain_entry(last)?.ok_or_else(|| {
+            vc_store::StoreError::Inconsistent(format!("the frozen block {last} is missing"))
+        })?;
+        let ConsensusHash::V2(ch_a) = view.consensus_hash_of(last, &entry)? else {
+            return Err(EngineError::Store(vc_store::StoreError::Inconsistent(
+                format!("block {last} has no 32-byte consensus hash"),
+            )));
+        };
+        let found = crate::migrate::find_binding(
+            target,
+            &self.recognizer,
+            &self.config,
+            policy,
+            ann,
+            &ch_a,
+        )?;
+        let BindingSearch::Found(record) = found else {
+            tracing::info!(last, ?found, "frozen at block {last}: no final binding yet");
+            return Ok(false);
+        };
+        writer.put_segment(&vc_store::Segment {
+            first_height: last + 1,
+            last_height: None,
+            magic: ann.target.magic,
+            genesis: ann.target.genesis.0,
+            chain_first: record.reveal_height,
+            binding: record.encode(),
+        })?;
+        writer.commit()?;
+        tracing::warn!(
+            last,
+            reveal = record.reveal_height,
+            "the migration is bound: block {} of the target chain is height {}",
+            record.reveal_height,
+            last + 1
+        );
+        Ok(true)
     }
 
     /// Rolls the database back to the end of block `height` (within the undo window: every
@@ -629,7 +852,7 @@ impl<A: Application> Engine<A> {
 
 /// The blocks `next..=target` from `source`, validated and in order, as the engine applies
 /// them: whole blocks (spent outputs only where an operation may be) or watched transactions.
-fn fetch_range(
+pub(crate) fn fetch_range(
     source: &Source,
     recognizer: &Recognizer,
     config: &EngineConfig,
@@ -880,23 +1103,28 @@ fn source_moved(e: &EngineError) -> bool {
     )
 }
 
-/// Runs the fork watch against the source and rolls back a fork within the automatic limit
-/// (committed). Returns what it rolled back, or `None` when the database is on the source's
-/// chain.
+/// Runs the fork watch against the lane's source, from the lane's first height, and rolls back
+/// a fork within the automatic limit (committed), with the segments it removes. Returns what it
+/// rolled back, or `None` when the database is on the source's chain.
 fn handle_reorg(
     store: &Store,
     writer: &mut Writer<'_>,
-    source: &dyn ChainView,
+    lane: &Follow,
     config: &EngineConfig,
     pins: &[(u64, BlockHash)],
     chain_tip: u64,
     observer: &mut dyn Observer,
 ) -> Result<Option<ReorgReport>, EngineError> {
+    let source = lane.source.chain();
+    let first = lane.first;
     writer.commit()?;
     let Some((tip, tip_hash)) = writer.tip() else {
         return Ok(None);
     };
-    let first = store.config().first_block;
+    if tip < first {
+        // A frozen chain's tip, below the target chain's segment: nothing of it to compare.
+        return Ok(None);
+    }
     let view = store.view()?;
     let stored = |h: u64| -> Result<Option<[u8; 32]>, EngineError> {
         Ok(if h == tip {
@@ -973,6 +1201,7 @@ fn handle_reorg(
     }
     tracing::warn!(fork, depth, old_tip = tip, "reorganisation: rolling back");
     writer.rollback_to(fork)?;
+    writer.remove_segments_above(fork)?;
     writer.commit()?;
     Ok(Some(ReorgReport {
         fork_height: fork,

@@ -35,6 +35,7 @@ pub mod context;
 pub mod cross;
 mod engine;
 mod error;
+pub mod migrate;
 pub mod prelude;
 pub mod watch;
 
@@ -50,4 +51,5 @@ pub use engine::{
     NoObserver, Observer, ReorgReport, Stopped, SyncOutcome, pin_branch, store_config,
 };
 pub use error::{Answers, EngineError};
+pub use migrate::MigrationPolicy;
 pub use watch::ForkReport;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use bitcoin::hashes::{Hash, hash160};
 use bitcoin::{Address, Network, PubkeyHash, ScriptBuf, TxOut};
 use vc_chash::hex;
+use vc_engine::MigrationPolicy;
 use vc_engine::prelude::*;
 use vc_store::Store;
 
@@ -63,6 +64,10 @@ pub struct NamesConfig {
     /// whole state, so that a light client proves a name's current record or its absence).
     /// Stored in the database's metadata like every scheme.
     pub scheme: Scheme,
+    /// The migration policy (`docs/migration.md`): who may move the deployment to another
+    /// blockchain, and the confirmations and reveal window of the move. Schemes v2 and v3
+    /// only. Part of consensus, stored in the application parameters like the registry.
+    pub migration: Option<MigrationPolicy>,
 }
 
 impl NamesConfig {
@@ -78,6 +83,7 @@ impl NamesConfig {
             namespace_prices: NamespacePrices::MAINNET,
             registry: None,
             scheme: Scheme::Legacy,
+            migration: None,
         }
     }
 
@@ -121,6 +127,14 @@ impl NamesConfig {
         }
     }
 
+    /// This deployment with a migration policy.
+    pub fn with_migration(self, policy: MigrationPolicy) -> Self {
+        NamesConfig {
+            migration: Some(policy),
+            ..self
+        }
+    }
+
     /// This deployment under consensus-hash scheme `scheme`.
     pub fn with_scheme(self, scheme: Scheme) -> Self {
         NamesConfig { scheme, ..self }
@@ -128,9 +142,23 @@ impl NamesConfig {
 
     /// The application parameters this deployment stores in its database
     /// ([`vc_engine::AppSpec::params`]): empty for the plain deployment; for a marker
-    /// deployment, a version byte (1) and then the registry script. Everything else the rules
-    /// depend on follows from the network and the first block, which the database stores too.
+    /// deployment, a version byte (1) and then the registry script. With a migration policy,
+    /// version 2: `2 || u16(len) || registry script (empty for none) || policy`
+    /// ([`MigrationPolicy::encode`]). Everything else the rules depend on follows from the
+    /// network and the first block, which the database stores too.
     pub fn params(&self) -> Vec<u8> {
+        if let Some(policy) = &self.migration {
+            let registry = self.registry.as_ref().map_or(&[][..], |r| r.as_bytes());
+            let mut out = vec![PARAMS_VERSION_MIGRATION];
+            out.extend_from_slice(
+                &u16::try_from(registry.len())
+                    .unwrap_or(u16::MAX)
+                    .to_be_bytes(),
+            );
+            out.extend_from_slice(registry);
+            out.extend_from_slice(&policy.encode());
+            return out;
+        }
         match &self.registry {
             None => Vec::new(),
             Some(r) => {
@@ -154,18 +182,39 @@ impl NamesConfig {
             .network
             .parse()
             .map_err(|_| ParamsError::Network(meta.network.clone()))?;
-        let registry = match meta.app_params.split_first() {
-            None => None,
-            Some((&PARAMS_VERSION, script)) => Some(ScriptBuf::from_bytes(script.to_vec())),
+        let (registry, migration) = match meta.app_params.split_first() {
+            None => (None, None),
+            Some((&PARAMS_VERSION, script)) => (Some(ScriptBuf::from_bytes(script.to_vec())), None),
+            Some((&PARAMS_VERSION_MIGRATION, rest)) => {
+                let bad = || ParamsError::Migration("truncated parameters".into());
+                let len = usize::from(u16::from_be_bytes(
+                    rest.get(..2)
+                        .and_then(|b| b.try_into().ok())
+                        .ok_or_else(bad)?,
+                ));
+                let script = rest.get(2..2 + len).ok_or_else(bad)?;
+                let policy = MigrationPolicy::decode(rest.get(2 + len..).ok_or_else(bad)?)
+                    .map_err(|e| ParamsError::Migration(e.to_string()))?;
+                let registry = (!script.is_empty()).then(|| ScriptBuf::from_bytes(script.to_vec()));
+                (registry, Some(policy))
+            }
             Some((&v, _)) => return Err(ParamsError::ParamsVersion(v)),
         };
         let scheme = Scheme::from_byte(meta.scheme).ok_or(ParamsError::Scheme(meta.scheme))?;
-        Ok(NamesConfig::deployment(network, Some(meta.first_block), registry).with_scheme(scheme))
+        let config =
+            NamesConfig::deployment(network, Some(meta.first_block), registry).with_scheme(scheme);
+        Ok(NamesConfig {
+            migration,
+            ..config
+        })
     }
 }
 
 /// The encoding version of [`NamesConfig::params`].
 const PARAMS_VERSION: u8 = 1;
+
+/// The encoding version of [`NamesConfig::params`] with a migration policy.
+const PARAMS_VERSION_MIGRATION: u8 = 2;
 
 /// Why a database's metadata does not describe a names deployment this build runs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -191,6 +240,9 @@ pub enum ParamsError {
     /// The scheme byte names no scheme this build knows.
     #[error("the database names an unknown consensus-hash scheme (byte {0})")]
     Scheme(u8),
+    /// The migration policy in the parameters does not decode.
+    #[error("the database's migration policy: {0}")]
+    Migration(String),
 }
 
 /// A parsed BNS operation with the principal it came from.
@@ -289,6 +341,9 @@ impl NamesApp {
             .with_staleness(config.staleness);
         if let Some(registry) = &config.registry {
             spec = spec.with_marker(registry.clone());
+        }
+        if let Some(policy) = &config.migration {
+            spec = spec.with_migration(policy.clone());
         }
         NamesApp { config, spec }
     }
@@ -896,6 +951,13 @@ mod tests {
             NamesConfig::regtest(101),
             NamesConfig::regtest(101).with_registry(default_registry_script()),
             NamesConfig::mainnet(),
+            NamesConfig::regtest(101)
+                .with_scheme(Scheme::V3)
+                .with_migration(MigrationPolicy::new(burn_script()).with_window(9)),
+            NamesConfig::regtest(101)
+                .with_scheme(Scheme::V2)
+                .with_registry(default_registry_script())
+                .with_migration(MigrationPolicy::new(burn_script()).with_confirmations(2)),
         ] {
             let path = dir.path().join(format!("{}.redb", config.params().len()));
             let app = NamesApp::new(config.clone());
@@ -934,5 +996,9 @@ mod tests {
             NamesConfig::from_meta(&meta(APP_NAME, "1", vec![9, 1])),
             Err(ParamsError::ParamsVersion(9))
         );
+        assert!(matches!(
+            NamesConfig::from_meta(&meta(APP_NAME, "1", vec![2, 0, 0, 1])),
+            Err(ParamsError::Migration(_))
+        ));
     }
 }

@@ -466,6 +466,33 @@ impl Wallet {
     }
 }
 
+/// The outputs of a migration operation (`docs/migration.md`) for the writer wallet: the
+/// OP_RETURN carrying `magic || opcode || body` (the names magic), the marker of a marker
+/// deployment, then the change paying `change`. The wallet's key must be the deployment's
+/// migration authority: its coin is the first input, which authorizes the operation.
+pub fn migration_slots(
+    opcode: u8,
+    body: &[u8],
+    change: &ScriptBuf,
+    config: &crate::NamesConfig,
+) -> Result<Vec<Slot>, BuildError> {
+    let mut payload = crate::wire::MAGIC.to_vec();
+    payload.push(opcode);
+    payload.extend_from_slice(body);
+    let mut slots = vec![Slot::Fixed(TxOut {
+        value: Amount::ZERO,
+        script_pubkey: op_return(&payload)?,
+    })];
+    if let Some(registry) = &config.registry {
+        slots.push(Slot::Fixed(TxOut {
+            value: Amount::from_sat(DUST),
+            script_pubkey: registry.clone(),
+        }));
+    }
+    slots.push(Slot::Change(change.clone()));
+    Ok(slots)
+}
+
 fn op_return(payload: &[u8]) -> Result<ScriptBuf, BuildError> {
     let carrier = vc_codec::carrier::Carrier::default();
     carrier

@@ -104,6 +104,15 @@ pub fn name_json(r: &NameRecord, network: Network) -> Value {
 
 /// A stored (accepted) operation as JSON: txid, positions, opcode and every decoded field.
 pub fn op_json(op: &StoredOp, magic_len: usize) -> Result<Value, DecodeError> {
+    if let Some(fields) = op.records.first().and_then(|r| migration_fields(r)) {
+        return Ok(json!({
+            "txid": vc_chash::Hash256(op.txid).reversed().to_string(),
+            "txindex": op.txindex,
+            "vtxindex": op.vtxindex,
+            "opcode": (op.opcode as char).to_string(),
+            "fields": fields,
+        }));
+    }
     let body = op.payload.get(magic_len + 1..).unwrap_or_default();
     let fields = NameOp::decode(op.opcode, body)?;
     Ok(json!({
@@ -113,6 +122,36 @@ pub fn op_json(op: &StoredOp, magic_len: usize) -> Result<Value, DecodeError> {
         "opcode": (op.opcode as char).to_string(),
         "fields": serde_json::to_value(&fields)?,
     }))
+}
+
+/// The fields of a migration operation's record (`docs/migration.md`): the announcement, or
+/// the binding that opened the chain's next segment. `None` for any other record.
+fn migration_fields(record: &[u8]) -> Option<Value> {
+    use vc_chash::migration::{Announcement, BoundaryRecord, RECORD_ANNOUNCEMENT, RECORD_MARKER};
+    match record {
+        [RECORD_MARKER, RECORD_ANNOUNCEMENT, body @ ..] => {
+            let a = Announcement::decode(body).ok()?;
+            Some(json!({
+                "op": "MIGRATE_ANNOUNCE",
+                "last_height": a.last_height,
+                "magic": hex::encode(&a.target.magic),
+                "genesis": a.target.genesis.reversed().to_string(),
+                "anchor": a.anchor.reversed().to_string(),
+            }))
+        }
+        [RECORD_MARKER, ..] => {
+            let b = BoundaryRecord::decode(record).ok()?;
+            Some(json!({
+                "op": "MIGRATE_BIND",
+                "last_height": b.announcement.last_height,
+                "consensus_hash": b.ch_a.to_string(),
+                "commit_height": b.commit_height,
+                "commit_txid": b.commit_txid.reversed().to_string(),
+                "reveal_height": b.reveal_height,
+            }))
+        }
+        _ => None,
+    }
 }
 
 /// A raw transaction's names operation as JSON (txid, opcode, the payload's output, every
@@ -178,6 +217,38 @@ mod tests {
         assert_eq!(v["opcode"], ":");
         assert_eq!(v["fields"]["name"], "foo.test");
         assert_eq!(v["owner"]["address"], "38aL9zNvuZMK5YcwWqTib4D8Gc64q8z6r1");
+    }
+
+    /// Migration operations are stored with their records, not a names payload: `ops` shows
+    /// them (it failed on them as malformed names operations).
+    #[test]
+    fn migration_operations_render_from_their_records() {
+        use vc_chash::migration::{Announcement, ChainId};
+        let ann = Announcement {
+            last_height: 250,
+            target: ChainId {
+                magic: [0xfa, 0xbf, 0xb5, 0xda],
+                genesis: vc_chash::Hash256([6; 32]),
+            },
+            anchor: vc_chash::Hash256([7; 32]),
+        };
+        let mut payload = crate::wire::MAGIC.to_vec();
+        payload.push(b'^');
+        payload.extend_from_slice(&ann.encode());
+        let op = StoredOp {
+            txid: [1; 32],
+            txindex: 1,
+            vtxindex: 0,
+            opcode: b'^',
+            payload,
+            senders: Vec::new(),
+            outputs: Vec::new(),
+            fee: 0,
+            records: vec![ann.record()],
+        };
+        let v = op_json(&op, 2).unwrap();
+        assert_eq!(v["fields"]["op"], "MIGRATE_ANNOUNCE");
+        assert_eq!(v["fields"]["last_height"], 250);
     }
 
     #[test]

@@ -149,4 +149,9 @@ impl<H: History<Error = StoreError>> History for Checked<'_, H> {
         self.check()?;
         Ok(self.inner.mmr_node(level, index)?)
     }
+
+    fn state_root(&self, height: u64) -> Result<Option<Hash256>, CheckedError> {
+        self.check()?;
+        Ok(self.inner.state_root(height)?)
+    }
 }

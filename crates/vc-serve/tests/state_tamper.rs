@@ -265,3 +265,32 @@ fn a_thousand_state_lies_are_all_refuted() {
     );
     assert!(present > 0 && absent > 0);
 }
+
+/// A v3 server proves a block's records: the proof carries the state roots of the target and
+/// the trusted block (the server's history used to leave them out, so every v3 operation
+/// proof failed with "history has no state root").
+#[test]
+fn a_v3_server_proves_operations() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ops.redb");
+    let (_store, chs) = synthetic::create(&path, Scheme::V3, FIRST, 40).unwrap();
+    let server = Server::bind(
+        ReadOnlyStore::open(&path).unwrap(),
+        None,
+        ServeConfig::new("127.0.0.1:0".parse().unwrap()),
+    )
+    .unwrap()
+    .spawn()
+    .unwrap();
+    let client = LightClient::new(&server.url(), Duration::from_secs(10)).unwrap();
+    let n = FIRST + 39;
+    let trusted = Trusted {
+        height: n,
+        consensus_hash: chs[39],
+    };
+    for m in [FIRST, FIRST + 17, n] {
+        let block = client.verify(FIRST, &trusted, m).unwrap();
+        assert_eq!(block.height, m);
+        assert!(block.state_root.is_some());
+    }
+}

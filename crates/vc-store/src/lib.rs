@@ -60,6 +60,7 @@ mod last_fork;
 mod read_only;
 pub mod replay;
 pub mod schema;
+mod segments;
 pub mod snapshot;
 mod source_tip;
 mod state;
@@ -71,6 +72,7 @@ pub use error::{MetaField, StoreError};
 pub use last_fork::LastFork;
 pub use read_only::{ReadOnlyStore, VerifyReport};
 pub use schema::{ChainEntry, Meta, OutputData, StoredOp};
+pub use segments::Segment;
 pub use source_tip::SourceTip;
 pub use state::{
     Namespace, RawEntry, StateAccess, StateKey, StateRead, StateReadExt, StateWriteExt,

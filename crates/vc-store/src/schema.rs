@@ -9,6 +9,7 @@
 //! | `state` | namespace id `u16` (big-endian) followed by the key bytes | the application's bytes |
 //! | `undo` | height `u64` | [`UndoLog`] |
 //! | `mmr` | `(level u8, index u64)` | `[u8; 32]` node hash (v2 only) |
+//! | `segments` | first height `u64` | [`crate::Segment`]: which blockchain a range of heights came from (after a migration) |
 //! | `local` | setting name | bytes: node-local settings, not consensus data, not in snapshots |
 //!
 //! Every value except raw state values and MMR nodes is `version || postcard` through

@@ -165,7 +165,7 @@ impl<'s> Writer<'s> {
         tracing::warn!(tip = ?self.tip.map(|t| t.0), "discarded uncommitted blocks after an error");
     }
 
-    fn txn(&mut self) -> Result<&mut WriteTransaction, StoreError> {
+    pub(crate) fn txn(&mut self) -> Result<&mut WriteTransaction, StoreError> {
         if self.txn.is_none() {
             self.txn = Some(begin(self.store)?);
             self.opened = Instant::now();

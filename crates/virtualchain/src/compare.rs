@@ -212,7 +212,8 @@ impl Node for Server {
         let consensus_hash = field("consensus_hash")?
             .parse::<ConsensusHash>()
             .ok()
-            .filter(|ch| ch.scheme() == scheme)
+            // v3 hashes have v2's shape: `fits`, not `scheme()`, tells them apart from legacy.
+            .filter(|ch| ch.fits(scheme))
             .ok_or_else(|| {
                 self.malformed(format!(
                     "block {height}'s consensus hash is not a {} hash",

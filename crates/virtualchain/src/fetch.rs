@@ -377,6 +377,7 @@ pub fn fetch(args: FetchArgs, globals: &Globals, json: bool) -> Result<ExitCode>
         first_block: args.first_block,
         registry: args.registry.clone(),
         scheme: args.scheme,
+        migration: None,
     };
     let config = app.new_store_config(&options)?;
     let base = args.url.trim_end_matches('/').to_owned();

@@ -59,6 +59,22 @@ pub struct IndexArgs {
     /// database keeps its own.
     #[arg(long, value_name = "SCHEME")]
     pub scheme: Option<vc_chash::Scheme>,
+    /// The source of the chain a migration moves the database to (docs/migration.md), in
+    /// --source's syntax: read once the chain is frozen at the announced last block, to find
+    /// the binding and then every later block.
+    #[arg(long, value_name = "SOURCE")]
+    pub migrate_to: Option<String>,
+    /// The names app's migration authority, for a new database: an address, or a script in
+    /// hex, whose key may announce, commit and reveal a migration (needs --scheme v2 or v3).
+    /// Part of consensus, like --registry.
+    #[arg(long, value_name = "ADDRESS|SCRIPT")]
+    pub migration_authority: Option<String>,
+    /// Confirmations K that make a migration's announcement and its binding final.
+    #[arg(long, default_value_t = 6, requires = "migration_authority")]
+    pub migration_confirmations: u64,
+    /// Blocks W within which a migration's reveal must follow its commit.
+    #[arg(long, default_value_t = 6, requires = "migration_authority")]
+    pub migration_window: u64,
     /// The database file (created if missing; default: DATA_DIR/NETWORK/APP.redb).
     #[arg(long)]
     pub db: Option<PathBuf>,
@@ -177,6 +193,7 @@ pub fn index(args: IndexArgs, globals: &Globals) -> Result<ExitCode> {
             first_block: None,
             registry: None,
             scheme: None,
+            migration: None,
         },
     };
     if let Some(network) = globals.network {
@@ -195,6 +212,28 @@ pub fn index(args: IndexArgs, globals: &Globals) -> Result<ExitCode> {
     }
     if args.registry.is_some() {
         options.registry = args.registry.clone();
+    }
+    if let Some(authority) = &args.migration_authority {
+        let script =
+            match authority.parse::<bitcoin::Address<bitcoin::address::NetworkUnchecked>>() {
+                Ok(a) => a
+                    .require_network(options.network)
+                    .with_context(|| {
+                        format!("--migration-authority is not a {} address", options.network)
+                    })?
+                    .script_pubkey(),
+                Err(_) => bitcoin::ScriptBuf::from_bytes(
+                    vc_chash::hex::decode(authority).map_err(|_| InputError::Invalid {
+                        what: "--migration-authority",
+                        detail: format!("{authority:?} is neither an address nor a script in hex"),
+                    })?,
+                ),
+            };
+        options.migration = Some(
+            vc_engine::MigrationPolicy::new(script)
+                .with_confirmations(args.migration_confirmations)
+                .with_window(args.migration_window),
+        );
     }
     if let Some(scheme) = args.scheme {
         if stored.is_some() && Some(scheme) != options.scheme {
@@ -241,6 +280,9 @@ pub fn index(args: IndexArgs, globals: &Globals) -> Result<ExitCode> {
     engine_config = engine_config.with_agreement(args.agreement);
     for checkpoint in args.checkpoints {
         engine_config = engine_config.with_checkpoint(checkpoint);
+    }
+    if let Some(url) = &args.migrate_to {
+        engine_config = engine_config.with_migration_target(connect(Some(url))?);
     }
     if args.commit_every_block {
         engine_config.commit.max_blocks = 1;
@@ -324,6 +366,44 @@ struct StatusReport {
     operations: u64,
     app_lines: Vec<(&'static str, String)>,
     rollback: Option<(u64, u64)>,
+    segments: Vec<vc_store::Segment>,
+}
+
+/// A segment as `status` prints it: its heights, its chain, and the chain's own heights.
+fn segment_line(s: &vc_store::Segment, tip: u64) -> String {
+    let last = s.last_height.unwrap_or(tip);
+    let state = if s.last_height.is_some() {
+        "frozen"
+    } else {
+        "followed"
+    };
+    let first_own = s.chain_first;
+    let last_own = s.chain_height(last).unwrap_or(first_own);
+    format!(
+        "{}..{last} from chain {} (its blocks {first_own}..{last_own}, {state})",
+        s.first_height,
+        s.chain()
+    )
+}
+
+fn segment_json(s: &vc_store::Segment, tip: u64) -> serde_json::Value {
+    let boundary = s.boundary();
+    serde_json::json!({
+        "first_height": s.first_height,
+        "last_height": s.last_height.unwrap_or(tip),
+        "frozen": s.last_height.is_some(),
+        "magic": vc_chash::hex::encode(&s.magic),
+        "genesis": vc_chash::Hash256(s.genesis).reversed().to_string(),
+        "chain_first": s.chain_first,
+        "binding": boundary.map(|b| serde_json::json!({
+            "last_height": b.announcement.last_height,
+            "consensus_hash": b.ch_a.to_string(),
+            "anchor": b.announcement.anchor.reversed().to_string(),
+            "commit_height": b.commit_height,
+            "commit_txid": b.commit_txid.reversed().to_string(),
+            "reveal_height": b.reveal_height,
+        })),
+    })
 }
 
 /// Runs `status`: read-only, and nothing is answered from a file that fails a check. Every
@@ -355,6 +435,7 @@ pub fn status(db: &Path, verify: bool, json: bool) -> Result<ExitCode> {
             operations: vc_store::replay::operation_count(&view, meta.first_block, tip.height)?,
             app_lines: app.status(meta, &view)?,
             rollback: view.undo_heights()?,
+            segments: view.segments()?,
             tip,
         }),
         None => None,
@@ -389,6 +470,14 @@ pub fn status(db: &Path, verify: bool, json: bool) -> Result<ExitCode> {
                 .map(|(k, v)| ((*k).to_owned(), v.clone().into()))
                 .collect();
             out["app_status"] = lines.into();
+            if !r.segments.is_empty() {
+                out["segments"] = r
+                    .segments
+                    .iter()
+                    .map(|s| segment_json(s, r.tip.height))
+                    .collect::<Vec<_>>()
+                    .into();
+            }
         }
         println!("{out}");
         return Ok(ExitCode::SUCCESS);
@@ -412,6 +501,9 @@ pub fn status(db: &Path, verify: bool, json: bool) -> Result<ExitCode> {
             }
             if let Some((lo, hi)) = r.rollback {
                 println!("rollback window: blocks {lo} to {hi}");
+            }
+            for s in &r.segments {
+                println!("segment:         {}", segment_line(s, r.tip.height));
             }
         }
         None => println!(

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use bitcoin::hashes::Hash;
 use bitcoin::{Address, Network, Transaction};
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -193,6 +194,39 @@ enum SendOp {
         /// The fully qualified name.
         name: String,
     },
+    /// Announce that this chain ends at --last-block and that the names move to another
+    /// blockchain (docs/migration.md). Sent on the current chain by the deployment's migration
+    /// authority (--wif).
+    MigrateAnnounce {
+        /// H_A: the last block of this chain the names read (this block or a later one).
+        #[arg(long, value_name = "HEIGHT")]
+        last_block: u64,
+        /// The target chain's genesis block hash (as bitcoind shows it).
+        #[arg(long, value_name = "BLOCKHASH")]
+        genesis: bitcoin::BlockHash,
+        /// A block of the target chain that exists now (as bitcoind shows it): it tells two
+        /// chains with the same genesis apart. The binding must come after it.
+        #[arg(long, value_name = "BLOCKHASH")]
+        anchor: bitcoin::BlockHash,
+        /// The target chain's network magic, 8 hex digits (default: this network's).
+        #[arg(long, value_name = "HEX")]
+        magic: Option<String>,
+    },
+    /// The first step of the binding on the target chain: commit to the frozen state's
+    /// consensus hash with a salt. Send it with --source pointing at the target chain; the
+    /// database must be frozen at the announced block.
+    MigrateCommit {
+        /// 64 hex digits, chosen at random and kept for the reveal.
+        #[arg(long, value_name = "HEX")]
+        salt: String,
+    },
+    /// The second step: reveal the frozen state's consensus hash and the salt, within the
+    /// deployment's window after the commit, on the target chain.
+    MigrateReveal {
+        /// The salt of the commit.
+        #[arg(long, value_name = "HEX")]
+        salt: String,
+    },
 }
 
 fn unhex<const N: usize>(s: &str) -> Result<[u8; N]> {
@@ -359,6 +393,22 @@ fn send(mut args: SendArgs) -> Result<()> {
         let (label, _) = wire::split_fqn(fqn)?;
         burn(name_price(label, &namespace_params(fqn)?))
     };
+    if let Some((opcode, body)) = migration_op(&op, &config, &view, network)? {
+        let slots = build::migration_slots(opcode, &body, &wallet.script(), &config)?;
+        let core = connect()?;
+        let node = CoreWallet::new(&core, wallet.script());
+        let fee = match args.fee {
+            Some(sat) => FeeChoice::Absolute(sat),
+            None => FeeChoice::Rate(choose_rate(&node, &args)?.rate),
+        };
+        let funded = node.fund(&slots, fee, sign)?;
+        return finish(
+            &core,
+            &funded,
+            args.dry_run,
+            || json!({"op": format!("migrate-{}", migration_name(opcode, &config)), "body": hex::encode(&body)}),
+        );
+    }
     let plan: Plan = match op {
         SendOp::NamespacePreorder { id, reveal } => build::plan_namespace_preorder(
             &id,
@@ -424,6 +474,11 @@ fn send(mut args: SendArgs) -> Result<()> {
             drop_data,
         } => build::plan_name_transfer(&name, &check(to)?, !drop_data, ch)?,
         SendOp::Revoke { name } => build::plan_name_revoke(&name)?,
+        SendOp::MigrateAnnounce { .. }
+        | SendOp::MigrateCommit { .. }
+        | SendOp::MigrateReveal { .. } => {
+            unreachable!("migration operations are sent above")
+        }
     }
     // A marker deployment's operations also pay its registry.
     .for_deployment(&config);
@@ -443,6 +498,92 @@ fn send(mut args: SendArgs) -> Result<()> {
         args.dry_run,
         || json!({"op": plan.op.name(), "fields": serde_json::to_value(&plan.op).unwrap_or_default()}),
     )
+}
+
+/// The opcode and body of a migration operation (`None` for the names operations), checked
+/// against the deployment's policy and the database's state.
+fn migration_op(
+    op: &SendOp,
+    config: &vc_names::NamesConfig,
+    view: &vc_store::View,
+    network: Network,
+) -> Result<Option<(u8, Vec<u8>)>> {
+    use vc_chash::migration::{Announcement, ChainId, Reveal, commitment, encode_commit};
+    if !matches!(
+        op,
+        SendOp::MigrateAnnounce { .. }
+            | SendOp::MigrateCommit { .. }
+            | SendOp::MigrateReveal { .. }
+    ) {
+        return Ok(None);
+    }
+    let policy = config.migration.as_ref().ok_or(InputError::Usage(
+        "this deployment declares no migration policy (index it with --migration-authority)",
+    ))?;
+    let frozen = || -> Result<(Announcement, vc_chash::Hash256)> {
+        let (_, ann) = vc_engine::migrate::pending_announcement(view)?
+            .context("no migration is announced in this database")?;
+        let entry = view.chain_entry(ann.last_height)?.with_context(|| {
+            format!(
+                "the database has not reached the announced last block {}: index it first",
+                ann.last_height
+            )
+        })?;
+        let ch: [u8; 32] = entry
+            .consensus_hash
+            .as_slice()
+            .try_into()
+            .context("the deployment's consensus hashes are not 32 bytes")?;
+        Ok((ann, vc_chash::Hash256(ch)))
+    };
+    let salt = |s: &str| unhex::<32>(s);
+    Ok(Some(match op {
+        SendOp::MigrateAnnounce {
+            last_block,
+            genesis,
+            anchor,
+            magic,
+        } => {
+            let magic = match magic {
+                Some(m) => unhex::<4>(m)?,
+                None => vc_engine::migrate::network_magic(network),
+            };
+            let ann = Announcement {
+                last_height: *last_block,
+                target: ChainId {
+                    magic,
+                    genesis: vc_chash::Hash256(genesis.to_byte_array()),
+                },
+                anchor: vc_chash::Hash256(anchor.to_byte_array()),
+            };
+            (policy.announce, ann.encode())
+        }
+        SendOp::MigrateCommit { salt: s } => {
+            let (ann, ch) = frozen()?;
+            (
+                policy.commit,
+                encode_commit(&commitment(&ann, &ch, &salt(s)?)),
+            )
+        }
+        SendOp::MigrateReveal { salt: s } => {
+            let (_, ch) = frozen()?;
+            let reveal = Reveal {
+                ch_a: ch,
+                salt: salt(s)?,
+            };
+            (policy.reveal, reveal.encode())
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// The name of a migration opcode under the deployment's policy.
+fn migration_name(opcode: u8, config: &vc_names::NamesConfig) -> &'static str {
+    match &config.migration {
+        Some(p) if opcode == p.announce => "announce",
+        Some(p) if opcode == p.commit => "commit",
+        _ => "reveal",
+    }
 }
 
 /// The fee rate from --fee-rate or the node's estimate, saying so when the node had none.

@@ -30,6 +30,8 @@ pub struct CreateOptions {
     pub registry: Option<String>,
     /// `--scheme`, if not the application's default.
     pub scheme: Option<vc_chash::Scheme>,
+    /// `--migration-authority` and its companions: the migration policy of a new database.
+    pub migration: Option<vc_engine::MigrationPolicy>,
 }
 
 /// An engine with its application type erased: what `index` drives.
@@ -127,11 +129,14 @@ impl Names {
     /// The deployment `opts` describe.
     fn deployment(opts: &CreateOptions) -> Result<NamesConfig> {
         let registry = opts.registry.as_deref().map(parse_registry).transpose()?;
-        let names = NamesConfig::deployment(opts.network, opts.first_block, registry);
-        Ok(match opts.scheme {
-            Some(scheme) => names.with_scheme(scheme),
-            None => names,
-        })
+        let mut names = NamesConfig::deployment(opts.network, opts.first_block, registry);
+        if let Some(scheme) = opts.scheme {
+            names = names.with_scheme(scheme);
+        }
+        if let Some(policy) = &opts.migration {
+            names = names.with_migration(policy.clone());
+        }
+        Ok(names)
     }
 
     /// The deployment a database was made for.
@@ -165,6 +170,7 @@ impl CliApp for Names {
                 .registry
                 .map(|script| vc_chash::hex::encode(script.as_bytes())),
             scheme: Some(config.scheme),
+            migration: config.migration,
         })
     }
 
