@@ -21,6 +21,9 @@
 //!   and print its `electrumx_server`.
 //! * `fuzz [--seconds N] [TARGET ...]`: run the cargo-fuzz targets (on stable, through
 //!   `RUSTC_BOOTSTRAP=1`; cargo-fuzz installed if missing), seeded from the fixture chain.
+//! * `guests`: build the WebAssembly guest modules (`guests/*`) from source with Debian's
+//!   `rustc` for `wasm32-unknown-unknown` and print their directory (what `VC_VM_GUESTS` names
+//!   for the vc-vm tests; `ci` builds them and sets it, with `VC_REQUIRE_WASM=1`).
 //! * `fixture`: regenerate `testdata/regtest-chain/` (a small real regtest chain as Core stored
 //!   it) with that node.
 
@@ -39,6 +42,7 @@ mod electrs;
 mod electrumx;
 mod fixture;
 mod fuzz;
+mod guests;
 mod node;
 mod ord;
 
@@ -64,9 +68,10 @@ fn main() -> Result<()> {
             }
         }),
         Some("fixture") => fixture::generate(&root, &node::provision()?),
+        Some("guests") => guests::build(&root).map(|dir| println!("{}", dir.display())),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | deps | demo | node | electrs | electrumx | fuzz [--seconds N] [TARGET ...] | fixture | bench [chash | store | sources | electrum | serve | index] [-- args]>"
+                "usage: cargo xtask <ci | deps | demo | node | electrs | electrumx | fuzz [--seconds N] [TARGET ...] | fixture | guests | bench [chash | store | sources | electrum | serve | index] [-- args]>"
             );
             bail!("unknown or missing command")
         }
@@ -240,13 +245,22 @@ fn ci(root: &Path) -> Result<()> {
         }
         Ok(())
     })?;
+    // The vc-vm tests run the guest modules, built from source (never skipped in CI).
+    let mut guests = PathBuf::new();
+    step("guest modules", || {
+        guests = guests::build(root)?;
+        Ok(())
+    })?;
     let mut totals = (0, 0);
     step("tests", || {
         let exe = bitcoind.to_string_lossy();
         let electrs_exe = electrs.to_string_lossy();
         let chromium_exe = chromium.to_string_lossy();
         let electrumx_exe = electrumx.to_string_lossy();
+        let guests_dir = guests.to_string_lossy();
         let envs = [
+            ("VC_VM_GUESTS", &*guests_dir),
+            ("VC_REQUIRE_WASM", "1"),
             ("BITCOIND_EXE", &*exe),
             ("VC_REQUIRE_BITCOIND", "1"),
             ("ELECTRS_EXE", &*electrs_exe),
@@ -366,6 +380,8 @@ fn check_packages(root: &Path) -> Result<()> {
         "vc-serve",
         "vc-light",
         "virtualchain",
+        "vc-vm",
+        "vc-vm-guest",
     ];
     for name in crates {
         let list = output("cargo", ["package", "--list", "--allow-dirty", "-p", name])?;

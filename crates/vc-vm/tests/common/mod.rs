@@ -225,3 +225,46 @@ pub fn parse_code(module: &[u8]) -> &'static str {
         other => panic!("expected one parse rejection, got {other:?}"),
     }
 }
+
+/// A regtest chain with three funding blocks (heights 1 to 3, one sender each), then one block
+/// per entry of `blocks`, each with its operations (sender 0 to 2, opcode, body).
+pub fn chain_from(magic: &[u8], blocks: &[Vec<(usize, u8, Vec<u8>)>]) -> MemoryChain {
+    let chain = MemoryChain::new(Network::Regtest);
+    chain.mine(3);
+    let funding: Vec<_> = (1..=3)
+        .map(|h| chain.block_at(h).unwrap().txdata[0].clone())
+        .collect();
+    let mut salt = 0;
+    for ops in blocks {
+        let txs = ops
+            .iter()
+            .map(|(who, op, body)| {
+                salt += 1;
+                op_tx(&funding[*who], magic, *op, body, salt)
+            })
+            .collect();
+        chain.push(txs);
+    }
+    chain
+}
+
+/// A guest module `cargo xtask guests` built, from the directory `VC_VM_GUESTS` names. `None`
+/// (after saying so) when it is unset, unless `VC_REQUIRE_WASM=1`, which makes it a failure.
+pub fn guest(name: &str) -> Option<Vec<u8>> {
+    let required = std::env::var("VC_REQUIRE_WASM").is_ok_and(|v| v == "1");
+    match std::env::var_os("VC_VM_GUESTS") {
+        Some(dir) => {
+            let path = Path::new(&dir).join(format!("{name}.wasm"));
+            Some(std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display())))
+        }
+        None if required => {
+            panic!("VC_REQUIRE_WASM=1 but VC_VM_GUESTS is unset: run `cargo xtask guests`")
+        }
+        None => {
+            eprintln!(
+                "SKIPPED: VC_VM_GUESTS is unset; `cargo xtask guests` builds the guest modules and prints the directory to set it to"
+            );
+            None
+        }
+    }
+}
