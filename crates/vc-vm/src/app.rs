@@ -1,6 +1,6 @@
 //! [`VmApp`]: the [`Application`] whose hooks run a module.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
 use bitcoin::Network;
@@ -33,6 +33,10 @@ pub struct VmApp {
     network: Network,
     block_fuel: Cell<u64>,
     fuel_used: Cell<u64>,
+    /// A host fault in parse or prepare, which cannot return one: the next apply or finalize
+    /// (finalize runs on every block) returns it, so the engine stops and discards the block
+    /// instead of keeping a rejection that depended on the machine.
+    pending_fault: RefCell<Option<VmFault>>,
 }
 
 impl VmApp {
@@ -45,6 +49,7 @@ impl VmApp {
             network,
             block_fuel: Cell::new(block_fuel),
             fuel_used: Cell::new(0),
+            pending_fault: RefCell::new(None),
         }
     }
 
@@ -106,6 +111,31 @@ impl VmApp {
     }
 }
 
+impl VmApp {
+    /// Keeps a fault of parse or prepare for the next apply or finalize; the rejection
+    /// returned meanwhile never reaches the state, since the block is discarded.
+    fn defer(&self, hook: Hook, fault: CallFault) -> Reject {
+        let reason = format!("{fault:?}");
+        let fault = match fault {
+            CallFault::Vm(e) => e,
+            CallFault::Store(e) => VmFault::Interpreter {
+                hook: hook.export(),
+                source: wasmi::Error::new(e.to_string()),
+            },
+        };
+        self.pending_fault.borrow_mut().get_or_insert(fault);
+        Reject::new(codes::TRAP, reason)
+    }
+
+    /// The fault parse or prepare left, if any.
+    fn take_fault(&self) -> Result<(), Fail<VmFault>> {
+        match self.pending_fault.borrow_mut().take() {
+            Some(fault) => Err(Fail::App(fault)),
+            None => Ok(()),
+        }
+    }
+}
+
 fn fail(fault: CallFault) -> Fail<VmFault> {
     match fault {
         CallFault::Store(e) => Fail::Store(e),
@@ -142,7 +172,7 @@ impl Application for VmApp {
         input.context(op);
         let call = self
             .call(Hook::Parse, input.0, 0, None, false)
-            .map_err(|fault| Reject::new(codes::TRAP, format!("{fault:?}")))?;
+            .map_err(|fault| self.defer(Hook::Parse, fault))?;
         let Call { host, ended, .. } = call;
         self.verdict(ended)?;
         Ok(host.output.unwrap_or_default())
@@ -165,7 +195,7 @@ impl Application for VmApp {
         let whole = |r: Reject| vec![Some(r); ops.len()];
         let call = match self.call(Hook::Prepare, input.0, count, None, true) {
             Ok(call) => call,
-            Err(fault) => return whole(Reject::new(codes::TRAP, format!("{fault:?}"))),
+            Err(fault) => return whole(self.defer(Hook::Prepare, fault)),
         };
         match self.verdict(call.ended) {
             Ok(()) => {
@@ -177,6 +207,7 @@ impl Application for VmApp {
     }
 
     fn apply(&mut self, state: &mut State<'_>, op: &Parsed<Vec<u8>>) -> Outcome<VmFault> {
+        self.take_fault()?;
         let mut input = Writer::header(Hook::Apply, self.network);
         input.block(state.block()).context(&op.ctx).bytes(&op.op);
         let mut call = self
@@ -188,6 +219,7 @@ impl Application for VmApp {
     }
 
     fn finalize(&mut self, state: &mut State<'_>) -> Outcome<VmFault> {
+        self.take_fault()?;
         if !self.module.has_hook(Hook::Finalize) {
             return Ok(());
         }
@@ -207,5 +239,42 @@ impl Application for VmApp {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn a_fault_in_parse_is_returned_by_the_next_hook_with_state() {
+        let mut m = crate::Manifest::new("t", "1", b"t", 1);
+        m.opcodes = b"a".to_vec();
+        let bytes = m.encode();
+        let data: String = bytes.iter().map(|b| format!("\\{b:02x}")).collect();
+        let wat = format!(
+            r#"(module (import "vc" "output" (func $o (param i32 i32)))
+              (memory (export "memory") 1) (data (i32.const 0) "{data}")
+              (func (export "vc_manifest") (call $o (i32.const 0) (i32.const {})))
+              (func (export "vc_parse")) (func (export "vc_apply")))"#,
+            bytes.len()
+        );
+        let module = VmModule::load(&wat::parse_str(wat).unwrap()).unwrap();
+        let app = VmApp::new(Arc::new(module), Network::Regtest);
+        assert!(app.take_fault().is_ok());
+        let fault = VmFault::Interpreter {
+            hook: "vc_parse",
+            source: wasmi::Error::new("out of system memory"),
+        };
+        let r = app.defer(Hook::Parse, CallFault::Vm(fault));
+        assert_eq!(r.code, codes::TRAP);
+        // The fault, not the rejection, is what the engine sees next; once.
+        assert!(matches!(
+            app.take_fault(),
+            Err(Fail::App(VmFault::Interpreter { .. }))
+        ));
+        assert!(app.take_fault().is_ok());
     }
 }
