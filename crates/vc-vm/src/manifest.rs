@@ -189,6 +189,12 @@ impl Manifest {
             1 => CarrierRule::Strict,
             b => return Err(invalid("carrier", format!("unknown carrier byte {b}"))),
         };
+        // What the engine refuses to run, refused here (a payload limit shorter than the
+        // magic and opcode, ...).
+        vc_codec::payload::PayloadFormat::new(&magic, &opcodes, payload_limit as usize)
+            .map_err(|e| invalid("payload limit", e.to_string()))?;
+        vc_codec::carrier::Carrier::new(carrier, payload_limit as usize)
+            .map_err(|e| invalid("carrier", e.to_string()))?;
         let memory_pages = r.u32("memory pages")?;
         if memory_pages == 0 || memory_pages > MAX_MEMORY_PAGES {
             return Err(invalid(
@@ -338,5 +344,28 @@ impl VmParams {
             spec = spec.with_marker(marker.clone());
         }
         spec
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_manifest_the_engine_cannot_run_is_refused() {
+        let mut m = Manifest::new("t", "1", b"12345678", 1);
+        m.opcodes = b"a".to_vec();
+        assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
+        // The payload limit must hold the magic and the opcode.
+        m.payload_limit = 8;
+        assert!(matches!(
+            Manifest::decode(&m.encode()),
+            Err(ManifestError::Invalid {
+                field: "payload limit",
+                ..
+            })
+        ));
     }
 }
