@@ -205,6 +205,13 @@ fn ci(root: &Path) -> Result<()> {
     step("packages carry only what builds from them", || {
         check_packages(root)
     })?;
+    // The vc-vm tests run the guest modules, built from source (never skipped in CI); the
+    // VM's fuzz target is seeded with them.
+    let mut guests = PathBuf::new();
+    step("guest modules", || {
+        guests = guests::build(root)?;
+        Ok(())
+    })?;
     // Every fuzz target, briefly (issue 8: about 20 s each fits the CI budget).
     step("fuzz (20 s per target)", || {
         fuzz::fuzz(root, &["--seconds".into(), "20".into()]).map(|_| ())
@@ -243,12 +250,6 @@ fn ci(root: &Path) -> Result<()> {
         if output("tmux", ["-V"]).is_err() {
             ensure_debian_packages(&["tmux"], "the progress bar's terminal test", "PATH")?;
         }
-        Ok(())
-    })?;
-    // The vc-vm tests run the guest modules, built from source (never skipped in CI).
-    let mut guests = PathBuf::new();
-    step("guest modules", || {
-        guests = guests::build(root)?;
         Ok(())
     })?;
     let mut totals = (0, 0);
