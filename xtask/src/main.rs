@@ -22,6 +22,9 @@
 //!   and print its `electrumx_server`.
 //! * `fuzz [--seconds N] [TARGET ...]`: run the cargo-fuzz targets (on stable, through
 //!   `RUSTC_BOOTSTRAP=1`; cargo-fuzz installed if missing), seeded from the fixture chain.
+//! * `guests`: build the WebAssembly guest modules (`guests/*`) from source with Debian's
+//!   `rustc` for `wasm32-unknown-unknown` and print their directory (what `VC_VM_GUESTS` names
+//!   for the vc-vm tests; `ci` builds them and sets it, with `VC_REQUIRE_WASM=1`).
 //! * `fixture`: regenerate `testdata/regtest-chain/` (a small real regtest chain as Core stored
 //!   it) with that node.
 
@@ -40,6 +43,7 @@ mod electrs;
 mod electrumx;
 mod fixture;
 mod fuzz;
+mod guests;
 mod node;
 mod ord;
 
@@ -65,9 +69,10 @@ fn main() -> Result<()> {
             }
         }),
         Some("fixture") => fixture::generate(&root, &node::provision()?),
+        Some("guests") => guests::build(&root).map(|dir| println!("{}", dir.display())),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | deps | demo | node | electrs | electrumx | fuzz [--seconds N] [TARGET ...] | fixture | bench [chash | store | sources | electrum | serve | index | scale] [-- args]>"
+                "usage: cargo xtask <ci | deps | demo | node | electrs | electrumx | fuzz [--seconds N] [TARGET ...] | fixture | guests | bench [chash | store | sources | electrum | serve | index | scale] [-- args]>"
             );
             bail!("unknown or missing command")
         }
@@ -201,6 +206,13 @@ fn ci(root: &Path) -> Result<()> {
     step("packages carry only what builds from them", || {
         check_packages(root)
     })?;
+    // The vc-vm tests run the guest modules, built from source (never skipped in CI); the
+    // VM's fuzz target is seeded with them.
+    let mut guests = PathBuf::new();
+    step("guest modules", || {
+        guests = guests::build(root)?;
+        Ok(())
+    })?;
     // Every fuzz target, briefly (issue 8: about 20 s each fits the CI budget).
     step("fuzz (20 s per target)", || {
         fuzz::fuzz(root, &["--seconds".into(), "20".into()]).map(|_| ())
@@ -247,7 +259,10 @@ fn ci(root: &Path) -> Result<()> {
         let electrs_exe = electrs.to_string_lossy();
         let chromium_exe = chromium.to_string_lossy();
         let electrumx_exe = electrumx.to_string_lossy();
+        let guests_dir = guests.to_string_lossy();
         let envs = [
+            ("VC_VM_GUESTS", &*guests_dir),
+            ("VC_REQUIRE_WASM", "1"),
             ("BITCOIND_EXE", &*exe),
             ("VC_REQUIRE_BITCOIND", "1"),
             ("ELECTRS_EXE", &*electrs_exe),
@@ -367,6 +382,8 @@ fn check_packages(root: &Path) -> Result<()> {
         "vc-serve",
         "vc-light",
         "virtualchain",
+        "vc-vm",
+        "vc-vm-guest",
     ];
     for name in crates {
         let list = output("cargo", ["package", "--list", "--allow-dirty", "-p", name])?;

@@ -378,6 +378,11 @@ pub fn fetch(args: FetchArgs, globals: &Globals, json: bool) -> Result<ExitCode>
         registry: args.registry.clone(),
         scheme: args.scheme,
         migration: None,
+        module: args
+            .app
+            .as_deref()
+            .filter(|a| registry::is_module_path(a))
+            .map(PathBuf::from),
     };
     let config = app.new_store_config(&options)?;
     let base = args.url.trim_end_matches('/').to_owned();

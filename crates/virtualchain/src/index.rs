@@ -24,8 +24,10 @@ use crate::registry;
 /// `virtualchain index`.
 #[derive(Debug, Args)]
 pub struct IndexArgs {
-    /// The application, for a new database (default: names); an existing database is indexed
-    /// for the application it was made for.
+    /// The application, for a new database (default: names), or a WebAssembly module
+    /// (path/to/app.wasm, see docs/vm.md): its manifest states its name, magic, opcodes, first
+    /// block and scheme, and its hash is part of the database's identity. An existing database
+    /// is indexed for the application it was made for (with the module it stores).
     #[arg(long)]
     pub app: Option<String>,
     /// Where blocks come from: core://USER:PASS@HOST:PORT, core://HOST:PORT?cookie=PATH,
@@ -151,7 +153,7 @@ fn app_for_index(
         _ => None,
     };
     let app = match (chosen, &stored) {
-        (Some(chosen), Some(meta)) if chosen.app_name() != meta.app_name => {
+        (Some(chosen), Some(meta)) if !chosen.owns(&meta.app_name) => {
             Err(InputError::Foreign(format!(
                 "{} belongs to application {:?}, not {:?}",
                 db.display(),
@@ -165,6 +167,17 @@ fn app_for_index(
         (None, None) => registry::by_cli_name("names"),
     }?;
     Ok((app, stored))
+}
+
+/// The default database name for `--app`: the application's name, or a module's file stem.
+fn default_db_name(app: Option<&str>) -> String {
+    match app {
+        Some(a) if registry::is_module_path(a) => Path::new(a)
+            .file_stem()
+            .map_or_else(|| "wasm".into(), |s| s.to_string_lossy().into_owned()),
+        Some(a) => a.to_owned(),
+        None => "names".to_owned(),
+    }
 }
 
 /// Runs `index`.
@@ -182,7 +195,7 @@ pub fn index(args: IndexArgs, globals: &Globals) -> Result<ExitCode> {
         })
         .context("installing the signal handler")?;
     }
-    let db = globals.db(args.db.clone(), args.app.as_deref().unwrap_or("names"))?;
+    let db = globals.db(args.db.clone(), &default_db_name(args.app.as_deref()))?;
     let (app, stored) = app_for_index(args.app.as_deref(), &db)?;
     // An existing database knows its network, first block and application parameters; flags
     // that disagree are refused when it is opened.
@@ -194,8 +207,12 @@ pub fn index(args: IndexArgs, globals: &Globals) -> Result<ExitCode> {
             registry: None,
             scheme: None,
             migration: None,
+            module: None,
         },
     };
+    if let Some(path) = args.app.as_deref().filter(|a| registry::is_module_path(a)) {
+        options.module = Some(PathBuf::from(path));
+    }
     if let Some(network) = globals.network {
         if stored.is_some() && network != options.network {
             return Err(InputError::Foreign(format!(

@@ -3,11 +3,12 @@
 //! metadata ([`Meta::app_name`]); the commands look it up in [`APPS`] and never name an
 //! application themselves.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
+use bitcoin::hashes::Hash;
 use bitcoin::{Network, ScriptBuf, Transaction};
 use serde_json::Value;
 use vc_engine::{AppSpec, Application, Engine, EngineConfig, EngineError, Observer, SyncOutcome};
@@ -32,6 +33,9 @@ pub struct CreateOptions {
     pub scheme: Option<vc_chash::Scheme>,
     /// `--migration-authority` and its companions: the migration policy of a new database.
     pub migration: Option<vc_engine::MigrationPolicy>,
+    /// `--app path/to/app.wasm`: the module of a WebAssembly application ([`Wasm`]). `None`
+    /// for an existing database, which keeps its module.
+    pub module: Option<PathBuf>,
 }
 
 /// An engine with its application type erased: what `index` drives.
@@ -84,6 +88,11 @@ pub trait CliApp: Sync {
     fn cli_name(&self) -> &'static str;
     /// The name the application stores in a database ([`Meta::app_name`]).
     fn app_name(&self) -> &'static str;
+    /// Whether a database whose [`Meta::app_name`] is `stored` belongs to this application
+    /// (by default: the same name; [`Wasm`] owns every `wasm:` name).
+    fn owns(&self, stored: &str) -> bool {
+        stored == self.app_name()
+    }
     /// The application's spec for a database, from its metadata (network, first block and
     /// [`Meta::app_params`]).
     fn spec(&self, meta: &Meta) -> Result<AppSpec>;
@@ -109,6 +118,18 @@ pub trait CliApp: Sync {
     fn op_json(&self, meta: &Meta, op: &StoredOp) -> Result<Value>;
     /// A raw transaction's operation as JSON, recognised as the engine would on `network`.
     fn decode(&self, tx: &Transaction, network: Network) -> Result<Value>;
+}
+
+/// The network a database was made for.
+fn stored_network(meta: &Meta) -> Result<Network> {
+    meta.network
+        .parse()
+        .with_context(|| format!("the database's network {:?}", meta.network))
+}
+
+/// The store configuration of a new database for `spec` with `opts`.
+fn new_config(spec: &AppSpec, opts: &CreateOptions) -> StoreConfig {
+    vc_engine::store_config(spec, opts.network, vc_engine::DEFAULT_UNDO_WINDOW)
 }
 
 /// The names application (`vc-names`).
@@ -161,25 +182,21 @@ impl CliApp for Names {
     fn stored_options(&self, meta: &Meta) -> Result<CreateOptions> {
         let config = Names::config(meta)?;
         Ok(CreateOptions {
-            network: meta
-                .network
-                .parse()
-                .with_context(|| format!("the database's network {:?}", meta.network))?,
+            network: stored_network(meta)?,
             first_block: Some(meta.first_block),
             registry: config
                 .registry
                 .map(|script| vc_chash::hex::encode(script.as_bytes())),
             scheme: Some(config.scheme),
             migration: config.migration,
+            module: None,
         })
     }
 
     fn new_store_config(&self, opts: &CreateOptions) -> Result<StoreConfig> {
-        let spec = NamesApp::new(Names::deployment(opts)?).spec();
-        Ok(vc_engine::store_config(
-            &spec,
-            opts.network,
-            vc_engine::DEFAULT_UNDO_WINDOW,
+        Ok(new_config(
+            &NamesApp::new(Names::deployment(opts)?).spec(),
+            opts,
         ))
     }
 
@@ -229,11 +246,19 @@ impl CliApp for Names {
     }
 }
 
-/// Every application compiled in.
-pub static APPS: &[&dyn CliApp] = &[&Names];
+/// Every application compiled in, and [`Wasm`], which runs any module.
+pub static APPS: &[&dyn CliApp] = &[&Names, &Wasm];
 
-/// The application `--app` names.
+/// Whether `--app` names a module file rather than an application compiled in.
+pub fn is_module_path(app: &str) -> bool {
+    app.ends_with(".wasm")
+}
+
+/// The application `--app` names: one compiled in, or [`Wasm`] for a `.wasm` file.
 pub fn by_cli_name(name: &str) -> Result<&'static dyn CliApp> {
+    if is_module_path(name) {
+        return Ok(&Wasm);
+    }
     APPS.iter()
         .copied()
         .find(|a| a.cli_name() == name)
@@ -248,16 +273,16 @@ pub fn by_cli_name(name: &str) -> Result<&'static dyn CliApp> {
 
 /// The application a database was made for.
 pub fn by_stored_name(name: &str) -> Result<&'static dyn CliApp> {
-    APPS.iter()
-        .copied()
-        .find(|a| a.app_name() == name)
-        .ok_or_else(|| {
-            InputError::Foreign(format!(
-                "the database belongs to application {name:?}, which this build does not carry ({})",
-                APPS.iter().map(|a| a.app_name()).collect::<Vec<_>>().join(", ")
-            ))
-            .into()
-        })
+    APPS.iter().copied().find(|a| a.owns(name)).ok_or_else(|| {
+        InputError::Foreign(format!(
+            "the database belongs to application {name:?}, which this build does not carry ({})",
+            APPS.iter()
+                .map(|a| a.app_name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .into()
+    })
 }
 
 /// The `--app` names, in registry order.
@@ -330,6 +355,191 @@ pub fn open_db(db: &Path) -> Result<(&'static dyn CliApp, Meta, Store)> {
     Ok((app, meta, store))
 }
 
+/// Where an indexed database keeps its module's bytes (in its local, non-consensus table),
+/// so that `index` resumes it without `--app`. The bytes are checked against the module hash
+/// in the database's parameters whenever they are read.
+pub const MODULE_KEY: &str = "vm.module";
+
+/// Applications whose rules are a WebAssembly module (`vc-vm`): `--app path/to/app.wasm`.
+///
+/// The module's manifest and SHA-256 are the application's parameters, stored in the
+/// database's metadata: `status` and `serve` rebuild the spec from them alone, without the
+/// module. `index` stores the module's bytes in the database ([`MODULE_KEY`]), so that a later
+/// `index --db` resumes without `--app`; `--app` with another module is refused (another module
+/// is another database).
+#[derive(Debug)]
+pub struct Wasm;
+
+impl Wasm {
+    fn params(meta: &Meta) -> Result<vc_vm::VmParams> {
+        vc_vm::VmParams::decode(&meta.app_params)
+            .context("the database's parameters are not a WebAssembly application's")
+    }
+
+    /// The module `opts` name, loaded and checked.
+    fn module(opts: &CreateOptions) -> Result<vc_vm::VmModule> {
+        let path = opts.module.as_deref().ok_or_else(|| InputError::Invalid {
+            what: "--app",
+            detail: "a WebAssembly application needs its module: --app path/to/app.wasm".into(),
+        })?;
+        let module = vc_vm::VmModule::read(path)
+            .with_context(|| format!("loading the module {}", path.display()))?;
+        let m = module.manifest();
+        if let Some(first) = opts.first_block.filter(|f| *f != m.first_block) {
+            return Err(InputError::Invalid {
+                what: "--first-block",
+                detail: format!(
+                    "{first} disagrees with the module's manifest ({})",
+                    m.first_block
+                ),
+            }
+            .into());
+        }
+        if let Some(scheme) = opts.scheme.filter(|s| *s != m.scheme) {
+            return Err(InputError::Invalid {
+                what: "--scheme",
+                detail: format!(
+                    "{scheme} disagrees with the module's manifest ({})",
+                    m.scheme
+                ),
+            }
+            .into());
+        }
+        Ok(module)
+    }
+
+    /// The module stored in an existing database.
+    fn stored_module(db: &Path) -> Result<vc_vm::VmModule> {
+        let store = ReadOnlyStore::open(db).with_context(|| format!("reading {}", db.display()))?;
+        let params = Wasm::params(store.meta())?;
+        let bytes = store
+            .view()?
+            .local(MODULE_KEY)?
+            .ok_or_else(|| InputError::Invalid {
+                what: "--app",
+                detail: format!(
+                    "{} does not hold its module: give it with --app path/to/app.wasm",
+                    db.display()
+                ),
+            })?;
+        vc_vm::VmModule::load_expecting(&bytes, &params)
+            .with_context(|| format!("the module stored in {}", db.display()))
+    }
+}
+
+impl CliApp for Wasm {
+    fn cli_name(&self) -> &'static str {
+        "wasm"
+    }
+
+    fn app_name(&self) -> &'static str {
+        vc_vm::manifest::APP_NAME_PREFIX
+    }
+
+    fn owns(&self, stored: &str) -> bool {
+        stored.starts_with(vc_vm::manifest::APP_NAME_PREFIX)
+    }
+
+    fn spec(&self, meta: &Meta) -> Result<AppSpec> {
+        Ok(Wasm::params(meta)?.spec())
+    }
+
+    fn stored_options(&self, meta: &Meta) -> Result<CreateOptions> {
+        let params = Wasm::params(meta)?;
+        Ok(CreateOptions {
+            network: stored_network(meta)?,
+            first_block: Some(meta.first_block),
+            registry: None,
+            scheme: Some(params.manifest.scheme),
+            migration: None,
+            module: None,
+        })
+    }
+
+    fn new_store_config(&self, opts: &CreateOptions) -> Result<StoreConfig> {
+        if opts.migration.is_some() {
+            return Err(InputError::Usage(
+                "--migration-authority: a WebAssembly application declares no migration policy \
+                 (docs/vm.md); migration is the names app's for now",
+            )
+            .into());
+        }
+        Ok(new_config(&Wasm::module(opts)?.params().spec(), opts))
+    }
+
+    fn open_engine(
+        &self,
+        opts: &CreateOptions,
+        db: &Path,
+        source: Source,
+        config: EngineConfig,
+    ) -> Result<Box<dyn Indexer>> {
+        let module = match &opts.module {
+            Some(_) => Wasm::module(opts)?,
+            None => Wasm::stored_module(db)?,
+        };
+        let bytes = module.bytes().to_vec();
+        let app = vc_vm::VmApp::new(Arc::new(module), opts.network);
+        let engine = Engine::open(app, db, source, config)
+            .with_context(|| format!("opening {}", db.display()))?;
+        if engine.store().local(MODULE_KEY)?.as_deref() != Some(bytes.as_slice()) {
+            engine.store().set_local(MODULE_KEY, &bytes)?;
+        }
+        Ok(Box::new(engine))
+    }
+
+    fn extension(&self, _meta: &Meta) -> Result<Option<Arc<dyn Extension>>> {
+        Ok(None)
+    }
+
+    fn status(&self, meta: &Meta, view: &View) -> Result<Vec<(&'static str, String)>> {
+        let params = Wasm::params(meta)?;
+        let m = &params.manifest;
+        Ok(vec![
+            ("module", vc_chash::hex::encode(&params.module_hash)),
+            (
+                "module stored",
+                if view.local(MODULE_KEY)?.is_some() {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .into(),
+            ),
+            (
+                "fuel",
+                format!(
+                    "{} per operation, {} per block",
+                    m.fuel_per_op, m.fuel_per_block
+                ),
+            ),
+            ("memory", format!("{} pages", m.memory_pages)),
+        ])
+    }
+
+    fn op_json(&self, meta: &Meta, op: &StoredOp) -> Result<Value> {
+        let magic = Wasm::params(meta)?.manifest.magic.len();
+        let body = op.payload.get(magic + 1..).unwrap_or_default();
+        Ok(serde_json::json!({
+            "txid": bitcoin::Txid::from_byte_array(op.txid).to_string(),
+            "vtxindex": op.vtxindex,
+            "opcode": char::from(op.opcode).to_string(),
+            "body": vc_chash::hex::encode(body),
+            "records": op.records.iter().map(|r| vc_chash::hex::encode(r)).collect::<Vec<_>>(),
+        }))
+    }
+
+    fn decode(&self, _tx: &Transaction, _network: Network) -> Result<Value> {
+        Err(InputError::Invalid {
+            what: "--app",
+            detail: "decoding needs a compiled-in application; a WebAssembly application's \
+                     operations are decoded by its module when indexed"
+                .into(),
+        }
+        .into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
@@ -351,6 +561,10 @@ mod tests {
             );
         }
         assert!(by_cli_name("nope").is_err());
+        // A module file is the WebAssembly application, which owns every `wasm:` database.
+        assert_eq!(by_cli_name("apps/kv.wasm").unwrap().cli_name(), "wasm");
+        assert_eq!(by_stored_name("wasm:kv").unwrap().cli_name(), "wasm");
+        assert!(by_stored_name("wasmkv").is_err());
     }
 
     #[test]

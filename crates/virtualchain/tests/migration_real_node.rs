@@ -298,7 +298,10 @@ fn names_migrate_from_one_regtest_chain_to_another_and_proofs_span_both() {
     let ops_at = |h: u64| ok(&["ops", "--db", &dbs, "--height", &h.to_string()]);
     assert!(ops_at(h_a - 1).contains("MIGRATE_ANNOUNCE"));
     let bind = ops_at(h_a + 1);
-    assert!(bind.contains("MIGRATE_BIND") && bind.contains(&ch_a), "{bind}");
+    assert!(
+        bind.contains("MIGRATE_BIND") && bind.contains(&ch_a),
+        "{bind}"
+    );
 
     // On B: foo.test goes to the authority; the authority registers new.test.
     let foo = || -> serde_json::Value {

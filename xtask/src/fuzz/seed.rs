@@ -126,6 +126,27 @@ pub(super) fn seed(root: &Path) -> Result<()> {
     dir_seed.extend(blk);
     dir_seed.extend(rev);
     put(root, "blk_files", &dir_seed)?;
+    seed_vm(root)
+}
+
+/// The VM target: the guest modules `cargo xtask guests` built, if any (first byte 0: a
+/// module), and operations for its fixed module (first byte 1: bodies split at 0xff, each
+/// starting with its opcode's index: echo, loop, recurse).
+fn seed_vm(root: &Path) -> Result<()> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    if let Ok(dir) = fs::read_dir(target.join("guests")) {
+        for entry in dir.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "wasm") {
+                let mut seed = vec![0];
+                seed.extend(fs::read(&path)?);
+                put(root, "vm_module", &seed)?;
+            }
+        }
+    }
+    put(root, "vm_module", b"\x01\x00hello\xff\x01\xff\x02\xff\x00x")?;
     Ok(())
 }
 
