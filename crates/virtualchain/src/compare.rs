@@ -511,15 +511,15 @@ fn report(outcome: &Outcome, a: (&dyn Node, &Head), b: (&dyn Node, &Head), json:
         if let (Value::Object(out), Value::Object(fields)) = (&mut out, fields) {
             out.extend(fields);
         }
-        println!("{out}");
+        outln!("{out}");
         return;
     }
     let (na, nb) = (a.0.label(), b.0.label());
     match outcome {
         Outcome::DifferentApps => {
-            println!("not the same application instance: their consensus hashes cannot agree");
+            outln!("not the same application instance: their consensus hashes cannot agree");
             for (n, h) in [a, b] {
-                println!(
+                outln!(
                     "  {}: {} {} on {}, {} hashes, first block {}",
                     n.label(),
                     h.app,
@@ -530,18 +530,18 @@ fn report(outcome: &Outcome, a: (&dyn Node, &Head), b: (&dyn Node, &Head), json:
                 );
             }
         }
-        Outcome::NothingInCommon => println!(
+        Outcome::NothingInCommon => outln!(
             "nothing to compare: tips {na} {}, {nb} {}",
             tip_text(a.1.tip),
             tip_text(b.1.tip)
         ),
         Outcome::Agree { upto, answer } => {
-            println!(
+            outln!(
                 "agree on every block up to {upto} (consensus hash {})",
                 answer.consensus_hash
             );
             if a.1.tip != b.1.tip {
-                println!(
+                outln!(
                     "tips differ: {na} at {}, {nb} at {}; the blocks above {upto} were not compared",
                     tip_text(a.1.tip),
                     tip_text(b.1.tip)
@@ -553,38 +553,42 @@ fn report(outcome: &Outcome, a: (&dyn Node, &Head), b: (&dyn Node, &Head), json:
             answers,
             last_agreeing,
         } => {
-            println!("diverged at height {at}");
+            outln!("diverged at height {at}");
             for (n, ans) in [(na, &answers.0), (nb, &answers.1)] {
-                println!(
+                outln!(
                     "  {n}: block {}, consensus hash {}",
-                    ans.block_hash, ans.consensus_hash
+                    ans.block_hash,
+                    ans.consensus_hash
                 );
             }
             if answers.0.block_hash == answers.1.block_hash {
-                println!(
+                outln!(
                     "  the same Bitcoin block: the nodes disagree on its consequences (other rules, or a consensus bug)"
                 );
             } else {
-                println!(
+                outln!(
                     "  different Bitcoin blocks: the nodes follow different branches of the chain"
                 );
             }
             match last_agreeing {
-                Some((h, ans)) => println!(
+                Some((h, ans)) => outln!(
                     "last agreeing height {h} (consensus hash {})",
                     ans.consensus_hash
                 ),
-                None => println!("no agreeing height: they differ from the first block on"),
+                None => outln!("no agreeing height: they differ from the first block on"),
             }
         }
     }
     if a.1.version != b.1.version {
-        println!(
+        outln!(
             "note: application versions differ ({} {}, {} {})",
-            na, a.1.version, nb, b.1.version
+            na,
+            a.1.version,
+            nb,
+            b.1.version
         );
     }
-    println!(
+    outln!(
         "requests: {na} {}, {nb} {} (at most {bound} for {common} common blocks)",
         a.0.requests(),
         b.0.requests()

@@ -122,13 +122,13 @@ pub fn run(args: DemoArgs, json: bool) -> Result<ExitCode> {
             "expected_consensus_hash": expected,
             "matches": matches,
         });
-        println!("{answer}");
+        outln!("{answer}");
     } else {
-        println!("indexed {blocks} blocks, {ops} accepted operations");
-        println!("tip height {} ({})", tip.height, tip.block_hash.reversed());
-        println!("consensus hash {}", tip.consensus_hash);
+        outln!("indexed {blocks} blocks, {ops} accepted operations");
+        outln!("tip height {} ({})", tip.height, tip.block_hash.reversed());
+        outln!("consensus hash {}", tip.consensus_hash);
         for (name, owner, revoked) in &names {
-            println!(
+            outln!(
                 "  {name:<10} owner {owner}{}",
                 if *revoked { " (revoked)" } else { "" }
             );
@@ -141,7 +141,7 @@ pub fn run(args: DemoArgs, json: bool) -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     if !json {
-        println!("matches the consensus hash recorded when the chain was mined");
+        outln!("matches the consensus hash recorded when the chain was mined");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -13,7 +13,9 @@
 //! | 76 | the block source answered something impossible: malformed, mismatched or unproven data |
 //! | 78 | a foreign database or a wrong setting: not a virtualchain file, another application's, another network's |
 //!
-//! The error is printed as one line on standard error either way.
+//! The error is printed as one line on standard error either way. A reader that closes standard
+//! output early (`virtualchain status | head -1`) ends the command quietly with 0; a failure to
+//! write it otherwise (a full disk) is 74.
 
 use std::process::ExitCode;
 

@@ -447,7 +447,7 @@ pub fn fetch(args: FetchArgs, globals: &Globals, json: bool) -> Result<ExitCode>
         height + 1
     );
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "db": db.display().to_string(),
@@ -459,7 +459,7 @@ pub fn fetch(args: FetchArgs, globals: &Globals, json: bool) -> Result<ExitCode>
             })
         );
     } else {
-        println!("{text}");
+        outln!("{text}");
     }
     Ok(ExitCode::SUCCESS)
 }

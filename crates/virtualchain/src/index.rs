@@ -496,40 +496,40 @@ pub fn status(db: &Path, verify: bool, json: bool) -> Result<ExitCode> {
                     .into();
             }
         }
-        println!("{out}");
+        outln!("{out}");
         return Ok(ExitCode::SUCCESS);
     }
     match report {
         Some(r) => {
-            println!("app:             {} {}", meta.app_name, meta.app_version);
-            println!("network:         {}", meta.network);
-            println!("first block:     {}", meta.first_block);
-            println!(
+            outln!("app:             {} {}", meta.app_name, meta.app_version);
+            outln!("network:         {}", meta.network);
+            outln!("first block:     {}", meta.first_block);
+            outln!(
                 "tip:             {} {}",
                 r.tip.height,
                 r.tip.block_hash.reversed()
             );
-            println!("consensus hash:  {}", r.tip.consensus_hash);
-            println!("blocks:          {}", r.tip.height + 1 - meta.first_block);
-            println!("operations:      {}", r.operations);
+            outln!("consensus hash:  {}", r.tip.consensus_hash);
+            outln!("blocks:          {}", r.tip.height + 1 - meta.first_block);
+            outln!("operations:      {}", r.operations);
             // The application's own lines (the names app: its registry and name counts).
             for (label, value) in &r.app_lines {
-                println!("{:<17}{value}", format!("{label}:"));
+                outln!("{:<17}{value}", format!("{label}:"));
             }
             if let Some((lo, hi)) = r.rollback {
-                println!("rollback window: blocks {lo} to {hi}");
+                outln!("rollback window: blocks {lo} to {hi}");
             }
             for s in &r.segments {
-                println!("segment:         {}", segment_line(s, r.tip.height));
+                outln!("segment:         {}", segment_line(s, r.tip.height));
             }
         }
-        None => println!(
+        None => outln!(
             "empty database (nothing indexed yet); first block {}",
             meta.first_block
         ),
     }
     if verify {
-        println!("verified:        every block's consensus hash, replayed from the stored records");
+        outln!("verified:        every block's consensus hash, replayed from the stored records");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -538,7 +538,7 @@ pub fn status(db: &Path, verify: bool, json: bool) -> Result<ExitCode> {
 pub fn ops(db: &Path, height: u64) -> Result<ExitCode> {
     let (app, store) = registry::open_read_only(db)?;
     for op in store.view()?.ops(height)? {
-        println!("{}", app.op_json(store.meta(), &op)?);
+        outln!("{}", app.op_json(store.meta(), &op)?);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -722,9 +722,9 @@ fn aside(db: &Path, tag: &str) -> Result<PathBuf> {
 /// Prints a result: `json` when asked for JSON, else `text`.
 fn answer(json: bool, text: String, value: serde_json::Value) {
     if json {
-        println!("{value}");
+        outln!("{value}");
     } else {
-        println!("{text}");
+        outln!("{text}");
     }
 }
 

@@ -164,18 +164,20 @@ fn warn_legacy(b: &VerifiedBlock) {
 
 fn print_block(b: &VerifiedBlock, trusted: &Trusted) {
     warn_legacy(b);
-    println!(
+    outln!(
         "proven: block {} against trusted block {} ({})",
-        b.height, trusted.height, trusted.consensus_hash
+        b.height,
+        trusted.height,
+        trusted.consensus_hash
     );
-    println!("consensus hash: {}", b.consensus_hash);
-    println!("ops hash: {}", b.ops_hash);
+    outln!("consensus hash: {}", b.consensus_hash);
+    outln!("ops hash: {}", b.ops_hash);
     if let Some(h) = b.block_hash {
-        println!("block hash: {}", h.reversed());
+        outln!("block hash: {}", h.reversed());
     }
-    println!("records: {}", b.records.len());
+    outln!("records: {}", b.records.len());
     for r in &b.records {
-        println!("  {}", printable(r));
+        outln!("  {}", printable(r));
     }
 }
 
@@ -238,7 +240,7 @@ fn state_query(
     }
     let (client, first) = common.client()?;
     let proven = client.state(first, &common.trusted, namespace, &key_bytes, m)?;
-    println!(
+    outln!(
         "proven: {} key {} at block {m} against trusted block {} ({})",
         clean(namespace),
         clean(key),
@@ -246,10 +248,10 @@ fn state_query(
         common.trusted.consensus_hash
     );
     match proven.value {
-        Some(v) => println!("value: {}", vc_chash::hex::encode(&v)),
-        None => println!("value: none (the key is absent)"),
+        Some(v) => outln!("value: {}", vc_chash::hex::encode(&v)),
+        None => outln!("value: none (the key is absent)"),
     }
-    println!("state root: {}", proven.state_root);
+    outln!("state root: {}", proven.state_root);
     Ok(PROVEN)
 }
 
@@ -268,12 +270,12 @@ fn name_state(
         name.as_bytes(),
         n,
     )?;
-    println!(
+    outln!(
         "proven: the state of {name} at block {n} ({}), by one state proof",
         common.trusted.consensus_hash
     );
     let Some(value) = proven.value else {
-        println!("state: no such name");
+        outln!("state: no such name");
         return Ok(PROVEN);
     };
     let record: vc_names::state::NameRecord = match vc_codec::storage::from_bytes(&value) {
@@ -287,7 +289,7 @@ fn name_state(
             return Ok(UNANSWERED);
         }
     };
-    println!(
+    outln!(
         "state: owner {}  value {}  {}  registered {}  last block {}  tx {}",
         vc_chash::hex::encode(&record.owner),
         record
@@ -298,7 +300,7 @@ fn name_state(
         record.last_block,
         vc_chash::Hash256(record.last_txid).reversed()
     );
-    println!("state root: {}", proven.state_root);
+    outln!("state root: {}", proven.state_root);
     Ok(PROVEN)
 }
 
@@ -340,13 +342,13 @@ fn name_history(
                 return Ok(REFUTED);
             }
         };
-    println!(
+    outln!(
         "{name}: {} proven operations against trusted block {n} ({})",
         replayed.events.len(),
         common.trusted.consensus_hash
     );
     for e in &replayed.events {
-        println!(
+        outln!(
             "  block {:>8}  {:<8}  owner {}  value {}  tx {}",
             e.height,
             clean(e.kind),
@@ -355,7 +357,7 @@ fn name_history(
             clean(&e.txid)
         );
     }
-    println!(
+    outln!(
         "state: owner {}  value {}  {}",
         clean(replayed.owner.as_deref().unwrap_or("-")),
         clean(replayed.value_hash.as_deref().unwrap_or("-")),
@@ -366,7 +368,7 @@ fn name_history(
         }
     );
     if !later.is_empty() {
-        println!(
+        outln!(
             "not proven: {} later operations above the trusted height (blocks {later:?}); trust a newer consensus hash to prove them",
             later.len()
         );
@@ -386,7 +388,7 @@ fn name_history(
         );
         return Ok(REFUTED);
     }
-    println!(
+    outln!(
         "completeness: not proven. The history is the server's list: a proof shows each listed operation happened, not that none was left out (a v3 database proves the current record itself)"
     );
     Ok(PROVEN)

@@ -276,7 +276,7 @@ pub fn run(cmd: NamesCommand, globals: &crate::Globals) -> Result<ExitCode> {
         NamesCommand::Show { name, db } => {
             let (config, view) = read_names_db(&globals.db(db, "names")?)?;
             match view.get(&vc_names::state::NAMES, &name)? {
-                Some(r) => println!(
+                Some(r) => outln!(
                     "{}",
                     serde_json::to_string_pretty(&vc_names::cli::name_json(&r, config.network))?
                 ),
@@ -289,12 +289,12 @@ pub fn run(cmd: NamesCommand, globals: &crate::Globals) -> Result<ExitCode> {
         NamesCommand::List { db } => {
             let (config, view) = read_names_db(&globals.db(db, "names")?)?;
             for (_, r) in view.range(&vc_names::state::NAMES, None, None)? {
-                println!("{}", vc_names::cli::name_json(&r, config.network));
+                outln!("{}", vc_names::cli::name_json(&r, config.network));
             }
         }
         NamesCommand::Decode { tx } => {
             let network = globals.network.unwrap_or(Network::Bitcoin);
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&decode_json(&tx, network)?)?
             );
@@ -632,7 +632,7 @@ fn finish(
     }
     let raw = hex::encode(&bitcoin::consensus::serialize(&funded.tx));
     if dry_run {
-        println!("{raw}");
+        outln!("{raw}");
         return Ok(());
     }
     let txid = core.broadcast(&funded.tx)?;
@@ -649,7 +649,7 @@ fn finish(
     if let (Some(v), serde_json::Value::Object(extra)) = (v.as_object_mut(), extra()) {
         v.extend(extra);
     }
-    println!("{v}");
+    outln!("{v}");
     Ok(())
 }
 

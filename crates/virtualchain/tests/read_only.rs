@@ -1,7 +1,8 @@
 //! The read-only commands (`status`, `ops`, `names show`, `names list`) never write the
 //! database: its bytes stay identical, they work on a read-only file and beside a running
 //! `index --follow`, and a file that needs recovery is reported (exit 74), never repaired.
-//! Also `status --json` and `status --verify`. No node needed.
+//! Also `status --json` and `status --verify`, and a reader that closes the pipe early
+//! (`| head`). No node needed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -219,4 +220,42 @@ fn status_works_beside_index_follow_and_reports_a_crashed_file() {
         std::fs::read(&db).unwrap() == before,
         "status repaired the file"
     );
+}
+
+/// A reader that stops reading (`virtualchain status | head -1`) ends every read-only command
+/// quietly with success; the output used to end in a panic ("failed printing to stdout") and
+/// exit 101. A full disk is still an I/O error (74).
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = demo_db(dir.path());
+    for args in read_commands(db.to_str().unwrap()) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_virtualchain"))
+            .args(&args)
+            .env("RUST_LOG", "off")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the command writes anything.
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    if Path::new("/dev/full").exists() {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_virtualchain"))
+            .args(["status", "--db", db.to_str().unwrap()])
+            .env("RUST_LOG", "off")
+            .stdout(full)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(74));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("writing to standard output"));
+    }
 }
