@@ -1,4 +1,4 @@
-//! Command output on standard output: [`outln!`] instead of `println!`.
+//! Command output on standard output: `outln!` instead of `println!`.
 //!
 //! `println!` panics when its reader has gone away (`virtualchain status | head -1` once printed
 //! a panic and a backtrace). A command's output is what it prints last, after its work, so a
