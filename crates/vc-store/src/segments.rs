@@ -76,6 +76,98 @@ impl Segment {
     }
 }
 
+/// Checks that `segments` (oldest first) are what a live store holds for a chain whose blocks
+/// run from `first_block` to `tip` (a snapshot's, before its import writes them): the first
+/// starts at `first_block` with no binding; each later one starts right after the previous one,
+/// which is closed, and carries a boundary record that names the previous segment's last height,
+/// its own chain and its own first block, and whose `CH_A` is `ch_at` of that height; only the
+/// last may be open, a closed one ends at or after its first height, and the last covers the
+/// tip. Returns what is wrong.
+pub(crate) fn check_chain(
+    segments: &[Segment],
+    first_block: u64,
+    tip: u64,
+    mut ch_at: impl FnMut(u64) -> Result<Option<Vec<u8>>, String>,
+) -> Result<(), String> {
+    let Some(last) = segments.last() else {
+        return Err("an empty list of segments".into());
+    };
+    for (i, s) in segments.iter().enumerate() {
+        let at = || format!("segment {} (from height {})", i + 1, s.first_height);
+        if s.first_height > tip.saturating_add(1) {
+            return Err(format!("{} starts above the tip {tip} + 1", at()));
+        }
+        if let Some(l) = s.last_height {
+            if l < s.first_height {
+                return Err(format!("{} ends at {l}, before it starts", at()));
+            }
+            if s.chain_first.checked_add(l - s.first_height).is_none() {
+                return Err(format!("{}: its chain heights overflow", at()));
+            }
+        }
+        let Some(prev) = i.checked_sub(1).and_then(|p| segments.get(p)) else {
+            if s.first_height != first_block {
+                return Err(format!(
+                    "{} does not start at the first block {first_block}",
+                    at()
+                ));
+            }
+            if !s.binding.is_empty() {
+                return Err(format!("{} is the first and carries a binding", at()));
+            }
+            continue;
+        };
+        let Some(prev_last) = prev.last_height else {
+            return Err(format!("{} follows an open segment", at()));
+        };
+        if prev_last.checked_add(1) != Some(s.first_height) {
+            return Err(format!(
+                "{} does not follow the previous one, which ends at {prev_last}",
+                at()
+            ));
+        }
+        let Some(record) = s.boundary() else {
+            return Err(format!("{}: its binding is not a boundary record", at()));
+        };
+        if record.announcement.last_height != prev_last
+            || record.announcement.target != s.chain()
+            || record.reveal_height != s.chain_first
+        {
+            return Err(format!(
+                "{}: its boundary record names another last height, chain or first block",
+                at()
+            ));
+        }
+        if ch_at(prev_last)?.as_deref() != Some(record.ch_a.0.as_slice()) {
+            return Err(format!(
+                "{}: its boundary record's CH_A differs from the consensus hash at {prev_last}",
+                at()
+            ));
+        }
+    }
+    if last.last_height.is_some_and(|l| l < tip) {
+        return Err(format!(
+            "the last segment ends at {:?}, below the tip {tip}",
+            last.last_height
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `segments` in `txn` (replacing any with the same first heights).
+pub(crate) fn write_all(
+    txn: &redb::WriteTransaction,
+    segments: &[Segment],
+) -> Result<(), StoreError> {
+    let mut table = txn.open_table(SEGMENTS).ctx("opening the segments")?;
+    for s in segments {
+        table
+            .insert(s.first_height, encode(s)?.as_slice())
+            .ctx("writing a segment")?;
+    }
+    Ok(())
+}
+
 impl View {
     /// Every segment, oldest first (empty for a chain that never migrated).
     pub fn segments(&self) -> Result<Vec<Segment>, StoreError> {

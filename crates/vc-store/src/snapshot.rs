@@ -9,8 +9,15 @@
 //! first with its chain entry and operations ([`Frame::Block`], followed for v3 by the block's
 //! [`Frame::StateRoot`]), the undo logs of the reorg window ([`Frame::Undo`]), the state in
 //! batches ([`Frame::State`]), for v3 the state tree with every version ([`Frame::Tree`],
-//! [`Frame::TreeValues`]), and [`Frame::End`] with the SHA-256 of every byte before it
+//! [`Frame::TreeValues`]), after a cross-chain migration the segments ([`Frame::Segments`]:
+//! which chain each range of heights came from; absent otherwise, and a snapshot without it
+//! imports with no segments), and [`Frame::End`] with the SHA-256 of every byte before it
 //! (corruption, not trust: trust comes from the consensus hashes).
+//!
+//! Segments are bookkeeping, not consensus, but an import checks them as the live store keeps
+//! them (contiguous from the first block, only the last open, the last covering the tip, each
+//! later one's boundary record naming the previous one's last height and the consensus hash
+//! there) and refuses the snapshot otherwise.
 //!
 //! [`import`] rebuilds a store from a snapshot in a temporary file next to the target: every
 //! block goes through the normal writer, so each consensus hash is recomputed from the records
@@ -43,6 +50,7 @@ use crate::error::{DbContext, StoreError};
 use crate::schema::{
     self, CHAIN, ChainEntry, META, META_KEY, Meta, STATE, StoredOp, UNDO, UndoLog,
 };
+use crate::segments::{self, Segment};
 use crate::store::{Store, StoreConfig, View};
 use crate::tree;
 use crate::writer::{BlockHeader, CommitPolicy};
@@ -103,6 +111,10 @@ pub enum Frame {
     Tree(Vec<(Vec<u8>, Vec<u8>)>),
     /// v3: raw state tree values, every version (see the store's `smt_values` table).
     TreeValues(Vec<(Vec<u8>, Vec<u8>)>),
+    /// After a cross-chain migration: every segment, oldest first (see [`crate::Segment`]).
+    /// Written only when there are segments, so a chain that never migrated makes the same
+    /// file as before; a snapshot without it imports with no segments.
+    Segments(Vec<Segment>),
 }
 
 impl Stored for Frame {
@@ -250,6 +262,10 @@ pub fn export(view: &View, path: &Path) -> Result<SnapshotSummary, StoreError> {
                 w.frame(&frame(batch))?;
             }
         }
+    }
+    let segments = view.segments()?;
+    if !segments.is_empty() {
+        w.frame(&Frame::Segments(segments))?;
     }
     let digest: [u8; 32] = w.hash.clone().finalize().into();
     w.frame(&Frame::End(digest))?;
@@ -505,6 +521,7 @@ fn import_into(
         let mut undo = txn.open_table(UNDO).ctx("opening the undo table")?;
         undo.retain(|_, _| false).ctx("clearing undo logs")?;
         let mut state = txn.open_table(STATE).ctx("opening the state table")?;
+        let mut segments_seen = false;
         let check_key = |r: &FrameReader<'_>, key: &[u8]| {
             let ns = key
                 .get(..2)
@@ -562,6 +579,28 @@ fn import_into(
                             .insert(k.as_slice(), v.as_slice())
                             .ctx("writing the state tree values")?;
                     }
+                }
+                (Frame::Segments(list), _) => {
+                    if segments_seen {
+                        return Err(r.bad("a second segments frame"));
+                    }
+                    segments_seen = true;
+                    let chain = txn.open_table(CHAIN).ctx("opening the chain table")?;
+                    let ch_at = |height: u64| -> Result<Option<Vec<u8>>, String> {
+                        let Some(raw) = chain.get(height).map_err(|e| e.to_string())? else {
+                            return Ok(None);
+                        };
+                        let entry: ChainEntry = schema::decode(raw.value(), || {
+                            format!("chain entry at height {height}")
+                        })
+                        .map_err(|e| e.to_string())?;
+                        Ok(Some(entry.consensus_hash))
+                    };
+                    let tip = tip.unwrap_or(0);
+                    segments::check_chain(&list, config.first_block, tip, ch_at)
+                        .map_err(|e| r.bad(format!("its segments: {e}")))?;
+                    drop(chain);
+                    segments::write_all(&txn, &list)?;
                 }
                 (Frame::End(digest), before) => {
                     if digest != before {

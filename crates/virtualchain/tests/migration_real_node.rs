@@ -10,7 +10,9 @@
 //! * a light client holding the newest consensus hash (on B) proves `foo.test`'s registration
 //!   block on A and its transfer block on B;
 //! * a database imported from a snapshot at H_A (checked against CH_A(H_A)) and then indexed on
-//!   B equals the one indexed across the migration, hash for hash.
+//!   B equals the one indexed across the migration, hash for hash;
+//! * so does one imported from a snapshot taken after H_A, at the tip on B: it carries the
+//!   segments, shows them in `status` and goes on reading B.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -473,6 +475,41 @@ fn names_migrate_from_one_regtest_chain_to_another_and_proofs_span_both() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // A snapshot taken after H_A, at the tip on B, carries the segments: the database imported
+    // from it shows the same ones and goes on reading B, to the same tip as the migrated one.
+    let status_of = |db: &str| -> serde_json::Value {
+        serde_json::from_str(&ok(&["status", "--db", db, "--json"])).unwrap()
+    };
+    let before = status_of(&dbs);
+    let on_b = before["tip"]["height"].as_u64().unwrap();
+    assert!(on_b > h_a + 1, "{before}");
+    let snap_b = dir.path().join("on-b.vcsnap");
+    ok(&["snapshot", "--db", &dbs, "--out", &snap_b.to_string_lossy()]);
+    let after = dir.path().join("after.redb");
+    let afters = after.to_string_lossy().into_owned();
+    let trusted =
+        vc_chash::ConsensusHash::V2(before["consensus_hash"].as_str().unwrap().parse().unwrap());
+    let (store, _) = vc_store::snapshot::import(
+        &snap_b,
+        &after,
+        vc_engine::store_config(&spec, Network::Regtest, vc_engine::DEFAULT_UNDO_WINDOW),
+        (on_b, trusted),
+    )
+    .unwrap();
+    drop(store);
+    let imported = status_of(&afters);
+    assert_eq!(imported["segments"], before["segments"], "{imported}");
+    assert_eq!(before["segments"].as_array().unwrap().len(), 2, "{before}");
+    b.mine(2, &sink);
+    index(&["--migrate-to", &url_b]);
+    index_into(&afters, &["--migrate-to", &url_b]);
+    let (migrated, imported) = (status_of(&dbs), status_of(&afters));
+    assert_eq!(migrated["tip"]["height"], on_b + 2, "{migrated}");
+    assert_eq!(imported["tip"], migrated["tip"]);
+    assert_eq!(imported["consensus_hash"], migrated["consensus_hash"]);
+    assert_eq!(imported["segments"], migrated["segments"]);
+    assert_eq!(contents(&after), contents(&db));
 }
 
 /// The failure rules of `docs/migration.md` section 7 on two real chains: a reveal that does
