@@ -66,6 +66,13 @@ pub fn env_name(long: &str) -> String {
 /// beside two `--server`s.
 const COMMAND_LINE_ONLY: &[(&str, &str)] = &[("compare", "db"), ("compare", "server")];
 
+/// Whether `--long` of `command` is in [`COMMAND_LINE_ONLY`].
+fn command_line_only(command: &str, long: &str) -> bool {
+    COMMAND_LINE_ONLY
+        .iter()
+        .any(|(c, only)| *c == command && *only == long)
+}
+
 /// `cmd` with an environment variable on every long option, recursively, except those of
 /// [`COMMAND_LINE_ONLY`]. Secrets (passwords, keys, and source or RPC URLs, which may carry a
 /// password) keep their values out of `--help`.
@@ -73,13 +80,7 @@ pub fn with_env(cmd: Command) -> Command {
     every_arg(
         cmd,
         &|command, arg| match arg.get_long().map(str::to_owned) {
-            Some(long)
-                if COMMAND_LINE_ONLY
-                    .iter()
-                    .any(|(c, only)| *c == command && *only == long) =>
-            {
-                arg
-            }
+            Some(long) if command_line_only(command, &long) => arg,
             Some(long) if long != "help" && long != "version" => {
                 let secret = long.contains("pass")
                     || long == "wif"
@@ -292,10 +293,7 @@ fn file_args(
         else {
             continue; // another command's option, from a shared table
         };
-        if COMMAND_LINE_ONLY
-            .iter()
-            .any(|(command, only)| path.last().is_some_and(|c| c == command) && *only == long)
-        {
+        if path.last().is_some_and(|c| command_line_only(c, &long)) {
             continue;
         }
         let id = arg.get_id().as_str();
