@@ -516,7 +516,13 @@ pub(crate) async fn state(
     blocking(s, w, move |s, _c| {
         let view = view(s)?;
         let (n, m) = proof_heights(s, &view, trusted, height, "height")?;
-        let proof = view.state_proof(&namespace, &key, n, m)?;
+        let proof = view
+            .state_proof(&namespace, &key, n, m)
+            .map_err(|e| match e {
+                // Earlier trees are rebuilt from the undo logs: none, none older.
+                e @ StoreError::StateTooOld { .. } => ApiError::NotFound(e.to_string()),
+                e => e.into(),
+            })?;
         if json {
             return Ok(Json(render::state_proof(&proof)).into_response());
         }

@@ -294,3 +294,62 @@ fn a_v3_server_proves_operations() {
         assert!(block.state_root.is_some());
     }
 }
+
+/// Earlier trees are rebuilt from the undo logs: a store keeping the last 20 proves state at
+/// every height they reach (the verified value equal to the archive store's), and answers 404
+/// with what it keeps for a height older than that, never a 500 or a wrong proof.
+#[test]
+fn state_proofs_reach_as_far_back_as_the_undo_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("all.redb");
+    let (_all, chs) = synthetic::create(&archive, Scheme::V3, FIRST, 100).unwrap();
+    let pruned = dir.path().join("window.redb");
+    let store = vc_store::Store::open(
+        &pruned,
+        synthetic::config(Scheme::V3, FIRST).with_undo_window(20),
+    )
+    .unwrap();
+    synthetic::extend(&store, FIRST, FIRST + 99, 0).unwrap();
+    drop(store);
+    let serve = |path: &std::path::Path| {
+        Server::bind(
+            ReadOnlyStore::open(path).unwrap(),
+            None,
+            ServeConfig::new("127.0.0.1:0".parse().unwrap()),
+        )
+        .unwrap()
+        .spawn()
+        .unwrap()
+    };
+    let (all, window) = (serve(&archive), serve(&pruned));
+    let tip = FIRST + 99;
+    let trusted = Trusted {
+        height: tip,
+        consensus_hash: chs[99],
+    };
+    let reach = tip - 20;
+    for m in [FIRST, reach - 1, reach, tip - 1, tip] {
+        for key in ["key3", "key17", "key99"] {
+            let from = |server: &vc_serve::RunningServer| {
+                LightClient::new(&server.url(), Duration::from_secs(10))
+                    .unwrap()
+                    .state(FIRST, &trusted, STATE_NAMESPACE, key.as_bytes(), m)
+            };
+            let expected = from(&all).unwrap();
+            match from(&window) {
+                Ok(got) => {
+                    assert!(m >= reach, "{key} at {m}: proven beyond the undo logs");
+                    assert_eq!(got.value, expected.value, "{key} at {m}");
+                }
+                Err(e) => {
+                    assert!(m < reach, "{key} at {m}: {e}");
+                    let text = e.to_string();
+                    assert!(
+                        text.contains("404") && text.contains("no longer kept"),
+                        "{key} at {m}: {text}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -88,6 +88,17 @@ pub enum StoreError {
         /// The oldest height that can still be restored (the end of block `oldest - 1`).
         oldest: u64,
     },
+    /// v3: the state after a block older than the undo logs reach: the tree is stored only
+    /// at the tip, and earlier versions are rebuilt from the undo logs of the blocks since.
+    #[error(
+        "the state after block {height} is no longer kept: undo logs reach back only to block {oldest} (the undo window)"
+    )]
+    StateTooOld {
+        /// The requested height.
+        height: u64,
+        /// The oldest height whose state can still be rebuilt.
+        oldest: u64,
+    },
     /// A rollback target above the tip.
     #[error("cannot roll back to block {target}: the tip is {tip:?}")]
     RollbackAboveTip {

@@ -1,25 +1,29 @@
 //! Proofs straight from the store: [`View`] implements [`vc_chash::History`], and serves v3
-//! state proofs from the versioned state tree.
+//! state proofs from the state tree (the newest, or an earlier one rebuilt from the undo logs).
 
 use vc_chash::history::History;
 use vc_chash::state::proof::{StateProof, StateProveError};
 use vc_chash::{ConsensusHash, Hash256, Scheme};
 
 use crate::error::{DbContext, StoreError};
-use crate::schema::MMR;
+use crate::schema::{MMR, STATE, UNDO};
+use crate::state::{id_of, raw_key};
 use crate::store::View;
-use crate::tree::{self, SMT, SMT_VALUES, TreeAt};
+use crate::tree::{self, SMT, STATE_ROOTS, TreeRead};
 
 impl View {
-    /// v3: the state root as of block `height` (the tree's root node then); `None` for a
-    /// legacy or v2 store.
+    /// v3: the state root as of block `height`; `None` for a legacy or v2 store, or a height
+    /// the chain does not have.
     pub fn tree_root(&self, height: u64) -> Result<Option<Hash256>, StoreError> {
         if !self.scheme.commits_state() {
             return Ok(None);
         }
         self.guard("reading the state root", || {
-            let table = self.txn.open_table(SMT).ctx("opening the state tree")?;
-            tree::root_at(&table, height).map(Some)
+            let table = self
+                .txn
+                .open_table(STATE_ROOTS)
+                .ctx("opening the state roots")?;
+            tree::root_at(&table, height)
         })
     }
 
@@ -34,21 +38,33 @@ impl View {
         target: u64,
     ) -> Result<StateProof, StoreError> {
         self.guard("building a state proof", || {
+            let tip = match self.tip()? {
+                Some(tip) if target <= tip.height => tip.height,
+                // A height the chain does not have: prove() names it.
+                _ => target,
+            };
             let nodes = self.txn.open_table(SMT).ctx("opening the state tree")?;
-            let values = self
-                .txn
-                .open_table(SMT_VALUES)
-                .ctx("opening the state tree values")?;
+            let undo = self.txn.open_table(UNDO).ctx("opening the undo table")?;
+            let state = self.txn.open_table(STATE).ctx("opening the state table")?;
+            let names = self.namespace_names()?;
+            let earlier = tree::changed_since(&undo, names, target, tip)?;
+            let tree = TreeRead::as_of(&nodes, &earlier)?;
+            let raw = id_of(names, namespace).map(|id| raw_key(id, key));
             let mut value_error = None;
-            let tree = TreeAt::new(&nodes, target);
             let proof = vc_chash::state::proof::prove(
                 self,
                 &tree,
-                |path| match tree::value_at(&values, path, target) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        value_error = Some(e);
-                        None
+                |path| {
+                    if let Some((_, value)) = earlier.get(path) {
+                        return value.clone();
+                    }
+                    let raw = raw.as_ref()?;
+                    match state.get(raw.as_slice()).ctx("reading state") {
+                        Ok(v) => v.map(|v| v.value().to_vec()),
+                        Err(e) => {
+                            value_error = Some(e);
+                            None
+                        }
                     }
                 },
                 trusted,

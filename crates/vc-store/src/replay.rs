@@ -10,8 +10,9 @@ use vc_chash::append::Appender;
 use vc_chash::{ConsensusHash, Hash256, hex};
 
 use crate::error::{DbContext, StoreError};
-use crate::schema::{self, CHAIN, ChainEntry, OPS, StoredOp};
+use crate::schema::{self, CHAIN, ChainEntry, OPS, STATE, StoredOp};
 use crate::store::{Tip, View};
+use crate::tree::{self, SMT, TreeRead};
 
 /// What disagreed first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +27,13 @@ pub enum DivergenceKind {
     OpCount,
     /// The recomputed consensus hash at the trusted height differs from the trusted one.
     Trusted,
+    /// v3: a node of the state tree at the tip stores another hash than its children's
+    /// (`expected` the stored one, `found` the recomputed one), or the tree's root, recomputed,
+    /// differs from the one the tip committed.
+    StateTree,
+    /// v3: the state at the tip (every key and value) has another root than the tip
+    /// committed, or other keys than the tree.
+    State,
 }
 
 /// The first place where the store and the replay disagree.
@@ -185,7 +193,56 @@ fn verify_inner(view: &View, trusted: (u64, ConsensusHash)) -> Result<ReplayRepo
         recomputed.push(hashed.consensus_hash);
         previous = Some(Hash256(entry.block_hash));
     }
+    if let Some(tip) = tip
+        && view.scheme.commits_state()
+    {
+        return Ok(report(blocks, state_divergence(view, tip)?));
+    }
     Ok(report(blocks, None))
+}
+
+/// v3: recomputes every hash of the state tree at the tip, and the root of the state itself,
+/// and compares both with the root the tip committed.
+fn state_divergence(view: &View, tip: u64) -> Result<Option<Divergence>, StoreError> {
+    let Some(committed) = view.tree_root(tip)? else {
+        return Err(StoreError::Inconsistent(format!(
+            "no state root for the tip {tip}"
+        )));
+    };
+    let diverged = |kind, found: Hash256| Divergence {
+        height: tip,
+        kind,
+        expected: hex::encode(&committed.0),
+        found: hex::encode(&found.0),
+    };
+    let nodes = view.txn.open_table(SMT).ctx("opening the state tree")?;
+    let walked = tree::walk(&TreeRead::newest(&nodes))?;
+    if let Some((stored, computed)) = walked.bad_node {
+        return Ok(Some(Divergence {
+            height: tip,
+            kind: DivergenceKind::StateTree,
+            expected: hex::encode(&stored.0),
+            found: hex::encode(&computed.0),
+        }));
+    }
+    if walked.root != committed {
+        return Ok(Some(diverged(DivergenceKind::StateTree, walked.root)));
+    }
+    let names = view.namespace_names()?;
+    let state = view.txn.open_table(STATE).ctx("opening the state table")?;
+    let mut leaves = Vec::new();
+    for row in state.iter().ctx("reading state")? {
+        let (k, v) = row.ctx("reading state")?;
+        leaves.push((
+            tree::tree_path(names, k.value())?,
+            vc_chash::state::value_hash(v.value()),
+        ));
+    }
+    let root = vc_chash::state::root_of(&mut leaves);
+    if root != committed || leaves != walked.leaves {
+        return Ok(Some(diverged(DivergenceKind::State, root)));
+    }
+    Ok(None)
 }
 
 /// Recomputes the newest block's hashes from its stored inputs and compares them with the

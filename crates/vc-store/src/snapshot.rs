@@ -8,8 +8,7 @@
 //! Frames come in order: one [`Frame::Header`] (metadata, seeds, tip), every block from the
 //! first with its chain entry and operations ([`Frame::Block`], followed for v3 by the block's
 //! [`Frame::StateRoot`]), the undo logs of the reorg window ([`Frame::Undo`]), the state in
-//! batches ([`Frame::State`]), for v3 the state tree with every version ([`Frame::Tree`],
-//! [`Frame::TreeValues`]), after a cross-chain migration the segments ([`Frame::Segments`]:
+//! batches ([`Frame::State`]), after a cross-chain migration the segments ([`Frame::Segments`]:
 //! which chain each range of heights came from; absent otherwise, and a snapshot without it
 //! imports with no segments), and [`Frame::End`] with the SHA-256 of every byte before it
 //! (corruption, not trust: trust comes from the consensus hashes).
@@ -107,9 +106,11 @@ pub enum Frame {
         /// The state root.
         root: [u8; 32],
     },
-    /// v3: raw state tree entries, every version (see the store's `smt` table).
+    /// v3, written by earlier builds only: raw state tree entries with every version. An
+    /// import skips it (it builds the tree from the state).
     Tree(Vec<(Vec<u8>, Vec<u8>)>),
-    /// v3: raw state tree values, every version (see the store's `smt_values` table).
+    /// v3, written by earlier builds only: raw state tree values with every version. An
+    /// import skips it.
     TreeValues(Vec<(Vec<u8>, Vec<u8>)>),
     /// After a cross-chain migration: every segment, oldest first (see [`crate::Segment`]).
     /// Written only when there are segments, so a chain that never migrated makes the same
@@ -243,25 +244,6 @@ pub fn export(view: &View, path: &Path) -> Result<SnapshotSummary, StoreError> {
     }
     if !batch.is_empty() {
         w.frame(&Frame::State(batch))?;
-    }
-    if view.scheme.commits_state() {
-        for (table, frame) in [
-            (tree::SMT, Frame::Tree as fn(_) -> Frame),
-            (tree::SMT_VALUES, Frame::TreeValues),
-        ] {
-            let table = view.txn.open_table(table).ctx("opening the state tree")?;
-            let mut batch = Vec::with_capacity(STATE_BATCH);
-            for row in table.iter().ctx("reading the state tree")? {
-                let (k, v) = row.ctx("reading the state tree")?;
-                batch.push((k.value().to_vec(), v.value().to_vec()));
-                if batch.len() == STATE_BATCH {
-                    w.frame(&frame(std::mem::take(&mut batch)))?;
-                }
-            }
-            if !batch.is_empty() {
-                w.frame(&frame(batch))?;
-            }
-        }
     }
     let segments = view.segments()?;
     if !segments.is_empty() {
@@ -555,31 +537,9 @@ fn import_into(
                         summary.state_entries += 1;
                     }
                 }
-                (Frame::Tree(entries), _) if config.scheme.commits_state() => {
-                    let mut nodes = txn.open_table(tree::SMT).ctx("opening the state tree")?;
-                    for (k, v) in entries {
-                        tree::check_entry(&k, &v).map_err(|e| r.bad(e))?;
-                        nodes
-                            .insert(k.as_slice(), v.as_slice())
-                            .ctx("writing the state tree")?;
-                    }
-                }
-                (Frame::TreeValues(entries), _) if config.scheme.commits_state() => {
-                    let mut values = txn
-                        .open_table(tree::SMT_VALUES)
-                        .ctx("opening the state tree values")?;
-                    for (k, v) in entries {
-                        if k.len() != 40 {
-                            return Err(r.bad(format!(
-                                "a state tree value key of {} bytes (40 expected)",
-                                k.len()
-                            )));
-                        }
-                        values
-                            .insert(k.as_slice(), v.as_slice())
-                            .ctx("writing the state tree values")?;
-                    }
-                }
+                // Written by earlier builds, which kept every version of the tree: the import
+                // builds the tree from the imported state instead.
+                (Frame::Tree(_) | Frame::TreeValues(_), _) if config.scheme.commits_state() => {}
                 (Frame::Segments(list), _) => {
                     if segments_seen {
                         return Err(r.bad("a second segments frame"));
@@ -633,49 +593,76 @@ fn import_into(
     Ok(summary)
 }
 
-/// v3: checks the imported state and tree against the state roots the (verified) blocks
-/// committed: every block's tree root, the tree at the tip hash by hash, and the state itself.
+/// v3: builds the state tree from the imported state and checks it against the state roots
+/// the (verified) blocks committed: the tree at the tip must have the tip's root, and each
+/// imported undo log, applied backwards from the tip, must give the root of the block before
+/// it (so that rollbacks and proofs at those heights are exact).
 fn check_imported_state(
     txn: &redb::WriteTransaction,
     namespaces: &[String],
     roots: &[(u64, Hash256)],
 ) -> Result<(), String> {
-    let nodes = txn.open_table(tree::SMT).map_err(|e| e.to_string())?;
-    for (height, root) in roots {
-        let found = tree::root_at(&nodes, *height).map_err(|e| e.to_string())?;
-        if found != *root {
-            return Err(format!(
-                "the state tree's root at block {height} is {found}, its consensus hash commits {root}"
-            ));
-        }
-    }
     let Some((tip, root)) = roots.last() else {
         return Ok(());
     };
-    let (walked, mut tree_leaves) = tree::walk(&nodes, *tip).map_err(|e| e.to_string())?;
-    if walked != *root {
+    let mut changes = Vec::new();
+    {
+        let state = txn.open_table(STATE).map_err(|e| e.to_string())?;
+        for row in state.iter().map_err(|e| e.to_string())? {
+            let (k, v) = row.map_err(|e| e.to_string())?;
+            changes.push(vc_chash::state::Change {
+                path: tree::tree_path(namespaces, k.value()).map_err(|e| e.to_string())?,
+                value_hash: Some(vc_chash::state::value_hash(v.value())),
+            });
+        }
+    }
+    changes.sort_unstable_by_key(|c| c.path);
+    let mut nodes = txn.open_table(tree::SMT).map_err(|e| e.to_string())?;
+    let built = tree::TreeWrite::new(&mut nodes, &mut tree::NodeCache::default())
+        .apply(&changes, "building the imported tree")
+        .map_err(|e| e.to_string())?;
+    if built != *root {
         return Err(format!(
-            "the state tree at the tip {tip} hashes to {walked}, its consensus hash commits {root}"
+            "the imported state's root is {built}, the tip {tip}'s consensus hash commits {root}"
         ));
     }
-    let state = txn.open_table(STATE).map_err(|e| e.to_string())?;
-    let mut leaves = Vec::new();
-    for row in state.iter().map_err(|e| e.to_string())? {
-        let (k, v) = row.map_err(|e| e.to_string())?;
-        let path = crate::writer::tree_path(namespaces, k.value()).map_err(|e| e.to_string())?;
-        leaves.push((path, vc_chash::state::value_hash(v.value())));
-    }
-    let recomputed = vc_chash::state::root_of(&mut leaves);
-    if recomputed != *root {
-        return Err(format!(
-            "the imported state's root is {recomputed}, the tip {tip}'s consensus hash commits {root}"
-        ));
-    }
-    tree_leaves.sort_unstable();
-    if tree_leaves != leaves {
-        return Err(format!(
-            "the state tree at the tip {tip} holds other keys than the imported state"
-        ));
+    let undo = txn.open_table(UNDO).map_err(|e| e.to_string())?;
+    let mut tree = tree::TreeRead::newest(&nodes);
+    let first = roots.first().map_or(*tip, |(h, _)| *h);
+    for row in undo.range(..=*tip).map_err(|e| e.to_string())?.rev() {
+        let (h, raw) = row.map_err(|e| e.to_string())?;
+        let height = h.value();
+        let log: UndoLog = schema::decode(raw.value(), || format!("undo log of block {height}"))
+            .map_err(|e| e.to_string())?;
+        let mut back = Vec::with_capacity(log.entries.len());
+        for e in &log.entries {
+            back.push(vc_chash::state::Change {
+                path: tree::tree_path(namespaces, &e.key).map_err(|e| e.to_string())?,
+                value_hash: e.previous.as_deref().map(vc_chash::state::value_hash),
+            });
+        }
+        back.sort_unstable_by_key(|c| c.path);
+        let found = vc_chash::state::update(&mut tree, &back)
+            .map_err(|e| format!("the undo log of block {height}: {e}"))?;
+        let Some(before) = height.checked_sub(1) else {
+            continue;
+        };
+        let want = if before < first {
+            vc_chash::state::EMPTY
+        } else {
+            match usize::try_from(before - first)
+                .ok()
+                .and_then(|i| roots.get(i))
+            {
+                Some((h, r)) if *h == before => *r,
+                _ => return Err(format!("no state root for block {before}")),
+            }
+        };
+        if found != want {
+            return Err(format!(
+                "the undo log of block {height} sets the state back to root {found}, block {before} committed {want}"
+            ));
+        }
     }
     Ok(())
 }

@@ -231,8 +231,8 @@ impl Store {
             if self.config.scheme.commits_state() {
                 txn.open_table(crate::tree::SMT)
                     .ctx("creating the state tree")?;
-                txn.open_table(crate::tree::SMT_VALUES)
-                    .ctx("creating the state tree values")?;
+                txn.open_table(crate::tree::STATE_ROOTS)
+                    .ctx("creating the state roots")?;
             }
         }
         txn.commit().ctx("committing the initial write")?;
@@ -446,16 +446,20 @@ impl View {
         crate::guard::guard(&self.path, what, f)
     }
 
-    /// The id of namespace `name` in this view, `None` if nothing was ever written to it.
-    fn namespace_id(&self, name: &str) -> Result<Option<u16>, StoreError> {
-        let names = match self.namespaces.get() {
+    /// The namespace names in id order.
+    pub(crate) fn namespace_names(&self) -> Result<&[String], StoreError> {
+        Ok(match self.namespaces.get() {
             Some(names) => names,
             None => {
                 let names = read_namespaces(&self.txn)?;
                 self.namespaces.get_or_init(|| names)
             }
-        };
-        Ok(id_of(names, name))
+        })
+    }
+
+    /// The id of namespace `name` in this view, `None` if nothing was ever written to it.
+    fn namespace_id(&self, name: &str) -> Result<Option<u16>, StoreError> {
+        Ok(id_of(self.namespace_names()?, name))
     }
 
     /// The newest block in this view.

@@ -1,55 +1,64 @@
-//! The v3 state tree on redb: every version kept, so that state proofs can be served at any
-//! height.
+//! The v3 state tree on redb: the newest tree in place, older ones rebuilt from the undo logs.
 //!
 //! The tree's shape and hashing are vc-chash's ([`vc_chash::state`]); this module only stores
 //! its nodes, four levels to an entry. A *page* at depth `g` (a multiple of 4) and position
 //! `prefix` holds the 15 nodes of depths `g` to `g + 3` under that position; a block that
-//! changes any of them writes the whole page once, with the block's height, and a read at
-//! height `h` takes the page's newest version at or below `h`:
+//! changes any of them rewrites the page once, in place:
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `smt_pages` | `g` `u16` ‖ the first `g` bits of the position (`⌈g/8⌉` bytes) ‖ `!height` `u64` | [`Page`]: a `u16` bitmap of the non-empty slots, then each such node: `0x01` ‖ hash, or `0x02` ‖ path ‖ value hash |
-//! | `smt_values` | path (32 bytes) ‖ `!height` `u64` | the key's value set at that height |
+//! | `smt_tree` | `g` `u16` ‖ the first `g` bits of the position (`⌈g/8⌉` bytes) | [`Page`]: a `u16` bitmap of the non-empty slots, then each such node: `0x01` ‖ hash, or `0x02` ‖ path ‖ value hash |
+//! | `state_roots` | height `u64` | the state root after that block |
 //!
 //! Slot `2^r − 1 + i` holds the node at depth `g + r` whose bits `g .. g + r` of its position
-//! read `i`. Heights are stored complemented (`!h`, big-endian) so that a page's newest
-//! version sorts first: a read is one range seek. A block writes O(k log n / 4) pages for `k`
-//! changed keys, only on the paths of those keys (and beside them), so a rollback finds every
-//! page a block wrote from the keys its undo log names and removes them.
+//! read `i`. Only the newest tree is stored: a block writes O(k log n / 4) pages for `k`
+//! changed keys, over the pages it replaces, so the table holds one tree whatever the chain's
+//! length. A node left below a leaf that moved up is never read again (a read stops at the
+//! leaf), and the next subtree built there writes every node under it.
+//!
+//! The tree is canonical (a key set has one tree, whatever the order it was built in), so the
+//! tree after an earlier block `m` is the newest one with the keys changed since `m` set back
+//! to their values then, which the undo logs of the blocks after `m` hold. [`TreeRead::as_of`]
+//! applies those changes to a copy of the pages they touch, in memory: O(k log n) for the `k`
+//! keys changed since `m`, and a rollback applies them to the table itself. So an older
+//! version costs no disk beyond the undo logs the store keeps anyway, and is available exactly
+//! as far back as they reach (the undo window).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use redb::{ReadableTable, Table, TableDefinition};
 use vc_chash::Hash256;
-use vc_chash::state::{self, EMPTY, MAX_DEPTH, Node, NodeSource, NodeStore};
+use vc_chash::state::{self, Change, EMPTY, MAX_DEPTH, Node, NodeSource, NodeStore};
 
 use crate::error::{DbContext, StoreError};
+use crate::schema::{self, UndoLog};
 
-pub(crate) const SMT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("smt_pages");
-pub(crate) const SMT_VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("smt_values");
-/// The table of the first v3 layout, one node to an entry: a file that has it was written by
-/// an earlier build and is refused (its pages table would read as an empty tree).
-const SMT_NODES_V0: &str = "smt";
+pub(crate) const SMT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("smt_tree");
+pub(crate) const STATE_ROOTS: TableDefinition<u64, [u8; 32]> = TableDefinition::new("state_roots");
+/// The tables of earlier layouts, which kept every version: a file that has one was written by
+/// an earlier build and is refused (its `smt_tree` would read as an empty tree).
+const EARLIER_LAYOUTS: [(&str, &str); 2] = [
+    ("smt", "one node to an entry, every version kept"),
+    ("smt_pages", "in pages of four levels, every version kept"),
+];
 
-/// Refuses a v3 file written with the first layout of the tree (one node to an entry).
+/// Refuses a v3 file written with an earlier layout of the tree.
 pub(crate) fn check_layout(
     txn: &redb::ReadTransaction,
     path: &std::path::Path,
 ) -> Result<(), StoreError> {
-    let old = txn
-        .list_tables()
-        .ctx("listing the tables")?
-        .any(|t| redb::TableHandle::name(&t) == SMT_NODES_V0);
-    if old {
-        return Err(StoreError::Mismatch {
-            path: path.display().to_string(),
-            field: crate::MetaField::SchemaVersion,
-            stored: "1 with the v3 state tree one node to an entry (an earlier build: reindex)"
-                .into(),
-            expected: "1 with the v3 state tree in pages of four levels".into(),
-        });
+    for table in txn.list_tables().ctx("listing the tables")? {
+        let name = redb::TableHandle::name(&table);
+        if let Some((_, layout)) = EARLIER_LAYOUTS.iter().find(|(n, _)| *n == name) {
+            return Err(StoreError::Mismatch {
+                path: path.display().to_string(),
+                field: crate::MetaField::SchemaVersion,
+                stored: format!("1 with the v3 state tree {layout} (an earlier build: reindex)"),
+                expected: "1 with the v3 state tree in place, older versions from the undo logs"
+                    .into(),
+            });
+        }
     }
     Ok(())
 }
@@ -159,93 +168,154 @@ fn locate(depth: u16, prefix: &Hash256) -> (u16, Hash256, usize) {
     (top, state::prefix(prefix, top), slot)
 }
 
-/// The key of the page at `(top, prefix)` written at `height`.
-pub(crate) fn page_key(top: u16, prefix: &Hash256, height: u64) -> Vec<u8> {
+/// The key of the page at `(top, prefix)`.
+pub(crate) fn page_key(top: u16, prefix: &Hash256) -> Vec<u8> {
     let bytes = usize::from(top).div_ceil(8);
-    let mut key = Vec::with_capacity(2 + bytes + 8);
+    let mut key = Vec::with_capacity(2 + bytes);
     key.extend_from_slice(&top.to_be_bytes());
     key.extend_from_slice(&prefix.0[..bytes]);
-    key.extend_from_slice(&(!height).to_be_bytes());
     key
 }
 
-/// The key of `path`'s value set at `height`.
-pub(crate) fn value_key(path: &Hash256, height: u64) -> [u8; 40] {
-    let mut key = [0u8; 40];
-    key[..32].copy_from_slice(&path.0);
-    key[32..].copy_from_slice(&(!height).to_be_bytes());
-    key
-}
-
-/// The newest entry at or below `height` whose key starts with `position` (a key without its
-/// height suffix), from a table whose keys end in a complemented height.
-fn newest(
-    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    position: &[u8],
-    height: u64,
-) -> Result<Option<Vec<u8>>, StoreError> {
-    let mut from = position.to_vec();
-    from.extend_from_slice(&(!height).to_be_bytes());
-    let mut to = position.to_vec();
-    to.extend_from_slice(&u64::MAX.to_be_bytes());
-    let mut range = table
-        .range(from.as_slice()..=to.as_slice())
-        .ctx("reading the state tree")?;
-    match range.next() {
-        Some(entry) => Ok(Some(
-            entry.ctx("reading the state tree")?.1.value().to_vec(),
-        )),
-        None => Ok(None),
-    }
-}
-
-/// The page at `(top, prefix)` as of `height` (all empty where none was written).
+/// The newest page at `(top, prefix)` (all empty where none is stored).
 fn page_at(
     table: &impl ReadableTable<&'static [u8], &'static [u8]>,
     top: u16,
     prefix: &Hash256,
-    height: u64,
 ) -> Result<Page, StoreError> {
-    let key = page_key(top, prefix, 0);
-    let position = &key[..key.len() - 8];
-    match newest(table, position, height)? {
-        Some(v) => Page::decode(&v, || format!("at depth {top} as of block {height}")),
+    match table
+        .get(page_key(top, prefix).as_slice())
+        .ctx("reading the state tree")?
+    {
+        Some(v) => Page::decode(v.value(), || {
+            format!(
+                "at depth {top}, position {}",
+                vc_chash::hex::encode(&prefix.0)
+            )
+        }),
         None => Ok(Page::default()),
     }
 }
 
-/// The value `path` had as of `height` (when the tree holds it then).
-pub(crate) fn value_at(
-    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    path: &Hash256,
-    height: u64,
-) -> Result<Option<Vec<u8>>, StoreError> {
-    newest(table, &path.0, height)
+/// The tree path of a full state key (namespace id and key bytes).
+pub(crate) fn tree_path(namespaces: &[String], raw: &[u8]) -> Result<Hash256, StoreError> {
+    let id = raw
+        .get(..2)
+        .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+    let name = id.and_then(|i| namespaces.get(i)).ok_or_else(|| {
+        StoreError::Inconsistent(format!(
+            "state key {} is in no known namespace",
+            vc_chash::hex::encode(raw)
+        ))
+    })?;
+    Ok(state::key_path(
+        name.as_bytes(),
+        raw.get(2..).unwrap_or_default(),
+    ))
 }
 
-/// The tree as it was after block `height`, for reading. It keeps the pages on the path of
-/// the last node it read, one per page depth: a proof reads down one path, and a walk
-/// (depth first) comes back to each page after each subtree below it.
-pub(crate) struct TreeAt<'t, T> {
-    table: &'t T,
-    height: u64,
-    path: RefCell<Vec<(u16, Hash256, Page)>>,
-}
+/// The keys changed after some block, by tree path: each key's full store key and its value
+/// then (`None`: absent). Built by [`changed_since`].
+pub(crate) type Earlier = BTreeMap<Hash256, (Vec<u8>, Option<Vec<u8>>)>;
 
-impl<'t, T: ReadableTable<&'static [u8], &'static [u8]>> TreeAt<'t, T> {
-    pub(crate) fn new(table: &'t T, height: u64) -> Self {
-        TreeAt {
-            table,
-            height,
-            path: RefCell::new(Vec::new()),
+/// The keys blocks `height + 1 ..= tip` changed, with their values after block `height`:
+/// the oldest of those blocks' undo logs that names a key holds its value then. Fails with
+/// [`StoreError::StateTooOld`] when an undo log it needs was pruned.
+pub(crate) fn changed_since(
+    undo: &impl ReadableTable<u64, &'static [u8]>,
+    namespaces: &[String],
+    height: u64,
+    tip: u64,
+) -> Result<Earlier, StoreError> {
+    let mut earlier = Earlier::new();
+    if height >= tip {
+        return Ok(earlier);
+    }
+    let mut next = tip;
+    for row in undo.range(height + 1..=tip).ctx("reading undo logs")?.rev() {
+        let (h, raw) = row.ctx("reading undo logs")?;
+        let h = h.value();
+        if h != next {
+            break;
         }
+        let log: UndoLog = schema::decode(raw.value(), || format!("undo log of block {h}"))?;
+        for entry in log.entries {
+            earlier.insert(
+                tree_path(namespaces, &entry.key)?,
+                (entry.key, entry.previous),
+            );
+        }
+        next = h - 1;
+    }
+    if next != height {
+        let oldest = undo
+            .first()
+            .ctx("reading undo logs")?
+            .map_or(tip, |(k, _)| k.value().saturating_sub(1));
+        return Err(StoreError::StateTooOld { height, oldest });
+    }
+    Ok(earlier)
+}
+
+/// `earlier`'s values as tree changes, in path order.
+fn changes(earlier: &Earlier) -> Vec<Change> {
+    earlier
+        .iter()
+        .map(|(path, (_, value))| Change {
+            path: *path,
+            value_hash: value.as_deref().map(state::value_hash),
+        })
+        .collect()
+}
+
+/// A tree update's failure as a store error.
+fn tree_error(what: &str, e: state::TreeError<StoreError>) -> StoreError {
+    match e {
+        state::TreeError::Store(e) => e,
+        other => StoreError::Inconsistent(format!("state tree, {what}: {other}")),
     }
 }
 
-impl<T: ReadableTable<&'static [u8], &'static [u8]>> NodeSource for TreeAt<'_, T> {
+/// A tree for reading: the newest, or an earlier one as the pages its changes touch, held in
+/// memory over the newest. It keeps the pages on the path of the last node it read, one per
+/// page depth: a proof reads down one path, and a walk (depth first) comes back to each page
+/// after each subtree below it.
+pub(crate) struct TreeRead<'t, T> {
+    table: &'t T,
+    path: RefCell<Vec<(u16, Hash256, Page)>>,
+    /// The pages where the earlier tree differs from the newest.
+    changed: HashMap<(u16, Hash256), Page>,
+}
+
+impl<'t, T: ReadableTable<&'static [u8], &'static [u8]>> TreeRead<'t, T> {
+    /// The newest tree.
+    pub(crate) fn newest(table: &'t T) -> Self {
+        TreeRead {
+            table,
+            path: RefCell::new(Vec::new()),
+            changed: HashMap::new(),
+        }
+    }
+
+    /// The tree after an earlier block: the newest with `earlier` (see [`changed_since`])
+    /// set back.
+    pub(crate) fn as_of(table: &'t T, earlier: &Earlier) -> Result<Self, StoreError> {
+        let mut tree = TreeRead::newest(table);
+        if !earlier.is_empty() {
+            state::update(&mut tree, &changes(earlier))
+                .map_err(|e| tree_error("setting back later changes", e))?;
+        }
+        Ok(tree)
+    }
+}
+
+impl<T: ReadableTable<&'static [u8], &'static [u8]>> NodeSource for TreeRead<'_, T> {
     type Error = StoreError;
     fn node(&self, depth: u16, prefix: &Hash256) -> Result<Node, StoreError> {
         let (top, at, slot) = locate(depth, prefix);
+        if let Some(page) = self.changed.get(&(top, at)) {
+            return Ok(page.get(slot));
+        }
         let mut path = self.path.borrow_mut();
         // The kept pages are in depth order, one per depth.
         let level = path.partition_point(|(t, _, _)| *t < top);
@@ -255,11 +325,26 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> NodeSource for TreeAt<'_, T
         {
             return Ok(page.get(slot));
         }
-        let page = page_at(self.table, top, &at, self.height)?;
+        let page = page_at(self.table, top, &at)?;
         let node = page.get(slot);
         path.truncate(level);
         path.push((top, at, page));
         Ok(node)
+    }
+}
+
+impl<T: ReadableTable<&'static [u8], &'static [u8]>> NodeStore for TreeRead<'_, T> {
+    /// Writes go to the in-memory pages, never to the table.
+    fn set_node(&mut self, depth: u16, prefix: &Hash256, node: &Node) -> Result<(), StoreError> {
+        let (top, at, slot) = locate(depth, prefix);
+        let page = match self.changed.entry((top, at)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(page_at(self.table, top, &at)?)
+            }
+        };
+        page.set(slot, node);
+        Ok(())
     }
 }
 
@@ -293,11 +378,10 @@ impl NodeCache {
     }
 }
 
-/// The tree being updated by block `height`, in the block's write transaction. The pages it
+/// The newest tree being changed in a write transaction (a block, or a rollback). The pages it
 /// changes are held until [`TreeWrite::flush`] writes each once.
 pub(crate) struct TreeWrite<'a, 't> {
     table: &'a mut Table<'t, &'static [u8], &'static [u8]>,
-    height: u64,
     cache: RefCell<&'a mut NodeCache>,
     dirty: HashMap<(u16, Hash256), Page>,
 }
@@ -305,12 +389,10 @@ pub(crate) struct TreeWrite<'a, 't> {
 impl<'a, 't> TreeWrite<'a, 't> {
     pub(crate) fn new(
         table: &'a mut Table<'t, &'static [u8], &'static [u8]>,
-        height: u64,
         cache: &'a mut NodeCache,
     ) -> Self {
         TreeWrite {
             table,
-            height,
             cache: RefCell::new(cache),
             dirty: HashMap::new(),
         }
@@ -327,27 +409,34 @@ impl<'a, 't> TreeWrite<'a, 't> {
         if let Some(page) = self.cache.borrow().0.get(&(top, *prefix)) {
             return Ok(f(page));
         }
-        let page = page_at(&*self.table, top, prefix, self.height)?;
+        let page = page_at(&*self.table, top, prefix)?;
         let out = f(&page);
         self.cache.borrow_mut().keep(top, *prefix, page);
         Ok(out)
     }
 
-    /// Writes every changed page, in key order, at this block's height.
-    pub(crate) fn flush(self) -> Result<(), StoreError> {
+    /// Applies `changes` (sorted by path, each path once), writes every changed page once, in
+    /// key order (an emptied page is removed), and returns the new root.
+    pub(crate) fn apply(mut self, changes: &[Change], what: &str) -> Result<Hash256, StoreError> {
+        let root = state::update(&mut self, changes).map_err(|e| tree_error(what, e))?;
         let cache = self.cache.into_inner();
         let mut dirty: Vec<_> = self.dirty.into_iter().collect();
         dirty.sort_unstable_by_key(|(position, _)| *position);
         for ((top, prefix), page) in dirty {
-            self.table
-                .insert(
-                    page_key(top, &prefix, self.height).as_slice(),
-                    page.encode().as_slice(),
-                )
-                .ctx("writing the state tree")?;
+            let key = page_key(top, &prefix);
+            if page == Page::default() {
+                self.table
+                    .remove(key.as_slice())
+                    .ctx("writing the state tree")?;
+            } else {
+                self.table
+                    .insert(key.as_slice(), page.encode().as_slice())
+                    .ctx("writing the state tree")?;
+            }
             cache.keep(top, prefix, page);
         }
-        Ok(())
+        cache.set_root(root);
+        Ok(root)
     }
 }
 
@@ -376,104 +465,55 @@ impl NodeStore for TreeWrite<'_, '_> {
     }
 }
 
-/// Removes every page that block `height` wrote, given the paths of the keys it changed (from
-/// its undo log): the pages on each path and the one beside it below each, down to where the
-/// block wrote no page on the path (a block that changes a node changes every node above it,
-/// so every page above it too).
-pub(crate) fn remove_block(
-    pages: &mut Table<'_, &'static [u8], &'static [u8]>,
-    values: &mut Table<'_, &'static [u8], &'static [u8]>,
-    height: u64,
-    paths: &[Hash256],
-) -> Result<(), StoreError> {
-    // Find every page first: the keys share the upper pages, so removing as we go would hide
-    // the deeper pages of the later keys.
-    let mut doomed = std::collections::BTreeSet::new();
-    for path in paths {
-        values
-            .remove(value_key(path, height).as_slice())
-            .ctx("removing state tree values")?;
-        for top in (0..=MAX_DEPTH).step_by(usize::from(LEVELS)) {
-            let on = page_key(top, &state::prefix(path, top), height);
-            if pages
-                .get(on.as_slice())
-                .ctx("reading the state tree")?
-                .is_none()
-            {
-                break;
-            }
-            doomed.insert(on);
-            if top + LEVELS <= MAX_DEPTH {
-                // The page under the path's node at depth top + 3 that is not on the path:
-                // written when that node's subtree was rebuilt.
-                let below = top + LEVELS;
-                let mut beside = state::prefix(path, below);
-                let i = usize::from(below - 1);
-                beside.0[i / 8] ^= 0x80 >> (i % 8);
-                doomed.insert(page_key(below, &beside, height));
-            }
-        }
-    }
-    for key in doomed {
-        pages
-            .remove(key.as_slice())
-            .ctx("removing state tree pages")?;
-    }
-    Ok(())
-}
-
-/// The state root after block `height`.
-pub(crate) fn root_at(
-    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    height: u64,
+/// Sets the keys `earlier` names back to their values there (a rollback, in the write
+/// transaction) and returns the root then.
+pub(crate) fn set_back(
+    table: &mut Table<'_, &'static [u8], &'static [u8]>,
+    cache: &mut NodeCache,
+    earlier: &Earlier,
 ) -> Result<Hash256, StoreError> {
-    Ok(TreeAt::new(table, height).node(0, &EMPTY)?.hash())
+    TreeWrite::new(table, cache).apply(&changes(earlier), "rolling back")
 }
 
-/// Checks that a raw `smt_pages` entry from outside (a snapshot) has a well-formed key and
-/// page.
-pub(crate) fn check_entry(key: &[u8], value: &[u8]) -> Result<(), String> {
-    let top = key
-        .get(..2)
-        .map(|d| u16::from_be_bytes([d[0], d[1]]))
-        .filter(|d| *d <= MAX_DEPTH && d % LEVELS == 0)
-        .ok_or_else(|| {
-            format!(
-                "state tree key {} has no valid page depth",
-                vc_chash::hex::encode(key)
-            )
-        })?;
-    if key.len() != 2 + usize::from(top).div_ceil(8) + 8 {
-        return Err(format!(
-            "state tree key {} has the wrong length for depth {top}",
-            vc_chash::hex::encode(key)
-        ));
-    }
-    Page::decode(value, || {
-        format!("under key {}", vc_chash::hex::encode(key))
-    })
-    .map(|_| ())
-    .map_err(|e| e.to_string())
-}
-
-/// Walks the whole tree as of `height`, recomputing every inner node's hash from its children,
-/// and returns the recomputed root with every leaf's `(path, value hash)` in path order. Fails
-/// on a node whose stored hash differs from its children's, or a leaf off its position.
-pub(crate) fn walk(
-    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+/// The state root after block `height`, as the `state_roots` table holds it.
+pub(crate) fn root_at(
+    roots: &impl ReadableTable<u64, [u8; 32]>,
     height: u64,
-) -> Result<(Hash256, Vec<(Hash256, Hash256)>), StoreError> {
-    let mut leaves = Vec::new();
-    let tree = TreeAt::new(table, height);
-    let root = walk_at(&tree, 0, &EMPTY, &mut leaves)?;
-    Ok((root, leaves))
+) -> Result<Option<Hash256>, StoreError> {
+    Ok(roots
+        .get(height)
+        .ctx("reading a state root")?
+        .map(|r| Hash256(r.value())))
+}
+
+/// What [`walk`] found: the root recomputed from the leaves, every leaf's `(path, value
+/// hash)` in path order, and the first inner node (depth first) whose stored hash differs from
+/// its children's: `(stored, recomputed)`.
+pub(crate) struct Walked {
+    pub(crate) root: Hash256,
+    pub(crate) leaves: Vec<(Hash256, Hash256)>,
+    pub(crate) bad_node: Option<(Hash256, Hash256)>,
+}
+
+/// Walks the whole tree, recomputing every inner node's hash from its children. Fails on a
+/// shape no tree has (a leaf off its position, an inner node below the deepest level).
+pub(crate) fn walk<T: ReadableTable<&'static [u8], &'static [u8]>>(
+    tree: &TreeRead<'_, T>,
+) -> Result<Walked, StoreError> {
+    let mut walked = Walked {
+        root: EMPTY,
+        leaves: Vec::new(),
+        bad_node: None,
+    };
+    walked.root = walk_at(tree, 0, &EMPTY, &mut walked)?;
+    Ok(walked)
 }
 
 fn walk_at<T: ReadableTable<&'static [u8], &'static [u8]>>(
-    tree: &TreeAt<'_, T>,
+    tree: &TreeRead<'_, T>,
     depth: u16,
     prefix: &Hash256,
-    leaves: &mut Vec<(Hash256, Hash256)>,
+    walked: &mut Walked,
 ) -> Result<Hash256, StoreError> {
     match tree.node(depth, prefix)? {
         Node::Empty => Ok(EMPTY),
@@ -483,7 +523,7 @@ fn walk_at<T: ReadableTable<&'static [u8], &'static [u8]>>(
                     "state tree leaf {path} sits at depth {depth} off its path"
                 )));
             }
-            leaves.push((path, value_hash));
+            walked.leaves.push((path, value_hash));
             Ok(state::leaf_hash(&path, &value_hash))
         }
         Node::Inner(stored) => {
@@ -495,13 +535,11 @@ fn walk_at<T: ReadableTable<&'static [u8], &'static [u8]>>(
             let mut right = *prefix;
             let i = usize::from(depth);
             right.0[i / 8] |= 0x80 >> (i % 8);
-            let l = walk_at(tree, depth + 1, prefix, leaves)?;
-            let r = walk_at(tree, depth + 1, &right, leaves)?;
+            let l = walk_at(tree, depth + 1, prefix, walked)?;
+            let r = walk_at(tree, depth + 1, &right, walked)?;
             let computed = state::node_hash(&l, &r);
-            if computed != stored {
-                return Err(StoreError::Inconsistent(format!(
-                    "state tree node at depth {depth} stores {stored}, its children hash to {computed}"
-                )));
+            if computed != stored && walked.bad_node.is_none() {
+                walked.bad_node = Some((stored, computed));
             }
             Ok(computed)
         }
@@ -570,8 +608,5 @@ mod tests {
         assert_eq!(Page::parse(&[0x80, 0x00]), None);
         assert_eq!(Page::parse(&[0x00, 0x01, 3]), None);
         assert_eq!(Page::parse(&[0x00]), None);
-        assert!(check_entry(&page_key(4, &h(0xF0), 7), &bytes).is_ok());
-        assert!(check_entry(&page_key(5, &h(0xF0), 7), &bytes).is_err());
-        assert!(check_entry(&page_key(4, &h(0xF0), 7)[1..], &bytes).is_err());
     }
 }

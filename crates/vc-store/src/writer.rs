@@ -23,7 +23,7 @@ use crate::schema::{
 };
 use crate::state::{RawEntry, StateAccess, StateRead, id_of, raw_key, raw_range};
 use crate::store::{Store, load_mmr, mmr_prefix};
-use crate::tree::{self, NodeCache, SMT, SMT_VALUES, TreeWrite};
+use crate::tree::{self, NodeCache, SMT, STATE_ROOTS, TreeWrite};
 
 /// When a batching writer commits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -299,7 +299,9 @@ impl<'s> Writer<'s> {
         let scheme = self.store.config.scheme;
         let v2 = scheme.has_accumulator();
         let namespaces = self.namespaces.clone();
-        self.cache.clear();
+        // Taken for the rollback, put back after it: the tree it sets back goes through it.
+        let mut cache = std::mem::take(&mut self.cache);
+        cache.clear();
         let current_mmr = self.appender.mmr().clone();
         let txn = self.txn()?;
         let (new_tip, new_mmr) = {
@@ -319,15 +321,9 @@ impl<'s> Writer<'s> {
             let mut ops = txn.open_table(OPS).ctx("opening the ops table")?;
             let mut chain = txn.open_table(CHAIN).ctx("opening the chain table")?;
             let mmr = txn.open_table(MMR).ctx("opening the mmr table")?;
-            let mut tree_tables = if scheme.commits_state() {
-                Some((
-                    txn.open_table(SMT).ctx("opening the state tree")?,
-                    txn.open_table(SMT_VALUES)
-                        .ctx("opening the state tree values")?,
-                ))
-            } else {
-                None
-            };
+            // v3: each key the reverted blocks changed, with its value at the target (the
+            // oldest of their undo logs that names it holds it).
+            let mut earlier = tree::Earlier::new();
             for height in (lowest..=tip).rev() {
                 let log: UndoLog = {
                     let raw = undo
@@ -347,14 +343,22 @@ impl<'s> Writer<'s> {
                     }
                     .ctx("restoring state")?;
                 }
-                if let Some((nodes, values)) = &mut tree_tables {
-                    let paths = log
-                        .entries
-                        .iter()
-                        .map(|e| tree_path(&namespaces, &e.key))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    tree::remove_block(nodes, values, height, &paths)?;
+                if scheme.commits_state() {
+                    for entry in log.entries {
+                        earlier.insert(
+                            tree::tree_path(&namespaces, &entry.key)?,
+                            (entry.key, entry.previous),
+                        );
+                    }
                 }
+            }
+            if scheme.commits_state() {
+                let mut nodes = txn.open_table(SMT).ctx("opening the state tree")?;
+                tree::set_back(&mut nodes, &mut cache, &earlier)?;
+                txn.open_table(STATE_ROOTS)
+                    .ctx("opening the state roots")?
+                    .retain_in(lowest..=tip, |_, _| false)
+                    .ctx("removing state roots")?;
             }
             // One range deletion a table: redb rebuilds a page once for all its entries,
             // where a removal a key would rebuild its path every time.
@@ -382,6 +386,7 @@ impl<'s> Writer<'s> {
             (new_tip, new_mmr)
         };
         self.tip = new_tip;
+        self.cache = cache;
         self.appender = Appender::resume(self.store.config.scheme, first, lowest, new_mmr);
         self.pending += 1;
         let reverted = tip - lowest + 1;
@@ -712,6 +717,12 @@ fn apply_block(
                     &overlay,
                 )?)
             };
+            if let Some(root) = state_root {
+                txn.open_table(STATE_ROOTS)
+                    .ctx("opening the state roots")?
+                    .insert(height, root.0)
+                    .ctx("writing the state root")?;
+            }
             let mut undo = txn.open_table(UNDO).ctx("opening the undo table")?;
             undo.insert(height, schema::encode(&log)?.as_slice())
                 .ctx("writing the undo log")?;
@@ -775,23 +786,6 @@ fn apply_block(
     }
 }
 
-/// The tree path of a full state key (namespace id and key bytes).
-pub(crate) fn tree_path(namespaces: &[String], raw: &[u8]) -> Result<Hash256, StoreError> {
-    let id = raw
-        .get(..2)
-        .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
-    let name = id.and_then(|i| namespaces.get(i)).ok_or_else(|| {
-        StoreError::Inconsistent(format!(
-            "state key {} is in no known namespace",
-            vc_chash::hex::encode(raw)
-        ))
-    })?;
-    Ok(vc_chash::state::key_path(
-        name.as_bytes(),
-        raw.get(2..).unwrap_or_default(),
-    ))
-}
-
 /// v3: applies the block's state changes (the keys its undo log names, with their new values
 /// from the overlay) to the state tree and returns the new state root.
 fn update_tree(
@@ -808,30 +802,14 @@ fn update_tree(
         return Ok(root);
     }
     let mut nodes = txn.open_table(SMT).ctx("opening the state tree")?;
-    let mut values = txn
-        .open_table(SMT_VALUES)
-        .ctx("opening the state tree values")?;
     let mut changes = Vec::with_capacity(log.entries.len());
     for entry in &log.entries {
-        let path = tree_path(namespaces, &entry.key)?;
         let new = overlay.get(&entry.key).and_then(Option::as_deref);
-        if let Some(v) = new {
-            values
-                .insert(tree::value_key(&path, height).as_slice(), v)
-                .ctx("writing state tree values")?;
-        }
         changes.push(vc_chash::state::Change {
-            path,
+            path: tree::tree_path(namespaces, &entry.key)?,
             value_hash: new.map(vc_chash::state::value_hash),
         });
     }
     changes.sort_unstable_by_key(|c| c.path);
-    let mut tree = TreeWrite::new(&mut nodes, height, cache);
-    let root = vc_chash::state::update(&mut tree, &changes).map_err(|e| match e {
-        vc_chash::state::TreeError::Store(e) => e,
-        other => StoreError::Inconsistent(format!("state tree at block {height}: {other}")),
-    })?;
-    tree.flush()?;
-    cache.set_root(root);
-    Ok(root)
+    TreeWrite::new(&mut nodes, cache).apply(&changes, &format!("block {height}"))
 }

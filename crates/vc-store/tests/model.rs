@@ -36,7 +36,11 @@ fn step() -> impl Strategy<Value = Step> {
 const FIRST: u64 = 20;
 const WINDOW: u64 = 6;
 
-fn check(store: &Store, model: &Model) -> Result<(), TestCaseError> {
+fn check(
+    store: &Store,
+    model: &Model,
+    undo: &std::collections::BTreeSet<u64>,
+) -> Result<(), TestCaseError> {
     let view = store.view().unwrap();
     let ns = common::NAMES;
     let state: std::collections::BTreeMap<String, u64> =
@@ -54,7 +58,7 @@ fn check(store: &Store, model: &Model) -> Result<(), TestCaseError> {
         prop_assert_eq!(view.consensus_hash(tip + 1).unwrap(), None);
         prop_assert!(view.ops(tip + 1).unwrap().is_empty());
         if model.scheme.commits_state() {
-            check_state_proofs(&view, model, tip)?;
+            check_state_proofs(&view, model, tip, undo)?;
         }
     }
     Ok(())
@@ -62,8 +66,14 @@ fn check(store: &Store, model: &Model) -> Result<(), TestCaseError> {
 
 /// v3: the store's state root at every height equals the model's, and state proofs of every
 /// key the model ever had, at a spread of heights, verify against the tip's consensus hash and
-/// give the model's value at that height.
-fn check_state_proofs(view: &vc_store::View, model: &Model, tip: u64) -> Result<(), TestCaseError> {
+/// give the model's value at that height. Heights older than the undo window (whose logs
+/// rebuild the earlier trees) are refused as such.
+fn check_state_proofs(
+    view: &vc_store::View,
+    model: &Model,
+    tip: u64,
+    undo: &std::collections::BTreeSet<u64>,
+) -> Result<(), TestCaseError> {
     let trees = model.trees();
     let trusted = view.consensus_hash(tip).unwrap().unwrap();
     for h in FIRST..=tip {
@@ -72,9 +82,17 @@ fn check_state_proofs(view: &vc_store::View, model: &Model, tip: u64) -> Result<
             Some(trees[(h - FIRST) as usize].root())
         );
     }
+    // The oldest height whose later blocks all still have their undo logs.
+    let mut reach = tip;
+    while reach >= FIRST && undo.contains(&reach) {
+        reach -= 1;
+    }
+    let reach = reach.max(FIRST);
     let heights = [
         FIRST,
         (FIRST + tip) / 2,
+        reach.saturating_sub(1).max(FIRST),
+        reach,
         tip.saturating_sub(1).max(FIRST),
         tip,
     ];
@@ -82,6 +100,14 @@ fn check_state_proofs(view: &vc_store::View, model: &Model, tip: u64) -> Result<
         let state = &model.states[(m - FIRST) as usize];
         for i in 0..42u64 {
             let key = format!("name{i}");
+            if m < reach {
+                let refused = view.state_proof("names", key.as_bytes(), tip, m);
+                prop_assert!(
+                    matches!(refused, Err(vc_store::StoreError::StateTooOld { height, oldest }) if height == m && oldest == reach),
+                    "key {key} at {m}, undo logs from {reach}: {refused:?}"
+                );
+                continue;
+            }
             let proof = view.state_proof("names", key.as_bytes(), tip, m).unwrap();
             let ok = vc_chash::state::proof::verify(
                 &proof.encode(),
@@ -158,7 +184,7 @@ fn run(scheme: Scheme, steps: Vec<Step>) -> Result<(), TestCaseError> {
                     drop(w);
                     drop(store);
                     store = Store::open(&path, cfg.clone()).unwrap();
-                    check(&store, &committed)?;
+                    check(&store, &committed, &committed_undo)?;
                     i += 1;
                     break;
                 }
@@ -170,11 +196,11 @@ fn run(scheme: Scheme, steps: Vec<Step>) -> Result<(), TestCaseError> {
                 committed_undo = undo.clone();
             }
         }
-        check(&store, &committed)?;
+        check(&store, &committed, &committed_undo)?;
         working = committed.clone();
         undo = committed_undo.clone();
     }
-    check(&store, &committed)
+    check(&store, &committed, &committed_undo)
 }
 
 proptest! {

@@ -1,7 +1,8 @@
-//! v3 snapshots carry the state tree, and an import proves the state: an honest snapshot
-//! imports into a store with the same state roots and state proofs, and a snapshot whose state,
-//! tree or claimed roots were changed (with its checksum made to match, so that only the
-//! consensus hashes can tell) is refused, leaving no database.
+//! v3 snapshot imports prove the state: an honest snapshot imports into a store with the same
+//! state roots and state proofs (the tree built from the imported state, earlier versions from
+//! the imported undo logs), and a snapshot whose state, undo logs or claimed roots were changed
+//! (with its checksum made to match, so that only the consensus hashes can tell) is refused,
+//! leaving no database.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -38,7 +39,7 @@ fn rewrite(path: &Path, mut edit: impl FnMut(&mut Frame)) {
 }
 
 #[test]
-fn v3_snapshots_carry_the_tree_and_imports_prove_the_state() {
+fn v3_snapshot_imports_prove_the_state_and_its_history() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("src.redb"), config(Scheme::V3, FIRST)).unwrap();
     let mut w = store.writer().unwrap();
@@ -109,14 +110,23 @@ fn v3_snapshots_carry_the_tree_and_imports_prove_the_state() {
             }),
         ),
         (
-            "a tree node",
+            "an undo log's earlier value",
             Box::new(|f| {
-                if let Frame::Tree(entries) = f {
-                    for (_, v) in entries.iter_mut() {
-                        if v[0] == 1 {
-                            v[5] ^= 1;
-                        }
-                    }
+                if let Frame::Undo { height, log } = f
+                    && *height == FIRST + 20
+                {
+                    let entry = log.entries.first_mut().unwrap();
+                    entry.previous = Some(common::stored_u64(424_242));
+                }
+            }),
+        ),
+        (
+            "an undo log's entry dropped",
+            Box::new(|f| {
+                if let Frame::Undo { height, log } = f
+                    && *height == FIRST + 3
+                {
+                    log.entries.pop().unwrap();
                 }
             }),
         ),

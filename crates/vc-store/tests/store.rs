@@ -166,10 +166,17 @@ fn proofs_after_a_rollback_ignore_the_reverted_accumulator_nodes() {
     }
 }
 
-/// A v3 file written by the first layout of the state tree (one node to an entry, table `smt`)
-/// is refused by both kinds of handle: its tree would read as empty.
+/// A v3 file written by an earlier layout of the state tree (every version kept: one node to an
+/// entry in table `smt`, then pages in `smt_pages`) is refused by both kinds of handle: its
+/// tree would read as empty.
 #[test]
-fn a_v3_file_of_the_first_tree_layout_is_refused() {
+fn a_v3_file_of_an_earlier_tree_layout_is_refused() {
+    for table in ["smt", "smt_pages"] {
+        refuses_a_v3_file_with(table);
+    }
+}
+
+fn refuses_a_v3_file_with(table: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
     let (store, _) = build(&path, Scheme::V3, 10, 5, 5);
@@ -178,7 +185,7 @@ fn a_v3_file_of_the_first_tree_layout_is_refused() {
         let db = redb::Database::open(&path).unwrap();
         let txn = db.begin_write().unwrap();
         {
-            let old: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("smt");
+            let old: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new(table);
             let mut t = txn.open_table(old).unwrap();
             t.insert(&[0u8, 0][..], &[0u8][..]).unwrap();
         }
@@ -718,4 +725,46 @@ fn a_snapshot_of_the_first_format_is_refused_with_a_reason() {
         !dir.path().join("db").exists(),
         "a refused import left a database"
     );
+}
+
+/// v3: the replay verifier also recomputes the state tree and the state at the tip, so a
+/// flipped hash in a tree page, or a changed state value, is found (the consensus hashes, from
+/// the stored records and roots, still agree).
+#[test]
+fn replay_finds_a_damaged_state_tree_or_state() {
+    for (table, want) in [
+        ("smt_tree", replay::DivergenceKind::StateTree),
+        ("state", replay::DivergenceKind::State),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let (store, _) = build(&path, Scheme::V3, 10, 30, 30);
+        let tip = store.view().unwrap().tip().unwrap().unwrap();
+        let ok = replay::verify(&store.view().unwrap(), (tip.height, tip.consensus_hash)).unwrap();
+        assert!(ok.is_ok(), "{ok:?}");
+        drop(store);
+        {
+            let db = redb::Database::open(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let def: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new(table);
+                let mut t = txn.open_table(def).unwrap();
+                let (k, mut v) = {
+                    let (k, v) = redb::ReadableTable::first(&t).unwrap().unwrap();
+                    (k.value().to_vec(), v.value().to_vec())
+                };
+                // A tree page's last byte is inside a hash; a state value's inside the value.
+                *v.last_mut().unwrap() ^= 1;
+                t.insert(k.as_slice(), v.as_slice()).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let store = Store::open(&path, config(Scheme::V3, 10)).unwrap();
+        let view = store.view().unwrap();
+        let bad = replay::verify(&view, (tip.height, tip.consensus_hash)).unwrap();
+        let d = bad
+            .divergence
+            .unwrap_or_else(|| panic!("{table}: not found"));
+        assert_eq!((d.height, d.kind), (tip.height, want), "{table}");
+    }
 }
