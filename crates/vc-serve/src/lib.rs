@@ -90,6 +90,9 @@ pub struct ReadmeDoctests;
 /// The default [`ServeConfig::max_fresh_window`].
 pub const DEFAULT_MAX_FRESH_WINDOW: u64 = 1024;
 
+/// The default [`ServeConfig::max_state_changes`].
+pub const DEFAULT_MAX_STATE_CHANGES: u64 = 100_000;
+
 /// The largest [`ServeConfig::max_in_flight`] accepted.
 pub const MAX_IN_FLIGHT: usize = 1 << 20;
 
@@ -133,6 +136,11 @@ pub struct ServeConfig {
     /// `window` consensus hashes; larger windows are refused with `400` before any read.
     /// Default [`DEFAULT_MAX_FRESH_WINDOW`].
     pub max_fresh_window: u64,
+    /// v3: the most state changes a state proof at an earlier height may set back. The tree
+    /// after block `m` is rebuilt in memory from the undo logs of the blocks above it, at a
+    /// cost (time and memory) linear in the changes they hold; a request over the limit is
+    /// refused with `400` before any tree work. Default [`DEFAULT_MAX_STATE_CHANGES`].
+    pub max_state_changes: u64,
     /// The most connections open at once. The server also keeps headroom under the process's
     /// open-file limit (32 files plus 1/32 of the limit), whichever is lower. At the cap, a new
     /// connection evicts the one waiting longest for a request head; if all are answering, the
@@ -178,6 +186,7 @@ impl ServeConfig {
             max_request_bytes: 2048,
             worker_threads: None,
             max_fresh_window: DEFAULT_MAX_FRESH_WINDOW,
+            max_state_changes: DEFAULT_MAX_STATE_CHANGES,
             max_connections: 4096,
             header_read_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),

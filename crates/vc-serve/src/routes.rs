@@ -517,10 +517,13 @@ pub(crate) async fn state(
         let view = view(s)?;
         let (n, m) = proof_heights(s, &view, trusted, height, "height")?;
         let proof = view
-            .state_proof(&namespace, &key, n, m)
+            .state_proof_within(&namespace, &key, n, m, s.config.max_state_changes)
             .map_err(|e| match e {
                 // Earlier trees are rebuilt from the undo logs: none, none older.
                 e @ StoreError::StateTooOld { .. } => ApiError::NotFound(e.to_string()),
+                e @ StoreError::StateTooCostly { .. } => {
+                    ApiError::BadRequest(format!("{e} (this server's --max-state-changes)"))
+                }
                 e => e.into(),
             })?;
         if json {

@@ -297,7 +297,8 @@ fn a_v3_server_proves_operations() {
 
 /// Earlier trees are rebuilt from the undo logs: a store keeping the last 20 proves state at
 /// every height they reach (the verified value equal to the archive store's), and answers 404
-/// with what it keeps for a height older than that, never a 500 or a wrong proof.
+/// with what it keeps for a height older than that, never a 500 or a wrong proof. A server's
+/// `max_state_changes` bounds the work: deeper requests get 400.
 #[test]
 fn state_proofs_reach_as_far_back_as_the_undo_logs() {
     let dir = tempfile::tempdir().unwrap();
@@ -322,6 +323,15 @@ fn state_proofs_reach_as_far_back_as_the_undo_logs() {
         .unwrap()
     };
     let (all, window) = (serve(&archive), serve(&pruned));
+    // A server that sets back at most 3 changes: one block above the tip's parent holds 1 to
+    // 3 (`synthetic::state_changes`), so a proof at the parent passes and one 30 blocks down
+    // is refused before any tree work.
+    let mut strict_config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
+    strict_config.max_state_changes = 3;
+    let strict = Server::bind(ReadOnlyStore::open(&archive).unwrap(), None, strict_config)
+        .unwrap()
+        .spawn()
+        .unwrap();
     let tip = FIRST + 99;
     let trusted = Trusted {
         height: tip,
@@ -336,6 +346,16 @@ fn state_proofs_reach_as_far_back_as_the_undo_logs() {
                     .state(FIRST, &trusted, STATE_NAMESPACE, key.as_bytes(), m)
             };
             let expected = from(&all).unwrap();
+            if m == tip - 1 {
+                assert_eq!(from(&strict).unwrap().value, expected.value);
+            }
+            if m + 30 <= tip {
+                let text = from(&strict).unwrap_err().to_string();
+                assert!(
+                    text.contains("400") && text.contains("max-state-changes"),
+                    "{key} at {m}: {text}"
+                );
+            }
             match from(&window) {
                 Ok(got) => {
                     assert!(m >= reach, "{key} at {m}: proven beyond the undo logs");

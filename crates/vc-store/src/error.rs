@@ -99,6 +99,17 @@ pub enum StoreError {
         /// The oldest height whose state can still be rebuilt.
         oldest: u64,
     },
+    /// v3: rebuilding the state tree after block `height` would set back more changes than
+    /// the caller allows (see [`crate::View::state_proof_within`]).
+    #[error(
+        "the state after block {height} is more than {limit} state changes below the tip: too costly to rebuild here"
+    )]
+    StateTooCostly {
+        /// The requested height.
+        height: u64,
+        /// The most changes the caller allowed.
+        limit: u64,
+    },
     /// A rollback target above the tip.
     #[error("cannot roll back to block {target}: the tip is {tip:?}")]
     RollbackAboveTip {

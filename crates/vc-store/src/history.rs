@@ -30,12 +30,29 @@ impl View {
     /// v3: the proof that `key` of namespace `namespace` has its value as of block `target`
     /// (or is absent then), against the consensus hash at `trusted`. See
     /// [`vc_chash::state::proof`] for what a client checks.
+    ///
+    /// The tree after `target` is rebuilt from the undo logs of the blocks above it: that
+    /// costs O(k log n) for the `k` changes they hold, with no limit here; a server answering
+    /// strangers uses [`View::state_proof_within`].
     pub fn state_proof(
         &self,
         namespace: &str,
         key: &[u8],
         trusted: u64,
         target: u64,
+    ) -> Result<StateProof, StoreError> {
+        self.state_proof_within(namespace, key, trusted, target, u64::MAX)
+    }
+
+    /// [`View::state_proof`], refused with [`StoreError::StateTooCostly`] before any tree work
+    /// when the blocks above `target` hold more than `max_changes` state changes.
+    pub fn state_proof_within(
+        &self,
+        namespace: &str,
+        key: &[u8],
+        trusted: u64,
+        target: u64,
+        max_changes: u64,
     ) -> Result<StateProof, StoreError> {
         self.guard("building a state proof", || {
             let tip = match self.tip()? {
@@ -47,7 +64,7 @@ impl View {
             let undo = self.txn.open_table(UNDO).ctx("opening the undo table")?;
             let state = self.txn.open_table(STATE).ctx("opening the state table")?;
             let names = self.namespace_names()?;
-            let earlier = tree::changed_since(&undo, names, target, tip)?;
+            let earlier = tree::changed_since(&undo, names, target, tip, max_changes)?;
             let tree = TreeRead::as_of(&nodes, &earlier)?;
             let raw = id_of(names, namespace).map(|id| raw_key(id, key));
             let mut value_error = None;

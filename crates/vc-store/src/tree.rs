@@ -220,14 +220,17 @@ pub(crate) type Earlier = BTreeMap<Hash256, (Vec<u8>, Option<Vec<u8>>)>;
 
 /// The keys blocks `height + 1 ..= tip` changed, with their values after block `height`:
 /// the oldest of those blocks' undo logs that names a key holds its value then. Fails with
-/// [`StoreError::StateTooOld`] when an undo log it needs was pruned.
+/// [`StoreError::StateTooOld`] when an undo log it needs was pruned, and with
+/// [`StoreError::StateTooCostly`] when those logs hold more than `limit` changes.
 pub(crate) fn changed_since(
     undo: &impl ReadableTable<u64, &'static [u8]>,
     namespaces: &[String],
     height: u64,
     tip: u64,
+    limit: u64,
 ) -> Result<Earlier, StoreError> {
     let mut earlier = Earlier::new();
+    let mut read = 0u64;
     if height >= tip {
         return Ok(earlier);
     }
@@ -239,6 +242,10 @@ pub(crate) fn changed_since(
             break;
         }
         let log: UndoLog = schema::decode(raw.value(), || format!("undo log of block {h}"))?;
+        read = read.saturating_add(log.entries.len() as u64);
+        if read > limit {
+            return Err(StoreError::StateTooCostly { height, limit });
+        }
         for entry in log.entries {
             earlier.insert(
                 tree_path(namespaces, &entry.key)?,

@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// (0 to 1,000,000 blocks).
     #[arg(long, default_value_t = vc_serve::DEFAULT_MAX_FRESH_WINDOW, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     max_fresh_window: u64,
+    /// v3: the most state changes a state proof at an earlier height may set back (the tree
+    /// then is rebuilt in memory from the undo logs above it); deeper requests get 400.
+    #[arg(long, default_value_t = vc_serve::DEFAULT_MAX_STATE_CHANGES)]
+    max_state_changes: u64,
     /// POST every live event (apply, rollback) as JSON to this http:// URL, in order, retried
     /// with back-off until accepted (repeatable).
     #[arg(long = "webhook", value_name = "URL")]
@@ -123,6 +127,7 @@ pub fn serve(args: ServeArgs, globals: &crate::Globals) -> Result<ExitCode> {
     config.header_read_timeout = args.header_timeout;
     config.write_timeout = args.write_timeout;
     config.max_fresh_window = args.max_fresh_window;
+    config.max_state_changes = args.max_state_changes;
     config.ready_lag = args.ready_lag;
     if let Some(dir) = &args.snapshot_dir
         && !dir.is_dir()
