@@ -20,7 +20,9 @@
 //!   10,000 puts and cached under `CARGO_TARGET_TMPDIR`, then copied): `apply_1000` times one
 //!   block changing 1,000 random keys from `begin_block` to `finish` (inside the write
 //!   transaction; the commit follows untimed), `apply_1000_commit` the same with its durable
-//!   commit, `apply_empty` one block changing nothing (commit every 1,000 blocks, untimed).
+//!   commit, `apply_empty` one block changing nothing (commit every 1,000 blocks, untimed),
+//!   and for v3 `prove_D_blocks_back` a state proof of a random key at `D` blocks below the
+//!   tip (1, 10, 100), whose earlier tree is rebuilt from the `D` blocks' undo logs.
 //!   Bytes on disk per key and the growth per block are printed at start-up.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
@@ -337,7 +339,7 @@ fn put_block(w: &mut Writer<'_>, keys: impl Iterator<Item = u64>) {
 fn million_store(scheme: Scheme) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("vc-store-bench");
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("store-1m-{}-v1.redb", scheme.name()));
+    let path = dir.join(format!("store-1m-{}-v2.redb", scheme.name()));
     if path.exists() {
         return path;
     }
@@ -459,6 +461,25 @@ fn million_keys(c: &mut Criterion) {
                     total
                 });
             });
+        }
+        if scheme.commits_state() {
+            // A proof at an earlier height sets back, in memory, every key changed since:
+            // about 1,000 a block here.
+            w.commit().unwrap();
+            let view = store.view().unwrap();
+            let tip = view.tip().unwrap().unwrap().height;
+            for back in [1u64, 10, 100] {
+                g.bench_function(format!("{name}/prove_{back}_blocks_back"), |b| {
+                    let mut key = 0u64;
+                    b.iter(|| {
+                        key = next_key(&mut x);
+                        black_box(
+                            view.state_proof("names", &key.to_be_bytes(), tip, tip - back)
+                                .unwrap(),
+                        )
+                    });
+                });
+            }
         }
         g.bench_function(format!("{name}/apply_empty"), |b| {
             b.iter_custom(|iters| {
