@@ -91,7 +91,7 @@ pub struct ReadmeDoctests;
 pub const DEFAULT_MAX_FRESH_WINDOW: u64 = 1024;
 
 /// The default [`ServeConfig::max_state_changes`].
-pub const DEFAULT_MAX_STATE_CHANGES: u64 = 100_000;
+pub const DEFAULT_MAX_STATE_CHANGES: u64 = 10_000;
 
 /// The largest [`ServeConfig::max_in_flight`] accepted.
 pub const MAX_IN_FLIGHT: usize = 1 << 20;
