@@ -1,4 +1,4 @@
-//! `index --app app.wasm`, then `status`, `ops` and `serve` on the result, over the committed
+//! `index --app app.wasm`, then `status`, `ops`, `serve` and `light` on the result, over the committed
 //! fixture's block files: a WebAssembly application run by the generic CLI.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -26,6 +26,8 @@ fn fixture() -> PathBuf {
 fn counter(extra: &[u8]) -> Vec<u8> {
     let mut m = vc_vm::Manifest::new("idcount", "1", b"id", 272);
     m.opcodes = b"*&!?:+>~".to_vec();
+    // v3, so that `light state` can prove the count from the served database.
+    m.scheme = vc_chash::Scheme::V3;
     let manifest = m.encode();
     let data: String = manifest.iter().map(|b| format!("\\{b:02x}")).collect();
     // The record: v2 encoding of opcode "+" with no values: 01, 01, '+', 00 00.
@@ -118,13 +120,50 @@ fn a_module_indexes_the_fixture_and_the_database_serves() {
     let o = index(Some(&other), &db);
     assert!(!o.status.success());
 
-    // `serve` rebuilds the spec from the database alone.
+    // `serve` rebuilds the spec from the database alone, and `light` proves what it serves:
+    // one block's records, and the count (state key `n` of namespace `c`) at the tip.
     let (mut child, base) = serve_support::serve(&db);
     let body = get(&base, "/v1/tip");
+    let trusted = format!("{}:{}", tip.height, tip.consensus_hash);
+    let records = run(&[
+        "light",
+        "verify",
+        "--server",
+        &base,
+        "--trusted",
+        &trusted,
+        "--height",
+        "300",
+    ]);
+    let count = run(&[
+        "light",
+        "state",
+        "c",
+        "6e",
+        "--hex",
+        "--server",
+        &base,
+        "--trusted",
+        &trusted,
+        "--json",
+    ]);
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(body.contains("wasm:idcount"), "{body}");
     assert!(body.contains(&tip.consensus_hash.to_string()), "{body}");
+    assert!(
+        records.status.success(),
+        "{}",
+        String::from_utf8_lossy(&records.stderr)
+    );
+    let count_out = String::from_utf8_lossy(&count.stdout);
+    assert!(
+        count.status.success(),
+        "{count_out}{}",
+        String::from_utf8_lossy(&count.stderr)
+    );
+    // 36 as a little-endian u64, in hex.
+    assert!(count_out.contains("2400000000000000"), "{count_out}");
 }
 
 #[test]
