@@ -23,6 +23,7 @@ pub struct ReadmeDoctests;
 pub mod abi;
 mod app;
 pub mod codes;
+pub mod contract;
 mod error;
 mod host;
 pub mod limits;

@@ -29,7 +29,7 @@ use crate::manifest::{Manifest, VmParams};
 ///   run).
 /// - wasmi's strict limits on the numbers of functions, globals, tables, segments and
 ///   parameters; call depth and value stack bounded.
-fn config() -> Config {
+pub(crate) fn config() -> Config {
     let mut c = Config::default();
     c.consume_fuel(true)
         .floats(false)
