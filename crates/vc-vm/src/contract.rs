@@ -903,6 +903,109 @@ mod tests {
         assert_eq!(run.outcome.unwrap_err().code, codes::OUT_OF_MEMORY);
     }
 
+    /// The code `wat`'s `vc_call` ends with.
+    fn call_code(wat: &str) -> &'static str {
+        let m = ContractModule::load(&wat::parse_str(wat).unwrap()).unwrap();
+        let run = m
+            .run(&input(Entry::Call), 1_000_000, &mut Map::default())
+            .unwrap();
+        run.outcome.unwrap_err().code
+    }
+
+    #[test]
+    fn hostile_calls_end_in_codes() {
+        // Endless recursion.
+        let code = call_code(
+            r#"(module (memory (export "memory") 1)
+                (func $f (call $f)) (func (export "vc_call") (call $f)))"#,
+        );
+        assert_eq!(code, codes::STACK_OVERFLOW);
+        // A key outside memory.
+        let code = call_code(
+            r#"(module (import "vc" "storage_put" (func $put (param i32 i32 i32 i32)))
+                (memory (export "memory") 1)
+                (func (export "vc_call")
+                  (call $put (i32.const 65535) (i32.const 8) (i32.const 0) (i32.const 1))))"#,
+        );
+        assert_eq!(code, codes::BAD_CALL);
+        // An empty key.
+        let code = call_code(
+            r#"(module (import "vc" "storage_delete" (func $del (param i32 i32)))
+                (memory (export "memory") 1)
+                (func (export "vc_call") (call $del (i32.const 0) (i32.const 0))))"#,
+        );
+        assert_eq!(code, codes::BAD_CALL);
+        // A 65th key written.
+        let code = call_code(
+            r#"(module (import "vc" "storage_put" (func $put (param i32 i32 i32 i32)))
+                (memory (export "memory") 1)
+                (func (export "vc_call") (local $i i32)
+                  (loop $l
+                    (i32.store (i32.const 0) (local.get $i))
+                    (call $put (i32.const 0) (i32.const 4) (i32.const 0) (i32.const 4))
+                    (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                    (br_if $l (i32.lt_u (local.get $i) (i32.const 65))))))"#,
+        );
+        assert_eq!(code, codes::BAD_CALL);
+        // A result past the limit.
+        let code = call_code(
+            r#"(module (import "vc" "output" (func $out (param i32 i32)))
+                (memory (export "memory") 1)
+                (func (export "vc_call") (call $out (i32.const 0) (i32.const 1025))))"#,
+        );
+        assert_eq!(code, codes::BAD_CALL);
+        // The guest's own code, and a code it may not use.
+        let code = call_code(
+            r#"(module (import "vc" "reject" (func $r (param i32 i32 i32 i32)))
+                (memory (export "memory") 1) (data (i32.const 0) "no-way")
+                (func (export "vc_call") (call $r (i32.const 0) (i32.const 6) (i32.const 0) (i32.const 0))))"#,
+        );
+        assert_eq!(code, "no-way");
+        let code = call_code(
+            r#"(module (import "vc" "reject" (func $r (param i32 i32 i32 i32)))
+                (memory (export "memory") 1) (data (i32.const 0) "vm-trap")
+                (func (export "vc_call") (call $r (i32.const 0) (i32.const 7) (i32.const 0) (i32.const 0))))"#,
+        );
+        assert_eq!(code, codes::BAD_CALL);
+    }
+
+    #[test]
+    fn imports_tables_and_custom_sections() {
+        let load = |wat: &str| ContractModule::load(&wat::parse_str(wat).unwrap());
+        // An import nobody offers, one of another type, one from another module.
+        for import in [
+            r#"(import "vc" "nope" (func))"#,
+            r#"(import "vc" "storage_get" (func (param i32) (result i32)))"#,
+            r#"(import "env" "input_len" (func (result i32)))"#,
+        ] {
+            let wat = format!(
+                r#"(module {import} (memory (export "memory") 1) (func (export "vc_call")))"#
+            );
+            assert!(
+                matches!(load(&wat), Err(LoadError::Import { .. })),
+                "{import}"
+            );
+        }
+        // A huge table.
+        let e = load(
+            r#"(module (table (export "t") 16385 funcref) (memory (export "memory") 1)
+                (func (export "vc_call")))"#,
+        )
+        .unwrap_err();
+        assert!(matches!(e, LoadError::Resource { .. }), "{e}");
+        // Modules that differ only in a custom section are two codes.
+        let a =
+            wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "vc_call")))"#)
+                .unwrap();
+        let mut b = a.clone();
+        b.extend_from_slice(&[0, 4, 1, b'x', b'y', b'z']);
+        let (ma, mb) = (
+            ContractModule::load(&a).unwrap(),
+            ContractModule::load(&b).unwrap(),
+        );
+        assert_ne!(ma.hash(), mb.hash());
+    }
+
     #[test]
     fn the_input_is_what_the_documentation_says() {
         let bytes = input(Entry::Call).encode();
