@@ -110,8 +110,14 @@ fn counter_and_token_deploy_call_and_survive_a_reorg() {
     let d = records(&engine, c);
     assert_eq!(d[0].opcode, b"deploy");
     assert_eq!(d[1].opcode, b"write");
+    let fuel_of = |txid| match records(&engine, txid)[0].values.last() {
+        Some(RecordValue::Uint(f)) => *f,
+        other => panic!("{other:?}"),
+    };
     eprintln!(
-        "counter inc: {fuel} fuel; all deploys and calls: {} fuel",
+        "fuel: counter inc {fuel}, token transfer {}, token deploy (init) {}; all runs {}",
+        fuel_of(transfer.compute_txid()),
+        fuel_of(t),
         engine.app().fuel_used()
     );
 
