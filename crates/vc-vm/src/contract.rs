@@ -520,7 +520,7 @@ impl ContractModule {
             });
         }
         let engine = Engine::new(&config());
-        let module = Module::new(&engine, bytes).map_err(LoadError::Invalid)?;
+        let module = crate::precheck::compile(&engine, bytes)?;
         check_imports(&module)?;
         let has_init = check_exports(&module)?;
         let linker = linker(&engine).map_err(|e| LoadError::Instantiate(e.into()))?;

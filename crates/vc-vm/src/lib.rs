@@ -29,6 +29,7 @@ mod host;
 pub mod limits;
 pub mod manifest;
 mod module;
+mod precheck;
 
 pub use app::VmApp;
 pub use error::{LoadError, ManifestError, VmFault};

@@ -92,7 +92,7 @@ impl VmModule {
             });
         }
         let engine = Engine::new(&config());
-        let module = Module::new(&engine, bytes).map_err(LoadError::Invalid)?;
+        let module = crate::precheck::compile(&engine, bytes)?;
         check_imports(&module)?;
         let hooks = check_exports(&module)?;
         let linker = host::linker(&engine).map_err(|e| LoadError::Instantiate(e.into()))?;
