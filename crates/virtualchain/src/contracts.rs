@@ -146,15 +146,15 @@ impl CliApp for Contracts {
     }
 
     fn decode(&self, tx: &Transaction, _network: Network) -> Result<Value> {
+        // The last OP_RETURN output's push, as the legacy carrier rule reads it.
         let payload = tx.output.iter().rev().find_map(|o| {
-            let b = o.script_pubkey.as_bytes();
             o.script_pubkey
                 .is_op_return()
                 .then(|| o.script_pubkey.instructions().nth(1))
                 .flatten()
                 .and_then(|i| i.ok())
                 .and_then(|i| i.push_bytes().map(|p| p.as_bytes().to_vec()))
-                .filter(|p| p.starts_with(vc_contracts::wire::MAGIC) && b.len() > 2)
+                .filter(|p| p.starts_with(vc_contracts::wire::MAGIC))
         });
         let Some(p) = payload else {
             return Err(InputError::Invalid {
@@ -478,4 +478,42 @@ fn prepare(
         },
         rate,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_call_transaction_decodes() {
+        let writer = Writer::new(bitcoin::secp256k1::SecretKey::from_slice(&[5; 32]).unwrap());
+        let coin = Coin {
+            outpoint: bitcoin::OutPoint::null(),
+            txout: bitcoin::TxOut {
+                value: bitcoin::Amount::from_sat(50_000),
+                script_pubkey: writer.script(),
+            },
+        };
+        let id = Txid::from_byte_array([4; 32]);
+        let pay = vc_contracts::seam::default_pay_script();
+        let tx = writer
+            .call(&coin, id, "inc", &[1, 2], 600, &pay, 1)
+            .unwrap();
+        let v = Contracts.decode(&tx, Network::Regtest).unwrap();
+        assert_eq!(v["op"], "call");
+        assert_eq!(v["contract"], id.to_string());
+        assert_eq!(v["method"], "inc");
+        assert_eq!(v["args"], "0102");
+        // The amount is paid to the pay script, the change to the writer.
+        assert_eq!(tx.output[1].script_pubkey, pay);
+        assert_eq!(tx.output[1].value.to_sat(), 600);
+        assert_eq!(tx.output[2].script_pubkey, writer.script());
+        let plain = Transaction {
+            output: vec![tx.output[2].clone()],
+            ..tx
+        };
+        assert!(Contracts.decode(&plain, Network::Regtest).is_err());
+    }
 }

@@ -349,6 +349,13 @@ fn contracts_deploy_call_reorg_serve_and_prove_on_a_real_node() {
         .success()
     );
     assert!(accepted_txids(&db, hostile_height).is_empty());
+    let status = ok(&["status", "--db", &db.to_string_lossy()]);
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("contracts") && l.trim_end().ends_with(" 3")),
+        "{status}"
+    );
 
     // The state through `serve`, and a storage value proven with one v3 state proof.
     let (mut child, url) = serve_support::serve(&db);
