@@ -330,6 +330,15 @@ impl ContractsApp {
         }
     }
 
+    /// The platform with another settlement than the pay script of `config` (the seam a
+    /// drivechain plugs into, [`crate::seam`]). The settlement is part of the rules: a
+    /// deployment that uses another one must say so in its own application name or version,
+    /// so that its databases are never mixed with this one's.
+    pub fn with_settlement(mut self, settlement: Box<dyn Settlement>) -> Self {
+        self.settlement = settlement;
+        self
+    }
+
     /// The deployment.
     pub fn config(&self) -> &ContractsConfig {
         &self.config

@@ -10,6 +10,7 @@ use vc_contracts::seam::default_pay_script;
 use vc_contracts::wire::{DeployBody, OP_DEPLOY, payload};
 use vc_contracts::{ContractsConfig, codes, contract_info, storage_entries, storage_get};
 use vc_engine::prelude::*;
+use vc_store::StateRead;
 
 use common::*;
 
@@ -269,4 +270,68 @@ fn the_pay_script_decides_the_amount_paid() {
         records(&engine, burnt.compute_txid())[0].values[3],
         RecordValue::Uint(0)
     );
+}
+
+/// A settlement that counts the fee as the amount paid: what a drivechain's deposit rule
+/// would replace the pay script with, here only to show the seam is the one place value is
+/// read.
+#[derive(Debug)]
+struct FeeAsPayment;
+
+impl vc_contracts::seam::Settlement for FeeAsPayment {
+    fn amount_paid(&self, ctx: &OpContext) -> u64 {
+        ctx.fee
+    }
+}
+
+#[test]
+fn the_settlement_seam_decides_the_amount_and_code_is_stored_once() {
+    let Some(counter) = guest("counter") else {
+        return;
+    };
+    let mut alice = Wallet::new(7);
+    let chain = funded_chain(&mut [&mut alice]);
+    // The same code deployed twice: two contracts, each with its own storage, one code entry.
+    let a = alice.deploy(&counter, &u64_be(1));
+    let b = alice.deploy(&counter, &u64_be(100));
+    chain.push(vec![a.commit.clone(), b.commit.clone()]);
+    chain.push(vec![a.reveal.clone(), b.reveal.clone()]);
+    let call = alice.call(b.contract(), "inc", &[], 0, &default_pay_script());
+    chain.push(vec![call.clone()]);
+    let dir = tempfile::tempdir().unwrap();
+    let app = vc_contracts::ContractsApp::new(ContractsConfig::new(1), Network::Regtest)
+        .with_settlement(Box::new(FeeAsPayment));
+    let config = EngineConfig::default().with_confirmations(1);
+    let mut engine = vc_engine::Engine::open(
+        app,
+        dir.path().join("s.redb"),
+        Source::blocks(chain.clone()),
+        config,
+    )
+    .unwrap();
+    let reports = sync(&mut engine);
+    assert_eq!(reports.accepted(), 3);
+    let view = engine.store().view().unwrap();
+    assert_eq!(
+        storage_get(&view, &a.contract(), b"n").unwrap(),
+        Some(u64_be(1))
+    );
+    assert_eq!(
+        storage_get(&view, &b.contract(), b"n").unwrap(),
+        Some(u64_be(101))
+    );
+    assert_eq!(
+        view.range_raw(vc_contracts::NS_CODE, None, None)
+            .unwrap()
+            .len(),
+        1
+    );
+    // The call's amount is its fee, as the settlement says.
+    // The call's amount is its fee (1 sat/vB of the signed transaction), as the settlement
+    // says.
+    let r = records(&engine, call.compute_txid());
+    let RecordValue::Uint(fee) = r[0].values[3] else {
+        panic!("{:?}", r[0].values[3])
+    };
+    assert!(fee.abs_diff(call.vsize() as u64) <= 2, "{fee}");
 }
