@@ -178,6 +178,23 @@ mod tests {
     }
 
     #[test]
+    fn an_annex_is_skipped() {
+        let (w, out) = spend(&leaf_script(b"code", &key()));
+        let mut with_annex = w.clone();
+        with_annex.push([0x50, 1, 2]);
+        assert_eq!(
+            extract(Some(&with_annex), Some(&out), 0),
+            Ok(b"code".to_vec())
+        );
+        // Without a control block before it, an annex leaves no script path.
+        let bare = Witness::from_slice(&[vec![1; 64], vec![0x50]]);
+        assert_eq!(
+            extract(Some(&bare), Some(&out), 0),
+            Err(EnvelopeError::NotScriptPath(0))
+        );
+    }
+
+    #[test]
     fn other_spends_are_not_envelopes() {
         let (w, out) = spend(&leaf_script(b"code", &key()));
         // A key-path spend.
