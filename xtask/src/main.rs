@@ -384,6 +384,7 @@ fn check_packages(root: &Path) -> Result<()> {
         "virtualchain",
         "vc-vm",
         "vc-vm-guest",
+        "vc-contracts",
     ];
     for name in crates {
         let list = output("cargo", ["package", "--list", "--allow-dirty", "-p", name])?;

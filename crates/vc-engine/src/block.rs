@@ -452,6 +452,7 @@ impl Apply<'_> {
                 inputs: tx.input.iter().map(|i| i.previous_output).collect(),
                 senders: senders.clone(),
                 outputs: tx.output.clone(),
+                witnesses: tx.input.iter().map(|i| i.witness.clone()).collect(),
                 fee,
                 body_start: self.recognizer.format.magic().len() + 1,
             };

@@ -2,7 +2,7 @@
 
 use core::cell::OnceCell;
 
-use bitcoin::{BlockHash, OutPoint, TxOut, Txid};
+use bitcoin::{BlockHash, OutPoint, TxOut, Txid, Witness};
 use vc_chash::{ConsensusHash, Seeds};
 use vc_codec::record::Record;
 use vc_codec::storage::Stored;
@@ -42,6 +42,12 @@ pub struct OpContext {
     pub senders: Vec<TxOut>,
     /// The transaction's outputs.
     pub outputs: Vec<TxOut>,
+    /// The inputs' witnesses, in input order (empty for an input without one). Txids, and so
+    /// the checks every source makes, do not cover witnesses (their commitment is in the
+    /// coinbase, which no source checks, and an Electrum server cannot prove them): an
+    /// application that reads a witness must commit to what it reads (a hash in its payload,
+    /// as `vc-contracts` does) so that an altered witness cannot pass for the original.
+    pub witnesses: Vec<Witness>,
     /// Sum of spent values minus sum of output values, in satoshis.
     pub fee: u64,
     pub(crate) body_start: usize,

@@ -246,6 +246,7 @@ fn endpoints_answer_from_the_store_and_errors_are_json() {
         "/v1/snapshots",
         "/v1/snapshots/{height}",
         "/v1/names/{key}",
+        "/v1/contracts/{key}",
         "/v1/openapi.json",
         "/metrics",
         "/v1/events",
@@ -255,7 +256,7 @@ fn endpoints_answer_from_the_store_and_errors_are_json() {
     ] {
         assert!(doc["paths"].get(route).is_some(), "{route} undocumented");
     }
-    assert_eq!(doc["paths"].as_object().unwrap().len(), 16);
+    assert_eq!(doc["paths"].as_object().unwrap().len(), 17);
 
     // Metrics count what was asked.
     let (s, _, body) = get(&format!("{url}/metrics"));

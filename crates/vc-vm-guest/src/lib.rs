@@ -26,6 +26,7 @@ extern crate alloc;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+pub mod contract;
 #[cfg(target_arch = "wasm32")]
 mod runtime;
 pub mod sys;

@@ -23,11 +23,13 @@ pub struct ReadmeDoctests;
 pub mod abi;
 mod app;
 pub mod codes;
+pub mod contract;
 mod error;
 mod host;
 pub mod limits;
 pub mod manifest;
 mod module;
+mod precheck;
 
 pub use app::VmApp;
 pub use error::{LoadError, ManifestError, VmFault};

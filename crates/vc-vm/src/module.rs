@@ -29,7 +29,7 @@ use crate::manifest::{Manifest, VmParams};
 ///   run).
 /// - wasmi's strict limits on the numbers of functions, globals, tables, segments and
 ///   parameters; call depth and value stack bounded.
-fn config() -> Config {
+pub(crate) fn config() -> Config {
     let mut c = Config::default();
     c.consume_fuel(true)
         .floats(false)
@@ -92,7 +92,7 @@ impl VmModule {
             });
         }
         let engine = Engine::new(&config());
-        let module = Module::new(&engine, bytes).map_err(LoadError::Invalid)?;
+        let module = crate::precheck::compile(&engine, bytes)?;
         check_imports(&module)?;
         let hooks = check_exports(&module)?;
         let linker = host::linker(&engine).map_err(|e| LoadError::Instantiate(e.into()))?;

@@ -24,8 +24,9 @@ use crate::registry;
 /// `virtualchain index`.
 #[derive(Debug, Args)]
 pub struct IndexArgs {
-    /// The application, for a new database (default: names), or a WebAssembly module
-    /// (path/to/app.wasm, see docs/vm.md): its manifest states its name, magic, opcodes, first
+    /// The application, for a new database: names (the default), contracts (the contract
+    /// platform, docs/contracts.md), or a WebAssembly module (path/to/app.wasm, see
+    /// docs/vm.md): its manifest states its name, magic, opcodes, first
     /// block and scheme, and its hash is part of the database's identity. An existing database
     /// is indexed for the application it was made for (with the module it stores).
     #[arg(long)]

@@ -9,6 +9,7 @@ mod stdout;
 mod chash;
 mod compare;
 mod config;
+mod contracts;
 mod demo;
 mod docs;
 mod exit;
@@ -150,6 +151,9 @@ enum Command {
     /// The names application: show, list, decode, send.
     #[command(subcommand)]
     Names(names::NamesCommand),
+    /// The contract platform: deploy, call, show (docs/contracts.md).
+    #[command(subcommand)]
+    Contracts(contracts::ContractsCommand),
     /// Recover from a fork deeper than the automatic limit.
     #[command(subcommand)]
     Recover(index::RecoverCommand),
@@ -266,6 +270,7 @@ fn main() -> ExitCode {
             .and_then(|db| index::ops(&db, height)),
         Command::Snapshot(args) => index::snapshot_command(args, &globals, cli.json),
         Command::Names(cmd) => names::run(cmd, &globals),
+        Command::Contracts(cmd) => contracts::run(cmd, &globals),
         Command::Recover(cmd) => index::recover(cmd, &globals, cli.json),
         Command::Demo(args) => demo::run(args, cli.json),
         Command::Serve(args) => serve::serve(args, &globals),

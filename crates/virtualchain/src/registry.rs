@@ -247,7 +247,7 @@ impl CliApp for Names {
 }
 
 /// Every application compiled in, and [`Wasm`], which runs any module.
-pub static APPS: &[&dyn CliApp] = &[&Names, &Wasm];
+pub static APPS: &[&dyn CliApp] = &[&Names, &crate::contracts::Contracts, &Wasm];
 
 /// Whether `--app` names a module file rather than an application compiled in.
 pub fn is_module_path(app: &str) -> bool {

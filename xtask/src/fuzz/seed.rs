@@ -143,10 +143,18 @@ fn seed_vm(root: &Path) -> Result<()> {
                 let mut seed = vec![0];
                 seed.extend(fs::read(&path)?);
                 put(root, "vm_module", &seed)?;
+                // Contracts too (an application module is refused as one, quickly).
+                put(root, "contract_module", &seed)?;
             }
         }
     }
     put(root, "vm_module", b"\x01\x00hello\xff\x01\xff\x02\xff\x00x")?;
+    // A contract envelope's leaf script (odd first byte).
+    put(
+        root,
+        "contract_module",
+        b"\x01\x00\x63\x0bvc-contract\x04code\x68",
+    )?;
     Ok(())
 }
 

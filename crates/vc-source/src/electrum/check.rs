@@ -167,8 +167,10 @@ pub fn headers(
 ///
 /// The txid commits to everything but the witness. No Electrum call proves a witness (its
 /// commitment sits in the coinbase, over every transaction's wtxid), so a server can alter it
-/// undetected. The engine never shows witnesses to applications; anyone else reading
-/// [`crate::WatchedTx::tx`] from this source must not trust them.
+/// undetected. The engine hands witnesses to applications as they came (`OpContext::witnesses`
+/// in vc-engine), so an application that reads one commits to it in its payload (vc-contracts
+/// commits a deployed module's SHA-256); anyone else reading [`crate::WatchedTx::tx`] from this
+/// source must not trust them.
 pub fn transaction(height: u64, txid: &Txid, raw: &[u8]) -> Result<Transaction, SourceError> {
     let tx: Transaction =
         deserialize(raw).map_err(|e| malformed(format!("transaction {txid}"), e))?;
