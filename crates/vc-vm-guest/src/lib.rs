@@ -353,12 +353,20 @@ impl Record {
 #[derive(Debug)]
 pub struct State {
     block: Block,
+    network: u8,
 }
 
 impl State {
     /// The block being applied.
     pub fn block(&self) -> &Block {
         &self.block
+    }
+
+    /// The database's network, as the input header names it (`docs/vm.md` section 5: `0`
+    /// bitcoin, `1` testnet, `2` testnet4, `3` signet, `4` regtest): what a guest renders
+    /// addresses for.
+    pub fn network(&self) -> u8 {
+        self.network
     }
 
     /// The value at `key` in namespace `ns`.
@@ -555,18 +563,18 @@ pub fn run_prepare<A: App>() {
 pub fn run_apply<A: App>() {
     let input = sys::input();
     let mut r = Reader::new(&input);
-    let mut read = || -> Option<(Block, OpContext, A::Op)> {
-        header(&mut r)?;
+    let mut read = || -> Option<(u8, Block, OpContext, A::Op)> {
+        let (_, network) = header(&mut r)?;
         let block = read_block(&mut r)?;
         let ctx = read_context(&mut r)?;
         let op = A::Op::from_bytes(r.bytes()?)?;
-        Some((block, ctx, op))
+        Some((network, block, ctx, op))
     };
-    let (block, ctx, op) = match read() {
+    let (network, block, ctx, op) = match read() {
         Some(x) => x,
         None => return bad_input(),
     };
-    let mut state = State { block };
+    let mut state = State { block, network };
     if let Err(e) = A::apply(&mut state, &ctx, op) {
         rejected(e);
     }
@@ -576,11 +584,11 @@ pub fn run_apply<A: App>() {
 pub fn run_finalize<A: App>() {
     let input = sys::input();
     let mut r = Reader::new(&input);
-    let block = match header(&mut r).and_then(|_| read_block(&mut r)) {
+    let (network, block) = match header(&mut r).and_then(|(_, n)| Some((n, read_block(&mut r)?))) {
         Some(b) => b,
         None => return bad_input(),
     };
-    A::finalize(&mut State { block });
+    A::finalize(&mut State { block, network });
 }
 
 /// Exports the module's hooks for the [`App`] `$app`: `vc_manifest`, `vc_parse`,
