@@ -7,13 +7,15 @@
 //!
 //! ```text
 //! rustc --edition 2021 --crate-type rlib --target wasm32-unknown-unknown -O -C panic=abort \
+//!     -C target-feature=+bulk-memory \
 //!     crates/vc-vm-guest/src/lib.rs --crate-name vc_vm_guest -o target/libvc_vm_guest.rlib
 //! rustc --edition 2021 --crate-type cdylib --target wasm32-unknown-unknown -O -C panic=abort \
+//!     -C target-feature=+bulk-memory \
 //!     -C link-arg=-zstack-size=65536 --extern vc_vm_guest=target/libvc_vm_guest.rlib \
 //!     guests/kv/src/lib.rs -o kv.wasm
 //! ```
 //!
-//! (`cargo xtask guests` runs exactly that.) On wasm32 the crate brings the module's allocator
+//! (`cargo xtask guests` runs that, without symbols or debug info.) On wasm32 the crate brings the module's allocator
 //! (a bump allocator: every hook call runs in a fresh instance, so nothing is ever freed) and
 //! its panic handler (a panic rejects the operation with code `panic`).
 //!

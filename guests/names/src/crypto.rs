@@ -4,7 +4,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-const K256: [u32; 64] = [
+static K256: [u32; 64] = [
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
     0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
     0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
@@ -90,28 +90,28 @@ pub fn sha256d(data: &[u8]) -> [u8; 32] {
     sha256(&sha256(data))
 }
 
-const RMD_R: [u8; 80] = [
+static RMD_R: [u8; 80] = [
     0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 7, 4, 13, 1, 10, 6, 15, 3, 12, 0, 9, 5,
     2, 14, 11, 8, 3, 10, 14, 4, 9, 15, 8, 1, 2, 7, 0, 6, 13, 11, 5, 12, 1, 9, 11, 10, 0, 8, 12, 4,
     13, 3, 7, 15, 14, 5, 6, 2, 4, 0, 5, 9, 7, 12, 2, 10, 14, 1, 3, 8, 11, 6, 15, 13,
 ];
-const RMD_RP: [u8; 80] = [
+static RMD_RP: [u8; 80] = [
     5, 14, 7, 0, 9, 2, 11, 4, 13, 6, 15, 8, 1, 10, 3, 12, 6, 11, 3, 7, 0, 13, 5, 10, 14, 15, 8, 12,
     4, 9, 1, 2, 15, 5, 1, 3, 7, 14, 6, 9, 11, 8, 12, 2, 10, 0, 4, 13, 8, 6, 4, 1, 3, 11, 15, 0, 5,
     12, 2, 13, 9, 7, 10, 14, 12, 15, 10, 4, 1, 5, 8, 7, 6, 2, 13, 14, 0, 3, 9, 11,
 ];
-const RMD_S: [u8; 80] = [
+static RMD_S: [u8; 80] = [
     11, 14, 15, 12, 5, 8, 7, 9, 11, 13, 14, 15, 6, 7, 9, 8, 7, 6, 8, 13, 11, 9, 7, 15, 7, 12, 15,
     9, 11, 7, 13, 12, 11, 13, 6, 7, 14, 9, 13, 15, 14, 8, 13, 6, 5, 12, 7, 5, 11, 12, 14, 15, 14,
     15, 9, 8, 9, 14, 5, 6, 8, 6, 5, 12, 9, 15, 5, 11, 6, 8, 13, 12, 5, 12, 13, 14, 11, 8, 5, 6,
 ];
-const RMD_SP: [u8; 80] = [
+static RMD_SP: [u8; 80] = [
     8, 9, 9, 11, 13, 15, 15, 5, 7, 7, 8, 11, 14, 14, 12, 6, 9, 13, 15, 7, 12, 8, 9, 11, 7, 7, 12,
     7, 6, 15, 13, 11, 9, 7, 15, 11, 8, 6, 6, 14, 12, 13, 5, 14, 13, 13, 7, 5, 15, 5, 8, 11, 14, 14,
     6, 14, 6, 9, 12, 9, 12, 5, 15, 8, 8, 5, 12, 9, 12, 5, 14, 6, 8, 13, 6, 5, 15, 13, 11, 11,
 ];
-const RMD_K: [u32; 5] = [0x00000000, 0x5a827999, 0x6ed9eba1, 0x8f1bbcdc, 0xa953fd4e];
-const RMD_KP: [u32; 5] = [0x50a28be6, 0x5c4dd124, 0x6d703ef3, 0x7a6d76e9, 0x00000000];
+static RMD_K: [u32; 5] = [0x00000000, 0x5a827999, 0x6ed9eba1, 0x8f1bbcdc, 0xa953fd4e];
+static RMD_KP: [u32; 5] = [0x50a28be6, 0x5c4dd124, 0x6d703ef3, 0x7a6d76e9, 0x00000000];
 
 /// RIPEMD-160's five boolean functions, by round.
 fn rmd_f(round: usize, x: u32, y: u32, z: u32) -> u32 {
@@ -124,52 +124,55 @@ fn rmd_f(round: usize, x: u32, y: u32, z: u32) -> u32 {
     }
 }
 
+/// One of RIPEMD-160's five rounds (sixteen steps) on both lines; `l` and `r` are the lines'
+/// `(a, b, c, d, e)`. A const round number lets the compiler pick the boolean functions and
+/// constants once per round.
+#[inline(always)]
+fn rmd_round<const ROUND: usize>(l: &mut [u32; 5], r: &mut [u32; 5], x: &[u32; 16]) {
+    for k in 0..16 {
+        let j = ROUND * 16 + k;
+        let t = l[0]
+            .wrapping_add(rmd_f(ROUND, l[1], l[2], l[3]))
+            .wrapping_add(x[usize::from(RMD_R[j]) & 15])
+            .wrapping_add(RMD_K[ROUND])
+            .rotate_left(u32::from(RMD_S[j]))
+            .wrapping_add(l[4]);
+        *l = [l[4], t, l[1], l[2].rotate_left(10), l[3]];
+        let t = r[0]
+            .wrapping_add(rmd_f(4 - ROUND, r[1], r[2], r[3]))
+            .wrapping_add(x[usize::from(RMD_RP[j]) & 15])
+            .wrapping_add(RMD_KP[ROUND])
+            .rotate_left(u32::from(RMD_SP[j]))
+            .wrapping_add(r[4]);
+        *r = [r[4], t, r[1], r[2].rotate_left(10), r[3]];
+    }
+}
+
 /// RIPEMD-160.
 pub fn ripemd160(data: &[u8]) -> [u8; 20] {
     let mut h: [u32; 5] = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0];
     let m = padded(data, false);
     let mut x = [0u32; 16];
-    for block in m.chunks(64) {
-        for (i, word) in block.chunks(4).enumerate() {
-            x[i] = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
+    for block in m.chunks_exact(64) {
+        for (w, word) in x.iter_mut().zip(block.chunks_exact(4)) {
+            *w = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
         }
-        let (mut al, mut bl, mut cl, mut dl, mut el) = (h[0], h[1], h[2], h[3], h[4]);
-        let (mut ar, mut br, mut cr, mut dr, mut er) = (h[0], h[1], h[2], h[3], h[4]);
-        for j in 0..80 {
-            let round = j / 16;
-            let t = al
-                .wrapping_add(rmd_f(round, bl, cl, dl))
-                .wrapping_add(x[RMD_R[j] as usize])
-                .wrapping_add(RMD_K[round])
-                .rotate_left(u32::from(RMD_S[j]))
-                .wrapping_add(el);
-            al = el;
-            el = dl;
-            dl = cl.rotate_left(10);
-            cl = bl;
-            bl = t;
-            let t = ar
-                .wrapping_add(rmd_f(4 - round, br, cr, dr))
-                .wrapping_add(x[RMD_RP[j] as usize])
-                .wrapping_add(RMD_KP[round])
-                .rotate_left(u32::from(RMD_SP[j]))
-                .wrapping_add(er);
-            ar = er;
-            er = dr;
-            dr = cr.rotate_left(10);
-            cr = br;
-            br = t;
-        }
-        let t = h[1].wrapping_add(cl).wrapping_add(dr);
-        h[1] = h[2].wrapping_add(dl).wrapping_add(er);
-        h[2] = h[3].wrapping_add(el).wrapping_add(ar);
-        h[3] = h[4].wrapping_add(al).wrapping_add(br);
-        h[4] = h[0].wrapping_add(bl).wrapping_add(cr);
+        let (mut l, mut r) = (h, h);
+        rmd_round::<0>(&mut l, &mut r, &x);
+        rmd_round::<1>(&mut l, &mut r, &x);
+        rmd_round::<2>(&mut l, &mut r, &x);
+        rmd_round::<3>(&mut l, &mut r, &x);
+        rmd_round::<4>(&mut l, &mut r, &x);
+        let t = h[1].wrapping_add(l[2]).wrapping_add(r[3]);
+        h[1] = h[2].wrapping_add(l[3]).wrapping_add(r[4]);
+        h[2] = h[3].wrapping_add(l[4]).wrapping_add(r[0]);
+        h[3] = h[4].wrapping_add(l[0]).wrapping_add(r[1]);
+        h[4] = h[0].wrapping_add(l[1]).wrapping_add(r[2]);
         h[0] = t;
     }
     let mut out = [0u8; 20];
-    for (i, v) in h.iter().enumerate() {
-        out[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
+    for (o, v) in out.chunks_exact_mut(4).zip(h) {
+        o.copy_from_slice(&v.to_le_bytes());
     }
     out
 }
@@ -179,15 +182,16 @@ pub fn hash160(data: &[u8]) -> [u8; 20] {
     ripemd160(&sha256(data))
 }
 
-/// Lowercase hex.
+/// Lowercase hex. (Written as bytes, then checked as UTF-8 once: pushing `char`s one at a
+/// time costs several times more in the interpreter.)
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 0x0f)] as char);
+    let mut out = alloc::vec![0u8; bytes.len() * 2];
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
     }
-    s
+    String::from_utf8(out).unwrap_or_default()
 }
 
 const BASE58: &[u8; 58] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";

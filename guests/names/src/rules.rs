@@ -314,13 +314,20 @@ struct Eval<'s> {
 
 impl<'s> Eval<'s> {
     fn fresh_list(&mut self) -> &[[u8; 16]] {
-        let state = self.state;
         self.fresh.get_or_insert_with(|| {
-            state
-                .fresh_hashes()
-                .iter()
-                .filter_map(|(_, ch)| wire::payload_consensus_hash(ch))
-                .collect()
+            // The host's list (`fresh_hashes`: a count, then per hash a height and the hash
+            // as a byte string), read in place: only the 16-byte payload forms are kept.
+            let raw = vc_vm_guest::sys::fresh_hashes();
+            let mut r = abi::Reader::new(&raw);
+            let n = r.u32().unwrap_or(0);
+            let mut out = Vec::with_capacity(n.min(64) as usize);
+            for _ in 0..n {
+                match (r.u64(), r.bytes()) {
+                    (Some(_), Some(ch)) => out.extend(wire::payload_consensus_hash(ch)),
+                    _ => break,
+                }
+            }
+            out
         })
     }
 
