@@ -79,6 +79,8 @@ pub struct HookProfile {
     pub blocks: u64,
     /// Fuel of every parse, prepare, apply and finalize call (the module only).
     pub fuel: [u64; 4],
+    /// Seconds inside parse, prepare, apply and finalize.
+    pub secs: [f64; 4],
 }
 
 /// The comparison.
@@ -125,7 +127,7 @@ pub struct WasmBench {
 pub struct Timed<A> {
     app: A,
     fuel_of: fn(&A) -> u64,
-    hooks: Cell<Duration>,
+    hooks: Cell<[Duration; 4]>,
     parses: Cell<u64>,
     applies: u64,
     blocks: u64,
@@ -138,7 +140,7 @@ impl<A> Timed<A> {
         Timed {
             app,
             fuel_of,
-            hooks: Cell::new(Duration::ZERO),
+            hooks: Cell::new([Duration::ZERO; 4]),
             parses: Cell::new(0),
             applies: 0,
             blocks: 0,
@@ -150,16 +152,24 @@ impl<A> Timed<A> {
         let fuel = (self.fuel_of)(&self.app);
         let started = Instant::now();
         let out = f();
-        self.hooks.set(self.hooks.get() + started.elapsed());
+        self.account(hook, started.elapsed(), fuel);
+        out
+    }
+
+    /// Adds a call of `hook` that took `took` and started with `fuel` used so far.
+    fn account(&self, hook: usize, took: Duration, fuel: u64) {
+        let mut hooks = self.hooks.get();
+        hooks[hook] += took;
+        self.hooks.set(hooks);
         let mut by_hook = self.fuel.get();
         by_hook[hook] += (self.fuel_of)(&self.app).saturating_sub(fuel);
         self.fuel.set(by_hook);
-        out
     }
 
     fn profile(&self, total: Duration) -> HookProfile {
         let total_secs = total.as_secs_f64();
-        let hook_secs = self.hooks.get().as_secs_f64();
+        let secs = self.hooks.get().map(|d| d.as_secs_f64());
+        let hook_secs = secs.iter().sum::<f64>();
         HookProfile {
             total_secs,
             hook_secs,
@@ -172,6 +182,7 @@ impl<A> Timed<A> {
             applies: self.applies,
             blocks: self.blocks,
             fuel: self.fuel.get(),
+            secs,
         }
     }
 }
@@ -198,10 +209,7 @@ impl<A: Application> Application for Timed<A> {
         let fuel = (self.fuel_of)(&self.app);
         let started = Instant::now();
         let out = self.app.apply(state, op);
-        self.hooks.set(self.hooks.get() + started.elapsed());
-        let mut by_hook = self.fuel.get();
-        by_hook[2] += (self.fuel_of)(&self.app).saturating_sub(fuel);
-        self.fuel.set(by_hook);
+        self.account(2, started.elapsed(), fuel);
         out
     }
 
@@ -210,10 +218,7 @@ impl<A: Application> Application for Timed<A> {
         let fuel = (self.fuel_of)(&self.app);
         let started = Instant::now();
         let out = self.app.finalize(state);
-        self.hooks.set(self.hooks.get() + started.elapsed());
-        let mut by_hook = self.fuel.get();
-        by_hook[3] += (self.fuel_of)(&self.app).saturating_sub(fuel);
-        self.fuel.set(by_hook);
+        self.account(3, started.elapsed(), fuel);
         out
     }
 }
@@ -565,6 +570,26 @@ pub fn markdown(r: &WasmBench) -> String {
         w.applies,
         w.blocks
     );
+    let us = |secs: f64, n: u64| {
+        if n == 0 {
+            "-".to_owned()
+        } else {
+            format!("{:.1}", secs * 1e6 / n as f64)
+        }
+    };
+    let _ = writeln!(
+        s,
+        "\nMicroseconds per hook call (parse, apply, finalize per block; prepare in all, ms): \
+         native {}, {}, {}, {:.1}; module {}, {}, {}, {:.1}.",
+        us(n.secs[0], n.parses),
+        us(n.secs[2], n.applies),
+        us(n.secs[3], n.blocks),
+        n.secs[1] * 1e3,
+        us(w.secs[0], w.parses),
+        us(w.secs[2], w.applies),
+        us(w.secs[3], w.blocks),
+        w.secs[1] * 1e3
+    );
     let total: u64 = w.fuel.iter().sum();
     let _ = writeln!(
         s,
@@ -614,6 +639,7 @@ mod tests {
             applies: 8,
             blocks: 4,
             fuel: [100, 50, 800, 40],
+            secs: [0.1, 0.05, 0.3, 0.05],
         };
         WasmBench {
             date: "today".into(),
