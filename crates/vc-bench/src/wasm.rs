@@ -223,9 +223,10 @@ impl<A: Application> Application for Timed<A> {
     }
 }
 
-/// Syncs `app` over the blk files in `blocks` into a new database `db`, in this process, and
-/// profiles its hooks.
-fn in_process<A: Application>(
+/// Syncs `app` over the regtest blk files in `blocks` into a new database `db`, in this
+/// process, and profiles its hooks (`fuel_of` reads the app's fuel so far: `VmApp::fuel_used`,
+/// or `|_| 0`).
+pub fn in_process<A: Application>(
     app: A,
     fuel_of: fn(&A) -> u64,
     blocks: &Path,
