@@ -6,9 +6,7 @@ use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use vc_vm_guest::{
-    wire as abi, App, Block, Manifest, OpBytes, OpContext, Record, Reject, Scheme, State,
-};
+use vc_vm_guest::{wire as abi, App, Block, Manifest, OpBytes, OpContext, Reject, Scheme, State};
 
 use crate::codec::{Dec, Enc};
 use crate::crypto::{address, hash160, hex, NETWORK_BITCOIN};
@@ -296,13 +294,6 @@ fn burn_at(ctx: &OpContext, index: usize) -> Option<u64> {
         .map(|o| o.value)
 }
 
-/// The txid as Bitcoin displays it (reversed byte order).
-fn txid_string(txid: &[u8; 32]) -> String {
-    let mut t = *txid;
-    t.reverse();
-    hex(&t)
-}
-
 /// One evaluation of an operation against the state: read-only.
 struct Eval<'s> {
     state: &'s State,
@@ -318,14 +309,22 @@ impl<'s> Eval<'s> {
             // The host's list (`fresh_hashes`: a count, then per hash a height and the hash
             // as a byte string), read in place: only the 16-byte payload forms are kept.
             let raw = vc_vm_guest::sys::fresh_hashes();
-            let mut r = abi::Reader::new(&raw);
-            let n = r.u32().unwrap_or(0);
+            let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            let n = raw.get(..4).map_or(0, be32);
             let mut out = Vec::with_capacity(n.min(64) as usize);
+            let mut at = 4usize;
             for _ in 0..n {
-                match (r.u64(), r.bytes()) {
-                    (Some(_), Some(ch)) => out.extend(wire::payload_consensus_hash(ch)),
-                    _ => break,
-                }
+                // A u64 height, then the hash as a byte string.
+                let len = match raw.get(at + 8..at + 12) {
+                    Some(b) => be32(b) as usize,
+                    None => break,
+                };
+                let ch = match raw.get(at + 12..at + 12 + len) {
+                    Some(ch) => ch,
+                    None => break,
+                };
+                out.extend(wire::payload_consensus_hash(ch));
+                at += 12 + len;
             }
             out
         })
@@ -723,13 +722,84 @@ impl<'s> Eval<'s> {
 /// Entries per `state_range` page (the host's largest).
 const PAGE: u32 = 1024;
 
+/// A consensus record in the v2 record encoding (`docs/consensus-hash-v2.md` 2.1, what
+/// `vc_vm_guest::Record` writes), with hex text written in place: building the hex strings
+/// first and copying them into a `Record` cost twice as much fuel.
+struct Rec {
+    bytes: Vec<u8>,
+    count: u16,
+}
+
+impl Rec {
+    fn new(opcode: u8) -> Rec {
+        let mut bytes = Vec::with_capacity(256);
+        bytes.extend_from_slice(&[1, 1, opcode, 0, 0]);
+        Rec { bytes, count: 0 }
+    }
+
+    fn value(mut self, tag: u8, body: &[u8]) -> Rec {
+        self.bytes.push(tag);
+        self.bytes.extend_from_slice(body);
+        self.count += 1;
+        self
+    }
+
+    fn null(self) -> Rec {
+        self.value(0, &[])
+    }
+
+    fn boolean(self, b: bool) -> Rec {
+        self.value(1, &[u8::from(b)])
+    }
+
+    fn uint(self, n: u64) -> Rec {
+        self.value(2, &n.to_be_bytes())
+    }
+
+    fn text(mut self, t: &str) -> Rec {
+        self.bytes.push(5);
+        self.bytes
+            .extend_from_slice(&(t.len() as u32).to_be_bytes());
+        self.bytes.extend_from_slice(t.as_bytes());
+        self.count += 1;
+        self
+    }
+
+    /// Text: the lowercase hex of `b`, reversed first if `reversed` (a txid as displayed).
+    fn hex_text(mut self, b: &[u8], reversed: bool) -> Rec {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        self.bytes.push(5);
+        self.bytes
+            .extend_from_slice(&((2 * b.len()) as u32).to_be_bytes());
+        let at = self.bytes.len();
+        self.bytes.resize(at + 2 * b.len(), 0);
+        for (i, pair) in self.bytes[at..].chunks_exact_mut(2).enumerate() {
+            let byte = if reversed { b[b.len() - 1 - i] } else { b[i] };
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0x0f)];
+        }
+        self.count += 1;
+        self
+    }
+
+    fn hex(self, b: &[u8]) -> Rec {
+        self.hex_text(b, false)
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        let c = self.count.to_be_bytes();
+        self.bytes[3] = c[0];
+        self.bytes[4] = c[1];
+        self.bytes
+    }
+}
+
 /// The consensus record of an accepted operation: the opcode, its fields, the sender and the
 /// txid, exactly as the native app emits it.
-fn record(ctx: &OpContext, p: &NamesOp, effect: &Effect) -> Record {
-    let opcode = [p.op.opcode()];
-    let r = Record::new(&opcode);
-    let hex_or_null = |r: Record, v: Option<&[u8]>| match v {
-        Some(v) => r.text(&hex(v)),
+fn record(ctx: &OpContext, p: &NamesOp, effect: &Effect) -> Vec<u8> {
+    let r = Rec::new(p.op.opcode());
+    let hex_or_null = |r: Rec, v: Option<&[u8]>| match v {
+        Some(v) => r.hex(v),
         None => r.null(),
     };
     let r = match (&p.op, effect) {
@@ -743,20 +813,17 @@ fn record(ctx: &OpContext, p: &NamesOp, effect: &Effect) -> Record {
                 consensus_hash,
             },
             Effect::NamespacePreorder(_, pre) | Effect::NamePreorder(_, pre),
-        ) => r
-            .text(&hex(preorder_hash))
-            .text(&hex(consensus_hash))
-            .uint(pre.burn),
+        ) => r.hex(preorder_hash).hex(consensus_hash).uint(pre.burn),
         (NameOp::NamespaceReveal { .. }, Effect::Reveal { record, .. }) => r
             .text(&record.id)
             .uint(u64::from(record.params.lifetime))
             .uint(u64::from(record.params.coeff))
             .uint(u64::from(record.params.base))
-            .text(&hex(&record.params.buckets))
+            .hex(&record.params.buckets)
             .uint(u64::from(record.params.nonalpha_discount))
             .uint(u64::from(record.params.no_vowel_discount))
             .uint(u64::from(record.params.version))
-            .text(&hex(&record.revealer)),
+            .hex(&record.revealer),
         (NameOp::NamespaceReady { namespace_id }, _) => r.text(namespace_id),
         (
             NameOp::NameRegistration { .. },
@@ -767,7 +834,7 @@ fn record(ctx: &OpContext, p: &NamesOp, effect: &Effect) -> Record {
                 ..
             },
         ) => hex_or_null(
-            r.text(&record.name).text(&hex(&record.owner)),
+            r.text(&record.name).hex(&record.owner),
             record.value_hash.as_ref().map(|v| &v[..]),
         )
         .boolean(preorder.is_none())
@@ -784,14 +851,13 @@ fn record(ctx: &OpContext, p: &NamesOp, effect: &Effect) -> Record {
             ),
             matched.as_ref().map(|m| &m[..]),
         ),
-        (NameOp::NameTransfer { keep_data, .. }, Effect::Change { record, .. }) => r
-            .text(&record.name)
-            .text(&hex(&record.owner))
-            .boolean(*keep_data),
+        (NameOp::NameTransfer { keep_data, .. }, Effect::Change { record, .. }) => {
+            r.text(&record.name).hex(&record.owner).boolean(*keep_data)
+        }
         (NameOp::NameRevoke { name }, _) => r.text(name),
         _ => r,
     };
-    r.text(&hex(&p.sender)).text(&txid_string(&ctx.txid))
+    r.hex(&p.sender).hex_text(&ctx.txid, true).finish()
 }
 
 /// The naming system, deployed from block `FIRST_BLOCK` under the legacy consensus-hash
@@ -881,7 +947,7 @@ impl<const FIRST_BLOCK: u64> App for Names<FIRST_BLOCK> {
             fresh: None,
         };
         let effect = eval.evaluate(ctx, &p)?;
-        state.emit(record(ctx, &p, &effect));
+        vc_vm_guest::sys::emit(&record(ctx, &p, &effect));
         match effect {
             Effect::NamespacePreorder(hash, pre) => {
                 state.put(NAMESPACE_PREORDERS, &hash, &pre.encode())
