@@ -955,7 +955,7 @@ fn bench_scale(extra: &[String]) -> Result<()> {
 const INDEX_SUITE: &str = "index";
 
 /// `cargo xtask bench index [-- VC-BENCH RUN ARGS]`: provisions bitcoind and ord, builds the
-/// release `virtualchain` and `vc-bench`, and runs the end-to-end benchmark (the scheme
+/// guest modules (for the part `wasm`), the release `virtualchain` and `vc-bench`, and runs the end-to-end benchmark (the scheme
 /// comparison of `vc-bench schemes` included, as its part `schemes`), which rewrites the
 /// generated parts of `docs/benchmarks.md` and `docs/benchmarks.json`.
 fn bench_index(extra: &[String]) -> Result<()> {
@@ -968,6 +968,15 @@ fn bench_index(extra: &[String]) -> Result<()> {
         None
     } else {
         Some(ord::provision()?)
+    };
+    // `-- --skip wasm` runs without building the guest modules.
+    let skips_wasm = extra
+        .windows(2)
+        .any(|w| w[0] == "--skip" && w[1].split(',').any(|p| p == "wasm"));
+    let names_wasm = if skips_wasm {
+        None
+    } else {
+        Some(guests::build(&workspace_root()?)?.join("names-bench.wasm"))
     };
     run(
         "cargo",
@@ -994,6 +1003,10 @@ fn bench_index(extra: &[String]) -> Result<()> {
     ];
     if let Some(ord) = &ord {
         args.extend(["--ord", ord.as_str()]);
+    }
+    let names_wasm = names_wasm.map(|p| p.to_string_lossy().into_owned());
+    if let Some(module) = &names_wasm {
+        args.extend(["--names-wasm", module.as_str()]);
     }
     args.extend(extra.iter().map(String::as_str));
     let bench = release.join("vc-bench");

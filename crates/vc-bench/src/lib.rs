@@ -20,6 +20,11 @@
 //! legacy, v2 and v3 consensus-hash schemes (same seed and shape, each embedding its scheme's
 //! consensus hashes) under its scheme and compares their speed and disk use.
 //!
+//! `wasm` ([`wasm`], also a part of `run`) indexes the small chain with the names rules as a
+//! WebAssembly module (`guests/names-bench`, run by `vc-vm`) and with the native app, refuses
+//! to report unless both give the same consensus hash at every height and the same state, and
+//! measures the module's speed against native, its fuel and the time spent in the VM.
+//!
 //! The other subcommands are its parts: `chain` (only generate the chain), `measure` (the
 //! one-child wrapper that reads a command's CPU time and peak RSS) and `naive-index` (run 4's
 //! indexer process).
@@ -31,6 +36,7 @@ pub mod report;
 pub mod runs;
 pub mod scale;
 pub mod v3;
+pub mod wasm;
 
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

@@ -13,7 +13,7 @@ use vc_names::{NamesApp, NamesConfig};
 use vc_source::core::rpc::Auth;
 use vc_testnode::TestNode;
 
-use vc_bench::{chain, measure, naive, report, runs, scale, v3};
+use vc_bench::{chain, measure, naive, report, runs, scale, v3, wasm};
 
 #[derive(Parser)]
 #[command(about = "End-to-end indexing benchmark (see `cargo xtask bench index`)")]
@@ -36,6 +36,10 @@ enum Command {
         /// The `ord` binary (without it, run (5) is skipped).
         #[arg(long)]
         ord: Option<PathBuf>,
+        /// The names module for the bench chain (`names-bench.wasm`, from `cargo xtask
+        /// guests`): without it, the part `wasm` is skipped.
+        #[arg(long)]
+        names_wasm: Option<PathBuf>,
         /// The chains to run on (comma-separated: small, mainnet).
         #[arg(long, value_delimiter = ',', default_value = "small,mainnet")]
         chains: Vec<String>,
@@ -56,8 +60,9 @@ enum Command {
         #[arg(long)]
         json: PathBuf,
         /// Run only these parts (comma-separated: raw, floor, blk, rest, naive, ord, commit,
-        /// schemes; naive and ord run on the small chain only, schemes on the small chains
-        /// made for each scheme, as `vc-bench schemes`) and print the figures without
+        /// schemes, wasm; naive and ord run on the small chain only, schemes on the small
+        /// chains made for each scheme, as `vc-bench schemes`, wasm on the small chain, as
+        /// `vc-bench wasm`) and print the figures without
         /// writing the reports (for profiling and quick checks).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
@@ -82,6 +87,30 @@ enum Command {
         #[arg(long, requires = "json")]
         markdown: Option<PathBuf>,
         /// The JSON report (its `schemes` member is replaced).
+        #[arg(long, requires = "markdown")]
+        json: Option<PathBuf>,
+    },
+    /// The names rules as a WebAssembly module against the native app on the small chain
+    /// (see `vc_bench::wasm`): the same consensus hash at every height and the same state, or
+    /// nothing is reported; then the speed ratio, the fuel and the time in the VM. With
+    /// --markdown and --json, write the figures there.
+    Wasm {
+        /// Cache directory (the chain goes under bench-chain/).
+        #[arg(long)]
+        cache: PathBuf,
+        /// The `virtualchain` binary (a release build).
+        #[arg(long)]
+        cli: PathBuf,
+        /// The module: `names-bench.wasm` from `cargo xtask guests`.
+        #[arg(long)]
+        module: PathBuf,
+        /// Repetitions of each application, interleaved (the report gives medians).
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// The Markdown report (its `vc-bench wasm` part is replaced).
+        #[arg(long, requires = "json")]
+        markdown: Option<PathBuf>,
+        /// The JSON report (its `wasm` member is replaced).
         #[arg(long, requires = "markdown")]
         json: Option<PathBuf>,
     },
@@ -165,6 +194,7 @@ fn main() -> Result<ExitCode> {
             cache,
             cli,
             ord,
+            names_wasm,
             chains,
             skip,
             reference_cli,
@@ -176,6 +206,7 @@ fn main() -> Result<ExitCode> {
             cache,
             cli,
             ord,
+            names_wasm,
             chains,
             skip,
             reference_cli,
@@ -199,6 +230,21 @@ fn main() -> Result<ExitCode> {
                 v3::write(&r, &md, &json)?;
             }
             eprint!("{}", v3::markdown(&r));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Wasm {
+            cache,
+            cli,
+            module,
+            reps,
+            markdown,
+            json,
+        } => {
+            let r = wasm::measure(&cache, &cli, &module, reps.max(1))?;
+            if let (Some(md), Some(json)) = (markdown, json) {
+                wasm::write(&r, &md, &json)?;
+            }
+            eprint!("{}", wasm::markdown(&r));
             Ok(ExitCode::SUCCESS)
         }
         Command::Scale {
@@ -271,6 +317,7 @@ struct Options {
     cache: PathBuf,
     cli: PathBuf,
     ord: Option<PathBuf>,
+    names_wasm: Option<PathBuf>,
     chains: Vec<String>,
     skip: Vec<String>,
     reference_cli: Option<PathBuf>,
@@ -280,8 +327,8 @@ struct Options {
     only: Vec<String>,
 }
 
-const PARTS: [&str; 8] = [
-    "raw", "floor", "blk", "rest", "naive", "ord", "commit", "schemes",
+const PARTS: [&str; 9] = [
+    "raw", "floor", "blk", "rest", "naive", "ord", "commit", "schemes", "wasm",
 ];
 
 impl Options {
@@ -289,6 +336,7 @@ impl Options {
         (self.only.is_empty() || self.only.iter().any(|p| p == part))
             && !self.skip.iter().any(|p| p == part)
             && (part != "ord" || self.ord.is_some())
+            && (part != "wasm" || self.names_wasm.is_some())
     }
 }
 
@@ -308,6 +356,9 @@ fn run(o: &Options) -> Result<ExitCode> {
     );
     if let Some(ord) = &o.ord {
         ensure!(ord.exists(), "no ord binary at {}", ord.display());
+    }
+    if let Some(module) = &o.names_wasm {
+        ensure!(module.exists(), "no names module at {}", module.display());
     }
     let shapes = o
         .chains
@@ -334,6 +385,17 @@ fn run(o: &Options) -> Result<ExitCode> {
     } else {
         None
     };
+    let names_wasm = match &o.names_wasm {
+        Some(module) if o.wanted("wasm") => {
+            eprintln!("the names module against the native app (vc-bench wasm)");
+            Some(wasm::measure(&o.cache, &o.cli, module, o.reps)?)
+        }
+        None if o.only.is_empty() || o.only.iter().any(|p| p == "wasm") => {
+            eprintln!("part wasm skipped: no --names-wasm (cargo xtask guests builds it)");
+            None
+        }
+        _ => None,
+    };
     let bitcoind = vc_testnode::bitcoind_exe()
         .map(|exe| first_line(&exe, "-version"))
         .unwrap_or_default();
@@ -355,12 +417,18 @@ fn run(o: &Options) -> Result<ExitCode> {
         if let Some(schemes) = &schemes {
             v3::write(schemes, &o.markdown, &o.json)?;
         }
+        if let Some(names_wasm) = &names_wasm {
+            wasm::write(names_wasm, &o.markdown, &o.json)?;
+        }
     } else {
         eprintln!("--only: a partial run; the reports are left as they are");
     }
     eprint!("{}", report::markdown(&r));
     if let Some(schemes) = &schemes {
         eprint!("{}", v3::markdown(schemes));
+    }
+    if let Some(names_wasm) = &names_wasm {
+        eprint!("{}", wasm::markdown(names_wasm));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -75,7 +75,7 @@ pub struct Schemes {
 }
 
 /// `date -u`, or nothing if `date` fails.
-fn now() -> String {
+pub(crate) fn now() -> String {
     std::process::Command::new("date")
         .arg("-u")
         .output()

@@ -7,13 +7,15 @@
 //!
 //! ```text
 //! rustc --edition 2021 --crate-type rlib --target wasm32-unknown-unknown -O -C panic=abort \
+//!     -C target-feature=+bulk-memory \
 //!     crates/vc-vm-guest/src/lib.rs --crate-name vc_vm_guest -o target/libvc_vm_guest.rlib
 //! rustc --edition 2021 --crate-type cdylib --target wasm32-unknown-unknown -O -C panic=abort \
+//!     -C target-feature=+bulk-memory \
 //!     -C link-arg=-zstack-size=65536 --extern vc_vm_guest=target/libvc_vm_guest.rlib \
 //!     guests/kv/src/lib.rs -o kv.wasm
 //! ```
 //!
-//! (`cargo xtask guests` runs exactly that.) On wasm32 the crate brings the module's allocator
+//! (`cargo xtask guests` runs that, without symbols or debug info.) On wasm32 the crate brings the module's allocator
 //! (a bump allocator: every hook call runs in a fresh instance, so nothing is ever freed) and
 //! its panic handler (a panic rejects the operation with code `panic`).
 //!
@@ -354,12 +356,20 @@ impl Record {
 #[derive(Debug)]
 pub struct State {
     block: Block,
+    network: u8,
 }
 
 impl State {
     /// The block being applied.
     pub fn block(&self) -> &Block {
         &self.block
+    }
+
+    /// The database's network, as the input header names it (`docs/vm.md` section 5: `0`
+    /// bitcoin, `1` testnet, `2` testnet4, `3` signet, `4` regtest): what a guest renders
+    /// addresses for.
+    pub fn network(&self) -> u8 {
+        self.network
     }
 
     /// The value at `key` in namespace `ns`.
@@ -556,18 +566,18 @@ pub fn run_prepare<A: App>() {
 pub fn run_apply<A: App>() {
     let input = sys::input();
     let mut r = Reader::new(&input);
-    let mut read = || -> Option<(Block, OpContext, A::Op)> {
-        header(&mut r)?;
+    let mut read = || -> Option<(u8, Block, OpContext, A::Op)> {
+        let (_, network) = header(&mut r)?;
         let block = read_block(&mut r)?;
         let ctx = read_context(&mut r)?;
         let op = A::Op::from_bytes(r.bytes()?)?;
-        Some((block, ctx, op))
+        Some((network, block, ctx, op))
     };
-    let (block, ctx, op) = match read() {
+    let (network, block, ctx, op) = match read() {
         Some(x) => x,
         None => return bad_input(),
     };
-    let mut state = State { block };
+    let mut state = State { block, network };
     if let Err(e) = A::apply(&mut state, &ctx, op) {
         rejected(e);
     }
@@ -577,11 +587,11 @@ pub fn run_apply<A: App>() {
 pub fn run_finalize<A: App>() {
     let input = sys::input();
     let mut r = Reader::new(&input);
-    let block = match header(&mut r).and_then(|_| read_block(&mut r)) {
+    let (network, block) = match header(&mut r).and_then(|(_, n)| Some((n, read_block(&mut r)?))) {
         Some(b) => b,
         None => return bad_input(),
     };
-    A::finalize(&mut State { block });
+    A::finalize(&mut State { block, network });
 }
 
 /// Exports the module's hooks for the [`App`] `$app`: `vc_manifest`, `vc_parse`,

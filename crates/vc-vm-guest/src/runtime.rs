@@ -6,9 +6,9 @@ use core::cell::UnsafeCell;
 
 const PAGE: usize = 65_536;
 
-/// A bump allocator over pages the module grows: every hook call runs in a fresh instance, so
-/// nothing needs freeing, and growth past the manifest's memory traps in the host (the
-/// operation is rejected as out of memory).
+/// A bump allocator over the initial memory's free end, then pages the module grows: every
+/// hook call runs in a fresh instance, so nothing needs freeing, and growth past the manifest's
+/// memory traps in the host (the operation is rejected as out of memory).
 struct Bump {
     /// (next free byte, end of the grown region)
     region: UnsafeCell<(usize, usize)>,
@@ -17,9 +17,25 @@ struct Bump {
 // wasm32-unknown-unknown modules are single-threaded.
 unsafe impl Sync for Bump {}
 
+extern "C" {
+    /// Where the linker's layout (stack, then data) ends: the rest of the initial memory is
+    /// free.
+    static __heap_base: u8;
+}
+
 unsafe impl GlobalAlloc for Bump {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let region = &mut *self.region.get();
+        if region.1 == 0 {
+            // The first allocation of the call: start with the free end of the initial memory,
+            // so that a call that needs little grows nothing (each growth costs fuel and, in
+            // the host, a copy of the whole memory).
+            let base = &__heap_base as *const u8 as usize;
+            let end = core::arch::wasm32::memory_size(0) * PAGE;
+            if end > base {
+                *region = (base, end);
+            }
+        }
         let align = layout.align();
         let start = match region.0.checked_add(align - 1) {
             Some(n) => n & !(align - 1),

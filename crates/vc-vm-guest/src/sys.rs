@@ -42,6 +42,7 @@ mod imports {
         pub fn fresh_hashes() -> i32;
         pub fn consensus_hash(height: i64) -> i32;
         pub fn log(ptr: *const u8, len: i32);
+        pub fn hash(kind: i32, ptr: *const u8, len: i32, dst: *mut u8) -> i32;
     }
 }
 
@@ -215,4 +216,37 @@ pub fn consensus_hash(height: u64) -> Option<Vec<u8>> {
 pub fn log(line: &str) {
     host!(imports::log(line.as_ptr(), len(line.as_bytes())), ());
     let _ = line;
+}
+
+/// The `hash` import: digest `kind` of `data` (without a host: zeros).
+fn digest<const N: usize>(kind: i32, data: &[u8]) -> [u8; N] {
+    #[allow(unused_mut)]
+    let mut out = [0u8; N];
+    host!(
+        imports::hash(kind, data.as_ptr(), len(data), out.as_mut_ptr()),
+        0
+    );
+    let _ = (kind, data);
+    out
+}
+
+/// SHA-256, computed by the host (`docs/vm.md` section 4: far cheaper in fuel than in the
+/// interpreter).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    digest(0, data)
+}
+
+/// RIPEMD-160, computed by the host.
+pub fn ripemd160(data: &[u8]) -> [u8; 20] {
+    digest(1, data)
+}
+
+/// HASH160 (RIPEMD-160 of SHA-256), computed by the host.
+pub fn hash160(data: &[u8]) -> [u8; 20] {
+    digest(2, data)
+}
+
+/// SHA-256d (SHA-256 of SHA-256), computed by the host.
+pub fn sha256d(data: &[u8]) -> [u8; 32] {
+    digest(3, data)
 }

@@ -60,3 +60,13 @@ pub const HOST_CALL_FUEL: u64 = 100;
 pub const fn byte_fuel(bytes: usize) -> u64 {
     (bytes as u64).div_ceil(8)
 }
+
+/// Fuel of a `hash` call per 64 bytes hashed (a block of SHA-256 or RIPEMD-160), on top of a
+/// host call's.
+pub const HASH_BLOCK_FUEL: u64 = 100;
+
+/// Fuel of a `hash` call over `bytes` bytes: a host call's, the bytes moved, and each 64-byte
+/// block (the padding's block included).
+pub const fn hash_fuel(bytes: usize) -> u64 {
+    HOST_CALL_FUEL + byte_fuel(bytes) + HASH_BLOCK_FUEL * (bytes as u64 / 64 + 1)
+}

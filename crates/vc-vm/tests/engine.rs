@@ -89,3 +89,59 @@ fn the_block_budget_rejects_what_comes_after_it_is_spent() {
         ]
     );
 }
+
+#[test]
+fn the_hash_import_gives_bitcoin_hashes_and_refuses_an_unknown_kind() {
+    use bitcoin::hashes::{Hash, hash160, ripemd160, sha256, sha256d};
+    // Opcode a: the four digests of "abc" under keys "0" to "3" of `ns`; opcode b: kind 9.
+    let mut apply = String::from(
+        r#"(local $n i32)
+        (call $input_read (i32.const 4096))
+        (i32.store8 (i32.const 2040) (i32.const 0x61))
+        (i32.store8 (i32.const 2041) (i32.const 0x62))
+        (i32.store8 (i32.const 2042) (i32.const 0x63))
+        (if (i32.eq (i32.load8_u (i32.const 4191)) (i32.const 0x62))
+          (then (drop (call $hash (i32.const 9) (i32.const 2040) (i32.const 3) (i32.const 3000)))))"#,
+    );
+    for kind in 0..4 {
+        apply.push_str(&format!(
+            r#"(i32.store8 (i32.const {key}) (i32.const {digit}))
+            (local.set $n (call $hash (i32.const {kind}) (i32.const 2040) (i32.const 3) (i32.const {dst})))
+            (call $state_put (i32.const 2000) (i32.const 2) (i32.const {key}) (i32.const 1) (i32.const {dst}) (local.get $n))"#,
+            key = 2050 + kind,
+            digit = 0x30 + kind,
+            dst = 3000 + 64 * kind,
+        ));
+    }
+    let import = r#"(import "vc" "hash" (func $hash (param i32 i32 i32 i32) (result i32)))"#;
+    let dir = tempfile::tempdir().unwrap();
+    let chain = chain(MAGIC, &[vec![(b'a', vec![]), (b'b', vec![])]]);
+    let (engine, reports) = index(
+        &module("", &apply, import),
+        &chain,
+        &dir.path().join("a.redb"),
+    );
+    assert_eq!(reports.accepted(), 1);
+    assert_eq!(
+        reports.rejections(),
+        vec![(2, Stage::Apply, codes::BAD_CALL)]
+    );
+    let view = engine.store().view().unwrap();
+    let get = |k: &[u8]| vc_store::StateRead::get_raw(&view, NS.name(), k).unwrap();
+    assert_eq!(
+        get(b"0"),
+        Some(sha256::Hash::hash(b"abc").to_byte_array().to_vec())
+    );
+    assert_eq!(
+        get(b"1"),
+        Some(ripemd160::Hash::hash(b"abc").to_byte_array().to_vec())
+    );
+    assert_eq!(
+        get(b"2"),
+        Some(hash160::Hash::hash(b"abc").to_byte_array().to_vec())
+    );
+    assert_eq!(
+        get(b"3"),
+        Some(sha256d::Hash::hash(b"abc").to_byte_array().to_vec())
+    );
+}

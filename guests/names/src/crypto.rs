@@ -1,0 +1,147 @@
+//! What the naming rules hash and render: SHA-256, SHA-256d and HASH160 (computed by the host,
+//! `docs/vm.md` section 4), hex, and Bitcoin addresses (base58check and bech32/bech32m, in plain
+//! `core`), as rust-bitcoin renders them natively.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+pub use vc_vm_guest::sys::{hash160, sha256, sha256d};
+
+/// Lowercase hex. (Written as bytes, then checked as UTF-8 once: pushing `char`s one at a
+/// time costs several times more in the interpreter.)
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = alloc::vec![0u8; bytes.len() * 2];
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+const BASE58: &[u8; 58] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+
+/// Base58 of `payload` followed by the first four bytes of its SHA-256d.
+fn base58check(payload: &[u8]) -> String {
+    let mut data = payload.to_vec();
+    data.extend_from_slice(&sha256d(payload)[..4]);
+    // Little-endian base-58 digits, grown by multiply-and-add.
+    let mut digits: Vec<u8> = Vec::new();
+    for &byte in &data {
+        let mut carry = u32::from(byte);
+        for d in digits.iter_mut() {
+            let x = u32::from(*d) * 256 + carry;
+            *d = (x % 58) as u8;
+            carry = x / 58;
+        }
+        while carry > 0 {
+            digits.push((carry % 58) as u8);
+            carry /= 58;
+        }
+    }
+    let zeros = data.iter().take_while(|&&b| b == 0).count();
+    let mut s = String::with_capacity(zeros + digits.len());
+    for _ in 0..zeros {
+        s.push('1');
+    }
+    for &d in digits.iter().rev() {
+        s.push(BASE58[usize::from(d)] as char);
+    }
+    s
+}
+
+const BECH32_CHARSET: &[u8; 32] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+
+fn bech32_polymod(values: &[u8]) -> u32 {
+    const GEN: [u32; 5] = [0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3];
+    let mut chk: u32 = 1;
+    for &v in values {
+        let top = chk >> 25;
+        chk = ((chk & 0x01ff_ffff) << 5) ^ u32::from(v);
+        for (i, g) in GEN.iter().enumerate() {
+            if (top >> i) & 1 == 1 {
+                chk ^= g;
+            }
+        }
+    }
+    chk
+}
+
+/// A segwit address: bech32 for version 0, bech32m for later versions (BIP 173, BIP 350).
+fn segwit_address(hrp: &str, version: u8, program: &[u8]) -> String {
+    let mut data = alloc::vec![version];
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &b in program {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            data.push(((acc >> bits) & 31) as u8);
+        }
+    }
+    if bits > 0 {
+        data.push(((acc << (5 - bits)) & 31) as u8);
+    }
+    let mut values: Vec<u8> = hrp.bytes().map(|c| c >> 5).collect();
+    values.push(0);
+    values.extend(hrp.bytes().map(|c| c & 31));
+    values.extend_from_slice(&data);
+    values.extend_from_slice(&[0; 6]);
+    let constant = if version == 0 { 1 } else { 0x2bc8_30a3 };
+    let checksum = bech32_polymod(&values) ^ constant;
+    let mut s = String::with_capacity(hrp.len() + 1 + data.len() + 6);
+    s.push_str(hrp);
+    s.push('1');
+    for &d in &data {
+        s.push(BECH32_CHARSET[usize::from(d)] as char);
+    }
+    for i in 0..6 {
+        s.push(BECH32_CHARSET[((checksum >> (5 * (5 - i))) & 31) as usize] as char);
+    }
+    s
+}
+
+/// Network bytes of the input header (`docs/vm.md` section 5).
+pub const NETWORK_BITCOIN: u8 = 0;
+const NETWORK_REGTEST: u8 = 4;
+
+/// The address `script` pays on `network`, as rust-bitcoin's `Address::from_script` renders
+/// it: P2PKH, P2SH, or a witness program (version 0 with 20 or 32 bytes, versions 1 to 16
+/// with 2 to 40); `None` for any other script.
+pub fn address(script: &[u8], network: u8) -> Option<String> {
+    let main = network == NETWORK_BITCOIN;
+    let n = script.len();
+    if n == 25
+        && script[0] == 0x76
+        && script[1] == 0xa9
+        && script[2] == 0x14
+        && script[23] == 0x88
+        && script[24] == 0xac
+    {
+        let mut p = alloc::vec![if main { 0x00 } else { 0x6f }];
+        p.extend_from_slice(&script[3..23]);
+        return Some(base58check(&p));
+    }
+    if n == 23 && script[0] == 0xa9 && script[1] == 0x14 && script[22] == 0x87 {
+        let mut p = alloc::vec![if main { 0x05 } else { 0xc4 }];
+        p.extend_from_slice(&script[2..22]);
+        return Some(base58check(&p));
+    }
+    if !(4..=42).contains(&n) || !(2..=40).contains(&script[1]) || n - 2 != usize::from(script[1]) {
+        return None;
+    }
+    let version = match script[0] {
+        0 => 0,
+        op @ 0x51..=0x60 => op - 0x50,
+        _ => return None,
+    };
+    if version == 0 && n - 2 != 20 && n - 2 != 32 {
+        return None;
+    }
+    let hrp = match network {
+        NETWORK_BITCOIN => "bc",
+        NETWORK_REGTEST => "bcrt",
+        _ => "tb",
+    };
+    Some(segwit_address(hrp, version, &script[2..]))
+}
