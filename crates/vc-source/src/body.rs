@@ -40,6 +40,9 @@ pub enum BodyError {
     },
     /// The transactions' merkle root is not the header's.
     MerkleRoot,
+    /// Some transaction has a witness, and the coinbase's witness commitment (BIP141) is
+    /// missing or does not match the transactions' witnesses.
+    WitnessCommitment,
 }
 
 impl std::fmt::Display for BodyError {
@@ -52,6 +55,10 @@ impl std::fmt::Display for BodyError {
                 write!(f, "transaction {txid} appears twice (a mutated block)")
             }
             BodyError::MerkleRoot => write!(f, "the transactions do not match the merkle root"),
+            BodyError::WitnessCommitment => write!(
+                f,
+                "the witnesses do not match the coinbase's witness commitment"
+            ),
         }
     }
 }
@@ -133,6 +140,17 @@ fn merkle_root(mut level: Vec<[u8; 32]>) -> Option<[u8; 32]> {
             .collect();
     }
     level.pop()
+}
+
+/// Checks the witnesses of a block whose body [`check_body`] accepted: txids do not cover them,
+/// so only the coinbase's commitment to the witness merkle root (BIP141) ties them to the
+/// header. A block where no transaction has a witness needs none.
+pub fn check_witness_commitment(block: &Block) -> Result<(), BodyError> {
+    if block.check_witness_commitment() {
+        Ok(())
+    } else {
+        Err(BodyError::WitnessCommitment)
+    }
 }
 
 /// Checks a block already decoded: see the [module docs](self).

@@ -173,6 +173,8 @@ pub enum Violation {
     DuplicateTx,
     /// Spent outputs do not have the block's shape.
     SpentShape,
+    /// A block's witnesses do not match its coinbase's witness commitment (BIP141).
+    WitnessCommitment,
 }
 
 impl core::fmt::Display for Violation {
@@ -190,6 +192,7 @@ impl core::fmt::Display for Violation {
             Violation::MerkleRoot => "transactions do not match the merkle root",
             Violation::DuplicateTx => "a transaction appears twice",
             Violation::SpentShape => "spent outputs do not fit the block",
+            Violation::WitnessCommitment => "witnesses do not match the witness commitment",
         })
     }
 }

@@ -109,7 +109,8 @@ impl MemoryChain {
     }
 
     /// Mines a block with `txs` (after a coinbase the chain adds) on the best tip, and returns
-    /// its hash.
+    /// its hash. When a transaction has a witness, the coinbase commits to the witnesses as
+    /// BIP141 says (a reserved value of zeros and an `OP_RETURN` output with the commitment).
     pub fn push(&self, txs: Vec<Transaction>) -> BlockHash {
         let mut inner = self.write();
         let height = inner.best.len() as u64;
@@ -132,6 +133,27 @@ impl MemoryChain {
             },
             txdata,
         };
+        if block
+            .txdata
+            .iter()
+            .any(|tx| tx.input.iter().any(|i| !i.witness.is_empty()))
+            && let Some(root) = block.witness_root()
+        {
+            // The coinbase's wtxid counts as zeros in the witness root, so it may change after.
+            let reserved = [0u8; 32];
+            let commitment = Block::compute_witness_commitment(&root, &reserved);
+            let mut script = vec![0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed];
+            script.extend_from_slice(commitment.as_byte_array());
+            if let Some(coinbase) = block.txdata.first_mut() {
+                coinbase.output.push(TxOut {
+                    value: Amount::ZERO,
+                    script_pubkey: ScriptBuf::from_bytes(script),
+                });
+                if let Some(input) = coinbase.input.first_mut() {
+                    input.witness = Witness::from_slice(&[reserved]);
+                }
+            }
+        }
         block.header.merkle_root = block
             .compute_merkle_root()
             .unwrap_or_else(TxMerkleNode::all_zeros);

@@ -115,6 +115,29 @@ fn scan_one(
         }
     };
     body.candidates.retain(|(_, tx)| select(tx));
+    if filter.witnesses()
+        && body
+            .candidates
+            .iter()
+            .any(|(_, tx)| tx.input.iter().any(|i| !i.witness.is_empty()))
+    {
+        match &full {
+            Some(block) => valid::check_witnesses(name, height, &hash, block)?,
+            None => {
+                // The scanner decoded only the candidates: decode the whole block from the
+                // bytes it scanned (still in this worker's buffer) for the witness root.
+                let block: Block = SCRATCH
+                    .with(|cell| bitcoin::consensus::deserialize(&cell.borrow().0))
+                    .map_err(|e| SourceError::Unverified {
+                        source_name: name,
+                        height,
+                        violation: crate::error::Violation::WitnessCommitment,
+                        detail: format!("block {hash} does not decode again: {e}"),
+                    })?;
+                valid::check_witnesses(name, height, &hash, &block)?;
+            }
+        }
+    }
     let positions: Vec<u32> = body.candidates.iter().map(|c| c.0).collect();
     let mut spent = match full {
         _ if positions.is_empty() => Vec::new(),

@@ -41,6 +41,7 @@ pub const PARALLEL_FROM: usize = 512 * 1024;
 pub struct ScanFilter {
     magic: Vec<u8>,
     markers: Vec<ScriptBuf>,
+    witnesses: bool,
 }
 
 impl ScanFilter {
@@ -50,7 +51,22 @@ impl ScanFilter {
         ScanFilter {
             magic: magic.to_vec(),
             markers: markers.to_vec(),
+            witnesses: false,
         }
+    }
+
+    /// Declares that the reader uses the candidates' witnesses: then every block where a
+    /// selected candidate has one is checked against its coinbase's witness commitment
+    /// (BIP141), which the txids and the merkle root do not cover. Off by default: the check
+    /// decodes and hashes the whole block again.
+    pub fn with_witnesses(mut self, witnesses: bool) -> ScanFilter {
+        self.witnesses = witnesses;
+        self
+    }
+
+    /// Whether candidates' witnesses are checked (see [`ScanFilter::with_witnesses`]).
+    pub fn witnesses(&self) -> bool {
+        self.witnesses
     }
 
     /// The magic bytes.

@@ -50,6 +50,24 @@ pub fn check_block(
     })
 }
 
+/// Checks `block`'s witnesses against its coinbase's witness commitment (BIP141), for a
+/// reader that uses them: its body must have passed [`check_block`] already.
+pub fn check_witnesses(
+    source: &'static str,
+    height: u64,
+    hash: &BlockHash,
+    block: &Block,
+) -> Result<(), SourceError> {
+    body::check_witness_commitment(block).map_err(|e| {
+        unverified(
+            source,
+            height,
+            Violation::WitnessCommitment,
+            format!("block {hash}: {e}"),
+        )
+    })
+}
+
 /// Checks that a block (scanned or decoded) is the one asked for: its header hashes to
 /// `hash`.
 pub fn check_scanned(
