@@ -153,6 +153,9 @@ impl ContractsConfig {
             .with_payload_limit(PAYLOAD_LIMIT)
             .with_scheme(self.scheme)
             .with_params(self.params())
+            // The code travels in a witness: the source checks each block's witness
+            // commitment before the envelope is read.
+            .with_witnesses()
     }
 }
 

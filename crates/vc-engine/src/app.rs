@@ -87,6 +87,13 @@ pub struct AppSpec {
     /// blockchain through the three operations it declares. Schemes v2 and v3 only. Default:
     /// none.
     pub migration: Option<crate::migrate::MigrationPolicy>,
+    /// Whether the application reads its operations' witnesses
+    /// ([`crate::OpContext::witnesses`]). Txids, and so every other check of a block, do not
+    /// cover witnesses: when set, every block where an operation's transaction has one is
+    /// checked against its coinbase's witness commitment (BIP141) first, and the application
+    /// cannot run on a watching source (Electrum), which cannot prove witnesses. When not set,
+    /// operations carry no witnesses. Default: not set.
+    pub witnesses: bool,
 }
 
 impl AppSpec {
@@ -112,6 +119,7 @@ impl AppSpec {
             markers: Vec::new(),
             params: Vec::new(),
             migration: None,
+            witnesses: false,
         }
     }
 
@@ -160,6 +168,13 @@ impl AppSpec {
     /// Declares a migration policy (see [`AppSpec::migration`]).
     pub fn with_migration(mut self, policy: crate::migrate::MigrationPolicy) -> Self {
         self.migration = Some(policy);
+        self
+    }
+
+    /// Declares that the application reads its operations' witnesses (see
+    /// [`AppSpec::witnesses`]).
+    pub fn with_witnesses(mut self) -> Self {
+        self.witnesses = true;
         self
     }
 

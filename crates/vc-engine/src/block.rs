@@ -25,6 +25,8 @@ pub(crate) struct Recognizer {
     pub carrier: Carrier,
     pub format: PayloadFormat,
     pub markers: Vec<ScriptBuf>,
+    /// Whether operations carry their witnesses ([`AppSpec::witnesses`]).
+    pub witnesses: bool,
 }
 
 impl Recognizer {
@@ -56,6 +58,7 @@ impl Recognizer {
             format: PayloadFormat::new(&spec.magic, &opcodes, spec.payload_limit)
                 .map_err(|e| EngineError::Spec(e.to_string()))?,
             markers: spec.markers.clone(),
+            witnesses: spec.witnesses,
         })
     }
 
@@ -452,7 +455,13 @@ impl Apply<'_> {
                 inputs: tx.input.iter().map(|i| i.previous_output).collect(),
                 senders: senders.clone(),
                 outputs: tx.output.clone(),
-                witnesses: tx.input.iter().map(|i| i.witness.clone()).collect(),
+                // Checked against the block's witness commitment by the source only when the
+                // application declared that it reads them.
+                witnesses: if self.recognizer.witnesses {
+                    tx.input.iter().map(|i| i.witness.clone()).collect()
+                } else {
+                    Vec::new()
+                },
                 fee,
                 body_start: self.recognizer.format.magic().len() + 1,
             };

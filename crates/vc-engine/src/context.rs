@@ -42,11 +42,11 @@ pub struct OpContext {
     pub senders: Vec<TxOut>,
     /// The transaction's outputs.
     pub outputs: Vec<TxOut>,
-    /// The inputs' witnesses, in input order (empty for an input without one). Txids, and so
-    /// the checks every source makes, do not cover witnesses (their commitment is in the
-    /// coinbase, which no source checks, and an Electrum server cannot prove them): an
-    /// application that reads a witness must commit to what it reads (a hash in its payload,
-    /// as `vc-contracts` does) so that an altered witness cannot pass for the original.
+    /// The inputs' witnesses, in input order (empty for an input without one), when the
+    /// application declares that it reads them ([`crate::AppSpec::with_witnesses`]); empty
+    /// otherwise. Txids do not cover witnesses: for such an application the source checks
+    /// every block where an operation has a witness against the coinbase's witness commitment
+    /// (BIP141), and a watching source (Electrum), which cannot prove them, is refused.
     pub witnesses: Vec<Witness>,
     /// Sum of spent values minus sum of output values, in satoshis.
     pub fee: u64,

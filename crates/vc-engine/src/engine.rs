@@ -318,6 +318,13 @@ fn check_source(spec: &AppSpec, source: &Source) -> Result<(), EngineError> {
             source_name: source.chain().name(),
         });
     }
+    if matches!(source, Source::Watched(_)) && spec.witnesses {
+        return Err(EngineError::Spec(format!(
+            "{} reads its operations' witnesses, which a watching source ({}) cannot prove: run it on whole blocks",
+            spec.name,
+            source.chain().name()
+        )));
+    }
     Ok(())
 }
 
@@ -867,7 +874,8 @@ pub(crate) fn fetch_range(
                 let r = recognizer.clone();
                 Arc::new(move |tx| r.payload(tx).is_some())
             };
-            let filter = ScanFilter::new(recognizer.format.magic(), &recognizer.markers);
+            let filter = ScanFilter::new(recognizer.format.magic(), &recognizer.markers)
+                .with_witnesses(recognizer.witnesses);
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             let hash_threads = (cores / config.workers.max(1)).max(1);
             Box::new(

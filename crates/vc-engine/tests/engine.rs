@@ -394,6 +394,33 @@ fn a_watching_source_equals_whole_blocks() {
     )
     .unwrap_err();
     assert!(matches!(err, EngineError::NeedsMarkers { .. }));
+    // An application that reads witnesses cannot: an Electrum server cannot prove them.
+    let mut reads_witnesses = Toy::new(Scheme::V2, 2);
+    reads_witnesses.markers = true;
+    reads_witnesses.witnesses = true;
+    let err = Engine::open(
+        reads_witnesses.clone(),
+        dir.path().join("y.redb"),
+        Source::watched(chain.watching()),
+        config(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, EngineError::Spec(m) if m.contains("witnesses")),
+        "{err}"
+    );
+    // On whole blocks it runs, and equals the application that does not read them (no
+    // operation of this chain has a witness).
+    let mut plain = reads_witnesses.clone();
+    plain.witnesses = false;
+    let mut w = engine(
+        reads_witnesses,
+        &dir.path().join("z.redb"),
+        &chain,
+        config(),
+    );
+    sync(&mut w).unwrap();
+    assert!(dump(w.store()) == fresh(&plain, &chain), "the two differ");
 }
 
 #[test]

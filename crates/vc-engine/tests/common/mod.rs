@@ -84,6 +84,8 @@ pub struct Toy {
     pub scheme: Scheme,
     pub first_block: u64,
     pub markers: bool,
+    /// Declares that it reads witnesses ([`AppSpec::with_witnesses`]).
+    pub witnesses: bool,
     pub fault: Fault,
     /// `should_continue` returns false after this height.
     pub stop_after: Option<u64>,
@@ -95,6 +97,7 @@ impl Toy {
             scheme,
             first_block,
             markers: false,
+            witnesses: false,
             fault: Fault::none(),
             stop_after: None,
         }
@@ -114,6 +117,11 @@ impl Application for Toy {
             .with_opcodes(b"pdwf")
             .with_scheme(self.scheme)
             .with_staleness(6);
+        let spec = if self.witnesses {
+            spec.with_witnesses()
+        } else {
+            spec
+        };
         if self.markers {
             spec.with_marker(marker())
         } else {
