@@ -51,6 +51,12 @@ pub struct IndexArgs {
     /// same as ?proxy= in the source URL).
     #[arg(long, value_name = "URL")]
     pub proxy: Option<String>,
+    /// Keep each source's index between runs in this directory (created if missing): a blk
+    /// source's block index, so that a restart reads it instead of scanning every blk file,
+    /// and an Electrum source's validated headers, so that a restart validates only the new
+    /// ones.
+    #[arg(long, value_name = "DIR")]
+    pub source_cache: Option<PathBuf>,
     /// The marker deployment of the names app: every operation pays the registry script
     /// (`default` for the built-in one, or the script in hex). Required for Electrum sources;
     /// part of consensus, so a database keeps the setting it was made with.
@@ -272,10 +278,14 @@ pub fn index(args: IndexArgs, globals: &Globals) -> Result<ExitCode> {
         let bound = crate::metrics::serve(addr, Arc::clone(&metrics))?;
         tracing::info!(url = %format!("http://{bound}/metrics"), "serving metrics and health");
     }
+    if let Some(dir) = &args.source_cache {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the source cache {}", dir.display()))?;
+    }
     let connect = |url: Option<&str>| -> Result<vc_engine::prelude::Source> {
         let spec = args.core.spec(url, options.network)?;
-        let source =
-            crate::source::with_proxy(spec, args.proxy.as_deref())?.connect(options.network)?;
+        let source = crate::source::with_proxy(spec, args.proxy.as_deref())?
+            .connect(options.network, args.source_cache.as_deref())?;
         Ok(crate::metered::metered(source, &metrics))
     };
     let (source, witnesses) = match args.source.split_first() {

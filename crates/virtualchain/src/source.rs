@@ -279,16 +279,32 @@ impl SourceSpec {
         })
     }
 
-    /// Connects.
-    pub fn connect(&self, network: Network) -> Result<Source> {
+    /// Connects, keeping what the source can reuse in `cache` (a directory) between runs: a
+    /// blk source's block index, an Electrum source's validated headers. Each source has its
+    /// own file there, named after the network and a hash of its directory or URL; the source
+    /// checks the file and rebuilds it when it belongs elsewhere or is damaged.
+    pub fn connect(&self, network: Network, cache: Option<&Path>) -> Result<Source> {
         Ok(match self {
             SourceSpec::Core { .. } => Source::blocks(self.core(network)?),
-            SourceSpec::Blk(dir) => Source::blocks(
-                BlkSource::open(BlkConfig::new(dir, network))
-                    .with_context(|| format!("opening block files in {}", dir.display()))?,
-            ),
+            SourceSpec::Blk(dir) => {
+                let mut config = BlkConfig::new(dir, network);
+                if let Some(cache) = cache {
+                    let what = dir.display().to_string();
+                    config = config.with_index_file(cache.join(cache_file("blk", network, &what)));
+                }
+                let source = BlkSource::open(config)
+                    .with_context(|| format!("opening block files in {}", dir.display()))?;
+                if cache.is_some() {
+                    tracing::info!(dir = %dir.display(), origin = ?source.index_origin(), "block index");
+                }
+                Source::blocks(source)
+            }
             SourceSpec::Electrum { url, ca, proxy } => {
                 let mut config = ElectrumConfig::new(url.clone(), network);
+                if let Some(cache) = cache {
+                    config =
+                        config.with_header_cache(cache.join(cache_file("electrum", network, url)));
+                }
                 if let Some(ca) = ca {
                     config = config.with_ca(ca);
                 }
@@ -771,4 +787,16 @@ impl CoreArgs {
             ),
         }
     }
+}
+
+/// The name of a source's file in a `--source-cache` directory: its kind, the network, and the
+/// first 8 bytes of the SHA-256 of its directory or URL, in hex.
+fn cache_file(kind: &str, network: Network, what: &str) -> String {
+    use bitcoin::hashes::{Hash, sha256};
+    let hash = sha256::Hash::hash(what.as_bytes());
+    let short: String = hash.as_byte_array()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{kind}-{network}-{short}.cache")
 }

@@ -535,3 +535,49 @@ fn a_snapshot_taken_beside_the_indexer_installs_with_recover_checkpoint() {
     );
     assert_eq!(text(&status(&db, &[]).stdout), before);
 }
+
+/// `--source-cache` keeps the blk source's block index between runs: the first run scans the
+/// files and writes it, a restart reads it, and a damaged file is rebuilt, never trusted; every
+/// run ends on the same tip.
+#[test]
+fn the_source_cache_keeps_the_block_index_between_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let cache_arg = cache.to_str().unwrap().to_owned();
+    let tips: Vec<String> = ["Scanned", "Loaded", "Rebuilt"]
+        .iter()
+        .enumerate()
+        .map(|(run, origin)| {
+            if *origin == "Rebuilt" {
+                let file = std::fs::read_dir(&cache).unwrap().next().unwrap().unwrap();
+                let mut bytes = std::fs::read(file.path()).unwrap();
+                let mid = bytes.len() / 2;
+                bytes[mid] ^= 0xff;
+                std::fs::write(file.path(), bytes).unwrap();
+            }
+            let db = dir.path().join(format!("db{run}"));
+            let o = index(&db, &[&NEW[..], &["--source-cache", &cache_arg]].concat());
+            let err = text(&o.stderr);
+            assert!(o.status.success(), "run {run}: {err}");
+            assert!(
+                err.contains(&format!("origin={origin}")),
+                "run {run}: {err}"
+            );
+            let files: Vec<String> = std::fs::read_dir(&cache)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            assert_eq!(files.len(), 1, "{files:?}");
+            assert!(files[0].starts_with("blk-regtest-"), "{files:?}");
+            let s = status(&db, &["--json"]);
+            assert!(s.status.success(), "{}", text(&s.stderr));
+            let out = text(&s.stdout);
+            out.lines()
+                .find(|l| l.contains("consensus_hash"))
+                .unwrap_or(&out)
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(tips[0], tips[1]);
+    assert_eq!(tips[0], tips[2]);
+}

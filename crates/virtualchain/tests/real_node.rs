@@ -327,8 +327,22 @@ fn index_from_electrum_with_the_registry_equals_core() {
     assert!(err.contains("marker scripts"), "{err}");
     assert!(!light.exists());
 
-    let (code, _, err) = index(&["--registry", "default"]);
+    // With a source cache, the validated headers are kept for the next run.
+    let cache = dir.path().join("cache");
+    let cache_arg = cache.to_string_lossy().into_owned();
+    let (code, _, err) = index(&["--registry", "default", "--source-cache", &cache_arg]);
     assert_eq!(code, Some(0), "{err}");
+    let files: Vec<String> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        files.len() == 1 && files[0].starts_with("electrum-regtest-"),
+        "{files:?}"
+    );
+    assert!(std::fs::metadata(cache.join(&files[0])).unwrap().len() > 0);
+    let (code, _, err) = index(&["--source-cache", &cache_arg]);
+    assert_eq!(code, Some(0), "a restart with the cache: {err}");
     let (code, status, err) = run(&["status", "--db", &db]);
     assert_eq!(code, Some(0), "{err}");
     assert!(
