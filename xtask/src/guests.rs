@@ -29,7 +29,17 @@ const FLAGS: &[&str] = &[
     "2021",
     "--target",
     "wasm32-unknown-unknown",
-    "-O",
+    // The interpreter pays for every call and every instruction: full optimisation, one
+    // codegen unit, and more inlining than LLVM's default (fewer, larger functions: a module
+    // with half the functions, instantiated afresh for every hook call, and fewer calls run).
+    // On the names module this took the bench chain from 0.46 to 0.52 of native in CPU time
+    // (`vc-bench wasm`, docs/benchmarks.md).
+    "-C",
+    "opt-level=3",
+    "-C",
+    "codegen-units=1",
+    "-C",
+    "llvm-args=-inline-threshold=1000",
     "-C",
     "panic=abort",
     "-C",
@@ -95,6 +105,9 @@ pub fn build(root: &Path) -> Result<PathBuf> {
         args.extend([
             "--crate-type".into(),
             "cdylib".into(),
+            // Across the SDK and the guest, so that the SDK's small functions inline too.
+            "-C".into(),
+            "lto=fat".into(),
             "--crate-name".into(),
             name.replace('-', "_"),
             // A small stack: the module's initial memory must fit its manifest's.

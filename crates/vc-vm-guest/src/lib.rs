@@ -6,11 +6,11 @@
 //! that Debian's `rustc` (which has the `wasm32-unknown-unknown` target) builds guests:
 //!
 //! ```text
-//! rustc --edition 2021 --crate-type rlib --target wasm32-unknown-unknown -O -C panic=abort \
-//!     -C target-feature=+bulk-memory \
+//! OPT="-C opt-level=3 -C codegen-units=1 -C llvm-args=-inline-threshold=1000 -C panic=abort \
+//!     -C target-feature=+bulk-memory"
+//! rustc --edition 2021 --crate-type rlib --target wasm32-unknown-unknown $OPT \
 //!     crates/vc-vm-guest/src/lib.rs --crate-name vc_vm_guest -o target/libvc_vm_guest.rlib
-//! rustc --edition 2021 --crate-type cdylib --target wasm32-unknown-unknown -O -C panic=abort \
-//!     -C target-feature=+bulk-memory \
+//! rustc --edition 2021 --crate-type cdylib --target wasm32-unknown-unknown $OPT -C lto=fat \
 //!     -C link-arg=-zstack-size=65536 --extern vc_vm_guest=target/libvc_vm_guest.rlib \
 //!     guests/kv/src/lib.rs -o kv.wasm
 //! ```
