@@ -20,16 +20,16 @@ use bitcoin::Network;
 use vc_engine::Reject;
 use vc_store::StoreError;
 use wasmi::{
-    AsContextMut, Caller, Engine, Error, ExternType, FuncType, Linker, Memory, Module, StoreLimits,
+    Caller, Engine, Error, ExternType, FuncType, Linker, Memory, Module, StoreLimits,
     StoreLimitsBuilder, TrapCode, TypedResumableCall, Val, ValType,
 };
 
 use crate::abi::{IMPORT_MODULE, MEMORY_EXPORT, network_byte};
 use crate::codes;
 use crate::error::{LoadError, VmFault};
+use crate::guest::{GuestHost, charge, len_i32, put_bytes, read, write};
 use crate::limits::{
-    HOST_CALL_FUEL, MAX_CODE_BYTES, MAX_MESSAGE_BYTES, MAX_MODULE_BYTES, MAX_TABLE_ELEMENTS,
-    PAGE_BYTES, byte_fuel,
+    MAX_CODE_BYTES, MAX_MESSAGE_BYTES, MAX_MODULE_BYTES, MAX_TABLE_ELEMENTS, PAGE_BYTES, byte_fuel,
 };
 use crate::module::{config, module_hash};
 
@@ -110,11 +110,6 @@ pub struct ContractInput {
     pub method: Vec<u8>,
     /// The arguments.
     pub args: Vec<u8>,
-}
-
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&u32::try_from(b.len()).unwrap_or(u32::MAX).to_be_bytes());
-    out.extend_from_slice(b);
 }
 
 impl ContractInput {
@@ -205,57 +200,16 @@ fn stop_reject(code: &'static str, reason: impl Into<String>) -> Error {
     Error::host(Stop::Reject(Reject::new(code, reason)))
 }
 
-fn charge(c: &mut C<'_>, bytes: usize) -> Result<(), Error> {
-    let left = c.get_fuel()?;
-    match left.checked_sub(HOST_CALL_FUEL + byte_fuel(bytes)) {
-        Some(rest) => c.set_fuel(rest),
-        None => {
-            c.set_fuel(0)?;
-            Err(Error::host(Stop::OutOfFuel))
-        }
+impl GuestHost for ContractHost {
+    fn memory(&self) -> Option<Memory> {
+        self.memory
     }
-}
-
-fn memory(c: &C<'_>) -> Result<Memory, Error> {
-    c.data()
-        .memory
-        .ok_or_else(|| stop_reject(codes::BAD_CALL, "no memory"))
-}
-
-fn read(c: &C<'_>, ptr: i32, len: i32, max: usize, what: &str) -> Result<Vec<u8>, Error> {
-    let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
-    if len > max {
-        return Err(stop_reject(
-            codes::BAD_CALL,
-            format!("{what} has {len} bytes, at most {max}"),
-        ));
+    fn reject(code: &'static str, reason: String) -> Error {
+        stop_reject(code, reason)
     }
-    memory(c)?
-        .data(c)
-        .get(ptr..ptr.saturating_add(len))
-        .map(<[u8]>::to_vec)
-        .ok_or_else(|| {
-            stop_reject(
-                codes::BAD_CALL,
-                format!("{what} at {ptr}+{len} is outside memory"),
-            )
-        })
-}
-
-fn write(c: &mut C<'_>, dst: i32, bytes: &[u8]) -> Result<(), Error> {
-    let mem = memory(c)?;
-    let dst = dst as u32 as usize;
-    let out = mem
-        .data_mut(c.as_context_mut())
-        .get_mut(dst..dst.saturating_add(bytes.len()))
-        .ok_or_else(|| {
-            stop_reject(
-                codes::BAD_CALL,
-                format!("{} bytes at {dst} are outside memory", bytes.len()),
-            )
-        })?;
-    out.copy_from_slice(bytes);
-    Ok(())
+    fn out_of_fuel() -> Error {
+        Error::host(Stop::OutOfFuel)
+    }
 }
 
 fn key(c: &C<'_>, ptr: i32, len: i32) -> Result<Vec<u8>, Error> {
@@ -276,10 +230,6 @@ fn record_write(c: &mut C<'_>, key: Vec<u8>, value: Option<Vec<u8>>) -> Result<(
     }
     writes.insert(key, value);
     Ok(())
-}
-
-fn len_i32(n: usize) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 /// One host function a contract may import: its name and type.
@@ -732,43 +682,7 @@ fn check_exports(module: &Module) -> Result<bool, LoadError> {
             None => {}
         }
     }
-    match module.get_export(MEMORY_EXPORT) {
-        Some(ExternType::Memory(m)) if m.minimum() > u64::from(CONTRACT_MEMORY_PAGES) => {
-            return Err(LoadError::Resource {
-                what: "memory",
-                reason: format!(
-                    "{} initial pages, a contract has at most {CONTRACT_MEMORY_PAGES}",
-                    m.minimum()
-                ),
-            });
-        }
-        Some(ExternType::Memory(_)) => {}
-        Some(other) => {
-            return Err(LoadError::Export {
-                name: MEMORY_EXPORT,
-                reason: format!("must be a memory, is {other:?}"),
-            });
-        }
-        None => {
-            return Err(LoadError::Export {
-                name: MEMORY_EXPORT,
-                reason: "missing: a contract exports its linear memory".into(),
-            });
-        }
-    }
-    for export in module.exports() {
-        if let ExternType::Table(t) = export.ty()
-            && t.minimum() > u64::from(MAX_TABLE_ELEMENTS)
-        {
-            return Err(LoadError::Resource {
-                what: "table",
-                reason: format!(
-                    "{} initial elements, at most {MAX_TABLE_ELEMENTS}",
-                    t.minimum()
-                ),
-            });
-        }
-    }
+    crate::module::check_memory_and_tables(module, CONTRACT_MEMORY_PAGES, "a contract")?;
     Ok(has_init)
 }
 
@@ -777,6 +691,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
 
     use super::*;
+    use crate::limits::HOST_CALL_FUEL;
 
     /// Storage from a map, counting reads.
     #[derive(Default)]

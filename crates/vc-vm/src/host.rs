@@ -12,13 +12,14 @@ use std::collections::BTreeMap;
 use vc_engine::{Reject, State};
 use vc_store::StoreError;
 use wasmi::{
-    AsContextMut, Caller, Error, FuncType, Linker, Memory, StoreLimits, StoreLimitsBuilder,
-    TrapCode, TypedResumableCall, Val, ValType,
+    Caller, Error, FuncType, Linker, Memory, StoreLimits, StoreLimitsBuilder, TrapCode,
+    TypedResumableCall, Val, ValType,
 };
 
 use crate::abi::{Hook, IMPORT_MODULE, MEMORY_EXPORT};
 use crate::codes;
 use crate::error::VmFault;
+use crate::guest::{GuestHost, charge, len_i32, put_bytes, read, write};
 use crate::limits::*;
 use crate::module::VmModule;
 
@@ -111,70 +112,16 @@ pub(crate) fn reject(code: &'static str, reason: impl Into<String>) -> Error {
     Error::host(Trap::Reject(Reject::new(code, reason)))
 }
 
-fn charge_fuel(left: u64, bytes: usize) -> Option<u64> {
-    left.checked_sub(HOST_CALL_FUEL + byte_fuel(bytes))
-}
-
-fn charge(caller: &mut Caller<'_, Host>, bytes: usize) -> Result<(), Error> {
-    let left = caller.get_fuel()?;
-    match charge_fuel(left, bytes) {
-        Some(rest) => caller.set_fuel(rest),
-        None => {
-            caller.set_fuel(0)?;
-            Err(Error::host(Trap::OutOfFuel))
-        }
+impl GuestHost for Host {
+    fn memory(&self) -> Option<Memory> {
+        self.memory
     }
-}
-
-fn memory(caller: &Caller<'_, Host>) -> Result<Memory, Error> {
-    caller
-        .data()
-        .memory
-        .ok_or_else(|| reject(codes::BAD_CALL, "no memory"))
-}
-
-/// Reads `len` bytes at `ptr` of the guest's memory, at most `max`.
-fn read(
-    caller: &Caller<'_, Host>,
-    ptr: i32,
-    len: i32,
-    max: usize,
-    what: &str,
-) -> Result<Vec<u8>, Error> {
-    let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
-    if len > max {
-        return Err(reject(
-            codes::BAD_CALL,
-            format!("{what} has {len} bytes, at most {max}"),
-        ));
+    fn reject(code: &'static str, reason: String) -> Error {
+        reject(code, reason)
     }
-    let mem = memory(caller)?;
-    mem.data(caller)
-        .get(ptr..ptr.saturating_add(len))
-        .map(<[u8]>::to_vec)
-        .ok_or_else(|| {
-            reject(
-                codes::BAD_CALL,
-                format!("{what} at {ptr}+{len} is outside memory"),
-            )
-        })
-}
-
-/// Writes `bytes` at `dst` in the guest's memory.
-fn write(caller: &mut Caller<'_, Host>, dst: i32, bytes: &[u8]) -> Result<(), Error> {
-    let mem = memory(caller)?;
-    let dst = dst as u32 as usize;
-    let out = mem
-        .data_mut(caller.as_context_mut())
-        .get_mut(dst..dst.saturating_add(bytes.len()))
-        .ok_or_else(|| {
-            reject(
-                codes::BAD_CALL,
-                format!("{} bytes at {dst} are outside memory", bytes.len()),
-            )
-        })?;
-    out.copy_from_slice(bytes);
-    Ok(())
+    fn out_of_fuel() -> Error {
+        Error::host(Trap::OutOfFuel)
+    }
 }
 
 fn namespace(caller: &Caller<'_, Host>, ptr: i32, len: i32) -> Result<String, Error> {
@@ -350,10 +297,6 @@ impl Import {
 }
 
 type C<'a> = Caller<'a, Host>;
-
-fn len_i32(n: usize) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
-}
 
 /// The linker with every host function.
 pub(crate) fn linker(engine: &wasmi::Engine) -> Result<Linker<Host>, wasmi::errors::LinkerError> {
@@ -743,11 +686,6 @@ pub(crate) fn run(
             },
         }
     }
-}
-
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&u32::try_from(b.len()).unwrap_or(u32::MAX).to_be_bytes());
-    out.extend_from_slice(b);
 }
 
 /// Answers a read: the value the host function returns and the new scratch buffer.

@@ -25,6 +25,7 @@ mod app;
 pub mod codes;
 pub mod contract;
 mod error;
+mod guest;
 mod host;
 pub mod limits;
 pub mod manifest;

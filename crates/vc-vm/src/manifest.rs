@@ -7,6 +7,7 @@ use vc_codec::carrier::CarrierRule;
 use vc_engine::AppSpec;
 
 use crate::error::ManifestError;
+use crate::guest::put_bytes;
 use crate::limits::{MAX_FUEL_PER_BLOCK, MAX_FUEL_PER_OP, MAX_MEMORY_PAGES};
 
 /// The manifest encoding's version (its first byte).
@@ -109,11 +110,6 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> ManifestError {
         field,
         reason: reason.into(),
     }
-}
-
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&u32::try_from(b.len()).unwrap_or(u32::MAX).to_be_bytes());
-    out.extend_from_slice(b);
 }
 
 impl Manifest {

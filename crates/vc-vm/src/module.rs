@@ -297,15 +297,29 @@ fn check_exports(module: &Module) -> Result<[bool; 5], LoadError> {
             None => {}
         }
     }
+    check_memory_and_tables(module, MAX_MEMORY_PAGES, "a module")?;
+    Ok(hooks)
+}
+
+/// Checks a module's exported memory (present, at most `max_pages` initial pages) and its
+/// tables (at most [`MAX_TABLE_ELEMENTS`] initial elements): the same rules for applications
+/// and contracts, whose page limits differ. `kind` names the module in errors.
+pub(crate) fn check_memory_and_tables(
+    module: &Module,
+    max_pages: u32,
+    kind: &str,
+) -> Result<(), LoadError> {
     match module.get_export(MEMORY_EXPORT) {
-        Some(ExternType::Memory(m)) => {
-            if m.minimum() > u64::from(MAX_MEMORY_PAGES) {
-                return Err(LoadError::Resource {
-                    what: "memory",
-                    reason: format!("{} initial pages, at most {MAX_MEMORY_PAGES}", m.minimum()),
-                });
-            }
+        Some(ExternType::Memory(m)) if m.minimum() > u64::from(max_pages) => {
+            return Err(LoadError::Resource {
+                what: "memory",
+                reason: format!(
+                    "{} initial pages, {kind} has at most {max_pages}",
+                    m.minimum()
+                ),
+            });
         }
+        Some(ExternType::Memory(_)) => {}
         Some(other) => {
             return Err(LoadError::Export {
                 name: MEMORY_EXPORT,
@@ -315,7 +329,7 @@ fn check_exports(module: &Module) -> Result<[bool; 5], LoadError> {
         None => {
             return Err(LoadError::Export {
                 name: MEMORY_EXPORT,
-                reason: "missing: a module exports its linear memory".into(),
+                reason: format!("missing: {kind} exports its linear memory"),
             });
         }
     }
@@ -332,5 +346,5 @@ fn check_exports(module: &Module) -> Result<[bool; 5], LoadError> {
             });
         }
     }
-    Ok(hooks)
+    Ok(())
 }

@@ -1,0 +1,98 @@
+//! What both hosts, the applications' ([`crate::host`]) and the contracts'
+//! ([`crate::contract`]), do with a guest: charge fuel for a host call, read and write the
+//! guest's memory, and frame byte strings for it. Each host says how it refuses a call and
+//! runs out of fuel ([`GuestHost`]), since the two stop their guests with their own traps.
+
+use wasmi::{AsContextMut, Caller, Error, Memory};
+
+use crate::codes;
+use crate::limits::{HOST_CALL_FUEL, byte_fuel};
+
+/// A host's side of a guest call.
+pub(crate) trait GuestHost {
+    /// The guest's exported memory, once the instance has one.
+    fn memory(&self) -> Option<Memory>;
+    /// The trap that rejects the guest's call with `code`.
+    fn reject(code: &'static str, reason: String) -> Error;
+    /// The trap for a call that ran out of fuel.
+    fn out_of_fuel() -> Error;
+}
+
+/// Charges a host call that moves `bytes` bytes: [`HOST_CALL_FUEL`] plus their
+/// [`byte_fuel`]. Short of fuel, the guest's fuel is spent and the call stops.
+pub(crate) fn charge<H: GuestHost>(c: &mut Caller<'_, H>, bytes: usize) -> Result<(), Error> {
+    let left = c.get_fuel()?;
+    match left.checked_sub(HOST_CALL_FUEL + byte_fuel(bytes)) {
+        Some(rest) => c.set_fuel(rest),
+        None => {
+            c.set_fuel(0)?;
+            Err(H::out_of_fuel())
+        }
+    }
+}
+
+fn memory<H: GuestHost>(c: &Caller<'_, H>) -> Result<Memory, Error> {
+    c.data()
+        .memory()
+        .ok_or_else(|| H::reject(codes::BAD_CALL, "no memory".into()))
+}
+
+/// Reads `len` bytes at `ptr` of the guest's memory, at most `max` (`what` names them).
+pub(crate) fn read<H: GuestHost>(
+    c: &Caller<'_, H>,
+    ptr: i32,
+    len: i32,
+    max: usize,
+    what: &str,
+) -> Result<Vec<u8>, Error> {
+    let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
+    if len > max {
+        return Err(H::reject(
+            codes::BAD_CALL,
+            format!("{what} has {len} bytes, at most {max}"),
+        ));
+    }
+    memory(c)?
+        .data(c)
+        .get(ptr..ptr.saturating_add(len))
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| {
+            H::reject(
+                codes::BAD_CALL,
+                format!("{what} at {ptr}+{len} is outside memory"),
+            )
+        })
+}
+
+/// Writes `bytes` at `dst` in the guest's memory.
+pub(crate) fn write<H: GuestHost>(
+    c: &mut Caller<'_, H>,
+    dst: i32,
+    bytes: &[u8],
+) -> Result<(), Error> {
+    let mem = memory(c)?;
+    let dst = dst as u32 as usize;
+    let out = mem
+        .data_mut(c.as_context_mut())
+        .get_mut(dst..dst.saturating_add(bytes.len()))
+        .ok_or_else(|| {
+            H::reject(
+                codes::BAD_CALL,
+                format!("{} bytes at {dst} are outside memory", bytes.len()),
+            )
+        })?;
+    out.copy_from_slice(bytes);
+    Ok(())
+}
+
+/// A length as the guest's `i32` (saturating; inputs are far smaller).
+pub(crate) fn len_i32(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// Appends `b` with its length as a big-endian `u32`: how every byte string the guest reads is
+/// framed.
+pub(crate) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&u32::try_from(b.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(b);
+}
