@@ -230,14 +230,7 @@ fn state_divergence(view: &View, tip: u64) -> Result<Option<Divergence>, StoreEr
     }
     let names = view.namespace_names()?;
     let state = view.txn.open_table(STATE).ctx("opening the state table")?;
-    let mut leaves = Vec::new();
-    for row in state.iter().ctx("reading state")? {
-        let (k, v) = row.ctx("reading state")?;
-        leaves.push((
-            tree::tree_path(names, k.value())?,
-            vc_chash::state::value_hash(v.value()),
-        ));
-    }
+    let mut leaves = tree::state_leaves(&state, names)?;
     let root = vc_chash::state::root_of(&mut leaves);
     if root != committed || leaves != walked.leaves {
         return Ok(Some(diverged(DivergenceKind::State, root)));

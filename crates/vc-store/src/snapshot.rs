@@ -605,18 +605,17 @@ fn check_imported_state(
     let Some((tip, root)) = roots.last() else {
         return Ok(());
     };
-    let mut changes = Vec::new();
-    {
+    let changes: Vec<_> = {
         let state = txn.open_table(STATE).map_err(|e| e.to_string())?;
-        for row in state.iter().map_err(|e| e.to_string())? {
-            let (k, v) = row.map_err(|e| e.to_string())?;
-            changes.push(vc_chash::state::Change {
-                path: tree::tree_path(namespaces, k.value()).map_err(|e| e.to_string())?,
-                value_hash: Some(vc_chash::state::value_hash(v.value())),
-            });
-        }
-    }
-    changes.sort_unstable_by_key(|c| c.path);
+        tree::state_leaves(&state, namespaces)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(path, value_hash)| vc_chash::state::Change {
+                path,
+                value_hash: Some(value_hash),
+            })
+            .collect()
+    };
     let mut nodes = txn.open_table(tree::SMT).map_err(|e| e.to_string())?;
     let built = tree::TreeWrite::new(&mut nodes, &mut tree::NodeCache::default())
         .apply(&changes, "building the imported tree")

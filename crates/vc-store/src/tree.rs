@@ -248,6 +248,24 @@ pub(crate) fn tree_path(namespaces: &[String], raw: &[u8]) -> Result<Hash256, St
     ))
 }
 
+/// Every entry of the state table as a tree leaf, `(path, value hash)`, in path order: what
+/// the tree over that state holds.
+pub(crate) fn state_leaves(
+    state: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    namespaces: &[String],
+) -> Result<Vec<(Hash256, Hash256)>, StoreError> {
+    let mut leaves = Vec::new();
+    for row in state.iter().ctx("reading state")? {
+        let (k, v) = row.ctx("reading state")?;
+        leaves.push((
+            tree_path(namespaces, k.value())?,
+            state::value_hash(v.value()),
+        ));
+    }
+    leaves.sort_unstable();
+    Ok(leaves)
+}
+
 /// The keys changed after some block, by tree path: each key's full store key and its value
 /// then (`None`: absent). Built by [`changed_since`].
 pub(crate) type Earlier = BTreeMap<Hash256, (Vec<u8>, Option<Vec<u8>>)>;
