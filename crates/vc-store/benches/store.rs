@@ -339,7 +339,7 @@ fn put_block(w: &mut Writer<'_>, keys: impl Iterator<Item = u64>) {
 fn million_store(scheme: Scheme) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("vc-store-bench");
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("store-1m-{}-v2.redb", scheme.name()));
+    let path = dir.join(format!("store-1m-{}-v3.redb", scheme.name()));
     if path.exists() {
         return path;
     }

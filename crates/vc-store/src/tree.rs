@@ -1,20 +1,26 @@
 //! The v3 state tree on redb: the newest tree in place, older ones rebuilt from the undo logs.
 //!
 //! The tree's shape and hashing are vc-chash's ([`vc_chash::state`]); this module only stores
-//! its nodes, four levels to an entry. A *page* at depth `g` (a multiple of 4) and position
-//! `prefix` holds the 15 nodes of depths `g` to `g + 3` under that position; a block that
+//! its nodes, eight levels to an entry. A *page* at depth `g` (a multiple of 8) and position
+//! `prefix` holds the 255 nodes of depths `g` to `g + 7` under that position; a block that
 //! changes any of them rewrites the page once, in place:
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `smt_tree` | `g` `u16` ‖ the first `g` bits of the position (`⌈g/8⌉` bytes) | [`Page`]: a `u16` bitmap of the non-empty slots, then each such node: `0x01` ‖ hash, or `0x02` ‖ path ‖ value hash |
+//! | `state_tree` | `g` `u16` ‖ the first `g` bits of the position (`g/8` bytes) | [`Page`]: a 32-byte bitmap of the non-empty slots, then each such node in slot order: `0x01` ‖ hash, or `0x02` ‖ path ‖ value hash |
 //! | `state_roots` | height `u64` | the state root after that block |
 //!
 //! Slot `2^r − 1 + i` holds the node at depth `g + r` whose bits `g .. g + r` of its position
-//! read `i`. Only the newest tree is stored: a block writes O(k log n / 4) pages for `k`
+//! read `i`. Only the newest tree is stored: a block writes O(k log n / 8) pages for `k`
 //! changed keys, over the pages it replaces, so the table holds one tree whatever the chain's
 //! length. A node left below a leaf that moved up is never read again (a read stops at the
 //! leaf), and the next subtree built there writes every node under it.
+//!
+//! Why eight levels: a block's cost is mostly redb's per entry written (a B-tree descent and a
+//! copied page each), not hashing. Among a million keys (leaves near depth 21), a block of
+//! 1,000 changes writes about 1,350 pages of eight levels (the 257 full pages of depths 0 and
+//! 8, about 1,000 of depth 16 and a hundred deeper) where pages of four levels took about
+//! 3,000 entries. The writer keeps the pages it has read in a [`NodeCache`], changed in place.
 //!
 //! The tree is canonical (a key set has one tree, whatever the order it was built in), so the
 //! tree after an earlier block `m` is the newest one with the keys changed since `m` set back
@@ -25,6 +31,7 @@
 //! as far back as they reach (the undo window).
 
 use std::cell::RefCell;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -35,13 +42,14 @@ use vc_chash::state::{self, Change, EMPTY, MAX_DEPTH, Node, NodeSource, NodeStor
 use crate::error::{DbContext, StoreError};
 use crate::schema::{self, UndoLog};
 
-pub(crate) const SMT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("smt_tree");
+pub(crate) const SMT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state_tree");
 pub(crate) const STATE_ROOTS: TableDefinition<u64, [u8; 32]> = TableDefinition::new("state_roots");
 /// The tables of earlier layouts, which kept every version: a file that has one was written by
 /// an earlier build and is refused (its `smt_tree` would read as an empty tree).
-const EARLIER_LAYOUTS: [(&str, &str); 2] = [
+const EARLIER_LAYOUTS: [(&str, &str); 3] = [
     ("smt", "one node to an entry, every version kept"),
     ("smt_pages", "in pages of four levels, every version kept"),
+    ("smt_tree", "in pages of four levels"),
 ];
 
 /// Refuses a v3 file written with an earlier layout of the tree.
@@ -56,8 +64,7 @@ pub(crate) fn check_layout(
                 path: path.display().to_string(),
                 field: crate::MetaField::SchemaVersion,
                 stored: format!("1 with the v3 state tree {layout} (an earlier build: reindex)"),
-                expected: "1 with the v3 state tree in place, older versions from the undo logs"
-                    .into(),
+                expected: "1 with the v3 state tree in pages of eight levels, in place".into(),
             });
         }
     }
@@ -65,17 +72,16 @@ pub(crate) fn check_layout(
 }
 
 /// Levels of the tree in one page.
-const LEVELS: u16 = 4;
-/// Nodes in one page: 1 + 2 + 4 + 8.
-const SLOTS: usize = 15;
+const LEVELS: u16 = 8;
+/// Nodes in one page: 1 + 2 + ... + 128.
+const SLOTS: usize = 255;
+/// Bytes of a page's bitmap of non-empty slots.
+const BITMAP: usize = 32;
 
-/// The largest number of pages the writer's cache of the newest tree keeps before it drops
-/// all but the top three levels of pages (a few hundred bytes each).
-const CACHE_LIMIT: usize = 1 << 16;
-
-/// Pages of depth at most this stay in the writer's cache when it is trimmed: 273 pages,
-/// which every block's paths cross.
-const CACHE_KEEP_DEPTH: u16 = 8;
+/// Pages at a depth below this are always kept by the writer's cache: the 257 pages of depths
+/// 0 and 8 (about 2 MB once a state has tens of thousands of keys), which nearly every block's
+/// paths cross.
+const CACHED_BELOW: u16 = 2 * LEVELS;
 
 /// Page positions to values, hashed with [`PositionHasher`].
 type ByPosition<V> = HashMap<(u16, Hash256), V, BuildHasherDefault<PositionHasher>>;
@@ -110,43 +116,121 @@ impl Hasher for PositionHasher {
     }
 }
 
-/// The 15 nodes of one page.
+/// The non-empty nodes of one page: which of its [`SLOTS`] slots they fill (a bit each), and
+/// the nodes in slot order. A page near the root is full (255 nodes); one near the leaves
+/// holds a subtree of a few keys.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Page([Option<Node>; SLOTS]);
+pub(crate) struct Page {
+    filled: [u64; 4],
+    nodes: Vec<Node>,
+}
 
 impl Page {
-    fn get(&self, slot: usize) -> Node {
-        self.0.get(slot).copied().flatten().unwrap_or(Node::Empty)
+    fn is_filled(&self, slot: usize) -> bool {
+        self.filled
+            .get(slot / 64)
+            .is_some_and(|w| w >> (slot % 64) & 1 == 1)
     }
 
-    fn set(&mut self, slot: usize, node: &Node) {
-        if let Some(s) = self.0.get_mut(slot) {
-            *s = (*node != Node::Empty).then_some(*node);
+    /// Where the node of `slot` is (or would go) in `nodes`: the filled slots before it.
+    fn rank(&self, slot: usize) -> usize {
+        let (word, bit) = (slot / 64, slot % 64);
+        let below: u32 = self.filled.iter().take(word).map(|w| w.count_ones()).sum();
+        let partial = self
+            .filled
+            .get(word)
+            .map_or(0, |w| (w & ((1u64 << bit) - 1)).count_ones());
+        (below + partial) as usize
+    }
+
+    fn get(&self, slot: usize) -> Node {
+        if !self.is_filled(slot) {
+            return Node::Empty;
+        }
+        self.nodes
+            .get(self.rank(slot))
+            .copied()
+            .unwrap_or(Node::Empty)
+    }
+
+    /// Sets the node of `slot`, and says whether that changed the page.
+    fn set(&mut self, slot: usize, node: &Node) -> bool {
+        if slot >= SLOTS {
+            return false;
+        }
+        let at = self.rank(slot);
+        let mask = 1u64 << (slot % 64);
+        match (self.is_filled(slot), *node != Node::Empty) {
+            (true, true) => match self.nodes.get_mut(at) {
+                Some(n) if n != node => {
+                    *n = *node;
+                    true
+                }
+                _ => false,
+            },
+            (true, false) => {
+                self.nodes.remove(at);
+                self.filled[slot / 64] &= !mask;
+                true
+            }
+            (false, true) => {
+                self.nodes.insert(at, *node);
+                self.filled[slot / 64] |= mask;
+                true
+            }
+            (false, false) => false,
         }
     }
 
+    fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The length of [`Page::encode`]'s output.
+    fn encoded_len(&self) -> usize {
+        BITMAP
+            + self
+                .nodes
+                .iter()
+                .map(|n| match n {
+                    Node::Inner(_) => 33,
+                    Node::Leaf { .. } => 65,
+                    Node::Empty => 0,
+                })
+                .sum::<usize>()
+    }
+
+    /// The stored form: the 32-byte bitmap (slot `s` is bit `0x80 >> s % 8` of byte `s / 8`),
+    /// then each node in slot order.
+    #[cfg(test)]
     fn encode(&self) -> Vec<u8> {
-        let mut bitmap = 0u16;
-        let mut body = Vec::with_capacity(2 + 4 * 65);
-        body.extend_from_slice(&[0, 0]);
-        for (slot, node) in self.0.iter().enumerate() {
-            match node {
-                Some(Node::Inner(h)) => {
-                    bitmap |= 1 << slot;
-                    body.push(1);
-                    body.extend_from_slice(&h.0);
-                }
-                Some(Node::Leaf { path, value_hash }) => {
-                    bitmap |= 1 << slot;
-                    body.push(2);
-                    body.extend_from_slice(&path.0);
-                    body.extend_from_slice(&value_hash.0);
-                }
-                Some(Node::Empty) | None => {}
+        let mut out = vec![0; self.encoded_len()];
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Writes [`Page::encode`]'s output into `out`, which is [`Page::encoded_len`] long.
+    fn encode_into(&self, out: &mut [u8]) {
+        let (bitmap, mut rest) = out.split_at_mut(BITMAP.min(out.len()));
+        for (i, byte) in bitmap.iter_mut().enumerate() {
+            let word = self.filled.get(i / 8).copied().unwrap_or(0) >> (i % 8 * 8);
+            // Slot `8i + j` is bit `j` of the word's byte, and bit `7 - j` of the stored byte.
+            *byte = (word as u8).reverse_bits();
+        }
+        for node in &self.nodes {
+            let parts: [&[u8]; 3] = match node {
+                Node::Inner(h) => [&[1], &h.0, &[]],
+                Node::Leaf { path, value_hash } => [&[2], &path.0, &value_hash.0],
+                Node::Empty => [&[], &[], &[]],
+            };
+            for part in parts {
+                let Some((dst, after)) = rest.split_at_mut_checked(part.len()) else {
+                    return;
+                };
+                dst.copy_from_slice(part);
+                rest = after;
             }
         }
-        body[..2].copy_from_slice(&bitmap.to_be_bytes());
-        body
     }
 
     fn decode(bytes: &[u8], at: impl FnOnce() -> String) -> Result<Page, StoreError> {
@@ -155,17 +239,23 @@ impl Page {
     }
 
     fn parse(bytes: &[u8]) -> Option<Page> {
-        let (bitmap, mut rest) = bytes.split_first_chunk::<2>()?;
-        let bitmap = u16::from_be_bytes(*bitmap);
-        if bitmap >> SLOTS != 0 {
+        let (bitmap, mut rest) = bytes.split_first_chunk::<BITMAP>()?;
+        let mut page = Page::default();
+        for (i, byte) in bitmap.iter().enumerate() {
+            for bit in 0..8 {
+                if byte & (0x80 >> bit) != 0 {
+                    let slot = i * 8 + bit;
+                    page.filled[slot / 64] |= 1 << (slot % 64);
+                }
+            }
+        }
+        if page.is_filled(SLOTS) {
             return None;
         }
         let hash = |b: &[u8]| <[u8; 32]>::try_from(b).ok().map(Hash256);
-        let mut page = Page::default();
-        for slot in 0..SLOTS {
-            if bitmap & (1 << slot) == 0 {
-                continue;
-            }
+        let count: u32 = page.filled.iter().map(|w| w.count_ones()).sum();
+        page.nodes.reserve(count as usize);
+        for _ in 0..count {
             let (tag, after) = rest.split_first()?;
             let node = match tag {
                 1 => {
@@ -184,7 +274,7 @@ impl Page {
                 }
                 _ => return None,
             };
-            page.0[slot] = Some(node);
+            page.nodes.push(node);
         }
         rest.is_empty().then_some(page)
     }
@@ -192,14 +282,32 @@ impl Page {
 
 /// Where the node at `(depth, prefix)` is stored: its page's depth and position, and its slot.
 fn locate(depth: u16, prefix: &Hash256) -> (u16, Hash256, usize) {
+    let (top, slot) = page_slot(depth, prefix);
+    (top, state::prefix(prefix, top), slot)
+}
+
+/// The depth of the page holding the node at `(depth, prefix)`, and the node's slot there.
+/// A page's depth is a multiple of 8, so its position is the prefix's first `top / 8` bytes
+/// and the slot comes from the next byte's first `depth - top` bits.
+fn page_slot(depth: u16, prefix: &Hash256) -> (u16, usize) {
+    const _: () = assert!(LEVELS == 8);
     let depth = depth.min(MAX_DEPTH);
     let top = depth - depth % LEVELS;
-    let mut index = 0usize;
-    for d in top..depth {
-        index = index << 1 | usize::from(state::bit(prefix, d));
-    }
-    let slot = (1usize << (depth - top)) - 1 + index;
-    (top, state::prefix(prefix, top), slot)
+    let below = depth - top;
+    let index = match below {
+        0 => 0,
+        _ => prefix
+            .0
+            .get(usize::from(top / 8))
+            .map_or(0, |b| usize::from(b >> (8 - below))),
+    };
+    (top, (1usize << below) - 1 + index)
+}
+
+/// Whether the page at `(top, position)` holds nodes under `prefix`.
+fn page_holds(top: u16, position: &Hash256, prefix: &Hash256) -> bool {
+    let bytes = usize::from(top / 8);
+    position.0.get(..bytes) == prefix.0.get(..bytes)
 }
 
 /// The key of the page at `(top, prefix)`.
@@ -397,52 +505,99 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> NodeStore for TreeRead<'_, 
     fn set_node(&mut self, depth: u16, prefix: &Hash256, node: &Node) -> Result<(), StoreError> {
         let (top, at, slot) = locate(depth, prefix);
         let page = match self.changed.entry((top, at)) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(page_at(self.table, top, &at)?)
-            }
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(page_at(self.table, top, &at)?),
         };
         page.set(slot, node);
         Ok(())
     }
 }
 
-/// The newest tree's pages by position, kept by the writer across blocks so that the upper
-/// levels, which every block touches, are not read back from the table each time. Only valid
-/// for the writer's own newest version; cleared whenever the writer goes back.
-#[derive(Default)]
-pub(crate) struct NodeCache(ByPosition<Page>, Option<Hash256>);
+/// The newest tree's pages by position, kept by the writer across blocks so that the pages a
+/// block reaches are not read back from the table each time (a read from redb costs several
+/// microseconds). Only valid for the writer's own newest version: cleared whenever the writer
+/// goes back or discards a transaction, since a [`TreeWrite`] changes these pages in place.
+///
+/// Pages at depth below [`CACHED_BELOW`] (which nearly every block crosses) are always kept;
+/// deeper ones up to a bound, past which about half of them are dropped.
+pub(crate) struct NodeCache {
+    pages: ByPosition<Page>,
+    /// How many pages deeper than [`CACHED_BELOW`] to keep at most.
+    limit: usize,
+    root: Option<Hash256>,
+}
+
+impl Default for NodeCache {
+    fn default() -> Self {
+        NodeCache::with_limit(DEFAULT_CACHED_PAGES)
+    }
+}
+
+/// Deeper pages the writer keeps by default: 2^18. A tree of a million keys has about 150,000
+/// pages, so all of them stay (about 200 MB); a block of 1,000 random changes then took 32 ms
+/// against 37 ms with 2^14 pages (`million_keys`), since a page read from redb costs a B-tree
+/// descent where a cached one costs a few cache misses.
+pub(crate) const DEFAULT_CACHED_PAGES: usize = 1 << 18;
 
 impl NodeCache {
+    /// A cache keeping at most `limit` pages deeper than [`CACHED_BELOW`].
+    pub(crate) fn with_limit(limit: usize) -> Self {
+        NodeCache {
+            pages: ByPosition::default(),
+            limit,
+            root: None,
+        }
+    }
+
     pub(crate) fn clear(&mut self) {
-        self.0.clear();
-        self.1 = None;
+        self.pages.clear();
+        self.root = None;
     }
 
     /// The newest state root, when this writer has computed it: a block that changes no
     /// state commits it again without reading the tree.
     pub(crate) fn root(&self) -> Option<Hash256> {
-        self.1
+        self.root
     }
 
-    pub(crate) fn set_root(&mut self, root: Hash256) {
-        self.1 = Some(root);
-    }
-
-    fn keep(&mut self, top: u16, prefix: Hash256, page: Page) {
-        if self.0.len() >= CACHE_LIMIT {
-            self.0.retain(|(t, _), _| *t <= CACHE_KEEP_DEPTH);
+    /// Drops about half of the deeper pages when there are more than the limit (which ones
+    /// does not matter: a dropped page is read again when needed).
+    fn trim(&mut self) {
+        if self.pages.len() <= self.limit.saturating_add(UPPER_PAGES) {
+            return;
         }
-        self.0.insert((top, prefix), page);
+        let mut keep = false;
+        self.pages.retain(|(top, _), _| {
+            keep = !keep;
+            *top < CACHED_BELOW || keep
+        });
     }
 }
 
-/// The newest tree being changed in a write transaction (a block, or a rollback). The pages it
-/// changes are held until [`TreeWrite::flush`] writes each once.
+/// The most pages there are at depth below [`CACHED_BELOW`]: 1 + 256.
+const UPPER_PAGES: usize = 257;
+
+/// The newest tree being changed in a write transaction (a block, or a rollback), in the
+/// writer's cache: [`TreeWrite::apply`] then writes each page it changed once.
+///
+/// An update walks the tree depth first, so the pages it reads are those on one path from the
+/// root: they are held out of the cache, one per page depth, and a node read or written there
+/// costs no hash-map lookup. A page goes back to the cache when the walk leaves it.
 pub(crate) struct TreeWrite<'a, 't> {
     table: &'a mut Table<'t, &'static [u8], &'static [u8]>,
     cache: RefCell<&'a mut NodeCache>,
-    dirty: ByPosition<Page>,
+    /// The pages on the current path, in depth order: position, page, and whether this write
+    /// changed it.
+    path: RefCell<Vec<PathPage>>,
+    /// The pages this write changed.
+    changed: RefCell<Vec<(u16, Hash256)>>,
+}
+
+/// A page on a [`TreeWrite`]'s current path.
+struct PathPage {
+    position: (u16, Hash256),
+    page: Page,
+    changed: bool,
 }
 
 impl<'a, 't> TreeWrite<'a, 't> {
@@ -453,74 +608,135 @@ impl<'a, 't> TreeWrite<'a, 't> {
         TreeWrite {
             table,
             cache: RefCell::new(cache),
-            dirty: ByPosition::default(),
+            path: RefCell::default(),
+            changed: RefCell::default(),
         }
     }
 
-    /// `f` of the newest version of the page at `(top, prefix)`: from the cache, else read
-    /// from the table into it.
-    fn with_newest<R>(
+    /// The index in `path` of the page at `(top, prefix)`, after making it the deepest page
+    /// there: the pages at its depth and below go back to the cache, and it comes out of the
+    /// cache, or from the table the first time.
+    fn enter(
         &self,
+        path: &mut Vec<PathPage>,
         top: u16,
         prefix: &Hash256,
-        f: impl FnOnce(&Page) -> R,
-    ) -> Result<R, StoreError> {
-        if let Some(page) = self.cache.borrow().0.get(&(top, *prefix)) {
-            return Ok(f(page));
+    ) -> Result<usize, StoreError> {
+        let level = path.partition_point(|p| p.position.0 < top);
+        if let Some(p) = path.get(level)
+            && p.position.0 == top
+            && page_holds(top, &p.position.1, prefix)
+        {
+            return Ok(level);
         }
-        let page = page_at(&*self.table, top, prefix)?;
-        let out = f(&page);
-        self.cache.borrow_mut().keep(top, *prefix, page);
-        Ok(out)
+        self.leave(path, level);
+        let at = state::prefix(prefix, top);
+        let cached = self.cache.borrow_mut().pages.remove(&(top, at));
+        let page = match cached {
+            Some(page) => page,
+            None => page_at(&*self.table, top, &at)?,
+        };
+        path.push(PathPage {
+            position: (top, at),
+            page,
+            changed: false,
+        });
+        Ok(level)
+    }
+
+    /// Returns the pages of `path` from `level` down to the cache.
+    fn leave(&self, path: &mut Vec<PathPage>, level: usize) {
+        if level >= path.len() {
+            return;
+        }
+        let mut changed = self.changed.borrow_mut();
+        let mut cache = self.cache.borrow_mut();
+        for p in path.drain(level..) {
+            if p.changed {
+                changed.push(p.position);
+            }
+            cache.pages.insert(p.position, p.page);
+        }
     }
 
     /// Applies `changes` (sorted by path, each path once), writes every changed page once, in
-    /// key order (an emptied page is removed), and returns the new root.
+    /// key order (an emptied page is removed), and returns the new root. On failure the
+    /// writer's cache is cleared, since its pages may be half changed.
     pub(crate) fn apply(mut self, changes: &[Change], what: &str) -> Result<Hash256, StoreError> {
-        let root = state::update(&mut self, changes).map_err(|e| tree_error(what, e))?;
+        let written = state::update(&mut self, changes)
+            .map_err(|e| tree_error(what, e))
+            .and_then(|root| self.write_changed().map(|()| root));
         let cache = self.cache.into_inner();
-        let mut dirty: Vec<_> = self.dirty.into_iter().collect();
-        dirty.sort_unstable_by_key(|(position, _)| *position);
-        for ((top, prefix), page) in dirty {
-            let key = page_key(top, &prefix);
-            if page == Page::default() {
-                self.table
-                    .remove(key.as_slice())
-                    .ctx("writing the state tree")?;
-            } else {
-                self.table
-                    .insert(key.as_slice(), page.encode().as_slice())
-                    .ctx("writing the state tree")?;
+        match written {
+            Ok(root) => {
+                cache.root = Some(root);
+                cache.trim();
+                Ok(root)
             }
-            cache.keep(top, prefix, page);
+            Err(e) => {
+                cache.clear();
+                Err(e)
+            }
         }
-        cache.set_root(root);
-        Ok(root)
     }
+
+    /// Writes every page this write changed, in key order.
+    fn write_changed(&mut self) -> Result<(), StoreError> {
+        let mut path = std::mem::take(self.path.get_mut());
+        self.leave(&mut path, 0);
+        let mut changed = std::mem::take(self.changed.get_mut());
+        changed.sort_unstable();
+        changed.dedup();
+        let cache = self.cache.get_mut();
+        for position in &changed {
+            if let Some(page) = cache.pages.get(position) {
+                write_page(self.table, position, page)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes `page` at `position`, or removes the entry when the page is empty.
+fn write_page(
+    table: &mut Table<'_, &'static [u8], &'static [u8]>,
+    (top, prefix): &(u16, Hash256),
+    page: &Page,
+) -> Result<(), StoreError> {
+    let key = page_key(*top, prefix);
+    if page.is_empty() {
+        table.remove(key.as_slice()).ctx("writing the state tree")?;
+    } else {
+        let mut value = table
+            .insert_reserve(key.as_slice(), page.encoded_len())
+            .ctx("writing the state tree")?;
+        page.encode_into(value.as_mut());
+    }
+    Ok(())
 }
 
 impl NodeSource for TreeWrite<'_, '_> {
     type Error = StoreError;
     fn node(&self, depth: u16, prefix: &Hash256) -> Result<Node, StoreError> {
-        let (top, at, slot) = locate(depth, prefix);
-        if let Some(page) = self.dirty.get(&(top, at)) {
-            return Ok(page.get(slot));
-        }
-        self.with_newest(top, &at, |page| page.get(slot))
+        let (top, slot) = page_slot(depth, prefix);
+        let mut path = self.path.borrow_mut();
+        let level = self.enter(&mut path, top, prefix)?;
+        Ok(path.get(level).map_or(Node::Empty, |p| p.page.get(slot)))
     }
 }
 
 impl NodeStore for TreeWrite<'_, '_> {
     fn set_node(&mut self, depth: u16, prefix: &Hash256, node: &Node) -> Result<(), StoreError> {
-        let (top, at, slot) = locate(depth, prefix);
-        if !self.dirty.contains_key(&(top, at)) {
-            let page = self.with_newest(top, &at, Page::clone)?;
-            self.dirty.insert((top, at), page);
+        let (top, slot) = page_slot(depth, prefix);
+        let mut path = std::mem::take(self.path.get_mut());
+        let entered = self.enter(&mut path, top, prefix);
+        if let Ok(level) = entered
+            && let Some(p) = path.get_mut(level)
+        {
+            p.changed |= p.page.set(slot, node);
         }
-        if let Some(page) = self.dirty.get_mut(&(top, at)) {
-            page.set(slot, node);
-        }
-        Ok(())
+        *self.path.get_mut() = path;
+        entered.map(|_| ())
     }
 }
 
@@ -618,7 +834,7 @@ mod tests {
     #[test]
     fn every_node_of_a_page_has_its_own_slot() {
         let path = h(0b1011_0110);
-        for top in [0u16, 4, 8, 252] {
+        for top in [0u16, 8, 16, 248] {
             let mut slots = std::collections::BTreeSet::new();
             for depth in top..top + LEVELS {
                 // Every position at this depth under the page's position.
@@ -654,18 +870,66 @@ mod tests {
                 value_hash: h(3),
             },
         );
-        page.set(14, &Node::Inner(h(4)));
+        page.set(254, &Node::Inner(h(4)));
         let bytes = page.encode();
-        assert_eq!(bytes.len(), 2 + 33 + 65 + 33);
+        assert_eq!(bytes.len(), BITMAP + 33 + 65 + 33);
         assert_eq!(Page::parse(&bytes), Some(page.clone()));
-        page.set(14, &Node::Empty);
-        assert_eq!(page.get(14), Node::Empty);
-        assert_eq!(Page::parse(&page.encode()), Some(page));
-        // Truncated, trailing bytes, a bit beyond the 15 slots, an unknown tag.
+        assert_eq!(
+            page.get(9),
+            Node::Leaf {
+                path: h(2),
+                value_hash: h(3)
+            }
+        );
+        assert_eq!(page.get(10), Node::Empty);
+        page.set(254, &Node::Empty);
+        assert_eq!(page.get(254), Node::Empty);
+        assert_eq!(Page::parse(&page.encode()), Some(page.clone()));
+        page.set(0, &Node::Empty);
+        page.set(9, &Node::Empty);
+        assert!(page.is_empty());
+        assert_eq!(page, Page::default());
+        // Truncated, trailing bytes, a bit beyond the 255 slots, an unknown tag, a short bitmap.
         assert_eq!(Page::parse(&bytes[..bytes.len() - 1]), None);
         assert_eq!(Page::parse(&[bytes.as_slice(), &[0]].concat()), None);
-        assert_eq!(Page::parse(&[0x80, 0x00]), None);
-        assert_eq!(Page::parse(&[0x00, 0x01, 3]), None);
-        assert_eq!(Page::parse(&[0x00]), None);
+        let mut beyond = [0u8; BITMAP];
+        beyond[BITMAP - 1] = 1;
+        assert_eq!(Page::parse(&beyond), None);
+        let mut unknown = vec![0x80];
+        unknown.extend_from_slice(&[0; BITMAP - 1]);
+        unknown.push(3);
+        assert_eq!(Page::parse(&unknown), None);
+        assert_eq!(Page::parse(&[0x00; BITMAP - 1]), None);
+    }
+
+    #[test]
+    fn a_page_agrees_with_an_array_of_its_slots() {
+        let mut page = Page::default();
+        let mut model = [Node::Empty; SLOTS];
+        let mut x = 0x2545_F491_4F6C_DD1D_u64;
+        for round in 0..20_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let slot = (x % SLOTS as u64) as usize;
+            let node = match x >> 60 {
+                0..=5 => Node::Empty,
+                6..=10 => Node::Inner(h(x as u8)),
+                _ => Node::Leaf {
+                    path: h(x as u8),
+                    value_hash: h((x >> 8) as u8),
+                },
+            };
+            assert_eq!(page.set(slot, &node), model[slot] != node, "slot {slot}");
+            model[slot] = node;
+            if round % 1_000 == 0 {
+                let parsed = Page::parse(&page.encode()).unwrap();
+                assert_eq!(parsed, page);
+            }
+            for (s, want) in model.iter().enumerate() {
+                assert_eq!(page.get(s), *want, "slot {s} after round {round}");
+            }
+        }
+        assert_eq!(page.get(SLOTS), Node::Empty);
     }
 }

@@ -171,7 +171,7 @@ fn proofs_after_a_rollback_ignore_the_reverted_accumulator_nodes() {
 /// tree would read as empty.
 #[test]
 fn a_v3_file_of_an_earlier_tree_layout_is_refused() {
-    for table in ["smt", "smt_pages"] {
+    for table in ["smt", "smt_pages", "smt_tree"] {
         refuses_a_v3_file_with(table);
     }
 }
@@ -733,7 +733,7 @@ fn a_snapshot_of_the_first_format_is_refused_with_a_reason() {
 #[test]
 fn replay_finds_a_damaged_state_tree_or_state() {
     for (table, want) in [
-        ("smt_tree", replay::DivergenceKind::StateTree),
+        ("state_tree", replay::DivergenceKind::StateTree),
         ("state", replay::DivergenceKind::State),
     ] {
         let dir = tempfile::tempdir().unwrap();
