@@ -24,6 +24,8 @@
 //!   and for v3 `prove_D_blocks_back` a state proof of a random key at `D` blocks below the
 //!   tip (1, 10, 100), whose earlier tree is rebuilt from the `D` blocks' undo logs.
 //!   Bytes on disk per key and the growth per block are printed at start-up.
+//! * `state_sizes/{v2,v3}/{10000,100000}/apply_1000`: `apply_1000` on stores of 10,000 and
+//!   100,000 keys, built the same way.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
@@ -337,9 +339,18 @@ fn put_block(w: &mut Writer<'_>, keys: impl Iterator<Item = u64>) {
 /// The store of 1,000,000 keys under `scheme`, built once (100 blocks of 10,000 puts, a commit
 /// every 10) and kept under the target directory (`CARGO_TARGET_TMPDIR`).
 fn million_store(scheme: Scheme) -> PathBuf {
+    sized_store(scheme, MILLION)
+}
+
+/// The store of `keys` keys (a multiple of [`BULK`]) under `scheme`, built once (blocks of
+/// 10,000 puts, a commit every 10) and kept under the target directory.
+fn sized_store(scheme: Scheme, keys: u64) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("vc-store-bench");
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("store-1m-{}-v3.redb", scheme.name()));
+    let path = match keys {
+        MILLION => dir.join(format!("store-1m-{}-v3.redb", scheme.name())),
+        _ => dir.join(format!("store-{keys}-{}-v3.redb", scheme.name())),
+    };
     if path.exists() {
         return path;
     }
@@ -349,7 +360,7 @@ fn million_store(scheme: Scheme) -> PathBuf {
     {
         let store = open_at(&partial, scheme);
         let mut w = store.writer().unwrap();
-        for block in 0..MILLION / BULK {
+        for block in 0..keys / BULK {
             put_block(&mut w, block * BULK..(block + 1) * BULK);
             if block % 10 == 9 {
                 w.commit().unwrap();
@@ -358,7 +369,7 @@ fn million_store(scheme: Scheme) -> PathBuf {
         w.commit().unwrap();
     }
     eprintln!(
-        "built the {scheme} store of {MILLION} keys in {:.1} s",
+        "built the {scheme} store of {keys} keys in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     std::fs::rename(&partial, &path).unwrap();
@@ -397,10 +408,48 @@ fn table_sizes(path: &Path) -> (String, u64) {
 
 /// A random key below 1,000,000 (xorshift).
 fn next_key(x: &mut u64) -> u64 {
+    next_key_below(x, MILLION)
+}
+
+/// A random key below `keys` (xorshift).
+fn next_key_below(x: &mut u64, keys: u64) -> u64 {
     *x ^= *x << 13;
     *x ^= *x >> 7;
     *x ^= *x << 17;
-    *x % MILLION
+    *x % keys
+}
+
+/// One block changing 1,000 random keys (`apply_1000`, as in `million_keys`) on stores of
+/// 10,000 and 100,000 keys: how the tree's cost grows with the state.
+fn state_sizes(c: &mut Criterion) {
+    let mut g = c.benchmark_group("state_sizes");
+    g.sample_size(20);
+    for keys in [10_000u64, 100_000] {
+        for scheme in [Scheme::V2, Scheme::V3] {
+            let cached = sized_store(scheme, keys);
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("bench.redb");
+            std::fs::copy(&cached, &path).unwrap();
+            let store = open_at(&path, scheme);
+            let mut w = store.writer().unwrap();
+            let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+            g.bench_function(format!("{}/{keys}/apply_1000", scheme.name()), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let changed: Vec<u64> =
+                            (0..1_000).map(|_| next_key_below(&mut x, keys)).collect();
+                        let start = Instant::now();
+                        put_block(&mut w, changed.into_iter());
+                        total += start.elapsed();
+                        w.commit().unwrap();
+                    }
+                    total
+                });
+            });
+        }
+    }
+    g.finish();
 }
 
 fn million_keys(c: &mut Criterion) {
@@ -506,6 +555,7 @@ criterion_group!(
     rollback,
     deep_rollback,
     state_reads,
+    state_sizes,
     million_keys
 );
 criterion_main!(benches);
