@@ -4,6 +4,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::convert::Infallible;
 
+use super::page::{self, Page, PagePath, PageStore};
 use super::{
     Change, EMPTY, Node, NodeSource, NodeStore, StatePath, TreeError, key_path, prove_path, update,
     value_hash,
@@ -11,7 +12,8 @@ use super::{
 use crate::types::Hash256;
 
 /// An application's state with its tree, all in memory: for tests, tools, reference checks and
-/// small servers. Keeps the current version only.
+/// small servers. Keeps the current version only, its nodes in [pages](super::page) of eight
+/// levels; [`MemoryState::apply`] updates them through a [`PagePath`].
 ///
 /// ```
 /// use vc_chash::state::{self, MemoryState};
@@ -25,7 +27,7 @@ use crate::types::Hash256;
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MemoryState {
-    pub(super) nodes: BTreeMap<(u16, Hash256), Node>,
+    pub(super) pages: BTreeMap<(u16, Hash256), Page>,
     values: BTreeMap<Hash256, Vec<u8>>,
     root: Hash256,
 }
@@ -33,22 +35,39 @@ pub struct MemoryState {
 impl NodeSource for MemoryState {
     type Error = Infallible;
     fn node(&self, depth: u16, prefix: &Hash256) -> Result<Node, Infallible> {
+        let (top, at, slot) = page::locate(depth, prefix);
         Ok(self
-            .nodes
-            .get(&(depth, *prefix))
-            .copied()
-            .unwrap_or(Node::Empty))
+            .pages
+            .get(&(top, at))
+            .map_or(Node::Empty, |p| p.get(slot)))
     }
 }
 
 impl NodeStore for MemoryState {
     fn set_node(&mut self, depth: u16, prefix: &Hash256, node: &Node) -> Result<(), Infallible> {
-        if *node == Node::Empty {
-            self.nodes.remove(&(depth, *prefix));
-        } else {
-            self.nodes.insert((depth, *prefix), *node);
+        let (top, at, slot) = page::locate(depth, prefix);
+        let page = self.pages.entry((top, at)).or_default();
+        page.set(slot, node);
+        if page.is_empty() {
+            self.pages.remove(&(top, at));
         }
         Ok(())
+    }
+}
+
+/// A [`MemoryState`]'s pages as a [`PageStore`]: an empty page given back is dropped.
+struct Pages<'a>(&'a mut BTreeMap<(u16, Hash256), Page>);
+
+impl PageStore for Pages<'_> {
+    type Error = Infallible;
+    fn take(&mut self, top: u16, position: &Hash256) -> Result<Page, Infallible> {
+        Ok(self.0.remove(&(top, *position)).unwrap_or_default())
+    }
+
+    fn give_back(&mut self, top: u16, position: Hash256, page: Page, _changed: bool) {
+        if !page.is_empty() {
+            self.0.insert((top, position), page);
+        }
     }
 }
 
@@ -101,7 +120,10 @@ impl MemoryState {
                 value_hash: value.as_deref().map(value_hash),
             })
             .collect();
-        self.root = match update(self, &list) {
+        let mut paged = PagePath::new(Pages(&mut self.pages));
+        let updated = update(&mut paged, &list);
+        paged.finish();
+        self.root = match updated {
             Ok(root) => root,
             Err(TreeError::Store(never)) => match never {},
             // Paths come sorted and distinct from the map, and the tree is only ever built by

@@ -26,6 +26,7 @@
 //! memory.
 
 mod memory;
+pub mod page;
 pub mod proof;
 
 use alloc::vec::Vec;

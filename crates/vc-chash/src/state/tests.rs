@@ -42,7 +42,7 @@ fn one_key_is_the_root_leaf_and_deleting_it_empties_the_tree() {
     assert_eq!(root, leaf_hash(&key_path(b"ns", b"a"), &value_hash(b"1")));
     let root = st.apply([(b"ns".as_slice(), b"a".as_slice(), None)]);
     assert_eq!(root, EMPTY);
-    assert!(st.nodes.is_empty(), "no node is left behind");
+    assert!(st.pages.is_empty(), "no node is left behind");
 }
 
 #[test]
@@ -146,6 +146,6 @@ proptest! {
             many.apply([(b"ns".as_slice(), key.as_slice(), Some(key.clone()))]);
         }
         prop_assert_eq!(one.root(), many.root());
-        prop_assert_eq!(one.nodes, many.nodes);
+        prop_assert_eq!(one.pages, many.pages);
     }
 }
