@@ -1,13 +1,14 @@
 //! The v3 state tree on redb: the newest tree in place, older ones rebuilt from the undo logs.
 //!
-//! The tree's shape and hashing are vc-chash's ([`vc_chash::state`]); this module only stores
-//! its nodes, eight levels to an entry. A *page* at depth `g` (a multiple of 8) and position
-//! `prefix` holds the 255 nodes of depths `g` to `g + 7` under that position; a block that
-//! changes any of them rewrites the page once, in place:
+//! The tree's shape and hashing are vc-chash's ([`vc_chash::state`]), and so are its pages
+//! ([`vc_chash::state::page`]); this module only stores them, one page to an entry. A *page* at
+//! depth `g` (a multiple of 8) and position `prefix` holds the 255 nodes of depths `g` to
+//! `g + 7` under that position; a block that changes any of them rewrites the page once, in
+//! place:
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `state_tree` | `g` `u16` ‖ the first `g` bits of the position (`g/8` bytes) | [`Page`]: a 32-byte bitmap of the non-empty slots, then each such node in slot order: `0x01` ‖ hash, or `0x02` ‖ path ‖ value hash |
+//! | `state_tree` | `g` `u16` ‖ the first `g` bits of the position (`g/8` bytes) | [`Page::encode`]: a 32-byte bitmap of the non-empty slots, then each such node in slot order: `0x01` ‖ hash, or `0x02` ‖ path ‖ value hash |
 //! | `state_roots` | height `u64` | the state root after that block |
 //!
 //! Slot `2^r − 1 + i` holds the node at depth `g + r` whose bits `g .. g + r` of its position
@@ -37,6 +38,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use redb::{ReadableTable, Table, TableDefinition};
 use vc_chash::Hash256;
+use vc_chash::state::page::{self, LEVELS, Page, PagePath, PageStore};
 use vc_chash::state::{self, Change, EMPTY, MAX_DEPTH, Node, NodeSource, NodeStore};
 
 use crate::error::{DbContext, StoreError};
@@ -70,13 +72,6 @@ pub(crate) fn check_layout(
     }
     Ok(())
 }
-
-/// Levels of the tree in one page.
-const LEVELS: u16 = 8;
-/// Nodes in one page: 1 + 2 + ... + 128.
-const SLOTS: usize = 255;
-/// Bytes of a page's bitmap of non-empty slots.
-const BITMAP: usize = 32;
 
 /// Pages at a depth below this are always kept by the writer's cache: the 257 pages of depths
 /// 0 and 8 (about 2 MB once a state has tens of thousands of keys), which nearly every block's
@@ -116,200 +111,6 @@ impl Hasher for PositionHasher {
     }
 }
 
-/// The non-empty nodes of one page: which of its [`SLOTS`] slots they fill (a bit each), and
-/// the nodes in slot order. A page near the root is full (255 nodes); one near the leaves
-/// holds a subtree of a few keys.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Page {
-    filled: [u64; 4],
-    nodes: Vec<Node>,
-}
-
-impl Page {
-    fn is_filled(&self, slot: usize) -> bool {
-        self.filled
-            .get(slot / 64)
-            .is_some_and(|w| w >> (slot % 64) & 1 == 1)
-    }
-
-    /// Where the node of `slot` is (or would go) in `nodes`: the filled slots before it.
-    fn rank(&self, slot: usize) -> usize {
-        let (word, bit) = (slot / 64, slot % 64);
-        let below: u32 = self.filled.iter().take(word).map(|w| w.count_ones()).sum();
-        let partial = self
-            .filled
-            .get(word)
-            .map_or(0, |w| (w & ((1u64 << bit) - 1)).count_ones());
-        (below + partial) as usize
-    }
-
-    fn get(&self, slot: usize) -> Node {
-        if !self.is_filled(slot) {
-            return Node::Empty;
-        }
-        self.nodes
-            .get(self.rank(slot))
-            .copied()
-            .unwrap_or(Node::Empty)
-    }
-
-    /// Sets the node of `slot`, and says whether that changed the page.
-    fn set(&mut self, slot: usize, node: &Node) -> bool {
-        if slot >= SLOTS {
-            return false;
-        }
-        let at = self.rank(slot);
-        let mask = 1u64 << (slot % 64);
-        match (self.is_filled(slot), *node != Node::Empty) {
-            (true, true) => match self.nodes.get_mut(at) {
-                Some(n) if n != node => {
-                    *n = *node;
-                    true
-                }
-                _ => false,
-            },
-            (true, false) => {
-                self.nodes.remove(at);
-                self.filled[slot / 64] &= !mask;
-                true
-            }
-            (false, true) => {
-                self.nodes.insert(at, *node);
-                self.filled[slot / 64] |= mask;
-                true
-            }
-            (false, false) => false,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
-    }
-
-    /// The length of [`Page::encode`]'s output.
-    fn encoded_len(&self) -> usize {
-        BITMAP
-            + self
-                .nodes
-                .iter()
-                .map(|n| match n {
-                    Node::Inner(_) => 33,
-                    Node::Leaf { .. } => 65,
-                    Node::Empty => 0,
-                })
-                .sum::<usize>()
-    }
-
-    /// The stored form: the 32-byte bitmap (slot `s` is bit `0x80 >> s % 8` of byte `s / 8`),
-    /// then each node in slot order.
-    #[cfg(test)]
-    fn encode(&self) -> Vec<u8> {
-        let mut out = vec![0; self.encoded_len()];
-        self.encode_into(&mut out);
-        out
-    }
-
-    /// Writes [`Page::encode`]'s output into `out`, which is [`Page::encoded_len`] long.
-    fn encode_into(&self, out: &mut [u8]) {
-        let (bitmap, mut rest) = out.split_at_mut(BITMAP.min(out.len()));
-        for (i, byte) in bitmap.iter_mut().enumerate() {
-            let word = self.filled.get(i / 8).copied().unwrap_or(0) >> (i % 8 * 8);
-            // Slot `8i + j` is bit `j` of the word's byte, and bit `7 - j` of the stored byte.
-            *byte = (word as u8).reverse_bits();
-        }
-        for node in &self.nodes {
-            let parts: [&[u8]; 3] = match node {
-                Node::Inner(h) => [&[1], &h.0, &[]],
-                Node::Leaf { path, value_hash } => [&[2], &path.0, &value_hash.0],
-                Node::Empty => [&[], &[], &[]],
-            };
-            for part in parts {
-                let Some((dst, after)) = rest.split_at_mut_checked(part.len()) else {
-                    return;
-                };
-                dst.copy_from_slice(part);
-                rest = after;
-            }
-        }
-    }
-
-    fn decode(bytes: &[u8], at: impl FnOnce() -> String) -> Result<Page, StoreError> {
-        Page::parse(bytes)
-            .ok_or_else(|| StoreError::Inconsistent(format!("malformed state tree page {}", at())))
-    }
-
-    fn parse(bytes: &[u8]) -> Option<Page> {
-        let (bitmap, mut rest) = bytes.split_first_chunk::<BITMAP>()?;
-        let mut page = Page::default();
-        for (i, byte) in bitmap.iter().enumerate() {
-            for bit in 0..8 {
-                if byte & (0x80 >> bit) != 0 {
-                    let slot = i * 8 + bit;
-                    page.filled[slot / 64] |= 1 << (slot % 64);
-                }
-            }
-        }
-        if page.is_filled(SLOTS) {
-            return None;
-        }
-        let hash = |b: &[u8]| <[u8; 32]>::try_from(b).ok().map(Hash256);
-        let count: u32 = page.filled.iter().map(|w| w.count_ones()).sum();
-        page.nodes.reserve(count as usize);
-        for _ in 0..count {
-            let (tag, after) = rest.split_first()?;
-            let node = match tag {
-                1 => {
-                    let (h, after) = after.split_at_checked(32)?;
-                    rest = after;
-                    Node::Inner(hash(h)?)
-                }
-                2 => {
-                    let (p, after) = after.split_at_checked(32)?;
-                    let (v, after) = after.split_at_checked(32)?;
-                    rest = after;
-                    Node::Leaf {
-                        path: hash(p)?,
-                        value_hash: hash(v)?,
-                    }
-                }
-                _ => return None,
-            };
-            page.nodes.push(node);
-        }
-        rest.is_empty().then_some(page)
-    }
-}
-
-/// Where the node at `(depth, prefix)` is stored: its page's depth and position, and its slot.
-fn locate(depth: u16, prefix: &Hash256) -> (u16, Hash256, usize) {
-    let (top, slot) = page_slot(depth, prefix);
-    (top, state::prefix(prefix, top), slot)
-}
-
-/// The depth of the page holding the node at `(depth, prefix)`, and the node's slot there.
-/// A page's depth is a multiple of 8, so its position is the prefix's first `top / 8` bytes
-/// and the slot comes from the next byte's first `depth - top` bits.
-fn page_slot(depth: u16, prefix: &Hash256) -> (u16, usize) {
-    const _: () = assert!(LEVELS == 8);
-    let depth = depth.min(MAX_DEPTH);
-    let top = depth - depth % LEVELS;
-    let below = depth - top;
-    let index = match below {
-        0 => 0,
-        _ => prefix
-            .0
-            .get(usize::from(top / 8))
-            .map_or(0, |b| usize::from(b >> (8 - below))),
-    };
-    (top, (1usize << below) - 1 + index)
-}
-
-/// Whether the page at `(top, position)` holds nodes under `prefix`.
-fn page_holds(top: u16, position: &Hash256, prefix: &Hash256) -> bool {
-    let bytes = usize::from(top / 8);
-    position.0.get(..bytes) == prefix.0.get(..bytes)
-}
-
 /// The key of the page at `(top, prefix)`.
 pub(crate) fn page_key(top: u16, prefix: &Hash256) -> Vec<u8> {
     let bytes = usize::from(top).div_ceil(8);
@@ -329,11 +130,11 @@ fn page_at(
         .get(page_key(top, prefix).as_slice())
         .ctx("reading the state tree")?
     {
-        Some(v) => Page::decode(v.value(), || {
-            format!(
-                "at depth {top}, position {}",
+        Some(v) => Page::decode(v.value()).ok_or_else(|| {
+            StoreError::Inconsistent(format!(
+                "malformed state tree page at depth {top}, position {}",
                 vc_chash::hex::encode(&prefix.0)
-            )
+            ))
         }),
         None => Ok(Page::default()),
     }
@@ -479,7 +280,7 @@ impl<'t, T: ReadableTable<&'static [u8], &'static [u8]>> TreeRead<'t, T> {
 impl<T: ReadableTable<&'static [u8], &'static [u8]>> NodeSource for TreeRead<'_, T> {
     type Error = StoreError;
     fn node(&self, depth: u16, prefix: &Hash256) -> Result<Node, StoreError> {
-        let (top, at, slot) = locate(depth, prefix);
+        let (top, at, slot) = page::locate(depth, prefix);
         if let Some(page) = self.changed.get(&(top, at)) {
             return Ok(page.get(slot));
         }
@@ -503,7 +304,7 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> NodeSource for TreeRead<'_,
 impl<T: ReadableTable<&'static [u8], &'static [u8]>> NodeStore for TreeRead<'_, T> {
     /// Writes go to the in-memory pages, never to the table.
     fn set_node(&mut self, depth: u16, prefix: &Hash256, node: &Node) -> Result<(), StoreError> {
-        let (top, at, slot) = locate(depth, prefix);
+        let (top, at, slot) = page::locate(depth, prefix);
         let page = match self.changed.entry((top, at)) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => e.insert(page_at(self.table, top, &at)?),
@@ -578,26 +379,37 @@ impl NodeCache {
 const UPPER_PAGES: usize = 257;
 
 /// The newest tree being changed in a write transaction (a block, or a rollback), in the
-/// writer's cache: [`TreeWrite::apply`] then writes each page it changed once.
-///
-/// An update walks the tree depth first, so the pages it reads are those on one path from the
-/// root: they are held out of the cache, one per page depth, and a node read or written there
-/// costs no hash-map lookup. A page goes back to the cache when the walk leaves it.
+/// writer's cache: [`TreeWrite::apply`] runs the update through a [`PagePath`] over the cache
+/// and then writes each page it changed once.
 pub(crate) struct TreeWrite<'a, 't> {
     table: &'a mut Table<'t, &'static [u8], &'static [u8]>,
-    cache: RefCell<&'a mut NodeCache>,
-    /// The pages on the current path, in depth order: position, page, and whether this write
-    /// changed it.
-    path: RefCell<Vec<PathPage>>,
-    /// The pages this write changed.
-    changed: RefCell<Vec<(u16, Hash256)>>,
+    cache: &'a mut NodeCache,
 }
 
-/// A page on a [`TreeWrite`]'s current path.
-struct PathPage {
-    position: (u16, Hash256),
-    page: Page,
-    changed: bool,
+/// The writer's cache over the table, as a [`PageStore`]: a page missing from the cache is
+/// read from the table; a page given back stays in the cache, and a changed one is noted.
+struct CachedPages<'r, 'c, T> {
+    table: &'r T,
+    cache: &'c mut NodeCache,
+    changed: Vec<(u16, Hash256)>,
+}
+
+impl<T: ReadableTable<&'static [u8], &'static [u8]>> PageStore for CachedPages<'_, '_, T> {
+    type Error = StoreError;
+
+    fn take(&mut self, top: u16, position: &Hash256) -> Result<Page, StoreError> {
+        match self.cache.pages.remove(&(top, *position)) {
+            Some(page) => Ok(page),
+            None => page_at(self.table, top, position),
+        }
+    }
+
+    fn give_back(&mut self, top: u16, position: Hash256, page: Page, changed: bool) {
+        if changed {
+            self.changed.push((top, position));
+        }
+        self.cache.pages.insert((top, position), page);
+    }
 }
 
 impl<'a, 't> TreeWrite<'a, 't> {
@@ -605,68 +417,33 @@ impl<'a, 't> TreeWrite<'a, 't> {
         table: &'a mut Table<'t, &'static [u8], &'static [u8]>,
         cache: &'a mut NodeCache,
     ) -> Self {
-        TreeWrite {
-            table,
-            cache: RefCell::new(cache),
-            path: RefCell::default(),
-            changed: RefCell::default(),
-        }
-    }
-
-    /// The index in `path` of the page at `(top, prefix)`, after making it the deepest page
-    /// there: the pages at its depth and below go back to the cache, and it comes out of the
-    /// cache, or from the table the first time.
-    fn enter(
-        &self,
-        path: &mut Vec<PathPage>,
-        top: u16,
-        prefix: &Hash256,
-    ) -> Result<usize, StoreError> {
-        let level = path.partition_point(|p| p.position.0 < top);
-        if let Some(p) = path.get(level)
-            && p.position.0 == top
-            && page_holds(top, &p.position.1, prefix)
-        {
-            return Ok(level);
-        }
-        self.leave(path, level);
-        let at = state::prefix(prefix, top);
-        let cached = self.cache.borrow_mut().pages.remove(&(top, at));
-        let page = match cached {
-            Some(page) => page,
-            None => page_at(&*self.table, top, &at)?,
-        };
-        path.push(PathPage {
-            position: (top, at),
-            page,
-            changed: false,
-        });
-        Ok(level)
-    }
-
-    /// Returns the pages of `path` from `level` down to the cache.
-    fn leave(&self, path: &mut Vec<PathPage>, level: usize) {
-        if level >= path.len() {
-            return;
-        }
-        let mut changed = self.changed.borrow_mut();
-        let mut cache = self.cache.borrow_mut();
-        for p in path.drain(level..) {
-            if p.changed {
-                changed.push(p.position);
-            }
-            cache.pages.insert(p.position, p.page);
-        }
+        TreeWrite { table, cache }
     }
 
     /// Applies `changes` (sorted by path, each path once), writes every changed page once, in
     /// key order (an emptied page is removed), and returns the new root. On failure the
     /// writer's cache is cleared, since its pages may be half changed.
-    pub(crate) fn apply(mut self, changes: &[Change], what: &str) -> Result<Hash256, StoreError> {
-        let written = state::update(&mut self, changes)
-            .map_err(|e| tree_error(what, e))
-            .and_then(|root| self.write_changed().map(|()| root));
-        let cache = self.cache.into_inner();
+    pub(crate) fn apply(self, changes: &[Change], what: &str) -> Result<Hash256, StoreError> {
+        let TreeWrite { table, cache } = self;
+        let mut paged = PagePath::new(CachedPages {
+            table: &*table,
+            cache,
+            changed: Vec::new(),
+        });
+        let updated = state::update(&mut paged, changes).map_err(|e| tree_error(what, e));
+        let CachedPages {
+            cache, mut changed, ..
+        } = paged.finish();
+        let written = updated.and_then(|root| {
+            changed.sort_unstable();
+            changed.dedup();
+            for position in &changed {
+                if let Some(page) = cache.pages.get(position) {
+                    write_page(table, position, page)?;
+                }
+            }
+            Ok(root)
+        });
         match written {
             Ok(root) => {
                 cache.root = Some(root);
@@ -679,25 +456,10 @@ impl<'a, 't> TreeWrite<'a, 't> {
             }
         }
     }
-
-    /// Writes every page this write changed, in key order.
-    fn write_changed(&mut self) -> Result<(), StoreError> {
-        let mut path = std::mem::take(self.path.get_mut());
-        self.leave(&mut path, 0);
-        let mut changed = std::mem::take(self.changed.get_mut());
-        changed.sort_unstable();
-        changed.dedup();
-        let cache = self.cache.get_mut();
-        for position in &changed {
-            if let Some(page) = cache.pages.get(position) {
-                write_page(self.table, position, page)?;
-            }
-        }
-        Ok(())
-    }
 }
 
-/// Writes `page` at `position`, or removes the entry when the page is empty.
+/// Writes `page` at `position`, straight into redb's buffer, or removes the entry when the
+/// page is empty.
 fn write_page(
     table: &mut Table<'_, &'static [u8], &'static [u8]>,
     (top, prefix): &(u16, Hash256),
@@ -713,31 +475,6 @@ fn write_page(
         page.encode_into(value.as_mut());
     }
     Ok(())
-}
-
-impl NodeSource for TreeWrite<'_, '_> {
-    type Error = StoreError;
-    fn node(&self, depth: u16, prefix: &Hash256) -> Result<Node, StoreError> {
-        let (top, slot) = page_slot(depth, prefix);
-        let mut path = self.path.borrow_mut();
-        let level = self.enter(&mut path, top, prefix)?;
-        Ok(path.get(level).map_or(Node::Empty, |p| p.page.get(slot)))
-    }
-}
-
-impl NodeStore for TreeWrite<'_, '_> {
-    fn set_node(&mut self, depth: u16, prefix: &Hash256, node: &Node) -> Result<(), StoreError> {
-        let (top, slot) = page_slot(depth, prefix);
-        let mut path = std::mem::take(self.path.get_mut());
-        let entered = self.enter(&mut path, top, prefix);
-        if let Ok(level) = entered
-            && let Some(p) = path.get_mut(level)
-        {
-            p.changed |= p.page.set(slot, node);
-        }
-        *self.path.get_mut() = path;
-        entered.map(|_| ())
-    }
 }
 
 /// Sets the keys `earlier` names back to their values there (a rollback, in the write
@@ -818,118 +555,5 @@ fn walk_at<T: ReadableTable<&'static [u8], &'static [u8]>>(
             }
             Ok(computed)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    fn h(b: u8) -> Hash256 {
-        Hash256([b; 32])
-    }
-
-    #[test]
-    fn every_node_of_a_page_has_its_own_slot() {
-        let path = h(0b1011_0110);
-        for top in [0u16, 8, 16, 248] {
-            let mut slots = std::collections::BTreeSet::new();
-            for depth in top..top + LEVELS {
-                // Every position at this depth under the page's position.
-                for i in 0..1u32 << (depth - top) {
-                    let mut p = state::prefix(&path, top);
-                    for b in 0..depth - top {
-                        if i >> (depth - top - 1 - b) & 1 == 1 {
-                            let d = usize::from(top + b);
-                            p.0[d / 8] |= 0x80 >> (d % 8);
-                        }
-                    }
-                    let (t, at, slot) = locate(depth, &p);
-                    assert_eq!((t, at), (top, state::prefix(&path, top)));
-                    assert!(slot < SLOTS);
-                    assert!(slots.insert(slot), "slot {slot} twice");
-                }
-            }
-            assert_eq!(slots.len(), SLOTS);
-        }
-        // The deepest position has a page of its own.
-        assert_eq!(locate(MAX_DEPTH, &path), (MAX_DEPTH, path, 0));
-    }
-
-    #[test]
-    fn pages_round_trip_and_malformed_ones_are_refused() {
-        let mut page = Page::default();
-        assert_eq!(Page::parse(&page.encode()), Some(page.clone()));
-        page.set(0, &Node::Inner(h(1)));
-        page.set(
-            9,
-            &Node::Leaf {
-                path: h(2),
-                value_hash: h(3),
-            },
-        );
-        page.set(254, &Node::Inner(h(4)));
-        let bytes = page.encode();
-        assert_eq!(bytes.len(), BITMAP + 33 + 65 + 33);
-        assert_eq!(Page::parse(&bytes), Some(page.clone()));
-        assert_eq!(
-            page.get(9),
-            Node::Leaf {
-                path: h(2),
-                value_hash: h(3)
-            }
-        );
-        assert_eq!(page.get(10), Node::Empty);
-        page.set(254, &Node::Empty);
-        assert_eq!(page.get(254), Node::Empty);
-        assert_eq!(Page::parse(&page.encode()), Some(page.clone()));
-        page.set(0, &Node::Empty);
-        page.set(9, &Node::Empty);
-        assert!(page.is_empty());
-        assert_eq!(page, Page::default());
-        // Truncated, trailing bytes, a bit beyond the 255 slots, an unknown tag, a short bitmap.
-        assert_eq!(Page::parse(&bytes[..bytes.len() - 1]), None);
-        assert_eq!(Page::parse(&[bytes.as_slice(), &[0]].concat()), None);
-        let mut beyond = [0u8; BITMAP];
-        beyond[BITMAP - 1] = 1;
-        assert_eq!(Page::parse(&beyond), None);
-        let mut unknown = vec![0x80];
-        unknown.extend_from_slice(&[0; BITMAP - 1]);
-        unknown.push(3);
-        assert_eq!(Page::parse(&unknown), None);
-        assert_eq!(Page::parse(&[0x00; BITMAP - 1]), None);
-    }
-
-    #[test]
-    fn a_page_agrees_with_an_array_of_its_slots() {
-        let mut page = Page::default();
-        let mut model = [Node::Empty; SLOTS];
-        let mut x = 0x2545_F491_4F6C_DD1D_u64;
-        for round in 0..20_000u32 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let slot = (x % SLOTS as u64) as usize;
-            let node = match x >> 60 {
-                0..=5 => Node::Empty,
-                6..=10 => Node::Inner(h(x as u8)),
-                _ => Node::Leaf {
-                    path: h(x as u8),
-                    value_hash: h((x >> 8) as u8),
-                },
-            };
-            assert_eq!(page.set(slot, &node), model[slot] != node, "slot {slot}");
-            model[slot] = node;
-            if round % 1_000 == 0 {
-                let parsed = Page::parse(&page.encode()).unwrap();
-                assert_eq!(parsed, page);
-            }
-            for (s, want) in model.iter().enumerate() {
-                assert_eq!(page.get(s), *want, "slot {s} after round {round}");
-            }
-        }
-        assert_eq!(page.get(SLOTS), Node::Empty);
     }
 }
