@@ -311,5 +311,20 @@ fn seed_store(root: &Path, blocks_dir: &Path) -> Result<()> {
         record(7, storage::to_bytes(&v)?)?;
     }
     record(8, storage::to_bytes(&Owned)?)?;
+    // A v3 state tree page: an inner node, a leaf and an inner node at the last slot.
+    let mut page = vc_chash::state::page::Page::default();
+    page.set(0, &vc_chash::state::Node::Inner(vc_chash::Hash256([1; 32])));
+    page.set(
+        9,
+        &vc_chash::state::Node::Leaf {
+            path: vc_chash::Hash256([2; 32]),
+            value_hash: vc_chash::Hash256([3; 32]),
+        },
+    );
+    page.set(
+        254,
+        &vc_chash::state::Node::Inner(vc_chash::Hash256([4; 32])),
+    );
+    record(9, page.encode())?;
     Ok(())
 }
