@@ -525,7 +525,7 @@ impl<'s> Eval<'s> {
                     .get(1)
                     .ok_or_else(|| reject("no-reveal-output", "no output 1"))?
                     .script
-                    .clone();
+                    .to_vec();
                 let (hash, preorder) =
                     self.claimed_preorder(NAMESPACE_PREORDERS, namespace_id, sender, &revealer)?;
                 let price = namespace_price(self.network, namespace_id.len());
@@ -596,7 +596,7 @@ impl<'s> Eval<'s> {
                     .get(1)
                     .ok_or_else(|| reject("no-owner-output", "no output 1"))?
                     .script
-                    .clone();
+                    .to_vec();
                 let existing = self.name_record(name)?;
                 let live = existing
                     .as_ref()
@@ -694,7 +694,7 @@ impl<'s> Eval<'s> {
                     .get(1)
                     .ok_or_else(|| reject("no-recipient", "no output 1"))?
                     .script
-                    .clone();
+                    .to_vec();
                 let name = self
                     .owned(sender)
                     .into_iter()
@@ -902,7 +902,7 @@ impl<const FIRST_BLOCK: u64> App for Names<FIRST_BLOCK> {
             .sender()
             .ok_or_else(|| reject("no-sender", "the transaction has no inputs"))?
             .script
-            .clone();
+            .to_vec();
         Ok(NamesOp { op, body, sender })
     }
 
