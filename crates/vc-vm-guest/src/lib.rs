@@ -16,7 +16,8 @@
 //! ```
 //!
 //! (`cargo xtask guests` runs that, without symbols or debug info.) On wasm32 the crate brings the module's allocator
-//! (a bump allocator: every hook call runs in a fresh instance, so nothing is ever freed) and
+//! (a bump allocator: every hook call starts from the module's initial memory, so nothing is ever
+//! freed) and
 //! its panic handler (a panic rejects the operation with code `panic`).
 //!
 //! The README's example is a whole guest.

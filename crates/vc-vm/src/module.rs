@@ -15,6 +15,7 @@ use crate::limits::{
     MAX_TABLE_ELEMENTS,
 };
 use crate::manifest::{Manifest, VmParams};
+use crate::warm::{self, Reusable};
 
 /// The interpreter's configuration: the same on every node, as consensus needs.
 ///
@@ -56,6 +57,8 @@ pub struct VmModule {
     hash: [u8; 32],
     manifest: Manifest,
     hooks: [bool; 5],
+    /// How instances are reused across calls, if this module's can be (`crate::warm`).
+    reusable: Option<Reusable>,
 }
 
 impl core::fmt::Debug for VmModule {
@@ -96,6 +99,22 @@ impl VmModule {
         check_imports(&module)?;
         let hooks = check_exports(&module)?;
         let linker = host::linker(&engine).map_err(|e| LoadError::Instantiate(e.into()))?;
+        let reusable = match warm::plan(bytes) {
+            Ok(plan) => match crate::precheck::compile(&engine, &plan.bytes) {
+                Ok(module) => Some(Reusable {
+                    module,
+                    globals: plan.globals,
+                }),
+                Err(e) => {
+                    tracing::debug!("the module with its globals exported failed: {e}");
+                    None
+                }
+            },
+            Err(why) => {
+                tracing::debug!("each call instantiates the module afresh: {why:?}");
+                None
+            }
+        };
         let mut vm = VmModule {
             engine,
             module,
@@ -104,6 +123,7 @@ impl VmModule {
             hash: module_hash(bytes),
             manifest: placeholder_manifest(),
             hooks,
+            reusable,
         };
         vm.manifest = vm.run_manifest()?;
         let declared = initial_pages(&vm.module);
@@ -130,19 +150,18 @@ impl VmModule {
 
     fn run_manifest(&self) -> Result<Manifest, LoadError> {
         let input = Writer::header(Hook::Manifest, bitcoin::Network::Bitcoin).0;
-        let call =
-            host::run(self, Hook::Manifest, input, MANIFEST_FUEL, 0, None).map_err(|fault| {
-                match fault {
-                    CallFault::Store(e) => LoadError::ManifestRun {
-                        code: crate::codes::TRAP,
-                        reason: e.to_string(),
-                    },
-                    CallFault::Vm(e) => LoadError::ManifestRun {
-                        code: crate::codes::TRAP,
-                        reason: e.to_string(),
-                    },
-                }
-            })?;
+        let call = host::run(self, Hook::Manifest, input, MANIFEST_FUEL, 0, None, None).map_err(
+            |fault| match fault {
+                CallFault::Store(e) => LoadError::ManifestRun {
+                    code: crate::codes::TRAP,
+                    reason: e.to_string(),
+                },
+                CallFault::Vm(e) => LoadError::ManifestRun {
+                    code: crate::codes::TRAP,
+                    reason: e.to_string(),
+                },
+            },
+        )?;
         match call.ended {
             Ended::Returned => {}
             Ended::OutOfFuel => {
@@ -200,6 +219,17 @@ impl VmModule {
 
     pub(crate) fn linker(&self) -> &Linker<Host> {
         &self.linker
+    }
+
+    /// The module its instances are reused with, if they can be (`crate::warm`).
+    pub(crate) fn reusable(&self) -> Option<&Reusable> {
+        self.reusable.as_ref()
+    }
+
+    /// Whether hook calls reuse one instance, reset between calls, instead of instantiating
+    /// the module for each (`docs/vm.md` section 1): decided when the module is loaded.
+    pub fn reuses_instances(&self) -> bool {
+        self.reusable.is_some()
     }
 
     /// The memory limit calls run under: the manifest's, or while the manifest itself runs,
