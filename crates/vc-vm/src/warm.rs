@@ -204,7 +204,7 @@ pub(crate) struct Warm {
     pub memory: Memory,
     hooks: [Option<TypedFunc<(), ()>>; 5],
     /// The memory as instantiation left it.
-    image: Vec<u8>,
+    image: Image,
     /// Every mutable global and its value after instantiation.
     globals: Vec<(Global, Val)>,
     /// Whether a call ran since the last reset.
@@ -214,7 +214,7 @@ pub(crate) struct Warm {
 impl core::fmt::Debug for Warm {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Warm")
-            .field("memory_bytes", &self.image.len())
+            .field("memory_bytes", &self.image.len)
             .field("globals", &self.globals.len())
             .field("used", &self.used)
             .finish_non_exhaustive()
@@ -227,7 +227,7 @@ impl Warm {
     /// reset needs is missing.
     pub fn new(mut store: Store<Host>, instance: Instance, globals: u32) -> Option<Warm> {
         let memory = instance.get_memory(&store, MEMORY_EXPORT)?;
-        let image = memory.data(&store).to_vec();
+        let image = Image::of(memory.data(&store));
         let mut saved = Vec::new();
         for index in 0..globals {
             let global = instance.get_global(&store, &global_export(index))?;
@@ -261,11 +261,9 @@ impl Warm {
         if !self.used {
             return true;
         }
-        let data = self.memory.data_mut(&mut self.store);
-        if data.len() != self.image.len() {
+        if !self.image.restore(self.memory.data_mut(&mut self.store)) {
             return false;
         }
-        data.copy_from_slice(&self.image);
         for (global, value) in &self.globals {
             if global.set(&mut self.store, value.clone()).is_err() {
                 return false;
@@ -278,6 +276,55 @@ impl Warm {
     /// Marks the instance as used by a call: the next reuse resets it first.
     pub fn mark_used(&mut self) {
         self.used = true;
+    }
+}
+
+/// A memory's bytes as its runs of non-zero 64-byte chunks: a module's initial memory is
+/// mostly zeros (its stack and free heap) around its data, so restoring it is a fill and a few
+/// short copies instead of a copy of the whole.
+#[derive(Debug)]
+struct Image {
+    /// The memory's length.
+    len: usize,
+    /// (offset, bytes): every non-zero byte of the memory is in one of them.
+    runs: Vec<(usize, Vec<u8>)>,
+}
+
+impl Image {
+    const CHUNK: usize = 64;
+
+    fn of(bytes: &[u8]) -> Image {
+        let mut runs: Vec<(usize, Vec<u8>)> = Vec::new();
+        for (i, chunk) in bytes.chunks(Self::CHUNK).enumerate() {
+            if chunk.iter().all(|&b| b == 0) {
+                continue;
+            }
+            let at = i * Self::CHUNK;
+            match runs.last_mut() {
+                Some((start, run)) if *start + run.len() == at => run.extend_from_slice(chunk),
+                _ => runs.push((at, chunk.to_vec())),
+            }
+        }
+        Image {
+            len: bytes.len(),
+            runs,
+        }
+    }
+
+    /// Makes `memory` the image's bytes; `false` (and `memory` untouched) if its length
+    /// differs.
+    fn restore(&self, memory: &mut [u8]) -> bool {
+        if memory.len() != self.len {
+            return false;
+        }
+        memory.fill(0);
+        for (at, run) in &self.runs {
+            match memory.get_mut(*at..*at + run.len()) {
+                Some(dst) => dst.copy_from_slice(run),
+                None => return false,
+            }
+        }
+        true
     }
 }
 
@@ -344,6 +391,27 @@ mod tests {
         for (wat, why) in cases {
             assert_eq!(plan_of(wat).unwrap_err(), why, "{wat}");
         }
+    }
+
+    #[test]
+    fn an_image_restores_every_byte() {
+        let len = 4 * 65_536;
+        let mut original = vec![0u8; len];
+        for (i, b) in original.iter_mut().enumerate() {
+            // Data at the edges, in runs of every length and alone, and zeros between.
+            if i < 3 || i % 9_973 < (i / 9_973) % 150 || i == len - 1 {
+                *b = (i % 251) as u8 | 1;
+            }
+        }
+        let image = Image::of(&original);
+        assert!(image.runs.len() > 10);
+        let mut memory: Vec<u8> = (0..original.len()).map(|i| (i % 7) as u8).collect();
+        assert!(image.restore(&mut memory));
+        assert_eq!(memory, original);
+        // Another length is refused, not restored in part.
+        let mut grown = vec![9u8; original.len() + 65_536];
+        assert!(!image.restore(&mut grown));
+        assert!(grown.iter().all(|&b| b == 9));
     }
 
     #[test]
