@@ -21,33 +21,45 @@ pub fn hex(bytes: &[u8]) -> String {
 
 const BASE58: &[u8; 58] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
 
+/// 58^5, the base of the limbs [`base58check`] computes in (the largest power of 58 below
+/// 2^32).
+const B58_LIMB: u64 = 656_356_768;
+
 /// Base58 of `payload` followed by the first four bytes of its SHA-256d.
 fn base58check(payload: &[u8]) -> String {
     let mut data = payload.to_vec();
     data.extend_from_slice(&sha256d(payload)[..4]);
-    // Little-endian base-58 digits, grown by multiply-and-add.
-    let mut digits: Vec<u8> = Vec::new();
+    // Little-endian limbs of five base-58 digits each, grown by multiply-and-add: a fifth of
+    // the steps of digit-at-a-time.
+    let mut limbs: Vec<u32> = Vec::with_capacity(data.len() / 3 + 1);
     for &byte in &data {
-        let mut carry = u32::from(byte);
-        for d in digits.iter_mut() {
-            let x = u32::from(*d) * 256 + carry;
-            *d = (x % 58) as u8;
-            carry = x / 58;
+        let mut carry = u64::from(byte);
+        for limb in limbs.iter_mut() {
+            let x = u64::from(*limb) * 256 + carry;
+            *limb = (x % B58_LIMB) as u32;
+            carry = x / B58_LIMB;
         }
         while carry > 0 {
-            digits.push((carry % 58) as u8);
-            carry /= 58;
+            limbs.push((carry % B58_LIMB) as u32);
+            carry /= B58_LIMB;
         }
     }
+    let mut digits: Vec<u8> = Vec::with_capacity(limbs.len() * 5);
+    for &limb in &limbs {
+        let mut l = limb;
+        for _ in 0..5 {
+            digits.push((l % 58) as u8);
+            l /= 58;
+        }
+    }
+    while digits.last() == Some(&0) {
+        digits.pop();
+    }
     let zeros = data.iter().take_while(|&&b| b == 0).count();
-    let mut s = String::with_capacity(zeros + digits.len());
-    for _ in 0..zeros {
-        s.push('1');
-    }
-    for &d in digits.iter().rev() {
-        s.push(BASE58[usize::from(d)] as char);
-    }
-    s
+    let mut s = Vec::with_capacity(zeros + digits.len());
+    s.resize(zeros, b'1');
+    s.extend(digits.iter().rev().map(|&d| BASE58[usize::from(d)]));
+    String::from_utf8(s).unwrap_or_default()
 }
 
 const BECH32_CHARSET: &[u8; 32] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
