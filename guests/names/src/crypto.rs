@@ -70,10 +70,9 @@ fn bech32_polymod(values: &[u8]) -> u32 {
     for &v in values {
         let top = chk >> 25;
         chk = ((chk & 0x01ff_ffff) << 5) ^ u32::from(v);
+        // Without branches: each generator masked by its bit of `top`.
         for (i, g) in GEN.iter().enumerate() {
-            if (top >> i) & 1 == 1 {
-                chk ^= g;
-            }
+            chk ^= g & ((top >> i) & 1).wrapping_neg();
         }
     }
     chk
@@ -101,16 +100,13 @@ fn segwit_address(hrp: &str, version: u8, program: &[u8]) -> String {
     values.extend_from_slice(&[0; 6]);
     let constant = if version == 0 { 1 } else { 0x2bc8_30a3 };
     let checksum = bech32_polymod(&values) ^ constant;
-    let mut s = String::with_capacity(hrp.len() + 1 + data.len() + 6);
-    s.push_str(hrp);
-    s.push('1');
-    for &d in &data {
-        s.push(BECH32_CHARSET[usize::from(d)] as char);
-    }
-    for i in 0..6 {
-        s.push(BECH32_CHARSET[((checksum >> (5 * (5 - i))) & 31) as usize] as char);
-    }
-    s
+    // Written as bytes and checked as UTF-8 once (see `hex`).
+    let mut s = Vec::with_capacity(hrp.len() + 1 + data.len() + 6);
+    s.extend_from_slice(hrp.as_bytes());
+    s.push(b'1');
+    s.extend(data.iter().map(|&d| BECH32_CHARSET[usize::from(d)]));
+    s.extend((0..6).map(|i| BECH32_CHARSET[((checksum >> (5 * (5 - i))) & 31) as usize]));
+    String::from_utf8(s).unwrap_or_default()
 }
 
 /// Network bytes of the input header (`docs/vm.md` section 5).

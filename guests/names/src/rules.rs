@@ -303,6 +303,28 @@ struct Eval<'s> {
     fresh: Option<Vec<[u8; 16]>>,
 }
 
+/// Whether the host's list of fresh hashes (`fresh_hashes`: a count, then per hash a `u64`
+/// height and the hash as a byte string) has one whose payload form (its first 16 bytes) is
+/// `ch`: [`Eval::fresh_list`]'s answer, read in place without building the list.
+fn fresh_in(raw: &[u8], ch: &[u8; 16]) -> bool {
+    let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    let n = raw.get(..4).map_or(0, be32);
+    let mut at = 4usize;
+    for _ in 0..n {
+        let len = match raw.get(at + 8..at + 12) {
+            Some(b) => be32(b) as usize,
+            None => return false,
+        };
+        match raw.get(at + 12..at + 12 + len) {
+            Some(hash) if hash.get(..16) == Some(&ch[..]) => return true,
+            Some(_) => {}
+            None => return false,
+        }
+        at += 12 + len;
+    }
+    false
+}
+
 impl<'s> Eval<'s> {
     fn fresh_list(&mut self) -> &[[u8; 16]] {
         self.fresh.get_or_insert_with(|| {
@@ -331,7 +353,11 @@ impl<'s> Eval<'s> {
     }
 
     fn fresh(&mut self, ch: &[u8; 16]) -> Result<(), Reject> {
-        if self.fresh_list().iter().any(|c| c == ch) {
+        let found = match &self.fresh {
+            Some(list) => list.iter().any(|c| c == ch),
+            None => fresh_in(&vc_vm_guest::sys::fresh_hashes(), ch),
+        };
+        if found {
             Ok(())
         } else {
             Err(reject(
