@@ -664,7 +664,7 @@ fn instantiate_warm(module: &VmModule, reusable: &Reusable) -> Option<Warm> {
         .linker()
         .instantiate_and_start(&mut store, &reusable.module)
         .ok()?;
-    Warm::new(store, instance, reusable.globals)
+    Warm::new(store, instance, reusable)
 }
 
 /// Runs `hook` in a fresh instance of `module`.

@@ -104,6 +104,7 @@ impl VmModule {
                 Ok(module) => Some(Reusable {
                     module,
                     globals: plan.globals,
+                    image: std::sync::OnceLock::new(),
                 }),
                 Err(e) => {
                     tracing::debug!("the module with its globals exported failed: {e}");

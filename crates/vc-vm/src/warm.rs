@@ -23,6 +23,8 @@
 //! call uses the same fuel on a reused instance as on a fresh one, and its outcome never
 //! depends on earlier calls.
 
+use std::sync::{Arc, OnceLock};
+
 use wasmi::{Global, Instance, Memory, Module, Mutability, Store, TypedFunc, Val};
 use wasmparser::{DataKind, ElementKind, Operator, Parser, Payload, TypeRef};
 
@@ -204,7 +206,7 @@ pub(crate) struct Warm {
     pub memory: Memory,
     hooks: [Option<TypedFunc<(), ()>>; 5],
     /// The memory as instantiation left it.
-    image: Image,
+    image: Arc<Image>,
     /// Every mutable global and its value after instantiation.
     globals: Vec<(Global, Val)>,
     /// Whether a call ran since the last reset.
@@ -222,14 +224,18 @@ impl core::fmt::Debug for Warm {
 }
 
 impl Warm {
-    /// Takes a freshly instantiated `instance` of a module rewritten by [`plan`] (with
-    /// `globals` globals) for reuse: records its memory and globals. `None` if something the
-    /// reset needs is missing.
-    pub fn new(mut store: Store<Host>, instance: Instance, globals: u32) -> Option<Warm> {
+    /// Takes a freshly instantiated `instance` of `reusable`'s module for reuse: records its
+    /// memory (once per module: every instantiation leaves the same bytes) and its globals.
+    /// `None` if something the reset needs is missing.
+    pub fn new(mut store: Store<Host>, instance: Instance, reusable: &Reusable) -> Option<Warm> {
         let memory = instance.get_memory(&store, MEMORY_EXPORT)?;
-        let image = Image::of(memory.data(&store));
+        let image = Arc::clone(
+            reusable
+                .image
+                .get_or_init(|| Arc::new(Image::of(memory.data(&store)))),
+        );
         let mut saved = Vec::new();
-        for index in 0..globals {
+        for index in 0..reusable.globals {
             let global = instance.get_global(&store, &global_export(index))?;
             if global.ty(&store).mutability() == Mutability::Var {
                 saved.push((global, global.get(&store)));
@@ -283,7 +289,7 @@ impl Warm {
 /// mostly zeros (its stack and free heap) around its data, so restoring it is a fill and a few
 /// short copies instead of a copy of the whole.
 #[derive(Debug)]
-struct Image {
+pub(crate) struct Image {
     /// The memory's length.
     len: usize,
     /// (offset, bytes): every non-zero byte of the memory is in one of them.
@@ -333,6 +339,8 @@ impl Image {
 pub(crate) struct Reusable {
     pub module: Module,
     pub globals: u32,
+    /// The memory instantiation leaves, taken from the first instance.
+    pub image: OnceLock<Arc<Image>>,
 }
 
 #[cfg(test)]
