@@ -195,13 +195,20 @@ impl<'a> TxOuts<'a> {
     /// Reads the count and checks every entry; the reader ends after the list.
     fn read(r: &mut Reader<'a>) -> Option<Self> {
         let count = r.u32()?;
-        let start = r.position();
+        // Skips from length to length: each entry is 8 bytes of value, a 4-byte length and
+        // that many bytes of script.
+        let rest = r.rest();
+        let mut end = 0usize;
         for _ in 0..count {
-            r.take(8)?;
-            r.bytes()?;
+            let len = rest.get(end + 8..end + 12)?;
+            let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+            end = end.checked_add(12)?.checked_add(len)?;
+            if end > rest.len() {
+                return None;
+            }
         }
         Some(TxOuts {
-            bytes: r.since(start),
+            bytes: r.take(end)?,
             count,
         })
     }

@@ -56,14 +56,9 @@ impl<'a> Reader<'a> {
         self.take(n)
     }
 
-    /// How many bytes were read so far.
-    pub fn position(&self) -> usize {
-        self.at
-    }
-
-    /// The bytes read since position `start` (empty if `start` is ahead).
-    pub fn since(&self, start: usize) -> &'a [u8] {
-        self.bytes.get(start..self.at).unwrap_or(&[])
+    /// The bytes not read yet (nothing is consumed).
+    pub fn rest(&self) -> &'a [u8] {
+        self.bytes.get(self.at..).unwrap_or(&[])
     }
 
     /// Whether every byte was read.
