@@ -933,19 +933,17 @@ impl<const FIRST_BLOCK: u64> App for Names<FIRST_BLOCK> {
     }
 
     fn prepare(_block: &Block, ops: &[(OpContext, NamesOp)]) -> Vec<Option<Reject>> {
-        let claim = |p: &NamesOp| -> Option<Vec<u8>> {
-            let (tag, key): (u8, &[u8]) = match &p.op {
-                NameOp::NamespacePreorder { preorder_hash, .. } => (b'*', preorder_hash),
-                NameOp::NamePreorder { preorder_hash, .. } => (b'?', preorder_hash),
+        // What an operation claims: its kind and key, borrowed from the operation.
+        fn claim(p: &NamesOp) -> Option<(u8, &[u8])> {
+            Some(match &p.op {
+                NameOp::NamespacePreorder { preorder_hash, .. } => (b'*', &preorder_hash[..]),
+                NameOp::NamePreorder { preorder_hash, .. } => (b'?', &preorder_hash[..]),
                 NameOp::NamespaceReveal { namespace_id, .. } => (b'&', namespace_id.as_bytes()),
                 NameOp::NameRegistration { name, .. } => (b':', name.as_bytes()),
                 _ => return None,
-            };
-            let mut k = alloc::vec![tag];
-            k.extend_from_slice(key);
-            Some(k)
-        };
-        let mut counts: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
+            })
+        }
+        let mut counts: BTreeMap<(u8, &[u8]), usize> = BTreeMap::new();
         for (_, p) in ops {
             if let Some(k) = claim(p) {
                 *counts.entry(k).or_insert(0) += 1;
