@@ -662,7 +662,7 @@ fn instantiate_warm(module: &VmModule, reusable: &Reusable) -> Option<Warm> {
     store.limiter(|h| &mut h.limits);
     let instance = module
         .linker()
-        .instantiate_and_start(&mut store, &reusable.module)
+        .instantiate_and_start(&mut store, module.module())
         .ok()?;
     Warm::new(store, instance, reusable)
 }

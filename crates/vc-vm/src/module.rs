@@ -95,27 +95,10 @@ impl VmModule {
             });
         }
         let engine = Engine::new(&config());
-        let module = crate::precheck::compile(&engine, bytes)?;
+        let (module, reusable) = compile(&engine, bytes)?;
         check_imports(&module)?;
         let hooks = check_exports(&module)?;
         let linker = host::linker(&engine).map_err(|e| LoadError::Instantiate(e.into()))?;
-        let reusable = match warm::plan(bytes) {
-            Ok(plan) => match crate::precheck::compile(&engine, &plan.bytes) {
-                Ok(module) => Some(Reusable {
-                    module,
-                    globals: plan.globals,
-                    image: std::sync::OnceLock::new(),
-                }),
-                Err(e) => {
-                    tracing::debug!("the module with its globals exported failed: {e}");
-                    None
-                }
-            },
-            Err(why) => {
-                tracing::debug!("each call instantiates the module afresh: {why:?}");
-                None
-            }
-        };
         let mut vm = VmModule {
             engine,
             module,
@@ -238,6 +221,28 @@ impl VmModule {
     pub(crate) fn manifest_pages(&self) -> u32 {
         self.manifest.memory_pages
     }
+}
+
+/// Compiles `bytes` once: when its instances can be reused (`crate::warm`), as the copy with
+/// its globals exported (which runs exactly as the original, and serves fresh instances too);
+/// otherwise, or if that copy does not compile, as they are. A module that is not valid is
+/// refused for what is wrong with it as loaded.
+fn compile(engine: &Engine, bytes: &[u8]) -> Result<(Module, Option<Reusable>), LoadError> {
+    crate::precheck::validate(bytes)?;
+    match warm::plan(bytes) {
+        Ok(plan) => match crate::precheck::compile(engine, &plan.bytes) {
+            Ok(module) => {
+                let reusable = Reusable {
+                    globals: plan.globals,
+                    image: std::sync::OnceLock::new(),
+                };
+                return Ok((module, Some(reusable)));
+            }
+            Err(e) => tracing::debug!("the module with its globals exported failed: {e}"),
+        },
+        Err(why) => tracing::debug!("each call instantiates the module afresh: {why:?}"),
+    }
+    Ok((crate::precheck::compile(engine, bytes)?, None))
 }
 
 /// The manifest in force while `vc_manifest` runs: the VM's own limits.

@@ -12,9 +12,10 @@
 //!   types' `table.set`, `table.grow`, `table.fill`, which validation refuses anyway): such a
 //!   module is not reused;
 //! - **globals** are reset to the values instantiation gave them. A module's own globals are
-//!   not reachable from the host unless exported, so the instance that is reused runs the
-//!   module with one more export per global ([`rewrite`]): exports do not change what a module
-//!   does, and its identity stays the SHA-256 of the bytes as loaded;
+//!   not reachable from the host unless exported, so such a module is compiled as a copy with
+//!   one more export per global ([`rewrite`]), which fresh instances (the manifest's, and any
+//!   after a grow) run too: exports do not change what a module does, and its identity stays
+//!   the SHA-256 of the bytes as loaded;
 //! - **memory** is restored byte for byte to its image after instantiation (data segments
 //!   applied). Memory cannot shrink, so an instance whose memory grew during a call is
 //!   discarded and the next call instantiates afresh.
@@ -25,7 +26,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use wasmi::{Global, Instance, Memory, Module, Mutability, Store, TypedFunc, Val};
+use wasmi::{Global, Instance, Memory, Mutability, Store, TypedFunc, Val};
 use wasmparser::{DataKind, ElementKind, Operator, Parser, Payload, TypeRef};
 
 use crate::abi::{Hook, MEMORY_EXPORT};
@@ -334,10 +335,10 @@ impl Image {
     }
 }
 
-/// A module's instances can be reused: the module to instantiate for it (the rewritten one).
+/// A module's instances can be reused (the module compiled is then the copy [`plan`] wrote).
 #[derive(Debug)]
 pub(crate) struct Reusable {
-    pub module: Module,
+    /// How many globals the module has (exported by the copy as `<prefix><index>`).
     pub globals: u32,
     /// The memory instantiation leaves, taken from the first instance.
     pub image: OnceLock<Arc<Image>>,
