@@ -230,7 +230,8 @@ impl VmModule {
 fn compile(engine: &Engine, bytes: &[u8]) -> Result<(Module, Option<Reusable>), LoadError> {
     crate::precheck::validate(bytes)?;
     match warm::plan(bytes) {
-        Ok(plan) => match crate::precheck::compile(engine, &plan.bytes) {
+        // wasmi validates the copy again as it compiles it.
+        Ok(plan) => match crate::precheck::compile_validated(engine, &plan.bytes) {
             Ok(module) => {
                 let reusable = Reusable {
                     globals: plan.globals,

@@ -36,6 +36,12 @@ pub(crate) fn validate(bytes: &[u8]) -> Result<(), LoadError> {
 /// Validates `bytes`, then compiles them on `engine`.
 pub(crate) fn compile(engine: &Engine, bytes: &[u8]) -> Result<Module, LoadError> {
     validate(bytes)?;
+    compile_validated(engine, bytes)
+}
+
+/// Compiles `bytes` that [`validate`] accepted, or that differ from such bytes only in their
+/// export section (`crate::warm`'s copy), on `engine`; a panic of the interpreter is caught.
+pub(crate) fn compile_validated(engine: &Engine, bytes: &[u8]) -> Result<Module, LoadError> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Module::new(engine, bytes))) {
         Ok(module) => module.map_err(LoadError::Invalid),
         Err(_) => Err(LoadError::Invalid(wasmi::Error::new(
