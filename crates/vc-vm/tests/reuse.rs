@@ -16,10 +16,13 @@ use common::*;
 /// It adds 1 to a private mutable global (starts at 0) and to the `i64` at 3000 (starts at 0),
 /// grows memory by a page on opcode `c`, and stores under the operation's txid
 /// `global * 1000 + memory cell + pages * 1 000 000`: a call that starts from the module's
-/// initial state stores 1 001 001 (2 001 001 if it grew). On opcode `b` it then traps, so its
-/// write is dropped but its changes to memory and the global are left behind.
+/// initial state stores 1 001 001 (2 001 001 if it grew). Then, leaving its changes to memory
+/// and the global behind and its write dropped, it ends in each way a call can end early: a
+/// trap on opcode `b`, a rejection (a host call that never returns) on `d`, running out of
+/// fuel on `e`. Every call first reads a key, so it is suspended and resumed once.
 const RECORDING_APPLY: &str = r#"
   (call $input_read (i32.const 4096))
+  (drop (call $state_get (i32.const 2000) (i32.const 2) (i32.const 2010) (i32.const 3)))
   (global.set $g (i64.add (global.get $g) (i64.const 1)))
   (i64.store (i32.const 3000) (i64.add (i64.load (i32.const 3000)) (i64.const 1)))
   ;; the opcode sits at input offset 95 (header 3, block 44, height 8, txid 32, positions 8)
@@ -33,6 +36,9 @@ const RECORDING_APPLY: &str = r#"
   (call $state_put (i32.const 2000) (i32.const 2) (i32.const 4151) (i32.const 32)
     (i32.const 3008) (i32.const 8))
   (if (i32.eq (i32.load8_u (i32.const 4191)) (i32.const 0x62)) (then unreachable))
+  (if (i32.eq (i32.load8_u (i32.const 4191)) (i32.const 0x64))
+    (then (call $reject (i32.const 2020) (i32.const 4) (i32.const 2030) (i32.const 9))))
+  (if (i32.eq (i32.load8_u (i32.const 4191)) (i32.const 0x65)) (then (loop $l (br $l))))
 "#;
 
 const GLOBAL: &str = "(global $g (mut i64) (i64.const 0))";
@@ -55,7 +61,8 @@ fn reuses(bytes: &[u8]) -> bool {
 fn every_call_on_a_reused_instance_starts_from_the_initial_state() {
     let bytes = module("", RECORDING_APPLY, GLOBAL);
     assert!(reuses(&bytes), "this module's instances are reused");
-    // Operations in one block and across blocks; b traps after its changes, c grows memory.
+    // Operations in one block and across blocks: b traps after its changes, c grows memory,
+    // d is rejected, e runs out of fuel.
     let blocks = vec![
         vec![
             (b'a', vec![]),
@@ -63,8 +70,13 @@ fn every_call_on_a_reused_instance_starts_from_the_initial_state() {
             (b'b', vec![]),
             (b'a', vec![]),
         ],
-        vec![(b'c', vec![]), (b'a', vec![])],
-        vec![(b'b', vec![])],
+        vec![
+            (b'c', vec![]),
+            (b'a', vec![]),
+            (b'd', vec![]),
+            (b'a', vec![]),
+        ],
+        vec![(b'b', vec![]), (b'e', vec![]), (b'a', vec![])],
         vec![
             (b'a', vec![]),
             (b'c', vec![]),
@@ -79,15 +91,17 @@ fn every_call_on_a_reused_instance_starts_from_the_initial_state() {
         reports.rejections(),
         vec![
             (2, Stage::Apply, codes::UNREACHABLE),
-            (4, Stage::Apply, codes::UNREACHABLE)
+            (3, Stage::Apply, "nope"),
+            (4, Stage::Apply, codes::UNREACHABLE),
+            (4, Stage::Apply, codes::OUT_OF_FUEL),
         ]
     );
-    assert_eq!(reports.accepted(), 9);
+    assert_eq!(reports.accepted(), 11);
     let mut values = stored(&engine);
     values.sort_unstable();
     assert_eq!(
         values,
-        [vec![1_001_001; 6], vec![2_001_001; 3]].concat(),
+        [vec![1_001_001; 8], vec![2_001_001; 3]].concat(),
         "a call saw what an earlier call left"
     );
 
