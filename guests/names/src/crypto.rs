@@ -27,7 +27,8 @@ const B58_LIMB: u64 = 656_356_768;
 
 /// Base58 of `payload` followed by the first four bytes of its SHA-256d.
 fn base58check(payload: &[u8]) -> String {
-    let mut data = payload.to_vec();
+    let mut data = Vec::with_capacity(payload.len() + 4);
+    data.extend_from_slice(payload);
     data.extend_from_slice(&sha256d(payload)[..4]);
     // Little-endian limbs of five base-58 digits each, grown by multiply-and-add: a fifth of
     // the steps of digit-at-a-time.
@@ -96,7 +97,9 @@ fn bech32_polymod(values: &[u8]) -> u32 {
 
 /// A segwit address: bech32 for version 0, bech32m for later versions (BIP 173, BIP 350).
 fn segwit_address(hrp: &str, version: u8, program: &[u8]) -> String {
-    let mut data = alloc::vec![version];
+    // Vectors sized up front: each growth is a new allocation and a copy in the guest.
+    let mut data = Vec::with_capacity(1 + (program.len() * 8 + 4) / 5);
+    data.push(version);
     let (mut acc, mut bits) = (0u32, 0u32);
     for &b in program {
         acc = (acc << 8) | u32::from(b);
@@ -109,7 +112,8 @@ fn segwit_address(hrp: &str, version: u8, program: &[u8]) -> String {
     if bits > 0 {
         data.push(((acc << (5 - bits)) & 31) as u8);
     }
-    let mut values: Vec<u8> = hrp.bytes().map(|c| c >> 5).collect();
+    let mut values: Vec<u8> = Vec::with_capacity(2 * hrp.len() + 1 + data.len() + 6);
+    values.extend(hrp.bytes().map(|c| c >> 5));
     values.push(0);
     values.extend(hrp.bytes().map(|c| c & 31));
     values.extend_from_slice(&data);
@@ -142,12 +146,14 @@ pub fn address(script: &[u8], network: u8) -> Option<String> {
         && script[23] == 0x88
         && script[24] == 0xac
     {
-        let mut p = alloc::vec![if main { 0x00 } else { 0x6f }];
+        let mut p = Vec::with_capacity(21);
+        p.push(if main { 0x00 } else { 0x6f });
         p.extend_from_slice(&script[3..23]);
         return Some(base58check(&p));
     }
     if n == 23 && script[0] == 0xa9 && script[1] == 0x14 && script[22] == 0x87 {
-        let mut p = alloc::vec![if main { 0x05 } else { 0xc4 }];
+        let mut p = Vec::with_capacity(21);
+        p.push(if main { 0x05 } else { 0xc4 });
         p.extend_from_slice(&script[2..22]);
         return Some(base58check(&p));
     }

@@ -223,7 +223,8 @@ pub struct NamesOp {
 
 impl OpBytes for NamesOp {
     fn to_bytes(&self) -> Vec<u8> {
-        let mut out = alloc::vec![self.op.opcode()];
+        let mut out = Vec::with_capacity(9 + self.body.len() + self.sender.len());
+        out.push(self.op.opcode());
         abi::put_bytes(&mut out, &self.body);
         abi::put_bytes(&mut out, &self.sender);
         out
@@ -274,7 +275,8 @@ fn corrupt(ns: &str) -> Reject {
 }
 
 fn owner_key(owner: &[u8], name: &str) -> Vec<u8> {
-    let mut key = hash160(owner).to_vec();
+    let mut key = Vec::with_capacity(20 + name.len());
+    key.extend_from_slice(&hash160(owner));
     key.extend_from_slice(name.as_bytes());
     key
 }

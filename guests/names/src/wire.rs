@@ -360,7 +360,9 @@ pub fn b40(s: &str) -> Option<Vec<u8>> {
 
 /// `HASH160(b40(name) || sender script || ascii(address))`.
 pub fn preorder_hash(name: &str, sender_script: &[u8], address: &str) -> Option<[u8; 20]> {
-    let mut data = b40(name)?;
+    let digits = b40(name)?;
+    let mut data = Vec::with_capacity(digits.len() + sender_script.len() + address.len());
+    data.extend_from_slice(&digits);
     data.extend_from_slice(sender_script);
     data.extend_from_slice(address.as_bytes());
     Some(hash160(&data))
@@ -373,7 +375,8 @@ pub fn name_hash16(fqn: &str) -> [u8; 16] {
 
 /// `SHA256(fqn || hex(consensus hash))[0..16]`.
 pub fn name_consensus_hash(fqn: &str, consensus_hash: &[u8; 16]) -> [u8; 16] {
-    let mut data = fqn.as_bytes().to_vec();
+    let mut data = Vec::with_capacity(fqn.len() + 32);
+    data.extend_from_slice(fqn.as_bytes());
     data.extend_from_slice(hex(consensus_hash).as_bytes());
     arr(&sha256(&data))
 }
