@@ -31,9 +31,11 @@ const FLAGS: &[&str] = &[
     "wasm32-unknown-unknown",
     // The interpreter pays for every call and every instruction: full optimisation, one
     // codegen unit, and more inlining than LLVM's default (fewer, larger functions: a module
-    // with half the functions, instantiated afresh for every hook call, and fewer calls run).
-    // On the names module this took the bench chain from 0.46 to 0.52 of native in CPU time
-    // (`vc-bench wasm`, docs/benchmarks.md).
+    // with half the functions to instantiate, and fewer calls run). On the names module this
+    // took the bench chain from 0.46 to 0.52 of native in CPU time (`vc-bench wasm`,
+    // docs/benchmarks.md) when every call instantiated the module; with instances reused, the
+    // calls saved still count: LLVM's default threshold (or 300) runs 11-13% more of the VM's
+    // instructions on the bench chain (callgrind), for 10% less fuel.
     "-C",
     "opt-level=3",
     "-C",

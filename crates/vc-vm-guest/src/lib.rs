@@ -16,7 +16,8 @@
 //! ```
 //!
 //! (`cargo xtask guests` runs that, without symbols or debug info.) On wasm32 the crate brings the module's allocator
-//! (a bump allocator: every hook call runs in a fresh instance, so nothing is ever freed) and
+//! (a bump allocator: every hook call starts from the module's initial memory, so nothing is ever
+//! freed) and
 //! its panic handler (a panic rejects the operation with code `panic`).
 //!
 //! The README's example is a whole guest.
@@ -172,18 +173,154 @@ pub struct Block {
     pub time: u32,
 }
 
-/// An output: value and script.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TxOut {
+/// An output: value and script, borrowed from the call's input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxOut<'a> {
     /// Satoshis.
     pub value: u64,
     /// The scriptPubKey.
-    pub script: Vec<u8>,
+    pub script: &'a [u8],
 }
 
-/// An operation's transaction context.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OpContext {
+/// A list of outputs as the input encodes them (`docs/vm.md` section 5: per output a `u64`
+/// value and the script as a byte string), read in place: nothing is copied until a guest
+/// asks for an output. Its bounds were checked when the context was read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxOuts<'a> {
+    bytes: &'a [u8],
+    count: u32,
+}
+
+impl<'a> TxOuts<'a> {
+    /// Reads the count and checks every entry; the reader ends after the list.
+    fn read(r: &mut Reader<'a>) -> Option<Self> {
+        let count = r.u32()?;
+        // Skips from length to length: each entry is 8 bytes of value, a 4-byte length and
+        // that many bytes of script.
+        let rest = r.rest();
+        let mut end = 0usize;
+        for _ in 0..count {
+            let len = rest.get(end + 8..end + 12)?;
+            let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+            end = end.checked_add(12)?.checked_add(len)?;
+            if end > rest.len() {
+                return None;
+            }
+        }
+        Some(TxOuts {
+            bytes: r.take(end)?,
+            count,
+        })
+    }
+
+    /// How many outputs.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Output `index`, if there is one.
+    pub fn get(&self, index: usize) -> Option<TxOut<'a>> {
+        self.iter().nth(index)
+    }
+
+    /// The first output.
+    pub fn first(&self) -> Option<TxOut<'a>> {
+        self.get(0)
+    }
+
+    /// The outputs in order.
+    pub fn iter(&self) -> TxOutIter<'a> {
+        TxOutIter {
+            r: Reader::new(self.bytes),
+            left: self.count,
+        }
+    }
+}
+
+/// The outputs of a [`TxOuts`], in order.
+#[derive(Debug)]
+pub struct TxOutIter<'a> {
+    r: Reader<'a>,
+    left: u32,
+}
+
+impl<'a> Iterator for TxOutIter<'a> {
+    type Item = TxOut<'a>;
+
+    fn next(&mut self) -> Option<TxOut<'a>> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let value = self.r.u64()?;
+        Some(TxOut {
+            value,
+            script: self.r.bytes()?,
+        })
+    }
+
+    fn nth(&mut self, n: usize) -> Option<TxOut<'a>> {
+        for _ in 0..n {
+            if self.left == 0 {
+                return None;
+            }
+            self.left -= 1;
+            self.r.take(8)?;
+            self.r.bytes()?;
+        }
+        self.next()
+    }
+}
+
+/// The outpoints a transaction spends (a 32-byte txid in internal byte order and a `u32`
+/// vout each), read in place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outpoints<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Outpoints<'a> {
+    fn read(r: &mut Reader<'a>) -> Option<Self> {
+        let count = r.u32()? as usize;
+        Some(Outpoints {
+            bytes: r.take(count.checked_mul(36)?)?,
+        })
+    }
+
+    /// How many inputs.
+    pub fn len(&self) -> usize {
+        self.bytes.len() / 36
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Input `index`'s outpoint: txid and vout.
+    pub fn get(&self, index: usize) -> Option<([u8; 32], u32)> {
+        let at = index.checked_mul(36)?;
+        let mut r = Reader::new(self.bytes.get(at..at.checked_add(36)?)?);
+        Some((r.hash()?, r.u32()?))
+    }
+
+    /// The outpoints in order.
+    pub fn iter(&self) -> impl Iterator<Item = ([u8; 32], u32)> + 'a {
+        let this = *self;
+        (0..this.len()).filter_map(move |i| this.get(i))
+    }
+}
+
+/// An operation's transaction context, read in place from the call's input: the fixed fields
+/// decoded, the payload, inputs, senders and outputs borrowed (each list's bounds are checked
+/// when the context is read, its entries decoded only when asked for).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpContext<'a> {
     /// The block's height.
     pub height: u64,
     /// The txid (internal byte order).
@@ -199,40 +336,27 @@ pub struct OpContext {
     /// The fee, in satoshis.
     pub fee: u64,
     /// The whole payload: magic, opcode, body.
-    pub payload: Vec<u8>,
+    pub payload: &'a [u8],
     /// Where the body starts in the payload.
     pub body_start: usize,
     /// The outpoints spent: txid and vout.
-    pub inputs: Vec<([u8; 32], u32)>,
+    pub inputs: Outpoints<'a>,
     /// The outputs the inputs spend.
-    pub senders: Vec<TxOut>,
+    pub senders: TxOuts<'a>,
     /// The transaction's outputs.
-    pub outputs: Vec<TxOut>,
+    pub outputs: TxOuts<'a>,
 }
 
-impl OpContext {
+impl<'a> OpContext<'a> {
     /// The payload after magic and opcode.
-    pub fn body(&self) -> &[u8] {
+    pub fn body(&self) -> &'a [u8] {
         self.payload.get(self.body_start..).unwrap_or(&[])
     }
 
     /// The output input 0 spends.
-    pub fn sender(&self) -> Option<&TxOut> {
+    pub fn sender(&self) -> Option<TxOut<'a>> {
         self.senders.first()
     }
-}
-
-fn txouts(r: &mut Reader<'_>) -> Option<Vec<TxOut>> {
-    let n = r.u32()?;
-    let mut out = Vec::new();
-    for _ in 0..n {
-        let value = r.u64()?;
-        out.push(TxOut {
-            value,
-            script: r.bytes()?.to_vec(),
-        });
-    }
-    Some(out)
 }
 
 /// Reads a block from an input.
@@ -244,8 +368,8 @@ pub fn read_block(r: &mut Reader<'_>) -> Option<Block> {
     })
 }
 
-/// Reads an operation's context from an input.
-pub fn read_context(r: &mut Reader<'_>) -> Option<OpContext> {
+/// Reads an operation's context from an input, in place.
+pub fn read_context<'a>(r: &mut Reader<'a>) -> Option<OpContext<'a>> {
     let height = r.u64()?;
     let txid = r.hash()?;
     let txindex = r.u32()?;
@@ -253,16 +377,11 @@ pub fn read_context(r: &mut Reader<'_>) -> Option<OpContext> {
     let opcode = r.u8()?;
     let carrier_vout = r.u32()?;
     let fee = r.u64()?;
-    let payload = r.bytes()?.to_vec();
+    let payload = r.bytes()?;
     let body_start = r.u32()? as usize;
-    let n = r.u32()?;
-    let mut inputs = Vec::new();
-    for _ in 0..n {
-        let txid = r.hash()?;
-        inputs.push((txid, r.u32()?));
-    }
-    let senders = txouts(r)?;
-    let outputs = txouts(r)?;
+    let inputs = Outpoints::read(r)?;
+    let senders = TxOuts::read(r)?;
+    let outputs = TxOuts::read(r)?;
     Some(OpContext {
         height,
         txid,
@@ -479,16 +598,16 @@ pub trait App {
     fn manifest() -> Manifest;
 
     /// Decodes one candidate operation; a rejection means it is not an operation.
-    fn parse(ctx: &OpContext) -> Result<Self::Op, Reject>;
+    fn parse(ctx: &OpContext<'_>) -> Result<Self::Op, Reject>;
 
     /// Sees the block's parsed operations before any is applied; one verdict per operation.
-    fn prepare(block: &Block, ops: &[(OpContext, Self::Op)]) -> Vec<Option<Reject>> {
+    fn prepare(block: &Block, ops: &[(OpContext<'_>, Self::Op)]) -> Vec<Option<Reject>> {
         let _ = block;
         ops.iter().map(|_| None).collect()
     }
 
     /// Judges the operation against the state, writes its changes, emits its records.
-    fn apply(state: &mut State, ctx: &OpContext, op: Self::Op) -> Result<(), Reject>;
+    fn apply(state: &mut State, ctx: &OpContext<'_>, op: Self::Op) -> Result<(), Reject>;
 
     /// Once per block after its operations.
     fn finalize(state: &mut State) {
@@ -533,13 +652,13 @@ pub fn run_parse<A: App>() {
 }
 
 /// A block's parsed operations.
-type Ops<A> = Vec<(OpContext, <A as App>::Op)>;
+type Ops<'a, A> = Vec<(OpContext<'a>, <A as App>::Op)>;
 
 /// The body of `vc_prepare`.
 pub fn run_prepare<A: App>() {
     let input = sys::input();
     let mut r = Reader::new(&input);
-    let mut read = || -> Option<(Block, Ops<A>)> {
+    let mut read = || -> Option<(Block, Ops<'_, A>)> {
         header(&mut r)?;
         let block = read_block(&mut r)?;
         let n = r.u32()?;
@@ -566,7 +685,7 @@ pub fn run_prepare<A: App>() {
 pub fn run_apply<A: App>() {
     let input = sys::input();
     let mut r = Reader::new(&input);
-    let mut read = || -> Option<(u8, Block, OpContext, A::Op)> {
+    let mut read = || -> Option<(u8, Block, OpContext<'_>, A::Op)> {
         let (_, network) = header(&mut r)?;
         let block = read_block(&mut r)?;
         let ctx = read_context(&mut r)?;

@@ -7,7 +7,8 @@ use core::cell::UnsafeCell;
 const PAGE: usize = 65_536;
 
 /// A bump allocator over the initial memory's free end, then pages the module grows: every
-/// hook call runs in a fresh instance, so nothing needs freeing, and growth past the manifest's
+/// hook call starts from the module's initial memory (`docs/vm.md` section 1), so nothing
+/// needs freeing, and growth past the manifest's
 /// memory traps in the host (the operation is rejected as out of memory).
 struct Bump {
     /// (next free byte, end of the grown region)

@@ -56,6 +56,11 @@ impl<'a> Reader<'a> {
         self.take(n)
     }
 
+    /// The bytes not read yet (nothing is consumed).
+    pub fn rest(&self) -> &'a [u8] {
+        self.bytes.get(self.at..).unwrap_or(&[])
+    }
+
     /// Whether every byte was read.
     pub fn is_empty(&self) -> bool {
         self.at == self.bytes.len()

@@ -91,9 +91,12 @@ pub fn network_byte(network: Network) -> u8 {
 pub(crate) struct Writer(pub Vec<u8>);
 
 impl Writer {
-    /// An input for `hook` on `network`: the three header bytes.
+    /// An input for `hook` on `network`: the three header bytes, with room for a block and an
+    /// operation's context (most inputs) so that writing them does not grow the buffer.
     pub fn header(hook: Hook, network: Network) -> Writer {
-        Writer(vec![ABI_VERSION, hook.byte(), network_byte(network)])
+        let mut bytes = Vec::with_capacity(512);
+        bytes.extend_from_slice(&[ABI_VERSION, hook.byte(), network_byte(network)]);
+        Writer(bytes)
     }
 
     pub fn u8(&mut self, v: u8) -> &mut Self {

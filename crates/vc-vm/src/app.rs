@@ -11,11 +11,13 @@ use crate::codes;
 use crate::error::VmFault;
 use crate::host::{self, Call, CallFault, Ended};
 use crate::module::VmModule;
+use crate::warm::Warm;
 
 /// An application whose rules are a WebAssembly module.
 ///
-/// Every hook call instantiates the module afresh (nothing in the guest's memory or globals
-/// outlives a call: what must persist goes through state), runs the hook with the fuel the
+/// Every hook call starts from the module's initial instance state (nothing in the guest's
+/// memory or globals outlives a call: what must persist goes through state; an instance is
+/// reused only with a complete reset in between, see `docs/vm.md` section 1), runs the hook with the fuel the
 /// manifest grants, and turns every way the call can end into a result of the rules:
 ///
 /// - `vc_parse` rejects, traps or runs out of fuel: the transaction is not an operation;
@@ -37,6 +39,9 @@ pub struct VmApp {
     /// (finalize runs on every block) returns it, so the engine stops and discards the block
     /// instead of keeping a rejection that depended on the machine.
     pending_fault: RefCell<Option<VmFault>>,
+    /// The instance calls reuse, reset before each, when the module allows it
+    /// (`crate::warm`); empty until the first call and after a call that grew memory.
+    warm: RefCell<Option<Warm>>,
 }
 
 impl VmApp {
@@ -50,6 +55,7 @@ impl VmApp {
             block_fuel: Cell::new(block_fuel),
             fuel_used: Cell::new(0),
             pending_fault: RefCell::new(None),
+            warm: RefCell::new(None),
         }
     }
 
@@ -78,7 +84,17 @@ impl VmApp {
         } else {
             per_op
         };
-        let mut call = host::run(&self.module, hook, input, fuel, op_count, state)?;
+        let mut warm = self.warm.borrow_mut();
+        let mut call = host::run(
+            &self.module,
+            hook,
+            input,
+            fuel,
+            op_count,
+            state,
+            Some(&mut warm),
+        )?;
+        drop(warm);
         self.fuel_used
             .set(self.fuel_used.get().saturating_add(call.fuel_used));
         if in_block {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use vc_engine::{Reject, State};
 use vc_store::StoreError;
 use wasmi::{
-    Caller, Error, FuncType, Linker, Memory, StoreLimits, StoreLimitsBuilder, TrapCode,
+    Caller, Error, FuncType, Linker, Memory, StoreLimits, StoreLimitsBuilder, TrapCode, TypedFunc,
     TypedResumableCall, Val, ValType,
 };
 
@@ -22,6 +22,7 @@ use crate::error::VmFault;
 use crate::guest::{GuestHost, charge, len_i32, put_bytes, read, write};
 use crate::limits::*;
 use crate::module::VmModule;
+use crate::warm::{Reusable, Warm};
 
 /// A read the guest is suspended on.
 #[derive(Clone, Debug)]
@@ -68,8 +69,8 @@ impl wasmi::errors::HostError for Trap {}
 #[derive(Debug)]
 pub(crate) struct Host {
     hook: Hook,
-    limits: StoreLimits,
-    memory: Option<Memory>,
+    pub(crate) limits: StoreLimits,
+    pub(crate) memory: Option<Memory>,
     input: Vec<u8>,
     /// What `output` set.
     pub output: Option<Vec<u8>>,
@@ -605,25 +606,78 @@ fn classify_rule(err: &Error) -> Option<Ended> {
 }
 
 /// Runs `hook` of `module` on `input` with `fuel`, answering reads from `state`.
+///
+/// With a `warm` slot and a module whose instances can be reused (`crate::warm`), the call
+/// runs in the slot's instance, reset first, and leaves it there for the next call; otherwise
+/// (or when the instance cannot be reset) in a fresh instance. Either way the call starts from
+/// the module's initial instance state, with the same fuel.
 pub(crate) fn run(
     module: &VmModule,
     hook: Hook,
     input: Vec<u8>,
     fuel: u64,
     op_count: u32,
-    mut state: Option<&mut State<'_>>,
+    state: Option<&mut State<'_>>,
+    warm: Option<&mut Option<Warm>>,
 ) -> Result<Call, CallFault> {
     let mut host = Host::new(hook, input, module.manifest_pages());
     host.op_count = op_count;
+    if let (Some(slot), Some(reusable)) = (warm, module.reusable()) {
+        let ready = match slot.take() {
+            Some(mut w) => {
+                if w.reset() {
+                    Some(w)
+                } else {
+                    instantiate_warm(module, reusable)
+                }
+            }
+            None => instantiate_warm(module, reusable),
+        };
+        if let Some(mut w) = ready
+            && let Some(func) = w.hook(hook)
+        {
+            host.memory = Some(w.memory);
+            let idle = std::mem::replace(w.store.data_mut(), host);
+            w.mark_used();
+            let ended = drive(&mut w.store, func, hook, fuel, state);
+            let left = w.store.get_fuel().unwrap_or(0);
+            let host = std::mem::replace(w.store.data_mut(), idle);
+            let ended = ended?;
+            *slot = Some(w);
+            return Ok(Call {
+                fuel_used: fuel.saturating_sub(left),
+                host,
+                ended,
+            });
+        }
+    }
+    run_fresh(module, hook, host, fuel, state)
+}
+
+/// A new instance of `reusable`'s module to keep; `None` if instantiating it fails (the call
+/// then instantiates the module afresh, and reports the failure as such).
+fn instantiate_warm(module: &VmModule, reusable: &Reusable) -> Option<Warm> {
+    let idle = Host::new(Hook::Manifest, Vec::new(), module.manifest_pages());
+    let mut store = wasmi::Store::new(module.engine(), idle);
+    store.limiter(|h| &mut h.limits);
+    let instance = module
+        .linker()
+        .instantiate_and_start(&mut store, module.module())
+        .ok()?;
+    Warm::new(store, instance, reusable)
+}
+
+/// Runs `hook` in a fresh instance of `module`.
+fn run_fresh(
+    module: &VmModule,
+    hook: Hook,
+    host: Host,
+    fuel: u64,
+    state: Option<&mut State<'_>>,
+) -> Result<Call, CallFault> {
     let mut store = wasmi::Store::new(module.engine(), host);
     store.limiter(|h| &mut h.limits);
-    let fault = |source: Error| {
-        CallFault::Vm(VmFault::Interpreter {
-            hook: hook.export(),
-            source,
-        })
-    };
-    store.set_fuel(fuel).map_err(fault)?;
+    store.set_fuel(fuel).map_err(|e| fault(hook, e))?;
     let finish = |store: wasmi::Store<Host>, ended: Ended| -> Result<Call, CallFault> {
         let left = store.get_fuel().unwrap_or(0);
         Ok(Call {
@@ -641,7 +695,7 @@ pub(crate) fn run(
             let ended = match classify(&e) {
                 Some(Ended::OutOfFuel) => Ended::OutOfFuel,
                 Some(_) => Ended::Rejected(Reject::new(codes::INSTANTIATE, e.to_string())),
-                None => return Err(fault(e)),
+                None => return Err(fault(hook, e)),
             };
             return finish(store, ended);
         }
@@ -651,39 +705,66 @@ pub(crate) fn run(
     let func = match instance.get_typed_func::<(), ()>(&store, hook.export()) {
         Ok(f) => f,
         // Checked when the module was loaded.
-        Err(e) => return Err(fault(e)),
+        Err(e) => return Err(fault(hook, e)),
     };
-    let mut call = func.call_resumable(&mut store, ());
+    let ended = drive(&mut store, func, hook, fuel, state)?;
+    finish(store, ended)
+}
+
+fn fault(hook: Hook, source: Error) -> CallFault {
+    CallFault::Vm(VmFault::Interpreter {
+        hook: hook.export(),
+        source,
+    })
+}
+
+/// Calls `func` with `fuel` in `store`'s instance until it ends, answering its reads.
+fn drive(
+    store: &mut wasmi::Store<Host>,
+    func: TypedFunc<(), ()>,
+    hook: Hook,
+    fuel: u64,
+    mut state: Option<&mut State<'_>>,
+) -> Result<Ended, CallFault> {
+    store.set_fuel(fuel).map_err(|e| fault(hook, e))?;
+    let mut call = func.call_resumable(&mut *store, ());
     loop {
         match call {
-            Ok(TypedResumableCall::Finished(())) => return finish(store, Ended::Returned),
-            Ok(TypedResumableCall::OutOfFuel(_)) => return finish(store, Ended::OutOfFuel),
+            Ok(TypedResumableCall::Finished(())) => return Ok(Ended::Returned),
+            Ok(TypedResumableCall::OutOfFuel(_)) => return Ok(Ended::OutOfFuel),
             Ok(TypedResumableCall::HostTrap(invocation)) => {
                 let need = match invocation.host_error().downcast_ref::<Trap>() {
                     Some(Trap::Need(n)) => n.clone(),
                     _ => match classify(invocation.host_error()) {
-                        Some(ended) => return finish(store, ended),
-                        None => return Err(fault(Error::new(invocation.host_error().to_string()))),
+                        Some(ended) => return Ok(ended),
+                        None => {
+                            return Err(fault(
+                                hook,
+                                Error::new(invocation.host_error().to_string()),
+                            ));
+                        }
                     },
                 };
                 let Some(state) = state.as_deref_mut() else {
                     let r = Reject::new(codes::NO_STATE, "no state in this hook");
-                    return finish(store, Ended::Rejected(r));
+                    return Ok(Ended::Rejected(r));
                 };
                 let (ret, scratch) = answer(state, store.data(), need)?;
                 let cost = byte_fuel(scratch.len());
-                let left = store.get_fuel().map_err(fault)?;
+                let left = store.get_fuel().map_err(|e| fault(hook, e))?;
                 if left < cost {
-                    return finish(store, Ended::OutOfFuel);
+                    return Ok(Ended::OutOfFuel);
                 }
-                store.set_fuel(left - cost).map_err(fault)?;
+                store.set_fuel(left - cost).map_err(|e| fault(hook, e))?;
                 store.data_mut().scratch = scratch;
-                call = invocation.resume(&mut store, &[Val::I32(ret)]);
+                call = invocation.resume(&mut *store, &[Val::I32(ret)]);
             }
-            Err(e) => match classify(&e) {
-                Some(ended) => return finish(store, ended),
-                None => return Err(fault(e)),
-            },
+            Err(e) => {
+                return match classify(&e) {
+                    Some(ended) => Ok(ended),
+                    None => Err(fault(hook, e)),
+                };
+            }
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod limits;
 pub mod manifest;
 mod module;
 mod precheck;
+mod warm;
 
 pub use app::VmApp;
 pub use error::{LoadError, ManifestError, VmFault};

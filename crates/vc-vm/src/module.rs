@@ -15,6 +15,7 @@ use crate::limits::{
     MAX_TABLE_ELEMENTS,
 };
 use crate::manifest::{Manifest, VmParams};
+use crate::warm::{self, Reusable};
 
 /// The interpreter's configuration: the same on every node, as consensus needs.
 ///
@@ -56,6 +57,8 @@ pub struct VmModule {
     hash: [u8; 32],
     manifest: Manifest,
     hooks: [bool; 5],
+    /// How instances are reused across calls, if this module's can be (`crate::warm`).
+    reusable: Option<Reusable>,
 }
 
 impl core::fmt::Debug for VmModule {
@@ -92,7 +95,7 @@ impl VmModule {
             });
         }
         let engine = Engine::new(&config());
-        let module = crate::precheck::compile(&engine, bytes)?;
+        let (module, reusable) = compile(&engine, bytes)?;
         check_imports(&module)?;
         let hooks = check_exports(&module)?;
         let linker = host::linker(&engine).map_err(|e| LoadError::Instantiate(e.into()))?;
@@ -104,6 +107,7 @@ impl VmModule {
             hash: module_hash(bytes),
             manifest: placeholder_manifest(),
             hooks,
+            reusable,
         };
         vm.manifest = vm.run_manifest()?;
         let declared = initial_pages(&vm.module);
@@ -130,19 +134,18 @@ impl VmModule {
 
     fn run_manifest(&self) -> Result<Manifest, LoadError> {
         let input = Writer::header(Hook::Manifest, bitcoin::Network::Bitcoin).0;
-        let call =
-            host::run(self, Hook::Manifest, input, MANIFEST_FUEL, 0, None).map_err(|fault| {
-                match fault {
-                    CallFault::Store(e) => LoadError::ManifestRun {
-                        code: crate::codes::TRAP,
-                        reason: e.to_string(),
-                    },
-                    CallFault::Vm(e) => LoadError::ManifestRun {
-                        code: crate::codes::TRAP,
-                        reason: e.to_string(),
-                    },
-                }
-            })?;
+        let call = host::run(self, Hook::Manifest, input, MANIFEST_FUEL, 0, None, None).map_err(
+            |fault| match fault {
+                CallFault::Store(e) => LoadError::ManifestRun {
+                    code: crate::codes::TRAP,
+                    reason: e.to_string(),
+                },
+                CallFault::Vm(e) => LoadError::ManifestRun {
+                    code: crate::codes::TRAP,
+                    reason: e.to_string(),
+                },
+            },
+        )?;
         match call.ended {
             Ended::Returned => {}
             Ended::OutOfFuel => {
@@ -202,11 +205,45 @@ impl VmModule {
         &self.linker
     }
 
+    /// The module its instances are reused with, if they can be (`crate::warm`).
+    pub(crate) fn reusable(&self) -> Option<&Reusable> {
+        self.reusable.as_ref()
+    }
+
+    /// Whether hook calls reuse one instance, reset between calls, instead of instantiating
+    /// the module for each (`docs/vm.md` section 1): decided when the module is loaded.
+    pub fn reuses_instances(&self) -> bool {
+        self.reusable.is_some()
+    }
+
     /// The memory limit calls run under: the manifest's, or while the manifest itself runs,
     /// the VM's.
     pub(crate) fn manifest_pages(&self) -> u32 {
         self.manifest.memory_pages
     }
+}
+
+/// Compiles `bytes` once: when its instances can be reused (`crate::warm`), as the copy with
+/// its globals exported (which runs exactly as the original, and serves fresh instances too);
+/// otherwise, or if that copy does not compile, as they are. A module that is not valid is
+/// refused for what is wrong with it as loaded.
+fn compile(engine: &Engine, bytes: &[u8]) -> Result<(Module, Option<Reusable>), LoadError> {
+    crate::precheck::validate(bytes)?;
+    match warm::plan(bytes) {
+        // wasmi validates the copy again as it compiles it.
+        Ok(plan) => match crate::precheck::compile_validated(engine, &plan.bytes) {
+            Ok(module) => {
+                let reusable = Reusable {
+                    globals: plan.globals,
+                    image: std::sync::OnceLock::new(),
+                };
+                return Ok((module, Some(reusable)));
+            }
+            Err(e) => tracing::debug!("the module with its globals exported failed: {e}"),
+        },
+        Err(why) => tracing::debug!("each call instantiates the module afresh: {why:?}"),
+    }
+    Ok((crate::precheck::compile(engine, bytes)?, None))
 }
 
 /// The manifest in force while `vc_manifest` runs: the VM's own limits.

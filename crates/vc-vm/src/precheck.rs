@@ -25,11 +25,23 @@ fn features() -> WasmFeatures {
         | WasmFeatures::GC_TYPES
 }
 
-/// Validates `bytes`, then compiles them on `engine`.
-pub(crate) fn compile(engine: &Engine, bytes: &[u8]) -> Result<Module, LoadError> {
+/// Validates `bytes` with `wasmparser` under the VM's rules (what [`compile`] does first).
+pub(crate) fn validate(bytes: &[u8]) -> Result<(), LoadError> {
     Validator::new_with_features(features())
         .validate_all(bytes)
-        .map_err(|e| LoadError::Invalid(wasmi::Error::new(format!("{e}"))))?;
+        .map(|_| ())
+        .map_err(|e| LoadError::Invalid(wasmi::Error::new(format!("{e}"))))
+}
+
+/// Validates `bytes`, then compiles them on `engine`.
+pub(crate) fn compile(engine: &Engine, bytes: &[u8]) -> Result<Module, LoadError> {
+    validate(bytes)?;
+    compile_validated(engine, bytes)
+}
+
+/// Compiles `bytes` that [`validate`] accepted, or that differ from such bytes only in their
+/// export section (`crate::warm`'s copy), on `engine`; a panic of the interpreter is caught.
+pub(crate) fn compile_validated(engine: &Engine, bytes: &[u8]) -> Result<Module, LoadError> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Module::new(engine, bytes))) {
         Ok(module) => module.map_err(LoadError::Invalid),
         Err(_) => Err(LoadError::Invalid(wasmi::Error::new(

@@ -65,7 +65,7 @@ impl App for Kv {
             .sender()
             .ok_or_else(|| Reject::new("no-sender", "no inputs"))?
             .script
-            .clone();
+            .to_vec();
         let body = ctx.body();
         let (key, value) = match ctx.opcode {
             b's' => {

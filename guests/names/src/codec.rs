@@ -10,9 +10,12 @@ use alloc::vec::Vec;
 pub struct Enc(pub Vec<u8>);
 
 impl Enc {
-    /// A value of storage encoding version 1.
+    /// A value of storage encoding version 1. (Room for the largest record up front: each
+    /// growth of a `Vec` is a new allocation and a copy, and nothing is freed in a call.)
     pub fn stored() -> Enc {
-        Enc(alloc::vec![1])
+        let mut bytes = Vec::with_capacity(160);
+        bytes.push(1);
+        Enc(bytes)
     }
 
     /// A varint (`u16`, `u32`, `u64`).

@@ -223,7 +223,8 @@ pub struct NamesOp {
 
 impl OpBytes for NamesOp {
     fn to_bytes(&self) -> Vec<u8> {
-        let mut out = alloc::vec![self.op.opcode()];
+        let mut out = Vec::with_capacity(9 + self.body.len() + self.sender.len());
+        out.push(self.op.opcode());
         abi::put_bytes(&mut out, &self.body);
         abi::put_bytes(&mut out, &self.sender);
         out
@@ -274,7 +275,8 @@ fn corrupt(ns: &str) -> Reject {
 }
 
 fn owner_key(owner: &[u8], name: &str) -> Vec<u8> {
-    let mut key = hash160(owner).to_vec();
+    let mut key = Vec::with_capacity(20 + name.len());
+    key.extend_from_slice(&hash160(owner));
     key.extend_from_slice(name.as_bytes());
     key
 }
@@ -301,6 +303,28 @@ struct Eval<'s> {
     network: u8,
     /// The fresh consensus hashes' 16-byte payload forms, nearest first (read once).
     fresh: Option<Vec<[u8; 16]>>,
+}
+
+/// Whether the host's list of fresh hashes (`fresh_hashes`: a count, then per hash a `u64`
+/// height and the hash as a byte string) has one whose payload form (its first 16 bytes) is
+/// `ch`: [`Eval::fresh_list`]'s answer, read in place without building the list.
+fn fresh_in(raw: &[u8], ch: &[u8; 16]) -> bool {
+    let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    let n = raw.get(..4).map_or(0, be32);
+    let mut at = 4usize;
+    for _ in 0..n {
+        let len = match raw.get(at + 8..at + 12) {
+            Some(b) => be32(b) as usize,
+            None => return false,
+        };
+        match raw.get(at + 12..at + 12 + len) {
+            Some(hash) if hash.get(..16) == Some(&ch[..]) => return true,
+            Some(_) => {}
+            None => return false,
+        }
+        at += 12 + len;
+    }
+    false
 }
 
 impl<'s> Eval<'s> {
@@ -331,7 +355,11 @@ impl<'s> Eval<'s> {
     }
 
     fn fresh(&mut self, ch: &[u8; 16]) -> Result<(), Reject> {
-        if self.fresh_list().iter().any(|c| c == ch) {
+        let found = match &self.fresh {
+            Some(list) => list.iter().any(|c| c == ch),
+            None => fresh_in(&vc_vm_guest::sys::fresh_hashes(), ch),
+        };
+        if found {
             Ok(())
         } else {
             Err(reject(
@@ -525,7 +553,7 @@ impl<'s> Eval<'s> {
                     .get(1)
                     .ok_or_else(|| reject("no-reveal-output", "no output 1"))?
                     .script
-                    .clone();
+                    .to_vec();
                 let (hash, preorder) =
                     self.claimed_preorder(NAMESPACE_PREORDERS, namespace_id, sender, &revealer)?;
                 let price = namespace_price(self.network, namespace_id.len());
@@ -596,7 +624,7 @@ impl<'s> Eval<'s> {
                     .get(1)
                     .ok_or_else(|| reject("no-owner-output", "no output 1"))?
                     .script
-                    .clone();
+                    .to_vec();
                 let existing = self.name_record(name)?;
                 let live = existing
                     .as_ref()
@@ -694,7 +722,7 @@ impl<'s> Eval<'s> {
                     .get(1)
                     .ok_or_else(|| reject("no-recipient", "no output 1"))?
                     .script
-                    .clone();
+                    .to_vec();
                 let name = self
                     .owned(sender)
                     .into_iter()
@@ -902,24 +930,22 @@ impl<const FIRST_BLOCK: u64> App for Names<FIRST_BLOCK> {
             .sender()
             .ok_or_else(|| reject("no-sender", "the transaction has no inputs"))?
             .script
-            .clone();
+            .to_vec();
         Ok(NamesOp { op, body, sender })
     }
 
     fn prepare(_block: &Block, ops: &[(OpContext, NamesOp)]) -> Vec<Option<Reject>> {
-        let claim = |p: &NamesOp| -> Option<Vec<u8>> {
-            let (tag, key): (u8, &[u8]) = match &p.op {
-                NameOp::NamespacePreorder { preorder_hash, .. } => (b'*', preorder_hash),
-                NameOp::NamePreorder { preorder_hash, .. } => (b'?', preorder_hash),
+        // What an operation claims: its kind and key, borrowed from the operation.
+        fn claim(p: &NamesOp) -> Option<(u8, &[u8])> {
+            Some(match &p.op {
+                NameOp::NamespacePreorder { preorder_hash, .. } => (b'*', &preorder_hash[..]),
+                NameOp::NamePreorder { preorder_hash, .. } => (b'?', &preorder_hash[..]),
                 NameOp::NamespaceReveal { namespace_id, .. } => (b'&', namespace_id.as_bytes()),
                 NameOp::NameRegistration { name, .. } => (b':', name.as_bytes()),
                 _ => return None,
-            };
-            let mut k = alloc::vec![tag];
-            k.extend_from_slice(key);
-            Some(k)
-        };
-        let mut counts: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
+            })
+        }
+        let mut counts: BTreeMap<(u8, &[u8]), usize> = BTreeMap::new();
         for (_, p) in ops {
             if let Some(k) = claim(p) {
                 *counts.entry(k).or_insert(0) += 1;

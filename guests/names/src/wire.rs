@@ -16,7 +16,6 @@ pub const OPCODES: &[u8] = b"*&!?:+>~";
 pub const PAYLOAD_LIMIT: u32 = 80;
 const MAX_FQN: usize = 37;
 const MAX_NAMESPACE_ID: usize = 19;
-const B40_ALPHABET: &[u8; 40] = b"0123456789abcdefghijklmnopqrstuvwxyz-_.+";
 
 /// A namespace's pricing and lifetime.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -321,31 +320,49 @@ pub fn decode(opcode: u8, body: &[u8]) -> Result<NameOp, String> {
     })
 }
 
-/// `b40(s)`: `s` read as a big-endian base-40 number, as bytes; `None` outside the alphabet.
+/// `b40(s)`: `s` read as a big-endian base-40 number over the alphabet
+/// `0123456789abcdefghijklmnopqrstuvwxyz-_.+`, as bytes (no leading zero byte; `[0]` for
+/// zero); `None` outside the alphabet.
 pub fn b40(s: &str) -> Option<Vec<u8>> {
-    let mut digits: Vec<u8> = Vec::new();
+    // Little-endian 32-bit limbs, grown by multiply-and-add.
+    let mut limbs: Vec<u32> = Vec::with_capacity(4);
     for c in s.bytes() {
-        let v = B40_ALPHABET.iter().position(|&a| a == c)? as u32;
-        let mut carry = v;
-        for d in digits.iter_mut().rev() {
-            let x = u32::from(*d) * 40 + carry;
-            *d = (x & 0xff) as u8;
-            carry = x >> 8;
+        let v = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'z' => c - b'a' + 10,
+            b'-' => 36,
+            b'_' => 37,
+            b'.' => 38,
+            b'+' => 39,
+            _ => return None,
+        };
+        let mut carry = u64::from(v);
+        for limb in limbs.iter_mut() {
+            let x = u64::from(*limb) * 40 + carry;
+            *limb = x as u32;
+            carry = x >> 32;
         }
-        while carry > 0 {
-            digits.insert(0, (carry & 0xff) as u8);
-            carry >>= 8;
+        if carry > 0 {
+            limbs.push(carry as u32);
         }
     }
-    if digits.is_empty() {
-        digits.push(0);
+    let mut out: Vec<u8> = Vec::with_capacity(limbs.len() * 4);
+    for limb in limbs.iter().rev() {
+        out.extend_from_slice(&limb.to_be_bytes());
     }
-    Some(digits)
+    let first = out.iter().position(|&b| b != 0).unwrap_or(out.len());
+    out.drain(..first);
+    if out.is_empty() {
+        out.push(0);
+    }
+    Some(out)
 }
 
 /// `HASH160(b40(name) || sender script || ascii(address))`.
 pub fn preorder_hash(name: &str, sender_script: &[u8], address: &str) -> Option<[u8; 20]> {
-    let mut data = b40(name)?;
+    let digits = b40(name)?;
+    let mut data = Vec::with_capacity(digits.len() + sender_script.len() + address.len());
+    data.extend_from_slice(&digits);
     data.extend_from_slice(sender_script);
     data.extend_from_slice(address.as_bytes());
     Some(hash160(&data))
@@ -358,7 +375,8 @@ pub fn name_hash16(fqn: &str) -> [u8; 16] {
 
 /// `SHA256(fqn || hex(consensus hash))[0..16]`.
 pub fn name_consensus_hash(fqn: &str, consensus_hash: &[u8; 16]) -> [u8; 16] {
-    let mut data = fqn.as_bytes().to_vec();
+    let mut data = Vec::with_capacity(fqn.len() + 32);
+    data.extend_from_slice(fqn.as_bytes());
     data.extend_from_slice(hex(consensus_hash).as_bytes());
     arr(&sha256(&data))
 }
