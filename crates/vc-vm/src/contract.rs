@@ -20,18 +20,19 @@ use bitcoin::Network;
 use vc_engine::Reject;
 use vc_store::StoreError;
 use wasmi::{
-    Caller, Engine, Error, ExternType, FuncType, Linker, Memory, Module, StoreLimits,
-    StoreLimitsBuilder, TrapCode, TypedResumableCall, Val, ValType,
+    Caller, Engine, Error, ExternType, Linker, Memory, Module, StoreLimits, StoreLimitsBuilder,
+    TrapCode, TypedResumableCall, Val, ValType,
 };
 
 use crate::abi::{IMPORT_MODULE, MEMORY_EXPORT, network_byte};
 use crate::codes;
 use crate::error::{LoadError, VmFault};
 use crate::guest::{GuestHost, charge, len_i32, put_bytes, read, write};
+use crate::host::Import;
 use crate::limits::{
     MAX_CODE_BYTES, MAX_MESSAGE_BYTES, MAX_MODULE_BYTES, MAX_TABLE_ELEMENTS, PAGE_BYTES, byte_fuel,
 };
-use crate::module::{config, module_hash};
+use crate::module::{check_imports, config, module_hash};
 
 /// The contract ABI's version: the first byte of every contract call's input.
 pub const CONTRACT_ABI_VERSION: u8 = 1;
@@ -230,13 +231,6 @@ fn record_write(c: &mut C<'_>, key: Vec<u8>, value: Option<Vec<u8>>) -> Result<(
     }
     writes.insert(key, value);
     Ok(())
-}
-
-/// One host function a contract may import: its name and type.
-struct Import {
-    name: &'static str,
-    params: &'static [ValType],
-    results: &'static [ValType],
 }
 
 use ValType::I32;
@@ -471,7 +465,7 @@ impl ContractModule {
         }
         let engine = Engine::new(&config());
         let module = crate::precheck::compile(&engine, bytes)?;
-        check_imports(&module)?;
+        check_imports(&module, CONTRACT_IMPORTS, "a contract")?;
         let has_init = check_exports(&module)?;
         let linker = linker(&engine).map_err(|e| LoadError::Instantiate(e.into()))?;
         let contract = ContractModule {
@@ -624,39 +618,6 @@ impl ContractModule {
             }
         }
     }
-}
-
-fn check_imports(module: &Module) -> Result<(), LoadError> {
-    for import in module.imports() {
-        let refuse = |reason: String| LoadError::Import {
-            module: import.module().to_owned(),
-            name: import.name().to_owned(),
-            reason,
-        };
-        if import.module() != IMPORT_MODULE {
-            return Err(refuse(format!(
-                "a contract imports from module `{IMPORT_MODULE}` only"
-            )));
-        }
-        let Some(offered) = CONTRACT_IMPORTS.iter().find(|i| i.name == import.name()) else {
-            return Err(refuse(
-                "the host offers contracts no function of that name".into(),
-            ));
-        };
-        let ty = FuncType::new(
-            offered.params.iter().copied(),
-            offered.results.iter().copied(),
-        );
-        match import.ty() {
-            ExternType::Func(t) if *t == ty => {}
-            other => {
-                return Err(refuse(format!(
-                    "the host's function has type {ty:?}, the module asks {other:?}"
-                )));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Checks the exports; returns whether `vc_init` is present.

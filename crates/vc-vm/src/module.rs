@@ -9,7 +9,7 @@ use wasmi::{CompilationMode, Config, EnforcedLimits, Engine, ExternType, Linker,
 
 use crate::abi::{Hook, IMPORT_MODULE, MEMORY_EXPORT, Writer};
 use crate::error::LoadError;
-use crate::host::{self, CallFault, Ended, Host, IMPORTS};
+use crate::host::{self, CallFault, Ended, Host, IMPORTS, Import};
 use crate::limits::{
     MANIFEST_FUEL, MAX_MEMORY_PAGES, MAX_MODULE_BYTES, MAX_RECURSION_DEPTH, MAX_STACK_BYTES,
     MAX_TABLE_ELEMENTS,
@@ -96,7 +96,7 @@ impl VmModule {
         }
         let engine = Engine::new(&config());
         let (module, reusable) = compile(&engine, bytes)?;
-        check_imports(&module)?;
+        check_imports(&module, IMPORTS, "an application")?;
         let hooks = check_exports(&module)?;
         let linker = host::linker(&engine).map_err(|e| LoadError::Instantiate(e.into()))?;
         let mut vm = VmModule {
@@ -276,7 +276,14 @@ fn initial_pages(module: &Module) -> u64 {
         .unwrap_or(0)
 }
 
-fn check_imports(module: &Module) -> Result<(), LoadError> {
+/// Refuses a module that imports anything but functions of `offered` under
+/// [`IMPORT_MODULE`], with their types; `whose` names the module's kind in the refusals ("an
+/// application", "a contract").
+pub(crate) fn check_imports(
+    module: &Module,
+    offered: &[Import],
+    whose: &str,
+) -> Result<(), LoadError> {
     for import in module.imports() {
         let refuse = |reason: String| LoadError::Import {
             module: import.module().to_owned(),
@@ -285,11 +292,13 @@ fn check_imports(module: &Module) -> Result<(), LoadError> {
         };
         if import.module() != IMPORT_MODULE {
             return Err(refuse(format!(
-                "the host offers imports from module `{IMPORT_MODULE}` only"
+                "{whose} imports from module `{IMPORT_MODULE}` only"
             )));
         }
-        let Some(offered) = IMPORTS.iter().find(|i| i.name == import.name()) else {
-            return Err(refuse("the host offers no function of that name".into()));
+        let Some(offered) = offered.iter().find(|i| i.name == import.name()) else {
+            return Err(refuse(format!(
+                "the host offers {whose} no function of that name"
+            )));
         };
         match import.ty() {
             ExternType::Func(ty) if *ty == offered.ty() => {}
