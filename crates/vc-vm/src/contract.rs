@@ -27,10 +27,10 @@ use wasmi::{
 use crate::abi::{IMPORT_MODULE, MEMORY_EXPORT, network_byte};
 use crate::codes;
 use crate::error::{LoadError, VmFault};
-use crate::guest::{GuestHost, charge, len_i32, put_bytes, read, write};
+use crate::guest::{GuestHost, charge, guest_reject, len_i32, put_bytes, read, write};
 use crate::host::Import;
 use crate::limits::{
-    MAX_CODE_BYTES, MAX_MESSAGE_BYTES, MAX_MODULE_BYTES, MAX_TABLE_ELEMENTS, PAGE_BYTES, byte_fuel,
+    MAX_MESSAGE_BYTES, MAX_MODULE_BYTES, MAX_TABLE_ELEMENTS, PAGE_BYTES, byte_fuel,
 };
 use crate::module::{check_imports, config, module_hash};
 
@@ -330,20 +330,7 @@ fn linker(engine: &Engine) -> Result<Linker<ContractHost>, wasmi::errors::Linker
         "reject",
         |mut c: C<'_>, cp: i32, cl: i32, rp: i32, rl: i32| -> Result<(), Error> {
             charge(&mut c, 0)?;
-            let code = read(&c, cp, cl, MAX_CODE_BYTES, "a rejection code")?;
-            let reason = read(&c, rp, rl, MAX_MESSAGE_BYTES, "a rejection reason")?;
-            if !codes::valid_guest_code(&code) {
-                return Err(stop_reject(
-                    codes::BAD_CALL,
-                    "a rejection code is 1 to 32 bytes of a-z, 0-9, '-', not starting with vm-",
-                ));
-            }
-            let code = String::from_utf8_lossy(&code).into_owned();
-            let reason = String::from_utf8_lossy(&reason).into_owned();
-            let r = match codes::intern(&code) {
-                Some(code) => Reject::new(code, reason),
-                None => Reject::new(codes::GUEST, format!("{code}: {reason}")),
-            };
+            let r = guest_reject(&c, [cp, cl, rp, rl])?;
             Err(Error::host(Stop::Reject(r)))
         },
     )?;

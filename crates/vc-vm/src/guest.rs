@@ -5,8 +5,10 @@
 
 use wasmi::{AsContextMut, Caller, Error, Memory};
 
+use vc_engine::Reject;
+
 use crate::codes;
-use crate::limits::{HOST_CALL_FUEL, byte_fuel};
+use crate::limits::{HOST_CALL_FUEL, MAX_CODE_BYTES, MAX_MESSAGE_BYTES, byte_fuel};
 
 /// A host's side of a guest call.
 pub(crate) trait GuestHost {
@@ -35,6 +37,41 @@ fn memory<H: GuestHost>(c: &Caller<'_, H>) -> Result<Memory, Error> {
     c.data()
         .memory()
         .ok_or_else(|| H::reject(codes::BAD_CALL, "no memory".into()))
+}
+
+/// Reads a guest's text of at most [`MAX_MESSAGE_BYTES`] at `ptr` (`what` names it), with
+/// invalid UTF-8 replaced.
+pub(crate) fn text<H: GuestHost>(
+    c: &Caller<'_, H>,
+    ptr: i32,
+    len: i32,
+    what: &str,
+) -> Result<String, Error> {
+    let raw = read(c, ptr, len, MAX_MESSAGE_BYTES, what)?;
+    Ok(String::from_utf8_lossy(&raw).into_owned())
+}
+
+/// The guest's rejection from the code and reason its `reject` call points at (`args`: code
+/// pointer and length, reason pointer and length): a code the host knows keeps its name, any
+/// other becomes [`codes::GUEST`] with the code in the reason. A malformed code refuses the
+/// call itself.
+pub(crate) fn guest_reject<H: GuestHost>(
+    c: &Caller<'_, H>,
+    args: [i32; 4],
+) -> Result<Reject, Error> {
+    let code = read(c, args[0], args[1], MAX_CODE_BYTES, "a rejection code")?;
+    let reason = text(c, args[2], args[3], "a rejection reason")?;
+    if !codes::valid_guest_code(&code) {
+        return Err(H::reject(
+            codes::BAD_CALL,
+            "a rejection code is 1 to 32 bytes of a-z, 0-9, '-', not starting with vm-".into(),
+        ));
+    }
+    let code = String::from_utf8_lossy(&code).into_owned();
+    Ok(match codes::intern(&code) {
+        Some(code) => Reject::new(code, reason),
+        None => Reject::new(codes::GUEST, format!("{code}: {reason}")),
+    })
 }
 
 /// Reads `len` bytes at `ptr` of the guest's memory, at most `max` (`what` names them).

@@ -19,7 +19,7 @@ use wasmi::{
 use crate::abi::{Hook, IMPORT_MODULE, MEMORY_EXPORT};
 use crate::codes;
 use crate::error::VmFault;
-use crate::guest::{GuestHost, charge, len_i32, put_bytes, read, write};
+use crate::guest::{GuestHost, charge, guest_reject, len_i32, put_bytes, read, text, write};
 use crate::limits::*;
 use crate::module::VmModule;
 use crate::warm::{Reusable, Warm};
@@ -138,28 +138,6 @@ fn namespace(caller: &Caller<'_, Host>, ptr: i32, len: i32) -> Result<String, Er
         ));
     }
     Ok(String::from_utf8_lossy(&raw).into_owned())
-}
-
-fn text(caller: &Caller<'_, Host>, ptr: i32, len: i32, what: &str) -> Result<String, Error> {
-    let raw = read(caller, ptr, len, MAX_MESSAGE_BYTES, what)?;
-    Ok(String::from_utf8_lossy(&raw).into_owned())
-}
-
-/// The guest's rejection from its code and reason.
-fn guest_reject(caller: &Caller<'_, Host>, args: [i32; 4]) -> Result<Reject, Error> {
-    let code = read(caller, args[0], args[1], MAX_CODE_BYTES, "a rejection code")?;
-    let reason = text(caller, args[2], args[3], "a rejection reason")?;
-    if !codes::valid_guest_code(&code) {
-        return Err(reject(
-            codes::BAD_CALL,
-            "a rejection code is 1 to 32 bytes of a-z, 0-9, '-', not starting with vm-",
-        ));
-    }
-    let code = String::from_utf8_lossy(&code).into_owned();
-    Ok(match codes::intern(&code) {
-        Some(code) => Reject::new(code, reason),
-        None => Reject::new(codes::GUEST, format!("{code}: {reason}")),
-    })
 }
 
 fn need_state(caller: &Caller<'_, Host>, need: Need) -> Error {
