@@ -27,7 +27,9 @@ use wasmi::{
 use crate::abi::{IMPORT_MODULE, MEMORY_EXPORT, network_byte};
 use crate::codes;
 use crate::error::{LoadError, VmFault};
-use crate::guest::{GuestHost, charge, guest_reject, len_i32, put_bytes, read, write};
+use crate::guest::{
+    Buffers, GuestHost, charge, guest_reject, len_i32, link_buffers, put_bytes, read,
+};
 use crate::host::Import;
 use crate::limits::{
     MAX_MESSAGE_BYTES, MAX_MODULE_BYTES, MAX_TABLE_ELEMENTS, PAGE_BYTES, byte_fuel,
@@ -205,6 +207,13 @@ impl GuestHost for ContractHost {
     fn memory(&self) -> Option<Memory> {
         self.memory
     }
+    fn buffers(&mut self) -> Buffers<'_> {
+        Buffers {
+            input: &mut self.input,
+            scratch: &mut self.scratch,
+            output: &mut self.output,
+        }
+    }
     fn reject(code: &'static str, reason: String) -> Error {
         stop_reject(code, reason)
     }
@@ -289,42 +298,7 @@ const CONTRACT_IMPORTS: &[Import] = &[
 fn linker(engine: &Engine) -> Result<Linker<ContractHost>, wasmi::errors::LinkerError> {
     let mut l = Linker::<ContractHost>::new(engine);
     let m = IMPORT_MODULE;
-    l.func_wrap(m, "input_len", |mut c: C<'_>| -> Result<i32, Error> {
-        charge(&mut c, 0)?;
-        Ok(len_i32(c.data().input.len()))
-    })?;
-    l.func_wrap(
-        m,
-        "input_read",
-        |mut c: C<'_>, dst: i32| -> Result<(), Error> {
-            let input = std::mem::take(&mut c.data_mut().input);
-            charge(&mut c, input.len())?;
-            let r = write(&mut c, dst, &input);
-            c.data_mut().input = input;
-            r
-        },
-    )?;
-    l.func_wrap(
-        m,
-        "output",
-        |mut c: C<'_>, ptr: i32, len: i32| -> Result<(), Error> {
-            let bytes = read(&c, ptr, len, MAX_CONTRACT_RESULT_BYTES, "the result")?;
-            charge(&mut c, bytes.len())?;
-            c.data_mut().output = Some(bytes);
-            Ok(())
-        },
-    )?;
-    l.func_wrap(
-        m,
-        "scratch_read",
-        |mut c: C<'_>, dst: i32| -> Result<(), Error> {
-            let scratch = std::mem::take(&mut c.data_mut().scratch);
-            charge(&mut c, scratch.len())?;
-            let r = write(&mut c, dst, &scratch);
-            c.data_mut().scratch = scratch;
-            r
-        },
-    )?;
+    link_buffers(&mut l, MAX_CONTRACT_RESULT_BYTES, "the result")?;
     l.func_wrap(
         m,
         "reject",

@@ -3,10 +3,12 @@
 //! guest's memory, and frame byte strings for it. Each host says how it refuses a call and
 //! runs out of fuel ([`GuestHost`]), since the two stop their guests with their own traps.
 
-use wasmi::{AsContextMut, Caller, Error, Memory};
+use wasmi::errors::LinkerError;
+use wasmi::{AsContextMut, Caller, Error, Linker, Memory};
 
 use vc_engine::Reject;
 
+use crate::abi::IMPORT_MODULE;
 use crate::codes;
 use crate::limits::{HOST_CALL_FUEL, MAX_CODE_BYTES, MAX_MESSAGE_BYTES, byte_fuel};
 
@@ -18,6 +20,72 @@ pub(crate) trait GuestHost {
     fn reject(code: &'static str, reason: String) -> Error;
     /// The trap for a call that ran out of fuel.
     fn out_of_fuel() -> Error;
+    /// The call's buffers: its input, the scratch the last read left, and its output.
+    fn buffers(&mut self) -> Buffers<'_>;
+}
+
+/// A guest call's buffers, as [`GuestHost::buffers`] lends them.
+pub(crate) struct Buffers<'a> {
+    pub input: &'a mut Vec<u8>,
+    pub scratch: &'a mut Vec<u8>,
+    pub output: &'a mut Option<Vec<u8>>,
+}
+
+/// Links the imports both hosts offer alike over a call's [`Buffers`]: `input_len`,
+/// `input_read`, `output` (at most `max_output` bytes, `output_what` naming them in a
+/// refusal) and `scratch_read`.
+pub(crate) fn link_buffers<H: GuestHost + 'static>(
+    l: &mut Linker<H>,
+    max_output: usize,
+    output_what: &'static str,
+) -> Result<(), LinkerError> {
+    let m = IMPORT_MODULE;
+    l.func_wrap(
+        m,
+        "input_len",
+        |mut c: Caller<'_, H>| -> Result<i32, Error> {
+            charge(&mut c, 0)?;
+            Ok(len_i32(c.data_mut().buffers().input.len()))
+        },
+    )?;
+    l.func_wrap(
+        m,
+        "input_read",
+        |mut c: Caller<'_, H>, dst: i32| -> Result<(), Error> {
+            copy_out(&mut c, dst, |b| b.input)
+        },
+    )?;
+    l.func_wrap(
+        m,
+        "output",
+        move |mut c: Caller<'_, H>, ptr: i32, len: i32| -> Result<(), Error> {
+            let bytes = read(&c, ptr, len, max_output, output_what)?;
+            charge(&mut c, bytes.len())?;
+            *c.data_mut().buffers().output = Some(bytes);
+            Ok(())
+        },
+    )?;
+    l.func_wrap(
+        m,
+        "scratch_read",
+        |mut c: Caller<'_, H>, dst: i32| -> Result<(), Error> {
+            copy_out(&mut c, dst, |b| b.scratch)
+        },
+    )?;
+    Ok(())
+}
+
+/// Charges for the buffer `pick` chooses and writes it to the guest's memory at `dst`.
+fn copy_out<H: GuestHost>(
+    c: &mut Caller<'_, H>,
+    dst: i32,
+    pick: fn(Buffers<'_>) -> &mut Vec<u8>,
+) -> Result<(), Error> {
+    let bytes = std::mem::take(pick(c.data_mut().buffers()));
+    charge(c, bytes.len())?;
+    let r = write(c, dst, &bytes);
+    *pick(c.data_mut().buffers()) = bytes;
+    r
 }
 
 /// Charges a host call that moves `bytes` bytes: [`HOST_CALL_FUEL`] plus their

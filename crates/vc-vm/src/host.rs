@@ -19,7 +19,9 @@ use wasmi::{
 use crate::abi::{Hook, IMPORT_MODULE, MEMORY_EXPORT};
 use crate::codes;
 use crate::error::VmFault;
-use crate::guest::{GuestHost, charge, guest_reject, len_i32, put_bytes, read, text, write};
+use crate::guest::{
+    Buffers, GuestHost, charge, guest_reject, len_i32, link_buffers, put_bytes, read, text, write,
+};
 use crate::limits::*;
 use crate::module::VmModule;
 use crate::warm::{Reusable, Warm};
@@ -116,6 +118,13 @@ pub(crate) fn reject(code: &'static str, reason: impl Into<String>) -> Error {
 impl GuestHost for Host {
     fn memory(&self) -> Option<Memory> {
         self.memory
+    }
+    fn buffers(&mut self) -> Buffers<'_> {
+        Buffers {
+            input: &mut self.input,
+            scratch: &mut self.scratch,
+            output: &mut self.output,
+        }
     }
     fn reject(code: &'static str, reason: String) -> Error {
         reject(code, reason)
@@ -281,42 +290,7 @@ type C<'a> = Caller<'a, Host>;
 pub(crate) fn linker(engine: &wasmi::Engine) -> Result<Linker<Host>, wasmi::errors::LinkerError> {
     let mut l = Linker::<Host>::new(engine);
     let m = IMPORT_MODULE;
-    l.func_wrap(m, "input_len", |mut c: C<'_>| -> Result<i32, Error> {
-        charge(&mut c, 0)?;
-        Ok(len_i32(c.data().input.len()))
-    })?;
-    l.func_wrap(
-        m,
-        "input_read",
-        |mut c: C<'_>, dst: i32| -> Result<(), Error> {
-            let input = std::mem::take(&mut c.data_mut().input);
-            charge(&mut c, input.len())?;
-            let r = write(&mut c, dst, &input);
-            c.data_mut().input = input;
-            r
-        },
-    )?;
-    l.func_wrap(
-        m,
-        "output",
-        |mut c: C<'_>, ptr: i32, len: i32| -> Result<(), Error> {
-            let bytes = read(&c, ptr, len, MAX_OUTPUT_BYTES, "the output")?;
-            charge(&mut c, bytes.len())?;
-            c.data_mut().output = Some(bytes);
-            Ok(())
-        },
-    )?;
-    l.func_wrap(
-        m,
-        "scratch_read",
-        |mut c: C<'_>, dst: i32| -> Result<(), Error> {
-            let scratch = std::mem::take(&mut c.data_mut().scratch);
-            charge(&mut c, scratch.len())?;
-            let r = write(&mut c, dst, &scratch);
-            c.data_mut().scratch = scratch;
-            r
-        },
-    )?;
+    link_buffers(&mut l, MAX_OUTPUT_BYTES, "the output")?;
     l.func_wrap(
         m,
         "reject",
