@@ -227,6 +227,45 @@ pub struct NoObserver;
 
 impl Observer for NoObserver {}
 
+/// An observer that keeps every block and reorganisation report of a sync, for tests and tools
+/// that look at what a sync did afterwards.
+#[derive(Clone, Debug, Default)]
+pub struct Recorder {
+    /// Every block report, in the order the blocks were applied.
+    pub blocks: Vec<BlockReport>,
+    /// Every reorganisation report.
+    pub reorgs: Vec<ReorgReport>,
+}
+
+impl Observer for Recorder {
+    fn on_block(&mut self, report: &BlockReport) {
+        self.blocks.push(report.clone());
+    }
+
+    fn on_reorg(&mut self, reorg: &ReorgReport) {
+        self.reorgs.push(reorg.clone());
+    }
+}
+
+impl Recorder {
+    /// Every rejected operation: its block's height, the stage and the code.
+    pub fn rejections(&self) -> Vec<(u64, crate::app::Stage, &'static str)> {
+        self.blocks
+            .iter()
+            .flat_map(|r| {
+                r.rejected
+                    .iter()
+                    .map(|x| (r.info.height, x.stage, x.reject.code))
+            })
+            .collect()
+    }
+
+    /// How many operations were accepted in all.
+    pub fn accepted(&self) -> u32 {
+        self.blocks.iter().map(|r| r.accepted).sum()
+    }
+}
+
 /// Why a sync returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stopped {

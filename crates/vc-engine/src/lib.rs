@@ -48,7 +48,7 @@ pub use context::{BlockInfo, OpContext, State};
 pub use cross::{Agreement, SourceAnswer};
 pub use engine::{
     Checkpoint, CommitReport, DEFAULT_MAX_REORG_DEPTH, DEFAULT_UNDO_WINDOW, Engine, EngineConfig,
-    NoObserver, Observer, ReorgReport, Stopped, SyncOutcome, pin_branch, store_config,
+    NoObserver, Observer, Recorder, ReorgReport, Stopped, SyncOutcome, pin_branch, store_config,
 };
 pub use error::{Answers, EngineError};
 pub use migrate::MigrationPolicy;

@@ -15,7 +15,7 @@ use std::sync::atomic::AtomicBool;
 use bitcoin::secp256k1::SecretKey;
 use bitcoin::{Address, BlockHash, Network, OutPoint, PrivateKey, ScriptBuf, Transaction};
 use vc_chash::Scheme;
-use vc_engine::{BlockReport, Engine, EngineConfig, EngineError, Observer, ReorgReport};
+use vc_engine::{BlockReport, Engine, EngineConfig, EngineError, Recorder, ReorgReport};
 use vc_source::{BlockSource, Source};
 
 use crate::app::{NamesApp, NamesConfig};
@@ -45,18 +45,6 @@ pub enum ScenarioError {
     /// The chain did not do what the scenario expects.
     #[error("{0}")]
     Unexpected(String),
-}
-
-#[derive(Default)]
-struct Reports(Vec<BlockReport>, Vec<ReorgReport>);
-
-impl Observer for Reports {
-    fn on_block(&mut self, report: &BlockReport) {
-        self.0.push(report.clone());
-    }
-    fn on_reorg(&mut self, reorg: &ReorgReport) {
-        self.1.push(reorg.clone());
-    }
 }
 
 /// The pricing parameters of the scenario's namespace `test`.
@@ -251,11 +239,11 @@ impl<'m> Scenario<'m> {
     /// Indexes whatever the source has that is not indexed yet (rolling back a reorganisation
     /// if there was one).
     pub fn sync(&mut self) -> Result<(), ScenarioError> {
-        let mut reports = Reports::default();
+        let mut reports = Recorder::default();
         self.engine
             .sync(None, &AtomicBool::new(false), &mut reports)?;
-        self.reports.extend(reports.0);
-        self.reorgs.extend(reports.1);
+        self.reports.extend(reports.blocks);
+        self.reorgs.extend(reports.reorgs);
         Ok(())
     }
 

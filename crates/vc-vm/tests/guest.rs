@@ -66,6 +66,6 @@ fn the_kv_guest_indexes_a_chain() {
     eprintln!(
         "kv guest: {} fuel in all for {ops} operations over {} blocks",
         engine.app().fuel_used(),
-        reports.0.len()
+        reports.blocks.len()
     );
 }

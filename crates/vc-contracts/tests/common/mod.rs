@@ -10,7 +10,7 @@ use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, TxIn, TxOut, Txid, absol
 use vc_contracts::build::{Coin, Deploy, Writer};
 use vc_contracts::{ContractsApp, ContractsConfig};
 use vc_engine::prelude::*;
-use vc_engine::{BlockReport, Engine};
+use vc_engine::Engine;
 use vc_source::mem::MemoryChain;
 
 /// A writer with its coins.
@@ -112,33 +112,7 @@ pub fn funded_chain(wallets: &mut [&mut Wallet]) -> MemoryChain {
 }
 
 /// Every block report of a sync.
-#[derive(Default)]
-pub struct Reports(pub Vec<BlockReport>);
-
-impl Observer for Reports {
-    fn on_block(&mut self, report: &BlockReport) {
-        self.0.push(report.clone());
-    }
-}
-
-impl Reports {
-    /// Every rejection: (height, stage, code).
-    pub fn rejections(&self) -> Vec<(u64, Stage, &'static str)> {
-        self.0
-            .iter()
-            .flat_map(|r| {
-                r.rejected
-                    .iter()
-                    .map(|x| (r.info.height, x.stage, x.reject.code))
-            })
-            .collect()
-    }
-
-    /// Accepted operations in all.
-    pub fn accepted(&self) -> u32 {
-        self.0.iter().map(|r| r.accepted).sum()
-    }
-}
+pub use vc_engine::Recorder as Reports;
 
 /// An engine for the platform from block 1 over `chain`, with one confirmation.
 pub fn engine(chain: &MemoryChain, db: &Path, config: ContractsConfig) -> Engine<ContractsApp> {

@@ -107,7 +107,7 @@ use bitcoin::{
     Amount, Network, OutPoint, ScriptBuf, Transaction, TxIn, TxOut, absolute, transaction,
 };
 use vc_engine::prelude::*;
-use vc_engine::{BlockReport, Engine};
+use vc_engine::Engine;
 use vc_source::mem::MemoryChain;
 use vc_vm::{VmApp, VmModule};
 
@@ -169,33 +169,7 @@ pub fn chain(magic: &[u8], blocks: &[Vec<(u8, Vec<u8>)>]) -> MemoryChain {
 }
 
 /// Every block report of a sync.
-#[derive(Default)]
-pub struct Reports(pub Vec<BlockReport>);
-
-impl Observer for Reports {
-    fn on_block(&mut self, report: &BlockReport) {
-        self.0.push(report.clone());
-    }
-}
-
-impl Reports {
-    /// Every rejection: (height, stage, code).
-    pub fn rejections(&self) -> Vec<(u64, Stage, &'static str)> {
-        self.0
-            .iter()
-            .flat_map(|r| {
-                r.rejected
-                    .iter()
-                    .map(|x| (r.info.height, x.stage, x.reject.code))
-            })
-            .collect()
-    }
-
-    /// Accepted operations in all.
-    pub fn accepted(&self) -> u32 {
-        self.0.iter().map(|r| r.accepted).sum()
-    }
-}
+pub use vc_engine::Recorder as Reports;
 
 /// Indexes `chain` with `module` into `db`.
 pub fn index(module: &[u8], chain: &MemoryChain, db: &Path) -> (Engine<VmApp>, Reports) {
