@@ -9,7 +9,7 @@ use crate::error::{DbContext, StoreError};
 use crate::schema::{MMR, STATE, UNDO};
 use crate::state::{id_of, raw_key};
 use crate::store::View;
-use crate::tree::{self, SMT, STATE_ROOTS, TreeRead};
+use crate::tree::{self, SMT, STATE_ROOTS};
 
 impl View {
     /// v3: the state root as of block `height`; `None` for a legacy or v2 store, or a height
@@ -65,7 +65,7 @@ impl View {
             let state = self.txn.open_table(STATE).ctx("opening the state table")?;
             let names = self.namespace_names()?;
             let earlier = tree::changed_since(&undo, names, target, tip, max_changes)?;
-            let tree = TreeRead::as_of(&nodes, &earlier)?;
+            let tree = tree::read_as_of(&nodes, &earlier)?;
             let raw = id_of(names, namespace).map(|id| raw_key(id, key));
             let mut value_error = None;
             let proof = vc_chash::state::proof::prove(

@@ -12,7 +12,7 @@ use vc_chash::{ConsensusHash, Hash256, hex};
 use crate::error::{DbContext, StoreError};
 use crate::schema::{self, CHAIN, ChainEntry, OPS, STATE, StoredOp};
 use crate::store::{Tip, View};
-use crate::tree::{self, SMT, TreeRead};
+use crate::tree::{self, SMT};
 
 /// What disagreed first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -216,7 +216,7 @@ fn state_divergence(view: &View, tip: u64) -> Result<Option<Divergence>, StoreEr
         found: hex::encode(&found.0),
     };
     let nodes = view.txn.open_table(SMT).ctx("opening the state tree")?;
-    let walked = tree::walk(&TreeRead::newest(&nodes))?;
+    let walked = tree::walk(&tree::read_newest(&nodes))?;
     if let Some((stored, computed)) = walked.bad_node {
         return Ok(Some(Divergence {
             height: tip,

@@ -626,7 +626,7 @@ fn check_imported_state(
         ));
     }
     let undo = txn.open_table(UNDO).map_err(|e| e.to_string())?;
-    let mut tree = tree::TreeRead::newest(&nodes);
+    let mut tree = tree::read_newest(&nodes);
     let first = roots.first().map_or(*tip, |(h, _)| *h);
     for row in undo.range(..=*tip).map_err(|e| e.to_string())?.rev() {
         let (h, raw) = row.map_err(|e| e.to_string())?;

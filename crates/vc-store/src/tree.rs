@@ -31,15 +31,13 @@
 //! version costs no disk beyond the undo logs the store keeps anyway, and is available exactly
 //! as far back as they reach (the undo window).
 
-use std::cell::RefCell;
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use redb::{ReadableTable, Table, TableDefinition};
 use vc_chash::Hash256;
-use vc_chash::state::page::{self, LEVELS, Page, PagePath, PageStore};
-use vc_chash::state::{self, Change, EMPTY, MAX_DEPTH, Node, NodeSource, NodeStore};
+use vc_chash::state::page::{LEVELS, Page, PagePath, PageStore};
+use vc_chash::state::{self, Change, EMPTY, MAX_DEPTH, Node, NodeSource};
 
 use crate::error::{DbContext, StoreError};
 use crate::schema::{self, UndoLog};
@@ -245,72 +243,74 @@ fn tree_error(what: &str, e: state::TreeError<StoreError>) -> StoreError {
 }
 
 /// A tree for reading: the newest, or an earlier one as the pages its changes touch, held in
-/// memory over the newest. It keeps the pages on the path of the last node it read, one per
-/// page depth: a proof reads down one path, and a walk (depth first) comes back to each page
-/// after each subtree below it.
-pub(crate) struct TreeRead<'t, T> {
+/// memory over the newest ([`ReadPages`]). The [`PagePath`] keeps the pages on the path of the
+/// last node read, one per page depth: a proof reads down one path, and a walk (depth first)
+/// comes back to each page after each subtree below it.
+pub(crate) type TreeRead<'t, T> = PagePath<ReadPages<'t, T>>;
+
+/// The newest tree.
+pub(crate) fn read_newest<T: ReadableTable<&'static [u8], &'static [u8]>>(
+    table: &T,
+) -> TreeRead<'_, T> {
+    PagePath::new(ReadPages {
+        table,
+        changed: ByPosition::default(),
+        taken_changed: Vec::new(),
+    })
+}
+
+/// The tree after an earlier block: the newest with `earlier` (see [`changed_since`]) set
+/// back, in memory.
+pub(crate) fn read_as_of<'t, T: ReadableTable<&'static [u8], &'static [u8]>>(
     table: &'t T,
-    path: RefCell<Vec<(u16, Hash256, Page)>>,
-    /// The pages where the earlier tree differs from the newest.
+    earlier: &Earlier,
+) -> Result<TreeRead<'t, T>, StoreError> {
+    let mut tree = read_newest(table);
+    if !earlier.is_empty() {
+        state::update(&mut tree, &changes(earlier))
+            .map_err(|e| tree_error("setting back later changes", e))?;
+    }
+    Ok(tree)
+}
+
+/// A tree's pages for reading, as a [`PageStore`]: the newest from the table, except the
+/// pages an update changed, which stay in memory and are never written to the table.
+pub(crate) struct ReadPages<'t, T> {
+    table: &'t T,
+    /// The pages where this tree differs from the newest.
     changed: ByPosition<Page>,
+    /// The positions of the pages taken out of `changed` and not yet given back.
+    taken_changed: Vec<(u16, Hash256)>,
 }
 
-impl<'t, T: ReadableTable<&'static [u8], &'static [u8]>> TreeRead<'t, T> {
-    /// The newest tree.
-    pub(crate) fn newest(table: &'t T) -> Self {
-        TreeRead {
-            table,
-            path: RefCell::new(Vec::new()),
-            changed: ByPosition::default(),
-        }
-    }
-
-    /// The tree after an earlier block: the newest with `earlier` (see [`changed_since`])
-    /// set back.
-    pub(crate) fn as_of(table: &'t T, earlier: &Earlier) -> Result<Self, StoreError> {
-        let mut tree = TreeRead::newest(table);
-        if !earlier.is_empty() {
-            state::update(&mut tree, &changes(earlier))
-                .map_err(|e| tree_error("setting back later changes", e))?;
-        }
-        Ok(tree)
-    }
-}
-
-impl<T: ReadableTable<&'static [u8], &'static [u8]>> NodeSource for TreeRead<'_, T> {
+impl<T: ReadableTable<&'static [u8], &'static [u8]>> PageStore for ReadPages<'_, T> {
     type Error = StoreError;
-    fn node(&self, depth: u16, prefix: &Hash256) -> Result<Node, StoreError> {
-        let (top, at, slot) = page::locate(depth, prefix);
-        if let Some(page) = self.changed.get(&(top, at)) {
-            return Ok(page.get(slot));
-        }
-        let mut path = self.path.borrow_mut();
-        // The kept pages are in depth order, one per depth.
-        let level = path.partition_point(|(t, _, _)| *t < top);
-        if let Some((t, p, page)) = path.get(level)
-            && *t == top
-            && *p == at
-        {
-            return Ok(page.get(slot));
-        }
-        let page = page_at(self.table, top, &at)?;
-        let node = page.get(slot);
-        path.truncate(level);
-        path.push((top, at, page));
-        Ok(node)
-    }
-}
 
-impl<T: ReadableTable<&'static [u8], &'static [u8]>> NodeStore for TreeRead<'_, T> {
-    /// Writes go to the in-memory pages, never to the table.
-    fn set_node(&mut self, depth: u16, prefix: &Hash256, node: &Node) -> Result<(), StoreError> {
-        let (top, at, slot) = page::locate(depth, prefix);
-        let page = match self.changed.entry((top, at)) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(page_at(self.table, top, &at)?),
+    fn take(&mut self, top: u16, position: &Hash256) -> Result<Page, StoreError> {
+        match self.changed.remove(&(top, *position)) {
+            Some(page) => {
+                self.taken_changed.push((top, *position));
+                Ok(page)
+            }
+            None => page_at(self.table, top, position),
+        }
+    }
+
+    fn give_back(&mut self, top: u16, position: Hash256, page: Page, changed: bool) {
+        let was_changed = match self
+            .taken_changed
+            .iter()
+            .position(|p| *p == (top, position))
+        {
+            Some(i) => {
+                self.taken_changed.swap_remove(i);
+                true
+            }
+            None => false,
         };
-        page.set(slot, node);
-        Ok(())
+        if changed || was_changed {
+            self.changed.insert((top, position), page);
+        }
     }
 }
 

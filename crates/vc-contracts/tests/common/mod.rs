@@ -9,8 +9,8 @@ use bitcoin::secp256k1::SecretKey;
 use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, TxIn, TxOut, Txid, absolute, transaction};
 use vc_contracts::build::{Coin, Deploy, Writer};
 use vc_contracts::{ContractsApp, ContractsConfig};
-use vc_engine::prelude::*;
 use vc_engine::Engine;
+use vc_engine::prelude::*;
 use vc_source::mem::MemoryChain;
 
 /// A writer with its coins.

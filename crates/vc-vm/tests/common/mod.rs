@@ -106,8 +106,8 @@ use bitcoin::script::{Builder, PushBytesBuf};
 use bitcoin::{
     Amount, Network, OutPoint, ScriptBuf, Transaction, TxIn, TxOut, absolute, transaction,
 };
-use vc_engine::prelude::*;
 use vc_engine::Engine;
+use vc_engine::prelude::*;
 use vc_source::mem::MemoryChain;
 use vc_vm::{VmApp, VmModule};
 
