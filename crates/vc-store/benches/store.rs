@@ -20,7 +20,9 @@
 //!   10,000 puts and cached under `CARGO_TARGET_TMPDIR`, then copied): `apply_1000` times one
 //!   block changing 1,000 random keys from `begin_block` to `finish` (inside the write
 //!   transaction; the commit follows untimed), `apply_1000_commit` the same with its durable
-//!   commit, `apply_empty` one block changing nothing (commit every 1,000 blocks, untimed),
+//!   commit, `apply_1000_x20_commit` the same blocks during catch-up (20 to a write
+//!   transaction, as the engine's commit policy batches them, every commit timed; the time
+//!   is per block), `apply_empty` one block changing nothing (commit every 1,000 blocks, untimed),
 //!   and for v3 `prove_D_blocks_back` a state proof of a random key at `D` blocks below the
 //!   tip (1, 10, 100), whose earlier tree is rebuilt from the `D` blocks' undo logs.
 //!   Bytes on disk per key and the growth per block are printed at start-up.
@@ -310,6 +312,9 @@ fn state_reads(c: &mut Criterion) {
 const MILLION: u64 = 1_000_000;
 const BULK: u64 = 10_000;
 
+/// Blocks to a write transaction in `apply_1000_x20_commit`.
+const BATCH: u64 = 20;
+
 /// Key `i`'s value in block `salt`: 40 to 100 bytes, like a name record.
 fn record(i: u64, salt: u64) -> Vec<u8> {
     let len = 40 + ((i.wrapping_mul(7919) ^ salt) % 61) as usize;
@@ -511,6 +516,21 @@ fn million_keys(c: &mut Criterion) {
                 });
             });
         }
+        // Catch-up: blocks applied in one write transaction, committed together (as the
+        // engine's commit policy batches them), every commit timed. The time is per block.
+        g.bench_function(format!("{name}/apply_1000_x{BATCH}_commit"), |b| {
+            b.iter_custom(|iters| {
+                let blocks = iters.div_ceil(BATCH) * BATCH;
+                let start = Instant::now();
+                for i in 0..blocks {
+                    put_block(&mut w, (0..1_000).map(|_| next_key(&mut x)));
+                    if i % BATCH == BATCH - 1 {
+                        w.commit().unwrap();
+                    }
+                }
+                start.elapsed().mul_f64(iters as f64 / blocks as f64)
+            });
+        });
         if scheme.commits_state() {
             // A proof at an earlier height sets back, in memory, every key changed since:
             // about 1,000 a block here.
