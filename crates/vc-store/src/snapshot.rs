@@ -617,8 +617,10 @@ fn check_imported_state(
             .collect()
     };
     let mut nodes = txn.open_table(tree::SMT).map_err(|e| e.to_string())?;
-    let built = tree::TreeWrite::new(&mut nodes, &mut tree::NodeCache::default())
+    let mut cache = tree::NodeCache::default();
+    let built = tree::TreeWrite::new(&mut nodes, &mut cache)
         .apply(&changes, "building the imported tree")
+        .and_then(|root| tree::write_dirty(&mut nodes, &mut cache).map(|()| root))
         .map_err(|e| e.to_string())?;
     if built != *root {
         return Err(format!(

@@ -21,7 +21,10 @@
 //! copied page each), not hashing. Among a million keys (leaves near depth 21), a block of
 //! 1,000 changes writes about 1,350 pages of eight levels (the 257 full pages of depths 0 and
 //! 8, about 1,000 of depth 16 and a hundred deeper) where pages of four levels took about
-//! 3,000 entries. The writer keeps the pages it has read in a [`NodeCache`], changed in place.
+//! 3,000 entries. The writer keeps the pages it has read in a [`NodeCache`], changed in place,
+//! and writes the pages its blocks changed when it commits, once per write transaction: during
+//! catch-up, where a transaction holds many blocks, a page that several of them change (the 257
+//! upper pages, every block) is written once.
 //!
 //! The tree is canonical (a key set has one tree, whatever the order it was built in), so the
 //! tree after an earlier block `m` is the newest one with the keys changed since `m` set back
@@ -31,7 +34,7 @@
 //! version costs no disk beyond the undo logs the store keeps anyway, and is available exactly
 //! as far back as they reach (the undo window).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use redb::{ReadableTable, Table, TableDefinition};
@@ -319,10 +322,18 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> PageStore for ReadPages<'_,
 /// microseconds). Only valid for the writer's own newest version: cleared whenever the writer
 /// goes back or discards a transaction, since a [`TreeWrite`] changes these pages in place.
 ///
+/// The pages a block changes stay here, *dirty*, until [`write_dirty`] writes them into the
+/// same write transaction: the writer does so before it commits (and before a rollback), so a
+/// page that several blocks of one transaction change is written once. Until then the table
+/// lags the cache; nothing reads the table inside the writer's transaction meanwhile.
+///
 /// Pages at depth below [`CACHED_BELOW`] (which nearly every block crosses) are always kept;
-/// deeper ones up to a bound, past which about half of them are dropped.
+/// deeper ones up to a bound, past which about half of the clean ones are dropped (a dirty page
+/// is kept until it is written).
 pub(crate) struct NodeCache {
     pages: ByPosition<Page>,
+    /// The pages changed since they were last written to the table, in key order.
+    dirty: BTreeSet<(u16, Hash256)>,
     /// How many pages deeper than [`CACHED_BELOW`] to keep at most.
     limit: usize,
     root: Option<Hash256>,
@@ -345,14 +356,22 @@ impl NodeCache {
     pub(crate) fn with_limit(limit: usize) -> Self {
         NodeCache {
             pages: ByPosition::default(),
+            dirty: BTreeSet::new(),
             limit,
             root: None,
         }
     }
 
+    /// Forgets every page, the dirty ones too: for a writer whose transaction is discarded.
     pub(crate) fn clear(&mut self) {
         self.pages.clear();
+        self.dirty.clear();
         self.root = None;
+    }
+
+    /// Whether some page changed since it was last written to the table.
+    pub(crate) fn has_dirty(&self) -> bool {
+        !self.dirty.is_empty()
     }
 
     /// The newest state root, when this writer has computed it: a block that changes no
@@ -361,16 +380,17 @@ impl NodeCache {
         self.root
     }
 
-    /// Drops about half of the deeper pages when there are more than the limit (which ones
-    /// does not matter: a dropped page is read again when needed).
+    /// Drops about half of the clean deeper pages when there are more than the limit (which
+    /// ones does not matter: a dropped page is read again when needed). Dirty pages stay.
     fn trim(&mut self) {
         if self.pages.len() <= self.limit.saturating_add(UPPER_PAGES) {
             return;
         }
         let mut keep = false;
-        self.pages.retain(|(top, _), _| {
+        let dirty = &self.dirty;
+        self.pages.retain(|position, _| {
             keep = !keep;
-            *top < CACHED_BELOW || keep
+            position.0 < CACHED_BELOW || keep || dirty.contains(position)
         });
     }
 }
@@ -380,7 +400,7 @@ const UPPER_PAGES: usize = 257;
 
 /// The newest tree being changed in a write transaction (a block, or a rollback), in the
 /// writer's cache: [`TreeWrite::apply`] runs the update through a [`PagePath`] over the cache
-/// and then writes each page it changed once.
+/// and marks the pages it changed dirty, for [`write_dirty`] to write once.
 pub(crate) struct TreeWrite<'a, 't> {
     table: &'a mut Table<'t, &'static [u8], &'static [u8]>,
     cache: &'a mut NodeCache,
@@ -420,9 +440,10 @@ impl<'a, 't> TreeWrite<'a, 't> {
         TreeWrite { table, cache }
     }
 
-    /// Applies `changes` (sorted by path, each path once), writes every changed page once, in
-    /// key order (an emptied page is removed), and returns the new root. On failure the
-    /// writer's cache is cleared, since its pages may be half changed.
+    /// Applies `changes` (sorted by path, each path once) in the cache, marks every page it
+    /// changed dirty, and returns the new root. The table is written by [`write_dirty`]. On
+    /// failure the cache is cleared, dirty pages included, since its pages may be half
+    /// changed: the caller must then discard the transaction.
     pub(crate) fn apply(self, changes: &[Change], what: &str) -> Result<Hash256, StoreError> {
         let TreeWrite { table, cache } = self;
         let mut paged = PagePath::new(CachedPages {
@@ -431,21 +452,10 @@ impl<'a, 't> TreeWrite<'a, 't> {
             changed: Vec::new(),
         });
         let updated = state::update(&mut paged, changes).map_err(|e| tree_error(what, e));
-        let CachedPages {
-            cache, mut changed, ..
-        } = paged.finish();
-        let written = updated.and_then(|root| {
-            changed.sort_unstable();
-            changed.dedup();
-            for position in &changed {
-                if let Some(page) = cache.pages.get(position) {
-                    write_page(table, position, page)?;
-                }
-            }
-            Ok(root)
-        });
-        match written {
+        let CachedPages { cache, changed, .. } = paged.finish();
+        match updated {
             Ok(root) => {
+                cache.dirty.extend(changed);
                 cache.root = Some(root);
                 cache.trim();
                 Ok(root)
@@ -456,6 +466,29 @@ impl<'a, 't> TreeWrite<'a, 't> {
             }
         }
     }
+}
+
+/// Writes every dirty page of `cache` into `table` once, in key order (an emptied page is
+/// removed), so that the table holds the cache's tree. On failure the cache is cleared, since
+/// the table then holds part of the pages: the caller must discard the transaction.
+pub(crate) fn write_dirty(
+    table: &mut Table<'_, &'static [u8], &'static [u8]>,
+    cache: &mut NodeCache,
+) -> Result<(), StoreError> {
+    let dirty = std::mem::take(&mut cache.dirty);
+    let written = dirty.iter().try_for_each(|position| {
+        let page = cache.pages.get(position).ok_or_else(|| {
+            StoreError::Inconsistent(format!(
+                "the state tree page at depth {} changed and left the writer's cache",
+                position.0
+            ))
+        })?;
+        write_page(table, position, page)
+    });
+    if written.is_err() {
+        cache.clear();
+    }
+    written
 }
 
 /// Writes `page` at `position`, straight into redb's buffer, or removes the entry when the
@@ -478,7 +511,7 @@ fn write_page(
 }
 
 /// Sets the keys `earlier` names back to their values there (a rollback, in the write
-/// transaction) and returns the root then.
+/// transaction) and returns the root then. The pages it changes are left dirty in `cache`.
 pub(crate) fn set_back(
     table: &mut Table<'_, &'static [u8], &'static [u8]>,
     cache: &mut NodeCache,

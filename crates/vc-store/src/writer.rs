@@ -233,14 +233,37 @@ impl<'s> Writer<'s> {
         Ok(())
     }
 
-    /// Makes everything applied so far durable (fsync). A no-op when nothing is pending.
+    /// Makes everything applied so far durable (fsync). A no-op when nothing is pending. On
+    /// failure nothing since the last commit is kept: the writer goes back to the committed
+    /// tip.
     pub fn commit(&mut self) -> Result<(), StoreError> {
+        if let Err(e) = self.write_tree() {
+            self.discard_uncommitted();
+            return Err(e);
+        }
         if let Some(txn) = self.txn.take() {
-            txn.commit().ctx("committing")?;
+            if let Err(e) = txn.commit().ctx("committing") {
+                self.discard_uncommitted();
+                return Err(e);
+            }
             tracing::debug!(blocks = self.pending, tip = ?self.tip.map(|t| t.0), "committed");
         }
         self.pending = 0;
         Ok(())
+    }
+
+    /// v3: writes the tree pages the blocks of the open transaction changed (kept in the
+    /// writer's cache until now) into it.
+    fn write_tree(&mut self) -> Result<(), StoreError> {
+        if !self.cache.has_dirty() {
+            return Ok(());
+        }
+        let txn = self
+            .txn
+            .as_ref()
+            .ok_or_else(|| StoreError::Inconsistent("changed tree pages, no transaction".into()))?;
+        let mut nodes = txn.open_table(SMT).ctx("opening the state tree")?;
+        tree::write_dirty(&mut nodes, &mut self.cache)
     }
 
     /// Commits if `at_tip` (every block near the chain tip is committed on its own) or if the
@@ -299,6 +322,8 @@ impl<'s> Writer<'s> {
         let scheme = self.store.config.scheme;
         let v2 = scheme.has_accumulator();
         let namespaces = self.namespaces.clone();
+        // The blocks of the open transaction may have changed tree pages not yet written.
+        self.write_tree()?;
         // Taken for the rollback, put back after it: the tree it sets back goes through it.
         let mut cache = std::mem::take(&mut self.cache);
         cache.clear();
