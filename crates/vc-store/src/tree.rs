@@ -329,7 +329,8 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> PageStore for ReadPages<'_,
 ///
 /// Pages at depth below [`CACHED_BELOW`] (which nearly every block crosses) are always kept;
 /// deeper ones up to a bound, past which about half of the clean ones are dropped (a dirty page
-/// is kept until it is written).
+/// is kept until it is written). A transaction whose blocks leave more dirty pages than that
+/// bound has them written at once, so the bound holds whatever the transaction's length.
 pub(crate) struct NodeCache {
     pages: ByPosition<Page>,
     /// The pages changed since they were last written to the table, in key order.
@@ -453,9 +454,17 @@ impl<'a, 't> TreeWrite<'a, 't> {
         });
         let updated = state::update(&mut paged, changes).map_err(|e| tree_error(what, e));
         let CachedPages { cache, changed, .. } = paged.finish();
+        let updated = updated.and_then(|root| {
+            cache.dirty.extend(changed);
+            // A long transaction over a large state could otherwise keep more dirty pages than
+            // the cache's bound: past it, they are written now, in the same transaction.
+            if cache.dirty.len() > cache.limit {
+                write_dirty(table, cache)?;
+            }
+            Ok(root)
+        });
         match updated {
             Ok(root) => {
-                cache.dirty.extend(changed);
                 cache.root = Some(root);
                 cache.trim();
                 Ok(root)
@@ -588,5 +597,58 @@ fn walk_at<T: ReadableTable<&'static [u8], &'static [u8]>>(
             }
             Ok(computed)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// The writer keeps changed pages dirty until it commits; a cache bounded to 8 deeper
+    /// pages must write them within the transaction once there are more, and the table must
+    /// then hold the whole tree, the same as one built from scratch.
+    #[test]
+    fn a_cache_past_its_bound_writes_its_dirty_pages_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = redb::Database::create(dir.path().join("tree.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        let mut table = txn.open_table(SMT).unwrap();
+        let mut cache = NodeCache::with_limit(8);
+        let mut leaves = Vec::new();
+        let mut root = EMPTY;
+        let mut wrote_early = false;
+        for block in 0..20u8 {
+            let mut changes: Vec<Change> = (0..50u8)
+                .map(|i| {
+                    let path = state::key_path(b"names", &[block, i]);
+                    let value_hash = state::value_hash(&[i]);
+                    leaves.push((path, value_hash));
+                    Change {
+                        path,
+                        value_hash: Some(value_hash),
+                    }
+                })
+                .collect();
+            changes.sort_unstable_by_key(|c| c.path);
+            let before = redb::ReadableTableMetadata::len(&table).unwrap();
+            root = TreeWrite::new(&mut table, &mut cache)
+                .apply(&changes, "a test block")
+                .unwrap();
+            assert!(
+                cache.dirty.len() <= 8,
+                "block {block}: {}",
+                cache.dirty.len()
+            );
+            wrote_early |= redb::ReadableTableMetadata::len(&table).unwrap() != before;
+        }
+        assert!(wrote_early, "no page was written before the end");
+        write_dirty(&mut table, &mut cache).unwrap();
+        assert!(!cache.has_dirty());
+        let walked = walk(&read_newest(&table)).unwrap();
+        assert!(walked.bad_node.is_none());
+        assert_eq!(walked.root, root);
+        assert_eq!(root, state::root_of(&mut leaves));
     }
 }
