@@ -425,6 +425,20 @@ fn next_key_below(x: &mut u64, keys: u64) -> u64 {
     *x % keys
 }
 
+/// The time per block of `iters` blocks changing 1,000 random keys below `keys`, [`BATCH`] to
+/// a commit, every commit timed (`iters` rounded up to whole batches, the time scaled back).
+fn batched_blocks(w: &mut Writer<'_>, iters: u64, x: &mut u64, keys: u64) -> Duration {
+    let blocks = iters.div_ceil(BATCH) * BATCH;
+    let start = Instant::now();
+    for i in 0..blocks {
+        put_block(w, (0..1_000).map(|_| next_key_below(x, keys)));
+        if i % BATCH == BATCH - 1 {
+            w.commit().unwrap();
+        }
+    }
+    start.elapsed().mul_f64(iters as f64 / blocks as f64)
+}
+
 /// Blocks changing 1,000 random keys, 20 to a commit (`apply_1000_x20_commit`, as in
 /// `million_keys`), on stores of 10,000 and 100,000 keys: how the tree's cost grows with the
 /// state. The commit is timed since the writer writes the tree's pages then.
@@ -442,17 +456,7 @@ fn state_sizes(c: &mut Criterion) {
             let mut x = 0x9E37_79B9_7F4A_7C15_u64;
             let name = scheme.name();
             g.bench_function(format!("{name}/{keys}/apply_1000_x{BATCH}_commit"), |b| {
-                b.iter_custom(|iters| {
-                    let blocks = iters.div_ceil(BATCH) * BATCH;
-                    let start = Instant::now();
-                    for i in 0..blocks {
-                        put_block(&mut w, (0..1_000).map(|_| next_key_below(&mut x, keys)));
-                        if i % BATCH == BATCH - 1 {
-                            w.commit().unwrap();
-                        }
-                    }
-                    start.elapsed().mul_f64(iters as f64 / blocks as f64)
-                });
+                b.iter_custom(|iters| batched_blocks(&mut w, iters, &mut x, keys));
             });
         }
     }
@@ -535,17 +539,7 @@ fn million_keys(c: &mut Criterion) {
         // Catch-up: blocks applied in one write transaction, committed together (as the
         // engine's commit policy batches them), every commit timed. The time is per block.
         g.bench_function(format!("{name}/apply_1000_x{BATCH}_commit"), |b| {
-            b.iter_custom(|iters| {
-                let blocks = iters.div_ceil(BATCH) * BATCH;
-                let start = Instant::now();
-                for i in 0..blocks {
-                    put_block(&mut w, (0..1_000).map(|_| next_key(&mut x)));
-                    if i % BATCH == BATCH - 1 {
-                        w.commit().unwrap();
-                    }
-                }
-                start.elapsed().mul_f64(iters as f64 / blocks as f64)
-            });
+            b.iter_custom(|iters| batched_blocks(&mut w, iters, &mut x, MILLION));
         });
         if scheme.commits_state() {
             // A proof at an earlier height sets back, in memory, every key changed since:

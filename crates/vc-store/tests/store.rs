@@ -769,6 +769,20 @@ fn replay_finds_a_damaged_state_tree_or_state() {
     }
 }
 
+/// Writes blocks `heights` of `fork` and applies them to `model`.
+fn write_blocks(
+    w: &mut vc_store::Writer<'_>,
+    model: &mut Model,
+    heights: std::ops::Range<u64>,
+    fork: u64,
+) {
+    let ns = common::NAMES;
+    for h in heights {
+        write_block(w, &ns, h, fork);
+        model.apply(fork);
+    }
+}
+
 /// v3: the writer keeps the tree pages its blocks change until it commits (a page that several
 /// blocks of one transaction change is written once), so the file's tree must come out whole
 /// however a transaction ends: many blocks and one commit, a rollback inside the transaction,
@@ -779,8 +793,8 @@ fn replay_finds_a_damaged_state_tree_or_state() {
 fn a_transactions_tree_pages_are_written_however_it_ends() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
-    let store = Store::open(&path, config(Scheme::V3, 10).with_undo_window(8)).unwrap();
-    let ns = names(&store);
+    let config = || config(Scheme::V3, 10).with_undo_window(8);
+    let store = Store::open(&path, config()).unwrap();
     let mut model = Model::new(Scheme::V3, 10);
     let verified = |store: &Store, model: &Model, what: &str| {
         let view = store.view().unwrap();
@@ -791,38 +805,25 @@ fn a_transactions_tree_pages_are_written_however_it_ends() {
     };
     let mut w = store.writer().unwrap();
     // Twenty blocks in one transaction.
-    for h in 10..30 {
-        write_block(&mut w, &ns, h, 0);
-        model.apply(0);
-    }
+    write_blocks(&mut w, &mut model, 10..30, 0);
     w.commit().unwrap();
     verified(&store, &model, "twenty blocks, one commit");
     // Six blocks, a rollback of four of them and three blocks of a fork, all uncommitted.
-    for h in 30..36 {
-        write_block(&mut w, &ns, h, 0);
-        model.apply(0);
-    }
+    write_blocks(&mut w, &mut model, 30..36, 0);
     assert_eq!(w.rollback_to(31).unwrap(), 4);
     model.rollback_to(31);
-    for h in 32..35 {
-        write_block(&mut w, &ns, h, 1);
-        model.apply(1);
-    }
+    write_blocks(&mut w, &mut model, 32..35, 1);
     w.commit().unwrap();
     verified(&store, &model, "a rollback inside the transaction");
     // Blocks, then a rollback below the undo window: refused, and the blocks stay.
-    for h in 35..38 {
-        write_block(&mut w, &ns, h, 0);
-        model.apply(0);
-    }
+    write_blocks(&mut w, &mut model, 35..38, 0);
     let e = w.rollback_to(12).unwrap_err();
     assert!(matches!(e, StoreError::RollbackTooDeep { .. }), "{e}");
-    write_block(&mut w, &ns, 38, 0);
-    model.apply(0);
+    write_blocks(&mut w, &mut model, 38..39, 0);
     w.commit().unwrap();
     verified(&store, &model, "a refused rollback");
     drop(w);
     drop(store);
-    let store = Store::open(&path, config(Scheme::V3, 10).with_undo_window(8)).unwrap();
+    let store = Store::open(&path, config()).unwrap();
     verified(&store, &model, "reopened");
 }
