@@ -212,6 +212,23 @@ impl Store {
         Ok(crate::ReadOnlyStore::open(path)?.meta().clone())
     }
 
+    /// [`Store::read_meta`] for a tool about to open the file for writing (an indexer that
+    /// resumes it): a file an unclean shutdown left (a killed writer, a power cut) is first
+    /// repaired, as opening it for writing would repair it, back to its last commit. Without
+    /// that, such a tool could not learn what the file was made for until it had opened it
+    /// with the right configuration.
+    pub fn recover_meta(path: impl AsRef<Path>) -> Result<Meta, StoreError> {
+        let path = path.as_ref();
+        match Store::read_meta(path) {
+            Err(StoreError::NeedsRecovery { .. }) => {
+                tracing::warn!(path = %path.display(), "repairing the store after an unclean shutdown");
+                drop(builder().open(path).ctx("repairing the database file")?);
+                Store::read_meta(path)
+            }
+            other => other,
+        }
+    }
+
     /// Writes metadata and seeds and creates every table.
     fn init(&self) -> Result<(), StoreError> {
         let txn = self.db.begin_write().ctx("starting the initial write")?;

@@ -148,15 +148,15 @@ fn parse_checkpoint(s: &str) -> Result<Checkpoint, String> {
 
 /// The application `index` runs on `db`: the one an existing database was made for (`--app`,
 /// if given, must agree), else `--app` (default: names); and the database's metadata, if it
-/// has any. A file that cannot be read without crash recovery goes by `--app` too; opening it
-/// for writing checks its identity.
+/// has any. A file an unclean shutdown left (a killed `index`) is repaired first, so that it
+/// resumes with what it was made for, as a cleanly closed one does.
 fn app_for_index(
     app: Option<&str>,
     db: &Path,
 ) -> Result<(&'static dyn registry::CliApp, Option<vc_store::Meta>)> {
     let chosen = app.map(registry::by_cli_name).transpose()?;
     let stored = match std::fs::metadata(db) {
-        Ok(m) if m.len() > 0 => Store::read_meta(db).ok(),
+        Ok(m) if m.len() > 0 => Store::recover_meta(db).ok(),
         _ => None,
     };
     let app = match (chosen, &stored) {

@@ -334,11 +334,12 @@ pub fn open_read_only(db: &Path) -> Result<(&'static dyn CliApp, ReadOnlyStore)>
     Ok((app, store))
 }
 
-/// Opens an existing database for its own application: reads the metadata, finds the
-/// application, rebuilds its spec from the stored parameters and opens the store with it.
+/// Opens an existing database for its own application: reads the metadata (repairing a file an
+/// unclean shutdown left, as the open for writing would), finds the application, rebuilds its
+/// spec from the stored parameters and opens the store with it.
 pub fn open_db(db: &Path) -> Result<(&'static dyn CliApp, Meta, Store)> {
     existing_file(db)?;
-    let meta = Store::read_meta(db).with_context(|| format!("reading {}", db.display()))?;
+    let meta = Store::recover_meta(db).with_context(|| format!("reading {}", db.display()))?;
     let app =
         by_stored_name(&meta.app_name).with_context(|| format!("opening {}", db.display()))?;
     let spec = app

@@ -192,6 +192,61 @@ fn ctrl_c_while_following_exits_cleanly_with_everything_committed() {
     );
 }
 
+/// A killed `index` leaves a file that needs crash recovery: the read-only `status` refuses it
+/// (exit 74). The next `index`, given only the source and the file, as for any existing
+/// database, must repair it and resume it with what it was made for (v3, the fixture's first
+/// block and regtest, none of them a default), and end where an uninterrupted run ends.
+#[test]
+fn a_killed_index_resumes_without_its_creation_flags() {
+    let m = manifest();
+    let first = m["names_v3"]["first_block"].as_u64().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("reference.redb");
+    let db = dir.path().join("killed.redb");
+    let o = index_command(&first, &reference)
+        .args(["--scheme", "v3"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut child = index_command(&first, &db)
+        .args(["--scheme", "v3", "--follow", "--poll-interval", "200ms"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The blocks take well under a second; then it polls, holding the file open for writing.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    if let Some(status) = child.try_wait().unwrap() {
+        panic!("--follow exited on its own: {status}");
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let db_s = db.to_str().unwrap();
+    assert_eq!(
+        run(&["status", "--db", db_s]).status.code(),
+        Some(74),
+        "a killed writer's file should need recovery"
+    );
+    let source = format!("blk:{}", fixture().join("blocks").display());
+    ok(&[
+        "index",
+        "--confirmations",
+        "1",
+        "--source",
+        &source,
+        "--db",
+        db_s,
+    ]);
+    let status = |p: &Path| ok(&["status", "--verify", "--db", p.to_str().unwrap()]);
+    let ch = |s: String| {
+        s.lines()
+            .find(|l| l.starts_with("consensus hash:"))
+            .map(str::to_owned)
+    };
+    let want = ch(status(&reference));
+    assert!(want.is_some());
+    assert_eq!(ch(status(&db)), want);
+}
+
 #[path = "support/serve.rs"]
 mod serve_support;
 
