@@ -158,23 +158,31 @@ fn index_status_show_and_recover_over_the_fixture() {
     );
 }
 
+/// Starts `index` with `--follow` (polling every 0.2 s), its stderr to `stderr`, and returns it
+/// once it has had 5 s to reach the fixture's tip (its blocks take well under a second) and is
+/// polling, holding the file open for writing.
+fn following(mut index: Command, stderr: std::process::Stdio) -> std::process::Child {
+    let mut child = index
+        .args(["--follow", "--poll-interval", "200ms"])
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    // The writer holds the file, so progress cannot be read from outside meanwhile.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    if let Some(status) = child.try_wait().unwrap() {
+        panic!("--follow exited on its own: {status}");
+    }
+    child
+}
+
 #[test]
 fn ctrl_c_while_following_exits_cleanly_with_everything_committed() {
     let m = manifest();
     let first = m["names"]["first_block"].as_u64().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("names.redb");
-    let mut child = index_command(&first, &db)
-        .args(["--follow", "--poll-interval", "200ms"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The 116 blocks take well under a second; then it polls every 0.2 s. Press Ctrl-C then.
-    // (The writer holds the file, so progress cannot be read from outside meanwhile.)
-    std::thread::sleep(std::time::Duration::from_secs(5));
-    if let Some(status) = child.try_wait().unwrap() {
-        panic!("--follow exited on its own: {status}");
-    }
+    // Press Ctrl-C once it polls.
+    let child = following(index_command(&first, &db), std::process::Stdio::piped());
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -208,16 +216,9 @@ fn a_killed_index_resumes_without_its_creation_flags() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let mut child = index_command(&first, &db)
-        .args(["--scheme", "v3", "--follow", "--poll-interval", "200ms"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // The blocks take well under a second; then it polls, holding the file open for writing.
-    std::thread::sleep(std::time::Duration::from_secs(5));
-    if let Some(status) = child.try_wait().unwrap() {
-        panic!("--follow exited on its own: {status}");
-    }
+    let mut index = index_command(&first, &db);
+    index.args(["--scheme", "v3"]);
+    let mut child = following(index, std::process::Stdio::null());
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let db_s = db.to_str().unwrap();
