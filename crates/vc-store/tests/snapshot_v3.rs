@@ -7,52 +7,20 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{config, write_block};
-use sha2::{Digest, Sha256};
+use common::{config, exported, rewrite_snapshot as rewrite};
 use vc_chash::{History, Scheme};
+use vc_store::StoreError;
 use vc_store::snapshot::{self, Frame};
-use vc_store::{Store, StoreError};
 
 const FIRST: u64 = 40;
-
-/// Rewrites the snapshot at `path` frame by frame through `edit`, with a fresh checksum.
-fn rewrite(path: &Path, mut edit: impl FnMut(&mut Frame)) {
-    let bytes = std::fs::read(path).unwrap();
-    let mut out = bytes[..8].to_vec();
-    let mut at = 8;
-    while at < bytes.len() {
-        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        let mut frame: Frame = vc_codec::storage::from_bytes(&bytes[at + 4..at + 4 + len]).unwrap();
-        at += 4 + len;
-        if let Frame::End(digest) = &mut frame {
-            *digest = Sha256::digest(&out).into();
-        } else {
-            edit(&mut frame);
-        }
-        let body = vc_codec::storage::to_bytes(&frame).unwrap();
-        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-        out.extend_from_slice(&body);
-    }
-    std::fs::write(path, out).unwrap();
-}
 
 #[test]
 fn v3_snapshot_imports_prove_the_state_and_its_history() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("src.redb"), config(Scheme::V3, FIRST)).unwrap();
-    let mut w = store.writer().unwrap();
-    for h in FIRST..FIRST + 30 {
-        write_block(&mut w, &common::NAMES, h, 0);
-    }
-    w.commit().unwrap();
-    drop(w);
+    let (store, snap) = exported(dir.path(), Scheme::V3, FIRST, 30);
     let view = store.view().unwrap();
     let tip = view.tip().unwrap().unwrap();
     let trusted = (tip.height, tip.consensus_hash);
-    let snap = dir.path().join("snap");
-    snapshot::export(&view, &snap).unwrap();
 
     // Honest: the same roots at every height, and proofs from the import verify.
     let target = dir.path().join("ok.redb");
