@@ -26,7 +26,9 @@
 //!   and for v3 `prove_D_blocks_back` a state proof of a random key at `D` blocks below the
 //!   tip (1, 10, 100), whose earlier tree is rebuilt from the `D` blocks' undo logs. The
 //!   writer first applies 300 such blocks untimed, so that the times are of a warm writer.
-//!   Bytes on disk per key and the growth per block are printed at start-up.
+//!   Bytes on disk per key and the growth per block are printed at start-up, and for v3 the
+//!   same batches with and without the tree's second thread (`Writer::set_tree_thread`),
+//!   interleaved.
 //! * `state_sizes/{v2,v3}/{10000,100000}/apply_1000_x20_commit`: `apply_1000_x20_commit` on
 //!   stores of 10,000 and 100,000 keys, built the same way.
 
@@ -516,6 +518,9 @@ fn million_keys(c: &mut Criterion) {
             "{scheme}: the first 300 blocks after opening (20 to a commit) took {:.1} ms each",
             started.elapsed().as_secs_f64() * 1e3 / 300.0
         );
+        if scheme.commits_state() {
+            tree_thread_interleaved(&mut w, &mut x);
+        }
         for (bench, with_commit) in [("apply_1000", false), ("apply_1000_commit", true)] {
             g.bench_function(format!("{name}/{bench}"), |b| {
                 b.iter_custom(|iters| {
@@ -577,6 +582,31 @@ fn million_keys(c: &mut Criterion) {
         });
     }
     g.finish();
+}
+
+/// v3: what the tree's second thread saves, measured interleaved so that the machine's slow
+/// and fast periods fall on both: 15 rounds, each of 20 blocks of 1,000 changes and their
+/// commit with the thread, then 20 without, every block and commit timed; prints the median per
+/// block of each.
+fn tree_thread_interleaved(w: &mut Writer<'_>, x: &mut u64) {
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for _ in 0..15 {
+        for (on, times) in [(true, &mut with), (false, &mut without)] {
+            w.set_tree_thread(on);
+            times.push(batched_blocks(w, BATCH, x, MILLION));
+        }
+    }
+    w.set_tree_thread(true);
+    let median = |times: &mut Vec<Duration>| {
+        times.sort_unstable();
+        times[times.len() / 2].as_secs_f64() * 1e3 / BATCH as f64
+    };
+    eprintln!(
+        "v3 tree thread, interleaved ({BATCH} blocks of 1,000 changes and their commit, per \
+         block, median of 15): {:.1} ms with it, {:.1} ms without",
+        median(&mut with),
+        median(&mut without)
+    );
 }
 
 criterion_group!(

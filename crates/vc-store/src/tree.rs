@@ -26,6 +26,12 @@
 //! catch-up, where a transaction holds many blocks, a page that several of them change (the 257
 //! upper pages, every block) is written once.
 //!
+//! A block of many changes updates the tree on a second thread while the writer writes its
+//! state, undo log and operations ([`detached`]): that thread cannot read the write
+//! transaction, so it reads the pages missing from the cache from the last commit, which holds
+//! them as they are unless the transaction has written pages itself
+//! ([`NodeCache::committed_pages`]).
+//!
 //! The tree is canonical (a key set has one tree, whatever the order it was built in), so the
 //! tree after an earlier block `m` is the newest one with the keys changed since `m` set back
 //! to their values then, which the undo logs of the blocks after `m` hold. [`TreeRead::as_of`]
@@ -325,7 +331,11 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> PageStore for ReadPages<'_,
 /// The pages a block changes stay here, *dirty*, until [`write_dirty`] writes them into the
 /// same write transaction: the writer does so before it commits (and before a rollback), so a
 /// page that several blocks of one transaction change is written once. Until then the table
-/// lags the cache; nothing reads the table inside the writer's transaction meanwhile.
+/// lags the cache; nothing reads the table inside the writer's transaction meanwhile. A page
+/// absent from the cache is therefore the same in the write transaction and in the last commit,
+/// unless the transaction wrote pages (early, or before a rollback) and the cache dropped some
+/// since: the cache notes when it wrote, and a [`detached`] update reads the last commit only
+/// when it did not.
 ///
 /// Pages at depth below [`CACHED_BELOW`] (which nearly every block crosses) are always kept;
 /// deeper ones up to a bound, past which about half of the clean ones are dropped (a dirty page
@@ -335,6 +345,10 @@ pub(crate) struct NodeCache {
     pages: ByPosition<Page>,
     /// The pages changed since they were last written to the table, in key order.
     dirty: BTreeSet<(u16, Hash256)>,
+    /// Whether the open write transaction has written pages (early, or before a rollback):
+    /// the cache may have dropped some of them since, so a page missing from it can differ
+    /// from the last commit's. See [`NodeCache::committed_pages`].
+    wrote_in_txn: bool,
     /// How many pages deeper than [`CACHED_BELOW`] to keep at most.
     limit: usize,
     root: Option<Hash256>,
@@ -358,16 +372,65 @@ impl NodeCache {
         NodeCache {
             pages: ByPosition::default(),
             dirty: BTreeSet::new(),
+            wrote_in_txn: false,
             limit,
             root: None,
         }
     }
 
-    /// Forgets every page, the dirty ones too: for a writer whose transaction is discarded.
+    /// Forgets every page, the dirty ones too, within the open transaction (whose table may
+    /// hold pages it wrote): for a rollback, or after a failure, before the transaction is
+    /// discarded.
     pub(crate) fn clear(&mut self) {
         self.pages.clear();
         self.dirty.clear();
         self.root = None;
+    }
+
+    /// Takes every page out, for a rollback to go through, and leaves an empty cache with the
+    /// same bound, which still knows whether the open transaction wrote pages (a rollback that
+    /// fails without discarding the transaction does not put the pages back).
+    pub(crate) fn take(&mut self) -> NodeCache {
+        let empty = NodeCache {
+            wrote_in_txn: self.wrote_in_txn,
+            ..NodeCache::with_limit(self.limit)
+        };
+        std::mem::replace(self, empty)
+    }
+
+    /// Forgets every page, for a writer whose transaction was discarded: the table is the last
+    /// commit's again.
+    pub(crate) fn discard(&mut self) {
+        self.clear();
+        self.wrote_in_txn = false;
+    }
+
+    /// Notes that the write transaction committed: the last commit's table now holds every
+    /// page this cache has, as the cache has it.
+    pub(crate) fn committed(&mut self) {
+        self.wrote_in_txn = false;
+    }
+
+    /// The last commit's tree table, from which a [`detached`] update may read the pages
+    /// missing from this cache: `None` when the open transaction has written pages (a page
+    /// the cache has dropped since may differ from the commit's) or when no commit has the
+    /// table yet. Only the writer's own transaction writes the table, and a page it changes
+    /// stays in the cache until written; so otherwise every page absent from the cache is, in
+    /// the write transaction, as the last commit left it.
+    pub(crate) fn committed_pages(
+        &self,
+        db: &redb::Database,
+    ) -> Result<Option<CommittedPages>, StoreError> {
+        if self.wrote_in_txn {
+            return Ok(None);
+        }
+        let read =
+            redb::ReadableDatabase::begin_read(db).ctx("starting a read of the state tree")?;
+        match read.open_table(SMT) {
+            Ok(table) => Ok(Some(table)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(e).ctx("opening the committed state tree"),
+        }
     }
 
     /// Whether some page changed since it was last written to the table.
@@ -447,34 +510,67 @@ impl<'a, 't> TreeWrite<'a, 't> {
     /// changed: the caller must then discard the transaction.
     pub(crate) fn apply(self, changes: &[Change], what: &str) -> Result<Hash256, StoreError> {
         let TreeWrite { table, cache } = self;
-        let mut paged = PagePath::new(CachedPages {
-            table: &*table,
-            cache,
-            changed: Vec::new(),
-        });
-        let updated = state::update(&mut paged, changes).map_err(|e| tree_error(what, e));
-        let CachedPages { cache, changed, .. } = paged.finish();
-        let updated = updated.and_then(|root| {
+        let root = apply_cached(&*table, cache, changes, what)?;
+        TreeWrite { table, cache }.settle()?;
+        Ok(root)
+    }
+
+    /// Keeps the cache within its bound after an update: a long transaction over a large state
+    /// could otherwise keep more dirty pages than the bound, so past it they are written now,
+    /// in the same transaction; then clean pages are dropped as needed.
+    pub(crate) fn settle(self) -> Result<(), StoreError> {
+        let TreeWrite { table, cache } = self;
+        if cache.dirty.len() > cache.limit {
+            write_dirty(table, cache)?;
+        }
+        cache.trim();
+        Ok(())
+    }
+}
+
+/// The last commit's tree table, read by a [`detached`] update.
+pub(crate) type CommittedPages = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
+
+/// Runs an update in the writer's cache, reading missing pages from `table`; marks the pages
+/// it changed dirty. On failure the cache is cleared.
+fn apply_cached<T: ReadableTable<&'static [u8], &'static [u8]>>(
+    table: &T,
+    cache: &mut NodeCache,
+    changes: &[Change],
+    what: &str,
+) -> Result<Hash256, StoreError> {
+    let mut paged = PagePath::new(CachedPages {
+        table,
+        cache,
+        changed: Vec::new(),
+    });
+    let updated = state::update(&mut paged, changes).map_err(|e| tree_error(what, e));
+    let CachedPages { cache, changed, .. } = paged.finish();
+    match updated {
+        Ok(root) => {
             cache.dirty.extend(changed);
-            // A long transaction over a large state could otherwise keep more dirty pages than
-            // the cache's bound: past it, they are written now, in the same transaction.
-            if cache.dirty.len() > cache.limit {
-                write_dirty(table, cache)?;
-            }
+            cache.root = Some(root);
             Ok(root)
-        });
-        match updated {
-            Ok(root) => {
-                cache.root = Some(root);
-                cache.trim();
-                Ok(root)
-            }
-            Err(e) => {
-                cache.clear();
-                Err(e)
-            }
+        }
+        Err(e) => {
+            cache.clear();
+            Err(e)
         }
     }
+}
+
+/// [`TreeWrite::apply`] away from the write transaction, so that it can run on another thread
+/// while the block's other writes go on: pages missing from the cache are read from
+/// `committed` (see [`NodeCache::committed_pages`]). The caller must then
+/// [`settle`](TreeWrite::settle) the cache in the write transaction. On failure the cache is
+/// cleared.
+pub(crate) fn detached(
+    committed: &CommittedPages,
+    cache: &mut NodeCache,
+    changes: &[Change],
+    what: &str,
+) -> Result<Hash256, StoreError> {
+    apply_cached(committed, cache, changes, what)
 }
 
 /// Writes every dirty page of `cache` into `table` once, in key order (an emptied page is
@@ -485,6 +581,7 @@ pub(crate) fn write_dirty(
     cache: &mut NodeCache,
 ) -> Result<(), StoreError> {
     let dirty = std::mem::take(&mut cache.dirty);
+    cache.wrote_in_txn |= !dirty.is_empty();
     let written = dirty.iter().try_for_each(|position| {
         let page = cache.pages.get(position).ok_or_else(|| {
             StoreError::Inconsistent(format!(

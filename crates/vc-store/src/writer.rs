@@ -70,6 +70,13 @@ pub struct Writer<'s> {
     namespaces: Vec<String>,
     /// v3: the newest state tree's nodes, as this writer last wrote or read them.
     cache: NodeCache,
+    /// v3: whether a block of at least [`DETACHED_MIN`] changes updates the tree on a second
+    /// thread ([`Writer::set_tree_thread`]).
+    tree_thread: bool,
+    /// Blocks whose tree update ran on another thread, and blocks of at least
+    /// [`DETACHED_MIN`] changes whose update did not: for the tests to see both paths taken.
+    #[cfg(test)]
+    paths_taken: (u32, u32),
 }
 
 impl core::fmt::Debug for Writer<'_> {
@@ -133,6 +140,9 @@ impl<'s> Writer<'s> {
             appender,
             namespaces,
             cache: NodeCache::default(),
+            tree_thread: std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
+            #[cfg(test)]
+            paths_taken: (0, 0),
         })
     }
 
@@ -141,7 +151,7 @@ impl<'s> Writer<'s> {
     fn discard_uncommitted(&mut self) {
         self.txn = None;
         self.pending = 0;
-        self.cache.clear();
+        self.cache.discard();
         match begin(self.store).and_then(|txn| Ok((load_position(self.store, &txn)?, txn))) {
             Ok(((tip, appender, namespaces), txn)) => {
                 self.tip = tip;
@@ -188,6 +198,14 @@ impl<'s> Writer<'s> {
     /// Blocks applied (or reverted) since the last commit.
     pub fn pending_blocks(&self) -> u32 {
         self.pending
+    }
+
+    /// v3: whether a block changing many keys (32 or more) updates the state tree on a second
+    /// thread while its state, undo log and operations are written. On by default when the
+    /// machine has more than one core; the result is the same either way, so turning it off
+    /// only trades time for a core (and lets a benchmark compare the two).
+    pub fn set_tree_thread(&mut self, on: bool) {
+        self.tree_thread = on;
     }
 
     /// Starts the next block. Its height must be the tip's plus one (the first block for an
@@ -246,6 +264,7 @@ impl<'s> Writer<'s> {
                 self.discard_uncommitted();
                 return Err(e);
             }
+            self.cache.committed();
             tracing::debug!(blocks = self.pending, tip = ?self.tip.map(|t| t.0), "committed");
         }
         self.pending = 0;
@@ -325,7 +344,7 @@ impl<'s> Writer<'s> {
         // The blocks of the open transaction may have changed tree pages not yet written.
         self.write_tree()?;
         // Taken for the rollback, put back after it: the tree it sets back goes through it.
-        let mut cache = std::mem::take(&mut self.cache);
+        let mut cache = self.cache.take();
         cache.clear();
         let current_mmr = self.appender.mmr().clone();
         let txn = self.txn()?;
@@ -701,28 +720,68 @@ fn apply_block(
                 .insert(META_KEY, schema::encode(&meta)?.as_slice())
                 .ctx("writing metadata")?;
         }
-        let summary = {
-            let mut state = txn.open_table(STATE).ctx("opening the state table")?;
-            let mut log = UndoLog::default();
-            for (key, new) in &overlay {
-                let previous = state
-                    .get(key.as_slice())
-                    .ctx("reading state")?
-                    .map(|v| v.value().to_vec());
-                if previous.as_deref() == new.as_deref() {
-                    continue;
-                }
-                match new {
-                    Some(v) => state.insert(key.as_slice(), v.as_slice()),
-                    None => state.remove(key.as_slice()),
-                }
-                .ctx("writing state")?;
-                log.entries.push(UndoEntry {
-                    key: key.clone(),
-                    previous,
-                });
+        let scheme = writer.store.config.scheme;
+        // v3: a large block's tree update runs on another thread while the state, the undo
+        // log and the operations are written, its changes taken from the overlay (a key set
+        // to its present value, or an absent one deleted, changes nothing in the tree).
+        let detached = match claimed_state_root {
+            None if scheme.commits_state()
+                && writer.tree_thread
+                && overlay.len() >= DETACHED_MIN =>
+            {
+                writer
+                    .cache
+                    .committed_pages(&writer.store.db)?
+                    .map(|committed| {
+                        let changes = tree_changes(
+                            &namespaces,
+                            overlay.iter().map(|(k, v)| (k.as_slice(), v.as_deref())),
+                        )?;
+                        Ok::<_, StoreError>((committed, changes))
+                    })
+                    .transpose()?
             }
-            let scheme = writer.store.config.scheme;
+            _ => None,
+        };
+        #[cfg(test)]
+        if detached.is_some() {
+            writer.paths_taken.0 += 1;
+        } else if overlay.len() >= DETACHED_MIN && writer.tree_thread {
+            writer.paths_taken.1 += 1;
+        }
+        let mut cache_slot = Some(&mut writer.cache);
+        let (written, detached_root) = match (detached, cache_slot.take()) {
+            (Some((committed, changes)), Some(cache)) => std::thread::scope(|scope| {
+                let what = format!("block {height}");
+                let worker = scope.spawn(move || {
+                    let root = tree::detached(&committed, cache, &changes, &what);
+                    (root, cache)
+                });
+                let written = write_state_undo_ops(txn, &overlay, height, window, &ops);
+                (written, Some(worker.join()))
+            }),
+            (_, cache) => {
+                cache_slot = cache;
+                let written = write_state_undo_ops(txn, &overlay, height, window, &ops);
+                (written, None)
+            }
+        };
+        let log = written?;
+        let summary = {
+            let detached_root = match detached_root {
+                Some(Ok((root, cache))) => {
+                    let root = root?;
+                    let mut nodes = txn.open_table(SMT).ctx("opening the state tree")?;
+                    TreeWrite::new(&mut nodes, cache).settle()?;
+                    Some(root)
+                }
+                Some(Err(_)) => {
+                    return Err(StoreError::Inconsistent(format!(
+                        "block {height}: the state tree's update stopped (a panic)"
+                    )));
+                }
+                None => None,
+            };
             let state_root = if !scheme.commits_state() {
                 None
             } else if let Some(root) = claimed_state_root {
@@ -732,10 +791,15 @@ fn apply_block(
                     )));
                 }
                 Some(root)
+            } else if detached_root.is_some() {
+                detached_root
             } else {
+                let cache = cache_slot
+                    .take()
+                    .ok_or_else(|| StoreError::Inconsistent("the tree cache was lent".into()))?;
                 Some(update_tree(
                     txn,
-                    &mut writer.cache,
+                    cache,
                     &namespaces,
                     height,
                     &log,
@@ -747,20 +811,6 @@ fn apply_block(
                     .ctx("opening the state roots")?
                     .insert(height, root.0)
                     .ctx("writing the state root")?;
-            }
-            let mut undo = txn.open_table(UNDO).ctx("opening the undo table")?;
-            undo.insert(height, schema::encode(&log)?.as_slice())
-                .ctx("writing the undo log")?;
-            if let Some(cut) = height.checked_sub(window) {
-                undo.retain_in(..=cut, |_, _| false)
-                    .ctx("pruning undo logs")?;
-            }
-
-            let mut ops_table = txn.open_table(OPS).ctx("opening the ops table")?;
-            for op in &ops {
-                ops_table
-                    .insert((height, op.vtxindex), schema::encode(op)?.as_slice())
-                    .ctx("writing operations")?;
             }
 
             let mut chain = txn.open_table(CHAIN).ctx("opening the chain table")?;
@@ -811,6 +861,72 @@ fn apply_block(
     }
 }
 
+/// The fewest state changes for which a v3 block's tree update runs on another thread (see
+/// [`tree::detached`]): below it, starting a thread costs more than the overlap gains.
+const DETACHED_MIN: usize = 32;
+
+/// Writes a block's state changes, its undo log (pruning the logs past the window) and its
+/// operations; returns the undo log: the keys whose value changed, with their values before.
+fn write_state_undo_ops(
+    txn: &WriteTransaction,
+    overlay: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    height: u64,
+    window: u64,
+    ops: &[StoredOp],
+) -> Result<UndoLog, StoreError> {
+    let mut state = txn.open_table(STATE).ctx("opening the state table")?;
+    let mut log = UndoLog::default();
+    for (key, new) in overlay {
+        let previous = state
+            .get(key.as_slice())
+            .ctx("reading state")?
+            .map(|v| v.value().to_vec());
+        if previous.as_deref() == new.as_deref() {
+            continue;
+        }
+        match new {
+            Some(v) => state.insert(key.as_slice(), v.as_slice()),
+            None => state.remove(key.as_slice()),
+        }
+        .ctx("writing state")?;
+        log.entries.push(UndoEntry {
+            key: key.clone(),
+            previous,
+        });
+    }
+    let mut undo = txn.open_table(UNDO).ctx("opening the undo table")?;
+    undo.insert(height, schema::encode(&log)?.as_slice())
+        .ctx("writing the undo log")?;
+    if let Some(cut) = height.checked_sub(window) {
+        undo.retain_in(..=cut, |_, _| false)
+            .ctx("pruning undo logs")?;
+    }
+    let mut ops_table = txn.open_table(OPS).ctx("opening the ops table")?;
+    for op in ops {
+        ops_table
+            .insert((height, op.vtxindex), schema::encode(op)?.as_slice())
+            .ctx("writing operations")?;
+    }
+    Ok(log)
+}
+
+/// State changes (full store keys with their new values, `None` deleting) as tree changes,
+/// sorted by path.
+fn tree_changes<'k>(
+    namespaces: &[String],
+    keys: impl Iterator<Item = (&'k [u8], Option<&'k [u8]>)>,
+) -> Result<Vec<vc_chash::state::Change>, StoreError> {
+    let mut changes = Vec::with_capacity(keys.size_hint().0);
+    for (key, new) in keys {
+        changes.push(vc_chash::state::Change {
+            path: tree::tree_path(namespaces, key)?,
+            value_hash: new.map(vc_chash::state::value_hash),
+        });
+    }
+    changes.sort_unstable_by_key(|c| c.path);
+    Ok(changes)
+}
+
 /// v3: applies the block's state changes (the keys its undo log names, with their new values
 /// from the overlay) to the state tree and returns the new state root.
 fn update_tree(
@@ -827,14 +943,137 @@ fn update_tree(
         return Ok(root);
     }
     let mut nodes = txn.open_table(SMT).ctx("opening the state tree")?;
-    let mut changes = Vec::with_capacity(log.entries.len());
-    for entry in &log.entries {
-        let new = overlay.get(&entry.key).and_then(Option::as_deref);
-        changes.push(vc_chash::state::Change {
-            path: tree::tree_path(namespaces, &entry.key)?,
-            value_hash: new.map(vc_chash::state::value_hash),
-        });
-    }
-    changes.sort_unstable_by_key(|c| c.path);
+    let changes = tree_changes(
+        namespaces,
+        log.entries.iter().map(|entry| {
+            let new = overlay.get(&entry.key).and_then(Option::as_deref);
+            (entry.key.as_slice(), new)
+        }),
+    )?;
     TreeWrite::new(&mut nodes, cache).apply(&changes, &format!("block {height}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::collections::BTreeMap;
+
+    use vc_chash::Scheme;
+    use vc_chash::state::MemoryState;
+
+    use super::*;
+    use crate::StoreConfig;
+
+    /// xorshift64.
+    fn next(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
+    /// A large v3 block's tree update runs on another thread, reading the pages its cache
+    /// lacks from the last commit; that is only right while the open transaction has written
+    /// no page the cache has since dropped. Random blocks (small, and from just under to well
+    /// over the threshold, with deletions, rewrites of present values and deletions of absent
+    /// keys), commits, rollbacks inside and across transactions, rollbacks refused as too deep
+    /// and discarded writers, under caches bounded to 8 and 64 pages (so that pages are written
+    /// early, inside the transaction, and dropped) and the default bound: after every block
+    /// the writer's root must equal an in-memory tree of the same state, and after the last
+    /// commit the replay verifier must find the file's tree whole.
+    #[test]
+    fn a_tree_update_on_another_thread_equals_the_state_it_commits() {
+        let mut taken = (0, 0);
+        for (seed, limit) in [(1u64, 8usize), (2, 64), (3, tree::DEFAULT_CACHED_PAGES)] {
+            let dir = tempfile::tempdir().unwrap();
+            let config = StoreConfig::new("test-app", "1.0.0", Scheme::V3, 10, "regtest")
+                .with_undo_window(6);
+            let store = Store::open(dir.path().join("db"), config).unwrap();
+            let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            // The state after each block, from the first; and the same as last committed.
+            let mut states: Vec<MemoryState> = Vec::new();
+            let mut committed: Vec<MemoryState> = Vec::new();
+            let mut w = store.writer().unwrap();
+            w.cache = NodeCache::with_limit(limit);
+            w.set_tree_thread(true);
+            for step in 0..300 {
+                match next(&mut x) % 20 {
+                    0..=12 => {
+                        let height = 10 + states.len() as u64;
+                        let mut state = states.last().cloned().unwrap_or_else(MemoryState::new);
+                        let count = [0, 3, 31, 32, 33, 60, 150][(next(&mut x) % 7) as usize];
+                        let mut b = w
+                            .begin_block(BlockHeader {
+                                height,
+                                block_hash: Hash256([(step % 251) as u8 + 1; 32]),
+                                prev_hash: w.tip().map_or(Hash256::ZERO, |t| t.1),
+                            })
+                            .unwrap();
+                        let mut changes = BTreeMap::new();
+                        for _ in 0..count {
+                            let r = next(&mut x);
+                            let key = format!("k{}", r % 400).into_bytes();
+                            let value = match r >> 60 {
+                                0..=2 => None,
+                                3 => state.get(b"names", &key).map(<[u8]>::to_vec),
+                                _ => Some((r >> 20).to_be_bytes()[..(r % 9) as usize].to_vec()),
+                            };
+                            match &value {
+                                Some(v) => b.put_raw("names", &key, v.clone()).unwrap(),
+                                None => b.delete_raw("names", &key),
+                            }
+                            changes.insert(key, value);
+                        }
+                        b.finish().unwrap();
+                        let root = state.apply(
+                            changes
+                                .iter()
+                                .map(|(k, v)| (b"names".as_slice(), k.as_slice(), v.clone())),
+                        );
+                        assert_eq!(w.cache.root(), Some(root), "seed {seed}, step {step}");
+                        states.push(state);
+                    }
+                    13..=15 => {
+                        w.commit().unwrap();
+                        committed.clone_from(&states);
+                    }
+                    16..=18 if !states.is_empty() => {
+                        let depth = next(&mut x) % 9;
+                        let target = (10 + states.len() as u64).saturating_sub(1 + depth).max(9);
+                        match w.rollback_to(target) {
+                            Ok(_) => states.truncate((target + 1).saturating_sub(10) as usize),
+                            Err(StoreError::RollbackTooDeep { .. }) => {}
+                            Err(e) => panic!("seed {seed}, step {step}: {e}"),
+                        }
+                    }
+                    16..=18 => {}
+                    _ => {
+                        taken.0 += w.paths_taken.0;
+                        taken.1 += w.paths_taken.1;
+                        drop(w);
+                        states.clone_from(&committed);
+                        w = store.writer().unwrap();
+                        w.cache = NodeCache::with_limit(limit);
+                        w.set_tree_thread(true);
+                    }
+                }
+            }
+            w.commit().unwrap();
+            taken.0 += w.paths_taken.0;
+            taken.1 += w.paths_taken.1;
+            drop(w);
+            let view = store.view().unwrap();
+            let tip = view.tip().unwrap().unwrap();
+            let report = crate::replay::verify(&view, (tip.height, tip.consensus_hash)).unwrap();
+            assert!(report.is_ok(), "seed {seed}: {report:?}");
+            let root = states
+                .last()
+                .map_or(vc_chash::state::EMPTY, MemoryState::root);
+            assert_eq!(view.tree_root(tip.height).unwrap(), Some(root));
+        }
+        // Both paths were taken: on another thread, and in the transaction after early writes
+        // or a rollback.
+        assert!(taken.0 > 40 && taken.1 > 10, "{taken:?}");
+    }
 }
