@@ -4,7 +4,7 @@
 //!
 //! The rustup toolchain here has no `wasm32-unknown-unknown` target, and none can be
 //! downloaded; Debian's `rustc` (1.63) with `libstd-rust-dev-wasm32` has it, and is installed
-//! with apt-get when missing (as root). `VC_GUEST_RUSTC` names another compiler that has the
+//! with apt-get when missing (as root), with `lld` for its linker `rust-lld`. `VC_GUEST_RUSTC` names another compiler that has the
 //! target. The SDK and the guests need nothing but core and alloc, so plain `rustc` calls
 //! build them: the SDK as an rlib, each guest as a `cdylib` linked against it. Rust 1.63 still
 //! wants `default_alloc_error_handler` (stable since 1.68) for a `no_std` module that
@@ -19,7 +19,8 @@ use anyhow::{Context, Result, ensure};
 
 use crate::{ensure_debian_packages, run_with_env};
 
-/// Debian's compiler, which has the wasm32 target once `libstd-rust-dev-wasm32` is installed.
+/// Debian's compiler, which has the wasm32 target once `libstd-rust-dev-wasm32` (and `lld`, its
+/// linker) is installed.
 const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
 
 /// The flags every guest crate is compiled with: optimized, aborting on panic, no symbols or
@@ -62,7 +63,9 @@ pub fn build(root: &Path) -> Result<PathBuf> {
         Some(r) => PathBuf::from(r),
         None => {
             ensure_debian_packages(
-                &["rustc", "libstd-rust-dev-wasm32"],
+                // `lld`: the wasm32 target links with `rust-lld`, which Debian's rustc only
+                // suggests (a link to `lld-14` on bookworm).
+                &["rustc", "libstd-rust-dev-wasm32", "lld"],
                 "building the WebAssembly guests",
                 "VC_GUEST_RUSTC",
             )?;
