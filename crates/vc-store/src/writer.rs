@@ -749,30 +749,28 @@ fn apply_block(
         } else if overlay.len() >= DETACHED_MIN && writer.tree_thread {
             writer.paths_taken.1 += 1;
         }
-        let mut cache_slot = Some(&mut writer.cache);
-        let (written, detached_root) = match (detached, cache_slot.take()) {
-            (Some((committed, changes)), Some(cache)) => std::thread::scope(|scope| {
+        let (written, detached_root) = match detached {
+            Some((committed, changes)) => {
+                let cache = &mut writer.cache;
                 let what = format!("block {height}");
-                let worker = scope.spawn(move || {
-                    let root = tree::detached(&committed, cache, &changes, &what);
-                    (root, cache)
-                });
-                let written = write_state_undo_ops(txn, &overlay, height, window, &ops);
-                (written, Some(worker.join()))
-            }),
-            (_, cache) => {
-                cache_slot = cache;
-                let written = write_state_undo_ops(txn, &overlay, height, window, &ops);
-                (written, None)
+                std::thread::scope(|scope| {
+                    let worker = scope.spawn(|| tree::detached(&committed, cache, &changes, &what));
+                    let written = write_state_undo_ops(txn, &overlay, height, window, &ops);
+                    (written, Some(worker.join()))
+                })
             }
+            None => (
+                write_state_undo_ops(txn, &overlay, height, window, &ops),
+                None,
+            ),
         };
         let log = written?;
         let summary = {
             let detached_root = match detached_root {
-                Some(Ok((root, cache))) => {
+                Some(Ok(root)) => {
                     let root = root?;
                     let mut nodes = txn.open_table(SMT).ctx("opening the state tree")?;
-                    TreeWrite::new(&mut nodes, cache).settle()?;
+                    TreeWrite::new(&mut nodes, &mut writer.cache).settle()?;
                     Some(root)
                 }
                 Some(Err(_)) => {
@@ -794,12 +792,9 @@ fn apply_block(
             } else if detached_root.is_some() {
                 detached_root
             } else {
-                let cache = cache_slot
-                    .take()
-                    .ok_or_else(|| StoreError::Inconsistent("the tree cache was lent".into()))?;
                 Some(update_tree(
                     txn,
-                    cache,
+                    &mut writer.cache,
                     &namespaces,
                     height,
                     &log,
