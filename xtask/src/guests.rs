@@ -4,8 +4,8 @@
 //!
 //! The rustup toolchain here has no `wasm32-unknown-unknown` target, and none can be
 //! downloaded; Debian's `rustc` (1.63) with `libstd-rust-dev-wasm32` has it, and is installed
-//! with apt-get when missing (as root), with `lld` for its linker `rust-lld`. `VC_GUEST_RUSTC` names another compiler that has the
-//! target. The SDK and the guests need nothing but core and alloc, so plain `rustc` calls
+//! with apt-get when missing (as root), with `lld` for its linker `rust-lld`. `VC_GUEST_RUSTC`
+//! names another compiler that has the target. The SDK and the guests need nothing but core and alloc, so plain `rustc` calls
 //! build them: the SDK as an rlib, each guest as a `cdylib` linked against it. Rust 1.63 still
 //! wants `default_alloc_error_handler` (stable since 1.68) for a `no_std` module that
 //! allocates: it is turned on from the command line, with `RUSTC_BOOTSTRAP=1`, so that the
