@@ -2,6 +2,10 @@
 //! killed with SIGKILL at random moments. Every reopen must land on a block boundary with all
 //! invariants, and the chain must be exactly what an uninterrupted run computes: every
 //! consensus hash and, the store being v3, every state root and state proof.
+//!
+//! The test runs twice: with small blocks, whose tree update runs in the write transaction,
+//! and with wide ones (`common::WIDE`), whose update runs on the writer's second thread and
+//! reads the last commit, so that a kill there too must leave nothing half-written.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -10,11 +14,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Model, config, mix, write_block};
+use common::{Model, WIDE, config, mix, write_block};
 use vc_chash::{History, Scheme};
 use vc_store::{StateReadExt, Store};
 
 const CHILD_ENV: &str = "VC_STORE_CRASH_CHILD_DB";
+/// The child's first branch (`0`, or [`WIDE`] for wide blocks): it writes that one and the two
+/// after it.
+const BRANCHES_ENV: &str = "VC_STORE_CRASH_CHILD_BRANCHES";
 const FIRST: u64 = 1000;
 const KILLS: usize = 24;
 /// v3: the strictest scheme, whose consensus hashes also commit the state tree, so that the
@@ -31,6 +38,7 @@ fn fork_of(hash: &[u8; 32]) -> u64 {
 #[ignore = "the child process of kill_nine_at_random_moments"]
 fn crash_child() {
     let path = std::env::var(CHILD_ENV).expect("run by kill_nine_at_random_moments");
+    let base: u64 = std::env::var(BRANCHES_ENV).unwrap().parse().unwrap();
     let store = Store::open(&path, config(SCHEME, FIRST).with_undo_window(20)).unwrap();
     let ns = common::NAMES;
     let mut rng = mix(u64::from(std::process::id()) ^ Instant::now().elapsed().as_nanos() as u64);
@@ -40,9 +48,11 @@ fn crash_child() {
     };
     loop {
         let mut w = store.writer().unwrap();
+        // Whatever the machine's cores, so that wide blocks take the second thread.
+        w.set_tree_thread(true);
         for _ in 0..next() % 40 + 1 {
             let h = w.next_height();
-            write_block(&mut w, &ns, h, 0);
+            write_block(&mut w, &ns, h, base);
         }
         if next() % 4 == 0 {
             // A reorg: revert a few blocks and apply a branch, maybe in a later commit.
@@ -52,7 +62,7 @@ fn crash_child() {
             if next() % 2 == 0 {
                 w.commit().unwrap();
             }
-            let fork = next() % 3;
+            let fork = base + next() % 3;
             for _ in 0..depth {
                 let h = w.next_height();
                 write_block(&mut w, &ns, h, fork);
@@ -98,7 +108,8 @@ fn check_after_crash(path: &Path) -> (u64, Model) {
     let state: std::collections::BTreeMap<String, u64> =
         view.range(&ns, None, None).unwrap().into_iter().collect();
     assert_eq!(state, model.state(), "state at tip {}", tip.height);
-    let mem = model.history();
+    let roots = model.roots();
+    let mem = model.history_with(&roots);
     for h in FIRST..=tip.height {
         assert_eq!(
             view.consensus_hash(h).unwrap(),
@@ -107,11 +118,10 @@ fn check_after_crash(path: &Path) -> (u64, Model) {
         );
     }
     // The state tree equals the model's at every height, and proves the tip's state.
-    let trees = model.trees();
     for h in FIRST..=tip.height {
         assert_eq!(
             view.tree_root(h).unwrap(),
-            Some(trees[(h - FIRST) as usize].root()),
+            Some(roots[(h - FIRST) as usize]),
             "state root at {h}"
         );
     }
@@ -142,6 +152,17 @@ fn check_after_crash(path: &Path) -> (u64, Model) {
 
 #[test]
 fn kill_nine_at_random_moments() {
+    kill_nine(0);
+}
+
+#[test]
+fn kill_nine_at_random_moments_with_wide_blocks() {
+    kill_nine(WIDE);
+}
+
+/// Kills the child writing branches `base` to `base + 2` [`KILLS`] times, checking the file
+/// after each kill, then continues the chain and checks that too.
+fn kill_nine(base: u64) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash.redb");
     let exe = std::env::current_exe().unwrap();
@@ -151,6 +172,7 @@ fn kill_nine_at_random_moments() {
         let mut child = Command::new(&exe)
             .args(["--exact", "crash_child", "--ignored", "--test-threads=1"])
             .env(CHILD_ENV, &path)
+            .env(BRANCHES_ENV, base.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -175,9 +197,10 @@ fn kill_nine_at_random_moments() {
     let store = Store::open(&path, config(SCHEME, FIRST).with_undo_window(20)).unwrap();
     let ns = common::NAMES;
     let mut w = store.writer().unwrap();
+    w.set_tree_thread(true);
     for h in tip + 1..tip + 51 {
-        write_block(&mut w, &ns, h, 0);
-        model.apply(0);
+        write_block(&mut w, &ns, h, base);
+        model.apply(base);
     }
     w.commit().unwrap();
     drop(w);

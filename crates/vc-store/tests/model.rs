@@ -4,14 +4,15 @@
 
 mod common;
 
-use common::{Model, config, write_block};
+use common::{Model, WIDE, config, write_block};
 use proptest::prelude::*;
 use vc_chash::{History, Scheme};
 use vc_store::{StateReadExt, Store, StoreError};
 
 #[derive(Clone, Debug)]
 enum Step {
-    /// Apply `count` blocks of branch `fork`.
+    /// Apply `count` blocks of branch `fork` (from [`WIDE`] on, some of them change enough keys
+    /// for a v3 writer to update its tree on its second thread).
     Apply { fork: u64, count: u64 },
     /// Roll back `depth` blocks (possibly past the undo window or the first block).
     Rollback { depth: u64 },
@@ -25,7 +26,8 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        4 => (0..3u64, 1..6u64).prop_map(|(fork, count)| Step::Apply { fork, count }),
+        4 => (prop_oneof![0..3u64, WIDE..WIDE + 3], 1..6u64)
+            .prop_map(|(fork, count)| Step::Apply { fork, count }),
         2 => (0..10u64).prop_map(|depth| Step::Rollback { depth }),
         2 => Just(Step::Commit),
         1 => Just(Step::Abort),
@@ -74,12 +76,12 @@ fn check_state_proofs(
     tip: u64,
     undo: &std::collections::BTreeSet<u64>,
 ) -> Result<(), TestCaseError> {
-    let trees = model.trees();
+    let roots = model.roots();
     let trusted = view.consensus_hash(tip).unwrap().unwrap();
     for h in FIRST..=tip {
         prop_assert_eq!(
             view.tree_root(h).unwrap(),
-            Some(trees[(h - FIRST) as usize].root())
+            Some(roots[(h - FIRST) as usize])
         );
     }
     // The oldest height whose later blocks all still have their undo logs.

@@ -34,6 +34,11 @@ pub fn block_hash(height: u64, fork: u64) -> Hash256 {
     Hash256(b)
 }
 
+/// Branches from this one on have *wide* blocks: one in three changes 40 to 71 keys, so that a
+/// v3 writer updates the state tree on its second thread (from 32 changes on). Branches below
+/// it change at most 4 keys a block.
+pub const WIDE: u64 = 1 << 16;
+
 /// One generated block: its operations and state changes (`None` deletes).
 #[derive(Clone, Debug)]
 pub struct Generated {
@@ -66,11 +71,18 @@ pub fn generate(height: u64, fork: u64) -> Generated {
             }
         })
         .collect();
-    let n_changes = mix(seed ^ 0xabc) % 5;
+    // A wide block changes 40 to 71 keys among 300 names (a few may repeat); any other, up
+    // to 4 among 40.
+    let wide = fork >= WIDE && mix(seed ^ 0x77).is_multiple_of(3);
+    let (n_changes, names) = if wide {
+        (40 + mix(seed ^ 0xabc) % 32, 300)
+    } else {
+        (mix(seed ^ 0xabc) % 5, 40)
+    };
     let changes = (0..n_changes)
         .map(|i| {
             let r = mix(seed ^ (i + 100));
-            let key = format!("name{}", r % 40);
+            let key = format!("name{}", r % names);
             let value = if r.is_multiple_of(5) {
                 None
             } else {
@@ -163,23 +175,27 @@ impl Model {
     }
 
     /// The consensus hashes the model's chain must have, from vc-chash's in-memory history
-    /// (v3: with the state roots of [`Model::trees`]).
+    /// (v3: with the state roots of [`Model::roots`]).
     pub fn history(&self) -> MemoryHistory {
+        self.history_with(&self.roots())
+    }
+
+    /// [`Model::history`] with the state roots already computed.
+    pub fn history_with(&self, roots: &[Hash256]) -> MemoryHistory {
         let mut h = MemoryHistory::new(self.scheme, self.first);
-        let trees = self.trees();
         for (i, fork) in self.blocks.iter().enumerate() {
             let height = self.first + i as u64;
             let g = generate(height, *fork);
             let records: Vec<Vec<u8>> = g.ops.iter().flat_map(|o| o.records.clone()).collect();
-            let root = self.scheme.commits_state().then(|| trees[i].root());
+            let root = self.scheme.commits_state().then(|| roots[i]);
             h.push_block_with_state(g.hash, &records, root);
         }
         h
     }
 
-    /// The state after each block as vc-chash's in-memory state tree, built from the model's
-    /// maps alone (keys and values in the store's encodings).
-    pub fn trees(&self) -> Vec<MemoryState> {
+    /// The state root after each block, from vc-chash's in-memory state tree built from the
+    /// model's maps alone (keys and values in the store's encodings).
+    pub fn roots(&self) -> Vec<Hash256> {
         let mut tree = MemoryState::new();
         let mut before: BTreeMap<String, u64> = BTreeMap::new();
         let mut out = Vec::new();
@@ -195,12 +211,13 @@ impl Model {
                     changes.push((k.as_bytes().to_vec(), None));
                 }
             }
-            tree.apply(
-                changes
-                    .iter()
-                    .map(|(k, v)| (b"names".as_slice(), k.as_slice(), v.clone())),
+            out.push(
+                tree.apply(
+                    changes
+                        .iter()
+                        .map(|(k, v)| (b"names".as_slice(), k.as_slice(), v.clone())),
+                ),
             );
-            out.push(tree.clone());
             before = state.clone();
         }
         out
