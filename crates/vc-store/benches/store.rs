@@ -21,14 +21,16 @@
 //!   block changing 1,000 random keys from `begin_block` to `finish` (inside the write
 //!   transaction; the commit follows untimed), `apply_1000_commit` the same with its durable
 //!   commit, `apply_1000_x20_commit` the same blocks during catch-up (20 to a write
-//!   transaction, as the engine's commit policy batches them, every commit timed; the time
-//!   is per block), `apply_empty` one block changing nothing (commit every 1,000 blocks, untimed),
+//!   transaction, every commit timed; the time is per block), `apply_empty` one block changing
+//!   nothing (commit every 1,000 blocks, untimed),
 //!   and for v3 `prove_D_blocks_back` a state proof of a random key at `D` blocks below the
 //!   tip (1, 10, 100), whose earlier tree is rebuilt from the `D` blocks' undo logs. The
 //!   writer first applies 300 such blocks untimed, so that the times are of a warm writer.
-//!   Bytes on disk per key and the growth per block are printed at start-up, and for v3 the
-//!   same batches with and without the tree's second thread (`Writer::set_tree_thread`),
-//!   interleaved.
+//!   Bytes on disk per key and the growth per block are printed at start-up; then, v2 and v3
+//!   interleaved, catch-up as the engine commits it, under the default `CommitPolicy` (1,000
+//!   blocks or 2 seconds to a write transaction, so the batch grows as blocks get cheaper);
+//!   and for v3 batches of 20 with and without the tree's second thread
+//!   (`Writer::set_tree_thread`), interleaved.
 //! * `state_sizes/{v2,v3}/{10000,100000}/apply_1000_x20_commit`: `apply_1000_x20_commit` on
 //!   stores of 10,000 and 100,000 keys, built the same way.
 
@@ -468,6 +470,8 @@ fn state_sizes(c: &mut Criterion) {
 fn million_keys(c: &mut Criterion) {
     let mut g = c.benchmark_group("million_keys");
     g.sample_size(10);
+    // The v2 store, kept open for the v3 round to compare catch-up with, interleaved.
+    let mut v2_kept: Option<(tempfile::TempDir, Store)> = None;
     for scheme in [Scheme::V2, Scheme::V3] {
         let cached = million_store(scheme);
         let dir = tempfile::tempdir().unwrap();
@@ -518,6 +522,9 @@ fn million_keys(c: &mut Criterion) {
             "{scheme}: the first 300 blocks after opening (20 to a commit) took {:.1} ms each",
             started.elapsed().as_secs_f64() * 1e3 / 300.0
         );
+        if let Some((_, v2)) = &v2_kept {
+            catch_up_by_policy(&mut v2.writer().unwrap(), &mut w, &mut x);
+        }
         if scheme.commits_state() {
             tree_thread_interleaved(&mut w, &mut x);
         }
@@ -580,8 +587,49 @@ fn million_keys(c: &mut Criterion) {
                 total
             });
         });
+        drop(w);
+        if scheme == Scheme::V2 {
+            v2_kept = Some((dir, store));
+        }
     }
     g.finish();
+}
+
+/// Catch-up as the engine does it, v2 against v3: blocks of 1,000 random changes, committed
+/// whenever the default [`CommitPolicy`](vc_store::CommitPolicy) says (1,000 blocks or 2
+/// seconds), every block and commit timed; three rounds of 300 blocks on each store, each
+/// ending with a commit, interleaved so that the machine's slow and fast periods fall on both;
+/// prints the median per block and how many blocks a commit held.
+fn catch_up_by_policy<'s>(v2: &mut Writer<'s>, v3: &mut Writer<'s>, x: &mut u64) {
+    const BLOCKS: u32 = 300;
+    let policy = vc_store::CommitPolicy::default();
+    let mut rounds: [Vec<(f64, u32)>; 2] = Default::default();
+    for _ in 0..3 {
+        for (w, times) in [&mut *v2, &mut *v3].into_iter().zip(rounds.iter_mut()) {
+            let mut commits = 1;
+            let start = Instant::now();
+            for _ in 0..BLOCKS {
+                put_block(w, (0..1_000).map(|_| next_key(x)));
+                commits += u32::from(w.commit_if_due(&policy, false).unwrap());
+            }
+            w.commit().unwrap();
+            times.push((
+                start.elapsed().as_secs_f64() * 1e3 / f64::from(BLOCKS),
+                commits,
+            ));
+        }
+    }
+    for (scheme, times) in ["v2", "v3"].into_iter().zip(rounds.iter_mut()) {
+        times.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (per_block, commits) = times[1];
+        eprintln!(
+            "{scheme}: catch-up under the default commit policy ({BLOCKS} blocks of 1,000 \
+             changes, interleaved with the other scheme, median of 3 rounds): {per_block:.1} ms \
+             a block, {:.0} blocks to a commit; the rounds: {:.1?}",
+            f64::from(BLOCKS) / f64::from(commits),
+            times.iter().map(|r| r.0).collect::<Vec<_>>()
+        );
+    }
 }
 
 /// v3: what the tree's second thread saves, measured interleaved so that the machine's slow
