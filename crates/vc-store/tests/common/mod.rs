@@ -35,7 +35,7 @@ pub fn block_hash(height: u64, fork: u64) -> Hash256 {
 }
 
 /// Branches from this one on have *wide* blocks: one in three changes 40 to 71 keys, so that a
-/// v3 writer updates the state tree on its second thread (from 32 changes on). Branches below
+/// v3 writer updates the state tree on its second thread (from 16 changes on). Branches below
 /// it change at most 4 keys a block.
 pub const WIDE: u64 = 1 << 16;
 
