@@ -104,11 +104,21 @@ impl Tagged {
     }
 }
 
-/// `SHA256(tag || a || b)`.
+/// `SHA256(tag || a || b)`: exactly two compressions, no buffering. The 65-byte message fills
+/// the first block but its last byte, which opens the second, followed by the padding (0x80,
+/// zeros, bit length 520). State trees hash every inner node and leaf this way.
 pub(crate) fn tagged_pair(tag: u8, a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
-    let mut t = Tagged::new(tag);
-    t.update(a).update(b);
-    t.finish()
+    let mut first = [0u8; 64];
+    first[0] = tag;
+    first[1..33].copy_from_slice(a);
+    first[33..].copy_from_slice(&b[..31]);
+    let mut second = [0u8; 64];
+    second[0] = b[31];
+    second[1] = 0x80;
+    second[62..].copy_from_slice(&(65u16 * 8).to_be_bytes());
+    let mut state = IV;
+    sha2::block_api::compress256(&mut state, &[first, second]);
+    state_bytes(&state)
 }
 
 #[cfg(test)]
@@ -129,6 +139,19 @@ mod tests {
             mixed[..16].copy_from_slice(&a[..16]);
             mixed[16..].copy_from_slice(&b);
             assert_eq!(dsha256_pair(&a[..16], &b), dsha256(&mixed));
+        }
+    }
+
+    #[test]
+    fn fast_tagged_pair_matches_generic_sha256() {
+        for seed in 0..50u8 {
+            let a: [u8; 32] = core::array::from_fn(|i| seed.wrapping_mul(29).wrapping_add(i as u8));
+            let b: [u8; 32] = core::array::from_fn(|i| seed ^ (i as u8).wrapping_mul(13));
+            let mut cat = [0u8; 65];
+            cat[0] = seed;
+            cat[1..33].copy_from_slice(&a);
+            cat[33..].copy_from_slice(&b);
+            assert_eq!(tagged_pair(seed, &a, &b), sha256(&cat));
         }
     }
 }
