@@ -9,8 +9,32 @@ use crate::hex::{self, HexError};
 ///
 /// Its textual form is the lowercase hex of the bytes in the order they are stored. Note that
 /// Bitcoin displays block hashes byte-reversed; see [`Hash256::from_display_hex`] for that form.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Hash256(pub [u8; 32]);
+
+/// The bytes' lexicographic order, as `[u8; 32]` orders them, compared as four big-endian
+/// words: the same order without a call to `memcmp`, which state trees and maps of key paths
+/// compare millions of times.
+impl Ord for Hash256 {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        let words = |h: &Hash256| {
+            let mut w = [0u64; 4];
+            for (word, chunk) in w.iter_mut().zip(h.0.chunks_exact(8)) {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(chunk);
+                *word = u64::from_be_bytes(b);
+            }
+            w
+        };
+        words(self).cmp(&words(other))
+    }
+}
+
+impl PartialOrd for Hash256 {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl Hash256 {
     /// The all-zero hash.
@@ -269,6 +293,36 @@ mod tests {
         let h = Hash256::from_display_hex(&("00".repeat(31) + "01")).unwrap();
         assert_eq!(h.0[0], 1);
         assert_eq!(h.reversed().to_string(), "00".repeat(31) + "01");
+    }
+
+    #[test]
+    fn hashes_order_as_their_bytes() {
+        // Every byte position decides when the ones before it are equal, including the last
+        // of each eight-byte word and a difference in the top bit.
+        let mut cases = alloc::vec![Hash256::ZERO, Hash256([0xFF; 32])];
+        for i in 0..32 {
+            for b in [0x01, 0x7F, 0x80, 0xFF] {
+                let mut h = [0x55u8; 32];
+                h[i] = b;
+                cases.push(Hash256(h));
+            }
+        }
+        for a in &cases {
+            for b in &cases {
+                assert_eq!(a.cmp(b), a.0.cmp(&b.0), "{a} against {b}");
+                assert_eq!(a.partial_cmp(b), Some(a.0.cmp(&b.0)));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn random_hashes_order_as_their_bytes(a: [u8; 32], b: [u8; 32], shared in 0usize..32) {
+            // Share a prefix half the time, so that the deciding byte is anywhere.
+            let mut b = b;
+            b[..shared].copy_from_slice(&a[..shared]);
+            proptest::prop_assert_eq!(Hash256(a).cmp(&Hash256(b)), a.cmp(&b));
+        }
     }
 
     #[test]
