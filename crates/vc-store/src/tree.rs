@@ -481,9 +481,11 @@ struct CachedPages<'r, 'c, T> {
 impl<T: ReadableTable<&'static [u8], &'static [u8]>> PageStore for CachedPages<'_, '_, T> {
     type Error = StoreError;
 
+    /// A cached page is moved out and leaves an empty one in its entry until it comes back:
+    /// cheaper than removing the entry and inserting it again.
     fn take(&mut self, top: u16, position: &Hash256) -> Result<Page, StoreError> {
-        match self.cache.pages.remove(&(top, *position)) {
-            Some(page) => Ok(page),
+        match self.cache.pages.get_mut(&(top, *position)) {
+            Some(page) => Ok(std::mem::take(page)),
             None => page_at(self.table, top, position),
         }
     }
@@ -492,7 +494,12 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> PageStore for CachedPages<'
         if changed {
             self.changed.push((top, position));
         }
-        self.cache.pages.insert((top, position), page);
+        match self.cache.pages.get_mut(&(top, position)) {
+            Some(entry) => *entry = page,
+            None => {
+                self.cache.pages.insert((top, position), page);
+            }
+        }
     }
 }
 

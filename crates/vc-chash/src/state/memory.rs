@@ -55,17 +55,26 @@ impl NodeStore for MemoryState {
     }
 }
 
-/// A [`MemoryState`]'s pages as a [`PageStore`]: an empty page given back is dropped.
+/// A [`MemoryState`]'s pages as a [`PageStore`]: a page taken out leaves an empty one in its
+/// entry (moving it costs no removal from the map), and an empty page given back is dropped.
 struct Pages<'a>(&'a mut BTreeMap<(u16, Hash256), Page>);
 
 impl PageStore for Pages<'_> {
     type Error = Infallible;
     fn take(&mut self, top: u16, position: &Hash256) -> Result<Page, Infallible> {
-        Ok(self.0.remove(&(top, *position)).unwrap_or_default())
+        Ok(self
+            .0
+            .get_mut(&(top, *position))
+            .map(core::mem::take)
+            .unwrap_or_default())
     }
 
     fn give_back(&mut self, top: u16, position: Hash256, page: Page, _changed: bool) {
-        if !page.is_empty() {
+        if page.is_empty() {
+            self.0.remove(&(top, position));
+        } else if let Some(entry) = self.0.get_mut(&(top, position)) {
+            *entry = page;
+        } else {
             self.0.insert((top, position), page);
         }
     }
