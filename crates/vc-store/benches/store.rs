@@ -28,8 +28,9 @@
 //!   writer first applies 300 such blocks untimed, so that the times are of a warm writer.
 //!   Bytes on disk per key and the growth per block are printed at start-up; then, v2 and v3
 //!   interleaved, catch-up as the engine commits it, under the default `CommitPolicy` (1,000
-//!   blocks or 2 seconds to a write transaction, so the batch grows as blocks get cheaper);
-//!   and for v3 batches of 20 with and without the tree's second thread
+//!   blocks or 2 seconds to a write transaction, so the batch grows as blocks get cheaper),
+//!   with where the time went (`WriterTimings`: the blocks, the tree update and the wait for
+//!   it, the commits and the tree pages written at them); and for v3 batches of 20 with and without the tree's second thread
 //!   (`Writer::set_tree_thread`), interleaved.
 //! * `state_sizes/{v2,v3}/{10000,100000}/apply_1000_x20_commit`: `apply_1000_x20_commit` on
 //!   stores of 10,000 and 100,000 keys, built the same way.
@@ -599,35 +600,44 @@ fn million_keys(c: &mut Criterion) {
 /// whenever the default [`CommitPolicy`](vc_store::CommitPolicy) says (1,000 blocks or 2
 /// seconds), every block and commit timed; three rounds of 300 blocks on each store, each
 /// ending with a commit, interleaved so that the machine's slow and fast periods fall on both;
-/// prints the median per block and how many blocks a commit held.
+/// prints the median round per block, how many blocks a commit held, and where that round's
+/// time went ([`WriterTimings`](vc_store::WriterTimings)).
 fn catch_up_by_policy<'s>(v2: &mut Writer<'s>, v3: &mut Writer<'s>, x: &mut u64) {
     const BLOCKS: u32 = 300;
     let policy = vc_store::CommitPolicy::default();
-    let mut rounds: [Vec<(f64, u32)>; 2] = Default::default();
+    let mut rounds: [Vec<(f64, vc_store::WriterTimings)>; 2] = Default::default();
     for _ in 0..3 {
         for (w, times) in [&mut *v2, &mut *v3].into_iter().zip(rounds.iter_mut()) {
-            let mut commits = 1;
+            w.take_timings();
             let start = Instant::now();
             for _ in 0..BLOCKS {
                 put_block(w, (0..1_000).map(|_| next_key(x)));
-                commits += u32::from(w.commit_if_due(&policy, false).unwrap());
+                w.commit_if_due(&policy, false).unwrap();
             }
             w.commit().unwrap();
             times.push((
                 start.elapsed().as_secs_f64() * 1e3 / f64::from(BLOCKS),
-                commits,
+                w.take_timings(),
             ));
         }
     }
     for (scheme, times) in ["v2", "v3"].into_iter().zip(rounds.iter_mut()) {
         times.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let (per_block, commits) = times[1];
+        let (per_block, t) = times[1];
+        let ms = |d: Duration| d.as_secs_f64() * 1e3 / f64::from(BLOCKS);
         eprintln!(
             "{scheme}: catch-up under the default commit policy ({BLOCKS} blocks of 1,000 \
              changes, interleaved with the other scheme, median of 3 rounds): {per_block:.1} ms \
-             a block, {:.0} blocks to a commit; the rounds: {:.1?}",
-            f64::from(BLOCKS) / f64::from(commits),
-            times.iter().map(|r| r.0).collect::<Vec<_>>()
+             a block, {:.0} blocks to a commit; the rounds: {:.1?}; per block, that round: \
+             applying {:.2} ms (tree update {:.2} ms, {:.2} ms of it waited for), committing \
+             {:.2} ms (tree pages {:.2} ms)",
+            f64::from(BLOCKS) / t.commits as f64,
+            times.iter().map(|r| r.0).collect::<Vec<_>>(),
+            ms(t.applying),
+            ms(t.tree_update),
+            ms(t.tree_wait),
+            ms(t.committing),
+            ms(t.tree_pages),
         );
     }
 }

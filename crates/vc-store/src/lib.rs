@@ -78,7 +78,7 @@ pub use state::{
     Namespace, RawEntry, StateAccess, StateKey, StateRead, StateReadExt, StateWriteExt,
 };
 pub use store::{DEFAULT_UNDO_WINDOW, KEEP_ALL_UNDO, Store, StoreConfig, Tip, View};
-pub use writer::{BlockHeader, BlockWriter, CommitPolicy, Savepoint, Writer};
+pub use writer::{BlockHeader, BlockWriter, CommitPolicy, Savepoint, Writer, WriterTimings};
 
 /// The README's examples, compiled and run as doctests so they stay true.
 #[cfg(doctest)]

@@ -55,6 +55,35 @@ pub struct BlockHeader {
     pub prev_hash: Hash256,
 }
 
+/// Where a writer's time went since it was opened, or since [`Writer::take_timings`]: for an
+/// operator's metrics, the debug log of each commit, and the benchmarks. Wall-clock durations,
+/// never stored or hashed.
+///
+/// A v3 block's tree update may run on a second thread while the block's state, undo log and
+/// operations are written: `tree_update` then overlaps `applying`, and only `tree_wait` of it
+/// adds to the block's time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriterTimings {
+    /// Blocks applied ([`BlockWriter::finish`] succeeded).
+    pub blocks: u64,
+    /// Time in [`BlockWriter::finish`] of those blocks: the block's writes and hashes, its tree
+    /// update included.
+    pub applying: Duration,
+    /// v3: time in the state tree's updates of those blocks, wherever they ran.
+    pub tree_update: Duration,
+    /// v3: time a block waited for its tree update on the second thread, after writing its
+    /// state, undo log and operations.
+    pub tree_wait: Duration,
+    /// Commits made.
+    pub commits: u64,
+    /// Time in [`Writer::commit`], the tree pages' writing included.
+    pub committing: Duration,
+    /// v3: the part of `committing` spent writing the tree pages the transaction's blocks
+    /// changed (kept in the writer's cache until the commit).
+    pub tree_pages: Duration,
+}
+
 /// The single writer of a store. Dropping it without [`Writer::commit`] discards every block
 /// applied since the last commit.
 pub struct Writer<'s> {
@@ -73,6 +102,8 @@ pub struct Writer<'s> {
     /// v3: whether a block of at least [`DETACHED_MIN`] changes updates the tree on a second
     /// thread ([`Writer::set_tree_thread`]).
     tree_thread: bool,
+    /// Where the time went ([`Writer::timings`]).
+    timings: WriterTimings,
     /// Blocks whose tree update ran on another thread, and blocks of at least
     /// [`DETACHED_MIN`] changes whose update did not: for the tests to see both paths taken.
     #[cfg(test)]
@@ -141,6 +172,7 @@ impl<'s> Writer<'s> {
             namespaces,
             cache: NodeCache::default(),
             tree_thread: std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
+            timings: WriterTimings::default(),
             #[cfg(test)]
             paths_taken: (0, 0),
         })
@@ -208,6 +240,17 @@ impl<'s> Writer<'s> {
         self.tree_thread = on;
     }
 
+    /// Where this writer's time went since it was opened or since the last
+    /// [`Writer::take_timings`].
+    pub fn timings(&self) -> WriterTimings {
+        self.timings
+    }
+
+    /// Returns [`Writer::timings`] and starts counting again from zero.
+    pub fn take_timings(&mut self) -> WriterTimings {
+        std::mem::take(&mut self.timings)
+    }
+
     /// Starts the next block. Its height must be the tip's plus one (the first block for an
     /// empty store) and its parent the tip's hash.
     pub fn begin_block(&mut self, header: BlockHeader) -> Result<BlockWriter<'_, 's>, StoreError> {
@@ -255,17 +298,33 @@ impl<'s> Writer<'s> {
     /// failure nothing since the last commit is kept: the writer goes back to the committed
     /// tip.
     pub fn commit(&mut self) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let has_pages = self.cache.has_dirty();
         if let Err(e) = self.write_tree() {
             self.discard_uncommitted();
             return Err(e);
         }
+        let tree_pages = match has_pages {
+            true => started.elapsed(),
+            false => Duration::ZERO,
+        };
         if let Some(txn) = self.txn.take() {
             if let Err(e) = txn.commit().ctx("committing") {
                 self.discard_uncommitted();
                 return Err(e);
             }
             self.cache.committed();
-            tracing::debug!(blocks = self.pending, tip = ?self.tip.map(|t| t.0), "committed");
+            let took = started.elapsed();
+            self.timings.commits += 1;
+            self.timings.committing += took;
+            self.timings.tree_pages += tree_pages;
+            tracing::debug!(
+                blocks = self.pending,
+                tip = ?self.tip.map(|t| t.0),
+                ms = took.as_secs_f64() * 1e3,
+                tree_pages_ms = tree_pages.as_secs_f64() * 1e3,
+                "committed"
+            );
         }
         self.pending = 0;
         Ok(())
@@ -571,6 +630,7 @@ impl BlockWriter<'_, '_> {
             claimed_state_root,
             ..
         } = self;
+        let started = Instant::now();
         match apply_block(
             writer,
             header,
@@ -579,7 +639,11 @@ impl BlockWriter<'_, '_> {
             ops,
             claimed_state_root,
         ) {
-            Ok(summary) => Ok(summary),
+            Ok(summary) => {
+                writer.timings.blocks += 1;
+                writer.timings.applying += started.elapsed();
+                Ok(summary)
+            }
             Err(e) => {
                 writer.discard_uncommitted();
                 Err(e)
@@ -753,10 +817,21 @@ fn apply_block(
             Some((committed, changes)) => {
                 let cache = &mut writer.cache;
                 let what = format!("block {height}");
+                let timings = &mut writer.timings;
                 std::thread::scope(|scope| {
-                    let worker = scope.spawn(|| tree::detached(&committed, cache, &changes, &what));
+                    let worker = scope.spawn(|| {
+                        let started = Instant::now();
+                        let root = tree::detached(&committed, cache, &changes, &what);
+                        (root, started.elapsed())
+                    });
                     let written = write_state_undo_ops(txn, &overlay, height, window, &ops);
-                    (written, Some(worker.join()))
+                    let waited = Instant::now();
+                    let joined = worker.join().map(|(root, took)| {
+                        timings.tree_update += took;
+                        root
+                    });
+                    timings.tree_wait += waited.elapsed();
+                    (written, Some(joined))
                 })
             }
             None => (
@@ -792,14 +867,11 @@ fn apply_block(
             } else if detached_root.is_some() {
                 detached_root
             } else {
-                Some(update_tree(
-                    txn,
-                    &mut writer.cache,
-                    &namespaces,
-                    height,
-                    &log,
-                    &overlay,
-                )?)
+                let started = Instant::now();
+                let root =
+                    update_tree(txn, &mut writer.cache, &namespaces, height, &log, &overlay)?;
+                writer.timings.tree_update += started.elapsed();
+                Some(root)
             };
             if let Some(root) = state_root {
                 txn.open_table(STATE_ROOTS)
@@ -1074,5 +1146,62 @@ mod tests {
         // Both paths were taken: on another thread, and in the transaction after early writes
         // or a rollback.
         assert!(taken.0 > 40 && taken.1 > 10, "{taken:?}");
+    }
+
+    /// The timings count what happened: blocks and commits, v3's tree work on the thread and
+    /// in the transaction, and its pages at the commit; a v2 writer spends nothing on a tree,
+    /// and a failed block or an empty commit counts nothing.
+    #[test]
+    fn timings_count_blocks_commits_and_the_tree() {
+        for scheme in [Scheme::V2, Scheme::V3] {
+            let dir = tempfile::tempdir().unwrap();
+            let config = StoreConfig::new("test-app", "1.0.0", scheme, 10, "regtest");
+            let store = Store::open(dir.path().join("db"), config).unwrap();
+            let mut w = store.writer().unwrap();
+            for (on, keys) in [(true, 40u32), (false, 40), (true, 3), (true, 0)] {
+                w.set_tree_thread(on);
+                let height = w.next_height();
+                let prev = w.tip().map_or(Hash256::ZERO, |t| t.1);
+                let mut b = w
+                    .begin_block(BlockHeader {
+                        height,
+                        block_hash: Hash256([height as u8; 32]),
+                        prev_hash: prev,
+                    })
+                    .unwrap();
+                for k in 0..keys {
+                    b.put_raw("ns", &k.to_be_bytes(), vec![height as u8; 20])
+                        .unwrap();
+                }
+                b.finish().unwrap();
+            }
+            // A block at the wrong height fails and is not counted.
+            let wrong = BlockHeader {
+                height: 99,
+                block_hash: Hash256([99; 32]),
+                prev_hash: Hash256::ZERO,
+            };
+            assert!(w.begin_block(wrong).is_err());
+            let t = w.timings();
+            assert_eq!((t.blocks, t.commits), (4, 0), "{scheme}");
+            assert!(t.applying > Duration::ZERO);
+            assert_eq!(t.committing, Duration::ZERO);
+            w.commit().unwrap();
+            // Nothing pending: no commit.
+            w.commit().unwrap();
+            let t = w.take_timings();
+            assert_eq!((t.blocks, t.commits), (4, 1), "{scheme}");
+            assert!(t.committing >= t.tree_pages);
+            if scheme.commits_state() {
+                assert!(t.tree_update > Duration::ZERO);
+                assert!(t.tree_update <= t.applying && t.tree_wait <= t.applying);
+                assert!(t.tree_pages > Duration::ZERO);
+            } else {
+                assert_eq!(t.tree_update, Duration::ZERO);
+                assert_eq!(t.tree_wait, Duration::ZERO);
+                assert_eq!(t.tree_pages, Duration::ZERO);
+            }
+            assert_eq!(w.timings(), WriterTimings::default());
+        }
     }
 }
