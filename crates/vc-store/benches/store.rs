@@ -30,8 +30,9 @@
 //!   interleaved, catch-up as the engine commits it, under the default `CommitPolicy` (1,000
 //!   blocks or 2 seconds to a write transaction, so the batch grows as blocks get cheaper),
 //!   with where the time went (`WriterTimings`: the blocks, the tree update and the wait for
-//!   it, the commits and the tree pages written at them); and for v3 batches of 20 with and without the tree's second thread
-//!   (`Writer::set_tree_thread`), interleaved.
+//!   it, the commits and the tree pages written at them), and blocks changing nothing; and for
+//!   v3 batches of 20 with and without the tree's second thread (`Writer::set_tree_thread`),
+//!   interleaved.
 //! * `state_sizes/{v2,v3}/{10000,100000}/apply_1000_x20_commit`: `apply_1000_x20_commit` on
 //!   stores of 10,000 and 100,000 keys, built the same way.
 
@@ -524,7 +525,9 @@ fn million_keys(c: &mut Criterion) {
             started.elapsed().as_secs_f64() * 1e3 / 300.0
         );
         if let Some((_, v2)) = &v2_kept {
-            catch_up_by_policy(&mut v2.writer().unwrap(), &mut w, &mut x);
+            let mut v2_writer = v2.writer().unwrap();
+            catch_up_by_policy(&mut v2_writer, &mut w, &mut x);
+            empty_blocks_interleaved(&mut v2_writer, &mut w);
         }
         if scheme.commits_state() {
             tree_thread_interleaved(&mut w, &mut x);
@@ -640,6 +643,36 @@ fn catch_up_by_policy<'s>(v2: &mut Writer<'s>, v3: &mut Writer<'s>, x: &mut u64)
             ms(t.tree_pages),
         );
     }
+}
+
+/// A block changing nothing, v2 against v3, interleaved so that the machine's slow and fast
+/// periods fall on both: 15 rounds of 1,000 empty blocks on each store (the commit after them
+/// untimed); prints the median per block of each and their difference, which the v3 goal
+/// bounds at 2 µs.
+fn empty_blocks_interleaved<'s>(v2: &mut Writer<'s>, v3: &mut Writer<'s>) {
+    const BLOCKS: u32 = 1_000;
+    let mut rounds: [Vec<Duration>; 2] = Default::default();
+    for _ in 0..15 {
+        for (w, times) in [&mut *v2, &mut *v3].into_iter().zip(rounds.iter_mut()) {
+            let start = Instant::now();
+            for _ in 0..BLOCKS {
+                put_block(w, std::iter::empty());
+            }
+            times.push(start.elapsed() / BLOCKS);
+            w.commit().unwrap();
+        }
+    }
+    let [v2_times, v3_times] = &mut rounds;
+    let median = |times: &mut Vec<Duration>| {
+        times.sort_unstable();
+        times[times.len() / 2].as_secs_f64() * 1e6
+    };
+    let (v2_us, v3_us) = (median(v2_times), median(v3_times));
+    eprintln!(
+        "a block changing nothing, interleaved (15 rounds of {BLOCKS} blocks, median): v2 \
+         {v2_us:.1} µs, v3 {v3_us:.1} µs, {:+.1} µs",
+        v3_us - v2_us
+    );
 }
 
 /// v3: what the tree's second thread saves, measured interleaved so that the machine's slow
