@@ -70,10 +70,11 @@ pub struct WriterTimings {
     /// Time in [`BlockWriter::finish`] of those blocks: the block's writes and hashes, its tree
     /// update included.
     pub applying: Duration,
-    /// v3: time in the state tree's updates of those blocks, wherever they ran.
+    /// v3: time in the blocks' state tree updates, wherever they ran (that of a block which
+    /// then failed included).
     pub tree_update: Duration,
-    /// v3: time a block waited for its tree update on the second thread, after writing its
-    /// state, undo log and operations.
+    /// v3: time blocks waited for their tree updates on the second thread, after writing their
+    /// state, undo logs and operations (a block which then failed included).
     pub tree_wait: Duration,
     /// Commits made.
     pub commits: u64,
