@@ -494,12 +494,8 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> PageStore for CachedPages<'
         if changed {
             self.changed.push((top, position));
         }
-        match self.cache.pages.get_mut(&(top, position)) {
-            Some(entry) => *entry = page,
-            None => {
-                self.cache.pages.insert((top, position), page);
-            }
-        }
+        // Replaces the empty page `take` left, without removing the entry.
+        self.cache.pages.insert((top, position), page);
     }
 }
 

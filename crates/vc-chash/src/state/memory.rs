@@ -72,9 +72,8 @@ impl PageStore for Pages<'_> {
     fn give_back(&mut self, top: u16, position: Hash256, page: Page, _changed: bool) {
         if page.is_empty() {
             self.0.remove(&(top, position));
-        } else if let Some(entry) = self.0.get_mut(&(top, position)) {
-            *entry = page;
         } else {
+            // Replaces the empty page `take` left, without removing the entry.
             self.0.insert((top, position), page);
         }
     }
