@@ -645,6 +645,12 @@ fn catch_up_by_policy<'s>(v2: &mut Writer<'s>, v3: &mut Writer<'s>, x: &mut u64)
     }
 }
 
+/// The median of `times` (sorted in place).
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort_unstable();
+    times[times.len() / 2]
+}
+
 /// A block changing nothing, v2 against v3, interleaved so that the machine's slow and fast
 /// periods fall on both: 15 rounds of 1,000 empty blocks on each store (the commit after them
 /// untimed); prints the median per block of each and their difference, which the v3 goal
@@ -663,11 +669,10 @@ fn empty_blocks_interleaved<'s>(v2: &mut Writer<'s>, v3: &mut Writer<'s>) {
         }
     }
     let [v2_times, v3_times] = &mut rounds;
-    let median = |times: &mut Vec<Duration>| {
-        times.sort_unstable();
-        times[times.len() / 2].as_secs_f64() * 1e6
-    };
-    let (v2_us, v3_us) = (median(v2_times), median(v3_times));
+    let (v2_us, v3_us) = (
+        median(v2_times).as_secs_f64() * 1e6,
+        median(v3_times).as_secs_f64() * 1e6,
+    );
     eprintln!(
         "a block changing nothing, interleaved (15 rounds of {BLOCKS} blocks, median): v2 \
          {v2_us:.1} µs, v3 {v3_us:.1} µs, {:+.1} µs",
@@ -688,15 +693,12 @@ fn tree_thread_interleaved(w: &mut Writer<'_>, x: &mut u64) {
         }
     }
     w.set_tree_thread(true);
-    let median = |times: &mut Vec<Duration>| {
-        times.sort_unstable();
-        times[times.len() / 2].as_secs_f64() * 1e3 / BATCH as f64
-    };
+    let per_block_ms = |times: &mut Vec<Duration>| median(times).as_secs_f64() * 1e3 / BATCH as f64;
     eprintln!(
         "v3 tree thread, interleaved ({BATCH} blocks of 1,000 changes and their commit, per \
          block, median of 15): {:.1} ms with it, {:.1} ms without",
-        median(&mut with),
-        median(&mut without)
+        per_block_ms(&mut with),
+        per_block_ms(&mut without)
     );
 }
 
