@@ -6,12 +6,13 @@
 //! are built once (AddressSanitizer, debug assertions) into a target directory in the machine
 //! cache, so later runs rebuild only what changed. Each target starts from a seed corpus made
 //! from the committed fixture chain (blocks, transactions, payloads, undo records, headers,
-//! merkle branches), then runs for N seconds (default 20). A crash fails the command and
-//! leaves its input in `fuzz/artifacts/TARGET/`.
+//! merkle branches), then runs for N seconds (default 20), one target per core. A crash fails
+//! the command and leaves its input in `fuzz/artifacts/TARGET/`.
 
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, bail, ensure};
 
@@ -70,57 +71,89 @@ pub fn fuzz(root: &Path, args: &[String]) -> Result<Vec<String>> {
         .status()
         .context("starting cargo fuzz build")?;
     ensure!(status.success(), "cargo fuzz build failed: {status}");
-    let mut lines = Vec::new();
-    for t in &targets {
-        let corpus = dir.join("corpus").join(t);
-        fs::create_dir_all(&corpus)?;
-        let out = Command::new("cargo")
-            .current_dir(&dir)
-            .env("RUSTC_BOOTSTRAP", "1")
-            .args(["fuzz", "run", "--target-dir", &target_dir, t])
-            .arg(&corpus)
-            .args([
-                "--",
-                &format!("-max_total_time={seconds}"),
-                "-print_final_stats=1",
-                "-rss_limit_mb=2048",
-                "-timeout=10",
-                // LeakSanitizer reports the 32 bytes glibc allocates the first time a thread
-                // local with a destructor is touched on libFuzzer's thread (found in a
-                // blk_files run): a one-time registration, not a leak that grows. Rust leaks
-                // are not memory errors; the targets check panics and invariants.
-                "-detect_leaks=0",
-            ])
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::piped())
-            .output()
-            .with_context(|| format!("starting cargo fuzz run {t}"))?;
-        let log = String::from_utf8_lossy(&out.stderr);
-        let stat = |name: &str| {
-            log.lines()
-                .find_map(|l| l.strip_prefix(name))
-                .map(|v| v.trim().to_string())
-                .unwrap_or_else(|| "?".into())
-        };
-        if !out.status.success() {
-            eprintln!("{log}");
-            bail!(
-                "fuzz target {t} failed ({}): the input is in fuzz/artifacts/{t}/; make it a \
-                 regression test in the owning crate",
-                out.status
-            );
-        }
-        let line = format!(
-            "{t}: {} executions in {seconds} s ({}/s), corpus {} inputs, peak RSS {} MB",
-            stat("stat::number_of_executed_units:"),
-            stat("stat::average_exec_per_sec:"),
-            fs::read_dir(&corpus).map_or(0, |d| d.count()),
-            stat("stat::peak_rss_mb:"),
+    // libFuzzer runs on one thread: the targets run side by side, one per core, so that the
+    // whole campaign takes its per-target time once per core rather than once per target.
+    let jobs = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(targets.len());
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<(usize, Result<String>)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..jobs)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(t) = targets.get(i) else {
+                            break done;
+                        };
+                        done.push((i, run_target(&dir, &target_dir, t, seconds)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    ensure!(
+        results.len() == targets.len(),
+        "a fuzz worker thread panicked"
+    );
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Runs one target for `seconds` from its corpus; returns its summary line.
+fn run_target(dir: &Path, target_dir: &str, t: &str, seconds: u64) -> Result<String> {
+    let corpus = dir.join("corpus").join(t);
+    fs::create_dir_all(&corpus)?;
+    let out = Command::new("cargo")
+        .current_dir(dir)
+        .env("RUSTC_BOOTSTRAP", "1")
+        .args(["fuzz", "run", "--target-dir", target_dir, t])
+        .arg(&corpus)
+        .args([
+            "--",
+            &format!("-max_total_time={seconds}"),
+            "-print_final_stats=1",
+            "-rss_limit_mb=2048",
+            "-timeout=10",
+            // LeakSanitizer reports the 32 bytes glibc allocates the first time a thread
+            // local with a destructor is touched on libFuzzer's thread (found in a
+            // blk_files run): a one-time registration, not a leak that grows. Rust leaks
+            // are not memory errors; the targets check panics and invariants.
+            "-detect_leaks=0",
+        ])
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::piped())
+        .output()
+        .with_context(|| format!("starting cargo fuzz run {t}"))?;
+    let log = String::from_utf8_lossy(&out.stderr);
+    let stat = |name: &str| {
+        log.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| "?".into())
+    };
+    if !out.status.success() {
+        eprintln!("{log}");
+        bail!(
+            "fuzz target {t} failed ({}): the input is in fuzz/artifacts/{t}/; make it a \
+             regression test in the owning crate",
+            out.status
         );
-        eprintln!("{line}");
-        lines.push(line);
     }
-    Ok(lines)
+    let line = format!(
+        "{t}: {} executions in {seconds} s ({}/s), corpus {} inputs, peak RSS {} MB",
+        stat("stat::number_of_executed_units:"),
+        stat("stat::average_exec_per_sec:"),
+        fs::read_dir(&corpus).map_or(0, |d| d.count()),
+        stat("stat::peak_rss_mb:"),
+    );
+    eprintln!("{line}");
+    Ok(line)
 }
 
 fn output_in(dir: &Path, program: &str, args: &[&str]) -> Result<String> {
