@@ -58,7 +58,7 @@ fn main() -> Result<()> {
             step("vc-light dependency rules", check_light_dependencies)?;
             step("vc-source backend features", check_source_features)
         }
-        Some("demo") => demo(&root),
+        Some("demo") => demo(&root, true),
         Some("bench") => bench(&args[1..]),
         Some("node") => node::provision().map(|exe| println!("{}", exe.display())),
         Some("electrs") => electrs::provision().map(|exe| println!("{}", exe.display())),
@@ -218,7 +218,7 @@ fn ci(root: &Path) -> Result<()> {
         fuzz::fuzz(root, &["--seconds".into(), "20".into()]).map(|_| ())
     })?;
     step("reference cross-check", || reference_cross_check(root))?;
-    step("demo", || demo(root))?;
+    step("demo", || demo(root, false))?;
     // README's main job: the names app over the committed fixture chain.
     step("names demo", || {
         run("cargo", ["run", "-q", "-p", "virtualchain", "--", "demo"])
@@ -575,12 +575,17 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn release_binary() -> Result<PathBuf> {
-    run(
-        "cargo",
-        ["build", "--release", "--quiet", "-p", "virtualchain"],
-    )?;
-    Ok(PathBuf::from("target/release/virtualchain"))
+/// The `virtualchain` binary, built first. CI takes the debug build, which its earlier steps
+/// have made already: on a clean clone a release build would cost minutes more than the debug
+/// binary's slower hashing (about a second per check).
+fn cli_binary(release: bool) -> Result<PathBuf> {
+    let mut args = vec!["build", "--quiet", "-p", "virtualchain"];
+    if release {
+        args.push("--release");
+    }
+    run("cargo", args)?;
+    let profile = if release { "release" } else { "debug" };
+    Ok(["target", profile, "virtualchain"].iter().collect())
 }
 
 /// `virtualchain chash compute` must agree line for line with the independent Python reference
@@ -590,7 +595,7 @@ fn release_binary() -> Result<PathBuf> {
 /// change of them.
 fn reference_cross_check(root: &Path) -> Result<()> {
     let py = python()?;
-    let bin = release_binary()?;
+    let bin = cli_binary(false)?;
     let bin = bin.to_str().context("binary path")?;
     let reference = root.join("docs/reference/chash_reference.py");
     let reference = reference.to_str().context("reference path")?;
@@ -742,9 +747,10 @@ fn state_proof_cross_check(
     Ok(())
 }
 
-/// The main job on the embedded example chain.
-fn demo(root: &Path) -> Result<()> {
-    let bin = release_binary()?;
+/// The main job on the embedded example chain, with the release build of the binary (CI takes
+/// the debug build; see [`cli_binary`]).
+fn demo(root: &Path, release: bool) -> Result<()> {
+    let bin = cli_binary(release)?;
     let bin = bin.to_str().context("binary path")?;
     let input = root.join("examples/demo-chain.jsonl");
     let input = input.to_str().context("input path")?;
