@@ -114,7 +114,7 @@ fn build(bin: &Path) -> Result<()> {
         .join(format!("bitcoind-kernel-{KERNEL_VERSION}"));
     fs::create_dir_all(&build)?;
     eprintln!(
-        "building bitcoind from {} in {} (about 25 minutes on 2 cores, once per machine)",
+        "building bitcoind from {} in {} (about 20 minutes on 2 cores, once per machine)",
         source.display(),
         build.display()
     );
@@ -139,6 +139,11 @@ fn build(bin: &Path) -> Result<()> {
             "-DWITH_ZMQ=OFF",
             "-DWITH_EMBEDDED_ASMAP=OFF",
             "-DCMAKE_BUILD_TYPE=Release",
+            // -O1 rather than Core's -O2: the tests' node mines and validates a few hundred
+            // tiny regtest blocks, and a brand-new CI machine compiles about a quarter faster
+            // (validation.cpp: 21.6 s at -O1 against 30.6 s at -O2, measured alternately).
+            "-DCMAKE_CXX_FLAGS_RELEASE=-O1",
+            "-DWITH_CCACHE=OFF",
         ],
     )?;
     let jobs = std::thread::available_parallelism()
