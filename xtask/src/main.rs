@@ -58,7 +58,7 @@ fn main() -> Result<()> {
             step("vc-light dependency rules", check_light_dependencies)?;
             step("vc-source backend features", check_source_features)
         }
-        Some("demo") => demo(&root, true),
+        Some("demo") => release_cli().and_then(|cli| demo(&root, &cli)),
         Some("bench") => bench(&args[1..]),
         Some("node") => node::provision().map(|exe| println!("{}", exe.display())),
         Some("electrs") => electrs::provision().map(|exe| println!("{}", exe.display())),
@@ -199,8 +199,23 @@ fn ci(root: &Path) -> Result<()> {
             &[("RUSTDOCFLAGS", "-D warnings")],
         )
     })?;
+    // One debug build of everything the tests run, the `virtualchain` binary included; the
+    // steps below run that binary, so that nothing is built twice with other features.
+    step("build the tests", || {
+        run(
+            "cargo",
+            [
+                "test",
+                "--workspace",
+                "--all-features",
+                "--no-run",
+                "--quiet",
+            ],
+        )
+    })?;
+    let cli = target_dir().join("debug").join("virtualchain");
     step("CLI reference (docs/cli.md) is current", || {
-        check_cli_reference(root)
+        check_cli_reference(root, &cli)
     })?;
     step("vc-chash on a no_std target", check_chash_no_std_target)?;
     step("packages carry only what builds from them", || {
@@ -217,12 +232,12 @@ fn ci(root: &Path) -> Result<()> {
     step("fuzz (20 s per target)", || {
         fuzz::fuzz(root, &["--seconds".into(), "20".into()]).map(|_| ())
     })?;
-    step("reference cross-check", || reference_cross_check(root))?;
-    step("demo", || demo(root, false))?;
-    // README's main job: the names app over the committed fixture chain.
-    step("names demo", || {
-        run("cargo", ["run", "-q", "-p", "virtualchain", "--", "demo"])
+    step("reference cross-check", || {
+        reference_cross_check(root, &cli)
     })?;
+    step("demo", || demo(root, &cli))?;
+    // README's main job: the names app over the committed fixture chain.
+    step("names demo", || run(&cli.to_string_lossy(), ["demo"]))?;
     // Tests against a real node and a real electrs must run in CI, never skip: provision both
     // (cached after the first build) and make a missing one a failure.
     let mut bitcoind = PathBuf::new();
@@ -344,9 +359,9 @@ fn cargo_test(args: &[&str], envs: &[(&str, &str)]) -> Result<(u64, u64)> {
 
 /// docs/cli.md is what `virtualchain reference` prints: the reference cannot drift from the
 /// command's definitions.
-fn check_cli_reference(root: &Path) -> Result<()> {
-    let mut cmd = Command::new("cargo");
-    cmd.args(["run", "-q", "-p", "virtualchain", "--", "reference"]);
+fn check_cli_reference(root: &Path, cli: &Path) -> Result<()> {
+    let mut cmd = Command::new(cli);
+    cmd.arg("reference");
     // The reference shows each option's variable; values set here must not leak into it.
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("VIRTUALCHAIN_") {
@@ -575,17 +590,18 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// The `virtualchain` binary, built first. CI takes the debug build, which its earlier steps
-/// have made already: on a clean clone a release build would cost minutes more than the debug
-/// binary's slower hashing (about a second per check).
-fn cli_binary(release: bool) -> Result<PathBuf> {
-    let mut args = vec!["build", "--quiet", "-p", "virtualchain"];
-    if release {
-        args.push("--release");
-    }
-    run("cargo", args)?;
-    let profile = if release { "release" } else { "debug" };
-    Ok(["target", profile, "virtualchain"].iter().collect())
+/// The cargo target directory: `CARGO_TARGET_DIR`, else `target`.
+fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from)
+}
+
+/// The release `virtualchain` binary, built first.
+fn release_cli() -> Result<PathBuf> {
+    run(
+        "cargo",
+        ["build", "--release", "--quiet", "-p", "virtualchain"],
+    )?;
+    Ok(target_dir().join("release").join("virtualchain"))
 }
 
 /// `virtualchain chash compute` must agree line for line with the independent Python reference
@@ -593,10 +609,9 @@ fn cli_binary(release: bool) -> Result<PathBuf> {
 /// state changes, deletions included); and the reference must verify, and reproduce byte for
 /// byte, the state proofs that `virtualchain chash state-prove` makes, and refuse every one-byte
 /// change of them.
-fn reference_cross_check(root: &Path) -> Result<()> {
+fn reference_cross_check(root: &Path, cli: &Path) -> Result<()> {
     let py = python()?;
-    let bin = cli_binary(false)?;
-    let bin = bin.to_str().context("binary path")?;
+    let bin = cli.to_str().context("binary path")?;
     let reference = root.join("docs/reference/chash_reference.py");
     let reference = reference.to_str().context("reference path")?;
     // The reference falls back to its own RIPEMD-160 where OpenSSL 3 hides it: check that.
@@ -747,11 +762,9 @@ fn state_proof_cross_check(
     Ok(())
 }
 
-/// The main job on the embedded example chain, with the release build of the binary (CI takes
-/// the debug build; see [`cli_binary`]).
-fn demo(root: &Path, release: bool) -> Result<()> {
-    let bin = cli_binary(release)?;
-    let bin = bin.to_str().context("binary path")?;
+/// The main job on the embedded example chain, run with the `virtualchain` binary `cli`.
+fn demo(root: &Path, cli: &Path) -> Result<()> {
+    let bin = cli.to_str().context("binary path")?;
     let input = root.join("examples/demo-chain.jsonl");
     let input = input.to_str().context("input path")?;
     let dir = root.join("target/xtask-demo");
@@ -935,9 +948,8 @@ const SCALE_SUITE: &str = "scale";
 fn bench_scale(extra: &[String]) -> Result<()> {
     run("cargo", ["build", "--release", "-p", "vc-bench"])?;
     let cache = vc_testnode::cache_root().context("HOME is not set; set VC_CACHE_DIR")?;
-    let target = env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
     let cache = cache.to_string_lossy().into_owned();
-    let criterion = Path::new(&target)
+    let criterion = target_dir()
         .join("criterion")
         .to_string_lossy()
         .into_owned();
@@ -953,7 +965,7 @@ fn bench_scale(extra: &[String]) -> Result<()> {
         "docs/benchmarks.json",
     ];
     args.extend(extra.iter().map(String::as_str));
-    let bench = Path::new(&target).join("release").join("vc-bench");
+    let bench = target_dir().join("release").join("vc-bench");
     run(&bench.to_string_lossy(), args)
 }
 
@@ -989,8 +1001,7 @@ fn bench_index(extra: &[String]) -> Result<()> {
         ["build", "--release", "-p", "virtualchain", "-p", "vc-bench"],
     )?;
     let cache = vc_testnode::cache_root().context("HOME is not set; set VC_CACHE_DIR")?;
-    let target = env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-    let release = Path::new(&target).join("release");
+    let release = target_dir().join("release");
     let (cache, cli) = (
         cache.to_string_lossy().into_owned(),
         release.join("virtualchain").to_string_lossy().into_owned(),
