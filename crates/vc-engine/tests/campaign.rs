@@ -5,7 +5,8 @@
 //! entry.
 //!
 //! `VC_CAMPAIGN_SCENARIOS` sets the number of scenarios (default 1,000) and
-//! `VC_CAMPAIGN_SEED` the first seed; a failure names the seed that replays it.
+//! `VC_CAMPAIGN_SEED` the first seed; a failure names the seed that replays it, and so does a
+//! scenario still running after 300 s (stuck), which ends the process.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -15,8 +16,9 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use common::*;
 use vc_engine::prelude::*;
@@ -64,7 +66,7 @@ impl Observer for StopAfter {
 fn random_config(rng: &mut Rng) -> EngineConfig {
     let policy = CommitPolicy {
         max_blocks: u32::try_from(rng.range(1, 40)).unwrap(),
-        max_interval: std::time::Duration::from_secs(3600),
+        max_interval: Duration::from_secs(3600),
     };
     EngineConfig::default()
         .with_confirmations(1)
@@ -221,6 +223,49 @@ fn engine_on(
     Engine::open(toy.clone(), db, source.clone(), config).unwrap()
 }
 
+/// A scenario takes well under a second; one still running after this long is stuck (a
+/// deadlock, say).
+const STUCK: Duration = Duration::from_secs(300);
+
+/// A thread's scenario, shown to the watchdog until dropped (when the scenario ends or panics).
+struct Watched<'a>(&'a Mutex<Option<(u64, Instant)>>);
+
+impl<'a> Watched<'a> {
+    fn start(slot: &'a Mutex<Option<(u64, Instant)>>, seed: u64) -> Watched<'a> {
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((seed, Instant::now()));
+        Watched(slot)
+    }
+}
+
+impl Drop for Watched<'_> {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+/// Ends the process, naming the seed, when a scenario runs for [`STUCK`]: a stuck scenario
+/// then fails the campaign with the seed that replays it, instead of running until CI's limit.
+fn watchdog(running: &[Mutex<Option<(u64, Instant)>>], finished: &AtomicBool) {
+    while !finished.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(200));
+        for slot in running {
+            let now = *slot.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((seed, since)) = now
+                && since.elapsed() > STUCK
+            {
+                // Written to stderr directly: the harness's capture would lose it at the exit.
+                let line = format!(
+                    "seed {seed}: still running after {} s, so stuck; replay it with \
+                     VC_CAMPAIGN_SEED={seed} VC_CAMPAIGN_SCENARIOS=1\n",
+                    STUCK.as_secs()
+                );
+                let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
+                std::process::exit(101);
+            }
+        }
+    }
+}
+
 #[test]
 fn random_scenarios_equal_a_fresh_index() {
     let n: u64 = std::env::var("VC_CAMPAIGN_SCENARIOS")
@@ -233,10 +278,16 @@ fn random_scenarios_equal_a_fresh_index() {
         .unwrap_or(0x5eed);
     let next = Arc::new(AtomicU64::new(0));
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
-    let started = std::time::Instant::now();
+    // What each thread runs (its seed, since when), for the watchdog.
+    let running: Vec<Mutex<Option<(u64, Instant)>>> =
+        (0..threads).map(|_| Mutex::new(None)).collect();
+    let finished = AtomicBool::new(false);
+    let started = Instant::now();
     let tallies: Vec<Tally> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
+        s.spawn(|| watchdog(&running, &finished));
+        let handles: Vec<_> = running
+            .iter()
+            .map(|slot| {
                 let next = next.clone();
                 s.spawn(move || {
                     let mut tally = Tally::default();
@@ -245,12 +296,19 @@ fn random_scenarios_equal_a_fresh_index() {
                         if i >= n {
                             break tally;
                         }
-                        scenario(seed0.wrapping_add(i), &mut tally);
+                        let seed = seed0.wrapping_add(i);
+                        let _watched = Watched::start(slot, seed);
+                        scenario(seed, &mut tally);
                     }
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+        let joined: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
+        finished.store(true, Ordering::SeqCst);
+        joined
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
     });
     let mut t = Tally::default();
     for x in tallies {
