@@ -36,7 +36,7 @@ pub fn provision() -> Result<PathBuf> {
         .context("HOME is not set; set VC_CACHE_DIR")?
         .join("build/electrs-target");
     eprintln!(
-        "installing electrs {ELECTRS_VERSION} into {} (about 10 minutes on 2 cores, once per machine)",
+        "installing electrs {ELECTRS_VERSION} into {} (about 14 minutes on 2 cores, once per machine)",
         root.display()
     );
     let (root_s, target_s) = (root.to_string_lossy(), target.to_string_lossy());

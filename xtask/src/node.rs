@@ -114,7 +114,7 @@ fn build(bin: &Path) -> Result<()> {
         .join(format!("bitcoind-kernel-{KERNEL_VERSION}"));
     fs::create_dir_all(&build)?;
     eprintln!(
-        "building bitcoind from {} in {} (about 20 minutes on 2 cores, once per machine)",
+        "building bitcoind from {} in {} (about 10 minutes on 2 cores, once per machine)",
         source.display(),
         build.display()
     );
