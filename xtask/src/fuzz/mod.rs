@@ -71,8 +71,9 @@ pub fn fuzz(root: &Path, args: &[String]) -> Result<Vec<String>> {
         .status()
         .context("starting cargo fuzz build")?;
     ensure!(status.success(), "cargo fuzz build failed: {status}");
-    // libFuzzer runs on one thread: the targets run side by side, one per core, so that the
-    // whole campaign takes its per-target time once per core rather than once per target.
+    // libFuzzer runs on one thread, so the targets run side by side, one per core: N targets
+    // take about N / cores times the per-target time. A failure is reported after the others
+    // have run, the first in the targets' order.
     let jobs = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(targets.len());
