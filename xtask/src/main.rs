@@ -307,6 +307,7 @@ fn ci(root: &Path) -> Result<()> {
                 "test",
                 "-p",
                 "vc-engine",
+                "--all-features",
                 "--test",
                 "campaign",
                 "--",
