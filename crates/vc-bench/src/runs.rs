@@ -517,7 +517,7 @@ pub struct CommitRate {
     /// Blocks per repetition.
     pub blocks: u64,
     /// Empty blocks per second while catching up (committed by the engine's policy: every
-    /// 1,000 blocks or 2 s), median.
+    /// 1,000 blocks or 2 s, stretched when commits are slow), median.
     pub catch_up_blocks_per_sec: f64,
     /// Empty blocks per second at the tip, each committed (durably) on its own, median.
     pub at_tip_blocks_per_sec: f64,

@@ -67,6 +67,7 @@ fn random_config(rng: &mut Rng) -> EngineConfig {
     let policy = CommitPolicy {
         max_blocks: u32::try_from(rng.range(1, 40)).unwrap(),
         max_interval: Duration::from_secs(3600),
+        interval_per_commit: 0,
     };
     EngineConfig::default()
         .with_confirmations(1)

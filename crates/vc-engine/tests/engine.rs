@@ -272,6 +272,7 @@ fn catch_up_commits_by_policy_and_the_tip_commits_every_block() {
     let policy = CommitPolicy {
         max_blocks: 5,
         max_interval: std::time::Duration::from_secs(3600),
+        interval_per_commit: 0,
     };
     let mut e = engine(
         toy,
@@ -302,6 +303,7 @@ fn a_failing_hook_discards_its_block_and_a_restart_goes_on() {
     let policy = CommitPolicy {
         max_blocks: 8,
         max_interval: std::time::Duration::from_secs(3600),
+        interval_per_commit: 0,
     };
     let target = (14..30)
         .find(|&h| chain.block_at(h).unwrap().txdata.len() > 1)

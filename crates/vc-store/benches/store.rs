@@ -28,7 +28,9 @@
 //!   writer first applies 300 such blocks untimed, so that the times are of a warm writer.
 //!   Bytes on disk per key and the growth per block are printed at start-up; then, v2 and v3
 //!   interleaved, catch-up as the engine commits it, under the default `CommitPolicy` (1,000
-//!   blocks or 2 seconds to a write transaction, so the batch grows as blocks get cheaper),
+//!   blocks or 2 seconds to a write transaction, so the batch grows as blocks get cheaper; the
+//!   2 seconds stretched to 9 times the last commit's duration), and for v3 also with the
+//!   interval fixed at 2 seconds,
 //!   with where the time went (`WriterTimings`: the blocks, the tree update and the wait for
 //!   it, the commits and the tree pages written at them), and blocks changing nothing; and for
 //!   v3 batches of 20 with and without the tree's second thread (`Writer::set_tree_thread`),
@@ -600,22 +602,34 @@ fn million_keys(c: &mut Criterion) {
 }
 
 /// Catch-up as the engine does it, v2 against v3: blocks of 1,000 random changes, committed
-/// whenever the default [`CommitPolicy`](vc_store::CommitPolicy) says (1,000 blocks or 2
-/// seconds), every block and commit timed; three rounds of 300 blocks on each store, each
-/// ending with a commit, interleaved so that the machine's slow and fast periods fall on both;
-/// prints the median round per block, how many blocks a commit held, and where that round's
-/// time went ([`WriterTimings`](vc_store::WriterTimings)).
+/// whenever the default [`CommitPolicy`](vc_store::CommitPolicy) says (1,000 blocks, or 2
+/// seconds stretched to 9 times the last commit's duration), and for v3 also under that policy
+/// with the interval fixed at 2 seconds (`interval_per_commit` 0, the default before
+/// 2026-12-03); every block and commit timed; three rounds of 1,000 blocks of each, each
+/// ending with a commit, interleaved so that the machine's slow and fast periods fall on all
+/// three; prints the median round per block, how many blocks a commit held, and where that
+/// round's time went ([`WriterTimings`](vc_store::WriterTimings)).
 fn catch_up_by_policy<'s>(v2: &mut Writer<'s>, v3: &mut Writer<'s>, x: &mut u64) {
-    const BLOCKS: u32 = 300;
-    let policy = vc_store::CommitPolicy::default();
-    let mut rounds: [Vec<(f64, vc_store::WriterTimings)>; 2] = Default::default();
+    const BLOCKS: u32 = 1_000;
+    let default = vc_store::CommitPolicy::default();
+    let fixed = vc_store::CommitPolicy {
+        interval_per_commit: 0,
+        ..default
+    };
+    let runs = [
+        ("v2", default),
+        ("v3", default),
+        ("v3 with the interval fixed at 2 s", fixed),
+    ];
+    let mut rounds: [Vec<(f64, vc_store::WriterTimings)>; 3] = Default::default();
     for _ in 0..3 {
-        for (w, times) in [&mut *v2, &mut *v3].into_iter().zip(rounds.iter_mut()) {
+        for ((i, (_, policy)), times) in runs.iter().enumerate().zip(rounds.iter_mut()) {
+            let w = if i == 0 { &mut *v2 } else { &mut *v3 };
             w.take_timings();
             let start = Instant::now();
             for _ in 0..BLOCKS {
                 put_block(w, (0..1_000).map(|_| next_key(x)));
-                w.commit_if_due(&policy, false).unwrap();
+                w.commit_if_due(policy, false).unwrap();
             }
             w.commit().unwrap();
             times.push((
@@ -624,13 +638,13 @@ fn catch_up_by_policy<'s>(v2: &mut Writer<'s>, v3: &mut Writer<'s>, x: &mut u64)
             ));
         }
     }
-    for (scheme, times) in ["v2", "v3"].into_iter().zip(rounds.iter_mut()) {
+    for ((label, _), times) in runs.iter().zip(rounds.iter_mut()) {
         times.sort_by(|a, b| a.0.total_cmp(&b.0));
         let (per_block, t) = times[1];
         let ms = |d: Duration| d.as_secs_f64() * 1e3 / f64::from(BLOCKS);
         eprintln!(
-            "{scheme}: catch-up under the default commit policy ({BLOCKS} blocks of 1,000 \
-             changes, interleaved with the other scheme, median of 3 rounds): {per_block:.1} ms \
+            "{label}: catch-up under the default commit policy ({BLOCKS} blocks of 1,000 \
+             changes, interleaved with the others, median of 3 rounds): {per_block:.1} ms \
              a block, {:.0} blocks to a commit; the rounds: {:.1?}; per block, that round: \
              applying {:.2} ms (tree update {:.2} ms, {:.2} ms of it waited for), committing \
              {:.2} ms (tree pages {:.2} ms)",

@@ -30,17 +30,35 @@ use crate::tree::{self, NodeCache, SMT, STATE_ROOTS, TreeWrite};
 pub struct CommitPolicy {
     /// Commit after this many blocks.
     pub max_blocks: u32,
-    /// Commit when the open transaction is this old.
+    /// Commit when the open transaction is this old, or [`CommitPolicy::interval_per_commit`]
+    /// times as old as the last commit took, whichever is longer.
     pub max_interval: Duration,
+    /// Stretches the interval to this many times the last commit's duration when that is
+    /// longer than `max_interval`, so that committing takes at most `1 / (1 +
+    /// interval_per_commit)` of a catch-up however much each commit writes. A v3 state tree
+    /// over a large state rewrites most of its pages at every commit, whatever the number of
+    /// blocks in it; committing it less often is what keeps its share small. 0 keeps the
+    /// interval fixed.
+    pub interval_per_commit: u32,
 }
 
 impl Default for CommitPolicy {
-    /// 1,000 blocks or 2 seconds, whichever comes first.
+    /// 1,000 blocks or 2 seconds, whichever comes first; the 2 seconds stretched so that
+    /// committing takes at most a tenth of the time (`interval_per_commit` 9).
     fn default() -> Self {
         CommitPolicy {
             max_blocks: 1_000,
             max_interval: Duration::from_secs(2),
+            interval_per_commit: 9,
         }
+    }
+}
+
+impl CommitPolicy {
+    /// How old the open transaction may grow when the last commit took `last_commit`.
+    pub fn interval_after(&self, last_commit: Duration) -> Duration {
+        self.max_interval
+            .max(last_commit.saturating_mul(self.interval_per_commit))
     }
 }
 
@@ -105,6 +123,8 @@ pub struct Writer<'s> {
     tree_thread: bool,
     /// Where the time went ([`Writer::timings`]).
     timings: WriterTimings,
+    /// How long the last commit took, which [`CommitPolicy::interval_per_commit`] scales.
+    last_commit: Duration,
     /// Blocks whose tree update ran on another thread, and blocks of at least
     /// [`DETACHED_MIN`] changes whose update did not: for the tests to see both paths taken.
     #[cfg(test)]
@@ -174,6 +194,7 @@ impl<'s> Writer<'s> {
             cache: NodeCache::default(),
             tree_thread: std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
             timings: WriterTimings::default(),
+            last_commit: Duration::ZERO,
             #[cfg(test)]
             paths_taken: (0, 0),
         })
@@ -316,6 +337,7 @@ impl<'s> Writer<'s> {
             }
             self.cache.committed();
             let took = started.elapsed();
+            self.last_commit = took;
             self.timings.commits += 1;
             self.timings.committing += took;
             self.timings.tree_pages += tree_pages;
@@ -347,7 +369,8 @@ impl<'s> Writer<'s> {
     }
 
     /// Commits if `at_tip` (every block near the chain tip is committed on its own) or if the
-    /// policy's block count or interval is reached. Returns whether it committed.
+    /// policy's block count or interval (stretched by the last commit's duration, see
+    /// [`CommitPolicy::interval_after`]) is reached. Returns whether it committed.
     pub fn commit_if_due(
         &mut self,
         policy: &CommitPolicy,
@@ -356,7 +379,7 @@ impl<'s> Writer<'s> {
         let due = self.pending > 0
             && (at_tip
                 || self.pending >= policy.max_blocks
-                || self.opened.elapsed() >= policy.max_interval);
+                || self.opened.elapsed() >= policy.interval_after(self.last_commit));
         if due {
             self.commit()?;
         }
@@ -1051,6 +1074,24 @@ mod tests {
         *x
     }
 
+    /// Applies the next block, putting the keys `0..keys` of namespace `ns`.
+    fn put_keys(w: &mut Writer<'_>, keys: u32) {
+        let height = w.next_height();
+        let prev = w.tip().map_or(Hash256::ZERO, |t| t.1);
+        let mut b = w
+            .begin_block(BlockHeader {
+                height,
+                block_hash: Hash256([height as u8; 32]),
+                prev_hash: prev,
+            })
+            .unwrap();
+        for k in 0..keys {
+            b.put_raw("ns", &k.to_be_bytes(), vec![height as u8; 20])
+                .unwrap();
+        }
+        b.finish().unwrap();
+    }
+
     /// A large v3 block's tree update runs on another thread, reading the pages its cache
     /// lacks from the last commit; that is only right while the open transaction has written
     /// no page the cache has since dropped. Random blocks (small, and from just under to well
@@ -1167,20 +1208,7 @@ mod tests {
             let mut w = store.writer().unwrap();
             for (on, keys) in [(true, 40u32), (false, 40), (true, 3), (true, 0)] {
                 w.set_tree_thread(on);
-                let height = w.next_height();
-                let prev = w.tip().map_or(Hash256::ZERO, |t| t.1);
-                let mut b = w
-                    .begin_block(BlockHeader {
-                        height,
-                        block_hash: Hash256([height as u8; 32]),
-                        prev_hash: prev,
-                    })
-                    .unwrap();
-                for k in 0..keys {
-                    b.put_raw("ns", &k.to_be_bytes(), vec![height as u8; 20])
-                        .unwrap();
-                }
-                b.finish().unwrap();
+                put_keys(&mut w, keys);
             }
             // A block at the wrong height fails and is not counted.
             let wrong = BlockHeader {
@@ -1210,5 +1238,60 @@ mod tests {
             }
             assert_eq!(w.timings(), WriterTimings::default());
         }
+    }
+
+    /// The interval stretches to `interval_per_commit` times the last commit's duration when
+    /// that is longer, and never shrinks below `max_interval`; 0 keeps it fixed. A writer
+    /// whose last commit was slow keeps its transaction open past `max_interval`.
+    #[test]
+    fn a_slow_commit_stretches_the_interval() {
+        let ms = Duration::from_millis;
+        let policy = CommitPolicy {
+            max_blocks: 1_000,
+            max_interval: ms(2_000),
+            interval_per_commit: 9,
+        };
+        assert_eq!(policy.interval_after(Duration::ZERO), ms(2_000));
+        assert_eq!(policy.interval_after(ms(100)), ms(2_000));
+        assert_eq!(policy.interval_after(ms(1_000)), ms(9_000));
+        assert_eq!(CommitPolicy::default(), policy);
+        let fixed = CommitPolicy {
+            interval_per_commit: 0,
+            ..policy
+        };
+        assert_eq!(fixed.interval_after(ms(1_000)), ms(2_000));
+        assert_eq!(
+            policy.interval_after(Duration::MAX),
+            Duration::MAX,
+            "saturates"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig::new("test-app", "1.0.0", Scheme::V3, 10, "regtest");
+        let store = Store::open(dir.path().join("db"), config).unwrap();
+        let mut w = store.writer().unwrap();
+        let short = CommitPolicy {
+            max_blocks: 1_000,
+            max_interval: ms(1),
+            interval_per_commit: 1_000,
+        };
+        for _ in 0..2 {
+            put_keys(&mut w, 1);
+            std::thread::sleep(ms(5));
+            // As if the last commit had taken a second: 1,000 seconds to the next.
+            w.last_commit = ms(1_000);
+            assert!(!w.commit_if_due(&short, false).unwrap());
+            // At the tip every block is committed whatever the interval.
+            assert!(w.commit_if_due(&short, true).unwrap());
+        }
+        put_keys(&mut w, 0);
+        std::thread::sleep(ms(5));
+        w.last_commit = ms(1_000);
+        let fixed = CommitPolicy {
+            interval_per_commit: 0,
+            ..short
+        };
+        assert!(w.commit_if_due(&fixed, false).unwrap());
+        assert_eq!(w.pending_blocks(), 0);
     }
 }
