@@ -40,7 +40,7 @@
 //! version costs no disk beyond the undo logs the store keeps anyway, and is available exactly
 //! as far back as they reach (the undo window).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use redb::{ReadableTable, Table, TableDefinition};
@@ -343,8 +343,9 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> PageStore for ReadPages<'_,
 /// bound has them written at once, so the bound holds whatever the transaction's length.
 pub(crate) struct NodeCache {
     pages: ByPosition<Page>,
-    /// The pages changed since they were last written to the table, in key order.
-    dirty: BTreeSet<(u16, Hash256)>,
+    /// The pages changed since they were last written to the table (put in key order when
+    /// written: a set kept in order cost a block of 1,000 changes about 1,300 ordered inserts).
+    dirty: ByPosition<()>,
     /// Whether the open write transaction has written pages (early, or before a rollback):
     /// the cache may have dropped some of them since, so a page missing from it can differ
     /// from the last commit's. See [`NodeCache::committed_pages`].
@@ -371,7 +372,7 @@ impl NodeCache {
     pub(crate) fn with_limit(limit: usize) -> Self {
         NodeCache {
             pages: ByPosition::default(),
-            dirty: BTreeSet::new(),
+            dirty: ByPosition::default(),
             wrote_in_txn: false,
             limit,
             root: None,
@@ -454,7 +455,7 @@ impl NodeCache {
         let dirty = &self.dirty;
         self.pages.retain(|position, _| {
             keep = !keep;
-            position.0 < CACHED_BELOW || keep || dirty.contains(position)
+            position.0 < CACHED_BELOW || keep || dirty.contains_key(position)
         });
     }
 }
@@ -551,7 +552,9 @@ fn apply_cached<T: ReadableTable<&'static [u8], &'static [u8]>>(
     let CachedPages { cache, changed, .. } = paged.finish();
     match updated {
         Ok(root) => {
-            cache.dirty.extend(changed);
+            cache
+                .dirty
+                .extend(changed.into_iter().map(|position| (position, ())));
             cache.root = Some(root);
             Ok(root)
         }
@@ -583,7 +586,9 @@ pub(crate) fn write_dirty(
     table: &mut Table<'_, &'static [u8], &'static [u8]>,
     cache: &mut NodeCache,
 ) -> Result<(), StoreError> {
-    let dirty = std::mem::take(&mut cache.dirty);
+    let mut dirty: Vec<(u16, Hash256)> = std::mem::take(&mut cache.dirty).into_keys().collect();
+    // Key order (a page's key is its depth, then its prefix's bytes): redb inserts in order.
+    dirty.sort_unstable();
     cache.wrote_in_txn |= !dirty.is_empty();
     let written = dirty.iter().try_for_each(|position| {
         let page = cache.pages.get(position).ok_or_else(|| {
