@@ -73,10 +73,7 @@ pub fn build(root: &Path) -> Result<PathBuf> {
         }
     };
     let rustc = rustc.to_string_lossy().into_owned();
-    let target = env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let out = target.join("guests");
+    let out = crate::target_dir(root).join("guests");
     fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let env = [("RUSTC_BOOTSTRAP", "1")];
 

@@ -58,7 +58,7 @@ fn main() -> Result<()> {
             step("vc-light dependency rules", check_light_dependencies)?;
             step("vc-source backend features", check_source_features)
         }
-        Some("demo") => release_cli().and_then(|cli| demo(&root, &cli)),
+        Some("demo") => release_cli(&root).and_then(|cli| demo(&root, &cli)),
         Some("bench") => bench(&args[1..]),
         Some("node") => node::provision().map(|exe| println!("{}", exe.display())),
         Some("electrs") => electrs::provision().map(|exe| println!("{}", exe.display())),
@@ -213,7 +213,7 @@ fn ci(root: &Path) -> Result<()> {
             ],
         )
     })?;
-    let cli = target_dir().join("debug").join("virtualchain");
+    let cli = target_dir(root).join("debug").join("virtualchain");
     step("CLI reference (docs/cli.md) is current", || {
         check_cli_reference(root, &cli)
     })?;
@@ -591,18 +591,21 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// The cargo target directory: `CARGO_TARGET_DIR`, else `target`.
-fn target_dir() -> PathBuf {
-    env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from)
+/// The cargo target directory of the workspace at `root`: `CARGO_TARGET_DIR` (relative to
+/// `root`, where cargo runs), else `target`.
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
+    root.join(
+        env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from),
+    )
 }
 
-/// The release `virtualchain` binary, built first.
-fn release_cli() -> Result<PathBuf> {
+/// The release `virtualchain` binary of the workspace at `root`, built first.
+fn release_cli(root: &Path) -> Result<PathBuf> {
     run(
         "cargo",
         ["build", "--release", "--quiet", "-p", "virtualchain"],
     )?;
-    Ok(target_dir().join("release").join("virtualchain"))
+    Ok(target_dir(root).join("release").join("virtualchain"))
 }
 
 /// `virtualchain chash compute` must agree line for line with the independent Python reference
@@ -950,10 +953,8 @@ fn bench_scale(extra: &[String]) -> Result<()> {
     run("cargo", ["build", "--release", "-p", "vc-bench"])?;
     let cache = vc_testnode::cache_root().context("HOME is not set; set VC_CACHE_DIR")?;
     let cache = cache.to_string_lossy().into_owned();
-    let criterion = target_dir()
-        .join("criterion")
-        .to_string_lossy()
-        .into_owned();
+    let target = target_dir(&workspace_root()?);
+    let criterion = target.join("criterion").to_string_lossy().into_owned();
     let mut args = vec![
         "scale",
         "--cache",
@@ -966,7 +967,7 @@ fn bench_scale(extra: &[String]) -> Result<()> {
         "docs/benchmarks.json",
     ];
     args.extend(extra.iter().map(String::as_str));
-    let bench = target_dir().join("release").join("vc-bench");
+    let bench = target.join("release").join("vc-bench");
     run(&bench.to_string_lossy(), args)
 }
 
@@ -1002,7 +1003,7 @@ fn bench_index(extra: &[String]) -> Result<()> {
         ["build", "--release", "-p", "virtualchain", "-p", "vc-bench"],
     )?;
     let cache = vc_testnode::cache_root().context("HOME is not set; set VC_CACHE_DIR")?;
-    let release = target_dir().join("release");
+    let release = target_dir(&workspace_root()?).join("release");
     let (cache, cli) = (
         cache.to_string_lossy().into_owned(),
         release.join("virtualchain").to_string_lossy().into_owned(),

@@ -133,10 +133,7 @@ pub(super) fn seed(root: &Path) -> Result<()> {
 /// module), and operations for its fixed module (first byte 1: bodies split at 0xff, each
 /// starting with its opcode's index: echo, loop, recurse).
 fn seed_vm(root: &Path) -> Result<()> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    if let Ok(dir) = fs::read_dir(target.join("guests")) {
+    if let Ok(dir) = fs::read_dir(crate::target_dir(root).join("guests")) {
         for entry in dir.flatten() {
             let path = entry.path();
             if path.extension().is_some_and(|e| e == "wasm") {
