@@ -40,7 +40,7 @@
 //! version costs no disk beyond the undo logs the store keeps anyway, and is available exactly
 //! as far back as they reach (the undo window).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use redb::{ReadableTable, Table, TableDefinition};
@@ -87,6 +87,9 @@ const CACHED_BELOW: u16 = 2 * LEVELS;
 
 /// Page positions to values, hashed with [`PositionHasher`].
 type ByPosition<V> = HashMap<(u16, Hash256), V, BuildHasherDefault<PositionHasher>>;
+
+/// A set of page positions, hashed as [`ByPosition`] keys are.
+type PositionSet = HashSet<(u16, Hash256), BuildHasherDefault<PositionHasher>>;
 
 /// A cheap hasher for page positions, in place of std's SipHash (which took about 40% of the
 /// tree's own instructions): a position is a depth and a prefix of SHA-256 key paths, whose
@@ -345,7 +348,7 @@ pub(crate) struct NodeCache {
     pages: ByPosition<Page>,
     /// The pages changed since they were last written to the table (put in key order when
     /// written: a set kept in order cost a block of 1,000 changes about 1,300 ordered inserts).
-    dirty: ByPosition<()>,
+    dirty: PositionSet,
     /// Whether the open write transaction has written pages (early, or before a rollback):
     /// the cache may have dropped some of them since, so a page missing from it can differ
     /// from the last commit's. See [`NodeCache::committed_pages`].
@@ -372,7 +375,7 @@ impl NodeCache {
     pub(crate) fn with_limit(limit: usize) -> Self {
         NodeCache {
             pages: ByPosition::default(),
-            dirty: ByPosition::default(),
+            dirty: PositionSet::default(),
             wrote_in_txn: false,
             limit,
             root: None,
@@ -455,7 +458,7 @@ impl NodeCache {
         let dirty = &self.dirty;
         self.pages.retain(|position, _| {
             keep = !keep;
-            position.0 < CACHED_BELOW || keep || dirty.contains_key(position)
+            position.0 < CACHED_BELOW || keep || dirty.contains(position)
         });
     }
 }
@@ -552,9 +555,7 @@ fn apply_cached<T: ReadableTable<&'static [u8], &'static [u8]>>(
     let CachedPages { cache, changed, .. } = paged.finish();
     match updated {
         Ok(root) => {
-            cache
-                .dirty
-                .extend(changed.into_iter().map(|position| (position, ())));
+            cache.dirty.extend(changed);
             cache.root = Some(root);
             Ok(root)
         }
@@ -586,7 +587,7 @@ pub(crate) fn write_dirty(
     table: &mut Table<'_, &'static [u8], &'static [u8]>,
     cache: &mut NodeCache,
 ) -> Result<(), StoreError> {
-    let mut dirty: Vec<(u16, Hash256)> = std::mem::take(&mut cache.dirty).into_keys().collect();
+    let mut dirty: Vec<(u16, Hash256)> = std::mem::take(&mut cache.dirty).into_iter().collect();
     // Key order (a page's key is its depth, then its prefix's bytes): redb inserts in order.
     dirty.sort_unstable();
     cache.wrote_in_txn |= !dirty.is_empty();
